@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` (install + train the bundled example) and
+# `make test` (install + run the tests). Needs Python 3.10+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_WORKERS ?= 2
+
+.PHONY: install demo test quality bench catalog clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/nettrain fit configs/iris.yaml
+
+test: install
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
+# Train every example config fully and print its figure against the goal.
+quality: install
+	$(BIN)/python bench/quality.py
+
+# Speed and overhead benchmarks against hand-written Keras in the same run.
+bench: install
+	$(BIN)/python bench/run.py
+
+# Regenerate the Keras name snapshot used by `nettrain validate` (after upgrading Keras).
+catalog: install
+	$(BIN)/python -m nettrain.config.catalog
+
+clean:
+	rm -rf runs .pytest_cache build *.egg-info

@@ -1,0 +1,124 @@
+"""The command line: parse arguments, call one library function, print, map errors to exit codes.
+
+Nothing here imports TensorFlow; `nettrain.api` imports it lazily, only in commands that train
+or load a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from nettrain import __version__
+from nettrain.errors import EXIT_INTERRUPTED, NettrainError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Train Keras neural networks from YAML experiment specs.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+SET_HELP = "Override a config key by dotted path, e.g. --set training.epochs=5 (VALUE is YAML). Repeatable."
+
+
+def _fail(err: NettrainError) -> None:
+    typer.echo(f"error: {err.message}", err=True)
+    raise typer.Exit(err.exit_code)
+
+
+def _run(fn, *args, **kwargs):
+    """Call a library function, turning nettrain errors into one message and an exit code."""
+    try:
+        return fn(*args, **kwargs)
+    except NettrainError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"nettrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """Train Keras neural networks from YAML experiment specs."""
+
+
+@app.command()
+def fit(
+    config: Path = typer.Argument(..., help="Experiment spec (YAML)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of <output.dir>/<name>/<time>."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last complete epoch."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="One plain line per epoch, no progress bars."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the final metrics as one JSON object on stdout."),
+):
+    """Train a model from CONFIG and write a run directory."""
+    from nettrain import api
+
+    result = _run(api.fit, config, overrides=set_ or [], run_dir=run_dir, resume=resume,
+                  quiet=quiet or as_json, json_output=as_json)
+    if as_json:
+        typer.echo(json.dumps(result.metrics, sort_keys=True))
+
+
+@app.command()
+def validate(
+    config: Path = typer.Argument(..., help="Experiment spec (YAML)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+    build: bool = typer.Option(False, "--build", help="Also load the data, build the model and print its summary (imports TensorFlow)."),
+):
+    """Check CONFIG without training (and without TensorFlow unless --build)."""
+    from nettrain import api
+
+    text = _run(api.validate, config, overrides=set_ or [], build=build)
+    typer.echo(text)
+
+
+@app.command()
+def schema():
+    """Print the JSON Schema of the config, for editors."""
+    from nettrain import api
+
+    typer.echo(json.dumps(api.schema(), indent=2))
+
+
+@app.command()
+def init(
+    data: Path = typer.Argument(..., help="A data file (.csv .tsv .parquet .jsonl)."),
+    target: str = typer.Option(..., "--target", "-t", help="The label column."),
+):
+    """Print a starting config for a dataset."""
+    from nettrain import api
+
+    typer.echo(_run(api.init_config, data, target), nl=False)
+
+
+@app.command()
+def runs(directory: Path = typer.Argument(Path("runs"), help="Runs root to list.")):
+    """Table of runs and their final metrics."""
+    from nettrain import api
+
+    _run(api.list_runs, directory)
+
+
+def main() -> None:
+    if os.environ.get("NO_COLOR") or os.environ.get("CI"):
+        os.environ.setdefault("TERM", "dumb")
+    app(prog_name="nettrain")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

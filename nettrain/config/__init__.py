@@ -1,0 +1,6 @@
+"""Config schema and loader (no TensorFlow)."""
+
+from nettrain.config.loader import load_config, parse_override
+from nettrain.config.schema import Config
+
+__all__ = ["Config", "load_config", "parse_override"]

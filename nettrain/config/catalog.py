@@ -1,0 +1,124 @@
+"""A snapshot of what Keras offers by name, so `nettrain validate` can check names without TF.
+
+The snapshot (`keras_catalog.json`) is generated from the installed Keras by
+`python -m nettrain.config.catalog` and a test checks that it still matches Keras. It is only a
+first line of defence: when the model is built, every name and argument is checked again
+against Keras itself, so a stale snapshot can never let a wrong config train.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+CATALOG_PATH = Path(__file__).with_name("keras_catalog.json")
+
+# Layer.__init__ keywords every layer accepts (input_shape/input_dim are refused: nettrain
+# builds the inputs itself).
+BASE_LAYER_ARGS = ["activity_regularizer", "trainable", "dtype", "autocast", "name"]
+
+
+def init_params(cls) -> tuple[list[str], bool, list[str]]:
+    """Constructor keyword names along the MRO while each __init__ forwards **kwargs.
+
+    Returns (names, accepts_any_other_keyword, required_names).
+    """
+    names: list[str] = []
+    required: list[str] = []
+    required_done = False  # only the class's own __init__ says what must be given
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            sig = inspect.signature(init)
+        except (TypeError, ValueError):
+            return names, True, required
+        has_kwargs = False
+        for p in list(sig.parameters.values())[1:]:
+            if p.kind is p.VAR_KEYWORD:
+                has_kwargs = True
+            elif p.kind is not p.VAR_POSITIONAL and p.name not in names:
+                names.append(p.name)
+                if p.default is p.empty and not required_done:
+                    required.append(p.name)
+        required_done = True
+        if not has_kwargs or klass.__name__ == "Layer":
+            return names, False, required
+    return names, True, required
+
+
+def _classes(module, base) -> dict[str, Any]:
+    out = {}
+    for attr in dir(module):
+        obj = getattr(module, attr)
+        if inspect.isclass(obj) and issubclass(obj, base) and obj is not base:
+            out[attr] = obj
+    return out
+
+
+def generate() -> dict[str, Any]:
+    import keras
+    import sklearn.datasets
+
+    layers = {}
+    for name, cls in _classes(keras.layers, keras.layers.Layer).items():
+        params, open_kwargs, required = init_params(cls)
+        layers[name] = {"params": params, "kwargs": open_kwargs, "required": required}
+
+    def registry(module, base, lookup):
+        # Classes under their class name (with constructor arguments), functions and aliases
+        # that `get` resolves under their own name.
+        named = {}
+        for name, cls in _classes(module, base).items():
+            named[name] = init_params(cls)[0]
+        for attr in dir(module):
+            if attr.startswith("_") or attr in named or attr in ("get", "serialize", "deserialize"):
+                continue
+            try:
+                lookup(attr)
+            except Exception:
+                continue
+            named[attr] = None
+        return named
+
+    catalog = {
+        "keras_version": keras.__version__,
+        "layers": layers,
+        "losses": registry(keras.losses, keras.losses.Loss, keras.losses.get),
+        "metrics": registry(keras.metrics, keras.metrics.Metric, keras.metrics.get),
+        "optimizers": registry(keras.optimizers, keras.optimizers.Optimizer, keras.optimizers.get),
+        "initializers": sorted(
+            a for a in dir(keras.initializers) if not a.startswith("_") and a not in ("get", "serialize", "deserialize")
+        ),
+        "generators": {
+            g: [p for p in inspect.signature(getattr(sklearn.datasets, g)).parameters]
+            for g in ("make_regression", "make_classification", "make_blobs")
+        },
+    }
+    # Strings compile() understands besides registry names.
+    for alias in ("acc", "accuracy", "crossentropy", "ce", "mse", "mae", "mape", "msle"):
+        catalog["metrics"].setdefault(alias, None)
+    return catalog
+
+
+def normalize(name: str) -> str:
+    """Spelling-insensitive key: `RMSprop`, `rmsprop` and `rm_sprop` are one optimizer."""
+    return name.replace("_", "").lower()
+
+
+@functools.lru_cache(maxsize=1)
+def load() -> dict[str, Any]:
+    return json.loads(CATALOG_PATH.read_text())
+
+
+def main() -> None:
+    CATALOG_PATH.write_text(json.dumps(generate(), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {CATALOG_PATH}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""The experiment config: one pydantic model per section, unknown keys refused.
+
+Nothing here imports TensorFlow. Names that only Keras can judge (layer types and their
+arguments, losses, optimizers, metrics) are checked against the Keras catalog snapshot in
+`catalog.py` at validation time and against Keras itself when the model is built.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from nettrain.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ---------------------------------------------------------------------------------- data
+
+GENERATORS = ("make_regression", "make_classification", "make_blobs")
+
+
+class GeneratorSource(BaseModel):
+    """`{generator: make_regression, n_samples: 200, ...}`: any argument of the sklearn function."""
+
+    model_config = ConfigDict(extra="allow")
+    generator: Literal["make_regression", "make_classification", "make_blobs"]
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SplitConfig(Section):
+    test: float = Field(0.2, description="fraction held out for the final test (0 for none)")
+    validation: float = Field(0.2, description="fraction of the remaining rows used for validation (0 for none)")
+    shuffle: bool = Field(True, description="false keeps file order: the last rows are held out")
+    stratify: bool | None = Field(None, description="default: true for classification")
+    folds: int = Field(1, ge=1, description="k > 1 runs k-fold cross-validation on the non-test rows")
+
+    @field_validator("test", "validation")
+    @classmethod
+    def _fraction(cls, v: float) -> float:
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"must be a fraction in [0, 1) (0 turns the split off), got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> "SplitConfig":
+        if (1 - self.test) * (1 - self.validation) <= 0:
+            raise ValueError("test and validation fractions leave no training rows")
+        return self
+
+
+TEXT_MODES = ("multi_hot", "count", "tf_idf", "int")
+
+
+class ColumnConfig(Section):
+    type: Literal["numeric", "categorical", "text"]
+    max_tokens: int | None = Field(None, ge=2, description="text: vocabulary size (default 10000)")
+    output_mode: Literal["multi_hot", "count", "tf_idf", "int"] | None = Field(
+        None, description="text: multi_hot (default), count, tf_idf or int token sequences")
+    sequence_length: int | None = Field(None, ge=1, description="text with output_mode int: pad/cut to this length")
+    embedding_dim: int | None = Field(None, ge=1, description="categorical with embedding, or text with int mode")
+
+    @model_validator(mode="after")
+    def _text_only(self) -> "ColumnConfig":
+        if self.type != "text":
+            for key in ("max_tokens", "output_mode", "sequence_length"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"'{key}' applies only to columns of type text, this column is {self.type}")
+        return self
+
+
+class DataConfig(Section):
+    source: str | GeneratorSource | None = Field(
+        None, description="file (.csv .tsv .parquet .jsonl .npz), sklearn:NAME, keras:NAME or a generator mapping")
+    target: str | None = Field(None, description="label column; optional for bundled sets and generators")
+    features: list[str] | None = Field(None, description="input columns; default all but target and drop")
+    drop: list[str] = Field(default_factory=list, description="columns ignored")
+    id: str | None = Field(None, description="identifier column: never a feature, passed through by predict")
+    columns: dict[str, ColumnConfig] = Field(default_factory=dict, description="per-column type overrides")
+    task: Literal["auto", "regression", "binary", "multiclass"] = "auto"
+    train: str | None = Field(None, description="separate training file instead of source + split")
+    validation: str | None = Field(None, description="separate validation file")
+    test: str | None = Field(None, description="separate test file")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataConfig":
+        if self.source is None and self.train is None:
+            raise ValueError("give either 'source' (one dataset, split by ratio) or 'train' (separate files)")
+        if self.source is not None and self.train is not None:
+            raise ValueError("give 'source' or 'train', not both")
+        return self
+
+
+# ---------------------------------------------------------------------------- preprocessing
+
+class PreprocessingConfig(Section):
+    numeric: Literal["standard", "minmax", "none"] = "standard"
+    categorical: Literal["one_hot", "embedding", "none"] = "one_hot"
+    missing: Literal["error", "mean", "median", "most_frequent", "drop_rows"] = "error"
+    labels: Literal["auto", "sparse", "one_hot"] = "auto"
+
+
+# ---------------------------------------------------------------------------------- model
+
+class LayerSpec(BaseModel):
+    """`{type: Dense, units: 64, ...}`: the other keys are the layer's constructor arguments."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @field_validator("type")
+    @classmethod
+    def _no_code(cls, v: str) -> str:
+        if v in ("Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer"):
+            raise ValueError(f"layer type {v!r} runs arbitrary code and is refused; use built-in layers")
+        return v
+
+
+Initializer = Union[str, dict[str, Any]]
+
+
+class ModelConfig(Section):
+    layers: list[LayerSpec] = Field(
+        default_factory=lambda: [LayerSpec(type="Dense", units=64, activation="relu")])
+    kernel_initializer: Initializer | None = Field(
+        None, description="default initializer for every layer that takes one; a layer's own value wins")
+    output: Literal["auto", "none"] | LayerSpec = Field(
+        "auto", description="auto: head from the task; none: the stack already ends in it; or a layer")
+
+
+# ------------------------------------------------------------------------------- training
+
+NameOrMapping = Union[str, dict[str, Any]]
+
+
+class TrainingConfig(Section):
+    loss: NameOrMapping = Field("auto", description="Keras loss name or {name: huber, delta: 1.0}; auto from the task")
+    optimizer: NameOrMapping = Field("adam", description="Keras optimizer name or {name: sgd, learning_rate: 0.01, ...}")
+    metrics: Literal["auto"] | list[NameOrMapping] = Field("auto", description="Keras metric names or mappings")
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    class_weight: Literal["none", "balanced"] | dict[str | int, float] = "none"
+    steps_per_execution: int | Literal["auto"] = Field(
+        "auto", description="batches run per call into TensorFlow; auto picks up to 32 (faster on small models)")
+
+    @field_validator("steps_per_execution")
+    @classmethod
+    def _positive(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be 'auto' or an integer >= 1, got {v!r}")
+        return v
+
+    @field_validator("loss", "optimizer")
+    @classmethod
+    def _named(cls, v):
+        if isinstance(v, dict) and "name" not in v:
+            raise ValueError("a mapping needs a 'name' key, e.g. {name: sgd, learning_rate: 0.01}")
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _named_metrics(cls, v):
+        if isinstance(v, list):
+            for item in v:
+                if isinstance(item, dict) and "name" not in item:
+                    raise ValueError("a metric mapping needs a 'name' key, e.g. {name: auc, curve: PR}")
+        return v
+
+
+# ------------------------------------------------------------------------------ callbacks
+
+class EarlyStoppingConfig(Section):
+    monitor: str = "val_loss"
+    patience: int = Field(0, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    mode: Literal["auto", "min", "max"] = "auto"
+    restore_best_weights: bool = False
+    baseline: float | None = None
+    start_from_epoch: int = Field(0, ge=0)
+
+
+class CheckpointConfig(Section):
+    enabled: bool = True
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    save_best_only: bool = False
+    filename: str = "epoch{epoch:03d}.h5"
+    keep: int | None = Field(None, ge=1, description="how many templated files to keep (newest); default all")
+
+    @field_validator("filename")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not v.endswith(".h5"):
+            raise ValueError(f"must end in .h5, got {v!r}")
+        if v.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", v) or ".." in re.split(r"[/\\]", v):
+            raise ValueError(f"must be a file name inside checkpoints/ (no absolute path, no '..'), got {v!r}")
+        if v in ("best.h5", "last.h5"):
+            raise ValueError(f"{v!r} is reserved: best.h5 and last.h5 are always written")
+        return v
+
+
+class StepDecay(Section):
+    type: Literal["step_decay"]
+    drop: float = Field(0.5, gt=0, le=1)
+    every: int = Field(10, ge=1)
+
+
+class ExponentialDecay(Section):
+    type: Literal["exponential"]
+    decay_rate: float = Field(0.96, gt=0)
+    decay_steps: int = Field(1000, ge=1, description="optimizer steps (batches), as in Keras")
+    staircase: bool = False
+
+
+class CosineDecay(Section):
+    type: Literal["cosine"]
+    decay_steps: int | None = Field(None, ge=1, description="optimizer steps; default: the whole run")
+    alpha: float = Field(0.0, ge=0, le=1)
+
+
+class WarmupCosine(Section):
+    type: Literal["warmup_cosine"]
+    warmup_epochs: int = Field(1, ge=0)
+    warmup_start: float = Field(0.0, ge=0, description="learning rate at the first step of warm-up")
+    decay_steps: int | None = Field(None, ge=1, description="optimizer steps after warm-up; default: the rest of the run")
+    alpha: float = Field(0.0, ge=0, le=1)
+
+
+class ReduceOnPlateau(Section):
+    type: Literal["reduce_on_plateau"]
+    monitor: str = "val_loss"
+    factor: float = Field(0.1, gt=0, lt=1)
+    patience: int = Field(10, ge=0)
+    min_lr: float = Field(0.0, ge=0)
+    min_delta: float = Field(1e-4, ge=0)
+    cooldown: int = Field(0, ge=0)
+    mode: Literal["auto", "min", "max"] = "auto"
+
+
+LRSchedule = Annotated[
+    Union[StepDecay, ExponentialDecay, CosineDecay, WarmupCosine, ReduceOnPlateau],
+    Field(discriminator="type"),
+]
+
+
+class TensorBoardConfig(Section):
+    histogram_freq: int = Field(0, ge=0)
+    update_freq: Literal["epoch", "batch"] | int = "epoch"
+    write_graph: bool = False
+
+
+class CallbacksConfig(Section):
+    early_stopping: EarlyStoppingConfig | None = None
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    lr_schedule: LRSchedule | None = None
+    tensorboard: TensorBoardConfig | None = None
+    terminate_on_nan: bool = True
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _off(cls, v):
+        if v is False or v is None:
+            return {"enabled": False}
+        if v is True:
+            return {}
+        return v
+
+
+# -------------------------------------------------------------------------------- runtime
+
+class RuntimeConfig(Section):
+    device: str = Field("auto", description="auto, cpu, gpu or gpu:N")
+    mixed_precision: Literal[False, "mixed_float16", "mixed_bfloat16"] = False
+    deterministic: bool = True
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|gpu(:\d+)?", v):
+            raise ValueError(f"must be auto, cpu, gpu or gpu:N, got {v!r}")
+        return v
+
+
+class OutputConfig(Section):
+    dir: str = Field("runs", description="runs root: a run goes to <dir>/<name>/<YYYYmmdd-HHMMSS>")
+    plots: bool = Field(True, description="write plots/ (learning curves, confusion matrix or predicted vs actual)")
+
+
+# ---------------------------------------------------------------------------------- root
+
+class Config(Section):
+    name: str | None = Field(None, description="run name; default: the config file stem")
+    seed: int = 42
+    data: DataConfig
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    # Where the config came from, so later stages can point at the culprit too.
+    _file: str | None = PrivateAttr(None)
+    _lines: dict[str, int] = PrivateAttr(default_factory=dict)
+    _overridden: list[str] = PrivateAttr(default_factory=list)
+
+    def error(self, path: str, message: str) -> ConfigError:
+        """A ConfigError for the key `path` (dotted), with the file and line it came from."""
+        for o in self._overridden:
+            if path == o or path.startswith(o + ".") or o.startswith(path + "."):
+                return ConfigError(message + f" (set by --set {o}=...)", file=self._file, path=path)
+        line, probe = None, path
+        while probe:
+            if probe in self._lines:
+                line = self._lines[probe]
+                break
+            probe = probe.rpartition(".")[0]
+        return ConfigError(message, file=self._file, path=path, line=line)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
+            raise ValueError(f"use letters, digits, '.', '_' and '-' only (it names a folder), got {v!r}")
+        return v
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data with every default filled in (what config.yaml in a run holds)."""
+        return self.model_dump(mode="json", exclude_none=False)

@@ -1,0 +1,93 @@
+"""The plain values the data stage hands to the model and training stages.
+
+No TensorFlow, no pandas in these types: arrays and JSON-able schema only, so the same
+`FeatureSchema` turns raw rows into model inputs at fit, evaluate and predict time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Task = Literal["regression", "binary", "multiclass"]
+Kind = Literal["numeric", "categorical", "text"]
+
+# Name of the single model input that carries all numeric columns, in `numeric_columns` order.
+NUMERIC_INPUT = "numeric"
+
+
+@dataclass
+class ColumnInfo:
+    name: str
+    kind: Kind
+    # text only
+    max_tokens: int | None = None
+    output_mode: str | None = None
+    sequence_length: int | None = None
+    # categorical (embedding) or text (int mode)
+    embedding_dim: int | None = None
+
+
+@dataclass
+class FeatureSchema:
+    """How raw columns become model inputs; saved in the run directory as `features.json`."""
+
+    task: Task
+    target: str | None
+    columns: list[ColumnInfo]
+    class_names: list[str] | None = None          # classification: output order
+    imputation: dict[str, Any] = field(default_factory=dict)  # column -> fill value (train rows)
+    id_column: str | None = None
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.kind == "numeric"]
+
+    @property
+    def other_columns(self) -> list[ColumnInfo]:
+        return [c for c in self.columns if c.kind != "numeric"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeatureSchema":
+        d = dict(d)
+        d["columns"] = [ColumnInfo(**c) for c in d["columns"]]
+        return cls(**d)
+
+
+@dataclass
+class Split:
+    """One split's rows as model inputs and encoded targets.
+
+    inputs: {"numeric": float32 (n, k)} when there are numeric columns, plus one array of shape
+            (n, 1) per categorical or text column (dtype object holding str).
+    y:      regression float32 (n,) or (n, t); classification int64 class indices (n,).
+    ids:    the id column's values (n,), when the data has one.
+    """
+
+    inputs: dict[str, np.ndarray]
+    y: np.ndarray | None
+    ids: np.ndarray | None = None
+    row_index: np.ndarray | None = None  # positions in the source table (for evaluate/debugging)
+
+    def __len__(self) -> int:
+        first = next(iter(self.inputs.values()))
+        return len(first)
+
+
+@dataclass
+class Dataset:
+    schema: FeatureSchema
+    train: Split
+    validation: Split | None
+    test: Split | None
+    fingerprint: str                    # sha256 of the source rows and split assignment
+    source: str                         # human description: path or bundled name
+    n_rows: int                         # rows after the missing-value policy, before splitting
+    # k-fold (split.folds > 1): (train_positions, validation_positions) into `pool`, the non-test rows
+    folds: list[tuple[np.ndarray, np.ndarray]] | None = None
+    pool: Split | None = None
