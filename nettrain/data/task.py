@@ -1,0 +1,120 @@
+"""The task (regression, binary, multiclass) and the class names, from the target and the loss.
+
+With `data.task: auto` the loss decides first (a regression loss means regression, a binary loss
+binary, a categorical loss multiclass even with two classes); with `training.loss: auto` the
+target decides: text, boolean or categorical labels are classes (binary when there are two);
+integer labels with at most 20 distinct values are classes; other numbers mean regression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from nettrain.data.columns import as_strings, to_numbers
+from nettrain.data.sources import list_names
+
+MAX_INTEGER_CLASSES = 20
+
+REGRESSION_LOSSES = {
+    "meansquarederror", "mse", "meanabsoluteerror", "mae", "huber", "huberloss", "logcosh", "logcoshloss",
+    "meansquaredlogarithmicerror", "msle", "meanabsolutepercentageerror", "mape", "poisson",
+    "cosinesimilarity",
+}
+BINARY_LOSSES = {"binarycrossentropy", "binaryfocalcrossentropy", "hinge", "squaredhinge"}
+MULTICLASS_LOSSES = {
+    "categoricalcrossentropy", "sparsecategoricalcrossentropy", "categoricalhinge", "kldivergence",
+    "kld", "kullbackleiblerdivergence", "categoricalfocalcrossentropy",
+    "categoricalgeneralizedcrossentropy",
+}
+
+
+def loss_name(loss) -> str:
+    return loss.get("name", "") if isinstance(loss, dict) else str(loss)
+
+
+def loss_task(loss) -> str | None:
+    """The task a loss implies: regression, binary, multiclass, or None (auto or task-neutral)."""
+    norm = loss_name(loss).replace("_", "").lower()
+    if norm in REGRESSION_LOSSES:
+        return "regression"
+    if norm in BINARY_LOSSES:
+        return "binary"
+    if norm in MULTICLASS_LOSSES:
+        return "multiclass"
+    return None
+
+
+def target_kind(target: pd.Series) -> str:
+    """'labels' (text, bool, category), 'integer' (whole numbers) or 'continuous'."""
+    dtype = target.dtype
+    if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        return "labels"
+    if pd.api.types.is_numeric_dtype(dtype):
+        values = target.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        values, bad = to_numbers(target)
+        if bad.any() or target.dropna().map(lambda v: isinstance(v, (bool, np.bool_))).any():
+            return "labels"
+    values = values[~np.isnan(values)]
+    if len(values) and np.all(np.mod(values, 1) == 0):
+        return "integer"
+    return "continuous"
+
+
+def class_names(target: pd.Series) -> list[str]:
+    """Sorted distinct labels as strings: numbers in numeric order ("2" before "10")."""
+    labels = as_strings(target)
+    unique = pd.unique(labels[pd.notna(labels)])
+    if target_kind(target) in ("integer", "continuous"):
+        return sorted((str(u) for u in unique), key=float)
+    return sorted(str(u) for u in unique)
+
+
+def infer_task(cfg, target: pd.Series, name: str, hint: str | None = None) -> tuple[str, list[str] | None]:
+    """(task, class names or None) for the target column's present values."""
+    kind = target_kind(target)
+    requested = cfg.data.task
+    by_loss = loss_task(cfg.training.loss) if requested == "auto" else None
+    lname = loss_name(cfg.training.loss)
+
+    if requested == "regression" or by_loss == "regression":
+        if kind == "labels":
+            sample = list_names(pd.unique(target.dropna().astype(str))[:5], 5)
+            key, why = (("data.task", "task is regression") if requested == "regression"
+                        else ("training.loss", f"'{lname}' is a regression loss"))
+            raise cfg.error(key, f"{why} but target '{name}' holds labels ({sample}); use a classification "
+                            "loss such as sparse_categorical_crossentropy, or task: auto")
+        return "regression", None
+
+    if requested == "auto" and by_loss is None:
+        if kind == "continuous" or hint == "regression":
+            return "regression", None
+        if kind == "integer" and hint is None:
+            n = len(pd.unique(target.dropna()))
+            if n > MAX_INTEGER_CLASSES:
+                return "regression", None
+
+    names = class_names(target)
+    n = len(names)
+    if kind == "continuous" and (requested == "auto"):
+        raise cfg.error("training.loss", f"'{lname}' is a classification loss but target '{name}' holds "
+                        f"continuous numbers ({n} distinct values); use a regression loss such as "
+                        "mean_squared_error, or loss: auto")
+    if n < 2:
+        raise cfg.error("data.target", f"target '{name}' has a single class ({list_names(names)}); "
+                        "classification needs at least 2")
+    if requested == "binary" and n != 2:
+        raise cfg.error("data.task", f"task binary needs 2 classes but target '{name}' has {n} "
+                        f"({list_names(names, 10)}); use task: multiclass or auto")
+    if by_loss == "binary" and n != 2:
+        raise cfg.error("training.loss", f"'{lname}' is a binary loss but target '{name}' has {n} classes "
+                        f"({list_names(names, 10)}); use categorical_crossentropy or "
+                        "sparse_categorical_crossentropy")
+    if requested == "binary" or by_loss == "binary":
+        return "binary", names
+    if requested == "multiclass" or by_loss == "multiclass":
+        return "multiclass", names
+    if hint in ("binary", "multiclass"):
+        return ("binary" if n == 2 and hint == "binary" else "multiclass"), names
+    return ("binary" if n == 2 else "multiclass"), names

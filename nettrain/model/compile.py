@@ -1,0 +1,178 @@
+"""Loss, optimizer, metrics and label encoding, all looked up by name through Keras."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+import keras
+
+from nettrain.config import catalog
+from nettrain.config.schema import Config
+from nettrain.data.types import FeatureSchema, Split
+
+HINGE_LOSSES = {"hinge", "squaredhinge"}
+ONE_HOT_LOSSES = {"categoricalcrossentropy", "categoricalhinge", "kldivergence", "categoricalfocalcrossentropy"}
+SPARSE_LOSSES = {"sparsecategoricalcrossentropy"}
+AUTO_METRICS = {"regression": ["mae"], "binary": ["accuracy", "auc"], "multiclass": ["accuracy"]}
+
+
+def loss_name(loss: str | dict) -> str:
+    return loss["name"] if isinstance(loss, dict) else loss
+
+
+def label_mode(cfg: Config, schema: FeatureSchema) -> str:
+    """How targets are fed: `regression`, `binary` (0/1 float), `sparse` or `one_hot`."""
+    if schema.task == "regression":
+        return "regression"
+    loss = catalog.normalize(loss_name(cfg.training.loss))
+    labels = cfg.preprocessing.labels
+    if labels == "one_hot" and loss in SPARSE_LOSSES:
+        raise cfg.error("preprocessing.labels", "one_hot labels do not fit sparse_categorical_crossentropy "
+                        "(it takes integer labels); use labels: sparse or auto, or loss categorical_crossentropy")
+    if labels == "sparse" and loss in ONE_HOT_LOSSES:
+        raise cfg.error("preprocessing.labels", f"{loss_name(cfg.training.loss)} takes one-hot labels; "
+                        "use labels: one_hot or auto, or loss sparse_categorical_crossentropy")
+    if loss in ONE_HOT_LOSSES or labels == "one_hot":
+        return "one_hot"
+    if schema.task == "binary" and loss not in SPARSE_LOSSES and labels != "sparse":
+        return "binary"
+    return "sparse"
+
+
+def output_activation_kind(cfg: Config, schema: FeatureSchema) -> str:
+    """`linear`, `sigmoid`, `tanh` (hinge losses) or `softmax`: what the auto head ends in."""
+    mode = label_mode(cfg, schema)
+    if mode == "regression":
+        return "linear"
+    if mode == "binary":
+        return "tanh" if catalog.normalize(loss_name(cfg.training.loss)) in HINGE_LOSSES else "sigmoid"
+    return "softmax"
+
+
+def encode_targets(y: np.ndarray | None, mode: str, n_classes: int | None) -> np.ndarray | None:
+    if y is None:
+        return None
+    if mode == "regression":
+        y = np.asarray(y, dtype=np.float32)
+        return y.reshape(-1, 1) if y.ndim == 1 else y
+    if mode == "binary":
+        return np.asarray(y, dtype=np.float32).reshape(-1, 1)
+    if mode == "one_hot":
+        return np.eye(n_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+    return np.asarray(y, dtype=np.int32)
+
+
+def _keras_class(module, name: str, base: type):
+    norm = catalog.normalize(name)
+    for attr in dir(module):
+        obj = getattr(module, attr)
+        if inspect.isclass(obj) and issubclass(obj, base) and catalog.normalize(attr) == norm:
+            return obj
+    return None
+
+
+def _instantiate(cfg: Config, path: str, value: str | dict, module, base: type, what: str):
+    """A Keras object from a name or `{name: ..., **args}`, errors pointing at `path`."""
+    name = loss_name(value)
+    args = {k: v for k, v in value.items() if k != "name"} if isinstance(value, dict) else {}
+    cls = _keras_class(module, name, base)
+    if cls is None and not args:
+        try:
+            obj = module.get(name)
+        except (ValueError, TypeError):
+            obj = None
+        if obj is not None:
+            return obj
+    if cls is None:
+        raise cfg.error(path, f"Keras has no {what} class '{name}' (any name from keras.{module.__name__.split('.')[-1]})")
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as e:
+        raise cfg.error(path, f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())}): "
+                        f"{str(e).splitlines()[0]}") from None
+
+
+def make_loss(cfg: Config, schema: FeatureSchema):
+    loss = cfg.training.loss
+    if loss == "auto":
+        mode = label_mode(cfg, schema)
+        return {"regression": "mean_squared_error", "binary": "binary_crossentropy",
+                "one_hot": "categorical_crossentropy", "sparse": "sparse_categorical_crossentropy"}[mode]
+    if isinstance(loss, str):
+        try:
+            fn = keras.losses.get(loss)
+        except (ValueError, TypeError):
+            fn = None
+        if fn is not None and not inspect.isclass(fn) and hasattr(fn, "__name__"):
+            return fn.__name__  # canonical name ("mse" -> "mean_squared_error") survives .h5 reload
+    return _instantiate(cfg, "training.loss", loss, keras.losses, keras.losses.Loss, "loss")
+
+
+def make_optimizer(cfg: Config, learning_rate: Any = None):
+    opt = cfg.training.optimizer
+    if learning_rate is not None:
+        opt = dict(opt) if isinstance(opt, dict) else {"name": opt}
+        opt["learning_rate"] = learning_rate
+    return _instantiate(cfg, "training.optimizer", opt, keras.optimizers, keras.optimizers.Optimizer, "optimizer")
+
+
+def initial_learning_rate(cfg: Config) -> float:
+    """The configured learning rate, or the optimizer's Keras default."""
+    opt = cfg.training.optimizer
+    if isinstance(opt, dict) and "learning_rate" in opt:
+        return float(opt["learning_rate"])
+    return float(keras.ops.convert_to_numpy(make_optimizer(cfg).learning_rate))
+
+
+def make_metrics(cfg: Config, schema: FeatureSchema) -> list:
+    metrics = cfg.training.metrics
+    if metrics == "auto":
+        return list(AUTO_METRICS[schema.task])
+    out = []
+    for i, m in enumerate(metrics):
+        if isinstance(m, str):
+            out.append(m)
+        else:
+            out.append(_instantiate(cfg, f"training.metrics.{i}", m, keras.metrics, keras.metrics.Metric, "metric"))
+    return out
+
+
+def metric_names(cfg: Config, schema: FeatureSchema) -> list[str]:
+    """The names Keras logs for the configured metrics (what metrics.json is keyed by)."""
+    names = []
+    for m in make_metrics(cfg, schema):
+        names.append(m if isinstance(m, str) else m.name)
+    return names
+
+
+def class_weights(cfg: Config, schema: FeatureSchema, train: Split) -> dict[int, float] | None:
+    cw = cfg.training.class_weight
+    if cw == "none" or schema.task == "regression":
+        if cw not in ("none",) and schema.task == "regression":
+            raise cfg.error("training.class_weight", "class weights apply to classification, the task is regression")
+        return None
+    n = len(schema.class_names)
+    if cw == "balanced":
+        counts = np.bincount(train.y.astype(np.int64), minlength=n).astype(np.float64)
+        counts[counts == 0] = 1.0
+        return {i: float(len(train.y) / (n * counts[i])) for i in range(n)}
+    out = {i: 1.0 for i in range(n)}
+    for label, weight in cw.items():
+        key = str(label)
+        if key not in schema.class_names:
+            raise cfg.error(f"training.class_weight.{label}", f"no class '{label}'; classes: "
+                            f"{', '.join(schema.class_names)}")
+        out[schema.class_names.index(key)] = float(weight)
+    return out
+
+
+def compile_model(cfg: Config, model: keras.Model, schema: FeatureSchema, train: Split,
+                  learning_rate: Any = None, steps_per_execution: int = 1) -> None:
+    try:
+        model.compile(optimizer=make_optimizer(cfg, learning_rate), loss=make_loss(cfg, schema),
+                      metrics=make_metrics(cfg, schema), steps_per_execution=steps_per_execution)
+    except (TypeError, ValueError) as e:
+        raise cfg.error("training", f"cannot compile the model: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,264 @@
+"""PNG plots of a run: learning curves, confusion matrix, predicted vs actual.
+
+matplotlib and pandas are imported inside the functions (both are slow to import and most
+commands never plot). Figures are built on the Agg canvas directly, without pyplot, so no
+figure is registered in pyplot's global state and nothing accumulates across calls; each file
+is rendered into memory and then written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+# Columns of metrics.csv that are not curves of their own.
+SKIP_COLUMNS = ("epoch", "learning_rate", "lr", "seconds")
+ANNOTATE_MAX_CLASSES = 20
+TICK_LABEL_MAX_CLASSES = 60
+
+try:  # the run-directory store owns atomic writes once it exists
+    from nettrain.store.atomic import atomic_write_bytes  # type: ignore[import-not-found]
+except ImportError:
+    def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+        """Write `data` to `path` via a temporary file in the same folder and `os.replace`.
+
+        A reader sees the old file or the new one, never half of one.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return path
+
+
+def _new_figure(width: float, height: float):
+    import sys
+
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        # No display needed, and never a GUI window from a training process. Left alone when
+        # the caller already drives pyplot (a notebook): switching would close its figures.
+        matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def atomic_savefig(fig, path: str | os.PathLike, **kwargs: Any) -> Path:
+    """Render `fig` as PNG into memory, write it atomically, and release the figure."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", **kwargs)
+    finally:
+        fig.clear()
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+# ------------------------------------------------------------------------- learning curves
+
+def _history_frame(history: Any):
+    import pandas as pd
+
+    if isinstance(history, pd.DataFrame):
+        return history.reset_index(drop=True)
+    if isinstance(history, Mapping):
+        lengths = {len(v) for v in history.values() if isinstance(v, Sequence) or hasattr(v, "__len__")}
+        if len(lengths) > 1:  # ragged lists (a metric logged only some epochs): pad with NaN
+            n = max(lengths)
+            history = {k: list(v) + [math.nan] * (n - len(v)) for k, v in history.items()}
+        return pd.DataFrame(dict(history))
+    raise TypeError(f"history must be a pandas DataFrame or a dict of lists, got {type(history).__name__}")
+
+
+def _quantities(columns: Sequence[str]) -> list[tuple[str, str | None, str | None]]:
+    """(title, train column, validation column) per subplot, loss first."""
+    out: list[tuple[str, str | None, str | None]] = []
+    cols = [c for c in columns if c not in SKIP_COLUMNS]
+    for c in cols:
+        if c.startswith("val_"):
+            continue
+        out.append((c, c, f"val_{c}" if f"val_{c}" in cols else None))
+    for c in cols:  # a validation-only quantity still gets its plot
+        if c.startswith("val_") and c[4:] not in cols:
+            out.append((c[4:], None, c))
+    out.sort(key=lambda q: q[0] != "loss")
+    return out
+
+
+def learning_curves(history: Any, path: str | os.PathLike) -> Path:
+    """One subplot per quantity (loss, each metric), train and validation on the same axes.
+
+    `history` is a DataFrame (metrics.csv) or a dict of lists (Keras `History.history`).
+    Epochs on the x axis are counted from 1 (the `epoch` column when present). A learning-rate
+    subplot is added when the rate changed during the run.
+    """
+    import numpy as np
+    import pandas as pd
+
+    df = _history_frame(history)
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    if "epoch" in df.columns and pd.api.types.is_numeric_dtype(df["epoch"]):
+        x = df["epoch"].to_numpy()
+    else:
+        x = np.arange(1, len(df) + 1)
+    panels: list[tuple[str, str | None, str | None]] = _quantities([str(c) for c in numeric])
+    lr_col = next((c for c in ("learning_rate", "lr") if c in numeric), None)
+    lr_varies = lr_col is not None and df[lr_col].dropna().nunique() > 1
+    if lr_varies:
+        panels.append(("learning rate", lr_col, None))
+
+    n = max(len(panels), 1)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = _new_figure(4.6 * ncols, 3.4 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    style = {"marker": "o", "markersize": 3} if len(df) <= 30 else {}
+    for ax, (title, train, val) in zip(axes, panels):
+        if title == "learning rate":
+            values = df[train].to_numpy(dtype=float)
+            ax.plot(x, values, color="tab:green", **style)
+            if np.all(values[~np.isnan(values)] > 0):
+                ax.set_yscale("log")
+            ax.set_ylabel("learning rate")
+        else:
+            if train is not None:
+                ax.plot(x, df[train].to_numpy(dtype=float), label="train", color="tab:blue",
+                        **style)
+            if val is not None:
+                ax.plot(x, df[val].to_numpy(dtype=float), label="validation", color="tab:orange",
+                        **style)
+            ax.legend(loc="best", fontsize="small")
+            ax.set_ylabel(title)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        if len(x) and float(np.nanmax(x)) <= 20:
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    if not panels:
+        axes[0].text(0.5, 0.5, "no metrics recorded", ha="center", va="center", transform=axes[0].transAxes)
+    fig.tight_layout()
+    return atomic_savefig(fig, path)
+
+
+# ------------------------------------------------------------------------ confusion matrix
+
+def confusion_matrix_plot(matrix: Any, class_names: Sequence[Any] | None, path: str | os.PathLike,
+                          title: str = "Confusion matrix") -> Path:
+    """Heat map of counts (rows: actual, columns: predicted).
+
+    Counts are written in the cells up to 20 classes; beyond that only the colours remain, and
+    beyond 60 the class names are left off the axes.
+    """
+    import numpy as np
+
+    m = np.asarray(matrix)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"a confusion matrix must be square, got shape {m.shape}")
+    n = m.shape[0]
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} class names for a {n}x{n} confusion matrix")
+
+    side = min(max(4.5, 0.45 * n + 2.5), 24.0)
+    fig = _new_figure(side + 1.2, side)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(m, cmap="Blues", interpolation="nearest", vmin=0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if n <= TICK_LABEL_MAX_CLASSES:
+        fontsize = 10 if n <= 10 else 8 if n <= 30 else 6
+        ax.set_xticks(range(n))
+        ax.set_yticks(range(n))
+        long_names = max((len(s) for s in names), default=0) > 4
+        ax.set_xticklabels(names, rotation=45 if long_names or n > 10 else 0,
+                           ha="right" if long_names or n > 10 else "center", fontsize=fontsize)
+        ax.set_yticklabels(names, fontsize=fontsize)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if n <= ANNOTATE_MAX_CLASSES and m.size:
+        integer = np.issubdtype(m.dtype, np.integer) or bool(np.all(np.mod(m, 1) == 0))
+        threshold = (m.max() + m.min()) / 2.0 if m.size else 0
+        fontsize = 10 if n <= 10 else 7
+        for i in range(n):
+            for j in range(n):
+                v = m[i, j]
+                ax.text(j, i, f"{int(v)}" if integer else f"{v:.2f}", ha="center", va="center",
+                        fontsize=fontsize, color="white" if v > threshold else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title)
+    fig.tight_layout()
+    return atomic_savefig(fig, path)
+
+
+# ---------------------------------------------------------------------- predicted vs actual
+
+def r2_score(y_true: Any, y_pred: Any) -> float:
+    """Coefficient of determination; NaN when the actual values are constant."""
+    import numpy as np
+
+    t = np.asarray(y_true, dtype=float).ravel()
+    p = np.asarray(y_pred, dtype=float).ravel()
+    ss_tot = float(np.sum((t - t.mean()) ** 2)) if t.size else 0.0
+    if ss_tot == 0.0:
+        return math.nan
+    return 1.0 - float(np.sum((t - p) ** 2)) / ss_tot
+
+
+def predicted_vs_actual(y_true: Any, y_pred: Any, path: str | os.PathLike,
+                        title: str = "Predicted vs actual") -> Path:
+    """Scatter of predictions against targets with the y = x line; R² in the title."""
+    import numpy as np
+
+    t = np.asarray(y_true, dtype=float).ravel()
+    p = np.asarray(y_pred, dtype=float).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has {t.size} values and y_pred {p.size}")
+    r2 = r2_score(t, p)
+    fig = _new_figure(5.5, 5.0)
+    ax = fig.add_subplot(1, 1, 1)
+    alpha = 0.7 if t.size <= 500 else 0.3 if t.size <= 5000 else 0.1
+    ax.scatter(t, p, s=14 if t.size <= 1000 else 4, alpha=alpha, color="tab:blue", edgecolors="none")
+    finite = np.concatenate([t, p])
+    finite = finite[np.isfinite(finite)]
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        pad = (hi - lo) * 0.05 or 1.0
+        lo, hi = lo - pad, hi + pad
+        ax.plot([lo, hi], [lo, hi], color="tab:red", linewidth=1, label="y = x")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.legend(loc="upper left", fontsize="small")
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title(f"{title} (R² = {r2:.4f})" if not math.isnan(r2) else f"{title} (R² undefined)")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return atomic_savefig(fig, path)

@@ -1,0 +1,228 @@
+"""Terminal tables: final metrics, per-epoch lines, classification report, confusion matrix.
+
+Rich only (no TensorFlow, no pandas). Every data string goes in as `Text`, never as markup,
+so a class or metric name containing brackets prints as written. On a non-terminal, or with
+NO_COLOR / CI set, Rich writes plain text without any control characters.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+SPLITS = ("train", "validation", "test")
+# Columns of metrics.csv / Keras logs that are not model metrics.
+NON_METRIC_KEYS = ("epoch", "learning_rate", "lr", "seconds")
+
+
+def make_console(**kwargs: Any) -> Console:
+    """A Console for user output: plain text (no colour, no styles) under NO_COLOR or CI."""
+    if os.environ.get("NO_COLOR") or os.environ.get("CI"):
+        kwargs.setdefault("color_system", None)
+        kwargs.setdefault("no_color", True)
+    kwargs.setdefault("highlight", False)
+    return Console(**kwargs)
+
+
+def format_value(value: Any) -> str:
+    """4 decimals for ordinary magnitudes, 4 significant digits for tiny or huge ones."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if not isinstance(value, (int, float)):
+        try:
+            value = float(value)  # numpy scalars
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0 or 1e-3 <= abs(value) < 1e6:
+        return f"{value:.4f}"
+    return f"{value:.4g}"
+
+
+def _ordered_names(groups: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Union of metric names, `loss` first, then in order of first appearance."""
+    names: list[str] = []
+    for group in groups:
+        for name in group:
+            if name not in names:
+                names.append(name)
+    if "loss" in names:
+        names.remove("loss")
+        names.insert(0, "loss")
+    return names
+
+
+def _is_flat(d: Any) -> bool:
+    return isinstance(d, Mapping) and all(not isinstance(v, Mapping) for v in d.values())
+
+
+def _new_table(title: str | Text | None) -> Table:
+    title = Text(title) if isinstance(title, str) else title  # never parsed as markup
+    return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+
+
+def _split_kfold(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A k-fold `mean`/`std` entry as {column: metrics}.
+
+    Either already by split ({"train": {...}, "validation": {...}}) or flat Keras-style names
+    ({"loss": .., "val_loss": ..}), which are separated on the `val_` prefix.
+    """
+    if not isinstance(summary, Mapping):
+        return {}
+    if not _is_flat(summary):
+        return {k: v for k, v in summary.items() if isinstance(v, Mapping)}
+    if any(str(k).startswith("val_") for k in summary):
+        train = {k: v for k, v in summary.items() if not str(k).startswith("val_")}
+        val = {k[4:]: v for k, v in summary.items() if str(k).startswith("val_")}
+        return {k: v for k, v in (("train", train), ("validation", val)) if v}
+    return {"cross-validation": summary}
+
+
+def _column_order(names: Iterable[str]) -> list[str]:
+    names = list(names)
+    known = [s for s in SPLITS if s in names]
+    return known + [n for n in names if n not in known]
+
+
+def metrics_table(metrics: Mapping[str, Any], title: str | None = "Final metrics") -> Table:
+    """A table with one row per metric and one column per split.
+
+    Plain shape: `{"train": {"loss": 0.3, ...}, "validation": {...}, "test": {...}}`.
+    K-fold shape: `{"folds": [...], "mean": {...}, "std": {...}, "test": {...}}`, shown as
+    `mean ± std` columns (plus the test column when the held-out test set was evaluated).
+    """
+    table = _new_table(title)
+    table.add_column("metric", no_wrap=True)
+    columns: list[tuple[str, Mapping[str, Any], Mapping[str, Any] | None]] = []
+
+    if "mean" in metrics:
+        means = _split_kfold(metrics.get("mean") or {})
+        stds = _split_kfold(metrics.get("std") or {})
+        folds = metrics.get("folds")
+        k = f"{len(folds)}-fold " if isinstance(folds, Sequence) and folds else ""
+        for name in _column_order(means):
+            columns.append((f"{name} ({k}mean ± std)", means[name], stds.get(name, {})))
+        for name in SPLITS:
+            if name not in means and isinstance(metrics.get(name), Mapping):
+                columns.append((name, metrics[name], None))
+    else:
+        for name in _column_order(k for k, v in metrics.items() if isinstance(v, Mapping)):
+            columns.append((name, metrics[name], None))
+
+    for header, _, _ in columns:
+        table.add_column(Text(header), justify="right")
+    for name in _ordered_names(values for _, values, _ in columns):
+        row: list[Text] = [Text(str(name))]
+        for _, values, std in columns:
+            if name not in values:
+                row.append(Text("-"))
+            elif std is not None and name in std:
+                row.append(Text(f"{format_value(values[name])} ± {format_value(std[name])}"))
+            else:
+                row.append(Text(format_value(values[name])))
+        table.add_row(*row)
+    return table
+
+
+def print_metrics(metrics: Mapping[str, Any], console: Console | None = None,
+                  title: str | None = "Final metrics") -> None:
+    (console or make_console()).print(metrics_table(metrics, title=title))
+
+
+def epoch_line(epoch: int, epochs: int, logs: Mapping[str, Any], seconds: float) -> str:
+    """`epoch 3/20  loss 0.4123  accuracy 0.8750  val_loss 0.4411  val_accuracy 0.8600  lr 0.001  2.1s`."""
+    train = [k for k in logs if not k.startswith("val_") and k not in NON_METRIC_KEYS]
+    val = [k for k in logs if k.startswith("val_")]
+    train.sort(key=lambda k: k != "loss")  # stable: loss first, the rest as logged
+    val.sort(key=lambda k: k != "val_loss")
+    parts = [f"epoch {epoch}/{epochs}"]
+    parts += [f"{k} {format_value(logs[k])}" for k in train + val]
+    lr = logs.get("learning_rate", logs.get("lr"))
+    if lr is not None:
+        try:
+            parts.append(f"lr {float(lr):.4g}")
+        except (TypeError, ValueError):
+            pass
+    parts.append(f"{seconds:.1f}s")
+    return "  ".join(parts)
+
+
+REPORT_COLUMNS = ("precision", "recall", "f1-score", "support")
+
+
+def classification_report_table(report: Mapping[str, Any], title: str | None = "Classification report") -> Table:
+    """sklearn's `classification_report(..., output_dict=True)` as a table.
+
+    Per-class rows first, then accuracy (in the f1-score column, as sklearn prints it) and the
+    averages.
+    """
+    table = _new_table(title)
+    table.add_column("class", no_wrap=True)
+    for col in REPORT_COLUMNS:
+        table.add_column(col, justify="right")
+    summary_keys = ("accuracy", "micro avg", "macro avg", "weighted avg", "samples avg")
+    classes = [k for k in report if k not in summary_keys]
+
+    def cells(values: Mapping[str, Any]) -> list[Text]:
+        out = [Text(format_value(values.get(c)) if c in values else "-") for c in REPORT_COLUMNS[:3]]
+        support = values.get("support")
+        out.append(Text("-" if support is None else str(int(round(float(support))))))
+        return out
+
+    for name in classes:
+        if isinstance(report[name], Mapping):
+            table.add_row(Text(str(name)), *cells(report[name]))
+    end_section = True
+    if "accuracy" in report and not isinstance(report["accuracy"], Mapping):
+        total = None
+        for avg in ("macro avg", "weighted avg"):
+            if isinstance(report.get(avg), Mapping) and "support" in report[avg]:
+                total = str(int(round(float(report[avg]["support"]))))
+                break
+        table.add_section()
+        end_section = False
+        table.add_row(Text("accuracy"), Text(""), Text(""), Text(format_value(report["accuracy"])),
+                      Text(total or ""))
+    for avg in summary_keys[1:]:
+        if isinstance(report.get(avg), Mapping):
+            if end_section:
+                table.add_section()
+                end_section = False
+            table.add_row(Text(avg), *cells(report[avg]))
+    return table
+
+
+def confusion_matrix_table(matrix: Any, class_names: Sequence[Any] | None = None,
+                           title: str | None = "Confusion matrix") -> Table:
+    """Counts with actual classes as rows and predicted classes as columns; the diagonal in bold."""
+    rows = [list(r) for r in (matrix.tolist() if hasattr(matrix, "tolist") else matrix)]
+    n = len(rows)
+    if any(len(r) != n for r in rows):
+        raise ValueError(f"a confusion matrix must be square, got {n} rows of lengths {[len(r) for r in rows]}")
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} class names for a {n}x{n} confusion matrix")
+    table = _new_table(title)
+    table.add_column(Text("actual \\ predicted"), no_wrap=True)
+    for name in names:
+        table.add_column(Text(name), justify="right")
+    for i, (name, row) in enumerate(zip(names, rows)):
+        cells = []
+        for j, value in enumerate(row):
+            text = str(int(value)) if float(value).is_integer() else format_value(value)
+            cells.append(Text(text, style="bold" if i == j else ""))
+        table.add_row(Text(name), *cells)
+    return table

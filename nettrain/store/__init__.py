@@ -1,0 +1,1 @@
+"""The run directory: atomic writes, run.json, metrics files, model files."""

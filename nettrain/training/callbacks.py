@@ -1,0 +1,172 @@
+"""nettrain's own Keras callbacks, one concern each, arguments checked at construction.
+
+Epochs are counted from 1 wherever a user sees them (Keras passes 0-based indexes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+
+from nettrain.store import atomic
+from nettrain.store.rundir import MetricsCSV
+
+MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "fbeta", "r2", "iou", "true_", "correlation")
+
+
+def monitor_mode(monitor: str, mode: str = "auto") -> str:
+    if mode != "auto":
+        return mode
+    base = monitor.removeprefix("val_")
+    return "max" if any(w in base for w in MAX_WORDS) else "min"
+
+
+def current_lr(model: keras.Model) -> float | None:
+    opt = getattr(model, "optimizer", None)
+    if opt is None:
+        return None
+    try:
+        return float(keras.ops.convert_to_numpy(opt.learning_rate))
+    except Exception:  # an optimizer without a readable rate
+        return None
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """metrics.csv row per epoch (flushed), with the learning rate used and the epoch's seconds."""
+
+    def __init__(self, csv: MetricsCSV, on_epoch: Callable[[int, dict], None] | None = None):
+        super().__init__()
+        self.csv, self.on_epoch = csv, on_epoch
+        self._lr: float | None = None
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+        self._lr = current_lr(self.model)  # rate at the epoch's first step (after any scheduler)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        row: dict[str, Any] = {"epoch": epoch + 1}
+        for k, v in logs.items():
+            if k != "learning_rate":
+                row[k] = float(v)
+        row["learning_rate"] = self._lr if self._lr is not None else logs.get("learning_rate")
+        row["seconds"] = round(time.perf_counter() - self._t0, 4)
+        self.csv.append(row)
+        if self.on_epoch:
+            self.on_epoch(epoch + 1, row)
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops at the first NaN/inf loss and remembers where it happened (epoch from 1, batch from 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+        self.where: tuple[int, int] | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not _finite(loss):
+            self.where = (self.epoch, batch + 1)
+            self.model.stop_training = True
+
+
+class StepDecay(keras.callbacks.Callback):
+    """lr = initial * drop ** floor((epoch - 1) / every), epochs counted from 1."""
+
+    def __init__(self, initial: float, drop: float, every: int):
+        super().__init__()
+        if not initial > 0:
+            raise ValueError(f"initial learning rate must be > 0, got {initial!r}")
+        if not 0 < drop <= 1:
+            raise ValueError(f"drop must be in (0, 1], got {drop!r}")
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every!r}")
+        self.initial, self.drop, self.every = initial, drop, every
+
+    def rate(self, epoch: int) -> float:
+        return self.initial * self.drop ** math.floor((epoch - 1) / self.every)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate = self.rate(epoch + 1)
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Full-model .h5 checkpoints written atomically: last.h5, best.h5 and templated files.
+
+    `save(path)` writes the model to `path` (a temporary name; this class renames it).
+    """
+
+    def __init__(self, directory: Path, save: Callable[[Path], None], *, filename: str = "epoch{epoch:03d}.h5",
+                 monitor: str = "val_loss", mode: str = "auto", save_best_only: bool = False,
+                 keep: int | None = None, best: float | None = None):
+        super().__init__()
+        if not filename.endswith(".h5"):
+            raise ValueError(f"filename must end in .h5, got {filename!r}")
+        if keep is not None and keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep!r}")
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.save, self.filename, self.monitor = save, filename, monitor
+        self.mode = monitor_mode(monitor, mode)
+        self.save_best_only, self.keep = save_best_only, keep
+        self.best = best
+        self.best_epoch: int | None = None
+        reserved = {"best.h5", "last.h5"}
+        existing = [p for p in self.dir.glob("*.h5") if p.name not in reserved]
+        self.kept: list[Path] = sorted(existing, key=lambda p: p.stat().st_mtime)
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not _finite(logs.get("loss", 0.0)):
+            return  # never overwrite a good checkpoint with a diverged model
+        e = epoch + 1
+        last = self.dir / "last.h5"
+        with atomic.atomic_path(last) as tmp:
+            self.save(tmp)
+        value = logs.get(self.monitor)
+        improved = value is not None and _finite(value) and self._improved(float(value))
+        if improved:
+            self.best, self.best_epoch = float(value), e
+            _copy(last, self.dir / "best.h5")
+        if improved or not self.save_best_only:
+            try:
+                name = self.filename.format(epoch=e, **{k: float(v) for k, v in logs.items()})
+            except (KeyError, ValueError, IndexError) as err:
+                raise ValueError(f"checkpoint filename {self.filename!r} cannot be filled at epoch {e}: {err}")
+            target = self.dir / name
+            _copy(last, target)
+            self.kept = [p for p in self.kept if p != target] + [target]
+            if self.keep is not None:
+                while len(self.kept) > self.keep:
+                    old = self.kept.pop(0)
+                    old.unlink(missing_ok=True)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    os.utime(dst)

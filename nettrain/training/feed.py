@@ -1,0 +1,77 @@
+"""Input feeding: the one place that turns a `Split` into what Keras consumes.
+
+In-memory arrays are converted to tensors once (no per-epoch copies). Each epoch's batch order
+is a permutation drawn from (seed, epoch) only, so epoch N sees the same batches whether the
+run got there straight or was resumed from a checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+import keras
+
+
+def model_inputs(model: keras.Model, inputs: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
+    """Arrays -> tensors shaped like the model's inputs (strings as tf.string)."""
+    out = {}
+    for tensor in model.inputs:
+        name = tensor.name
+        if name not in inputs:
+            raise KeyError(name)
+        arr = inputs[name]
+        if arr.dtype == object or arr.dtype.kind in "US":
+            arr = arr.astype(str)
+            if len(tensor.shape) == 1:
+                arr = arr.reshape(-1)
+            out[name] = tf.constant(arr, dtype=tf.string)
+        else:
+            out[name] = tf.convert_to_tensor(arr, dtype=tf.float32)
+    return out
+
+
+def steps_per_epoch(n_rows: int, batch_size: int) -> int:
+    return max(1, math.ceil(n_rows / batch_size))
+
+
+def training_dataset(x: dict[str, tf.Tensor], y: np.ndarray, *, batch_size: int, seed: int,
+                     first_epoch: int, last_epoch: int, shuffle: bool = True,
+                     sample_weight: np.ndarray | None = None) -> tf.data.Dataset:
+    """Batches for epochs first_epoch..last_epoch (counted from 1), each epoch shuffled by (seed, epoch)."""
+    n = int(y.shape[0])
+    y_t = tf.convert_to_tensor(y)
+    w_t = None if sample_weight is None else tf.convert_to_tensor(sample_weight, dtype=tf.float32)
+    full = n // batch_size
+    rest = n - full * batch_size
+
+    def epoch_batches(epoch):
+        if shuffle:
+            keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.cast(seed, tf.int64), epoch]),
+                                               dtype=tf.float32)
+            order = tf.argsort(keys, stable=True)
+        else:
+            order = tf.range(n)
+        order = tf.cast(order, tf.int64)
+        ds = tf.data.Dataset.from_tensor_slices(tf.reshape(order[: full * batch_size], [full, batch_size]))
+        if rest:
+            ds = ds.concatenate(tf.data.Dataset.from_tensors(order[full * batch_size:]))
+        return ds
+
+    def gather(idx):
+        xb = {k: tf.gather(v, idx) for k, v in x.items()}
+        yb = tf.gather(y_t, idx)
+        if w_t is None:
+            return xb, yb
+        return xb, yb, tf.gather(w_t, idx)
+
+    epochs = tf.data.Dataset.range(first_epoch, last_epoch + 1)
+    ds = epochs.flat_map(epoch_batches).map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_dataset(x: dict[str, tf.Tensor], y: np.ndarray | None, batch_size: int) -> tf.data.Dataset:
+    parts = x if y is None else (x, tf.convert_to_tensor(y))
+    return tf.data.Dataset.from_tensor_slices(parts).batch(batch_size).prefetch(tf.data.AUTOTUNE)

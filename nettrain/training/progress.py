@@ -1,0 +1,76 @@
+"""What the user sees while training: a Rich display on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TextIO
+
+import keras
+
+from nettrain.report.tables import epoch_line
+
+
+def interactive(stream: TextIO, quiet: bool) -> bool:
+    if quiet or os.environ.get("NO_COLOR") or os.environ.get("CI") or os.environ.get("TERM") == "dumb":
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+class PlainProgress(keras.callbacks.Callback):
+    """One line per epoch, no control characters: fit for CI logs and pipes."""
+
+    def __init__(self, epochs: int, stream: TextIO | None = None):
+        super().__init__()
+        self.epochs, self.stream = epochs, stream or sys.stdout
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        lr = logs.pop("learning_rate", None)
+        self.stream.write(epoch_line(epoch + 1, self.epochs, {**logs, **({"learning_rate": lr} if lr else {})},
+                                     time.perf_counter() - self._t0) + "\n")
+        self.stream.flush()
+
+
+class RichProgress(keras.callbacks.Callback):
+    """Epoch bar, batch bar with live loss and metrics, ETA. Updates at most ~10 times a second."""
+
+    def __init__(self, epochs: int, steps: int, first_epoch: int = 1):
+        super().__init__()
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.epochs, self.steps, self.first = epochs, steps, first_epoch
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                 refresh_per_second=8, transient=False)
+        self._last = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.progress.start()
+        self.epoch_task = self.progress.add_task("epochs ", total=self.epochs, completed=self.first - 1, info="")
+        self.batch_task = self.progress.add_task("batches", total=self.steps, info="")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.progress.reset(self.batch_task, total=self.steps, info="")
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if now - self._last < 0.1 and batch + 1 < self.steps:
+            return
+        self._last = now
+        info = "  ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items() if k != "learning_rate")
+        self.progress.update(self.batch_task, completed=batch + 1, info=info)
+
+    def on_epoch_end(self, epoch, logs=None):
+        info = "  ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items() if k != "learning_rate")
+        self.progress.update(self.batch_task, completed=self.steps)
+        self.progress.update(self.epoch_task, completed=epoch + 1, info=info)
+
+    def on_train_end(self, logs=None):
+        self.progress.stop()

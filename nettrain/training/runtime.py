@@ -1,0 +1,93 @@
+"""Process-wide TensorFlow settings: quiet logs, seeds, determinism, device, precision, strategy."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+# TensorFlow's native start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL.
+_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions|"
+                    r"This TensorFlow binary is optimized)")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hide TensorFlow's native start-up chatter; anything else written to stderr is replayed."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().decode("utf-8", "replace").splitlines():
+                if line and not _NOISE.match(line):
+                    print(line, file=sys.stderr)
+
+
+with quiet_native_stderr():
+    import tensorflow as tf  # noqa: E402
+
+    import keras  # noqa: E402
+
+import absl.logging  # noqa: E402
+
+absl.logging.set_verbosity(absl.logging.ERROR)  # Keras warns about the legacy .h5 format at every save
+
+from nettrain.config.schema import Config  # noqa: E402
+
+
+def setup(cfg: Config) -> tuple[str, contextlib.AbstractContextManager]:
+    """Apply cfg.runtime and the seed. Returns (device description, strategy scope)."""
+    rt = cfg.runtime
+    with quiet_native_stderr():
+        gpus = tf.config.list_physical_devices("GPU")
+    if rt.device == "cpu":
+        _hide_gpus()
+        gpus = []
+    elif rt.device.startswith("gpu"):
+        if not gpus:
+            raise cfg.error("runtime.device", f"'{rt.device}' asked for a GPU but TensorFlow sees none "
+                            "(install the CUDA build: pip install 'nettrain[gpu]'), or use device: auto or cpu")
+        if ":" in rt.device:
+            index = int(rt.device.split(":")[1])
+            if index >= len(gpus):
+                raise cfg.error("runtime.device", f"'{rt.device}': only {len(gpus)} GPU(s) visible (gpu:0..gpu:{len(gpus) - 1})")
+            with contextlib.suppress(RuntimeError):
+                tf.config.set_visible_devices([gpus[index]], "GPU")
+            gpus = [gpus[index]]
+    if rt.mixed_precision:
+        keras.mixed_precision.set_dtype_policy(rt.mixed_precision)
+    else:
+        keras.mixed_precision.set_dtype_policy("float32")
+    keras.utils.set_random_seed(cfg.seed)
+    if rt.deterministic:
+        with contextlib.suppress(Exception):
+            tf.config.experimental.enable_op_determinism()
+    device = f"gpu x{len(gpus)}" if gpus else "cpu"
+    if rt.distribute == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()
+        return f"{device}, mirrored over {strategy.num_replicas_in_sync} replica(s)", strategy.scope()
+    if rt.distribute == "multi_worker":
+        raise cfg.error("runtime.distribute", "multi_worker does not work with Keras 3 model.fit "
+                        "(keras-team/keras#20585); use mirrored (all local GPUs) or none")
+    return device, contextlib.nullcontext()
+
+
+def _hide_gpus() -> None:
+    with contextlib.suppress(RuntimeError):
+        tf.config.set_visible_devices([], "GPU")
