@@ -74,9 +74,12 @@ def select_columns(cfg, frame: pd.DataFrame, where: str, default_target: str | N
                         f"no feature columns left in {where} (target '{target}'"
                         + (f", dropped {list_names(data.drop)}" if data.drop else "") + ")")
 
-    for i, name in enumerate(data.columns):
+    for name in data.columns:
         if name not in present:
             raise absent(f"data.columns.{name}", name, "configured column")
+        if name == target:
+            raise cfg.error(f"data.columns.{name}", f"'{name}' is the target; data.columns types feature "
+                            "columns. Choose classification or regression with data.task")
     return target, features, data.id
 
 

@@ -257,7 +257,7 @@ def _read_keras(cfg, name: str) -> RawData:
         i = 0
         for part in x:
             for seq in part:
-                texts[i] = " ".join(str(int(t)) for t in seq)
+                texts[i] = " ".join(map(str, seq))
                 i += 1
         frame = pd.DataFrame({TEXT_COLUMN: texts})
         frame[DEFAULT_TARGET] = y_all
@@ -315,8 +315,8 @@ def did_you_mean(word: str, choices) -> str:
     return f"did you mean '{close[0]}'? " if close else ""
 
 
-def _list(names, limit: int = 20) -> str:
-    names = [str(n) for n in names]
+def _list(names, limit: int = 20, quote: bool = False) -> str:
+    names = [f"'{n}'" if quote else str(n) for n in names]
     text = ", ".join(names[:limit])
     return text + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 

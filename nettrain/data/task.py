@@ -21,7 +21,7 @@ REGRESSION_LOSSES = {
     "meansquaredlogarithmicerror", "msle", "meanabsolutepercentageerror", "mape", "poisson",
     "cosinesimilarity",
 }
-BINARY_LOSSES = {"binarycrossentropy", "binaryfocalcrossentropy", "hinge", "squaredhinge"}
+BINARY_LOSSES = {"binarycrossentropy", "bce", "binaryfocalcrossentropy", "hinge", "squaredhinge"}
 MULTICLASS_LOSSES = {
     "categoricalcrossentropy", "sparsecategoricalcrossentropy", "categoricalhinge", "kldivergence",
     "kld", "kullbackleiblerdivergence", "categoricalfocalcrossentropy",

@@ -91,3 +91,5 @@ class Dataset:
     # k-fold (split.folds > 1): (train_positions, validation_positions) into `pool`, the non-test rows
     folds: list[tuple[np.ndarray, np.ndarray]] | None = None
     pool: Split | None = None
+    # things the data stage did that a user should hear about (rows dropped, stratification off)
+    notes: list[str] = field(default_factory=list)

@@ -11,42 +11,16 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+# Atomic writes (temp file in the same folder, then rename) belong to the run-directory store.
+from nettrain.store.atomic import write_bytes as atomic_write_bytes
 
 # Columns of metrics.csv that are not curves of their own.
 SKIP_COLUMNS = ("epoch", "learning_rate", "lr", "seconds")
 ANNOTATE_MAX_CLASSES = 20
 TICK_LABEL_MAX_CLASSES = 60
-
-try:  # the run-directory store owns atomic writes once it exists
-    from nettrain.store.atomic import atomic_write_bytes  # type: ignore[import-not-found]
-except ImportError:
-    def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-        """Write `data` to `path` via a temporary file in the same folder and `os.replace`.
-
-        A reader sees the old file or the new one, never half of one.
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        return path
 
 
 def _new_figure(width: float, height: float):
@@ -73,7 +47,8 @@ def atomic_savefig(fig, path: str | os.PathLike, **kwargs: Any) -> Path:
         fig.savefig(buf, format="png", **kwargs)
     finally:
         fig.clear()
-    return atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
 
 
 # ------------------------------------------------------------------------- learning curves
@@ -107,6 +82,22 @@ def _quantities(columns: Sequence[str]) -> list[tuple[str, str | None, str | Non
     return out
 
 
+def curve_panels(history: Any) -> list[tuple[str, str | None, str | None]]:
+    """The subplots `learning_curves` draws: (title, train column, validation column).
+
+    Loss first, then each metric in column order, then "learning rate" when it varies.
+    """
+    import pandas as pd
+
+    df = _history_frame(history)
+    numeric = [str(c) for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    panels = _quantities(numeric)
+    lr_col = next((c for c in ("learning_rate", "lr") if c in numeric), None)
+    if lr_col is not None and df[lr_col].dropna().nunique() > 1:
+        panels.append(("learning rate", lr_col, None))
+    return panels
+
+
 def learning_curves(history: Any, path: str | os.PathLike) -> Path:
     """One subplot per quantity (loss, each metric), train and validation on the same axes.
 
@@ -118,16 +109,11 @@ def learning_curves(history: Any, path: str | os.PathLike) -> Path:
     import pandas as pd
 
     df = _history_frame(history)
-    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
     if "epoch" in df.columns and pd.api.types.is_numeric_dtype(df["epoch"]):
         x = df["epoch"].to_numpy()
     else:
         x = np.arange(1, len(df) + 1)
-    panels: list[tuple[str, str | None, str | None]] = _quantities([str(c) for c in numeric])
-    lr_col = next((c for c in ("learning_rate", "lr") if c in numeric), None)
-    lr_varies = lr_col is not None and df[lr_col].dropna().nunique() > 1
-    if lr_varies:
-        panels.append(("learning rate", lr_col, None))
+    panels = curve_panels(df)
 
     n = max(len(panels), 1)
     ncols = min(n, 3)
@@ -185,7 +171,7 @@ def confusion_matrix_plot(matrix: Any, class_names: Sequence[Any] | None, path: 
     if len(names) != n:
         raise ValueError(f"{len(names)} class names for a {n}x{n} confusion matrix")
 
-    side = min(max(4.5, 0.45 * n + 2.5), 24.0)
+    side = min(max(4.5, 0.4 * n + 2.5), 16.0)
     fig = _new_figure(side + 1.2, side)
     ax = fig.add_subplot(1, 1, 1)
     image = ax.imshow(m, cmap="Blues", interpolation="nearest", vmin=0)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from rich.console import Console
 from rich.text import Text
 
-from nettrain.report.tables import SPLITS, _new_table, _ordered_names, format_value, make_console
+from nettrain.report.tables import SPLITS, _new_table, _ordered_names, format_value, make_console, print_table
 
 STATUS_STYLES = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
@@ -112,10 +112,9 @@ def headline_metrics(final_metrics: Any) -> tuple[str, dict[str, float]]:
             return split, found
     mean = final_metrics.get("mean")
     if isinstance(mean, Mapping):
-        for split in ("validation",):
-            found = _numbers(mean.get(split))
-            if found:
-                return f"{split} (cv mean)", found
+        found = _numbers(mean.get("validation"))
+        if found:
+            return "validation (cv mean)", found
         flat = _numbers(mean)
         if flat:
             val = {k[4:]: v for k, v in flat.items() if k.startswith("val_")}
@@ -131,10 +130,11 @@ def runs_table(runs: list[Mapping[str, Any]], title: str | None = None):
     picked = [headline_metrics(r.get("final_metrics")) for r in runs]
     names = _ordered_names(m for _, m in picked)
     table = _new_table(title)
+    # On a narrow terminal the text columns fold onto more lines; numbers are never split.
     for header in ("run", "name", "status", "started", "epochs", "metrics on"):
         table.add_column(header, overflow="fold")
     for name in names:
-        table.add_column(Text(name), justify="right")
+        table.add_column(Text(name), justify="right", no_wrap=True)
     for run, (split, metrics) in zip(runs, picked):
         status = str(run.get("status", "") or "")
         epochs = run.get("epochs_done")
@@ -157,9 +157,9 @@ def print_runs(root: str | os.PathLike, console: Console | None = None) -> RunLi
     skipped = len(runs.skipped)
     note = f" ({skipped} unreadable run.json file{'s' if skipped != 1 else ''} skipped)" if skipped else ""
     if not runs:
-        console.print(Text(f"no runs found under {root}{note}"))
+        console.print(Text(f"no runs found under {root}{note}"), soft_wrap=True)
         return runs
-    console.print(runs_table(runs, title=f"Runs under {root}"))
+    print_table(console, runs_table(runs, title=f"Runs under {root}"))
     if note:
-        console.print(Text(note.strip(" ()")))
+        console.print(Text(note.strip(" ()")), soft_wrap=True)
     return runs

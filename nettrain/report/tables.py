@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -137,9 +138,24 @@ def metrics_table(metrics: Mapping[str, Any], title: str | None = "Final metrics
     return table
 
 
+def print_table(console: Console, table: Table) -> None:
+    """Print a table; off a terminal (a pipe, a CI log) at its natural width instead of wrapping."""
+    if not console.is_terminal:
+        natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        if natural > console.width:
+            saved = console.width
+            console.width = natural
+            try:
+                console.print(table)
+            finally:
+                console.width = saved
+            return
+    console.print(table)
+
+
 def print_metrics(metrics: Mapping[str, Any], console: Console | None = None,
                   title: str | None = "Final metrics") -> None:
-    (console or make_console()).print(metrics_table(metrics, title=title))
+    print_table(console or make_console(), metrics_table(metrics, title=title))
 
 
 def epoch_line(epoch: int, epochs: int, logs: Mapping[str, Any], seconds: float) -> str:

@@ -60,9 +60,10 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         row: dict[str, Any] = {"epoch": epoch + 1}
-        for k, v in logs.items():
-            if k != "learning_rate":
-                row[k] = float(v)
+        # loss first, then metrics, then their validation counterparts
+        for k in sorted((k for k in logs if k != "learning_rate"),
+                        key=lambda k: (k.startswith("val_"), k.removeprefix("val_") != "loss")):
+            row[k] = float(logs[k])
         row["learning_rate"] = self._lr if self._lr is not None else logs.get("learning_rate")
         row["seconds"] = round(time.perf_counter() - self._t0, 4)
         self.csv.append(row)

@@ -1,0 +1,149 @@
+"""`load_dataset(cfg)`: config -> raw table -> typed columns + task -> missing values -> splits.
+
+Fill values are learned from the training rows only; every split goes through `prepare_inputs`,
+the same function predict uses.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from nettrain.data.columns import as_strings, select_columns, type_columns
+from nettrain.data.inputs import (MISSING_POLICIES, fit_imputation, missing_counts, missing_rows,
+                                  prepare_inputs)
+from nettrain.data.sources import did_you_mean, list_names, read_source
+from nettrain.data.split import fingerprint, hold_out, make_folds, should_stratify, split_rows
+from nettrain.data.task import infer_task
+from nettrain.data.types import Dataset, FeatureSchema, Split
+from nettrain.errors import DataError
+
+
+def load_dataset(cfg) -> Dataset:
+    """Everything the model and training stages need from `cfg.data` and `cfg.preprocessing`."""
+    raw = read_source(cfg)
+    main = "source" if "source" in raw.frames else "train"
+    where = {part: raw.paths.get(part, raw.description) for part in raw.frames}
+    target, features, id_col = select_columns(cfg, raw.frames[main], where[main], raw.default_target)
+    columns = type_columns(cfg, raw.frames[main], features, raw.kinds, where[main])
+    schema = FeatureSchema(task="regression", target=target, columns=columns, id_column=id_col)
+    for part, frame in raw.frames.items():
+        if part != main:
+            _same_columns(cfg, part, frame, [target, *features] + ([id_col] if id_col else []), where[part])
+
+    notes: list[str] = []
+    frames = {part: _apply_missing_policy(cfg, frame, schema, where[part], notes)
+              for part, frame in raw.frames.items()}
+    all_targets = pd.concat([f[target] for f in frames.values()], ignore_index=True) \
+        if len(frames) > 1 else frames[main][target]
+    schema.task, schema.class_names = infer_task(cfg, all_targets, target, raw.task_hint)
+    classification = schema.task != "regression"
+
+    def labels_of(frame: pd.DataFrame) -> np.ndarray | None:
+        return as_strings(frame[target]) if classification else None
+
+    folds = None
+    k = cfg.data.split.folds
+    if main == "source":
+        frame = frames["source"]
+        labels = labels_of(frame)
+        train_pos, val_pos, test_pos = split_rows(cfg, len(frame), labels, schema.task, notes)
+        rest_frame = frame.iloc[train_pos]
+        test_frame = frame.iloc[test_pos] if len(test_pos) else None
+        val_frame = frame.iloc[val_pos] if len(val_pos) else None
+    else:
+        if k > 1 and "validation" in frames:
+            raise cfg.error("data.split.folds", "k-fold cross-validation makes its own validation folds from "
+                            "data.train; remove data.validation or set folds: 1")
+        rest_frame = frames["train"]
+        test_frame = frames.get("test")
+        val_frame = frames.get("validation")
+        if val_frame is None and k == 1:
+            positions = np.arange(len(rest_frame), dtype=np.int64)
+            tr, va = hold_out(cfg, positions, labels_of(rest_frame), cfg.data.split.validation,
+                              "data.split.validation", "validation", should_stratify(cfg, schema.task), notes)
+            val_frame = rest_frame.iloc[va] if len(va) else None
+            rest_frame = rest_frame.iloc[tr]
+
+    pool = None
+    if k > 1:
+        folds = make_folds(cfg, labels_of(rest_frame), len(rest_frame), schema.task, notes)
+        fit_frame = rest_frame.iloc[folds[0][0]]
+    else:
+        fit_frame = rest_frame
+    if cfg.preprocessing.missing in ("mean", "median", "most_frequent"):
+        schema.imputation = fit_imputation(fit_frame, schema, cfg.preprocessing.missing, where[main])
+
+    def prepare(frame: pd.DataFrame | None, part: str) -> Split | None:
+        if frame is None:
+            return None
+        return prepare_inputs(frame, schema, require_target=True, source=where.get(part, where[main]))
+
+    if folds is not None:
+        pool = prepare(rest_frame, "train")
+        train, validation = take_rows(pool, folds[0][0]), take_rows(pool, folds[0][1])
+    else:
+        train = prepare(rest_frame, "train")
+        validation = prepare(val_frame, "validation")
+    test = prepare(test_frame, "test")
+
+    assignment = {"train": train.row_index}
+    if validation is not None:
+        assignment["validation"] = validation.row_index
+    if test is not None:
+        assignment["test"] = test.row_index
+    if folds is not None:
+        for i, (_, va) in enumerate(folds):
+            assignment[f"fold{i}"] = pool.row_index[va]
+    return Dataset(schema=schema, train=train, validation=validation, test=test,
+                   fingerprint=fingerprint(raw.frames, assignment), source=raw.description,
+                   n_rows=sum(len(f) for f in frames.values()), folds=folds, pool=pool, notes=notes)
+
+
+def take_rows(split: Split, positions: np.ndarray) -> Split:
+    """The rows of `split` at `positions` (a k-fold part of the pool)."""
+    return Split(inputs={k: v[positions] for k, v in split.inputs.items()},
+                 y=None if split.y is None else split.y[positions],
+                 ids=None if split.ids is None else split.ids[positions],
+                 row_index=None if split.row_index is None else split.row_index[positions])
+
+
+def _same_columns(cfg, part: str, frame: pd.DataFrame, needed: list[str], where: str) -> None:
+    have = [str(c) for c in frame.columns]
+    lost = [c for c in needed if c not in frame.columns]
+    if lost:
+        raise cfg.error(f"data.{part}", f"{where} lacks column{'s' if len(lost) > 1 else ''} "
+                        f"{list_names(lost, quote=True)} that data.train has; {did_you_mean(lost[0], have)}"
+                        f"it has: {list_names(have)}")
+
+
+def _apply_missing_policy(cfg, frame: pd.DataFrame, schema: FeatureSchema, where: str,
+                          notes: list[str]) -> pd.DataFrame:
+    policy = cfg.preprocessing.missing
+    target = schema.target
+    if policy == "error":
+        counts = missing_counts(frame, schema)
+        if counts:
+            listed = ", ".join(f"{'target ' if c == target else ''}'{c}' ({n})" for c, n in counts.items())
+            allowed = ", ".join(p for p in MISSING_POLICIES if p != "error")
+            raise DataError(f"{where}: missing values in {listed}; preprocessing.missing is 'error': set it "
+                            f"to one of {allowed} (rows with a missing target are then dropped), or fix "
+                            "the data")
+        return frame
+    if policy == "drop_rows":
+        mask = missing_rows(frame, schema)
+        what = "a missing value"
+    else:
+        mask = frame[target].isna().to_numpy()
+        what = f"a missing target '{target}'"
+    if mask.any():
+        note = f"{where}: dropped {int(mask.sum())} of {len(frame)} rows with {what}"
+        notes.append(note)
+        warnings.warn(note, stacklevel=3)
+        frame = frame[~mask]
+    if len(frame) == 0:
+        raise DataError(f"{where}: no rows left after dropping rows with {what} "
+                        f"(preprocessing.missing: {policy})")
+    return frame

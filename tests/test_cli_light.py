@@ -1,0 +1,79 @@
+"""Commands that must stay light: --help, validate, schema never import TensorFlow."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from typer.testing import CliRunner
+
+from nettrain.cli import app
+
+runner = CliRunner()
+
+PROBE = textwrap.dedent("""
+    import sys
+    from nettrain.cli import app
+    try:
+        app(prog_name="nettrain", args=sys.argv[1:])
+    except SystemExit as e:
+        code = e.code
+    heavy = [m for m in ("tensorflow", "keras", "sklearn", "matplotlib") if m in sys.modules]
+    print("HEAVY=" + ",".join(heavy), file=sys.stderr)
+    sys.exit(code)
+""")
+
+
+def _probe(*args, cwd=None):
+    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_imports_no_tensorflow():
+    proc = _probe("--help")
+    assert proc.returncode == 0
+    assert "fit" in proc.stdout and "validate" in proc.stdout
+    assert "HEAVY=\n" in proc.stderr or proc.stderr.strip().endswith("HEAVY=")
+
+
+def test_validate_imports_no_tensorflow(write_config):
+    path = write_config("data: {source: sklearn:iris}\nmodel: {layers: [{type: Dense, units: 8}]}\n")
+    proc = _probe("validate", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "valid" in proc.stdout
+    assert "tensorflow" not in proc.stderr.split("HEAVY=")[-1]
+    assert "keras" not in proc.stderr.split("HEAVY=")[-1]
+
+
+def test_validate_error_exits_2_without_traceback(write_config):
+    path = write_config("data: {source: sklearn:iris}\ntraining: {epoch: 3}\n")
+    proc = _probe("validate", str(path))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "training.epoch: unknown key 'epoch'; did you mean 'epochs'?" in proc.stderr
+
+
+def test_schema_is_json_schema():
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "nettrain experiment config"
+    assert {"data", "model", "training", "callbacks", "runtime", "output"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("nettrain ")
+
+
+def test_validate_via_clirunner_reports_set_errors(write_config):
+    path = write_config("data: {source: sklearn:iris}\n")
+    result = runner.invoke(app, ["validate", str(path), "--set", "training.epochs=0"])
+    assert result.exit_code == 2
+    assert "training.epochs" in result.stderr
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    result = runner.invoke(app, ["validate", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2
+    assert "not found" in result.stderr

@@ -1,0 +1,362 @@
+"""Data sources: files of every kind, sklearn sets, generators, the Keras cache."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from nettrain.config import load_config
+from nettrain.data import load_dataset, read_table
+from nettrain.errors import ConfigError, DataError, UsageError
+
+
+def make_cfg(tmp_path: Path, data: dict, **sections):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"data": data, **sections}, sort_keys=False))
+    return load_config(path)
+
+
+def table(n: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "a": rng.normal(size=n),
+        "b": rng.integers(0, 100, size=n),
+        "color": rng.choice(["red", "green", "blue"], size=n),
+        "label": np.where(np.arange(n) % 2 == 0, "yes", "no"),
+    })
+
+
+def check_same_table(frame: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(frame.columns) == list(expected.columns)
+    assert len(frame) == len(expected)
+    np.testing.assert_allclose(frame["a"].to_numpy(float), expected["a"].to_numpy(float), rtol=1e-6)
+    assert frame["color"].astype(str).tolist() == expected["color"].tolist()
+
+
+# ---------------------------------------------------------------------------- files
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".parquet", ".jsonl", ".csv.gz"])
+def test_read_table_by_extension(tmp_path, ext):
+    df = table()
+    path = tmp_path / f"data{ext}"
+    if ext == ".csv":
+        df.to_csv(path, index=False)
+    elif ext == ".tsv":
+        df.to_csv(path, index=False, sep="\t")
+    elif ext == ".parquet":
+        df.to_parquet(path)
+    elif ext == ".jsonl":
+        df.to_json(path, orient="records", lines=True)
+    else:
+        with gzip.open(path, "wt") as f:
+            df.to_csv(f, index=False)
+    check_same_table(read_table(path), df)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".parquet", ".jsonl"])
+def test_load_dataset_from_each_file_kind(tmp_path, ext):
+    df = table()
+    path = tmp_path / f"data{ext}"
+    {".csv": lambda: df.to_csv(path, index=False),
+     ".tsv": lambda: df.to_csv(path, index=False, sep="\t"),
+     ".parquet": lambda: df.to_parquet(path),
+     ".jsonl": lambda: df.to_json(path, orient="records", lines=True)}[ext]()
+    ds = load_dataset(make_cfg(tmp_path, {"source": path.name, "target": "label"}))
+    assert ds.schema.task == "binary"
+    assert ds.schema.class_names == ["no", "yes"]
+    assert ds.schema.numeric_columns == ["a", "b"]
+    assert [c.name for c in ds.schema.other_columns] == ["color"]
+    assert ds.train.inputs["numeric"].dtype == np.float32
+    assert ds.train.inputs["color"].shape == (len(ds.train), 1)
+    assert ds.n_rows == 40
+    assert len(ds.train) + len(ds.validation) + len(ds.test) == 40
+
+
+def test_npz_with_x_and_y_flattens_extra_dimensions(tmp_path):
+    x = np.arange(5 * 2 * 3, dtype=np.uint8).reshape(5, 2, 3)
+    np.savez(tmp_path / "d.npz", x=x, y=np.array([0, 1, 0, 1, 1]))
+    frame = read_table(tmp_path / "d.npz")
+    assert list(frame.columns) == [f"x{i}" for i in range(6)] + ["target"]
+    assert frame.iloc[1, :6].tolist() == list(range(6, 12))
+    assert frame["target"].tolist() == [0, 1, 0, 1, 1]
+
+
+def test_npz_train_and_test_parts_are_concatenated(tmp_path):
+    np.savez(tmp_path / "d.npz", x_train=np.ones((4, 2, 2)), y_train=np.zeros(4),
+             x_test=np.zeros((3, 2, 2)), y_test=np.ones(3))
+    frame = read_table(tmp_path / "d.npz")
+    assert frame.shape == (7, 5)
+    assert frame["target"].tolist() == [0, 0, 0, 0, 1, 1, 1]
+    assert frame["x3"].tolist() == [1, 1, 1, 1, 0, 0, 0]
+
+
+def test_npz_dataset_defaults_target(tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "d.npz", X=rng.normal(size=(30, 3)), y=rng.normal(size=30))
+    ds = load_dataset(make_cfg(tmp_path, {"source": "d.npz"}))
+    assert ds.schema.target == "target"
+    assert ds.schema.task == "regression"
+    assert ds.train.inputs["numeric"].shape[1] == 3
+    assert ds.train.y.dtype == np.float32
+
+
+def test_npz_without_expected_arrays(tmp_path):
+    np.savez(tmp_path / "d.npz", features=np.ones((3, 2)))
+    with pytest.raises(DataError, match=r"expected arrays 'x' and 'y'.*holds: features"):
+        read_table(tmp_path / "d.npz")
+
+
+def test_npz_with_pickled_objects_is_refused(tmp_path):
+    seqs = np.empty(2, dtype=object)
+    seqs[0], seqs[1] = [1, 2], [3]
+    np.savez(tmp_path / "d.npz", x=seqs, y=np.array([0, 1]))
+    with pytest.raises(DataError, match="Python objects"):
+        read_table(tmp_path / "d.npz")
+
+
+def test_npz_rows_mismatch(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.ones((3, 2)), y=np.ones(4))
+    with pytest.raises(DataError, match="3 rows but y has 4"):
+        read_table(tmp_path / "d.npz")
+
+
+def test_missing_file_names_the_path_and_key(tmp_path):
+    cfg = make_cfg(tmp_path, {"source": "nope.csv", "target": "y"})
+    with pytest.raises(ConfigError) as info:
+        load_dataset(cfg)
+    msg = str(info.value)
+    assert "data.source" in msg and str(tmp_path / "nope.csv") in msg and "exp.yaml:2" in msg
+    assert info.value.exit_code == 2
+
+
+def test_read_table_missing_file(tmp_path):
+    with pytest.raises(DataError, match="not found.*nope.csv"):
+        read_table(tmp_path / "nope.csv")
+
+
+def test_empty_and_header_only_files(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("a,b,y\n")
+    with pytest.raises(DataError, match="empty.csv: the file is empty"):
+        read_table(tmp_path / "empty.csv")
+    with pytest.raises(DataError, match=r"header.csv: the file has a header but no rows \(columns: a, b, y\)"):
+        read_table(tmp_path / "header.csv")
+    cfg = make_cfg(tmp_path, {"source": "header.csv", "target": "y"})
+    with pytest.raises(UsageError, match="no rows"):
+        load_dataset(cfg)
+
+
+def test_unknown_extension_lists_allowed(tmp_path):
+    (tmp_path / "d.xlsx").write_text("x")
+    with pytest.raises(DataError, match=r"'\.xlsx'.*\.csv, \.tsv, \.parquet, \.jsonl, \.npz"):
+        read_table(tmp_path / "d.xlsx")
+    cfg = make_cfg(tmp_path, {"source": "d.xlsx", "target": "y"})
+    with pytest.raises(ConfigError, match=r"data\.source.*allowed: \.csv"):
+        load_dataset(cfg)
+
+
+def test_unparsable_file_is_one_clear_error(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{not json\n')
+    (tmp_path / "bad.parquet").write_text("this is not parquet")
+    with pytest.raises(DataError, match="bad.jsonl: cannot read it as jsonl"):
+        read_table(tmp_path / "bad.jsonl")
+    with pytest.raises(DataError, match="bad.parquet: cannot read it as parquet"):
+        read_table(tmp_path / "bad.parquet")
+
+
+def test_target_required_for_files(tmp_path):
+    table().to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(ConfigError, match=r"data\.target: required.*columns: a, b, color, label"):
+        load_dataset(make_cfg(tmp_path, {"source": "d.csv"}))
+
+
+def test_separate_train_validation_test_files(tmp_path):
+    df = table(60)
+    df.iloc[:40].to_csv(tmp_path / "train.csv", index=False)
+    df.iloc[40:50].to_csv(tmp_path / "val.csv", index=False)
+    df.iloc[50:].to_csv(tmp_path / "test.csv", index=False)
+    ds = load_dataset(make_cfg(tmp_path, {"train": "train.csv", "validation": "val.csv", "test": "test.csv",
+                                          "target": "label"}))
+    assert (len(ds.train), len(ds.validation), len(ds.test)) == (40, 10, 10)
+    np.testing.assert_allclose(ds.test.inputs["numeric"][:, 0], df["a"].iloc[50:].to_numpy(np.float32))
+    assert ds.test.row_index.tolist() == list(range(10))
+    assert ds.n_rows == 60
+
+
+def test_separate_train_file_carves_validation(tmp_path):
+    table(50).to_csv(tmp_path / "train.csv", index=False)
+    ds = load_dataset(make_cfg(tmp_path, {"train": "train.csv", "target": "label"}))
+    assert (len(ds.train), len(ds.validation), ds.test) == (40, 10, None)
+
+
+def test_separate_file_missing_column(tmp_path):
+    df = table(30)
+    df.to_csv(tmp_path / "train.csv", index=False)
+    df.drop(columns="color").to_csv(tmp_path / "test.csv", index=False)
+    cfg = make_cfg(tmp_path, {"train": "train.csv", "test": "test.csv", "target": "label"})
+    with pytest.raises(ConfigError, match=r"data\.test: .*test.csv lacks column 'color'"):
+        load_dataset(cfg)
+
+
+# ------------------------------------------------------------------------ sklearn sets
+
+def test_sklearn_iris_labels_are_names(tmp_path):
+    ds = load_dataset(make_cfg(tmp_path, {"source": "sklearn:iris"}))
+    assert ds.schema.target == "target"
+    assert ds.schema.task == "multiclass"
+    assert ds.schema.class_names == ["setosa", "versicolor", "virginica"]
+    assert ds.n_rows == 150
+    assert ds.train.inputs["numeric"].shape[1] == 4
+    assert ds.source == "sklearn:iris"
+
+
+@pytest.mark.parametrize("name,task,n_classes", [("breast_cancer", "binary", 2), ("wine", "multiclass", 3),
+                                                 ("digits", "multiclass", 10), ("diabetes", "regression", 0)])
+def test_sklearn_sets(tmp_path, name, task, n_classes):
+    ds = load_dataset(make_cfg(tmp_path, {"source": f"sklearn:{name}"}))
+    assert ds.schema.task == task
+    assert len(ds.schema.class_names or []) == n_classes
+    if task == "regression":
+        assert ds.train.y.dtype == np.float32
+    else:
+        assert ds.train.y.dtype == np.int64 and ds.train.y.max() == n_classes - 1
+
+
+def test_sklearn_unknown_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.source: unknown bundled set 'sklearn:irs'; did you mean "
+                                          r"'iris'\? allowed: sklearn:iris, sklearn:breast_cancer"):
+        load_dataset(make_cfg(tmp_path, {"source": "sklearn:irs"}))
+
+
+def test_sklearn_wrong_target_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.target: target 'tagret'.*did you mean 'target'"):
+        load_dataset(make_cfg(tmp_path, {"source": "sklearn:iris", "target": "tagret"}))
+
+
+# -------------------------------------------------------------------------- generators
+
+def test_make_regression_uses_seed(tmp_path):
+    from sklearn.datasets import make_regression
+
+    gen = {"generator": "make_regression", "n_samples": 50, "n_features": 2, "noise": 5.0, "bias": 5.0}
+    ds = load_dataset(make_cfg(tmp_path, {"source": gen}, seed=7,))
+    assert ds.schema.task == "regression"
+    assert ds.schema.numeric_columns == ["x0", "x1"]
+    x, y = make_regression(n_samples=50, n_features=2, noise=5.0, bias=5.0, random_state=7)
+    rows = ds.train.row_index
+    np.testing.assert_allclose(ds.train.inputs["numeric"], x[rows].astype(np.float32))
+    np.testing.assert_allclose(ds.train.y, y[rows].astype(np.float32))
+    other = load_dataset(make_cfg(tmp_path, {"source": {**gen, "random_state": 3}}, seed=7))
+    assert other.fingerprint != ds.fingerprint
+
+
+def test_make_blobs_with_list_arguments(tmp_path):
+    gen = {"generator": "make_blobs", "n_samples": 90, "centers": [[0, 0], [5, 5], [10, 0]],
+           "cluster_std": [0.5, 1.0, 1.5]}
+    ds = load_dataset(make_cfg(tmp_path, {"source": gen}))
+    assert ds.schema.task == "multiclass"
+    assert ds.schema.class_names == ["0", "1", "2"]
+    assert ds.n_rows == 90
+
+
+def test_make_classification(tmp_path):
+    gen = {"generator": "make_classification", "n_samples": 100, "n_features": 4, "n_informative": 2}
+    ds = load_dataset(make_cfg(tmp_path, {"source": gen}))
+    assert ds.schema.task == "binary"
+    assert ds.train.inputs["numeric"].shape[1] == 4
+
+
+def test_generator_bad_arguments(tmp_path):
+    gen = {"generator": "make_classification", "n_samples": 50, "n_features": 2, "n_informative": 5}
+    with pytest.raises(ConfigError, match=r"data\.source: make_classification refused its arguments"):
+        load_dataset(make_cfg(tmp_path, {"source": gen}))
+
+
+def test_generator_several_targets_refused(tmp_path):
+    gen = {"generator": "make_regression", "n_samples": 20, "n_targets": 2}
+    with pytest.raises(ConfigError, match="n_targets: 1"):
+        load_dataset(make_cfg(tmp_path, {"source": gen}))
+
+
+# ------------------------------------------------------------------------- Keras cache
+
+def fake_keras_home(root: Path) -> Path:
+    d = root / "khome" / "datasets"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    np.savez(d / "mnist.npz", x_train=rng.integers(0, 255, (40, 4, 4), dtype=np.uint8),
+             y_train=np.arange(40) % 10, x_test=rng.integers(0, 255, (20, 4, 4), dtype=np.uint8),
+             y_test=np.arange(20) % 10)
+
+    def seqs(n):
+        out = np.empty(n, dtype=object)
+        for i in range(n):
+            out[i] = list(rng.integers(1, 50, size=3 + i % 4))
+        return out
+
+    np.savez(d / "imdb.npz", x_train=seqs(30), y_train=np.arange(30) % 2, x_test=seqs(10),
+             y_test=np.arange(10) % 2)
+    np.savez(d / "reuters.npz", x=seqs(60), y=np.arange(60) % 30)
+    np.savez(d / "boston_housing.npz", x=rng.normal(size=(50, 13)), y=rng.normal(20, 5, size=50))
+    return root / "khome"
+
+
+def test_keras_mnist_from_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(fake_keras_home(tmp_path)))
+    ds = load_dataset(make_cfg(tmp_path, {"source": "keras:mnist"}))
+    assert ds.n_rows == 60
+    assert ds.schema.numeric_columns == [f"x{i}" for i in range(16)]
+    assert ds.schema.task == "multiclass" and len(ds.schema.class_names) == 10
+
+
+def test_keras_text_sets_become_text_columns(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(fake_keras_home(tmp_path)))
+    ds = load_dataset(make_cfg(tmp_path, {"source": "keras:imdb"}))
+    assert [(c.name, c.kind) for c in ds.schema.columns] == [("text", "text")]
+    assert ds.schema.task == "binary"
+    first = ds.train.inputs["text"][0, 0]
+    assert isinstance(first, str) and all(tok.isdigit() for tok in first.split())
+    # 30 integer labels would read as regression; the set is known to be topic classification
+    reuters = load_dataset(make_cfg(tmp_path, {"source": "keras:reuters"}))
+    assert reuters.schema.task == "multiclass" and len(reuters.schema.class_names) == 30
+    boston = load_dataset(make_cfg(tmp_path, {"source": "keras:boston_housing"}))
+    assert boston.schema.task == "regression" and len(boston.schema.numeric_columns) == 13
+
+
+def test_keras_cache_absent_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError) as info:
+        load_dataset(make_cfg(tmp_path, {"source": "keras:mnist"}))
+    msg = str(info.value)
+    assert str(tmp_path / "empty" / "datasets" / "mnist.npz") in msg
+    assert "does not download" in msg and "data.source" in msg
+
+
+def test_keras_unknown_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown Keras set 'keras:minst'; did you mean 'mnist'"):
+        load_dataset(make_cfg(tmp_path, {"source": "keras:minst"}))
+
+
+def test_data_stage_never_imports_tensorflow_or_keras(tmp_path):
+    home = fake_keras_home(tmp_path)
+    table().to_csv(tmp_path / "d.csv", index=False)
+    code = (
+        "import sys, json\n"
+        "from nettrain.config import load_config\n"
+        "from nettrain.data import load_dataset, suggest_config\n"
+        f"load_dataset(load_config(None, data={{'data': {{'source': 'keras:mnist'}}}}))\n"
+        f"load_dataset(load_config(None, data={{'data': {{'source': {str(tmp_path / 'd.csv')!r}, "
+        "'target': 'label'}}))\n"
+        "print(json.dumps(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "KERAS_HOME": str(home)})
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -1,0 +1,160 @@
+"""End-to-end `nettrain fit` through the CLI on tiny data."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from nettrain.cli import app
+from tests.helpers import mixed_csv, regression_csv
+
+runner = CliRunner()
+
+
+def fit(*args):
+    return runner.invoke(app, ["fit", *args, "--quiet"])
+
+
+@pytest.fixture
+def mixed_config(tmp_path):
+    mixed_csv(tmp_path / "mixed.csv")
+    path = tmp_path / "mixed.yaml"
+    path.write_text(textwrap.dedent("""
+        data: {source: mixed.csv, target: label, id: id}
+        model: {layers: [{type: Dense, units: 16, activation: relu}]}
+        training: {epochs: 3, batch_size: 16, metrics: [accuracy]}
+        output: {dir: runs}
+    """))
+    return path
+
+
+def test_fit_writes_the_run_directory(mixed_config, tmp_path):
+    run = tmp_path / "run"
+    result = fit(str(mixed_config), "--run-dir", str(run))
+    assert result.exit_code == 0, result.output
+    for name in ("config.yaml", "run.json", "metrics.csv", "metrics.json", "model.h5", "labels.json",
+                 "summary.txt", "features.json", "checkpoints/best.h5", "checkpoints/last.h5",
+                 "plots/learning_curves.png", "plots/confusion_matrix.png"):
+        assert (run / name).is_file(), name
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_done"] == 3 and record["seed"] == 42
+    assert len(record["data"]["fingerprint"]) == 64
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == {"train", "validation", "test"}
+    assert {"loss", "accuracy"} <= set(metrics["test"])
+    assert json.loads((run / "labels.json").read_text()) == ["high", "low", "mid"]
+    lines = (run / "metrics.csv").read_text().splitlines()
+    assert lines[0].split(",")[:3] == ["epoch", "loss", "accuracy"]
+    assert "learning_rate" in lines[0] and "val_loss" in lines[0]
+    assert len(lines) == 4
+    # the epoch lines and the final table
+    assert "epoch 3/3" in result.stdout and "Final metrics" in result.stdout
+    assert "\x1b[" not in result.stdout
+    config = (run / "config.yaml").read_text()
+    assert "batch_size: 16" in config and "terminate_on_nan: true" in config
+
+
+def test_fit_json_prints_only_metrics(mixed_config, tmp_path):
+    result = runner.invoke(app, ["fit", str(mixed_config), "--run-dir", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert set(metrics) == {"train", "validation", "test"}
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+
+
+def test_default_run_dir_under_output_dir(mixed_config, tmp_path):
+    result = fit(str(mixed_config), "--set", "training.epochs=1")
+    assert result.exit_code == 0, result.output
+    runs = list((tmp_path / "runs" / "mixed").iterdir())
+    assert len(runs) == 1 and (runs[0] / "model.h5").is_file()
+
+
+def test_model_h5_loads_in_plain_keras_and_takes_raw_columns(mixed_config, tmp_path):
+    run = tmp_path / "run"
+    assert fit(str(mixed_config), "--run-dir", str(run)).exit_code == 0
+    script = textwrap.dedent(f"""
+        import os, sys
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        sys.path = [p for p in sys.path if "work/main" not in p or "site-packages" in p]
+        assert "nettrain" not in sys.modules
+        import numpy as np, tensorflow as tf, keras
+        m = keras.models.load_model({str(run / 'model.h5')!r})
+        x = {{"numeric": np.array([[0.1, 10.0], [2.0, 14.0]], dtype="float32"),
+              "color": tf.constant([["red"], ["purple"]])}}
+        p = m.predict(x, verbose=0)
+        print(repr(p.tolist()))
+    """)
+    proc = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    probs = np.array(eval(proc.stdout.strip().splitlines()[-1]))
+    assert probs.shape == (2, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    regression_csv(tmp_path / "reg.csv")
+    cfg = tmp_path / "reg.yaml"
+    cfg.write_text("data: {source: reg.csv, target: y}\ntraining: {epochs: 2}\n")
+    import keras
+
+    weights = []
+    for name in ("a", "b"):
+        assert fit(str(cfg), "--run-dir", str(tmp_path / name)).exit_code == 0
+        weights.append(keras.models.load_model(tmp_path / name / "model.h5").get_weights())
+    for w1, w2 in zip(*weights):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_regression_metrics_and_plot(tmp_path):
+    regression_csv(tmp_path / "reg.csv")
+    cfg = tmp_path / "reg.yaml"
+    cfg.write_text("data: {source: reg.csv, target: y}\ntraining: {epochs: 30, optimizer: {name: adam, learning_rate: 0.05}}\n")
+    run = tmp_path / "run"
+    result = fit(str(cfg), "--run-dir", str(run))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"loss", "mae"}
+    assert metrics["test"]["mae"] < 1.0  # a linear target: the model must have learned something
+    assert (run / "plots" / "predicted_vs_actual.png").is_file()
+    assert not (run / "labels.json").exists()
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["training.loss=binary_crossentropy"], ["training.loss", "3 classes"]),
+    (["model.layers=[{type: Conv2D, filters: 4, kernel_size: 3}]"], ["model.layers.0", "Reshape"]),
+    (["model.layers=[{type: Dense, units: 4, activation: relux}]"], ["model.layers.0"]),
+    (["data.target=lable"], ["data.target", "did you mean 'label'"]),
+    (["data.features=[x1, x9]"], ["x9"]),
+    (["callbacks.early_stopping={monitor: val_acc}"], ["callbacks.early_stopping.monitor", "val_accuracy"]),
+    (["data.split.validation=0", "callbacks.checkpoint.monitor=val_loss"], ["callbacks.checkpoint.monitor",
+                                                                           "no validation rows"]),
+])
+def test_bad_input_exits_2_and_writes_nothing(mixed_config, tmp_path, overrides, words):
+    run = tmp_path / "run"
+    args = [str(mixed_config), "--run-dir", str(run)]
+    for o in overrides:
+        args += ["--set", o]
+    result = fit(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    for w in words:
+        assert w in result.stderr
+    assert not run.exists() or not any(run.iterdir())
+
+
+def test_nan_loss_exits_1_and_keeps_last_checkpoint(tmp_path):
+    regression_csv(tmp_path / "reg.csv")
+    cfg = tmp_path / "nan.yaml"
+    cfg.write_text("data: {source: reg.csv, target: y}\npreprocessing: {numeric: none}\n"
+                   "training: {epochs: 30, optimizer: {name: sgd, learning_rate: 0.2}, batch_size: 200}\n"
+                   "model: {layers: [{type: Dense, units: 64}, {type: Dense, units: 64}]}\n")
+    run = tmp_path / "run"
+    result = fit(str(cfg), "--run-dir", str(run))
+    assert result.exit_code == 1, result.output
+    assert "NaN" in result.stderr and "learning rate" in result.stderr
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "failed"
