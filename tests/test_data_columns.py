@@ -216,8 +216,10 @@ def test_binary_loss_with_three_classes(tmp_path):
 
 def test_regression_loss_with_text_labels(tmp_path):
     df = frame_with_target(np.array(["a", "b", "c"] * 20))
-    cfg = make_cfg(tmp_path, {"source": write(tmp_path, df), "target": "y"}, training={"loss": "mean_absolute_error"})
-    with pytest.raises(ConfigError, match=r"training\.loss: 'mean_absolute_error' is a regression loss but target 'y' holds labels"):
+    cfg = make_cfg(tmp_path, {"source": write(tmp_path, df), "target": "y"},
+                   training={"loss": "mean_absolute_error"})
+    with pytest.raises(ConfigError, match=r"training\.loss: 'mean_absolute_error' is a regression loss "
+                                          r"but target 'y' holds labels"):
         load_dataset(cfg)
 
 

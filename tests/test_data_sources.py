@@ -80,6 +80,14 @@ def test_load_dataset_from_each_file_kind(tmp_path, ext):
     assert len(ds.train) + len(ds.validation) + len(ds.test) == 40
 
 
+def test_parquet_with_saved_index_is_numbered_by_position(tmp_path):
+    df = table(5).set_index(pd.Index([f"r{i}" for i in range(5)], name="key"))
+    df.to_parquet(tmp_path / "d.parquet")
+    frame = read_table(tmp_path / "d.parquet")
+    assert frame.index.tolist() == [0, 1, 2, 3, 4]
+    assert frame["key"].tolist() == [f"r{i}" for i in range(5)]
+
+
 def test_npz_with_x_and_y_flattens_extra_dimensions(tmp_path):
     x = np.arange(5 * 2 * 3, dtype=np.uint8).reshape(5, 2, 3)
     np.savez(tmp_path / "d.npz", x=x, y=np.array([0, 1, 0, 1, 1]))

@@ -57,7 +57,8 @@ def _check_columns(frame: pd.DataFrame, schema: FeatureSchema, where: str, requi
     lost = [c for c in needed if c not in frame.columns]
     if lost:
         hint = did_you_mean(lost[0], have)
-        raise DataError(f"{where}: missing column{'s' if len(lost) > 1 else ''} {list_names(lost, quote=True)} that the "
+        plural = "s" if len(lost) > 1 else ""
+        raise DataError(f"{where}: missing column{plural} {list_names(lost, quote=True)} that the "
                         f"model uses; {hint}the data has: {list_names(have)}")
     if require_target and schema.target not in frame.columns:
         raise DataError(f"{where}: the target column '{schema.target}' is missing; "
@@ -128,7 +129,8 @@ def encode_target(target: pd.Series, schema: FeatureSchema, where: str) -> np.nd
         if labels[pos] is None:
             raise DataError(f"{where}: target '{name}' is missing in {int(pd.isna(labels).sum())} rows "
                             f"(first: {row_label(target.index[pos])})")
-        raise DataError(f"{where}: target '{name}' has the label {labels[pos]!r} in {row_label(target.index[pos])}, "
+        raise DataError(f"{where}: target '{name}' has the label {labels[pos]!r} in "
+                        f"{row_label(target.index[pos])}, "
                         f"which the model does not know; known classes: {list_names(schema.class_names or [])}")
     return y
 

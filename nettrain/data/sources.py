@@ -105,6 +105,11 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     if len(frame) == 0:
         raise DataError(f"{p}: the file has a header but no rows (columns: {_list(frame.columns)})")
     frame.columns = [str(c) for c in frame.columns]
+    if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1):
+        # parquet may restore a saved index: keep a named one as a column; rows are numbered by position
+        named = any(name is not None for name in frame.index.names)
+        frame = frame.reset_index(drop=not named)
+        frame.columns = [str(c) for c in frame.columns]
     return frame
 
 
@@ -173,7 +178,8 @@ def read_source(cfg) -> RawData:
                 frames[part] = _read_file(cfg, f"data.{part}", path)
                 paths[part] = path
         desc = ", ".join(f"{k}={v}" for k, v in paths.items())
-        return RawData(frames, desc, paths)
+        return RawData(frames, desc, paths,
+                       default_target=DEFAULT_TARGET if table_kind(data.train) == ".npz" else None)
     src = data.source
     if not isinstance(src, str):
         return _generate(cfg, src)
@@ -249,7 +255,8 @@ def _read_keras(cfg, name: str) -> RawData:
         else:
             x, y = [arrays["x"]], [arrays["y"]]
     except KeyError as e:
-        raise DataError(f"{path}: missing array {e}; it holds {_list(arrays)}. Delete it and fetch it again") from None
+        raise DataError(f"{path}: missing array {e}; it holds {_list(arrays)}. Delete it and fetch it "
+                        "again") from None
     y_all = np.concatenate([np.asarray(a).reshape(-1) for a in y])
     kinds: dict[str, str] = {}
     if pickled:

@@ -67,7 +67,8 @@ def suggest_config(path: Path, target: str) -> str:
 
     missing = {}
     for name in features:
-        count = int(np.isnan(to_numbers(frame[name])[0]).sum()) if name in numeric else int(frame[name].isna().sum())
+        series = frame[name]
+        count = int(np.isnan(to_numbers(series)[0]).sum()) if name in numeric else int(series.isna().sum())
         if count:
             missing[name] = count
     target_missing = int(frame[target].isna().sum())
