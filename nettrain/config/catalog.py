@@ -60,6 +60,16 @@ def _classes(module, base) -> dict[str, Any]:
     return out
 
 
+def _src(module):
+    """keras.losses -> keras.src.losses (where the alias table lives), or the module itself."""
+    import importlib
+
+    try:
+        return importlib.import_module(module.__name__.replace("keras.", "keras.src.", 1))
+    except ImportError:
+        return module
+
+
 def generate() -> dict[str, Any]:
     import keras
     import sklearn.datasets
@@ -75,7 +85,9 @@ def generate() -> dict[str, Any]:
         named = {}
         for name, cls in _classes(module, base).items():
             named[name] = init_params(cls)[0]
-        for attr in dir(module):
+        # `get` also resolves short aliases ("mse", "bce", "kld") kept in Keras's object table.
+        aliases = list(getattr(_src(module), "ALL_OBJECTS_DICT", {}))
+        for attr in dir(module) + aliases:
             if attr.startswith("_") or attr in named or attr in ("get", "serialize", "deserialize"):
                 continue
             try:

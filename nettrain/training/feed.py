@@ -37,19 +37,35 @@ def steps_per_epoch(n_rows: int, batch_size: int) -> int:
     return max(1, math.ceil(n_rows / batch_size))
 
 
+class EpochCursor(keras.callbacks.Callback):
+    """Tells the training dataset which epoch (counted from 1) Keras is about to run."""
+
+    def __init__(self, first_epoch: int = 1):
+        super().__init__()
+        self.epoch = tf.Variable(first_epoch, dtype=tf.int64, trainable=False)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+
+
 def training_dataset(x: dict[str, tf.Tensor], y: np.ndarray, *, batch_size: int, seed: int,
-                     first_epoch: int, last_epoch: int, shuffle: bool = True,
+                     cursor: EpochCursor, shuffle: bool = True,
                      sample_weight: np.ndarray | None = None) -> tf.data.Dataset:
-    """Batches for epochs first_epoch..last_epoch (counted from 1), each epoch shuffled by (seed, epoch)."""
+    """One epoch of batches, shuffled by (seed, epoch) where the epoch is read from `cursor`.
+
+    Keras re-iterates the dataset each epoch (no steps_per_epoch), so the epoch boundary is
+    exact also with steps_per_execution > 1, and the order depends on nothing but seed and epoch.
+    """
     n = int(y.shape[0])
     y_t = tf.convert_to_tensor(y)
     w_t = None if sample_weight is None else tf.convert_to_tensor(sample_weight, dtype=tf.float32)
     full = n // batch_size
     rest = n - full * batch_size
+    seed_t = tf.constant(seed, dtype=tf.int64)
 
-    def epoch_batches(epoch):
+    def epoch_batches(_):
         if shuffle:
-            keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.cast(seed, tf.int64), epoch]),
+            keys = tf.random.stateless_uniform([n], seed=tf.stack([seed_t, cursor.epoch.read_value()]),
                                                dtype=tf.float32)
             order = tf.argsort(keys, stable=True)
         else:
@@ -67,9 +83,10 @@ def training_dataset(x: dict[str, tf.Tensor], y: np.ndarray, *, batch_size: int,
             return xb, yb
         return xb, yb, tf.gather(w_t, idx)
 
-    epochs = tf.data.Dataset.range(first_epoch, last_epoch + 1)
-    ds = epochs.flat_map(epoch_batches).map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    steps = full + (1 if rest else 0)
+    ds = tf.data.Dataset.from_tensors(0).flat_map(epoch_batches)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))  # lets Keras know the epoch length
+    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 def evaluation_dataset(x: dict[str, tf.Tensor], y: np.ndarray | None, batch_size: int) -> tf.data.Dataset:

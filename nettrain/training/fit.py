@@ -116,8 +116,9 @@ def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = N
 
     x_train = feed.model_inputs(model, train.inputs)
     y_train = encode_targets(train.y, mode, n_classes)
-    train_ds = feed.training_dataset(x_train, y_train, batch_size=batch, seed=cfg.seed, first_epoch=1,
-                                     last_epoch=cfg.training.epochs)
+    cursor = feed.EpochCursor()
+    callbacks.insert(0, cursor)
+    train_ds = feed.training_dataset(x_train, y_train, batch_size=batch, seed=cfg.seed, cursor=cursor)
     val_ds = None
     if has_val:
         val_ds = feed.evaluation_dataset(feed.model_inputs(model, dataset.validation.inputs),
@@ -126,7 +127,7 @@ def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = N
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        model.fit(train_ds, epochs=cfg.training.epochs, steps_per_epoch=steps, validation_data=val_ds,
+        model.fit(train_ds, epochs=cfg.training.epochs, validation_data=val_ds, shuffle=False,
                   callbacks=callbacks, verbose=0, class_weight=weights)
     except KeyboardInterrupt:
         record.update(status="interrupted", ended=rundir.now())

@@ -65,7 +65,7 @@ class RichProgress(keras.callbacks.Callback):
             return
         self._last = now
         info = "  ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items() if k != "learning_rate")
-        self.progress.update(self.batch_task, completed=batch + 1, info=info)
+        self.progress.update(self.batch_task, completed=min(batch + 1, self.steps), info=info)
 
     def on_epoch_end(self, epoch, logs=None):
         info = "  ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items() if k != "learning_rate")
