@@ -112,10 +112,10 @@ class StepDecay(keras.callbacks.Callback):
 class Checkpointer(keras.callbacks.Callback):
     """Full-model .h5 checkpoints written atomically: last.h5, best.h5 and templated files.
 
-    `save(path)` writes the model to `path` (a temporary name; this class renames it).
+    `save(path, epoch)` writes the model to `path` (a temporary name; this class renames it).
     """
 
-    def __init__(self, directory: Path, save: Callable[[Path], None], *, filename: str = "epoch{epoch:03d}.h5",
+    def __init__(self, directory: Path, save: Callable[[Path, int], None], *, filename: str = "epoch{epoch:03d}.h5",
                  monitor: str = "val_loss", mode: str = "auto", save_best_only: bool = False,
                  keep: int | None = None, best: float | None = None):
         super().__init__()
@@ -146,7 +146,7 @@ class Checkpointer(keras.callbacks.Callback):
         e = epoch + 1
         last = self.dir / "last.h5"
         with atomic.atomic_path(last) as tmp:
-            self.save(tmp)
+            self.save(tmp, e)
         value = logs.get(self.monitor)
         improved = value is not None and _finite(value) and self._improved(float(value))
         if improved:

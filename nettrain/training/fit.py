@@ -21,7 +21,7 @@ from nettrain.data.types import Dataset, Split  # noqa: E402
 from nettrain.model import (build_model, class_weights, compile_model, encode_targets,  # noqa: E402
                             initial_learning_rate, label_mode, metric_names, model_summary,
                             output_activation_kind)
-from nettrain.store import atomic, rundir  # noqa: E402
+from nettrain.store import atomic, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
 from nettrain.training import feed  # noqa: E402
 from nettrain.training.schedules import make_schedule  # noqa: E402
@@ -38,11 +38,6 @@ class FitResult:
     best_epoch: int | None = None
     stopped_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def save_h5(model: keras.Model, path: Path) -> None:
-    """Full model (architecture, weights, optimizer state) in the legacy HDF5 format."""
-    model.save(str(path), include_optimizer=True)
 
 
 def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None, quiet: bool = False,
@@ -74,8 +69,13 @@ def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = N
 
     out = rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir)
     rundir.write_config(out, cfg.to_dict())
-    atomic.write_json(out / rundir.FEATURES, {**schema.to_dict(), "label_mode": mode, "threshold": threshold,
-                                             "inputs": [t.name for t in model.inputs]})
+    features = {**schema.to_dict(), "label_mode": mode, "threshold": threshold,
+                "inputs": [t.name for t in model.inputs]}
+    atomic.write_json(out / rundir.FEATURES, features)
+    config_dict = cfg.to_dict()
+
+    def meta(epoch: int) -> dict[str, Any]:
+        return {"features": features, "config": config_dict, "epoch": epoch, "run": cfg.name}
     if schema.class_names:
         atomic.write_json(out / rundir.LABELS, schema.class_names)
     atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
@@ -96,7 +96,8 @@ def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = N
     ck = cfg.callbacks.checkpoint
     checkpointer = None
     if ck.enabled:
-        checkpointer = cb.Checkpointer(out / rundir.CHECKPOINTS, lambda p: save_h5(model, p), filename=ck.filename,
+        checkpointer = cb.Checkpointer(out / rundir.CHECKPOINTS, lambda p, e: h5.write_model(model, p, meta(e)),
+                                       filename=ck.filename,
                                        monitor=monitors["checkpoint"], mode=ck.mode,
                                        save_best_only=ck.save_best_only, keep=ck.keep)
         callbacks.append(checkpointer)
@@ -151,8 +152,7 @@ def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = N
                         f"(preprocessing.numeric: standard) or gradient clipping (clipnorm). "
                         f"Last good checkpoint: {out / rundir.CHECKPOINTS / 'last.h5'}")
 
-    with atomic.atomic_path(out / rundir.MODEL) as tmp:
-        save_h5(model, tmp)
+    h5.save_model(model, out / rundir.MODEL, meta(len(history)))
     metrics = evaluate_splits(model, dataset, mode, n_classes, batch)
     atomic.write_json(out / rundir.METRICS_JSON, metrics)
     if cfg.output.plots:
