@@ -109,6 +109,33 @@ class StepDecay(keras.callbacks.Callback):
         self.model.optimizer.learning_rate = self.rate(epoch + 1)
 
 
+class EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras EarlyStopping that can pick up its state (best value, patience used) from the epochs
+    a resumed or retrained run already has in metrics.csv."""
+
+    def __init__(self, *, history: list[dict] | None = None, best_weights=None, **kwargs):
+        super().__init__(**kwargs)
+        self._history = history or []
+        self._prior_best_weights = best_weights  # callable -> weights of the best earlier epoch
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if not self._history:
+            return
+        self._set_monitor_op()
+        for row in self._history:
+            current, epoch = row.get(self.monitor), int(row["epoch"]) - 1
+            if current is None or epoch < self.start_from_epoch:
+                continue
+            self.wait += 1
+            if self._is_improvement(current, self.best):
+                self.best, self.best_epoch = current, epoch
+                if self.baseline is None or self._is_improvement(current, self.baseline):
+                    self.wait = 0
+        if self.restore_best_weights and self.best is not None and self._prior_best_weights is not None:
+            self.best_weights = self._prior_best_weights()
+
+
 class Checkpointer(keras.callbacks.Callback):
     """Full-model .h5 checkpoints written atomically: last.h5, best.h5 and templated files.
 

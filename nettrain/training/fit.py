@@ -1,4 +1,8 @@
-"""`nettrain fit`: config -> data -> model -> model.fit with callbacks -> evaluation -> run directory."""
+"""`nettrain fit`: config -> data -> model -> model.fit with callbacks -> evaluation -> run directory.
+
+`train(session)` is the one training loop; fresh runs, `--resume` and `nettrain retrain` differ
+only in where the model and the first epoch come from.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,100 +44,165 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None, quiet: bool = False,
-            json_output: bool = False) -> FitResult:
-    if resume is not None:
-        raise cfg.error("--resume", "resuming a run is not implemented yet")
-    if cfg.data.split.folds > 1:
-        raise cfg.error("data.split.folds", "k-fold cross-validation is not implemented yet; use folds: 1")
+@dataclass
+class Prepared:
+    """Everything that comes from the config and the data, before a model exists."""
+
+    cfg: Config
+    device: str
+    scope: Any
+    dataset: Dataset
+    mode: str
+    threshold: float
+    n_classes: int | None
+    steps: int
+    spe: int
+
+    @property
+    def has_val(self) -> bool:
+        return self.dataset.validation is not None and len(self.dataset.validation) > 0
+
+    def features(self, model: keras.Model) -> dict[str, Any]:
+        return {**self.dataset.schema.to_dict(), "label_mode": self.mode, "threshold": self.threshold,
+                "inputs": [t.name for t in model.inputs]}
+
+
+def prepare(cfg: Config) -> Prepared:
     device, scope = runtime.setup(cfg)
     dataset = load_dataset(cfg)
     schema = dataset.schema
-    mode = label_mode(cfg, schema)
-    threshold = 0.0 if output_activation_kind(cfg, schema) == "tanh" else 0.5
-    n_classes = len(schema.class_names) if schema.class_names else None
-    train = dataset.train
-    batch = cfg.training.batch_size
-    steps = feed.steps_per_epoch(len(train), batch)
+    steps = feed.steps_per_epoch(len(dataset.train), cfg.training.batch_size)
     spe = cfg.training.steps_per_execution
-    spe = min(32, steps) if spe == "auto" else spe
+    return Prepared(cfg=cfg, device=device, scope=scope, dataset=dataset, mode=label_mode(cfg, schema),
+                    threshold=0.0 if output_activation_kind(cfg, schema) == "tanh" else 0.5,
+                    n_classes=len(schema.class_names) if schema.class_names else None, steps=steps,
+                    spe=min(32, steps) if spe == "auto" else spe)
 
-    with scope:
-        model = build_model(cfg, dataset, compile=False)
-        lr0 = initial_learning_rate(cfg)
-        schedule, schedule_cb = make_schedule(cfg, lr0, steps)
-        compile_model(cfg, model, schema, train, learning_rate=schedule, steps_per_execution=spe)
-    has_val = dataset.validation is not None and len(dataset.validation) > 0
-    monitors = _check_monitors(cfg, model, schema, has_val)
-    weights = class_weights(cfg, schema, train)
 
+def new_model(prep: Prepared) -> keras.Model:
+    cfg = prep.cfg
+    with prep.scope:
+        model = build_model(cfg, prep.dataset, compile=False)
+        schedule, _ = make_schedule(cfg, initial_learning_rate(cfg), prep.steps)
+        compile_model(cfg, model, prep.dataset.schema, prep.dataset.train, learning_rate=schedule,
+                      steps_per_execution=prep.spe)
+    return model
+
+
+@dataclass
+class Session:
+    prep: Prepared
+    model: keras.Model
+    out: Path
+    record: rundir.RunRecord
+    first_epoch: int                      # epochs already done (0 for a fresh run)
+    last_epoch: int
+    monitors: dict[str, str]
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows up to first_epoch
+    quiet: bool = False
+    json_output: bool = False
+
+
+def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None, quiet: bool = False,
+            json_output: bool = False, force: bool = False) -> FitResult:
+    if resume is not None:
+        from nettrain.lifecycle.resume import resume_fit
+
+        return resume_fit(cfg, resume, quiet=quiet, json_output=json_output, force=force)
+    if cfg.data.split.folds > 1:
+        from nettrain.training.kfold import run_kfold
+
+        return run_kfold(cfg, run_dir=run_dir, quiet=quiet, json_output=json_output)
+    prep = prepare(cfg)
+    model = new_model(prep)
+    monitors = check_monitors(cfg, prep.dataset.schema, prep.has_val)
+    class_weights(cfg, prep.dataset.schema, prep.dataset.train)  # errors before anything is written
     out = rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir)
-    rundir.write_config(out, cfg.to_dict())
-    features = {**schema.to_dict(), "label_mode": mode, "threshold": threshold,
-                "inputs": [t.name for t in model.inputs]}
-    atomic.write_json(out / rundir.FEATURES, features)
-    config_dict = cfg.to_dict()
+    record = start_run_dir(prep, model, out, monitors)
+    return train(Session(prep, model, out, record, 0, cfg.training.epochs, monitors, quiet=quiet,
+                         json_output=json_output))
 
-    def meta(epoch: int) -> dict[str, Any]:
-        return {"features": features, "config": config_dict, "epoch": epoch, "run": cfg.name}
-    if schema.class_names:
-        atomic.write_json(out / rundir.LABELS, schema.class_names)
+
+def start_run_dir(prep: Prepared, model: keras.Model, out: Path, monitors: dict[str, str],
+                  **extra: Any) -> rundir.RunRecord:
+    """The files a run has before its first epoch: config, features, labels, summary, run.json."""
+    cfg, dataset = prep.cfg, prep.dataset
+    rundir.write_config(out, cfg.to_dict())
+    atomic.write_json(out / rundir.FEATURES, prep.features(model))
+    if dataset.schema.class_names:
+        atomic.write_json(out / rundir.LABELS, dataset.schema.class_names)
     atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
     record = rundir.RunRecord(out)
     record.update(name=cfg.name, status="running", started=rundir.now(), ended=None, seed=cfg.seed,
-                  device=device, versions=rundir.versions(), config_file=cfg._file, task=schema.task,
-                  label_mode=mode, epochs=cfg.training.epochs, epochs_done=0, best_epoch=None,
-                  stopped_epoch=None, monitor=monitors["best"], final_metrics=None,
-                  data={"source": dataset.source, "fingerprint": dataset.fingerprint, "rows": {
-                      s: (len(getattr(dataset, s)) if getattr(dataset, s) is not None else 0) for s in SPLITS}})
+                  device=prep.device, versions=rundir.versions(), config_file=cfg._file,
+                  task=dataset.schema.task, label_mode=prep.mode, epochs=cfg.training.epochs, epochs_done=0,
+                  best_epoch=None, stopped_epoch=None, monitor=monitors["best"], final_metrics=None,
+                  data=data_record(dataset), **extra)
+    return record
+
+
+def data_record(dataset: Dataset) -> dict[str, Any]:
+    return {"source": dataset.source, "fingerprint": dataset.fingerprint,
+            "rows": {s: (len(getattr(dataset, s)) if getattr(dataset, s) is not None else 0) for s in SPLITS}}
+
+
+def train(s: Session) -> FitResult:
+    prep, model, out, record = s.prep, s.model, s.out, s.record
+    cfg, dataset = prep.cfg, prep.dataset
+    features, config_dict = prep.features(model), cfg.to_dict()
+
+    def meta(epoch: int) -> dict[str, Any]:
+        return {"features": features, "config": config_dict, "epoch": epoch, "run": cfg.name}
 
     csv = rundir.MetricsCSV(out / rundir.METRICS_CSV)
-    nan_guard = cb.NaNGuard()
-    callbacks: list[keras.callbacks.Callback] = [nan_guard]
+    cursor, nan_guard = feed.EpochCursor(s.first_epoch + 1), cb.NaNGuard()
+    callbacks: list[keras.callbacks.Callback] = [cursor, nan_guard]
+    _, schedule_cb = make_schedule(cfg, initial_learning_rate(cfg), prep.steps)
     if schedule_cb is not None:
         callbacks.append(schedule_cb)
     callbacks.append(cb.EpochRecorder(csv, on_epoch=lambda e, row: record.update(epochs_done=e)))
     ck = cfg.callbacks.checkpoint
-    checkpointer = None
     if ck.enabled:
-        checkpointer = cb.Checkpointer(out / rundir.CHECKPOINTS, lambda p, e: h5.write_model(model, p, meta(e)),
-                                       filename=ck.filename,
-                                       monitor=monitors["checkpoint"], mode=ck.mode,
-                                       save_best_only=ck.save_best_only, keep=ck.keep)
-        callbacks.append(checkpointer)
+        monitor = s.monitors["checkpoint"]
+        callbacks.append(cb.Checkpointer(
+            out / rundir.CHECKPOINTS, lambda p, e: h5.write_model(model, p, meta(e)), filename=ck.filename,
+            monitor=monitor, mode=ck.mode, save_best_only=ck.save_best_only, keep=ck.keep,
+            best=_best_value(s.history, monitor, ck.mode)))
     es = cfg.callbacks.early_stopping
     early = None
     if es is not None:
-        early = keras.callbacks.EarlyStopping(monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
-                                              mode=es.mode, restore_best_weights=es.restore_best_weights,
-                                              baseline=es.baseline, start_from_epoch=es.start_from_epoch)
+        early = cb.EarlyStopping(monitor=es.monitor, patience=es.patience, min_delta=es.min_delta, mode=es.mode,
+                                 restore_best_weights=es.restore_best_weights, baseline=es.baseline,
+                                 start_from_epoch=es.start_from_epoch, history=s.history,
+                                 best_weights=_earlier_best_weights(s, es))
         callbacks.append(early)
     tb = cfg.callbacks.tensorboard
     if tb is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / rundir.TENSORBOARD),
                                                      histogram_freq=tb.histogram_freq, update_freq=tb.update_freq,
                                                      write_graph=tb.write_graph))
-    callbacks.append(_progress(cfg, steps, quiet, json_output))
+    callbacks.append(_progress(s))
 
-    x_train = feed.model_inputs(model, train.inputs)
-    y_train = encode_targets(train.y, mode, n_classes)
-    cursor = feed.EpochCursor()
-    callbacks.insert(0, cursor)
-    train_ds = feed.training_dataset(x_train, y_train, batch_size=batch, seed=cfg.seed, cursor=cursor)
+    batch = cfg.training.batch_size
+    train_split = dataset.train
+    train_ds = feed.training_dataset(feed.model_inputs(model, train_split.inputs),
+                                     encode_targets(train_split.y, prep.mode, prep.n_classes),
+                                     batch_size=batch, seed=cfg.seed, cursor=cursor)
     val_ds = None
-    if has_val:
+    if prep.has_val:
         val_ds = feed.evaluation_dataset(feed.model_inputs(model, dataset.validation.inputs),
-                                         encode_targets(dataset.validation.y, mode, n_classes), batch)
+                                         encode_targets(dataset.validation.y, prep.mode, prep.n_classes), batch)
 
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        model.fit(train_ds, epochs=cfg.training.epochs, validation_data=val_ds, shuffle=False,
-                  callbacks=callbacks, verbose=0, class_weight=weights)
+        model.fit(train_ds, initial_epoch=s.first_epoch, epochs=s.last_epoch, validation_data=val_ds,
+                  shuffle=False, callbacks=callbacks, verbose=0,
+                  class_weight=class_weights(cfg, dataset.schema, train_split))
     except KeyboardInterrupt:
         record.update(status="interrupted", ended=rundir.now())
-        raise Interrupted(f"interrupted after epoch {record.data.get('epochs_done', 0)}; "
-                          f"the run so far is in {out}") from None
+        raise Interrupted(f"interrupted after epoch {record.data.get('epochs_done', 0)}; the run so far is in "
+                          f"{out} (continue it with: nettrain fit CONFIG --resume {out})") from None
     except Exception as e:
         record.update(status="failed", ended=rundir.now(), error=f"{type(e).__name__}: {e}")
         raise
@@ -142,48 +211,63 @@ def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = N
 
     history = csv.read()
     stopped = int(early.stopped_epoch) + 1 if early is not None and early.stopped_epoch else None
-    best_epoch = _best_epoch(history, monitors["best"], es.mode if es else "auto")
+    best_epoch = _best_epoch(history, s.monitors["best"], es.mode if es else "auto")
     if nan_guard.where is not None:
         epoch, batch_no = nan_guard.where
         record.update(status="failed", ended=rundir.now(), best_epoch=best_epoch,
                       error=f"loss became NaN at epoch {epoch}, batch {batch_no}")
+        last = out / rundir.CHECKPOINTS / "last.h5"
         raise JobFailed(f"the loss became NaN/inf at epoch {epoch}, batch {batch_no}: training diverged. "
                         "Try a lower learning rate (training.optimizer.learning_rate), scaled inputs "
-                        f"(preprocessing.numeric: standard) or gradient clipping (clipnorm). "
-                        f"Last good checkpoint: {out / rundir.CHECKPOINTS / 'last.h5'}")
+                        "(preprocessing.numeric: standard) or gradient clipping (clipnorm)."
+                        + (f" Last good checkpoint: {last}" if last.exists() else ""))
 
-    h5.save_model(model, out / rundir.MODEL, meta(len(history)))
-    metrics = evaluate_splits(model, dataset, mode, n_classes, batch)
+    epochs_done = int(history[-1]["epoch"]) if history else s.first_epoch
+    h5.save_model(model, out / rundir.MODEL, meta(epochs_done))
+    metrics = evaluate_splits(model, dataset, prep.mode, prep.n_classes, batch)
     atomic.write_json(out / rundir.METRICS_JSON, metrics)
     if cfg.output.plots:
-        _plots(out, model, dataset, history, mode, batch, threshold)
-    record.update(status="completed", ended=rundir.now(), epochs_done=len(history), best_epoch=best_epoch,
+        _plots(out, model, dataset, history, prep.mode, batch, prep.threshold)
+    record.update(status="completed", ended=rundir.now(), epochs_done=epochs_done, best_epoch=best_epoch,
                   stopped_epoch=stopped, final_metrics=metrics)
-    result = FitResult(out, "completed", metrics, len(history), best_epoch, stopped, history)
-    if not json_output:
-        from nettrain.report.tables import print_metrics
+    report_result(metrics, out, s.json_output)
+    return FitResult(out, "completed", metrics, epochs_done, best_epoch, stopped, history)
 
-        print_metrics(metrics)
-        print(f"run directory: {out}")
-    else:
+
+def report_result(metrics: dict, out: Path, json_output: bool) -> None:
+    if json_output:
         print(f"run directory: {out}", file=sys.stderr)
-    return result
+        return
+    from nettrain.report.tables import print_metrics
+
+    print_metrics(metrics)
+    print(f"run directory: {out}")
+
+
+def _earlier_best_weights(s: Session, es) -> Callable[[], list] | None:
+    """On resume/retrain: the best earlier epoch's weights, from best.h5 when it tracks the same metric."""
+    if not s.history or not es.restore_best_weights:
+        return None
+    best = s.out / rundir.CHECKPOINTS / "best.h5"
+    if not best.exists() or s.monitors["checkpoint"] != es.monitor:
+        return None
+    return lambda: h5.load_model(best, restore_optimizer=False).get_weights()
 
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _progress(cfg: Config, steps: int, quiet: bool, json_output: bool) -> keras.callbacks.Callback:
+def _progress(s: Session) -> keras.callbacks.Callback:
     from nettrain.training.progress import PlainProgress, RichProgress, interactive
 
-    stream = sys.stderr if json_output else sys.stdout
-    if interactive(stream, quiet or json_output):
-        return RichProgress(cfg.training.epochs, steps)
-    return PlainProgress(cfg.training.epochs, stream)
+    stream = sys.stderr if s.json_output else sys.stdout
+    if interactive(stream, s.quiet or s.json_output):
+        return RichProgress(s.last_epoch, s.prep.steps, first_epoch=s.first_epoch + 1)
+    return PlainProgress(s.last_epoch, stream)
 
 
-def _check_monitors(cfg: Config, model: keras.Model, schema, has_val: bool) -> dict[str, str]:
+def check_monitors(cfg: Config, schema, has_val: bool) -> dict[str, str]:
     """Every monitored name must be one Keras will log; checked before the first epoch."""
     names = ["loss"] + metric_names(cfg, schema)
     logged = set(names) | ({f"val_{n}" for n in names} if has_val else set())
@@ -206,13 +290,22 @@ def _check_monitors(cfg: Config, model: keras.Model, schema, has_val: bool) -> d
     return {"checkpoint": ck_monitor, "best": best}
 
 
-def _best_epoch(history: list[dict], monitor: str, mode: str) -> int | None:
+def _monitored(history: list[dict], monitor: str) -> list[tuple[float, int]]:
     values = [(r.get(monitor), int(r["epoch"])) for r in history if r.get(monitor) is not None]
-    values = [(v, e) for v, e in values if np.isfinite(v)]
+    return [(v, e) for v, e in values if np.isfinite(v)]
+
+
+def _best_epoch(history: list[dict], monitor: str, mode: str) -> int | None:
+    values = _monitored(history, monitor)
     if not values:
         return None
     pick = max if cb.monitor_mode(monitor, mode) == "max" else min
     return pick(values, key=lambda ve: ve[0])[1]
+
+
+def _best_value(history: list[dict], monitor: str, mode: str) -> float | None:
+    epoch = _best_epoch(history, monitor, mode)
+    return None if epoch is None else dict((e, v) for v, e in _monitored(history, monitor))[epoch]
 
 
 def evaluate_splits(model: keras.Model, dataset: Dataset, mode: str, n_classes: int | None,
