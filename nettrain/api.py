@@ -14,13 +14,23 @@ from nettrain.errors import UsageError
 
 
 def fit(config: str | Path, overrides: Iterable[str] = (), *, run_dir: str | Path | None = None,
-        resume: str | Path | None = None, quiet: bool = False, json_output: bool = False):
+        resume: str | Path | None = None, quiet: bool = False, json_output: bool = False, force: bool = False):
     """Train from a config file; returns a `FitResult` (run directory, metrics)."""
     cfg = load_config(config, overrides)
     from nettrain.training.fit import run_fit
 
     return run_fit(cfg, run_dir=Path(run_dir) if run_dir else None,
-                   resume=Path(resume) if resume else None, quiet=quiet, json_output=json_output)
+                   resume=Path(resume) if resume else None, quiet=quiet, json_output=json_output, force=force)
+
+
+def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
+            data: str | Path | None = None, run_dir: str | Path | None = None, quiet: bool = False,
+            json_output: bool = False):
+    """N more epochs from an .h5 checkpoint or a run directory; returns a `FitResult`."""
+    from nettrain.lifecycle.retrain import retrain as _retrain
+
+    return _retrain(checkpoint, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir, quiet=quiet,
+                    json_output=json_output)
 
 
 def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool = False) -> str:
@@ -50,6 +60,23 @@ def describe(cfg: Config) -> str:
     return (f"name {cfg.name}, seed {cfg.seed}, data {src}, {len(cfg.model.layers)} layers "
             f"(+ {cfg.model.output if isinstance(cfg.model.output, str) else cfg.model.output.type} head), "
             f"loss {loss}, optimizer {opt}, {t.epochs} epochs, batch {t.batch_size}")
+
+
+def evaluate(target: str | Path, *, data: str | Path | None = None, split: str | None = None,
+             fail_under: Iterable[str] = (), json_output: bool = False):
+    """Measure a run directory or .h5 on its run's split or a data file; prints the tables (or one
+    JSON object), writes eval-<name>.json into the run, raises GateFailed when a gate is missed.
+    Returns an `EvalResult`."""
+    from nettrain.lifecycle.evaluate import run_evaluate
+
+    return run_evaluate(target, data=data, split=split, fail_under=fail_under, json_output=json_output)
+
+
+def predict(target: str | Path, input: str | Path, *, output: str | Path | None = None, proba: bool = False):
+    """Predictions for the rows of INPUT as a pandas DataFrame (written to `output`, .csv or .parquet, when given)."""
+    from nettrain.lifecycle.predict import predict as _predict
+
+    return _predict(target, input, output=output, proba=proba)
 
 
 def schema() -> dict[str, Any]:

@@ -62,6 +62,7 @@ def fit(
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of <output.dir>/<name>/<time>."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last complete epoch."),
+    force: bool = typer.Option(False, "--force", help="With --resume: continue even if the config or data changed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="One plain line per epoch, no progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print only the final metrics as one JSON object on stdout."),
 ):
@@ -69,6 +70,25 @@ def fit(
     from nettrain import api
 
     result = _run(api.fit, config, overrides=set_ or [], run_dir=run_dir, resume=resume,
+                  quiet=quiet or as_json, json_output=as_json, force=force)
+    if as_json:
+        typer.echo(json.dumps(result.metrics, sort_keys=True))
+
+
+@app.command()
+def retrain(
+    checkpoint: Path = typer.Argument(..., help="A run directory (its model.h5) or any .h5 checkpoint."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="How many more epochs (default: the config's training.epochs)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP + " Training keys only: the architecture is kept."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Train on this data file instead of the run's data."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write a new run directory here instead of continuing the run in place."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="One plain line per epoch, no progress bars."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the final metrics as one JSON object on stdout."),
+):
+    """Continue training from an .h5 checkpoint for N more epochs, optimizer state included."""
+    from nettrain import api
+
+    result = _run(api.retrain, checkpoint, epochs=epochs, overrides=set_ or [], data=data, run_dir=run_dir,
                   quiet=quiet or as_json, json_output=as_json)
     if as_json:
         typer.echo(json.dumps(result.metrics, sort_keys=True))
@@ -85,6 +105,37 @@ def validate(
 
     text = _run(api.validate, config, overrides=set_ or [], build=build)
     typer.echo(text)
+
+
+@app.command()
+def evaluate(
+    target: Path = typer.Argument(..., help="A run directory or an .h5 model file."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this data file instead of the run's own data."),
+    split: Optional[str] = typer.Option(None, "--split", help="Which part of the run's data: test (default), validation or train."),
+    as_json: bool = typer.Option(False, "--json", help="Print every metric as one JSON object on stdout."),
+    fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", help="METRIC=VALUE: exit 3 when METRIC misses VALUE (a lower bound; an upper bound for loss-like metrics). Repeatable."),
+):
+    """Measure a trained model on its test split (or another split, or a data file)."""
+    from nettrain import api
+
+    _run(api.evaluate, target, data=data, split=split, fail_under=fail_under or [], json_output=as_json)
+
+
+@app.command()
+def predict(
+    target: Path = typer.Argument(..., help="A run directory or an .h5 model file."),
+    input: Path = typer.Argument(..., help="Rows to predict (.csv .tsv .parquet .jsonl)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the predictions to this .csv or .parquet file instead of stdout."),
+    proba: bool = typer.Option(False, "--proba", help="Add one proba_<class> column per class (classification)."),
+):
+    """Predict the rows of INPUT; labels come back as the original class names."""
+    from nettrain import api
+
+    frame = _run(api.predict, target, input, output=output, proba=proba)
+    if output is None:
+        typer.echo(frame.to_csv(index=False), nl=False)
+    else:
+        typer.echo(f"wrote {len(frame)} predictions to {output}", err=True)
 
 
 @app.command()

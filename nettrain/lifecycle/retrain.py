@@ -1,0 +1,128 @@
+"""`nettrain retrain CHECKPOINT_OR_RUN`: N more epochs from an .h5, optimizer state and epoch included.
+
+The architecture (and the preprocessing built into the model) comes from the checkpoint;
+training keys (epochs, learning rate, callbacks, data) may be overridden. By default the run the
+checkpoint belongs to is continued in place when the checkpoint is that run's latest epoch;
+otherwise (or with --run-dir, or for an .h5 outside any run) a new run directory names its parent.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Iterable
+
+from nettrain.config import load_config, parse_override
+from nettrain.errors import UsageError
+from nettrain.lifecycle.target import resolve_target
+from nettrain.store import h5, rundir
+
+# Keys that would change the model's layers, inputs or outputs.
+ARCHITECTURE_KEYS = (("model",), ("preprocessing",), ("data", "target"), ("data", "features"), ("data", "drop"),
+                     ("data", "columns"), ("data", "id"), ("data", "task"))
+
+
+def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
+            data: str | Path | None = None, run_dir: str | Path | None = None, quiet: bool = False,
+            json_output: bool = False):
+    from nettrain.training import fit as F
+
+    overrides = list(overrides)
+    target = resolve_target(checkpoint)
+    for text in overrides:
+        path, _ = parse_override(text)
+        for key in ARCHITECTURE_KEYS:
+            if path[: len(key)] == key:
+                raise UsageError(f"--set {text}: retrain keeps the architecture of {target.model_path} "
+                                 f"({'.'.join(key)} cannot change); start a new run with nettrain fit for that")
+    if epochs is not None and epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {epochs}")
+    base = copy.deepcopy(target.config)
+    if data is not None:
+        base["data"].update(source=os.path.abspath(data), train=None, validation=None, test=None)
+    start = target.epoch
+    probe = load_config(None, overrides, data=copy.deepcopy(base))
+    more = epochs if epochs is not None else probe.training.epochs
+    cfg = load_config(None, overrides + [f"training.epochs={start + more}"], data=base)
+    cfg._file = str(target.model_path)
+
+    prep = F.prepare(cfg)
+    _check_same_features(target, prep.dataset.schema)
+    with prep.scope:
+        model = h5.load_model(target.model_path)
+        _apply_training_overrides(cfg, model, target.config.get("training", {}), prep)
+    monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
+
+    record = None
+    if target.run_dir is not None and run_dir is None:
+        record = rundir.RunRecord.load(target.run_dir)
+        if int(record.data.get("epochs_done") or 0) != start:
+            record = None  # an earlier checkpoint: continuing in place would fork the history
+    entry = {"at": rundir.now(), "from": str(target.model_path), "from_epoch": start, "epochs": more,
+             "overrides": overrides, "data": str(data) if data else None}
+    if record is not None:
+        out = target.run_dir
+        csv = rundir.MetricsCSV(out / rundir.METRICS_CSV)
+        csv.truncate_after(start)
+        history = csv.read()
+        rundir.write_config(out, cfg.to_dict())
+        record.update(status="running", ended=None, epochs=start + more,
+                      retrains=list(record.data.get("retrains", [])) + [entry],
+                      data=F.data_record(prep.dataset) if data else record.data.get("data"))
+    else:
+        out = rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir)
+        parent = target.run_dir or target.model_path
+        history = _inherit_history(target, start, out)
+        record = F.start_run_dir(prep, model, out, monitors, parent=str(parent), retrains=[entry])
+        record.update(epochs_done=start)
+    if not quiet and not json_output:
+        print(f"retraining {target.model_path} from epoch {start} for {more} more epoch(s) into {out}")
+    return F.train(F.Session(prep, model, out, record, start, start + more, monitors, history,
+                             quiet=quiet, json_output=json_output))
+
+
+def _check_same_features(target, schema) -> None:
+    old = [(c.name, c.kind) for c in target.schema.columns]
+    new = [(c.name, c.kind) for c in schema.columns]
+    if old != new:
+        raise UsageError(f"the data's feature columns {new} differ from the model's {old}")
+    if (target.schema.class_names or None) != (schema.class_names or None):
+        raise UsageError(f"the data's classes {schema.class_names} differ from the model's "
+                         f"{target.schema.class_names}; retrain needs the same label set")
+
+
+def _apply_training_overrides(cfg, model, old_training: dict, prep) -> None:
+    """Keep the restored optimizer (its state is the point of retraining) unless the config changed it:
+    a new learning rate is set on it; another optimizer or other arguments recompile from the config."""
+    from nettrain.config import catalog
+    from nettrain.model import compile_model
+    from nettrain.model.compile import make_loss, make_metrics
+
+    def spec(opt):
+        return dict(opt) if isinstance(opt, dict) else {"name": opt}
+
+    old, new = spec(old_training.get("optimizer", "adam")), spec(cfg.training.optimizer)
+    same_name = catalog.normalize(old.pop("name")) == catalog.normalize(new.pop("name"))
+    old_lr, new_lr = old.pop("learning_rate", None), new.pop("learning_rate", None)
+    if not same_name or old != new:
+        compile_model(cfg, model, prep.dataset.schema, prep.dataset.train, steps_per_execution=prep.spe)
+        return
+    if new_lr is not None and new_lr != old_lr:
+        model.optimizer.learning_rate = float(new_lr)
+    if old_training.get("loss") != cfg.training.loss or old_training.get("metrics") != cfg.training.metrics:
+        model.compile(optimizer=model.optimizer, loss=make_loss(cfg, prep.dataset.schema),
+                      metrics=make_metrics(cfg, prep.dataset.schema), steps_per_execution=prep.spe)
+
+
+def _inherit_history(target, start: int, out: Path) -> list[dict]:
+    """Copy the parent run's metrics.csv rows up to the checkpoint's epoch into the new run."""
+    if target.run_dir is None:
+        return []
+    parent = rundir.MetricsCSV(target.run_dir / rundir.METRICS_CSV)
+    rows = [r for r in parent.read() if r.get("epoch") is not None and r["epoch"] <= start]
+    if rows:
+        child = rundir.MetricsCSV(out / rundir.METRICS_CSV)
+        for r in rows:
+            child.append({k: (int(v) if k == "epoch" else v) for k, v in r.items()})
+    return rows

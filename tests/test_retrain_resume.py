@@ -1,0 +1,163 @@
+"""Retrain and resume continue training exactly: the optimizer state and the data order survive."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nettrain.cli import app
+
+runner = CliRunner()
+
+
+def weights(path):
+    import keras
+
+    return keras.models.load_model(path, compile=False).get_weights()
+
+
+def max_diff(a, b):
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lifecycle")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+    pd.DataFrame(x, columns=list("abcd")).assign(label=np.where(y, "yes", "no")).to_csv(d / "data.csv", index=False)
+    # big enough that an epoch lasts long enough for a kill to land inside it
+    x = rng.normal(size=(40000, 4))
+    y = (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int)
+    pd.DataFrame(x, columns=list("abcd")).assign(label=np.where(y, "yes", "no")).to_csv(d / "big.csv", index=False)
+    return d
+
+
+def write_config(d, name, epochs, dropout=False, extra="", source="data.csv"):
+    layers = "[{type: Dense, units: 16, activation: relu}" + (", {type: Dropout, rate: 0.3}" if dropout else "") + \
+        ", {type: Dense, units: 8, activation: relu}]"
+    path = d / f"{name}.yaml"
+    path.write_text(textwrap.dedent(f"""
+        data: {{source: {source}, target: label}}
+        model: {{layers: {layers}}}
+        training: {{epochs: {epochs}, batch_size: 16, optimizer: {{name: adam, learning_rate: 0.01}}}}
+    """) + extra)
+    return path
+
+
+def fit(*args):
+    result = runner.invoke(app, ["fit", *map(str, args), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def straight(data_dir):
+    fit(write_config(data_dir, "five", 5), "--run-dir", data_dir / "straight")
+    return data_dir / "straight"
+
+
+def test_retrain_in_place_equals_straight_run(data_dir, straight):
+    run = data_dir / "three"
+    fit(write_config(data_dir, "three", 3), "--run-dir", run)
+    result = runner.invoke(app, ["retrain", str(run), "--epochs", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert max_diff(weights(run / "model.h5"), weights(straight / "model.h5")) <= 1e-6
+    rows = pd.read_csv(run / "metrics.csv")
+    assert list(rows["epoch"]) == [1, 2, 3, 4, 5]
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_done"] == 5
+    assert record["retrains"][0]["from_epoch"] == 3 and record["retrains"][0]["epochs"] == 2
+    with h5py.File(run / "checkpoints" / "last.h5") as f:
+        assert json.loads(f.attrs["nettrain"])["epoch"] == 5
+
+
+def test_retrain_from_checkpoint_into_new_run_names_parent(data_dir, straight, tmp_path):
+    result = runner.invoke(app, ["retrain", str(straight / "checkpoints" / "last.h5"), "--epochs", "1",
+                                 "--run-dir", str(tmp_path / "child"), "--quiet",
+                                 "--set", "training.optimizer={name: adam, learning_rate: 0.001}"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "child" / "run.json").read_text())
+    assert record["parent"] == str(straight)
+    rows = pd.read_csv(tmp_path / "child" / "metrics.csv")
+    assert list(rows["epoch"]) == [1, 2, 3, 4, 5, 6]
+    assert rows["learning_rate"].iloc[-1] == pytest.approx(0.001)
+    # the parent run is untouched
+    assert len(pd.read_csv(straight / "metrics.csv")) == 5
+
+
+def test_retrain_refuses_architecture_changes(straight):
+    result = runner.invoke(app, ["retrain", str(straight), "--set", "model.layers.0.units=32"])
+    assert result.exit_code == 2
+    assert "architecture" in result.stderr and "model" in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["nope", "notes.txt", "fake.h5", "truncated.h5"])
+def test_retrain_bad_targets_exit_2(straight, tmp_path, bad):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "fake.h5").write_text("not hdf5")
+    (tmp_path / "truncated.h5").write_bytes((straight / "model.h5").read_bytes()[:1000])
+    result = runner.invoke(app, ["retrain", str(tmp_path / bad)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert bad in result.stderr
+
+
+def test_resume_after_sigkill_equals_straight_run(data_dir, straight):
+    run = data_dir / "killed"
+    config = write_config(data_dir, "big", 5, source="big.csv", extra="callbacks: {checkpoint: {keep: 1}}\n")
+    fit(config, "--run-dir", data_dir / "big-straight")
+    proc = subprocess.Popen([sys.executable, "-m", "nettrain", "fit", str(config), "--run-dir", str(run), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            last = run / "checkpoints" / "last.h5"
+            if last.exists():
+                try:
+                    with h5py.File(last, "r") as f:
+                        if json.loads(f.attrs["nettrain"])["epoch"] >= 3:
+                            break
+                except (OSError, KeyError):
+                    pass
+            time.sleep(0.05)
+        else:
+            pytest.fail("the run never reached epoch 3")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert json.loads((run / "run.json").read_text())["status"] == "running"
+    result = runner.invoke(app, ["fit", str(config), "--resume", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert max_diff(weights(run / "model.h5"), weights(data_dir / "big-straight" / "model.h5")) <= 1e-6
+    assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == [1, 2, 3, 4, 5]
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["resumed"][0]["from_epoch"] in (3, 4)
+
+
+def test_resume_refuses_a_changed_config(data_dir, straight):
+    result = runner.invoke(app, ["fit", str(write_config(data_dir, "five", 5)), "--resume", str(straight),
+                                 "--set", "training.batch_size=8"])
+    assert result.exit_code == 2
+    assert "training.batch_size" in result.stderr and "--force" in result.stderr
+
+
+def test_resume_with_dropout_is_close(data_dir, tmp_path):
+    config = write_config(data_dir, "drop", 4, dropout=True)
+    fit(config, "--run-dir", tmp_path / "full")
+    short = write_config(data_dir, "drop2", 2, dropout=True)
+    fit(short, "--run-dir", tmp_path / "part")
+    result = runner.invoke(app, ["retrain", str(tmp_path / "part"), "--epochs", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())["validation"]["loss"]
+    resumed = json.loads((tmp_path / "part" / "metrics.json").read_text())["validation"]["loss"]
+    assert abs(resumed - full) / full <= 0.05
