@@ -103,8 +103,11 @@ def check_gate_names(gates: list[Gate], metrics: dict[str, float]) -> None:
 
     for gate in gates:
         if gate.metric not in metrics:
-            raise UsageError(f"--fail-under: unknown metric '{gate.metric}'; "
-                             f"{did_you_mean(gate.metric, metrics)}available: {', '.join(metrics)}")
+            hint = did_you_mean(gate.metric, metrics)
+            if not hint:
+                close = [m for m in metrics if m.startswith(gate.metric.lower() + "_")]
+                hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UsageError(f"--fail-under: unknown metric '{gate.metric}'; {hint}available: {', '.join(metrics)}")
 
 
 # ------------------------------------------------------------------------------ loading

@@ -47,6 +47,7 @@ with quiet_native_stderr():
 import absl.logging  # noqa: E402
 
 absl.logging.set_verbosity(absl.logging.ERROR)  # Keras warns about the legacy .h5 format at every save
+tf.get_logger().setLevel("ERROR")  # retracing notices when several models train in one process (k-fold)
 
 from nettrain.config.schema import Config  # noqa: E402
 
