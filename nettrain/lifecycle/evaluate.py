@@ -24,7 +24,9 @@ import numpy as np
 from nettrain.errors import DataError, GateFailed, UsageError
 from nettrain.lifecycle.target import Target, resolve_target
 from nettrain.store import atomic, h5, rundir
-from nettrain.training import runtime  # noqa: F401  (quiet TensorFlow start-up)
+
+# TensorFlow is imported only once a model is loaded, so a bad TARGET, data file or argument is
+# reported without paying for the TensorFlow start-up.
 
 SPLITS = ("test", "validation", "train")
 
@@ -114,6 +116,8 @@ def check_gate_names(gates: list[Gate], metrics: dict[str, float]) -> None:
 
 def setup_runtime(config: dict[str, Any]) -> None:
     """The run's device choice (cpu hides the GPUs) and op determinism; never fails."""
+    from nettrain.training import runtime
+
     rt = (config or {}).get("runtime") or {}
     if rt.get("device") == "cpu":
         runtime._hide_gpus()
@@ -124,9 +128,33 @@ def setup_runtime(config: dict[str, Any]) -> None:
 
 def load_model(target: Target):
     """The compiled Keras model of a resolved TARGET (exit 2 for a file Keras cannot load)."""
+    from nettrain.training import runtime
+
     setup_runtime(target.config)
     with runtime.quiet_native_stderr():
-        return h5.load_model(target.model_path, restore_optimizer=False)
+        model = h5.load_model(target.model_path, restore_optimizer=False)
+        _compile_as_trained(model, target.model_path)
+    return model
+
+
+def _compile_as_trained(model, path: Path) -> None:
+    """Compile again with the metrics as `fit` named them.
+
+    Keras's .h5 loader turns a metric given by name ("mae") into its function, which then logs
+    as "mean_absolute_error"; `fit` logged (and metrics.json holds) "mae".
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("training_config")
+        training = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
+    except (OSError, ValueError):
+        return
+    if not training or not training.get("metrics") or getattr(model, "optimizer", None) is None:
+        return
+    model.compile(optimizer=model.optimizer, loss=model.loss, metrics=h5._compiled_metrics(training),
+                  steps_per_execution=training.get("steps_per_execution", 1))
 
 
 def batch_size(target: Target) -> int:
@@ -322,7 +350,7 @@ def data_name(path: Path) -> str:
 
 def _measure(target: Target, model, rows, name: str, split: str | None, where: str) -> EvalResult:
     from nettrain.model.compile import encode_targets
-    from nettrain.training import feed
+    from nettrain.training import feed, runtime
     from nettrain.training.fit import predicted_classes
 
     mode = target.label_mode
