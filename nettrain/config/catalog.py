@@ -103,9 +103,7 @@ def generate() -> dict[str, Any]:
         "losses": registry(keras.losses, keras.losses.Loss, keras.losses.get),
         "metrics": registry(keras.metrics, keras.metrics.Metric, keras.metrics.get),
         "optimizers": registry(keras.optimizers, keras.optimizers.Optimizer, keras.optimizers.get),
-        "initializers": sorted(
-            a for a in dir(keras.initializers) if not a.startswith("_") and a not in ("get", "serialize", "deserialize")
-        ),
+        "initializers": registry(keras.initializers, keras.initializers.Initializer, keras.initializers.get),
         "generators": {
             g: [p for p in inspect.signature(getattr(sklearn.datasets, g)).parameters]
             for g in ("make_regression", "make_classification", "make_blobs")

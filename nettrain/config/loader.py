@@ -295,7 +295,7 @@ def _check_names(cfg: Config, raise_at) -> None:
         check_layer(spec.type, spec.kwargs(), loc, raise_at, layers)
     init = cfg.model.kernel_initializer
     if init is not None:
-        _check_registry(init, ("model", "kernel_initializer"), {n: None for n in cat["initializers"]},
+        _check_registry(init, ("model", "kernel_initializer"), cat["initializers"],
                         "initializer", "keras.initializers", raise_at, key="type")
     t = cfg.training
     if t.loss != "auto":

@@ -1,0 +1,193 @@
+"""`nettrain predict` through the CLI on tiny runs trained once per module."""
+
+import io
+import json
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from typer.testing import CliRunner
+
+import keras
+from nettrain.cli import app
+from tests.helpers import mixed_csv, regression_csv
+
+runner = CliRunner()
+CLASSES = ["high", "low", "mid"]
+
+
+def cli(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_usage_error(result, *needles):
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def train(root, csv_text_maker, config: str):
+    csv_text_maker()
+    cfg = root / "config.yaml"
+    cfg.write_text(textwrap.dedent(config))
+    out = root / "run"
+    result = cli("fit", cfg, "--run-dir", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    return train(root, lambda: mixed_csv(root / "mixed.csv"), """
+        data: {source: mixed.csv, target: label, id: id}
+        model: {layers: [{type: Dense, units: 8, activation: relu}]}
+        training: {epochs: 2, batch_size: 16}
+        output: {plots: false}
+    """)
+
+
+@pytest.fixture(scope="module")
+def data(run):
+    return run.parent / "mixed.csv"
+
+
+def keras_predict(model_path, frame):
+    """Plain Keras on raw columns: the reference the probabilities must equal."""
+    model = keras.models.load_model(model_path)
+    x = {"numeric": frame[["x1", "x2"]].to_numpy(dtype="float32"),
+         "color": tf.constant(frame[["color"]].to_numpy().astype(str))}
+    return model.predict(x, verbose=0)
+
+
+def predict_csv(*args):
+    result = cli("predict", *args)
+    assert result.exit_code == 0, result.output
+    return result, pd.read_csv(io.StringIO(result.stdout))
+
+
+def test_labels_in_input_order_with_the_id_column(run, data, tmp_path):
+    out = tmp_path / "pred.csv"
+    result = cli("predict", run, data, "--output", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # the notice goes to stderr
+    pred = pd.read_csv(out)
+    source = pd.read_csv(data)
+    assert list(pred.columns) == ["id", "prediction"]
+    assert pred["id"].tolist() == source["id"].tolist()
+    assert set(pred["prediction"]) <= set(CLASSES)
+    reference = keras_predict(run / "model.h5", source)
+    assert pred["prediction"].tolist() == [CLASSES[i] for i in reference.argmax(axis=1)]
+
+
+def test_proba_equals_plain_keras_predict(run, data):
+    _, pred = predict_csv(run, data, "--proba")
+    assert list(pred.columns) == ["id", "prediction"] + [f"proba_{c}" for c in CLASSES]
+    reference = keras_predict(run / "model.h5", pd.read_csv(data))
+    probs = pred[[f"proba_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(probs, reference, atol=1e-6, rtol=0)
+    assert pred["prediction"].tolist() == [CLASSES[i] for i in probs.argmax(axis=1)]
+
+
+def test_stdout_is_only_csv(run, data):
+    result, pred = predict_csv(run, data)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "id,prediction"
+    assert len(lines) == 1 + len(pred) == 1 + len(pd.read_csv(data))
+
+
+def test_parquet_output(run, data, tmp_path):
+    out = tmp_path / "pred.parquet"
+    assert cli("predict", run, data, "--proba", "-o", out).exit_code == 0
+    parquet = pd.read_parquet(out)
+    _, csv = predict_csv(run, data, "--proba")
+    assert parquet["id"].tolist() == csv["id"].tolist()
+    assert parquet["prediction"].tolist() == csv["prediction"].tolist()
+    np.testing.assert_allclose(parquet["proba_mid"].to_numpy(), csv["proba_mid"].to_numpy(), atol=1e-6)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_without_target_and_id_with_unseen_category_and_extra_column(run, tmp_path):
+    frame = pd.DataFrame({"x1": [0.1, -2.0], "x2": [10.0, 4.0], "color": ["purple", "red"], "note": ["a", "b"]})
+    path = tmp_path / "rows.jsonl"
+    frame.to_json(path, orient="records", lines=True)
+    _, pred = predict_csv(run / "checkpoints" / "last.h5", path, "--proba")
+    assert list(pred.columns) == ["prediction"] + [f"proba_{c}" for c in CLASSES]
+    assert len(pred) == 2
+    np.testing.assert_allclose(pred[[f"proba_{c}" for c in CLASSES]].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_binary_proba_is_p_and_one_minus_p(tmp_path):
+    def make():
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(120, 2))
+        pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": np.where(x.sum(axis=1) > 0, "yes", "no")}) \
+            .to_csv(tmp_path / "bin.csv", index=False)
+    run = train(tmp_path, make, """
+        data: {source: bin.csv, target: y}
+        training: {epochs: 2}
+        output: {plots: false}
+    """)
+    _, pred = predict_csv(run, tmp_path / "bin.csv", "--proba")
+    assert list(pred.columns) == ["prediction", "proba_no", "proba_yes"]
+    frame = pd.read_csv(tmp_path / "bin.csv")
+    p = keras.models.load_model(run / "model.h5").predict(
+        {"numeric": frame[["a", "b"]].to_numpy(dtype="float32")}, verbose=0)[:, 0]
+    np.testing.assert_allclose(pred["proba_yes"], p, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(pred["proba_no"], 1 - p, atol=1e-6, rtol=0)
+    assert pred["prediction"].tolist() == np.where(p > 0.5, "yes", "no").tolist()
+
+
+def test_regression_predictions_are_numbers(tmp_path):
+    run = train(tmp_path, lambda: regression_csv(tmp_path / "reg.csv", n=80), """
+        data: {source: reg.csv, target: y}
+        training: {epochs: 1}
+        output: {plots: false}
+    """)
+    _, pred = predict_csv(run, tmp_path / "reg.csv")
+    assert list(pred.columns) == ["prediction"] and pred["prediction"].dtype.kind == "f"
+    frame = pd.read_csv(tmp_path / "reg.csv")
+    p = keras.models.load_model(run / "model.h5").predict(
+        {"numeric": frame[["a", "b", "c"]].to_numpy(dtype="float32")}, verbose=0)[:, 0]
+    np.testing.assert_allclose(pred["prediction"], p, atol=1e-5, rtol=1e-6)
+    assert_usage_error(cli("predict", run, tmp_path / "reg.csv", "--proba"), "regression")
+
+
+# ------------------------------------------------------------------------------ bad input
+
+def test_input_lacking_a_feature_column(run, data, tmp_path):
+    pd.read_csv(data).drop(columns=["x2"]).to_csv(tmp_path / "nox2.csv", index=False)
+    assert_usage_error(cli("predict", run, tmp_path / "nox2.csv"), "nox2.csv", "'x2'")
+
+
+def test_string_in_a_numeric_column(run, data, tmp_path):
+    frame = pd.read_csv(data).astype({"x2": object})
+    frame.loc[7, "x2"] = "n/a?"
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    assert_usage_error(cli("predict", run, tmp_path / "bad.csv"), "bad.csv", "'x2'", "n/a?")
+
+
+def test_neither_run_nor_h5(run, data, tmp_path):
+    assert_usage_error(cli("predict", data, data), "mixed.csv", "neither a run directory")
+    assert_usage_error(cli("predict", tmp_path, data), "not a run directory")
+
+
+def test_not_hdf5_and_truncated_h5(run, data, tmp_path):
+    fake = tmp_path / "x.h5"
+    fake.write_text("hello")
+    assert_usage_error(cli("predict", fake, data), "x.h5")
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes((run / "model.h5").read_bytes()[:1000])
+    assert_usage_error(cli("predict", cut, data), "cut.h5", "truncated")
+
+
+def test_bad_output_extension_and_missing_input(run, data, tmp_path):
+    assert_usage_error(cli("predict", run, data, "--output", tmp_path / "pred.xlsx"), ".xlsx", ".csv, .parquet")
+    assert not (tmp_path / "pred.xlsx").exists()
+    assert_usage_error(cli("predict", run, tmp_path / "missing.csv"), "missing.csv")
+
