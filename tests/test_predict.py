@@ -1,7 +1,6 @@
 """`nettrain predict` through the CLI on tiny runs trained once per module."""
 
 import io
-import json
 import textwrap
 
 import numpy as np

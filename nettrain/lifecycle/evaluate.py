@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from nettrain.errors import DataError, GateFailed, UsageError
+from nettrain.errors import GateFailed, UsageError
 from nettrain.lifecycle.target import Target, resolve_target
 from nettrain.store import atomic, h5, rundir
 
@@ -267,8 +267,9 @@ def run_evaluate(target_path: str | Path, *, data: str | Path | None = None, spl
     if missed:
         parts = [f"{g.metric} {_num(g.value)} {'<' if g.higher_is_better else '>'} {g.bound:g} "
                  f"(required {g.relation} {g.bound:g})" for g in missed]
-        raise GateFailed(f"{len(missed)} of {len(result.gates)} --fail-under gate{'s' if len(result.gates) > 1 else ''} "
-                         f"missed: {'; '.join(parts)}")
+        total = len(result.gates)
+        raise GateFailed(f"{len(missed)} of {total} --fail-under gate{'s' if total > 1 else ''} missed: "
+                         f"{'; '.join(parts)}")
     return result
 
 
