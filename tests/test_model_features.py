@@ -129,3 +129,25 @@ def test_multi_worker_is_refused_with_the_reason(reviews):
     result = runner.invoke(app, ["fit", str(cfg), "--quiet", "--run-dir", str(reviews / "mw")])
     assert result.exit_code == 2
     assert "runtime.distribute" in result.stderr and "mirrored" in result.stderr
+
+
+def test_hinge_accuracy_uses_the_zero_threshold(reviews):
+    """Keras's accuracy must agree with the labels nettrain predicts for a tanh head."""
+    import keras
+
+    from nettrain.data import read_table
+    from nettrain.lifecycle.target import resolve_target
+    from nettrain.training.fit import predicted_classes
+
+    run = reviews / "hinge"
+    if not run.exists():
+        pytest.skip("needs the hinge run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    model = keras.models.load_model(run / "model.h5", compile=False)
+    target = resolve_target(run)
+    frame = read_table(reviews / "reviews.csv")
+    scores = model.predict({"numeric": frame[["stars"]].to_numpy("float32")}, verbose=0)
+    labels = np.array(target.schema.class_names)[predicted_classes(scores, "binary", 0.0)]
+    overall = float((labels == frame["sentiment"].to_numpy()).mean())
+    assert overall >= 0.9
+    assert metrics["train"]["accuracy"] >= 0.9

@@ -133,28 +133,7 @@ def load_model(target: Target):
     setup_runtime(target.config)
     with runtime.quiet_native_stderr():
         model = h5.load_model(target.model_path, restore_optimizer=False)
-        _compile_as_trained(model, target.model_path)
     return model
-
-
-def _compile_as_trained(model, path: Path) -> None:
-    """Compile again with the metrics as `fit` named them.
-
-    Keras's .h5 loader turns a metric given by name ("mae") into its function, which then logs
-    as "mean_absolute_error"; `fit` logged (and metrics.json holds) "mae".
-    """
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("training_config")
-        training = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
-    except (OSError, ValueError):
-        return
-    if not training or not training.get("metrics") or getattr(model, "optimizer", None) is None:
-        return
-    model.compile(optimizer=model.optimizer, loss=model.loss, metrics=h5._compiled_metrics(training),
-                  steps_per_execution=training.get("steps_per_execution", 1))
 
 
 def batch_size(target: Target) -> int:

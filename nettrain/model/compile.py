@@ -129,11 +129,16 @@ def initial_learning_rate(cfg: Config) -> float:
 
 def make_metrics(cfg: Config, schema: FeatureSchema) -> list:
     metrics = cfg.training.metrics
+    tanh = output_activation_kind(cfg, schema) == "tanh"
     if metrics == "auto":
-        return list(AUTO_METRICS[schema.task])
+        # AUC assumes scores in [0, 1]; a tanh (hinge) head gives [-1, 1]
+        return ["accuracy"] if tanh else list(AUTO_METRICS[schema.task])
     out = []
     for i, m in enumerate(metrics):
-        if isinstance(m, str):
+        if isinstance(m, str) and tanh and m in ("accuracy", "acc", "binary_accuracy"):
+            # a tanh head separates the classes at 0, not at Keras's default 0.5
+            out.append(keras.metrics.BinaryAccuracy(name=m, threshold=0.0))
+        elif isinstance(m, str):
             out.append(m)
         else:
             out.append(_instantiate(cfg, f"training.metrics.{i}", m, keras.metrics, keras.metrics.Metric, "metric"))

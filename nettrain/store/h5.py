@@ -71,23 +71,35 @@ def load_model(path: str | os.PathLike, *, restore_optimizer: bool = True):
     except Exception as e:  # corrupt content inside a valid HDF5 container
         raise UsageError(f"cannot load the model in {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") \
             from None
-    if restore_optimizer and getattr(model, "optimizer", None) is not None:
-        _restore_optimizer(model, path)
+    training = _training_config(path)
+    if training is not None and getattr(model, "optimizer", None) is not None:
+        # Compile again: with the optimizer's saved state when asked, and always with the metrics
+        # under the names fit logged (the loader turns "mae" into "mean_absolute_error").
+        optimizer = _restored_optimizer(model, path, training) if restore_optimizer else model.optimizer
+        model.compile(optimizer=optimizer, loss=model.loss, metrics=_compiled_metrics(training),
+                      steps_per_execution=training.get("steps_per_execution", 1))
     return model
 
 
-def _restore_optimizer(model, path: Path) -> None:
+def _training_config(path: Path) -> dict[str, Any] | None:
+    with h5py.File(path, "r") as f:
+        raw = f.attrs.get("training_config")
+    if raw is None:
+        return None
+    return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+
+
+def _restored_optimizer(model, path: Path, training: dict[str, Any]):
     import keras
 
+    optimizer = keras.optimizers.deserialize(training["optimizer_config"])
+    optimizer.build(model.trainable_variables)
     with h5py.File(path, "r") as f:
-        if "optimizer_weights" not in f or "training_config" not in f.attrs:
-            return
+        if "optimizer_weights" not in f:
+            return optimizer
         group = f["optimizer_weights"]
         names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
         values = [group[n][()] for n in names]
-        training = json.loads(f.attrs["training_config"])
-    optimizer = keras.optimizers.deserialize(training["optimizer_config"])
-    optimizer.build(model.trainable_variables)
     if len(optimizer.variables) != len(values):
         raise UsageError(f"{path}: the optimizer state does not match the model "
                          f"({len(values)} saved values, {len(optimizer.variables)} expected)")
@@ -95,8 +107,7 @@ def _restore_optimizer(model, path: Path) -> None:
         if tuple(var.shape) != tuple(value.shape):
             raise UsageError(f"{path}: optimizer value {var.path} has shape {value.shape}, expected {var.shape}")
         var.assign(value)
-    model.compile(optimizer=optimizer, loss=model.loss, metrics=_compiled_metrics(training),
-                  steps_per_execution=training.get("steps_per_execution", 1))
+    return optimizer
 
 
 def _compiled_metrics(training: dict) -> Any:
