@@ -99,7 +99,6 @@ GOALS: dict[str, Goal] = {
     "wine": Goal("test", "accuracy", ">=", 0.95),
     "digits": Goal("test", "accuracy", ">=", 0.95),
     "penguins": Goal("test", "accuracy", ">=", None, baseline=hgb_baseline),
-    "text": Goal("test", "accuracy", ">=", 0.80),
 }
 
 

@@ -158,3 +158,24 @@ def test_nan_loss_exits_1_and_keeps_last_checkpoint(tmp_path):
     assert "NaN" in result.stderr and "learning rate" in result.stderr
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "failed"
+    epoch = int(record["error"].split("epoch ")[1].split(",")[0])
+    assert f"epoch {epoch}, batch" in result.stderr
+    if epoch > 1:  # the last good checkpoint is intact: finite weights from the epoch before
+        import keras
+
+        assert "Last good checkpoint" in result.stderr
+        model = keras.models.load_model(run / "checkpoints" / "last.h5", compile=False)
+        assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_terminate_on_nan_off_lets_the_run_finish(tmp_path):
+    regression_csv(tmp_path / "reg.csv")
+    cfg = tmp_path / "nan.yaml"
+    cfg.write_text("data: {source: reg.csv, target: y}\npreprocessing: {numeric: none}\n"
+                   "training: {epochs: 30, optimizer: {name: sgd, learning_rate: 0.2}, batch_size: 200}\n"
+                   "model: {layers: [{type: Dense, units: 64}, {type: Dense, units: 64}]}\n"
+                   "callbacks: {terminate_on_nan: false}\n")
+    run = tmp_path / "run"
+    result = fit(str(cfg), "--run-dir", str(run))
+    assert result.exit_code == 0, result.output
+    assert len((run / "metrics.csv").read_text().splitlines()) == 31

@@ -156,7 +156,9 @@ def train(s: Session) -> FitResult:
 
     csv = rundir.MetricsCSV(out / rundir.METRICS_CSV)
     cursor, nan_guard = feed.EpochCursor(s.first_epoch + 1), cb.NaNGuard()
-    callbacks: list[keras.callbacks.Callback] = [cursor, nan_guard]
+    callbacks: list[keras.callbacks.Callback] = [cursor]
+    if cfg.callbacks.terminate_on_nan:
+        callbacks.append(nan_guard)
     _, schedule_cb = make_schedule(cfg, initial_learning_rate(cfg), prep.steps)
     if schedule_cb is not None:
         callbacks.append(schedule_cb)
