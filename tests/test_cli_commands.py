@@ -1,8 +1,5 @@
 """One CliRunner test per remaining command, and the data mistakes a user makes, end to end."""
 
-import json
-import textwrap
-
 import numpy as np
 import pandas as pd
 import pytest

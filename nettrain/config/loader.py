@@ -236,7 +236,6 @@ def _describe(errors: list[dict], data: Any, file: str, lines: dict, overridden:
     enriched.sort(key=lambda le: (-len(le[0]), le[1]["type"] in _TYPE_WORDS))
     loc, err = enriched[0]
     same = [e for lc, e in enriched if lc == loc]
-    path = _dotted(loc)
 
     if err["type"] == "extra_forbidden":
         model = _model_at(loc[:-1], data)

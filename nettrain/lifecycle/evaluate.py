@@ -66,7 +66,7 @@ class Gate:
                 f"{'met' if self.passed else 'MISSED'}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "value": _finite(self.value), "bound": self.bound,
+        return {"metric": self.metric, "value": atomic.finite(self.value), "bound": self.bound,
                 "direction": "min" if self.higher_is_better else "max", "relation": self.relation,
                 "passed": self.passed}
 
@@ -188,10 +188,10 @@ class EvalResult:
         out: dict[str, Any] = {
             "model": str(self.model_path), "run_dir": str(self.run_dir) if self.run_dir else None,
             "epoch": self.epoch, "split": self.split, "data": self.data, "rows": self.rows, "task": self.task,
-            "metrics": _finite(self.metrics), "keras_metrics": _finite(self.keras_metrics)}
+            "metrics": atomic.finite(self.metrics), "keras_metrics": atomic.finite(self.keras_metrics)}
         if self.per_class is not None:
             out["class_names"] = self.class_names
-            out["per_class"] = _finite(self.per_class)
+            out["per_class"] = atomic.finite(self.per_class)
             out["confusion_matrix"] = self.confusion_matrix
         out["gates"] = [g.to_dict() for g in self.gates]
         out["passed"] = self.passed
@@ -373,17 +373,6 @@ def _measure(target: Target, model, rows, name: str, split: str | None, where: s
     for key, value in extra.items():
         metrics.setdefault(key, value)  # a compiled Keras metric of the same name wins
     return result
-
-
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN/inf: null instead."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _num(value: float | None) -> str:

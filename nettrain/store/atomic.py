@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -40,7 +41,18 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_plain) + "\n")
+    return write_text(path, json.dumps(finite(obj), indent=2, sort_keys=False, default=_plain) + "\n")
+
+
+def finite(obj: Any) -> Any:
+    """JSON has no NaN/inf: they become null (a diverged metric stays readable by every parser)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def _plain(value: Any) -> Any:
