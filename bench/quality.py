@@ -117,6 +117,9 @@ def run_one(path: Path, runs: Path, log: io.StringIO) -> dict:
     stem = path.stem
     goal = GOALS.get(stem)
     row = {"config": stem, "metric": "-", "value": "-", "goal": "(no goal)", "result": "-", "note": ""}
+    if goal is not None:
+        row["metric"] = goal.label or f"{goal.split} {goal.metric}"
+        row["goal"] = f"{goal.op} baseline - {BASELINE_MARGIN}" if goal.baseline else f"{goal.op} {goal.value:g}"
     start = time.perf_counter()
     try:
         with contextlib.redirect_stderr(log), contextlib.redirect_stdout(log), warnings_off():
@@ -146,8 +149,8 @@ def run_one(path: Path, runs: Path, log: io.StringIO) -> dict:
             return row
         target = base - BASELINE_MARGIN
     value = result.metrics.get(goal.split, {}).get(goal.metric)
-    row["metric"] = goal.label or f"{goal.split} {goal.metric}"
-    row["goal"] = f"{goal.op} {target:.4f}" if goal.baseline else f"{goal.op} {target:g}"
+    if goal.baseline is not None:
+        row["goal"] = f"{goal.op} {target:.4f}"
     row["note"] = note
     if value is None or not math.isfinite(value):
         row.update(value=str(value), result="FAIL",

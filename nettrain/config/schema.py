@@ -195,7 +195,7 @@ class CheckpointConfig(Section):
     mode: Literal["auto", "min", "max"] = "auto"
     save_best_only: bool = False
     filename: str = "epoch{epoch:03d}.h5"
-    keep: int | None = Field(None, ge=1, description="how many templated files to keep (newest); default all")
+    keep: int | None = Field(5, ge=1, description="how many templated files to keep (newest); null keeps all")
 
     @field_validator("filename")
     @classmethod
