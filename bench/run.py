@@ -78,8 +78,9 @@ def keras_tfdata(x, y, epochs, batch) -> float:
     return rate(len(x), timer.times)
 
 
-def nettrain_fit(csv: Path, rows, epochs, batch, rich: bool = False) -> float:
+def nettrain_fit(csv: Path, rows, epochs, batch, rich: bool = False, silent: bool = False) -> float:
     from nettrain.api import fit
+    from nettrain.training import fit as fit_module
     from nettrain.training import progress
 
     overrides = [f"training.epochs={epochs}", f"training.batch_size={batch}"]
@@ -91,14 +92,18 @@ def nettrain_fit(csv: Path, rows, epochs, batch, rich: bool = False) -> float:
         # last in the list: the epoch's time includes every nettrain callback (checkpoint, csv, progress)
         return original_fit(self, *a, callbacks=list(callbacks or []) + [timer], **kw)
 
+    original_progress = fit_module._progress
     if rich:
         progress.interactive = lambda stream, quiet: True
+    if silent:  # the same run with no progress output at all: the verbose=0 reference
+        fit_module._progress = lambda session: keras.callbacks.Callback()
     sys.stdout = io.StringIO()
     keras.Model.fit = fit_with_timer
     try:
         fit(csv, overrides, run_dir=Path(out) / "run")
     finally:
         sys.stdout, progress.interactive, keras.Model.fit = saved, original, original_fit
+        fit_module._progress = original_progress
     return rate(_train_rows(Path(out) / "run"), timer.times)
 
 
@@ -139,6 +144,7 @@ def main() -> None:
         ("keras numpy (baseline)", lambda: keras_numpy(x, y, args.epochs, args.batch)),
         ("keras numpy spe=32", lambda: keras_numpy(x, y, args.epochs, args.batch, spe=32)),
         ("keras tf.data (seeded)", lambda: keras_tfdata(x, y, args.epochs, args.batch)),
+        ("nettrain fit (no output)", lambda: nettrain_fit(config, args.rows, args.epochs, args.batch, silent=True)),
         ("nettrain fit", lambda: nettrain_fit(config, args.rows, args.epochs, args.batch)),
         ("nettrain fit (rich)", lambda: nettrain_fit(config, args.rows, args.epochs, args.batch, rich=True)),
     ]:
@@ -149,6 +155,10 @@ def main() -> None:
     print("\nratio to the plain Keras baseline (higher is faster):")
     for name, r in results:
         print(f"  {name:<26} {r / base:6.2f}x")
+    silent = dict(results)["nettrain fit (no output)"]
+    print("\nprogress output overhead (ratio to the same nettrain run with no output; 1.00 = none):")
+    for name in ("nettrain fit", "nettrain fit (rich)"):
+        print(f"  {name:<26} {dict(results)[name] / silent:6.2f}x")
 
 
 if __name__ == "__main__":
