@@ -27,3 +27,19 @@ def test_snapshot_knows_the_common_names():
     opt = {catalog.normalize(n) for n in snap["optimizers"]}
     assert {"sgd", "adam", "rmsprop"} <= opt
     assert "units" in snap["layers"]["Dense"]["required"]
+
+
+def test_a_snapshot_from_another_keras_version_is_not_used(monkeypatch, tmp_path):
+    """A stale snapshot must never refuse a name the installed Keras has: fit checks at build time."""
+    from nettrain.config import load_config
+
+    stale = dict(catalog.load(), keras_version="0.0.0")
+    monkeypatch.setattr(catalog, "load", lambda: stale)
+    catalog.load_matching.cache_clear()
+    try:
+        path = tmp_path / "c.yaml"
+        path.write_text("data: {source: sklearn:iris}\nmodel: {layers: [{type: BrandNewLayer}]}\n")
+        cfg = load_config(path)  # not refused by the snapshot
+        assert cfg.model.layers[0].type == "BrandNewLayer"
+    finally:
+        catalog.load_matching.cache_clear()

@@ -125,6 +125,20 @@ def load() -> dict[str, Any]:
     return json.loads(CATALOG_PATH.read_text())
 
 
+@functools.lru_cache(maxsize=1)
+def load_matching() -> dict[str, Any] | None:
+    """The snapshot when it was taken from the installed Keras version, else None (then names are
+    checked only when the model is built, against Keras itself)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("keras")
+    except PackageNotFoundError:
+        return None
+    snapshot = load()
+    return snapshot if snapshot["keras_version"] == installed else None
+
+
 def main() -> None:
     CATALOG_PATH.write_text(json.dumps(generate(), indent=1, sort_keys=True) + "\n")
     print(f"wrote {CATALOG_PATH}")
