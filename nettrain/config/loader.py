@@ -407,6 +407,8 @@ def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), *
     def raise_at(loc: tuple, msg: str):
         raise _error_at(loc, msg, file, lines, overridden)
 
+    if not os.path.isabs(cfg.output.dir):  # the default: runs/ under the current directory
+        cfg.output.dir = os.path.abspath(cfg.output.dir)
     if check_names:
         _check_names(cfg, raise_at)
     cfg._file = file

@@ -10,6 +10,7 @@ from typing import TextIO
 import keras
 
 from nettrain.report.tables import epoch_line
+from nettrain.training.callbacks import current_lr
 
 
 def interactive(stream: TextIO, quiet: bool) -> bool:
@@ -28,10 +29,11 @@ class PlainProgress(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
+        self._lr = current_lr(self.model)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        lr = logs.pop("learning_rate", None)
+        lr = logs.pop("learning_rate", None) or self._lr
         self.stream.write(epoch_line(epoch + 1, self.epochs, {**logs, **({"learning_rate": lr} if lr else {})},
                                      time.perf_counter() - self._t0) + "\n")
         self.stream.flush()
