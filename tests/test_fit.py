@@ -179,3 +179,20 @@ def test_terminate_on_nan_off_lets_the_run_finish(tmp_path):
     result = fit(str(cfg), "--run-dir", str(run))
     assert result.exit_code == 0, result.output
     assert len((run / "metrics.csv").read_text().splitlines()) == 31
+
+
+def test_keras_export_matches_model_h5_with_optimizer_state(mixed_config, tmp_path):
+    import keras
+
+    from nettrain.store import h5
+
+    run = tmp_path / "run"
+    assert fit(str(mixed_config), "--run-dir", str(run), "--set", "output.keras=true").exit_code == 0
+    native = keras.models.load_model(run / "model.keras")
+    legacy = h5.load_model(run / "model.h5")
+    assert type(native.optimizer).__name__ == type(legacy.optimizer).__name__ == "Adam"
+    assert len(native.optimizer.variables) == len(legacy.optimizer.variables) > 2
+    for a, b in zip(native.optimizer.variables, legacy.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(native.get_weights(), legacy.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -295,6 +295,7 @@ class RuntimeConfig(Section):
 class OutputConfig(Section):
     dir: str = Field("runs", description="runs root: a run goes to <dir>/<name>/<YYYYmmdd-HHMMSS>")
     plots: bool = Field(True, description="write plots/ (learning curves, confusion matrix or predicted vs actual)")
+    keras: bool = Field(False, description="also write model.keras (native Keras format, optimizer state included)")
 
 
 # ---------------------------------------------------------------------------------- root

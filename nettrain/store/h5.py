@@ -60,6 +60,21 @@ def write_model(model, path: Path, meta: dict[str, Any] | None = None) -> None:
             f.attrs[META_ATTR] = json.dumps(meta, default=atomic._plain)
 
 
+def export_keras(model, path: str | os.PathLike) -> Path:
+    """The same model in the native `.keras` format, optimizer state included, written atomically.
+
+    A legacy `.h5` save drops the optimizer from the model's live compile config, so a `.keras`
+    saved afterwards would load with a default optimizer and no state; it is put back first.
+    """
+    path = Path(path)
+    compile_config = getattr(model, "_compile_config", None)
+    if compile_config is not None and getattr(model, "optimizer", None) is not None:
+        compile_config.config["optimizer"] = model.optimizer
+    with atomic.atomic_path(path) as tmp:
+        model.save(str(tmp))
+    return path
+
+
 def load_model(path: str | os.PathLike, *, restore_optimizer: bool = True):
     """A compiled model from an .h5 file, with the optimizer's saved state when present."""
     import keras

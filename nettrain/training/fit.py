@@ -226,6 +226,8 @@ def train(s: Session) -> FitResult:
 
     epochs_done = int(history[-1]["epoch"]) if history else s.first_epoch
     h5.save_model(model, out / rundir.MODEL, meta(epochs_done))
+    if cfg.output.keras:
+        h5.export_keras(model, out / rundir.KERAS_EXPORT)
     metrics = evaluate_splits(model, dataset, prep.mode, prep.n_classes, batch)
     atomic.write_json(out / rundir.METRICS_JSON, metrics)
     if cfg.output.plots:
