@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -165,9 +166,14 @@ def runs(directory: Path = typer.Argument(Path("runs"), help="Runs root to list.
     _run(api.list_runs, directory)
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main() -> None:
     if os.environ.get("NO_COLOR") or os.environ.get("CI"):
         os.environ.setdefault("TERM", "dumb")
+    warnings.formatwarning = _warning_line  # one line per warning, no source excerpt
     app(prog_name="nettrain")
 
 

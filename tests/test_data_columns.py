@@ -367,3 +367,23 @@ def test_suggest_config_unknown_target(tmp_path):
     people(10).to_csv(tmp_path / "p.csv", index=False)
     with pytest.raises(UsageError, match=r"no column 'specie'.*did you mean 'species'"):
         suggest_config(tmp_path / "p.csv", "specie")
+
+
+def test_identifier_like_categorical_column_is_flagged(tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    from nettrain.config import load_config
+    from nettrain.data import load_dataset
+
+    n = 120
+    pd.DataFrame({"key": [f"k{i}" for i in range(n)], "x": range(n), "y": [i % 2 for i in range(n)]}).to_csv(
+        tmp_path / "d.csv", index=False)
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {source: d.csv, target: y}\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = load_dataset(load_config(path))
+    assert any("'key'" in n and "data.drop" in n for n in dataset.notes)
+    assert any("'key'" in str(w.message) for w in caught)

@@ -9,6 +9,8 @@ category, so nettrain never guesses it.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -86,7 +88,7 @@ def select_columns(cfg, frame: pd.DataFrame, where: str, default_target: str | N
 # -------------------------------------------------------------------------------- typing
 
 def type_columns(cfg, frame: pd.DataFrame, features: list[str], implied: dict[str, str],
-                 where: str) -> list[ColumnInfo]:
+                 where: str, notes: list[str] | None = None) -> list[ColumnInfo]:
     """ColumnInfo per feature: `data.columns` overrides, else what the source implies, else auto."""
     infos = []
     for name in features:
@@ -98,6 +100,8 @@ def type_columns(cfg, frame: pd.DataFrame, features: list[str], implied: dict[st
                 check_numeric(series, name, where, key=f"data.columns.{name}.type", cfg=cfg)
         else:
             kind = implied.get(name) or auto_kind(series, name, where)
+            if kind == "categorical":
+                _warn_if_identifier(series, name, notes)
         info = ColumnInfo(name=name, kind=kind)
         if override is not None:
             info.embedding_dim = override.embedding_dim
@@ -110,6 +114,18 @@ def type_columns(cfg, frame: pd.DataFrame, features: list[str], implied: dict[st
             info.output_mode = info.output_mode or TEXT_DEFAULTS["output_mode"]
         infos.append(info)
     return infos
+
+
+def _warn_if_identifier(series: pd.Series, name: str, notes: list[str] | None) -> None:
+    """A categorical column whose values are (nearly) all different teaches the model nothing."""
+    distinct, rows = series.nunique(dropna=True), int(series.notna().sum())
+    if rows >= 50 and distinct > 0.5 * rows:
+        text = (f"column '{name}' is categorical with {distinct} distinct values in {rows} rows (an identifier, "
+                f"a date or free text?): add it to data.drop, name it as data.id, or declare it "
+                f"data.columns.{name}.type: text")
+        if notes is not None:
+            notes.append(text)
+        warnings.warn(text, stacklevel=3)
 
 
 def auto_kind(series: pd.Series, name: str = "", where: str = "") -> str:

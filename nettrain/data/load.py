@@ -27,13 +27,13 @@ def load_dataset(cfg) -> Dataset:
     main = "source" if "source" in raw.frames else "train"
     where = {part: raw.paths.get(part, raw.description) for part in raw.frames}
     target, features, id_col = select_columns(cfg, raw.frames[main], where[main], raw.default_target)
-    columns = type_columns(cfg, raw.frames[main], features, raw.kinds, where[main])
+    notes: list[str] = []
+    columns = type_columns(cfg, raw.frames[main], features, raw.kinds, where[main], notes)
     schema = FeatureSchema(task="regression", target=target, columns=columns, id_column=id_col)
     for part, frame in raw.frames.items():
         if part != main:
             _same_columns(cfg, part, frame, [target, *features] + ([id_col] if id_col else []), where[part])
 
-    notes: list[str] = []
     frames = {part: _apply_missing_policy(cfg, frame, schema, where[part], notes)
               for part, frame in raw.frames.items()}
     all_targets = pd.concat([f[target] for f in frames.values()], ignore_index=True) \

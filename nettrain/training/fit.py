@@ -137,7 +137,7 @@ def start_run_dir(prep: Prepared, model: keras.Model, out: Path, monitors: dict[
                   device=prep.device, versions=rundir.versions(), config_file=cfg._file,
                   task=dataset.schema.task, label_mode=prep.mode, epochs=cfg.training.epochs, epochs_done=0,
                   best_epoch=None, stopped_epoch=None, monitor=monitors["best"], final_metrics=None,
-                  data=data_record(dataset), **extra)
+                  data=data_record(dataset), notes=list(dataset.notes), **extra)
     return record
 
 
