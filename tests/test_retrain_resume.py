@@ -161,3 +161,29 @@ def test_resume_with_dropout_is_close(data_dir, tmp_path):
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())["validation"]["loss"]
     resumed = json.loads((tmp_path / "part" / "metrics.json").read_text())["validation"]["loss"]
     assert abs(resumed - full) / full <= 0.05
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupt_exits_130_marks_the_run_and_resume_finishes_it(data_dir, tmp_path, sig):
+    config = write_config(data_dir, "big", 5, source="big.csv", extra="callbacks: {checkpoint: {keep: 1}}\n")
+    run = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "nettrain", "fit", str(config), "--run-dir", str(run), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        last = run / "checkpoints" / "last.h5"
+        try:
+            with h5py.File(last, "r") as f:
+                if json.loads(f.attrs["nettrain"])["epoch"] >= 1:
+                    break
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "--resume" in err
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    result = runner.invoke(app, ["fit", str(config), "--resume", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == [1, 2, 3, 4, 5]
