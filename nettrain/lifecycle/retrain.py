@@ -106,7 +106,7 @@ def _apply_training_overrides(cfg, model, old_training: dict, prep) -> None:
     same_name = catalog.normalize(old.pop("name")) == catalog.normalize(new.pop("name"))
     old_lr, new_lr = old.pop("learning_rate", None), new.pop("learning_rate", None)
     if not same_name or old != new:
-        compile_model(cfg, model, prep.dataset.schema, prep.dataset.train, steps_per_execution=prep.spe)
+        compile_model(cfg, model, prep.dataset.schema, steps_per_execution=prep.spe)
         return
     if new_lr is not None and new_lr != old_lr:
         model.optimizer.learning_rate = float(new_lr)

@@ -35,7 +35,7 @@ def build_model(cfg: Config, dataset: Dataset, *, compile: bool = True) -> keras
     model = keras.Model(inputs=inputs, outputs=x, name=_model_name(cfg.name))
     _check_output(cfg, schema, model, dataset.train)
     if compile:
-        compile_model(cfg, model, schema, dataset.train)
+        compile_model(cfg, model, schema)
     return model
 
 
@@ -57,19 +57,15 @@ def _inputs_and_preprocessing(cfg: Config, schema: FeatureSchema, train: Split):
                         if pre.numeric != "none" else inp)
     for col in schema.other_columns:
         if col.kind == "categorical":
-            inp = keras.Input(shape=(1,), name=_input_name(col.name), dtype="string")
+            inp = keras.Input(shape=(1,), name=col.name, dtype="string")
             branches.append(_categorical(pre.categorical, col, train.inputs[col.name])(inp))
         else:
-            inp = keras.Input(shape=(), name=_input_name(col.name), dtype="string")
+            inp = keras.Input(shape=(), name=col.name, dtype="string")
             branches.append(_text(cfg, col, train.inputs[col.name])(inp))
         inputs[col.name] = inp
     if not branches:
         raise cfg.error("data.features", "no feature columns left to train on")
     return inputs, branches
-
-
-def _input_name(column: str) -> str:
-    return column
 
 
 def _numeric_scaling(mode: str, x: np.ndarray) -> keras.layers.Layer:

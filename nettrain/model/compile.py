@@ -174,8 +174,8 @@ def class_weights(cfg: Config, schema: FeatureSchema, train: Split) -> dict[int,
     return out
 
 
-def compile_model(cfg: Config, model: keras.Model, schema: FeatureSchema, train: Split,
-                  learning_rate: Any = None, steps_per_execution: int = 1) -> None:
+def compile_model(cfg: Config, model: keras.Model, schema: FeatureSchema, learning_rate: Any = None,
+                  steps_per_execution: int = 1) -> None:
     try:
         model.compile(optimizer=make_optimizer(cfg, learning_rate), loss=make_loss(cfg, schema),
                       metrics=make_metrics(cfg, schema), steps_per_execution=steps_per_execution)

@@ -84,7 +84,7 @@ def new_model(prep: Prepared) -> keras.Model:
     with prep.scope:
         model = build_model(cfg, prep.dataset, compile=False)
         schedule, _ = make_schedule(cfg, initial_learning_rate(cfg), prep.steps)
-        compile_model(cfg, model, prep.dataset.schema, prep.dataset.train, learning_rate=schedule,
+        compile_model(cfg, model, prep.dataset.schema, learning_rate=schedule,
                       steps_per_execution=prep.spe)
     return model
 
