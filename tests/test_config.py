@@ -152,3 +152,14 @@ def test_config_error_points_later_stages_at_the_line(write_config):
     cfg = load_config(write_config("data:\n  source: sklearn:iris\n  target: species\n"))
     err = cfg.error("data.target", "column 'species' not found")
     assert err.line == 3 and "config.yaml:3: data.target: column 'species' not found" in str(err)
+
+
+def test_set_inside_a_named_optimizer_turns_it_into_a_mapping(write_config):
+    cfg = load_config(write_config(MINIMAL + "training: {optimizer: sgd}\n"),
+                      ["training.optimizer.learning_rate=0.1", "training.optimizer.momentum=0.9"])
+    assert cfg.training.optimizer == {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}
+
+
+def test_set_inside_the_default_optimizer(write_config):
+    cfg = load_config(write_config(MINIMAL), ["training.optimizer.learning_rate=0.01"])
+    assert cfg.training.optimizer == {"name": "adam", "learning_rate": 0.01}

@@ -99,10 +99,30 @@ def parse_override(text: str) -> tuple[tuple, Any]:
     return path, value
 
 
+# Keys that take a name or a mapping: `--set training.optimizer.learning_rate=0.1` on
+# `optimizer: adam` turns it into `{name: adam, learning_rate: 0.1}` (kernel_initializer: `type`).
+NAME_OR_MAPPING = {("training", "optimizer"): "name", ("training", "loss"): "name",
+                   ("model", "kernel_initializer"): "type"}
+
+
+def _default_at(path: tuple) -> Any:
+    cls: Any = Config
+    for part in path[:-1]:
+        cls = _models_in(cls.model_fields[part].annotation)[0]
+    return cls.model_fields[path[-1]].default
+
+
 def apply_override(data: dict, path: tuple, value: Any) -> None:
     node: Any = data
     for depth, part in enumerate(path[:-1]):
         nxt = path[depth + 1]
+        here = path[: depth + 1]
+        if isinstance(node, dict) and here in NAME_OR_MAPPING:
+            current = node.get(part)
+            if current is None:  # not in the file: start from the schema's default name
+                current = _default_at(here)
+            if isinstance(current, str) and current != "auto":
+                node[part] = {NAME_OR_MAPPING[here]: current}
         if isinstance(node, list):
             if not isinstance(part, int) or part >= len(node):
                 raise UsageError(f"--set {_dotted(path)}: {_dotted(path[:depth])} has {len(node)} items, "
