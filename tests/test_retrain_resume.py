@@ -54,6 +54,20 @@ def write_config(d, name, epochs, dropout=False, extra="", source="data.csv"):
     return path
 
 
+def wait_for_checkpoint(run, epoch, proc, timeout=120) -> bool:
+    """Poll until the run's last.h5 is from `epoch` or later (False on timeout or process exit)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with h5py.File(run / "checkpoints" / "last.h5", "r") as f:
+                if json.loads(f.attrs["nettrain"])["epoch"] >= epoch:
+                    return True
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.05)
+    return False
+
+
 def fit(*args):
     result = runner.invoke(app, ["fit", *map(str, args), "--quiet"])
     assert result.exit_code == 0, result.output
@@ -118,19 +132,8 @@ def test_resume_after_sigkill_equals_straight_run(data_dir, straight):
     fit(config, "--run-dir", data_dir / "big-straight")
     proc = subprocess.Popen([sys.executable, "-m", "nettrain", "fit", str(config), "--run-dir", str(run), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
     try:
-        while time.time() < deadline:
-            last = run / "checkpoints" / "last.h5"
-            if last.exists():
-                try:
-                    with h5py.File(last, "r") as f:
-                        if json.loads(f.attrs["nettrain"])["epoch"] >= 3:
-                            break
-                except (OSError, KeyError):
-                    pass
-            time.sleep(0.05)
-        else:
+        if not wait_for_checkpoint(run, 3, proc):
             pytest.fail("the run never reached epoch 3")
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -169,16 +172,7 @@ def test_interrupt_exits_130_marks_the_run_and_resume_finishes_it(data_dir, tmp_
     run = tmp_path / "interrupted"
     proc = subprocess.Popen([sys.executable, "-m", "nettrain", "fit", str(config), "--run-dir", str(run), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        last = run / "checkpoints" / "last.h5"
-        try:
-            with h5py.File(last, "r") as f:
-                if json.loads(f.attrs["nettrain"])["epoch"] >= 1:
-                    break
-        except (OSError, KeyError):
-            pass
-        time.sleep(0.05)
+    wait_for_checkpoint(run, 1, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]

@@ -10,7 +10,6 @@ result into an exit code for CI.
 from __future__ import annotations
 
 import copy
-import contextlib
 import json
 import math
 import re
@@ -119,11 +118,7 @@ def setup_runtime(config: dict[str, Any]) -> None:
     from nettrain.training import runtime
 
     rt = (config or {}).get("runtime") or {}
-    if rt.get("device") == "cpu":
-        runtime._hide_gpus()
-    if rt.get("deterministic", True):
-        with contextlib.suppress(Exception):
-            runtime.tf.config.experimental.enable_op_determinism()
+    runtime.apply_device_and_determinism(rt.get("device"), rt.get("deterministic", True))
 
 
 def load_model(target: Target):

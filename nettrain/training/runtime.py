@@ -58,7 +58,6 @@ def setup(cfg: Config) -> tuple[str, contextlib.AbstractContextManager]:
     with quiet_native_stderr():
         gpus = tf.config.list_physical_devices("GPU")
     if rt.device == "cpu":
-        _hide_gpus()
         gpus = []
     elif rt.device.startswith("gpu"):
         if not gpus:
@@ -76,9 +75,7 @@ def setup(cfg: Config) -> tuple[str, contextlib.AbstractContextManager]:
     else:
         keras.mixed_precision.set_dtype_policy("float32")
     keras.utils.set_random_seed(cfg.seed)
-    if rt.deterministic:
-        with contextlib.suppress(Exception):
-            tf.config.experimental.enable_op_determinism()
+    apply_device_and_determinism(rt.device, rt.deterministic)
     device = f"gpu x{len(gpus)}" if gpus else "cpu"
     if rt.distribute == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
@@ -89,6 +86,12 @@ def setup(cfg: Config) -> tuple[str, contextlib.AbstractContextManager]:
     return device, contextlib.nullcontext()
 
 
-def _hide_gpus() -> None:
-    with contextlib.suppress(RuntimeError):
-        tf.config.set_visible_devices([], "GPU")
+def apply_device_and_determinism(device: str | None, deterministic: bool) -> None:
+    """The settings shared by training and by loading a model to evaluate or predict:
+    `cpu` hides the GPUs, and op determinism. Never fails."""
+    if device == "cpu":
+        with contextlib.suppress(RuntimeError):
+            tf.config.set_visible_devices([], "GPU")
+    if deterministic:
+        with contextlib.suppress(Exception):
+            tf.config.experimental.enable_op_determinism()
