@@ -7,16 +7,188 @@ arguments, losses, optimizers, metrics) are checked against the Keras catalog sn
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from nettrain.config.template import check_template
 from nettrain.errors import ConfigError
+
+# Upper bounds: hostile or mistyped numbers stop here instead of crashing (or allocating) later.
+MAX_INT = 2**31 - 1        # counts, steps, batch sizes
+MAX_EPOCHS = 1_000_000
+MAX_SEED = 2**32 - 1       # what NumPy and TensorFlow seeds take
+MAX_SIZE = 2**24           # layer sizes (units, filters, ...), kernel and pool sizes
+MAX_GENERATED = 10**9      # values a generator may make (n_samples * n_features)
+MAX_NAME = 100             # characters of a run name (it names a folder)
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A value for an error message: its repr, cut to `limit` characters."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        text = f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else "<unprintable>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+# ------------------------------------------------------------------- free-form arguments
+# Layer, optimizer, loss, metric and generator arguments are passed to Keras/sklearn as written.
+# Names are checked against the catalog (loader.py); the types of the common arguments are
+# checked here, in one table, so `learning_rate: fast` fails at validate time, not mid-fit.
+# Arguments not in the table stay Keras's job when the model is built.
+
+class ArgError(ValueError):
+    """A bad value inside a free-form mapping; `key` is its path below the mapping (for messages)."""
+
+    def __init__(self, key: tuple, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+class Arg:
+    """One argument's rule: kind number/int/bool/ints (an int or a list of ints)/name (string or mapping)."""
+
+    def __init__(self, kind: str, lo: float | None = None, hi: float | None = None, *, gt: bool = False,
+                 lt: bool = False, null: bool = False):
+        self.kind, self.lo, self.hi, self.gt, self.lt, self.null = kind, lo, hi, gt, lt, null
+
+    def expected(self) -> str:
+        word = {"number": "a number", "int": "an integer", "bool": "true or false",
+                "ints": "an integer", "name": "a name (string) or a mapping"}[self.kind]
+        if self.lo is not None and self.hi is not None:
+            word += f" in {'(' if self.gt else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.lt else ']'}"
+        elif self.lo is not None:
+            word += f" {'>' if self.gt else '>='} {_num(self.lo)}"
+        elif self.hi is not None:
+            word += f" {'<' if self.lt else '<='} {_num(self.hi)}"
+        if self.kind == "ints":
+            word += " or a list of them"
+        return word + (" or null" if self.null else "")
+
+    def check(self, value: Any) -> Any:
+        """The value (ints made floats for number arguments), or ValueError 'got X; expected Y'."""
+        if value is None and self.null:
+            return value
+        if self.kind == "bool":
+            ok = isinstance(value, bool)
+        elif self.kind == "name":
+            ok = isinstance(value, (str, dict))
+        elif self.kind == "ints":
+            items = value if isinstance(value, list) and 0 < len(value) <= 1000 else [value]
+            ok = all(self._in_range(v, int) for v in items)
+        elif self.kind == "int":
+            ok = self._in_range(value, int)
+        else:
+            ok = self._in_range(value, (int, float))
+            if ok and isinstance(value, int):
+                value = float(value)  # Keras checks isinstance(momentum, float)
+        if not ok:
+            raise ValueError(f"got {show(value)}; expected {self.expected()}")
+        return value
+
+    def _in_range(self, value: Any, types) -> bool:
+        if isinstance(value, bool) or not isinstance(value, types):
+            return False
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.gt else value < self.lo):
+            return False
+        if self.hi is not None and (value >= self.hi if self.lt else value > self.hi):
+            return False
+        return True
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+_UNIT = Arg("number", 0, 1)
+_BOOL = Arg("bool")
+_CLIP = Arg("number", 0, None, gt=True, null=True)
+OPTIMIZER_ARGS = {
+    "learning_rate": Arg("number", 0, None, gt=True),
+    "momentum": _UNIT, "beta_1": _UNIT, "beta_2": _UNIT, "rho": _UNIT, "ema_momentum": _UNIT,
+    "epsilon": Arg("number", 0, None), "weight_decay": Arg("number", 0, None, null=True),
+    "clipnorm": _CLIP, "clipvalue": _CLIP, "global_clipnorm": _CLIP, "loss_scale_factor": _CLIP,
+    "ema_overwrite_frequency": Arg("int", 1, MAX_INT, null=True),
+    "gradient_accumulation_steps": Arg("int", 1, MAX_INT, null=True),
+    "nesterov": _BOOL, "amsgrad": _BOOL, "use_ema": _BOOL, "centered": _BOOL,
+}
+LOSS_METRIC_ARGS = {
+    "from_logits": _BOOL, "label_smoothing": _UNIT, "delta": Arg("number", 0, None, gt=True),
+    "num_thresholds": Arg("int", 2, 1_000_000), "k": Arg("int", 1, MAX_SIZE),
+    "num_classes": Arg("int", 1, MAX_SIZE, null=True), "multi_label": _BOOL,
+    "threshold": Arg("number", null=True),
+}
+_SIZE = Arg("int", 1, MAX_SIZE)
+_WINDOW = Arg("ints", 1, MAX_SIZE, null=True)
+_DROP = Arg("number", 0, 1, lt=True)
+_NAME = Arg("name", null=True)
+LAYER_ARGS = {
+    "units": _SIZE, "filters": _SIZE, "output_dim": _SIZE, "input_dim": Arg("int", 1, MAX_INT),
+    "kernel_size": Arg("ints", 1, MAX_SIZE), "pool_size": _WINDOW, "strides": _WINDOW, "dilation_rate": _WINDOW,
+    "rate": _DROP, "dropout": _DROP, "recurrent_dropout": _DROP,
+    "activation": _NAME, "recurrent_activation": _NAME,
+    "use_bias": _BOOL, "return_sequences": _BOOL, "return_state": _BOOL, "mask_zero": _BOOL,
+    "trainable": _BOOL,
+}
+LAYER_ARG_SUFFIXES = {"_initializer": _NAME, "_regularizer": _NAME, "_constraint": _NAME}
+_COUNT0 = Arg("int", 0, MAX_INT)
+GENERATOR_ARGS = {
+    "n_samples": Arg("ints", 1, MAX_INT), "n_features": Arg("int", 1, MAX_INT),
+    "n_informative": _COUNT0, "n_redundant": _COUNT0, "n_repeated": _COUNT0,
+    "n_classes": Arg("int", 1, MAX_SIZE), "n_clusters_per_class": Arg("int", 1, MAX_SIZE),
+    "n_targets": Arg("int", 1, MAX_SIZE), "random_state": Arg("int", 0, MAX_SEED, null=True),
+    "noise": Arg("number", 0, None), "bias": Arg("number"), "flip_y": _UNIT, "tail_strength": _UNIT,
+    "shuffle": _BOOL, "hypercube": _BOOL,
+}
+
+
+def _nonfinite(value: Any, path: tuple = ()) -> tuple | None:
+    """The path of the first NaN/inf number inside `value`, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for k, v in items:
+        found = _nonfinite(v, path + (k,))
+        if found is not None:
+            return found
+    return None
+
+
+def check_args(args: dict, table: dict[str, Arg], prefix: tuple = (),
+               suffixes: dict[str, Arg] | None = None) -> dict:
+    """Check the arguments of a free-form mapping against `table`; returns them (numbers as floats).
+
+    Raises ArgError (a ValueError pydantic reports) whose `key` is the argument's path below the mapping.
+    """
+    out = dict(args)
+    for key, value in args.items():
+        bad = _nonfinite(value)
+        if bad is not None:
+            raise ArgError(prefix + (key,) + bad, "NaN and infinite numbers are not allowed "
+                           f"(got {show(value)}); use a finite number")
+        rule = table.get(key) if isinstance(key, str) else None
+        if rule is None and suffixes and isinstance(key, str):
+            rule = next((r for s, r in suffixes.items() if key.endswith(s)), None)
+        if rule is not None:
+            try:
+                out[key] = rule.check(value)
+            except ValueError as e:
+                raise ArgError(prefix + (key,), str(e)) from None
+    return out
 
 
 # ---------------------------------------------------------------------------------- data
@@ -27,11 +199,22 @@ GENERATORS = ("make_regression", "make_classification", "make_blobs")
 class GeneratorSource(BaseModel):
     """`{generator: make_regression, n_samples: 200, ...}`: any argument of the sklearn function."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     generator: Literal["make_regression", "make_classification", "make_blobs"]
 
     def kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _arguments(self) -> "GeneratorSource":
+        extra = self.__pydantic_extra__ or {}
+        extra.update(check_args(extra, GENERATOR_ARGS))
+        n, f = extra.get("n_samples", 100), extra.get("n_features", 2 if self.generator == "make_blobs" else 100)
+        total = (sum(n) if isinstance(n, list) else n) * f if isinstance(f, int) else 0
+        if total > MAX_GENERATED:
+            raise ArgError(("n_samples",), f"n_samples x n_features = {total:,} values; at most "
+                           f"{MAX_GENERATED:,} are allowed (use a data file for more)")
+        return self
 
 
 class SplitConfig(Section):
@@ -39,7 +222,7 @@ class SplitConfig(Section):
     validation: float = Field(0.2, description="fraction of the remaining rows used for validation (0 for none)")
     shuffle: bool = Field(True, description="false keeps file order: the last rows are held out")
     stratify: bool | None = Field(None, description="default: true for classification")
-    folds: int = Field(1, ge=1, description="k > 1 runs k-fold cross-validation on the non-test rows")
+    folds: int = Field(1, ge=1, le=MAX_INT, description="k > 1 runs k-fold cross-validation on the non-test rows")
 
     @field_validator("test", "validation")
     @classmethod
@@ -60,11 +243,13 @@ TEXT_MODES = ("multi_hot", "count", "tf_idf", "int")
 
 class ColumnConfig(Section):
     type: Literal["numeric", "categorical", "text"]
-    max_tokens: int | None = Field(None, ge=2, description="text: vocabulary size (default 10000)")
+    max_tokens: int | None = Field(None, ge=2, le=MAX_INT, description="text: vocabulary size (default 10000)")
     output_mode: Literal["multi_hot", "count", "tf_idf", "int"] | None = Field(
         None, description="text: multi_hot (default), count, tf_idf or int token sequences")
-    sequence_length: int | None = Field(None, ge=1, description="text with output_mode int: pad/cut to this length")
-    embedding_dim: int | None = Field(None, ge=1, description="categorical with embedding, or text with int mode")
+    sequence_length: int | None = Field(None, ge=1, le=MAX_SIZE,
+                                        description="text with output_mode int: pad/cut to this length")
+    embedding_dim: int | None = Field(None, ge=1, le=MAX_SIZE,
+                                      description="categorical with embedding, or text with int mode")
 
     @model_validator(mode="after")
     def _text_only(self) -> "ColumnConfig":
@@ -112,11 +297,17 @@ class PreprocessingConfig(Section):
 class LayerSpec(BaseModel):
     """`{type: Dense, units: 64, ...}`: the other keys are the layer's constructor arguments."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     type: str
 
     def kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _arguments(self) -> "LayerSpec":
+        extra = self.__pydantic_extra__ or {}
+        extra.update(check_args(extra, LAYER_ARGS, suffixes=LAYER_ARG_SUFFIXES))
+        return self
 
     @field_validator("type")
     @classmethod
@@ -137,6 +328,11 @@ class ModelConfig(Section):
     output: Literal["auto", "none"] | LayerSpec = Field(
         "auto", description="auto: head from the task; none: the stack already ends in it; or a layer")
 
+    @field_validator("kernel_initializer")
+    @classmethod
+    def _finite_initializer(cls, v):
+        return check_args(v, {}) if isinstance(v, dict) else v
+
 
 # ------------------------------------------------------------------------------- training
 
@@ -147,8 +343,8 @@ class TrainingConfig(Section):
     loss: NameOrMapping = Field("auto", description="Keras loss name or {name: huber, delta: 1.0}; auto from the task")
     optimizer: NameOrMapping = Field("adam", description="Keras optimizer name or {name: sgd, learning_rate: 0.01, ...}")
     metrics: Literal["auto"] | list[NameOrMapping] = Field("auto", description="Keras metric names or mappings")
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(20, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(32, ge=1, le=MAX_INT)
     class_weight: Literal["none", "balanced"] | dict[str | int, float] = "none"
     steps_per_execution: int | Literal["auto"] = Field(
         "auto", description="batches run per call into TensorFlow; auto picks up to 32 (faster on small models)")
@@ -156,24 +352,37 @@ class TrainingConfig(Section):
     @field_validator("steps_per_execution")
     @classmethod
     def _positive(cls, v):
-        if isinstance(v, int) and v < 1:
-            raise ValueError(f"must be 'auto' or an integer >= 1, got {v!r}")
+        if isinstance(v, int) and not 1 <= v <= MAX_INT:
+            raise ValueError(f"must be 'auto' or an integer in [1, {MAX_INT}], got {show(v)}")
         return v
 
     @field_validator("loss", "optimizer")
     @classmethod
-    def _named(cls, v):
-        if isinstance(v, dict) and "name" not in v:
-            raise ValueError("a mapping needs a 'name' key, e.g. {name: sgd, learning_rate: 0.01}")
+    def _named(cls, v, info):
+        if isinstance(v, dict):
+            if "name" not in v:
+                raise ValueError("a mapping needs a 'name' key, e.g. {name: sgd, learning_rate: 0.01}")
+            v = check_args(v, OPTIMIZER_ARGS if info.field_name == "optimizer" else LOSS_METRIC_ARGS)
         return v
 
     @field_validator("metrics")
     @classmethod
     def _named_metrics(cls, v):
         if isinstance(v, list):
-            for item in v:
+            for i, item in enumerate(v):
                 if isinstance(item, dict) and "name" not in item:
                     raise ValueError("a metric mapping needs a 'name' key, e.g. {name: auc, curve: PR}")
+                if isinstance(item, dict):
+                    v[i] = check_args(item, LOSS_METRIC_ARGS, prefix=(i,))
+        return v
+
+    @field_validator("class_weight")
+    @classmethod
+    def _weights(cls, v):
+        if isinstance(v, dict):
+            for label, weight in v.items():
+                if weight < 0:
+                    raise ArgError((label,), f"got {show(weight)}; a class weight is a number >= 0")
         return v
 
 
@@ -181,12 +390,12 @@ class TrainingConfig(Section):
 
 class EarlyStoppingConfig(Section):
     monitor: str = "val_loss"
-    patience: int = Field(0, ge=0)
+    patience: int = Field(0, ge=0, le=MAX_INT)
     min_delta: float = Field(0.0, ge=0)
     mode: Literal["auto", "min", "max"] = "auto"
     restore_best_weights: bool = False
     baseline: float | None = None
-    start_from_epoch: int = Field(0, ge=0)
+    start_from_epoch: int = Field(0, ge=0, le=MAX_INT)
 
 
 class CheckpointConfig(Section):
@@ -195,44 +404,41 @@ class CheckpointConfig(Section):
     mode: Literal["auto", "min", "max"] = "auto"
     save_best_only: bool = False
     filename: str = "epoch{epoch:03d}.h5"
-    keep: int | None = Field(5, ge=1, description="how many templated files to keep (newest); null keeps all")
+    keep: int | None = Field(5, ge=1, le=MAX_INT,
+                             description="how many templated files to keep (newest); null keeps all")
 
     @field_validator("filename")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        if not v.endswith(".h5"):
-            raise ValueError(f"must end in .h5, got {v!r}")
-        if v.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", v) or ".." in re.split(r"[/\\]", v):
-            raise ValueError(f"must be a file name inside checkpoints/ (no absolute path, no '..'), got {v!r}")
-        if v in ("best.h5", "last.h5"):
-            raise ValueError(f"{v!r} is reserved: best.h5 and last.h5 are always written")
-        return v
+        # syntax and sample renderings here; the fields against the names the run can log in loader.py
+        return check_template(v)
 
 
 class StepDecay(Section):
     type: Literal["step_decay"]
     drop: float = Field(0.5, gt=0, le=1)
-    every: int = Field(10, ge=1)
+    every: int = Field(10, ge=1, le=MAX_INT)
 
 
 class ExponentialDecay(Section):
     type: Literal["exponential"]
     decay_rate: float = Field(0.96, gt=0)
-    decay_steps: int = Field(1000, ge=1, description="optimizer steps (batches), as in Keras")
+    decay_steps: int = Field(1000, ge=1, le=MAX_INT, description="optimizer steps (batches), as in Keras")
     staircase: bool = False
 
 
 class CosineDecay(Section):
     type: Literal["cosine"]
-    decay_steps: int | None = Field(None, ge=1, description="optimizer steps; default: the whole run")
+    decay_steps: int | None = Field(None, ge=1, le=MAX_INT, description="optimizer steps; default: the whole run")
     alpha: float = Field(0.0, ge=0, le=1)
 
 
 class WarmupCosine(Section):
     type: Literal["warmup_cosine"]
-    warmup_epochs: int = Field(1, ge=0)
+    warmup_epochs: int = Field(1, ge=0, le=MAX_EPOCHS)
     warmup_start: float = Field(0.0, ge=0, description="learning rate at the first step of warm-up")
-    decay_steps: int | None = Field(None, ge=1, description="optimizer steps after warm-up; default: the rest of the run")
+    decay_steps: int | None = Field(None, ge=1, le=MAX_INT,
+                                    description="optimizer steps after warm-up; default: the rest of the run")
     alpha: float = Field(0.0, ge=0, le=1)
 
 
@@ -240,10 +446,10 @@ class ReduceOnPlateau(Section):
     type: Literal["reduce_on_plateau"]
     monitor: str = "val_loss"
     factor: float = Field(0.1, gt=0, lt=1)
-    patience: int = Field(10, ge=0)
+    patience: int = Field(10, ge=0, le=MAX_INT)
     min_lr: float = Field(0.0, ge=0)
     min_delta: float = Field(1e-4, ge=0)
-    cooldown: int = Field(0, ge=0)
+    cooldown: int = Field(0, ge=0, le=MAX_INT)
     mode: Literal["auto", "min", "max"] = "auto"
 
 
@@ -254,9 +460,16 @@ LRSchedule = Annotated[
 
 
 class TensorBoardConfig(Section):
-    histogram_freq: int = Field(0, ge=0)
+    histogram_freq: int = Field(0, ge=0, le=MAX_INT)
     update_freq: Literal["epoch", "batch"] | int = "epoch"
     write_graph: bool = False
+
+    @field_validator("update_freq")
+    @classmethod
+    def _batches(cls, v):
+        if isinstance(v, int) and not 1 <= v <= MAX_INT:
+            raise ValueError(f"must be epoch, batch or an integer in [1, {MAX_INT}] (batches), got {show(v)}")
+        return v
 
 
 class CallbacksConfig(Section):
@@ -287,8 +500,8 @@ class RuntimeConfig(Section):
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
-        if not re.fullmatch(r"auto|cpu|gpu(:\d+)?", v):
-            raise ValueError(f"must be auto, cpu, gpu or gpu:N, got {v!r}")
+        if not re.fullmatch(r"auto|cpu|gpu(:[0-9]{1,4})?", v):
+            raise ValueError(f"must be auto, cpu, gpu or gpu:N, got {show(v)}")
         return v
 
 
@@ -302,7 +515,7 @@ class OutputConfig(Section):
 
 class Config(Section):
     name: str | None = Field(None, description="run name; default: the config file stem")
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=MAX_SEED)
     data: DataConfig
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -333,7 +546,9 @@ class Config(Section):
     @classmethod
     def _name(cls, v):
         if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
-            raise ValueError(f"use letters, digits, '.', '_' and '-' only (it names a folder), got {v!r}")
+            raise ValueError(f"use letters, digits, '.', '_' and '-' only (it names a folder), got {show(v)}")
+        if v is not None and len(v) > MAX_NAME:
+            raise ValueError(f"at most {MAX_NAME} characters (it names a folder), got {len(v)}: {show(v)}")
         return v
 
     def to_dict(self) -> dict[str, Any]:
