@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from nettrain.data.sources import did_you_mean, list_names
+from nettrain.data.sources import did_you_mean, list_names, show_name
 from nettrain.data.types import ColumnInfo
 from nettrain.errors import DataError
 
@@ -179,7 +179,8 @@ def check_numeric(series: pd.Series, name: str, where: str, key: str | None = No
         pos = int(np.argmax(bad))
         row = row_label(series.index[pos])
         n_bad = int(bad.sum())
-        msg = (f"column '{name}' must be numeric but {row} of {where} holds {series.iloc[pos]!r}"
+        msg = (f"column '{show_name(name)}' must be numeric but {row} of {where} holds "
+               f"{show_name(repr(series.iloc[pos]), 60)}"
                + (f" ({n_bad} such values)" if n_bad > 1 else "")
                + "; fix the data, or type the column categorical (data.columns: {"
                + f"{name}: " + "{type: categorical}})")

@@ -7,7 +7,11 @@ numpy, and nothing is ever downloaded.
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ KERAS_SETS = {  # name -> task of its labels (integers that auto-inference could
     "boston_housing": "regression",
 }
 DEFAULT_TARGET = "target"
+MAX_TOKENS = 500_000_000  # keras:imdb holds about 12 million token ids
 TEXT_COLUMN = "text"
 
 
@@ -68,7 +73,10 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     .csv, .tsv (tab separated), .parquet, .jsonl (one JSON object per line), .npz (arrays
     `x`/`X` and `y`, or `x_train`, `y_train`, `x_test`, `y_test`; extra dimensions of x are
     flattened into columns x0..xN and y becomes the column `target`). Raises DataError with the
-    path for a missing, unreadable, empty or header-only file and for an unknown extension.
+    path for a missing, unreadable, empty or header-only file, for an unknown extension, and for
+    a file that parses but cannot be used as a table: duplicate column names, a row with more
+    fields than the header, NUL bytes (binary data), nested JSON or parquet values, JSON lines
+    that are not objects, and .npz arrays that hold Python objects (nothing is ever unpickled).
     """
     p = Path(path)
     kind = table_kind(p)
@@ -76,21 +84,28 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"{p}: unknown data file type {kind or '(no extension)'!r}; allowed: "
                         f"{', '.join(TABLE_EXTENSIONS)} (also .csv/.tsv/.jsonl compressed with "
                         f"{', '.join(COMPRESSIONS)})")
-    if not p.exists():
+    try:
+        exists, is_file = p.exists(), p.is_file()
+        size = p.stat().st_size if is_file else 0
+    except OSError as e:  # a name too long, a folder without access
+        raise DataError(f"{p}: cannot access it: {e.strerror or e}") from None
+    if not exists:
         raise DataError(f"data file not found: {p}")
-    if not p.is_file():
+    if not is_file:
         raise DataError(f"not a file: {p}")
-    if p.stat().st_size == 0:
+    if size == 0:
         raise DataError(f"{p}: the file is empty")
+    if kind in (".csv", ".tsv", ".jsonl") and p.suffix.lower() not in COMPRESSIONS:
+        _sniff_text(p, kind)
     try:
         if kind == ".npz":
             frame = _read_npz(p)
         elif kind in (".csv", ".tsv"):
-            frame = pd.read_csv(p, sep="\t" if kind == ".tsv" else ",")
+            frame = _read_delimited(p, "\t" if kind == ".tsv" else ",")
         elif kind == ".parquet":
-            frame = pd.read_parquet(p)
+            frame = _read_parquet(p)
         else:
-            frame = pd.read_json(p, lines=True)
+            frame = _read_jsonl(p)
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -98,61 +113,391 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     except UnicodeDecodeError as e:
         raise DataError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8") from None
     except Exception as e:  # parser, arrow, json, OS errors: one line, no traceback
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{p}: cannot read it as {kind[1:]}: {reason}") from None
+        raise DataError(f"{p}: cannot read it as {kind[1:]}: {_reason(e)}") from None
     if frame.shape[1] == 0:
         raise DataError(f"{p}: no columns found")
-    if len(frame) == 0:
-        raise DataError(f"{p}: the file has a header but no rows (columns: {_list(frame.columns)})")
-    frame.columns = [str(c) for c in frame.columns]
     if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1):
         # parquet may restore a saved index: keep a named one as a column; rows are numbered by position
-        named = any(name is not None for name in frame.index.names)
+        named = [str(n) for n in frame.index.names if n is not None]
+        _check_unique(p, [str(c) for c in frame.columns] + named)
         frame = frame.reset_index(drop=not named)
-        frame.columns = [str(c) for c in frame.columns]
+    frame.columns = [str(c) for c in frame.columns]
+    _check_unique(p, list(frame.columns))
+    if len(frame) == 0:
+        raise DataError(f"{p}: the file has a header but no rows (columns: {_list(frame.columns)})")
+    if kind != ".npz":
+        _check_cells(p, frame)
     return frame
 
 
-def _read_npz(path: Path) -> pd.DataFrame:
+def _sniff_text(p: Path, kind: str) -> None:
+    """A binary file (an image, a spreadsheet, UTF-16 text) under a text extension: say so up front."""
     try:
-        arrays = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise DataError(f"{path}: not a readable .npz archive ({e})") from None
-    with arrays:
-        names = list(arrays.files)
+        with open(p, "rb") as f:
+            head = f.read(65536)
+    except OSError as e:
+        raise DataError(f"{p}: cannot read it: {e.strerror or e}") from None
+    at = head.find(b"\x00")
+    if at >= 0:
+        raise DataError(f"{p}: holds a NUL byte at byte {at}: a binary file, or text not saved as UTF-8 "
+                        f"(UTF-16?); nettrain reads {kind[1:]} files as UTF-8 text")
+
+
+def _reason(e: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none), shortened."""
+    text = str(e).strip()
+    return show_name(text.splitlines()[0], 200) if text else type(e).__name__
+
+
+def _check_unique(p: Path, names: list[str]) -> None:
+    """Two columns of one name (`a,a` in a header; columns 1 and "1"): refused, never renamed."""
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+    dups = [n for n, k in seen.items() if k > 1]
+    if dups:
+        counts = ", ".join(f"'{show_name(n)}' ({seen[n]} times)" for n in dups[:10])
+        raise DataError(f"{p}: duplicate column name{'s' if len(dups) > 1 else ''} {counts}; every column "
+                        "needs its own name: rename or remove the copies")
+
+
+def _read_delimited(p: Path, sep: str) -> pd.DataFrame:
+    frame = pd.read_csv(p, sep=sep)
+    if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
+            and frame.index.name is None):
+        # pandas turns the extra leading fields of rows longer than the header into an index
+        raise DataError(f"{p}: the data rows have {frame.shape[1] + frame.index.nlevels} fields but the header "
+                        f"has {frame.shape[1]} names; give every column a name in the first line")
+    columns = [str(c) for c in frame.columns]
+    present = set(columns)
+    if any(m and m.group(1) in present for m in map(_MANGLED.match, columns)):
+        # pandas renames a repeated header name `a` to `a.1`: read the header as written
+        raw = pd.read_csv(p, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+        _check_unique(p, [n for n in raw.iloc[0].tolist() if n != ""])
+    return frame
+
+
+_MANGLED = re.compile(r"^(.*)\.\d+$", re.S)
+
+
+def _read_parquet(p: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+    from pyarrow import types as pat
+
+    schema = pq.read_schema(p)
+    _check_unique(p, [str(n) for n in schema.names])
+    for f in schema:
+        if pat.is_nested(f.type) or (pat.is_dictionary(f.type) and pat.is_nested(f.type.value_type)):
+            raise DataError(f"{p}: column '{show_name(f.name)}' holds nested values ({show_name(str(f.type), 80)}); "
+                            "nettrain reads flat columns: one number or string per cell")
+    return pd.read_parquet(p)
+
+
+def _read_jsonl(p: Path) -> pd.DataFrame:
+    import io
+
+    from pandas.io.common import get_handle
+
+    with get_handle(p, "r", encoding="utf-8", compression="infer") as handle:
+        text = handle.handle.read()
+    _check_json_lines(p, text)
+    return pd.read_json(io.StringIO(text), lines=True)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+
+
+def _check_json_lines(p: Path, text: str) -> None:
+    """Every line of a .jsonl file is valid JSON holding one object with distinct keys.
+
+    pandas alone would turn a line such as ["ab"] into {"a": "b"} and keep the last of two
+    equal keys: both would lose data silently.
+    """
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
         try:
-            if "x_train" in names and "y_train" in names:
-                xs = [arrays["x_train"]] + ([arrays["x_test"]] if "x_test" in names else [])
-                ys = [arrays["y_train"]] + ([arrays["y_test"]] if "y_test" in names else [])
-                for a, b, part in zip(xs, ys, ("train", "test")):
-                    if len(a) != len(b):
-                        raise DataError(f"{path}: x_{part} has {len(a)} rows but y_{part} has {len(b)}")
-                x = np.concatenate([a.reshape(len(a), -1) for a in xs]) if len(xs) > 1 else xs[0]
-                y = np.concatenate([b.reshape(len(b), -1) for b in ys]) if len(ys) > 1 else ys[0]
-            else:
-                xkey = "x" if "x" in names else "X" if "X" in names else None
-                ykey = "y" if "y" in names else "Y" if "Y" in names else None
-                if xkey is None or ykey is None:
-                    raise DataError(f"{path}: expected arrays 'x' and 'y' (or x_train, y_train, x_test, "
-                                    f"y_test); the archive holds: {_list(names) or 'nothing'}")
-                x, y = arrays[xkey], arrays[ykey]
+            value = _JSON.decode(line)
+        except _DuplicateKey as e:
+            raise DataError(f"{p}: line {number}: key '{show_name(e.args[0])}' appears twice in one object; "
+                            "every column needs its own name") from None
+        except RecursionError:
+            raise DataError(f"{p}: line {number} is nested too deeply") from None
         except ValueError as e:
-            if "allow_pickle" in str(e):
-                raise DataError(f"{path}: holds Python objects; nettrain reads only plain numeric "
-                                "arrays from .npz files (pickled data can run code)") from None
-            raise
+            raise DataError(f"{p}: cannot read it as jsonl: line {number} is not valid JSON "
+                            f"({show_name(getattr(e, 'msg', e), 120)})") from None
+        if not isinstance(value, dict):
+            what = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(
+                type(value), "a number")
+            raise DataError(f"{p}: line {number} is {what}, not a JSON object; a .jsonl file holds one "
+                            'object per line: {"column": value, ...}')
+
+
+_NESTED = (dict, list, tuple, set, np.ndarray)
+
+
+def _check_cells(p: Path, frame: pd.DataFrame) -> None:
+    """NUL bytes (binary data, UTF-16 text) and nested values (JSON objects or arrays) are refused."""
+    from pandas.api.types import infer_dtype, is_string_dtype
+
+    for name in frame.columns:
+        if "\x00" in name:
+            raise DataError(f"{p}: column name '{show_name(name)}' holds a NUL byte: binary data, or text not "
+                            "saved as UTF-8 (UTF-16?); save the file as UTF-8 text")
+    for name in frame.columns:
+        series = frame[name]
+        if series.dtype != object and not is_string_dtype(series.dtype):
+            continue
+        if series.dtype != object or infer_dtype(series, skipna=True) in ("string", "empty"):
+            hit = series.str.contains("\x00", regex=False, na=False).to_numpy(dtype=bool)
+            if hit.any():
+                _bad_cell(p, name, int(np.argmax(hit)), "a NUL byte: binary data, or text not saved as UTF-8 "
+                          "(UTF-16?); save the file as UTF-8 text")
+            continue
+        for pos, value in enumerate(series.to_numpy()):
+            if isinstance(value, _NESTED):
+                what = "an object" if isinstance(value, dict) else "a list"
+                _bad_cell(p, name, pos, f"{what} ({show_name(repr(value), 40)}); nettrain reads flat values: "
+                          "one number or string per column, no nested JSON")
+            if isinstance(value, str) and "\x00" in value:
+                _bad_cell(p, name, pos, "a NUL byte: binary data, or text not saved as UTF-8; save the file "
+                          "as UTF-8 text")
+
+
+def _bad_cell(p: Path, name: str, pos: int, what: str):
+    raise DataError(f"{p}: column '{show_name(name)}', row {pos + 1}: holds {what}")
+
+
+# ------------------------------------------------------------------------------- .npz
+
+def _read_npz(path: Path) -> pd.DataFrame:
+    with NpzReader(path) as npz:
+        names = npz.names
+        if "x_train" in names and "y_train" in names:
+            for a, b in (("x_test", "y_test"), ("y_test", "x_test")):
+                if a in names and b not in names:
+                    raise DataError(f"{path}: holds {a} but no {b}; give both or neither")
+            parts = ["train"] + (["test"] if "x_test" in names else [])
+            xs = [npz.load(f"x_{part}") for part in parts]
+            ys = [npz.load(f"y_{part}") for part in parts]
+            for a, b, part in zip(xs, ys, parts):
+                _check_rows(path, a, f"x_{part}")
+                _check_rows(path, b, f"y_{part}")
+                if len(a) != len(b):
+                    raise DataError(f"{path}: x_{part} has {len(a)} rows but y_{part} has {len(b)}")
+            x, y = _concat(path, xs, "x", parts), _concat(path, ys, "y", parts)
+        else:
+            xkey = "x" if "x" in names else "X" if "X" in names else None
+            ykey = "y" if "y" in names else "Y" if "Y" in names else None
+            if xkey is None or ykey is None:
+                raise DataError(f"{path}: expected arrays 'x' and 'y' (or x_train, y_train, x_test, "
+                                f"y_test); the archive holds: {_list(names) or 'nothing'}")
+            x, y = npz.load(xkey), npz.load(ykey)
+            _check_rows(path, x, xkey)
+            _check_rows(path, y, ykey)
     return arrays_to_frame(x, y, str(path))
+
+
+def _check_rows(path, a: np.ndarray, name: str) -> None:
+    if a.ndim == 0:
+        raise DataError(f"{path}: array '{name}' is a single value (a 0-d array); expected one row per "
+                        "example, shape (n, ...)")
+
+
+def _concat(path, arrays: list[np.ndarray], what: str, parts: list[str]) -> np.ndarray:
+    if len(arrays) == 1:
+        return arrays[0]
+    shapes = [a.shape[1:] for a in arrays]
+    if len(set(shapes)) > 1:
+        detail = ", ".join(f"{what}_{p} rows {s}" for p, s in zip(parts, shapes))
+        raise DataError(f"{path}: the parts have rows of different shapes ({detail}); they must match")
+    return np.concatenate(arrays)
+
+
+class NpzReader:
+    """The arrays of an .npz archive, read with numpy's header parser and never with numpy's pickle path.
+
+    Plain arrays (numbers, booleans, text) are read straight into memory. Object arrays (pickled
+    by numpy) are refused, unless `objects=True`: then they are unpickled by `SafeUnpickler`, which
+    rebuilds numpy arrays, dtypes and numbers and refuses every other Python object.
+    """
+
+    def __init__(self, path: Path, *, objects: bool = False, what: str = ".npz archive"):
+        self.path, self.objects = Path(path), objects
+        try:
+            self.zip = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+            raise DataError(f"{self.path}: not a readable {what} (a zip of .npy arrays, as numpy.savez "
+                            f"writes): {_reason(e)}") from None
+        self.members = {i.filename[:-4]: i for i in self.zip.infolist() if i.filename.endswith(".npy")}
+        self.names = list(self.members)
+
+    def __enter__(self) -> "NpzReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.zip.close()
+
+    def load(self, name: str) -> np.ndarray:
+        info = self.members[name]
+        where = f"{self.path}: array '{show_name(name)}'"
+        try:
+            with self.zip.open(info) as fp:
+                return self._read(fp, info.file_size, where)
+        except DataError:
+            raise
+        except Exception as e:  # zip, zlib, header and size errors
+            raise DataError(f"{where} cannot be read: {_reason(e)}") from None
+
+    def _read(self, fp, file_size: int, where: str) -> np.ndarray:
+        from numpy.lib import format as npy
+
+        version = npy.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = npy.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = npy.read_array_header_2_0(fp)
+        else:
+            raise DataError(f"{where}: .npy format version {version[0]}.{version[1]} is not supported "
+                            "(1.0 and 2.0 are); save it again with numpy.savez")
+        if dtype.hasobject:
+            if not self.objects:
+                raise DataError(f"{where} holds Python objects (dtype {dtype}); nettrain reads only plain "
+                                "numeric and text arrays from .npz files and never unpickles data (pickled "
+                                "data can run code)")
+            array = SafeUnpickler(fp, where).load()
+            if not isinstance(array, np.ndarray) or array.dtype != object or array.shape != tuple(shape):
+                raise DataError(f"{where}: the pickled data is not the object array of shape {tuple(shape)} "
+                                "its header declares")
+            return array
+        count = 1
+        for n in shape:
+            count *= int(n)
+        nbytes = count * dtype.itemsize
+        if file_size - fp.tell() < nbytes:
+            raise DataError(f"{where} is truncated or damaged: its header declares shape {tuple(shape)} "
+                            f"({nbytes} bytes) but the file holds {max(file_size - fp.tell(), 0)}")
+        if nbytes == 0:
+            return np.empty(shape, dtype=dtype)
+        flat = np.empty(count, dtype=dtype)
+        view = memoryview(flat.view(np.uint8))
+        got = 0
+        while got < nbytes:
+            n = fp.readinto(view[got:])
+            if not n:
+                raise DataError(f"{where} is truncated: {got} of {nbytes} bytes")
+            got += n
+        array = flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
+        if not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+        return array
+
+
+class _NdarrayToken:
+    """What `numpy.ndarray` unpickles to: accepted only as the class argument of _reconstruct."""
+
+    __slots__ = ()
+
+
+_NDARRAY = _NdarrayToken()
+
+
+def _numpy_core(name: str):
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 1.26
+        from numpy.core import multiarray
+    return getattr(multiarray, name)
+
+
+def _safe_reconstruct(subtype, shape, typecode):
+    # numpy pickles every array as _reconstruct(ndarray, (0,), b'b') followed by __setstate__
+    if subtype is not _NDARRAY or tuple(shape) != (0,) or typecode not in (b"b", "b"):
+        raise pickle.UnpicklingError("unexpected arguments to numpy's array constructor")
+    return _numpy_core("_reconstruct")(np.ndarray, (0,), b"b")
+
+
+def _safe_dtype(spec, align=False, copy=False):
+    if not isinstance(spec, str) or not re.fullmatch(r"[<>|=]?[a-zA-Z]\d{0,3}", spec):
+        raise pickle.UnpicklingError(f"unexpected dtype {spec!r}")
+    return np.dtype(spec, align=bool(align), copy=bool(copy))
+
+
+def _safe_scalar(dtype, data=None):
+    if isinstance(data, str):  # a Python 2 pickle's byte string, decoded as latin1
+        data = data.encode("latin1")
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf" or not isinstance(data, bytes) \
+            or len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError("unexpected numpy scalar")
+    return _numpy_core("scalar")(dtype, data)
+
+
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
+    ("numpy.core.multiarray", "scalar"): _safe_scalar,
+    ("numpy._core.multiarray", "scalar"): _safe_scalar,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _safe_dtype,
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickles numpy object arrays of plain values and nothing else.
+
+    Every global a pickle names goes through `find_class`; only what numpy needs to rebuild an
+    array (its constructor, ndarray, dtype, numeric scalars) is admitted, each through a wrapper
+    that checks its arguments. Anything else (os.system, builtins.exec, ...) is a DataError
+    before it can be called.
+    """
+
+    def __init__(self, file, where: str):
+        super().__init__(file, encoding="latin1")  # latin1: numpy arrays pickled by Python 2
+        self.where = where
+
+    def find_class(self, module: str, name: str):
+        found = _PICKLE_ALLOWED.get((module, name))
+        if found is None:
+            raise DataError(f"{self.where} holds a Python object of type {show_name(module, 60)}."
+                            f"{show_name(name, 60)}; refused: nettrain never runs code from data")
+        return found
+
+    def persistent_load(self, pid):
+        raise DataError(f"{self.where} holds a persistent pickle reference; refused: nettrain never runs "
+                        "code from data")
 
 
 def arrays_to_frame(x: np.ndarray, y: np.ndarray, where: str) -> pd.DataFrame:
     """Features x (n, ...) flattened into columns x0..xN, labels y (n,) as column `target`."""
     x = np.asarray(x)
     y = np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0:
+        raise DataError(f"{where}: {'x' if x.ndim == 0 else 'y'} is a single value (a 0-d array); expected "
+                        "one row per example, shape (n, ...)")
     n = len(x)
     if n == 0:
         raise DataError(f"{where}: the arrays have no rows")
     if x.dtype.kind not in "biuf":
         raise DataError(f"{where}: x must hold numbers, got dtype {x.dtype}")
+    if y.dtype.kind == "S":
+        try:
+            y = np.char.decode(y, "utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{where}: y holds byte strings that are not UTF-8 text") from None
+    if y.dtype.kind not in "biufU":
+        raise DataError(f"{where}: y must hold numbers or text labels, got dtype {y.dtype}")
     if len(y) != n:
         raise DataError(f"{where}: x has {n} rows but y has {len(y)}")
     if y.ndim == 2 and y.shape[1] == 1:
@@ -235,45 +580,71 @@ def _read_keras(cfg, name: str) -> RawData:
                         f"allowed: {', '.join('keras:' + n for n in KERAS_SETS)}")
     file = f"{name}.npz"
     dirs = keras_cache_dirs()
-    path = next((d / file for d in dirs if (d / file).is_file()), None)
+    path = next((d / file for d in dirs if _is_file(d / file)), None)
     if path is None:
         raise cfg.error("data.source", f"keras:{name} needs the file {dirs[0] / file} (the Keras cache, "
                         "$KERAS_HOME/datasets or ~/.keras/datasets) and it is absent; nettrain does not "
                         f"download: fetch it once with keras.datasets.{name}.load_data() on a machine "
                         "with network access and copy it there")
-    # imdb and reuters hold ragged token-id sequences (object arrays), as Keras itself stores them
-    pickled = name in ("imdb", "reuters")
+    # imdb and reuters hold ragged token-id sequences (object arrays), as Keras itself stores them:
+    # pickled by numpy, so they are read with SafeUnpickler, which rebuilds arrays of numbers only
+    ragged = name in ("imdb", "reuters")
+    again = "; delete it and fetch it again"
     try:
-        with np.load(path, allow_pickle=pickled) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as e:
-        raise DataError(f"{path}: not a readable Keras dataset file ({e}); delete it and fetch it again") from None
-    try:
-        if "x_train" in arrays:
-            x = [arrays["x_train"]] + ([arrays["x_test"]] if "x_test" in arrays else [])
-            y = [arrays["y_train"]] + ([arrays["y_test"]] if "y_test" in arrays else [])
-        else:
-            x, y = [arrays["x"]], [arrays["y"]]
-    except KeyError as e:
-        raise DataError(f"{path}: missing array {e}; it holds {_list(arrays)}. Delete it and fetch it "
-                        "again") from None
-    y_all = np.concatenate([np.asarray(a).reshape(-1) for a in y])
+        with NpzReader(path, objects=ragged, what="Keras dataset file") as npz:
+            if "x_train" in npz.names:
+                keys = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in npz.names else [])
+            else:
+                keys = [("x", "y")]
+            lost = [k for pair in keys for k in pair if k not in npz.names]
+            if lost:
+                raise DataError(f"{path}: missing array{'s' if len(lost) > 1 else ''} {_list(lost, quote=True)}; "
+                                f"it holds {_list(npz.names) or 'nothing'}")
+            x = [npz.load(a) for a, _ in keys]
+            y = [npz.load(b) for _, b in keys]
+    except DataError as e:
+        raise DataError(e.message + again) from None
+    for (xk, yk), xa, ya in zip(keys, x, y):
+        if ya.ndim != 1 or ya.dtype.kind not in "biuf" or len(ya) != (len(xa) if xa.ndim else -1):
+            raise DataError(f"{path}: {yk} must be {len(xa) if xa.ndim else 'n'} numeric labels, got shape "
+                            f"{ya.shape} and dtype {ya.dtype}{again}")
+    y_all = np.concatenate(y)
     kinds: dict[str, str] = {}
-    if pickled:
+    if ragged:
+        total = sum(len(seq) for part in x if part.ndim == 1 for seq in part if type(seq) is list)
+        if total > MAX_TOKENS:
+            raise DataError(f"{path}: holds {total} token ids, more than the {MAX_TOKENS} nettrain reads from a "
+                            f"Keras text set{again}")
         texts = np.empty(sum(len(a) for a in x), dtype=object)
         i = 0
-        for part in x:
-            for seq in part:
+        for (xk, _), part in zip(keys, x):
+            if part.ndim != 1 or part.dtype != object:
+                raise DataError(f"{path}: {xk} must be a 1-D array of token-id lists, got shape {part.shape} "
+                                f"and dtype {part.dtype}{again}")
+            for j, seq in enumerate(part):
+                if type(seq) is not list or not all(t is int or (issubclass(t, np.integer) and t is not np.bool_)
+                                                    for t in set(map(type, seq))):
+                    raise DataError(f"{path}: {xk}[{j}] is not a list of integer token ids "
+                                    f"({show_name(repr(seq), 40)}){again}")
                 texts[i] = " ".join(map(str, seq))
                 i += 1
         frame = pd.DataFrame({TEXT_COLUMN: texts})
         frame[DEFAULT_TARGET] = y_all
         kinds[TEXT_COLUMN] = "text"
     else:
-        x_all = np.concatenate([a.reshape(len(a), -1) for a in x]) if len(x) > 1 else x[0]
+        for (xk, _), part in zip(keys, x):
+            _check_rows(path, part, xk)
+        x_all = _concat(path, x, "x", [k for k, _ in keys]) if len(x) > 1 else x[0]
         frame = arrays_to_frame(x_all, y_all, str(path))
     return RawData({"source": frame}, f"keras:{name}", {"source": str(path)},
                    default_target=DEFAULT_TARGET, kinds=kinds, task_hint=KERAS_SETS[name])
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 # -------------------------------------------------------------------------- generators
@@ -312,7 +683,9 @@ def did_you_mean(word: str, choices) -> str:
     """"did you mean 'x'? " for the closest choice, or "" (case and '_' insensitive as a fallback)."""
     import difflib
 
-    choices = [str(c) for c in choices]
+    if len(word) > 200:
+        return ""
+    choices = [str(c) for c in choices if len(str(c)) <= 200]  # difflib is quadratic in the length
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if not close:
         folded = {c.lower().replace("_", "").replace(" ", ""): c for c in choices}
@@ -323,9 +696,18 @@ def did_you_mean(word: str, choices) -> str:
 
 
 def _list(names, limit: int = 20, quote: bool = False) -> str:
-    names = [f"'{n}'" if quote else str(n) for n in names]
-    text = ", ".join(names[:limit])
+    names = list(names)
+    shown = [f"'{show_name(n)}'" if quote else show_name(n) for n in names[:limit]]
+    text = ", ".join(shown)
     return text + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 list_names = _list
+
+_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {0x7F: "\\x7f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+def show_name(name, limit: int = 60) -> str:
+    """A column name (or value) for a one-line message: control characters escaped, long text cut."""
+    text = str(name).translate(_CONTROL)
+    return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from nettrain.data.columns import auto_kind, to_numbers
-from nettrain.data.sources import did_you_mean, list_names, read_table
+from nettrain.data.columns import as_strings, auto_kind, to_numbers
+from nettrain.data.sources import did_you_mean, list_names, read_table, show_name
 from nettrain.data.split import n_held_out
 from nettrain.errors import ConfigError, UsageError
 
@@ -25,9 +25,10 @@ def suggest_config(path: Path, target: str) -> str:
     frame = read_table(path)
     columns = [str(c) for c in frame.columns]
     if target not in frame.columns:
-        raise UsageError(f"{path}: no column '{target}' to use as the target; {did_you_mean(target, columns)}"
-                         f"columns: {list_names(columns)}")
+        raise UsageError(f"{path}: no column '{show_name(target)}' to use as the target; "
+                         f"{did_you_mean(target, columns)}columns: {list_names(columns)}")
     n = len(frame)
+    _check_target(path, frame[target], target)
     drop: dict[str, str] = {}
     text: list[str] = []
     id_col = None
@@ -36,6 +37,9 @@ def suggest_config(path: Path, target: str) -> str:
         if name == target:
             continue
         series = frame[name]
+        if not _present(series).any():
+            drop[name] = "every value is missing"
+            continue
         if id_col is None and _ID_NAME.search(name) and series.nunique(dropna=False) == n:
             id_col = name
             continue
@@ -58,9 +62,11 @@ def suggest_config(path: Path, target: str) -> str:
 
     features = numeric + categorical + text
     if not features:
-        raise UsageError(f"{path}: no usable feature columns besides the target '{target}'")
-    probe = load_config(None, data={"data": {"source": str(path), "target": target}}, check_names=False)
+        raise UsageError(f"{path}: no usable feature columns besides the target '{show_name(target)}'"
+                         + (f" (columns: {list_names(columns)})" if len(columns) > 1 else
+                            "; the file holds only the target column"))
     try:
+        probe = load_config(None, data={"data": {"source": str(path), "target": target}}, check_names=False)
         task, classes = infer_task(probe, frame[target], target)
     except ConfigError as e:
         raise UsageError(f"{path}: {e.detail}") from None
@@ -141,6 +147,27 @@ def suggest_config(path: Path, target: str) -> str:
     if validation == 0:
         out.insert(-1, "  checkpoint: {monitor: loss}")
     return "\n".join(out)
+
+
+def _present(series) -> np.ndarray:
+    """Which values are there: not missing and not blank text."""
+    labels = as_strings(series)
+    return np.fromiter((v is not None and v.strip() != "" for v in labels), dtype=bool, count=len(labels))
+
+
+def _check_target(path: Path, series, target: str) -> None:
+    """A target with no values, or with one value only, cannot be learned: say so before anything else."""
+    labels = as_strings(series)
+    present = labels[_present(series)]
+    name = show_name(target)
+    if len(present) == 0:
+        raise UsageError(f"{path}: target column '{name}' has no values (all {len(labels)} rows are empty); "
+                         "choose the column that holds the labels or numbers to predict")
+    distinct = set(present)
+    if len(distinct) < 2:
+        only = show_name(next(iter(distinct)), 40)
+        raise UsageError(f"{path}: target column '{name}' holds one value only ('{only}' in all "
+                         f"{len(present)} rows that have one); a target needs at least 2 different values")
 
 
 def _q(value: str) -> str:

@@ -5,10 +5,17 @@ it), `prediction` (the class name, or the number for regression), and with `prob
 `proba_<class>` column per class. A sigmoid head gives p for the second class and 1 - p for the
 first; a tanh head (hinge losses) gives a score s in [-1, 1], mapped to (s + 1) / 2 for the
 second class (clipped to [0, 1]) so that the predicted class is the one with proba > 0.5.
+
+`--output FILE` (.csv or .parquet) is written atomically; missing parent folders are created.
+Predict never overwrites user data or a run: the output may not be the input file (by any path
+spelling, symlink or hard link), may not lie inside a run directory (a folder holding run.json,
+or a folder directly inside one), and may not pass through an existing file used as a folder.
+All of this is checked before the model is loaded.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +24,67 @@ import pandas as pd
 from nettrain.errors import UsageError
 from nettrain.lifecycle.evaluate import batch_size, load_model, model_feed
 from nettrain.lifecycle.target import Target, resolve_target
-from nettrain.store import atomic
+from nettrain.store import atomic, rundir
 
 OUTPUT_KINDS = (".csv", ".parquet")
 
 
-def check_output(output: str | Path | None) -> Path | None:
+def check_output(output: str | Path | None, input_path: str | Path | None = None) -> Path | None:
+    """The --output path if predictions may be written there (see the module docstring), else UsageError."""
     if output is None:
         return None
     path = Path(output)
     if path.suffix.lower() not in OUTPUT_KINDS:
         raise UsageError(f"--output {path}: unknown output type {path.suffix or '(no extension)'!r}; "
                          f"allowed: {', '.join(OUTPUT_KINDS)}")
-    if path.is_dir():
-        raise UsageError(f"--output {path} is a folder; give a file name ending in .csv or .parquet")
+    try:
+        if path.is_dir():
+            raise UsageError(f"--output {path} is a folder; give a file name ending in .csv or .parquet")
+        if path.exists() and not path.is_file():
+            raise UsageError(f"--output {path} exists and is not a regular file; choose another name")
+        folder = _existing_folder(path)
+        if input_path is not None and _same_file(path, Path(input_path)):
+            raise UsageError(f"--output {path} is the input file {input_path}; predict never overwrites its input: "
+                             "choose another output file")
+        run = _run_dir_around(folder)
+        if run is not None:
+            raise UsageError(f"--output {path}: {run} is a nettrain run directory (it holds run.json); predict "
+                             "never writes into a run: choose a file outside it")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"--output {path}: the folder {folder} is not writable")
+    except (OSError, RuntimeError) as e:  # a name too long, a folder without access, a symlink loop
+        raise UsageError(f"--output {path}: cannot use this path: {getattr(e, 'strerror', None) or e}") from None
     return path
+
+
+def _existing_folder(path: Path) -> Path:
+    """The nearest existing ancestor of `path`; UsageError when it is a file (not a folder)."""
+    folder = path.parent
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        what = "a file" if folder.is_file() else "a broken link" if folder.is_symlink() else "something else"
+        raise UsageError(f"--output {path}: {folder} is {what}, not a folder, so nothing can be written "
+                         "inside it; choose another output path")
+    return folder
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _run_dir_around(folder: Path) -> Path | None:
+    """The run directory that `folder` is, or lies directly inside (checkpoints/, plots/, ...)."""
+    folder = folder.resolve()
+    for candidate in (folder, folder.parent):
+        if (candidate / rundir.RUN).is_file():
+            return candidate
+    return None
 
 
 def predict(target_path: str | Path, input_path: str | Path, *, output: str | Path | None = None,
@@ -39,7 +92,7 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
     """Predictions for the rows of `input_path` as a DataFrame; also written to `output` when given."""
     from nettrain.data import prepare_inputs, read_table
 
-    out_path = check_output(output)
+    out_path = check_output(output, input_path)
     target = resolve_target(target_path)
     if proba and target.label_mode == "regression":
         raise UsageError("--proba gives class probabilities, but this is a regression model")
@@ -47,6 +100,7 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
     rows = prepare_inputs(frame, target.schema, require_target=False, source=str(input_path))
     model = load_model(target)
     raw = predict_rows(model, rows, batch_size(target), str(input_path))
+    check_outputs(target, raw)
     result = prediction_frame(target, raw, rows.ids, proba=proba)
     if out_path is not None:
         write_frame(result, out_path)
@@ -57,10 +111,29 @@ def predict_rows(model, rows, batch: int, where: str) -> np.ndarray:
     from nettrain.training import feed, runtime
 
     x = model_feed(model, rows, where)
+    for tensor in model.inputs:
+        want, have = tuple(tensor.shape), tuple(x[tensor.name].shape)
+        if len(want) == len(have) and len(want) > 1 and want[-1] is not None and want[-1] != have[-1]:
+            raise UsageError(f"{where}: the model's input {tensor.name!r} takes {want[-1]} values per row but its "
+                             f"feature schema makes {have[-1]}; the .h5 file and its nettrain metadata do not "
+                             "belong together")
     with runtime.quiet_native_stderr():
         pred = model.predict(feed.evaluation_dataset(x, None, batch), verbose=0)
     pred = np.asarray(pred)
     return pred.reshape(len(pred), -1)
+
+
+def check_outputs(target: Target, raw: np.ndarray) -> None:
+    """The model's outputs per row must fit its metadata (one score for a binary head, one per class)."""
+    mode = target.label_mode
+    if mode == "regression":
+        return
+    n = len(target.schema.class_names or [])
+    want = 1 if mode == "binary" else n
+    if raw.shape[1] != want:
+        raise UsageError(f"{target.model_path}: the model gives {raw.shape[1]} output(s) per row but its metadata "
+                         f"describes {want} ({mode} labels, {n} classes); the .h5 file and its nettrain metadata "
+                         "do not belong together")
 
 
 def probabilities(target: Target, raw: np.ndarray) -> np.ndarray:
@@ -97,6 +170,10 @@ def prediction_frame(target: Target, raw: np.ndarray, ids: np.ndarray | None, *,
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--output {path}: cannot create the folder {path.parent}: {e.strerror or e}") from None
     if path.suffix.lower() == ".parquet":
         with atomic.atomic_path(path) as tmp:
             try:

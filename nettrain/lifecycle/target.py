@@ -29,11 +29,12 @@ class Target:
 
     @property
     def label_mode(self) -> str:
-        return self.features.get("label_mode", "regression")
+        return self.features.get("label_mode") or "regression"
 
     @property
     def threshold(self) -> float:
-        return float(self.features.get("threshold", 0.5))
+        value = self.features.get("threshold")
+        return 0.5 if value is None else float(value)
 
     @property
     def epoch(self) -> int:
@@ -42,25 +43,38 @@ class Target:
 
 def owning_run(model_path: Path) -> Path | None:
     for candidate in (model_path.parent, model_path.parent.parent):
-        if (candidate / rundir.RUN).is_file() and (candidate / rundir.CONFIG).is_file():
-            if candidate == model_path.parent or model_path.parent.name == rundir.CHECKPOINTS:
-                return candidate
+        try:
+            is_run = (candidate / rundir.RUN).is_file() and (candidate / rundir.CONFIG).is_file()
+        except OSError:
+            continue
+        if is_run and (candidate == model_path.parent or model_path.parent.name == rundir.CHECKPOINTS):
+            return candidate
     return None
 
 
 def resolve_target(target: str | Path) -> Target:
+    """The model file of TARGET (a run directory or an .h5 file) and its checked metadata.
+
+    Every shape problem of the metadata (the .h5 attribute, or the run's features.json and
+    config.yaml for files written before it existed) is a UsageError naming the file here, so
+    the commands that use a Target never meet a KeyError or TypeError.
+    """
     path = Path(target)
-    if path.is_dir():
+    try:
+        is_dir, is_file, exists = path.is_dir(), path.is_file(), path.exists()
+    except OSError as e:  # a name too long, a folder without access
+        raise UsageError(f"cannot access {path}: {e.strerror or e}") from None
+    if is_dir:
         model_path = path / rundir.MODEL
         if not (path / rundir.RUN).is_file():
             raise UsageError(f"{path} is not a run directory (no run.json); give a run directory or an .h5 file")
         if not model_path.is_file():
             raise UsageError(f"{path} has no {rundir.MODEL} (the run did not finish); "
                              f"use a checkpoint such as {path / rundir.CHECKPOINTS / 'last.h5'}")
-    elif path.suffix == ".h5" or path.is_file():
-        if not path.exists():
+    elif path.suffix == ".h5" or is_file:
+        if not exists:
             raise UsageError(f"no such file or run directory: {path}")
-        if path.suffix != ".h5":
+        if path.suffix != ".h5" or not is_file:
             raise UsageError(f"{path} is neither a run directory nor an .h5 model file")
         model_path = path
     else:
@@ -68,17 +82,52 @@ def resolve_target(target: str | Path) -> Target:
     meta = h5.read_meta(model_path)
     run = owning_run(model_path)
     if not meta.get("features") and run is not None:  # files written before metadata existed
-        meta = {"features": json.loads((run / rundir.FEATURES).read_text()),
-                "config": _yaml(run / rundir.CONFIG), "epoch": None}
+        meta = {"features": h5.check_features(_json(run / rundir.FEATURES), str(run / rundir.FEATURES)),
+                "config": h5.check_config(_yaml(run / rundir.CONFIG), str(run / rundir.CONFIG)),
+                "epoch": None, "run": None}
     if not meta.get("features"):
         raise UsageError(f"{model_path} was not written by nettrain (no feature schema inside and no run "
                          "directory around it)")
     schema_fields = {k: v for k, v in meta["features"].items()
                      if k in FeatureSchema.__dataclass_fields__}
-    return Target(model_path=model_path, run_dir=run, meta=meta, schema=FeatureSchema.from_dict(schema_fields))
+    try:
+        schema = FeatureSchema.from_dict(schema_fields)
+    except (KeyError, TypeError, ValueError) as e:  # check_features makes this unreachable
+        raise UsageError(f"{model_path}: the feature schema cannot be used: {e}") from None
+    return Target(model_path=model_path, run_dir=run, meta=meta, schema=schema)
 
 
-def _yaml(path: Path) -> dict[str, Any]:
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing: the model has no nettrain metadata inside, so its run's "
+                         f"{path.name} is needed") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply") from None
+    except ValueError as e:
+        raise UsageError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _yaml(path: Path) -> Any:
     import yaml
 
-    return yaml.safe_load(path.read_text())
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing: the model has no nettrain metadata inside, so its run's "
+                         f"{path.name} is needed") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise UsageError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or 'syntax error'})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None

@@ -1,7 +1,9 @@
 """`nettrain runs [DIR]`: find run directories under a root and list them, newest first.
 
-A run directory is any folder holding a `run.json`. Unreadable or malformed ones are skipped
-(and counted, so the listing can say so) rather than breaking the whole table.
+A run directory is any folder holding a `run.json`. Unreadable or malformed ones (not JSON,
+not a JSON object, not a regular file, too large) are skipped and named with the reason in one
+line under the table, rather than breaking the listing; odd values inside a readable run.json
+(a metric that is not a number, a start time that is not a time) show as text or "-".
 """
 
 from __future__ import annotations
@@ -21,41 +23,55 @@ from nettrain.report.tables import SPLITS, _new_table, _ordered_names, format_va
 STATUS_STYLES = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
 
+MAX_RUN_JSON = 16 * 1024 * 1024  # a run.json is a few KB; anything this large is not one
+
+
 class RunList(list):
     """The runs found (dicts, newest first), plus the run.json files that could not be read."""
 
-    def __init__(self, runs=(), skipped=()):
+    def __init__(self, runs=(), skipped=(), reasons=None):
         super().__init__(runs)
         self.skipped: list[Path] = list(skipped)
+        self.reasons: dict[Path, str] = dict(reasons or {})  # skipped file -> why
 
 
 def _timestamp(value: Any) -> float | None:
     """Seconds since the epoch from an ISO 8601 string or a number; None when unparseable."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str) and value.strip():
-        text = value.strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
+    try:
+        if isinstance(value, (int, float)):
+            value = float(value)
+            return value if math.isfinite(value) else None
+        if isinstance(value, str) and value.strip():
+            text = value.strip()
+            if text.endswith("Z"):
+                text = text[:-1] + "+00:00"
             return datetime.fromisoformat(text).timestamp()
-        except ValueError:
-            return None
+    except (ValueError, OverflowError, OSError):  # not a time, or a year no clock can show
+        return None
     return None
 
 
 def _show_time(value: Any) -> str:
     ts = _timestamp(value)
     if ts is None:
-        return "" if value is None else str(value)
+        return "" if value is None else _short(value)
     if isinstance(value, str):
         try:  # keep the recorded wall-clock time as written, without fractions and offset
             return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
         except ValueError:
             pass
-    return datetime.fromtimestamp(ts, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return _short(value)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A recorded value as one short line of text (a run.json may hold anything)."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _iter_run_files(root: Path):
@@ -75,16 +91,30 @@ def collect_runs(root: str | os.PathLike) -> RunList:
     modification time). The returned list's `skipped` holds the files that could not be read.
     """
     root = Path(root)
-    runs, skipped = [], []
+    runs, skipped, reasons = [], [], {}
     for file in _iter_run_files(root):
+        data, why, mtime = None, None, 0.0
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-            mtime = file.stat().st_mtime
-        except (OSError, ValueError):
+            if not file.is_file():
+                why = "not a regular file"
+            elif file.stat().st_size > MAX_RUN_JSON:
+                why = f"larger than {MAX_RUN_JSON // (1024 * 1024)} MB"
+            else:
+                data = json.loads(file.read_text(encoding="utf-8"))
+                mtime = file.stat().st_mtime
+        except UnicodeDecodeError:
+            why = "not UTF-8 text"
+        except ValueError as e:
+            why = f"not valid JSON ({getattr(e, 'msg', None) or _short(e)})"
+        except (OSError, RecursionError) as e:
+            why = f"cannot be read ({getattr(e, 'strerror', None) or type(e).__name__})"
+        if why is None and not isinstance(data, dict):
+            kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+                type(data), "a number")
+            why = f"{kind}, not a JSON object"
+        if why is not None:
             skipped.append(file)
-            continue
-        if not isinstance(data, dict):
-            skipped.append(file)
+            reasons[file] = why
             continue
         run_dir = file.parent
         rel = run_dir.relative_to(root).as_posix() if run_dir != root else "."
@@ -92,7 +122,7 @@ def collect_runs(root: str | os.PathLike) -> RunList:
         data.update(path=run_dir, relpath=rel, sort_time=started if started is not None else mtime)
         runs.append(data)
     runs.sort(key=lambda r: (r["sort_time"], r["relpath"]), reverse=True)
-    return RunList(runs, skipped)
+    return RunList(runs, skipped, reasons)
 
 
 def _numbers(d: Any) -> dict[str, float] | None:
@@ -136,17 +166,24 @@ def runs_table(runs: list[Mapping[str, Any]], title: str | None = None):
     for name in names:
         table.add_column(Text(name), justify="right", no_wrap=True)
     for run, (split, metrics) in zip(runs, picked):
-        status = str(run.get("status", "") or "")
+        status = _short(run.get("status", "") or "")
         epochs = run.get("epochs_done")
-        epochs_text = "" if epochs is None else str(epochs)
+        epochs_text = "" if epochs is None else _short(epochs)
         if run.get("best_epoch") is not None:
-            epochs_text += f" (best {run['best_epoch']})"
-        row = [Text(str(run.get("relpath", ""))), Text(str(run.get("name", "") or "")),
+            epochs_text += f" (best {_short(run['best_epoch'])})"
+        row = [Text(str(run.get("relpath", ""))), Text(_short(run.get("name", "") or "")),
                Text(status, style=STATUS_STYLES.get(status, "")), Text(_show_time(run.get("started"))),
                Text(epochs_text.strip()), Text(split)]
         row += [Text(format_value(metrics[n]) if n in metrics else "-") for n in names]
         table.add_row(*row)
     return table
+
+
+def _rel(file: Path, root: Path) -> str:
+    try:
+        return file.relative_to(root).as_posix()
+    except ValueError:
+        return str(file)
 
 
 def print_runs(root: str | os.PathLike, console: Console | None = None) -> RunList:
@@ -155,11 +192,15 @@ def print_runs(root: str | os.PathLike, console: Console | None = None) -> RunLi
     root = Path(root)
     runs = collect_runs(root)
     skipped = len(runs.skipped)
-    note = f" ({skipped} unreadable run.json file{'s' if skipped != 1 else ''} skipped)" if skipped else ""
+    note = ""
+    if skipped:
+        named = "; ".join(f"{_rel(f, root)}: {runs.reasons.get(f, 'unreadable')}" for f in runs.skipped[:5])
+        more = f"; ... {skipped - 5} more" if skipped > 5 else ""
+        note = f"{skipped} unreadable run.json file{'s' if skipped != 1 else ''} skipped ({named}{more})"
     if not runs:
-        console.print(Text(f"no runs found under {root}{note}"), soft_wrap=True)
+        console.print(Text(f"no runs found under {root}" + (f" ({note})" if note else "")), soft_wrap=True)
         return runs
     print_table(console, runs_table(runs, title=f"Runs under {root}"))
     if note:
-        console.print(Text(note.strip(" ()")), soft_wrap=True)
+        console.print(Text(note), soft_wrap=True)
     return runs
