@@ -64,3 +64,30 @@ class Interrupted(NettrainError):
     """Ctrl-C or SIGTERM after saving what was done. Exit 130."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class WriteFailed(JobFailed):
+    """A file could not be written (disk full, read-only folder, permissions). Exit 1.
+
+    The file it would have replaced is intact: every write goes to a temporary file first."""
+
+    def __init__(self, path, cause: BaseException | str):
+        reason = cause if isinstance(cause, str) else describe_os_error(cause)
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def describe_os_error(err: BaseException) -> str:
+    """`No space left on device` for an OSError (also one wrapped in h5py's longer message)."""
+    import errno as _errno
+    import os as _os
+
+    code = getattr(err, "errno", None)
+    if isinstance(code, int) and code in _errno.errorcode:
+        return _os.strerror(code)
+    text = str(err)
+    for code in (_errno.ENOSPC, _errno.EROFS, _errno.EACCES, _errno.EDQUOT, _errno.EIO, _errno.EFBIG):
+        if _os.strerror(code) in text or f"errno = {code}," in text:
+            return _os.strerror(code)
+    line = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return line

@@ -140,7 +140,9 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(plots.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    from nettrain.errors import WriteFailed
+
+    with pytest.raises(WriteFailed, match=r"cannot write .*f\.bin: disk full"):  # names the file and the cause
         plots.atomic_write_bytes(target, b"second")
     assert target.read_bytes() == b"first"
     assert no_temp_files(tmp_path)

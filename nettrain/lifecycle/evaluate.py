@@ -14,6 +14,7 @@ import json
 import math
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -223,8 +224,13 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
     if target.run_dir is not None:
         suffix = "" if target.model_path.name == rundir.MODEL else f"-{target.model_path.stem}"
         path = target.run_dir / f"eval-{name}{suffix}.json"
-        atomic.write_json(path, {**result.to_dict(), "evaluated": rundir.now()})
-        result.eval_file = path
+        lock = rundir.try_lock(target.run_dir)
+        if lock is None:  # one writer per run: a training process owns it now
+            warnings.warn(f"not writing {path}: the run is being written by another nettrain process")
+        else:
+            with lock:
+                atomic.write_json(path, {**result.to_dict(), "evaluated": rundir.now()})
+            result.eval_file = path
     return result
 
 

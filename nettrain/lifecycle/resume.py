@@ -1,22 +1,23 @@
 """`nettrain fit CONFIG --resume RUN_DIR`: continue an interrupted run from its last complete epoch.
 
 The run's `checkpoints/last.h5` holds the weights, the optimizer state and the epoch it was saved
-at; metrics.csv rows past that epoch (an epoch that was cut off) are dropped. With the epoch's
-data order derived from (seed, epoch), the continuation is the same as a straight run (exactly,
-without dropout).
+at; metrics.csv rows past that epoch (an epoch that was cut off) are dropped, and so are the
+temporary files of a killed process. With the epoch's data order derived from (seed, epoch), the
+continuation is the same as a straight run (exactly, without dropout). A run that had trained all
+its epochs (or stopped early) but not written its final files is only finished. A k-fold run
+keeps its completed folds, resumes the fold that was cut off and trains the rest.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nettrain.config.schema import Config
 from nettrain.errors import UsageError
-from nettrain.store import h5, rundir
+from nettrain.store import atomic, guard, h5, rundir
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -32,47 +33,130 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -
     return out
 
 
+def _saved_config(run_dir: Path) -> dict[str, Any] | None:
+    """The config the run was started with: config.yaml, or the one inside last.h5 when config.yaml
+    was never written (a process killed while starting); None when there is neither."""
+    if (run_dir / rundir.CONFIG).exists():
+        return rundir.read_run_config(run_dir)
+    last = run_dir / rundir.CHECKPOINTS / rundir.LAST
+    if last.exists():
+        config = h5.read_meta(last).get("config")
+        return config if isinstance(config, dict) else None
+    return None
+
+
+def _finished_metrics(run_dir: Path, record: rundir.RunRecord, epochs: int) -> dict | None:
+    """metrics.json of a run that completed (all `epochs`, or stopped early); None when it did not
+    or when a final file is missing, so that resuming writes them again."""
+    data = record.data
+    if data.get("status") != "completed" or not (run_dir / rundir.MODEL).is_file():
+        return None
+    if (data.get("epochs_done") or 0) < epochs and data.get("stopped_epoch") is None:
+        return None
+    try:
+        metrics = json.loads((run_dir / rundir.METRICS_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return metrics if isinstance(metrics, dict) else None
+
+
+def check_resumable(cfg: Config, run_dir: Path, record: rundir.RunRecord, force: bool) -> None:
+    saved = _saved_config(run_dir)
+    changes = config_changes(saved, cfg.to_dict()) if saved is not None else []
+    if changes and not force:
+        raise UsageError(f"--resume {run_dir}: the config differs from the run's config.yaml at "
+                         f"{'; '.join(changes[:5])}{' ...' if len(changes) > 5 else ''}. Resume with the same "
+                         "config, or pass --force to continue with the new one")
+
+
 def resume_fit(cfg: Config, run_dir: Path, *, quiet: bool = False, json_output: bool = False,
                force: bool = False):
     from nettrain.training import fit as F
 
     run_dir = Path(run_dir)
-    record = rundir.RunRecord.load(run_dir)
-    try:
-        saved = yaml.safe_load((run_dir / rundir.CONFIG).read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise UsageError(f"cannot read {run_dir / rundir.CONFIG}: {e}") from None
-    changes = config_changes(saved, cfg.to_dict())
-    if changes and not force:
-        raise UsageError(f"--resume {run_dir}: the config differs from the run's config.yaml at "
-                         f"{'; '.join(changes[:5])}{' ...' if len(changes) > 5 else ''}. Resume with the same "
-                         "config, or pass --force to continue with the new one")
-    if record.data.get("status") == "completed" and record.data.get("epochs_done", 0) >= cfg.training.epochs:
-        metrics = json.loads((run_dir / rundir.METRICS_JSON).read_text())
-        F.report_result(metrics, run_dir, json_output)
-        return F.FitResult(run_dir, "completed", metrics, record.data.get("epochs_done", 0),
-                           record.data.get("best_epoch"), record.data.get("stopped_epoch"))
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume {run_dir}: no such run directory")
+    rundir.RunRecord.load(run_dir)  # a clear error before the lock file is created in a non-run folder
+    with rundir.RunLock(run_dir):
+        atomic.remove_leftovers(run_dir)
+        record = rundir.RunRecord.load(run_dir)  # again, now that no one else writes it
+        if cfg.data.split.folds > 1 or record.data.get("folds"):
+            return _resume_kfold(cfg, run_dir, record, quiet=quiet, json_output=json_output, force=force)
+        check_resumable(cfg, run_dir, record, force)
+        metrics = _finished_metrics(run_dir, record, cfg.training.epochs)
+        if metrics is not None:
+            F.report_result(metrics, run_dir, json_output)
+            return F.FitResult(run_dir, "completed", metrics, record.data.get("epochs_done") or 0,
+                               record.data.get("best_epoch"), record.data.get("stopped_epoch"))
+        prep = F.prepare(cfg)
+        _check_same_data(prep, run_dir, record, force)
+        return continue_run(prep, run_dir, record, quiet=quiet, json_output=json_output)
 
-    prep = F.prepare(cfg)
-    fingerprint = record.data.get("data", {}).get("fingerprint")
+
+def continue_run(prep, run_dir: Path, record: rundir.RunRecord, *, quiet: bool, json_output: bool,
+                 **start_extra: Any):
+    """Train the run in `run_dir` (locked by the caller) from its last checkpoint to the end."""
+    from nettrain.training import fit as F
+
+    cfg = prep.cfg
+    monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
+    last = run_dir / rundir.CHECKPOINTS / rundir.LAST
+    with guard.deferred():
+        if last.exists():
+            epoch = int(h5.read_meta(last).get("epoch") or 0)
+            with prep.scope:
+                model = h5.load_model(last)
+        else:  # died before the first checkpoint: start over in the same directory
+            epoch = 0
+            model = F.new_model(prep)
+            F.start_run_dir(prep, model, run_dir, monitors, record, **start_extra)
+        stopped = record.data.get("stopped_epoch")
+        end = epoch if stopped is not None and stopped == epoch else cfg.training.epochs
+        csv = rundir.MetricsCSV(run_dir / rundir.METRICS_CSV)
+        csv.truncate_after(epoch)
+        history = [r for r in csv.read() if r.get("epoch") is not None and r["epoch"] <= epoch]
+        resumes = list(record.data.get("resumed") or []) + [{"at": rundir.now(), "from_epoch": epoch}]
+        record.update(status="running", ended=None, epochs=cfg.training.epochs, epochs_done=epoch, resumed=resumes)
+        print(f"resuming {run_dir} after epoch {epoch}" if end > epoch else
+              f"finishing {run_dir}: all its epochs are done ({epoch}), writing the final files",
+              file=sys.stderr if json_output else sys.stdout)
+        return F.train(F.Session(prep, model, run_dir, record, epoch, end, monitors, history,
+                                 quiet=quiet, json_output=json_output))
+
+
+def _check_same_data(prep, run_dir: Path, record: rundir.RunRecord, force: bool) -> None:
+    fingerprint = (record.data.get("data") or {}).get("fingerprint")
     if fingerprint and fingerprint != prep.dataset.fingerprint and not force:
         raise UsageError(f"--resume {run_dir}: the data changed since the run started (fingerprint differs); "
                          "pass --force to continue on the new data")
-    last = run_dir / rundir.CHECKPOINTS / "last.h5"
-    monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
-    csv = rundir.MetricsCSV(run_dir / rundir.METRICS_CSV)
-    if last.exists():
-        epoch = int(h5.read_meta(last).get("epoch") or 0)
-        with prep.scope:
-            model = h5.load_model(last)
-    else:  # died before the first checkpoint: start over in the same directory
-        epoch = 0
-        model = F.new_model(prep)
-    csv.truncate_after(epoch)
-    history = [r for r in csv.read() if r.get("epoch") is not None and r["epoch"] <= epoch]
-    resumes = list(record.data.get("resumed", [])) + [{"at": rundir.now(), "from_epoch": epoch}]
-    record.update(status="running", ended=None, epochs=cfg.training.epochs, epochs_done=epoch, resumed=resumes)
-    if not quiet and not json_output:
-        print(f"resuming {run_dir} after epoch {epoch}")
-    return F.train(F.Session(prep, model, run_dir, record, epoch, cfg.training.epochs, monitors, history,
-                             quiet=quiet, json_output=json_output))
+
+
+def _resume_kfold(cfg: Config, run_dir: Path, record: rundir.RunRecord, *, quiet: bool, json_output: bool,
+                  force: bool):
+    from nettrain.training import fit as F
+    from nettrain.training import kfold
+
+    if cfg.data.split.folds <= 1:
+        raise UsageError(f"--resume {run_dir}: the run is a k-fold run ({record.data.get('folds')} folds) but the "
+                         "config has data.split.folds: 1; resume it with the config it was started with")
+    check_resumable(cfg, run_dir, record, force)
+    metrics = _finished_metrics(run_dir, record, 0)
+    if metrics is not None:
+        F.report_result(metrics, run_dir, json_output)
+        return F.FitResult(run_dir, "completed", metrics, cfg.training.epochs)
+    prep = F.prepare(cfg)
+    _check_same_data(prep, run_dir, record, force)
+
+    def fold_runner(fold_prep, fold_dir: Path, i: int):
+        """A fold that completed is kept; one that was cut off is resumed; a new one is started."""
+        if not (fold_dir / rundir.RUN).is_file():
+            return None
+        fold_record = rundir.RunRecord.load(fold_dir)
+        done = _finished_metrics(fold_dir, fold_record, cfg.training.epochs)
+        if done is not None:
+            return kfold.FoldResult(done, resumed=False)
+        result = continue_run(fold_prep, fold_dir, fold_record, quiet=quiet, json_output=True,
+                              fold=i, parent=str(run_dir))
+        return kfold.FoldResult(result.metrics, resumed=True)
+
+    return kfold.run_folds(prep, run_dir, record, quiet=quiet, json_output=json_output, fold_runner=fold_runner)

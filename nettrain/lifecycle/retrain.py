@@ -16,7 +16,7 @@ from typing import Iterable
 from nettrain.config import load_config, parse_override
 from nettrain.errors import UsageError
 from nettrain.lifecycle.target import resolve_target
-from nettrain.store import h5, rundir
+from nettrain.store import atomic, guard, h5, rundir
 
 # Keys that would change the model's layers, inputs or outputs.
 ARCHITECTURE_KEYS = (("model",), ("preprocessing",), ("data", "target"), ("data", "features"), ("data", "drop"),
@@ -54,32 +54,37 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
         _apply_training_overrides(cfg, model, target.config.get("training", {}), prep)
     monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
 
-    record = None
-    if target.run_dir is not None and run_dir is None:
-        record = rundir.RunRecord.load(target.run_dir)
-        if int(record.data.get("epochs_done") or 0) != start:
-            record = None  # an earlier checkpoint: continuing in place would fork the history
+    in_place = target.run_dir is not None and run_dir is None and _epochs_done(target.run_dir) == start
     entry = {"at": rundir.now(), "from": str(target.model_path), "from_epoch": start, "epochs": more,
              "overrides": overrides, "data": str(data) if data else None}
-    if record is not None:
-        out = target.run_dir
-        csv = rundir.MetricsCSV(out / rundir.METRICS_CSV)
-        csv.truncate_after(start)
-        history = csv.read()
-        rundir.write_config(out, cfg.to_dict())
-        record.update(status="running", ended=None, epochs=start + more,
-                      retrains=list(record.data.get("retrains", [])) + [entry],
-                      data=F.data_record(prep.dataset) if data else record.data.get("data"))
-    else:
-        out = rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir)
-        parent = target.run_dir or target.model_path
-        history = _inherit_history(target, start, out)
-        record = F.start_run_dir(prep, model, out, monitors, parent=str(parent), retrains=[entry])
-        record.update(epochs_done=start)
-    if not quiet and not json_output:
-        print(f"retraining {target.model_path} from epoch {start} for {more} more epoch(s) into {out}")
-    return F.train(F.Session(prep, model, out, record, start, start + more, monitors, history,
-                             quiet=quiet, json_output=json_output))
+    lock = rundir.RunLock(target.run_dir) if in_place else rundir.new_run_dir(cfg.output.dir, cfg.name or "run",
+                                                                              run_dir)
+    with lock as out, guard.deferred():
+        if in_place:
+            atomic.remove_leftovers(out)
+            record = rundir.RunRecord.load(out)
+            csv = rundir.MetricsCSV(out / rundir.METRICS_CSV)
+            csv.truncate_after(start)
+            history = csv.read()
+            record.update(status="running", ended=None, epochs=start + more, stopped_epoch=None,
+                          retrains=list(record.data.get("retrains") or []) + [entry],
+                          data=F.data_record(prep.dataset) if data else record.data.get("data"))
+            with record.active():
+                rundir.write_config(out, cfg.to_dict())
+        else:
+            parent = target.run_dir or target.model_path
+            history = _inherit_history(target, start, out)
+            record = F.start_run_dir(prep, model, out, monitors, parent=str(parent), retrains=[entry])
+            record.update(epochs_done=start)
+        if not quiet and not json_output:
+            print(f"retraining {target.model_path} from epoch {start} for {more} more epoch(s) into {out}")
+        return F.train(F.Session(prep, model, out, record, start, start + more, monitors, history,
+                                 quiet=quiet, json_output=json_output))
+
+
+def _epochs_done(run_dir: Path) -> int:
+    """Epochs the run has done: a checkpoint of that epoch continues the run in place."""
+    return int(rundir.RunRecord.load(run_dir).data.get("epochs_done") or 0)
 
 
 def _check_same_features(target, schema) -> None:

@@ -2,25 +2,38 @@
 
 ```
 config.yaml  run.json  metrics.csv  metrics.json  model.h5  labels.json  features.json
-summary.txt  checkpoints/  plots/  tensorboard/
+summary.txt  checkpoints/  plots/  tensorboard/  fold-<i>/  eval-*.json  .lock
 ```
+
+One process writes a run at a time: it holds an OS lock on `.lock` (released when the process
+ends, however it ends). `--run-dir` never writes into a folder that holds anything else than a
+nettrain run, and `--force` replaces only what nettrain wrote.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
+import io
 import json
 import os
 import platform
+import re
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 from nettrain import __version__
-from nettrain.errors import UsageError
-from nettrain.store import atomic
+from nettrain.errors import Interrupted, UsageError
+from nettrain.store import atomic, guard
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, one writer is not enforced
+    fcntl = None  # type: ignore[assignment]
 
 CONFIG = "config.yaml"
 RUN = "run.json"
@@ -34,35 +47,177 @@ SUMMARY = "summary.txt"
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
 TENSORBOARD = "tensorboard"
+LOCK = ".lock"
+BEST = "best.h5"
+LAST = "last.h5"
+
+# What nettrain writes into a run: anything else there is the user's and is never touched.
+RUN_FILES = {CONFIG, RUN, METRICS_CSV, METRICS_JSON, MODEL, KERAS_EXPORT, LABELS, FEATURES, SUMMARY, LOCK}
+_EVAL_FILE = re.compile(r"^eval-[A-Za-z0-9._-]+\.json$")
+_FOLD_DIR = re.compile(r"^fold-\d+$")
+_FOLDER_FILES = {CHECKPOINTS: (".h5", ".keras"), PLOTS: (".png",)}
 
 
 def now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def new_run_dir(root: str | os.PathLike, name: str, explicit: str | os.PathLike | None = None) -> Path:
-    """`<root>/<name>/<YYYYmmdd-HHMMSS>` (suffixed when taken), or `explicit` if it holds no run."""
+# ------------------------------------------------------------------------- one writer per run
+
+class RunLock:
+    """An exclusive OS lock on `<run>/.lock`, held by the one process that writes the run.
+
+    `flock` locks die with their process, so a killed writer never blocks the run. A second
+    writer gets a UsageError naming the holder's pid. Use as a context manager; `__enter__`
+    returns the run directory.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> "RunLock":
+        if self._fd is not None or fcntl is None:
+            return self
+        lock_file = self.path / LOCK
+        try:
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UsageError(f"cannot lock the run {self.path} ({lock_file}: {e.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UsageError(f"the run {self.path} is being written by another nettrain process (pid {holder}); "
+                             "wait for it to end or stop it: one process writes a run at a time") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> Path:
+        self.acquire()
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def try_lock(run_dir: str | os.PathLike) -> RunLock | None:
+    """The run's lock if no one else holds it, else None (for optional writes such as eval files)."""
+    try:
+        return RunLock(run_dir).acquire()
+    except UsageError:
+        return None
+
+
+# --------------------------------------------------------------------------- run directories
+
+def foreign_entries(path: Path) -> list[str]:
+    """Entries of a run folder that nettrain does not write there (links count as foreign)."""
+    out = []
+    for entry in sorted(path.iterdir(), key=lambda p: p.name):
+        name = entry.name
+        if entry.is_symlink():
+            out.append(name)
+        elif entry.is_file():
+            if not (name in RUN_FILES or _EVAL_FILE.match(name) or atomic.is_leftover(name)):
+                out.append(name)
+        elif entry.is_dir():
+            if _FOLD_DIR.match(name):
+                out.extend(f"{name}/{e}" for e in foreign_entries(entry))
+            elif name in _FOLDER_FILES:
+                for inner in sorted(entry.iterdir(), key=lambda p: p.name):
+                    if inner.is_symlink() or not inner.is_file() or not (
+                            inner.name.endswith(_FOLDER_FILES[name]) or atomic.is_leftover(inner.name)):
+                        out.append(f"{name}/{inner.name}")
+            elif name == TENSORBOARD:
+                out.extend(f"{name}/{p.relative_to(entry)}" for p in entry.rglob("*") if p.is_symlink())
+            else:
+                out.append(name + "/")
+        else:
+            out.append(name)
+    return out
+
+
+def _clear_run(path: Path) -> None:
+    """Delete what nettrain wrote in a run folder (its lock excepted); call with the lock held."""
+    for entry in path.iterdir():
+        if entry.name == LOCK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _check_location(path: Path, flag: str) -> None:
+    resolved = path.resolve()
+    if resolved == Path(resolved.anchor):
+        raise UsageError(f"{flag} {path}: refusing the filesystem root; give a folder for this run")
+    if resolved == Path.home().resolve():
+        raise UsageError(f"{flag} {path}: refusing the home folder; give a folder for this run")
+
+
+def new_run_dir(root: str | os.PathLike, name: str, explicit: str | os.PathLike | None = None, *,
+                force: bool = False, flag: str = "--run-dir") -> RunLock:
+    """A run folder, locked for this process: `<root>/<name>/<YYYYmmdd-HHMMSS>` (suffixed when
+    taken), or `explicit` when it is new, empty, or (with `force`) a nettrain run to replace.
+
+    Use it as `with new_run_dir(...) as out:`.
+    """
     if explicit is not None:
         path = Path(explicit)
-        if (path / RUN).exists():
-            raise UsageError(f"--run-dir {path} already holds a run (run.json); choose a new folder, "
-                             f"or continue it with 'nettrain fit CONFIG --resume {path}'")
+        _check_location(path, flag)
         if path.exists() and not path.is_dir():
-            raise UsageError(f"--run-dir {path} exists and is not a folder")
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+            raise UsageError(f"{flag} {path} exists and is not a folder")
+        existing = [e.name for e in path.iterdir() if e.name != LOCK and not atomic.is_leftover(e.name)] \
+            if path.is_dir() else []
+        if existing and not (path / RUN).is_file():
+            raise UsageError(f"{flag} {path} holds files that are not a nettrain run ({_names(existing)}); "
+                             "nettrain never writes into or deletes other files: choose a new or empty folder")
+        if existing and not force:
+            raise UsageError(f"{flag} {path} already holds a run (run.json); choose a new folder, continue it "
+                             f"with 'nettrain fit CONFIG --resume {path}', or replace it with --force")
+        if existing:
+            foreign = foreign_entries(path)
+            if foreign:
+                raise UsageError(f"{flag} {path}: --force replaces only a nettrain run, and this folder also holds "
+                                 f"{_names(foreign)}; move those away first")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create the run directory {path}: {e.strerror}") from None
+        lock = RunLock(path).acquire()
+        if existing:
+            _clear_run(path)
+        return lock
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root) / name
     path, n = base / stamp, 1
     while True:
         try:
             path.mkdir(parents=True, exist_ok=False)
-            return path
+            return RunLock(path).acquire()
         except FileExistsError:
             n += 1
             path = base / f"{stamp}-{n}"
         except OSError as e:
             raise UsageError(f"cannot create the run directory {path}: {e.strerror}") from None
+
+
+def _names(names: list[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
@@ -78,6 +233,14 @@ def versions() -> dict[str, str]:
     return out
 
 
+# Fields of run.json that nettrain reads back, and what they must hold (None is always allowed).
+_RECORD_FIELDS: dict[str, tuple[type, ...]] = {
+    "status": (str,), "name": (str,), "epochs": (int,), "epochs_done": (int,), "best_epoch": (int,),
+    "stopped_epoch": (int,), "folds": (int,), "folds_done": (int,), "data": (dict,), "resumed": (list,),
+    "retrains": (list,), "final_metrics": (dict,), "notes": (list,), "parent": (str,), "monitor": (str,),
+}
+
+
 class RunRecord:
     """run.json: rewritten atomically at every change so a crash leaves the last good state."""
 
@@ -87,66 +250,127 @@ class RunRecord:
 
     @classmethod
     def load(cls, run_dir: Path) -> "RunRecord":
+        """Read and check run.json: a damaged or hand-edited record is named, never a traceback later."""
         path = Path(run_dir) / RUN
+        if not path.is_file():
+            raise UsageError(f"{run_dir} is not a run directory (no {RUN})")
         try:
-            return cls(run_dir, json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise UsageError(f"{run_dir} is not a run directory (no {RUN})") from None
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot read {path}: {e}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{path}: expected a JSON object (the run record), got {type(data).__name__}; "
+                             "the file was edited or damaged")
+        for key, types in _RECORD_FIELDS.items():
+            value = data.get(key)
+            bad = value is not None and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types))
+            if bad or (isinstance(value, int) and not isinstance(value, bool) and value < 0):
+                raise UsageError(f"{path}: '{key}' holds {value!r}, expected {_type_words(types)}; the run record "
+                                 "was edited or damaged")
+        fingerprint = (data.get("data") or {}).get("fingerprint")
+        if fingerprint is not None and not isinstance(fingerprint, str):
+            raise UsageError(f"{path}: 'data.fingerprint' holds {fingerprint!r}, expected a string")
+        return cls(run_dir, data)
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)
         atomic.write_json(self.path, self.data)
 
+    @contextlib.contextmanager
+    def active(self) -> Iterator["RunRecord"]:
+        """While the block runs the run is `running`; it ends `interrupted` (signal) or `failed` (error).
+
+        A second signal that stops the process at once still marks the run interrupted.
+        """
+        def on_abort() -> None:
+            atomic.write_json(self.path, {**self.data, "status": "interrupted", "ended": now()})
+
+        with guard.on_abort(on_abort):
+            try:
+                yield self
+            except (KeyboardInterrupt, Interrupted):
+                guard.acknowledge()
+                self.update(status="interrupted", ended=now())
+                raise
+            except BaseException as e:
+                if not isinstance(e, SystemExit):
+                    reason = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+                    with contextlib.suppress(Exception):  # keep the original error if this write fails too
+                        self.update(status="failed", ended=now(), error=reason)
+                raise
+
+
+def _type_words(types: tuple[type, ...]) -> str:
+    words = {str: "a string", int: "a whole number >= 0", dict: "a mapping", list: "a list"}
+    return " or ".join(words[t] for t in types) + " (or null)"
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """A run's config.yaml as a mapping (UsageError naming the file when missing, not YAML or not a mapping)."""
+    path = Path(run_dir) / CONFIG
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing; the run directory is incomplete") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of config sections, got {type(data).__name__}; the file "
+                         "was edited or damaged")
+    return data
+
 
 class MetricsCSV:
-    """metrics.csv: one row per epoch, flushed as soon as the epoch ends.
+    """metrics.csv: one row per epoch, the whole file replaced atomically at each new row.
 
-    The header is fixed by the first row; on resume, rows past the resumed epoch are dropped.
+    The header is fixed by the first row; on resume, rows past the resumed epoch are dropped. Rows
+    that do not parse (a hand-edited file) are skipped when reading.
     """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.columns: list[str] | None = None
+        self._rows: list[list[str]] = []
         if self.path.exists():
-            with open(self.path, newline="") as f:
-                reader = csv.reader(f)
-                self.columns = next(reader, None)
+            try:
+                with open(self.path, newline="", encoding="utf-8") as f:
+                    table = [r for r in csv.reader(f) if r]
+            except (OSError, UnicodeDecodeError, csv.Error) as e:
+                raise UsageError(f"cannot read {self.path}: {e}") from None
+            if table:
+                self.columns, self._rows = table[0], table[1:]
+
+    def _epoch(self, row: list[str]) -> int | None:
+        value = _num(row[0]) if row else None
+        return int(value) if value is not None and value == value and value >= 0 else None
+
+    def _write(self) -> None:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(self.columns or [])
+        w.writerows(self._rows)
+        atomic.write_text(self.path, buf.getvalue())
 
     def truncate_after(self, epoch: int) -> None:
         """Keep rows with epoch <= `epoch` (used when resuming)."""
-        if not self.path.exists():
+        if self.columns is None:
             return
-        with open(self.path, newline="") as f:
-            rows = list(csv.reader(f))
-        if not rows:
-            return
-        header, body = rows[0], rows[1:]
-        keep = [r for r in body if r and int(float(r[0])) <= epoch]
-        with atomic.atomic_path(self.path) as tmp:
-            with open(tmp, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(header)
-                w.writerows(keep)
+        keep = [r for r in self._rows if (e := self._epoch(r)) is not None and e <= epoch]
+        if keep != self._rows:
+            self._rows = keep
+            self._write()
 
     def append(self, row: dict[str, Any]) -> None:
-        new = self.columns is None
-        if new:
+        if self.columns is None:
             self.columns = list(row)
-        with open(self.path, "a", newline="") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(self.columns)
-            w.writerow([_cell(row.get(c)) for c in self.columns])
-            f.flush()
-            os.fsync(f.fileno())
+        self._rows.append([_cell(row.get(c)) for c in self.columns])
+        self._write()
 
     def read(self) -> list[dict[str, float]]:
-        if not self.path.exists():
+        """Rows with a valid epoch number, values as floats (None where empty or not a number)."""
+        if self.columns is None:
             return []
-        with open(self.path, newline="") as f:
-            return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        return [{k: _num(v) for k, v in zip(self.columns, r)} for r in self._rows if self._epoch(r) is not None]
 
 
 def _cell(v: Any) -> str:

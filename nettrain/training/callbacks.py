@@ -6,16 +6,16 @@ Epochs are counted from 1 wherever a user sees them (Keras passes 0-based indexe
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import keras
 
-from nettrain.store import atomic
-from nettrain.store.rundir import MetricsCSV
+from nettrain.errors import JobFailed
+from nettrain.store import atomic, guard
+from nettrain.store.rundir import BEST, LAST, MetricsCSV
 
 MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "fbeta", "r2", "iou", "true_", "correlation")
 
@@ -44,12 +44,31 @@ def _finite(value: Any) -> bool:
         return False
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    """metrics.csv row per epoch (flushed), with the learning rate used and the epoch's seconds."""
+class InterruptPoll(keras.callbacks.Callback):
+    """Stops at the first batch or epoch boundary after a SIGINT/SIGTERM (see `store.guard`)."""
 
-    def __init__(self, csv: MetricsCSV, on_epoch: Callable[[int, dict], None] | None = None):
+    def on_train_batch_end(self, batch, logs=None):
+        guard.poll()
+
+    def on_test_batch_end(self, batch, logs=None):
+        guard.poll()
+
+    def on_predict_batch_end(self, batch, logs=None):
+        guard.poll()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        guard.poll()
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """The end of an epoch as one step: the checkpoint files (written under temporary names first),
+    the metrics.csv row (with the learning rate used and the epoch's seconds) and `on_epoch` (run.json)
+    land together, so a signal or a crash never leaves them disagreeing about the epochs done."""
+
+    def __init__(self, csv: MetricsCSV, on_epoch: Callable[[int, dict], None] | None = None,
+                 checkpointer: "Checkpointer | None" = None):
         super().__init__()
-        self.csv, self.on_epoch = csv, on_epoch
+        self.csv, self.on_epoch, self.checkpointer = csv, on_epoch, checkpointer
         self._lr: float | None = None
         self._t0 = 0.0
 
@@ -66,9 +85,14 @@ class EpochRecorder(keras.callbacks.Callback):
             row[k] = float(logs[k])
         row["learning_rate"] = self._lr if self._lr is not None else logs.get("learning_rate")
         row["seconds"] = round(time.perf_counter() - self._t0, 4)
-        self.csv.append(row)
-        if self.on_epoch:
-            self.on_epoch(epoch + 1, row)
+        with guard.deferred():  # a first signal lets the checkpoint finish
+            plan = self.checkpointer.stage(epoch + 1, logs) if self.checkpointer else None
+            with guard.critical():  # renames and two small files: not even a second signal cuts these
+                if plan is not None:
+                    self.checkpointer.commit(plan)
+                self.csv.append(row)
+                if self.on_epoch:
+                    self.on_epoch(epoch + 1, row)
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -136,18 +160,27 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
             self.best_weights = self._prior_best_weights()
 
 
-class Checkpointer(keras.callbacks.Callback):
-    """Full-model .h5 checkpoints written atomically: last.h5, best.h5 and templated files.
+@dataclass
+class _Plan:
+    staged: atomic.Staged
+    epoch: int
+    value: float | None
+    improved: bool
+    named: Path | None
 
-    `save(path, epoch)` writes the model to `path` (a temporary name; this class renames it).
+
+class Checkpointer:
+    """Full-model .h5 checkpoints: last.h5, best.h5 and templated files, written by `EpochRecorder`.
+
+    `save(path, epoch)` writes the model to `path` (a temporary name; `commit` renames it).
     """
 
     def __init__(self, directory: Path, save: Callable[[Path, int], None], *, filename: str = "epoch{epoch:03d}.h5",
                  monitor: str = "val_loss", mode: str = "auto", save_best_only: bool = False,
                  keep: int | None = None, best: float | None = None):
-        super().__init__()
-        if not filename.endswith(".h5"):
-            raise ValueError(f"filename must end in .h5, got {filename!r}")
+        from nettrain.config.template import check_template
+
+        check_template(filename)
         if keep is not None and keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep!r}")
         self.dir = Path(directory)
@@ -157,8 +190,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.save_best_only, self.keep = save_best_only, keep
         self.best = best
         self.best_epoch: int | None = None
-        reserved = {"best.h5", "last.h5"}
-        existing = [p for p in self.dir.glob("*.h5") if p.name not in reserved]
+        existing = [p for p in self.dir.glob("*.h5") if p.name not in (BEST, LAST) and not atomic.is_leftover(p.name)]
         self.kept: list[Path] = sorted(existing, key=lambda p: p.stat().st_mtime)
 
     def _improved(self, value: float) -> bool:
@@ -166,35 +198,36 @@ class Checkpointer(keras.callbacks.Callback):
             return True
         return value < self.best if self.mode == "min" else value > self.best
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+    def stage(self, epoch: int, logs: dict) -> _Plan | None:
+        """Write this epoch's files under temporary names (None after a diverged epoch: a good
+        checkpoint is never replaced by a NaN model)."""
+        from nettrain.config.template import render_checkpoint_name
+
         if not _finite(logs.get("loss", 0.0)):
-            return  # never overwrite a good checkpoint with a diverged model
-        e = epoch + 1
-        last = self.dir / "last.h5"
-        with atomic.atomic_path(last) as tmp:
-            self.save(tmp, e)
+            return None
         value = logs.get(self.monitor)
         improved = value is not None and _finite(value) and self._improved(float(value))
-        if improved:
-            self.best, self.best_epoch = float(value), e
-            _copy(last, self.dir / "best.h5")
+        named = None
         if improved or not self.save_best_only:
             try:
-                name = self.filename.format(epoch=e, **{k: float(v) for k, v in logs.items()})
-            except (KeyError, ValueError, IndexError) as err:
-                raise ValueError(f"checkpoint filename {self.filename!r} cannot be filled at epoch {e}: {err}")
-            target = self.dir / name
-            _copy(last, target)
-            self.kept = [p for p in self.kept if p != target] + [target]
-            if self.keep is not None:
-                while len(self.kept) > self.keep:
-                    old = self.kept.pop(0)
-                    old.unlink(missing_ok=True)
+                named = self.dir / render_checkpoint_name(self.filename, epoch, {k: float(v) for k, v in logs.items()})
+            except ValueError as err:
+                raise JobFailed(f"checkpoint filename {self.filename!r} cannot be filled at epoch {epoch}: {err}") \
+                    from None
+        with atomic.Staged() as staged:
+            last = staged.path(self.dir / LAST)
+            self.save(last, epoch)
+            if improved:
+                staged.copy(last, self.dir / BEST)
+            if named is not None:
+                staged.copy(last, named)
+        return _Plan(staged, epoch, float(value) if improved else None, improved, named)
 
-
-def _copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-    os.utime(dst)
+    def commit(self, plan: _Plan) -> None:
+        plan.staged.commit()
+        if plan.improved:
+            self.best, self.best_epoch = plan.value, plan.epoch
+        if plan.named is not None:
+            self.kept = [p for p in self.kept if p != plan.named] + [plan.named]
+            while self.keep is not None and len(self.kept) > self.keep:
+                self.kept.pop(0).unlink(missing_ok=True)

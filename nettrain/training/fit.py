@@ -6,7 +6,6 @@ only in where the model and the first epoch come from.
 
 from __future__ import annotations
 
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from nettrain.data.types import Dataset, Split  # noqa: E402
 from nettrain.model import (build_model, class_weights, compile_model, encode_targets,  # noqa: E402
                             initial_learning_rate, label_mode, metric_names, model_summary,
                             output_activation_kind)
-from nettrain.store import atomic, h5, rundir  # noqa: E402
+from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
 from nettrain.training import feed  # noqa: E402
 from nettrain.training.schedules import make_schedule  # noqa: E402
@@ -112,32 +111,36 @@ def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = N
     if cfg.data.split.folds > 1:
         from nettrain.training.kfold import run_kfold
 
-        return run_kfold(cfg, run_dir=run_dir, quiet=quiet, json_output=json_output)
+        return run_kfold(cfg, run_dir=run_dir, quiet=quiet, json_output=json_output, force=force)
     prep = prepare(cfg)
     model = new_model(prep)
     monitors = check_monitors(cfg, prep.dataset.schema, prep.has_val)
     class_weights(cfg, prep.dataset.schema, prep.dataset.train)  # errors before anything is written
-    out = rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir)
-    record = start_run_dir(prep, model, out, monitors)
-    return train(Session(prep, model, out, record, 0, cfg.training.epochs, monitors, quiet=quiet,
-                         json_output=json_output))
+    # deferred: a signal between the first write and the training loop is raised inside it (status interrupted)
+    with rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir, force=force) as out, guard.deferred():
+        record = start_run_dir(prep, model, out, monitors)
+        return train(Session(prep, model, out, record, 0, cfg.training.epochs, monitors, quiet=quiet,
+                             json_output=json_output))
 
 
 def start_run_dir(prep: Prepared, model: keras.Model, out: Path, monitors: dict[str, str],
-                  **extra: Any) -> rundir.RunRecord:
-    """The files a run has before its first epoch: config, features, labels, summary, run.json."""
+                  record: rundir.RunRecord | None = None, **extra: Any) -> rundir.RunRecord:
+    """The files a run has before its first epoch: run.json first (so the folder is a run from the
+    start, and a run killed here can be resumed), then config, features, labels and summary."""
     cfg, dataset = prep.cfg, prep.dataset
-    rundir.write_config(out, cfg.to_dict())
-    atomic.write_json(out / rundir.FEATURES, prep.features(model))
-    if dataset.schema.class_names:
-        atomic.write_json(out / rundir.LABELS, dataset.schema.class_names)
-    atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
-    record = rundir.RunRecord(out)
-    record.update(name=cfg.name, status="running", started=rundir.now(), ended=None, seed=cfg.seed,
-                  device=prep.device, versions=rundir.versions(), config_file=cfg._file,
-                  task=dataset.schema.task, label_mode=prep.mode, epochs=cfg.training.epochs, epochs_done=0,
-                  best_epoch=None, stopped_epoch=None, monitor=monitors["best"], final_metrics=None,
-                  data=data_record(dataset), notes=list(dataset.notes), **extra)
+    record = record or rundir.RunRecord(out)
+    with guard.deferred():
+        record.update(name=cfg.name, status="running", started=rundir.now(), ended=None, seed=cfg.seed,
+                      device=prep.device, versions=rundir.versions(), config_file=cfg._file,
+                      task=dataset.schema.task, label_mode=prep.mode, epochs=cfg.training.epochs, epochs_done=0,
+                      best_epoch=None, stopped_epoch=None, monitor=monitors["best"], final_metrics=None,
+                      data=data_record(dataset), notes=list(dataset.notes), **extra)
+        with record.active():
+            rundir.write_config(out, cfg.to_dict())
+            atomic.write_json(out / rundir.FEATURES, prep.features(model))
+            if dataset.schema.class_names:
+                atomic.write_json(out / rundir.LABELS, dataset.schema.class_names)
+            atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
     return record
 
 
@@ -147,6 +150,21 @@ def data_record(dataset: Dataset) -> dict[str, Any]:
 
 
 def train(s: Session) -> FitResult:
+    """Epochs `first_epoch + 1 .. last_epoch`, then the final model, metrics and plots.
+
+    The run is `running` inside; a signal ends it `interrupted` after its last complete epoch (the
+    epoch being written is finished first), an error ends it `failed`.
+    """
+    out, record = s.out, s.record
+    try:
+        with guard.handlers(), guard.deferred(), record.active():
+            return _train(s)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after epoch {record.data.get('epochs_done', 0)}; the run so far is in "
+                          f"{out} (continue it with: nettrain fit CONFIG --resume {out})") from None
+
+
+def _train(s: Session) -> FitResult:
     prep, model, out, record = s.prep, s.model, s.out, s.record
     cfg, dataset = prep.cfg, prep.dataset
     features, config_dict = prep.features(model), cfg.to_dict()
@@ -156,20 +174,22 @@ def train(s: Session) -> FitResult:
 
     csv = rundir.MetricsCSV(out / rundir.METRICS_CSV)
     cursor, nan_guard = feed.EpochCursor(s.first_epoch + 1), cb.NaNGuard()
-    callbacks: list[keras.callbacks.Callback] = [cursor]
+    callbacks: list[keras.callbacks.Callback] = [cb.InterruptPoll(), cursor]
     if cfg.callbacks.terminate_on_nan:
         callbacks.append(nan_guard)
     _, schedule_cb = make_schedule(cfg, initial_learning_rate(cfg), prep.steps)
     if schedule_cb is not None:
         callbacks.append(schedule_cb)
-    callbacks.append(cb.EpochRecorder(csv, on_epoch=lambda e, row: record.update(epochs_done=e)))
     ck = cfg.callbacks.checkpoint
+    checkpointer = None
     if ck.enabled:
         monitor = s.monitors["checkpoint"]
-        callbacks.append(cb.Checkpointer(
+        checkpointer = cb.Checkpointer(
             out / rundir.CHECKPOINTS, lambda p, e: h5.write_model(model, p, meta(e)), filename=ck.filename,
             monitor=monitor, mode=ck.mode, save_best_only=ck.save_best_only, keep=ck.keep,
-            best=_best_value(s.history, monitor, ck.mode)))
+            best=_best_value(s.history, monitor, ck.mode))
+    callbacks.append(cb.EpochRecorder(csv, on_epoch=lambda e, row: record.update(epochs_done=e),
+                                      checkpointer=checkpointer))
     es = cfg.callbacks.early_stopping
     early = None
     if es is not None:
@@ -183,7 +203,8 @@ def train(s: Session) -> FitResult:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / rundir.TENSORBOARD),
                                                      histogram_freq=tb.histogram_freq, update_freq=tb.update_freq,
                                                      write_graph=tb.write_graph))
-    callbacks.append(_progress(s))
+    progress = _progress(s)
+    callbacks.append(progress)
 
     batch = cfg.training.batch_size
     train_split = dataset.train
@@ -194,46 +215,41 @@ def train(s: Session) -> FitResult:
     if prep.has_val:
         val_ds = feed.evaluation_dataset(feed.model_inputs(model, dataset.validation.inputs),
                                          encode_targets(dataset.validation.y, prep.mode, prep.n_classes), batch)
-
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         model.fit(train_ds, initial_epoch=s.first_epoch, epochs=s.last_epoch, validation_data=val_ds,
                   shuffle=False, callbacks=callbacks, verbose=0,
                   class_weight=class_weights(cfg, dataset.schema, train_split))
-    except KeyboardInterrupt:
-        record.update(status="interrupted", ended=rundir.now())
-        raise Interrupted(f"interrupted after epoch {record.data.get('epochs_done', 0)}; the run so far is in "
-                          f"{out} (continue it with: nettrain fit CONFIG --resume {out})") from None
-    except Exception as e:
-        record.update(status="failed", ended=rundir.now(), error=f"{type(e).__name__}: {e}")
-        raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        progress.close()
 
     history = csv.read()
     stopped = int(early.stopped_epoch) + 1 if early is not None and early.stopped_epoch else None
+    if stopped is None and s.first_epoch >= s.last_epoch:
+        stopped = record.data.get("stopped_epoch")  # finishing a run that had stopped early
     best_epoch = _best_epoch(history, s.monitors["best"], es.mode if es else "auto")
     if nan_guard.where is not None:
         epoch, batch_no = nan_guard.where
         record.update(status="failed", ended=rundir.now(), best_epoch=best_epoch,
                       error=f"loss became NaN at epoch {epoch}, batch {batch_no}")
-        last = out / rundir.CHECKPOINTS / "last.h5"
+        last = out / rundir.CHECKPOINTS / rundir.LAST
         raise JobFailed(f"the loss became NaN/inf at epoch {epoch}, batch {batch_no}: training diverged. "
                         "Try a lower learning rate (training.optimizer.learning_rate), scaled inputs "
                         "(preprocessing.numeric: standard) or gradient clipping (clipnorm)."
                         + (f" Last good checkpoint: {last}" if last.exists() else ""))
 
     epochs_done = int(history[-1]["epoch"]) if history else s.first_epoch
+    # Recorded before the final files, so a run stopped early and interrupted now is finished, not continued.
+    record.update(epochs_done=epochs_done, best_epoch=best_epoch, stopped_epoch=stopped)
     h5.save_model(model, out / rundir.MODEL, meta(epochs_done))
     if cfg.output.keras:
         h5.export_keras(model, out / rundir.KERAS_EXPORT)
+    guard.poll()
     metrics = evaluate_splits(model, dataset, prep.mode, prep.n_classes, batch)
     atomic.write_json(out / rundir.METRICS_JSON, metrics)
     if cfg.output.plots:
         _plots(out, model, dataset, history, prep.mode, batch, prep.threshold)
-    record.update(status="completed", ended=rundir.now(), epochs_done=epochs_done, best_epoch=best_epoch,
-                  stopped_epoch=stopped, final_metrics=metrics)
+    guard.poll()
+    record.update(status="completed", ended=rundir.now(), final_metrics=metrics)
     report_result(metrics, out, s.json_output)
     return FitResult(out, "completed", metrics, epochs_done, best_epoch, stopped, history)
 
@@ -252,14 +268,10 @@ def _earlier_best_weights(s: Session, es) -> Callable[[], list] | None:
     """On resume/retrain: the best earlier epoch's weights, from best.h5 when it tracks the same metric."""
     if not s.history or not es.restore_best_weights:
         return None
-    best = s.out / rundir.CHECKPOINTS / "best.h5"
+    best = s.out / rundir.CHECKPOINTS / rundir.BEST
     if not best.exists() or s.monitors["checkpoint"] != es.monitor:
         return None
     return lambda: h5.load_model(best, restore_optimizer=False).get_weights()
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _progress(s: Session) -> keras.callbacks.Callback:
@@ -290,6 +302,13 @@ def check_monitors(cfg: Config, schema, has_val: bool) -> dict[str, str]:
             why = " (there are no validation rows: set data.split.validation > 0 or data.validation)" \
                 if monitor.startswith("val_") and not has_val else ""
             raise cfg.error(path, f"'{monitor}' is never logged{why}; logged: {', '.join(sorted(logged))}")
+    if ck.enabled:
+        from nettrain.config.template import check_template
+
+        try:
+            check_template(ck.filename, {"epoch"} | logged)
+        except ValueError as e:
+            raise cfg.error("callbacks.checkpoint.filename", str(e)) from None
     best = es.monitor if es is not None else ck_monitor
     return {"checkpoint": ck_monitor, "best": best}
 
@@ -321,20 +340,21 @@ def evaluate_splits(model: keras.Model, dataset: Dataset, mode: str, n_classes: 
             continue
         ds = feed.evaluation_dataset(feed.model_inputs(model, split.inputs), encode_targets(split.y, mode, n_classes),
                                      batch)
-        result = model.evaluate(ds, verbose=0, return_dict=True)
+        result = model.evaluate(ds, verbose=0, return_dict=True, callbacks=[cb.InterruptPoll()])
         out[name] = {k: float(v) for k, v in result.items()}
     return out
 
 
 def predict_split(model: keras.Model, split: Split, batch: int) -> np.ndarray:
-    return model.predict(feed.evaluation_dataset(feed.model_inputs(model, split.inputs), None, batch), verbose=0)
+    return model.predict(feed.evaluation_dataset(feed.model_inputs(model, split.inputs), None, batch), verbose=0,
+                         callbacks=[cb.InterruptPoll()])
 
 
 def _plots(out: Path, model: keras.Model, dataset: Dataset, history: list[dict], mode: str, batch: int,
            threshold: float) -> None:
     from nettrain.report import plots
 
-    plot_dir = out / "plots"
+    plot_dir = out / rundir.PLOTS
     plot_dir.mkdir(exist_ok=True)
     if history:
         plots.learning_curves({k: [r.get(k) for r in history] for k in history[0]}, plot_dir / "learning_curves.png")

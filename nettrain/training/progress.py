@@ -38,6 +38,9 @@ class PlainProgress(keras.callbacks.Callback):
                                      time.perf_counter() - self._t0) + "\n")
         self.stream.flush()
 
+    def close(self) -> None:
+        """Nothing to undo (the Rich display's counterpart)."""
+
 
 class RichProgress(keras.callbacks.Callback):
     """Epoch bar, batch bar with live loss and metrics, ETA. Updates at most ~10 times a second."""
@@ -75,4 +78,8 @@ class RichProgress(keras.callbacks.Callback):
         self.progress.update(self.epoch_task, completed=epoch + 1, info=info)
 
     def on_train_end(self, logs=None):
+        self.close()
+
+    def close(self) -> None:
+        """Stop the live display (also when training ends by an exception), giving the terminal back."""
         self.progress.stop()
