@@ -38,11 +38,14 @@ def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool =
     cfg = load_config(config, overrides)
     lines = [f"{config}: valid", describe(cfg)]
     if build:
+        from nettrain.training.runtime import quiet_native_stderr  # imports TensorFlow without its start-up chatter
+
         from nettrain.data import load_dataset
         from nettrain.model import build_model, model_summary
 
         dataset = load_dataset(cfg)
-        model = build_model(cfg, dataset)
+        with quiet_native_stderr():
+            model = build_model(cfg, dataset)
         s = dataset.schema
         lines.append(f"data: {dataset.n_rows} rows, task {s.task}, {len(s.columns)} feature columns"
                      + (f", {len(s.class_names)} classes" if s.class_names else ""))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from nettrain.config import load_config, parse_override
+from nettrain.config.schema import MAX_EPOCHS
 from nettrain.errors import UsageError
 from nettrain.lifecycle.target import resolve_target
 from nettrain.store import atomic, guard, h5, rundir
@@ -26,8 +27,6 @@ ARCHITECTURE_KEYS = (("model",), ("preprocessing",), ("data", "target"), ("data"
 def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
             data: str | Path | None = None, run_dir: str | Path | None = None, quiet: bool = False,
             json_output: bool = False):
-    from nettrain.training import fit as F
-
     overrides = list(overrides)
     target = resolve_target(checkpoint)
     for text in overrides:
@@ -36,16 +35,23 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
             if path[: len(key)] == key:
                 raise UsageError(f"--set {text}: retrain keeps the architecture of {target.model_path} "
                                  f"({'.'.join(key)} cannot change); start a new run with nettrain fit for that")
-    if epochs is not None and epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {epochs}")
+    if epochs is not None and not 1 <= epochs <= MAX_EPOCHS:
+        raise UsageError(f"--epochs {epochs}: expected an integer in [1, {MAX_EPOCHS}]")
+    if run_dir is not None:
+        rundir.check_run_dir(run_dir)
     base = copy.deepcopy(target.config)
     if data is not None:
         base["data"].update(source=os.path.abspath(data), train=None, validation=None, test=None)
     start = target.epoch
     probe = load_config(None, overrides, data=copy.deepcopy(base))
     more = epochs if epochs is not None else probe.training.epochs
+    if start + more > MAX_EPOCHS:
+        raise UsageError(f"{target.model_path} is at epoch {start}; {more} more would pass the limit of "
+                         f"{MAX_EPOCHS} epochs")
     cfg = load_config(None, overrides + [f"training.epochs={start + more}"], data=base)
     cfg._file = str(target.model_path)
+
+    from nettrain.training import fit as F
 
     prep = F.prepare(cfg)
     _check_same_features(target, prep.dataset.schema)

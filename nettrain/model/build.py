@@ -8,6 +8,7 @@ layer config and a saved `.h5` model loads with plain `keras.models.load_model`.
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,15 @@ def build_model(cfg: Config, dataset: Dataset, *, compile: bool = True) -> keras
     schema = dataset.schema
     inputs, branches = _inputs_and_preprocessing(cfg, schema, dataset.train)
     x = branches[0] if len(branches) == 1 else _concat(cfg, branches)
+    built: dict[str, keras.layers.Layer] = {}  # key path -> layer
     for i, spec in enumerate(cfg.model.layers):
-        x = _apply(cfg, spec, x, f"model.layers.{i}")
+        x = _apply(cfg, spec, x, f"model.layers.{i}", built)
     head = _head(cfg, schema, dataset.train)
     if head is not None:
-        x = _apply(cfg, head, x, "model.output", default_init=False)
+        x = _apply(cfg, head, x, "model.output", built, default_init=False)
     model = keras.Model(inputs=inputs, outputs=x, name=_model_name(cfg.name))
     _check_output(cfg, schema, model, dataset.train)
+    _check_memory(cfg, model, built)
     if compile:
         compile_model(cfg, model, schema)
     return model
@@ -188,8 +191,9 @@ def _construct(cfg: Config, spec: LayerSpec, path: str, default_init: bool = Tru
         raise cfg.error(path, f"{spec.type}({_args(kwargs)}): {_first_line(e)}") from None
 
 
-def _apply(cfg: Config, spec: LayerSpec, x, path: str, default_init: bool = True):
+def _apply(cfg: Config, spec: LayerSpec, x, path: str, built: dict, default_init: bool = True):
     layer = _construct(cfg, spec, path, default_init)
+    built[path] = layer
     try:
         return layer(x)
     except (TypeError, ValueError) as e:
@@ -198,6 +202,43 @@ def _apply(cfg: Config, spec: LayerSpec, x, path: str, default_init: bool = True
             hint = " (the input is flat: add a Reshape layer before it, e.g. {type: Reshape, target_shape: [8, 8, 1]})"
         raise cfg.error(path, f"{spec.type} cannot take an input of shape {tuple(x.shape)}: "
                         f"{_first_line(e)}{hint}") from None
+    except Exception as e:  # an allocation failure (ResourceExhaustedError, MemoryError) names the layer
+        if not _out_of_memory(e):
+            raise
+        raise cfg.error(path, f"{spec.type}({_args(spec.kwargs())}) on an input of shape {tuple(x.shape)}: its "
+                        "weights cannot be allocated (out of memory); use smaller layer sizes") from None
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or type(e).__name__ == "ResourceExhaustedError" or "OOM when allocating" in str(e)
+
+
+# Bytes per parameter to train: weights, gradients and up to two optimizer slots (Adam), float32.
+TRAINING_BYTES_PER_PARAM = 16
+
+
+def physical_memory() -> int | None:
+    """Bytes of memory of this machine, None if unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(cfg: Config, model: keras.Model, built: dict[str, keras.layers.Layer]) -> None:
+    """Refuse a model whose training state cannot fit in this machine's memory, naming its largest layer.
+
+    (Free memory is no measure here: TensorFlow's allocator keeps what building the model took.)
+    """
+    total = physical_memory()
+    params = model.count_params()
+    need = params * TRAINING_BYTES_PER_PARAM
+    if total is None or need <= total or not built:
+        return
+    path, layer = max(built.items(), key=lambda item: item[1].count_params())
+    raise cfg.error(path, f"the model has {params:,} parameters ({layer.count_params():,} in this "
+                    f"{type(layer).__name__}); training needs about {need / 2**30:.1f} GiB of memory and this "
+                    f"machine has {total / 2**30:.1f} GiB; use smaller layer sizes")
 
 
 def _args(kwargs: dict) -> str:

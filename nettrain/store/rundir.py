@@ -169,6 +169,30 @@ def _check_location(path: Path, flag: str) -> None:
         raise UsageError(f"{flag} {path}: refusing the home folder; give a folder for this run")
 
 
+def check_run_dir(path: str | os.PathLike, *, force: bool = False, flag: str = "--run-dir") -> bool:
+    """Whether `path` can take a new run (UsageError saying why not); True when it holds a nettrain
+    run that `force` lets us replace. Cheap: commands call it before loading data and TensorFlow."""
+    path = Path(path)
+    _check_location(path, flag)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} exists and is not a folder")
+    existing = [e.name for e in path.iterdir() if e.name != LOCK and not atomic.is_leftover(e.name)] \
+        if path.is_dir() else []
+    if not existing:
+        return False
+    if not (path / RUN).is_file():
+        raise UsageError(f"{flag} {path} holds files that are not a nettrain run ({_names(existing)}); "
+                         "nettrain never writes into or deletes other files: choose a new or empty folder")
+    if not force:
+        raise UsageError(f"{flag} {path} already holds a run (run.json); choose a new folder, continue it "
+                         f"with 'nettrain fit CONFIG --resume {path}', or replace it with --force")
+    foreign = foreign_entries(path)
+    if foreign:
+        raise UsageError(f"{flag} {path}: --force replaces only a nettrain run, and this folder also holds "
+                         f"{_names(foreign)}; move those away first")
+    return True
+
+
 def new_run_dir(root: str | os.PathLike, name: str, explicit: str | os.PathLike | None = None, *,
                 force: bool = False, flag: str = "--run-dir") -> RunLock:
     """A run folder, locked for this process: `<root>/<name>/<YYYYmmdd-HHMMSS>` (suffixed when
@@ -178,28 +202,13 @@ def new_run_dir(root: str | os.PathLike, name: str, explicit: str | os.PathLike 
     """
     if explicit is not None:
         path = Path(explicit)
-        _check_location(path, flag)
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"{flag} {path} exists and is not a folder")
-        existing = [e.name for e in path.iterdir() if e.name != LOCK and not atomic.is_leftover(e.name)] \
-            if path.is_dir() else []
-        if existing and not (path / RUN).is_file():
-            raise UsageError(f"{flag} {path} holds files that are not a nettrain run ({_names(existing)}); "
-                             "nettrain never writes into or deletes other files: choose a new or empty folder")
-        if existing and not force:
-            raise UsageError(f"{flag} {path} already holds a run (run.json); choose a new folder, continue it "
-                             f"with 'nettrain fit CONFIG --resume {path}', or replace it with --force")
-        if existing:
-            foreign = foreign_entries(path)
-            if foreign:
-                raise UsageError(f"{flag} {path}: --force replaces only a nettrain run, and this folder also holds "
-                                 f"{_names(foreign)}; move those away first")
+        replace = check_run_dir(path, force=force, flag=flag)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageError(f"cannot create the run directory {path}: {e.strerror}") from None
         lock = RunLock(path).acquire()
-        if existing:
+        if replace:
             _clear_run(path)
         return lock
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

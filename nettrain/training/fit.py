@@ -80,7 +80,7 @@ def prepare(cfg: Config) -> Prepared:
 
 def new_model(prep: Prepared) -> keras.Model:
     cfg = prep.cfg
-    with prep.scope:
+    with prep.scope, runtime.quiet_native_stderr():  # TensorFlow's allocator logs an out-of-memory layer
         model = build_model(cfg, prep.dataset, compile=False)
         schedule, _ = make_schedule(cfg, initial_learning_rate(cfg), prep.steps)
         compile_model(cfg, model, prep.dataset.schema, learning_rate=schedule,
@@ -112,6 +112,8 @@ def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = N
         from nettrain.training.kfold import run_kfold
 
         return run_kfold(cfg, run_dir=run_dir, quiet=quiet, json_output=json_output, force=force)
+    if run_dir is not None:
+        rundir.check_run_dir(run_dir, force=force)  # before the slow part
     prep = prepare(cfg)
     model = new_model(prep)
     monitors = check_monitors(cfg, prep.dataset.schema, prep.has_val)

@@ -48,6 +48,8 @@ def summarize(per_fold: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
 
 def run_kfold(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False,
               json_output: bool = False, force: bool = False) -> F.FitResult:
+    if run_dir is not None:
+        rundir.check_run_dir(run_dir, force=force)  # before the slow part
     prep = F.prepare(cfg)
     dataset = prep.dataset
     if not dataset.folds or dataset.pool is None:

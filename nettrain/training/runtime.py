@@ -11,8 +11,12 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
 # TensorFlow's native start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL.
+# The allocator's out-of-memory report follows its log line without a prefix.
 _NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions|"
-                    r"This TensorFlow binary is optimized)")
+                    r"This TensorFlow binary is optimized|If the cause is memory fragmentation|"
+                    r"Current allocation summary follows|(Limit|InUse|MaxInUse|NumAllocs|MaxAllocSize|Reserved|"
+                    r"PeakReserved|LargestFreeBlock|Stats):\s|[*_]+$|Bin \(|Chunk |Free at |InUse at |"
+                    r"Sum Total of in-use|Next region|Summary of in-use)")
 
 
 @contextlib.contextmanager
