@@ -216,7 +216,7 @@ CASES = [
     ("resume-run-json-type", "fit {box}/good.yaml --resume {box}/edited-type", None, 2,
      [r"edited-type/run\.json: 'epochs_done' holds 'many'"]),
     ("resume-config-list", "fit {box}/good.yaml --resume {box}/edited-config", None, 2,
-     [r"edited-config/config\.yaml: expected a mapping"]),
+     [r"edited-config/config\.yaml: 'config' is a list, expected a mapping"]),
     ("resume-other-config", "fit {box}/good.yaml --resume {box}/run --set training.epochs=3", None, 2,
      [r"--resume .*run: the config differs .*training\.epochs"]),
     # ---------------------------------------------------------------- retrain
@@ -347,3 +347,17 @@ def test_run_dir_may_be_an_empty_folder(sandbox, tmp_path):
     result = runner.invoke(app, ["fit", str(sandbox / "good.yaml"), "--run-dir", str(empty), "--quiet"])
     assert result.exit_code == 0, result.output
     assert (empty / "run.json").exists()
+
+
+def test_resume_writes_again_the_final_files_a_run_lost(sandbox, tmp_path):
+    """A completed run whose metrics.json went missing is finished again, not retrained."""
+    run = tmp_path / "run"
+    shutil.copytree(sandbox / "run", run)
+    (run / "metrics.json").unlink()
+    before = (run / "metrics.csv").read_bytes()
+    result = runner.invoke(app, ["fit", str(sandbox / "good.yaml"), "--resume", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "finishing" in result.stdout
+    assert json.loads((run / "metrics.json").read_text())["test"]["accuracy"] >= 0
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+    assert (run / "metrics.csv").read_bytes() == before  # no epoch trained again

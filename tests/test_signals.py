@@ -144,11 +144,28 @@ def resume_completes(data_dir, run):
     return out
 
 
+def handlers_installed(pid, timeout=30) -> bool:
+    """True once the process catches SIGTERM (Python itself only catches SIGINT): nettrain's handlers are in."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+        caught = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("SigCgt:")), 16)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return True
+        time.sleep(0.005)
+    return False
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_startup_exits_130(data_dir, sig):
     run = data_dir / f"startup-{sig.name}"
     p = Proc(["fit", "config.yaml", "--run-dir", str(run), "--quiet"], data_dir)
-    time.sleep(0.4)  # Python is up; TensorFlow is still being imported
+    if Path("/proc/self/status").exists():
+        assert handlers_installed(p.pid)
+    time.sleep(0.2)  # Typer and TensorFlow are still being imported
     p.send(sig)
     rc, out, err = p.finish()
     assert rc == 130, (rc, err)  # an exit code, not a kill by the signal (-2 / -15)
@@ -313,3 +330,36 @@ def test_real_full_filesystem(data_dir, tmp_path):
         assert json.loads((run / "run.json").read_text())["status"] == "completed"
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_kfold_run_interrupted_mid_fold_resumes_fold_by_fold(data_dir, tmp_path):
+    cfg = tmp_path / "folds.yaml"
+    pd.read_csv(data_dir / "data.csv").head(6000).to_csv(tmp_path / "data.csv", index=False)
+    cfg.write_text((data_dir / "config.yaml").read_text()
+                   .replace("data: {source: data.csv, target: label}",
+                            "data: {source: data.csv, target: label, split: {folds: 3}}")
+                   .replace("epochs: 5", "epochs: 3"))
+    run = tmp_path / "kfold"
+    p = Proc(["fit", str(cfg), "--run-dir", str(run), "--quiet"], tmp_path)
+    assert wait_for_epoch(run / "fold-2", 1, p)
+    p.send(signal.SIGINT)
+    rc, out, err = p.finish()
+    assert rc == 130, err
+    clean(err)
+    parent = json.loads((run / "run.json").read_text())
+    assert parent["status"] == "interrupted" and parent["folds_done"] == 1
+    assert json.loads((run / "fold-1" / "run.json").read_text())["status"] == "completed"
+    assert_agree(run / "fold-2")
+    fold1 = (run / "fold-1" / "metrics.json").read_bytes()
+
+    rc, out, err = Proc(["fit", str(cfg), "--resume", str(run), "--quiet"], tmp_path).finish()
+    assert rc == 0, err
+    assert "fold 1/3: already done" in out and "fold 2/3: resumed" in out
+    parent = json.loads((run / "run.json").read_text())
+    assert parent["status"] == "completed" and parent["folds_done"] == 3
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["folds"]) == 3 and "mean" in metrics
+    assert (run / "fold-1" / "metrics.json").read_bytes() == fold1  # the finished fold was kept, not retrained
+    for i in (1, 2, 3):
+        record = assert_agree(run / f"fold-{i}")
+        assert record["status"] == "completed" and record["epochs_done"] == 3

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from nettrain.data.sources import did_you_mean, list_names, show_name
+from nettrain.data.words import did_you_mean, list_names, show_name
 from nettrain.data.types import ColumnInfo
 from nettrain.errors import DataError
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.columns import as_strings, row_label, to_numbers
-from nettrain.data.sources import did_you_mean, list_names
+from nettrain.data.words import did_you_mean, list_names
 from nettrain.data.types import NUMERIC_INPUT, FeatureSchema, Split
 from nettrain.errors import DataError
 

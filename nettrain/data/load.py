@@ -14,7 +14,8 @@ import pandas as pd
 from nettrain.data.columns import as_strings, select_columns, type_columns
 from nettrain.data.inputs import (MISSING_POLICIES, fit_imputation, missing_counts, missing_rows,
                                   prepare_inputs)
-from nettrain.data.sources import did_you_mean, list_names, read_source
+from nettrain.data.sources import read_source
+from nettrain.data.words import did_you_mean, list_names
 from nettrain.data.split import fingerprint, hold_out, make_folds, should_stratify, split_rows
 from nettrain.data.task import infer_task
 from nettrain.data.types import Dataset, FeatureSchema, Split

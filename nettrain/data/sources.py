@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nettrain.data.npz import NpzReader
+from nettrain.data.words import did_you_mean, list_names, reason, show_name
 from nettrain.errors import DataError
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".parquet", ".jsonl", ".npz")
@@ -113,7 +113,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     except UnicodeDecodeError as e:
         raise DataError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start}); save the file as UTF-8") from None
     except Exception as e:  # parser, arrow, json, OS errors: one line, no traceback
-        raise DataError(f"{p}: cannot read it as {kind[1:]}: {_reason(e)}") from None
+        raise DataError(f"{p}: cannot read it as {kind[1:]}: {reason(e)}") from None
     if frame.shape[1] == 0:
         raise DataError(f"{p}: no columns found")
     if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1):
@@ -124,7 +124,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     frame.columns = [str(c) for c in frame.columns]
     _check_unique(p, list(frame.columns))
     if len(frame) == 0:
-        raise DataError(f"{p}: the file has a header but no rows (columns: {_list(frame.columns)})")
+        raise DataError(f"{p}: the file has a header but no rows (columns: {list_names(frame.columns)})")
     if kind != ".npz":
         _check_cells(p, frame)
     return frame
@@ -141,12 +141,6 @@ def _sniff_text(p: Path, kind: str) -> None:
     if at >= 0:
         raise DataError(f"{p}: holds a NUL byte at byte {at}: a binary file, or text not saved as UTF-8 "
                         f"(UTF-16?); nettrain reads {kind[1:]} files as UTF-8 text")
-
-
-def _reason(e: BaseException) -> str:
-    """The first line of an exception's message (its type when it has none), shortened."""
-    text = str(e).strip()
-    return show_name(text.splitlines()[0], 200) if text else type(e).__name__
 
 
 def _check_unique(p: Path, names: list[str]) -> None:
@@ -303,7 +297,7 @@ def _read_npz(path: Path) -> pd.DataFrame:
             ykey = "y" if "y" in names else "Y" if "Y" in names else None
             if xkey is None or ykey is None:
                 raise DataError(f"{path}: expected arrays 'x' and 'y' (or x_train, y_train, x_test, "
-                                f"y_test); the archive holds: {_list(names) or 'nothing'}")
+                                f"y_test); the archive holds: {list_names(names) or 'nothing'}")
             x, y = npz.load(xkey), npz.load(ykey)
             _check_rows(path, x, xkey)
             _check_rows(path, y, ykey)
@@ -324,159 +318,6 @@ def _concat(path, arrays: list[np.ndarray], what: str, parts: list[str]) -> np.n
         detail = ", ".join(f"{what}_{p} rows {s}" for p, s in zip(parts, shapes))
         raise DataError(f"{path}: the parts have rows of different shapes ({detail}); they must match")
     return np.concatenate(arrays)
-
-
-class NpzReader:
-    """The arrays of an .npz archive, read with numpy's header parser and never with numpy's pickle path.
-
-    Plain arrays (numbers, booleans, text) are read straight into memory. Object arrays (pickled
-    by numpy) are refused, unless `objects=True`: then they are unpickled by `SafeUnpickler`, which
-    rebuilds numpy arrays, dtypes and numbers and refuses every other Python object.
-    """
-
-    def __init__(self, path: Path, *, objects: bool = False, what: str = ".npz archive"):
-        self.path, self.objects = Path(path), objects
-        try:
-            self.zip = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-            raise DataError(f"{self.path}: not a readable {what} (a zip of .npy arrays, as numpy.savez "
-                            f"writes): {_reason(e)}") from None
-        self.members = {i.filename[:-4]: i for i in self.zip.infolist() if i.filename.endswith(".npy")}
-        self.names = list(self.members)
-
-    def __enter__(self) -> "NpzReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.zip.close()
-
-    def load(self, name: str) -> np.ndarray:
-        info = self.members[name]
-        where = f"{self.path}: array '{show_name(name)}'"
-        try:
-            with self.zip.open(info) as fp:
-                return self._read(fp, info.file_size, where)
-        except DataError:
-            raise
-        except Exception as e:  # zip, zlib, header and size errors
-            raise DataError(f"{where} cannot be read: {_reason(e)}") from None
-
-    def _read(self, fp, file_size: int, where: str) -> np.ndarray:
-        from numpy.lib import format as npy
-
-        version = npy.read_magic(fp)
-        if version == (1, 0):
-            shape, fortran, dtype = npy.read_array_header_1_0(fp)
-        elif version == (2, 0):
-            shape, fortran, dtype = npy.read_array_header_2_0(fp)
-        else:
-            raise DataError(f"{where}: .npy format version {version[0]}.{version[1]} is not supported "
-                            "(1.0 and 2.0 are); save it again with numpy.savez")
-        if dtype.hasobject:
-            if not self.objects:
-                raise DataError(f"{where} holds Python objects (dtype {dtype}); nettrain reads only plain "
-                                "numeric and text arrays from .npz files and never unpickles data (pickled "
-                                "data can run code)")
-            array = SafeUnpickler(fp, where).load()
-            if not isinstance(array, np.ndarray) or array.dtype != object or array.shape != tuple(shape):
-                raise DataError(f"{where}: the pickled data is not the object array of shape {tuple(shape)} "
-                                "its header declares")
-            return array
-        count = 1
-        for n in shape:
-            count *= int(n)
-        nbytes = count * dtype.itemsize
-        if file_size - fp.tell() < nbytes:
-            raise DataError(f"{where} is truncated or damaged: its header declares shape {tuple(shape)} "
-                            f"({nbytes} bytes) but the file holds {max(file_size - fp.tell(), 0)}")
-        if nbytes == 0:
-            return np.empty(shape, dtype=dtype)
-        flat = np.empty(count, dtype=dtype)
-        view = memoryview(flat.view(np.uint8))
-        got = 0
-        while got < nbytes:
-            n = fp.readinto(view[got:])
-            if not n:
-                raise DataError(f"{where} is truncated: {got} of {nbytes} bytes")
-            got += n
-        array = flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
-        if not array.dtype.isnative:
-            array = array.astype(array.dtype.newbyteorder("="))
-        return array
-
-
-class _NdarrayToken:
-    """What `numpy.ndarray` unpickles to: accepted only as the class argument of _reconstruct."""
-
-    __slots__ = ()
-
-
-_NDARRAY = _NdarrayToken()
-
-
-def _numpy_core(name: str):
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 1.26
-        from numpy.core import multiarray
-    return getattr(multiarray, name)
-
-
-def _safe_reconstruct(subtype, shape, typecode):
-    # numpy pickles every array as _reconstruct(ndarray, (0,), b'b') followed by __setstate__
-    if subtype is not _NDARRAY or tuple(shape) != (0,) or typecode not in (b"b", "b"):
-        raise pickle.UnpicklingError("unexpected arguments to numpy's array constructor")
-    return _numpy_core("_reconstruct")(np.ndarray, (0,), b"b")
-
-
-def _safe_dtype(spec, align=False, copy=False):
-    if not isinstance(spec, str) or not re.fullmatch(r"[<>|=]?[a-zA-Z]\d{0,3}", spec):
-        raise pickle.UnpicklingError(f"unexpected dtype {spec!r}")
-    return np.dtype(spec, align=bool(align), copy=bool(copy))
-
-
-def _safe_scalar(dtype, data=None):
-    if isinstance(data, str):  # a Python 2 pickle's byte string, decoded as latin1
-        data = data.encode("latin1")
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf" or not isinstance(data, bytes) \
-            or len(data) != dtype.itemsize:
-        raise pickle.UnpicklingError("unexpected numpy scalar")
-    return _numpy_core("scalar")(dtype, data)
-
-
-_PICKLE_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
-    ("numpy.core.multiarray", "scalar"): _safe_scalar,
-    ("numpy._core.multiarray", "scalar"): _safe_scalar,
-    ("numpy", "ndarray"): _NDARRAY,
-    ("numpy", "dtype"): _safe_dtype,
-}
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickles numpy object arrays of plain values and nothing else.
-
-    Every global a pickle names goes through `find_class`; only what numpy needs to rebuild an
-    array (its constructor, ndarray, dtype, numeric scalars) is admitted, each through a wrapper
-    that checks its arguments. Anything else (os.system, builtins.exec, ...) is a DataError
-    before it can be called.
-    """
-
-    def __init__(self, file, where: str):
-        super().__init__(file, encoding="latin1")  # latin1: numpy arrays pickled by Python 2
-        self.where = where
-
-    def find_class(self, module: str, name: str):
-        found = _PICKLE_ALLOWED.get((module, name))
-        if found is None:
-            raise DataError(f"{self.where} holds a Python object of type {show_name(module, 60)}."
-                            f"{show_name(name, 60)}; refused: nettrain never runs code from data")
-        return found
-
-    def persistent_load(self, pid):
-        raise DataError(f"{self.where} holds a persistent pickle reference; refused: nettrain never runs "
-                        "code from data")
 
 
 def arrays_to_frame(x: np.ndarray, y: np.ndarray, where: str) -> pd.DataFrame:
@@ -598,8 +439,8 @@ def _read_keras(cfg, name: str) -> RawData:
                 keys = [("x", "y")]
             lost = [k for pair in keys for k in pair if k not in npz.names]
             if lost:
-                raise DataError(f"{path}: missing array{'s' if len(lost) > 1 else ''} {_list(lost, quote=True)}; "
-                                f"it holds {_list(npz.names) or 'nothing'}")
+                raise DataError(f"{path}: missing array{'s' if len(lost) > 1 else ''} {list_names(lost, quote=True)}; "
+                                f"it holds {list_names(npz.names) or 'nothing'}")
             x = [npz.load(a) for a, _ in keys]
             y = [npz.load(b) for _, b in keys]
     except DataError as e:
@@ -675,39 +516,3 @@ def _generate(cfg, src) -> RawData:
     frame = arrays_to_frame(np.asarray(x), y, src.generator)
     return RawData({"source": frame}, f"{src.generator}({args})", default_target=DEFAULT_TARGET,
                    task_hint="regression" if src.generator == "make_regression" else None)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def did_you_mean(word: str, choices) -> str:
-    """"did you mean 'x'? " for the closest choice, or "" (case and '_' insensitive as a fallback)."""
-    import difflib
-
-    if len(word) > 200:
-        return ""
-    choices = [str(c) for c in choices if len(str(c)) <= 200]  # difflib is quadratic in the length
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not close:
-        folded = {c.lower().replace("_", "").replace(" ", ""): c for c in choices}
-        hit = difflib.get_close_matches(word.lower().replace("_", "").replace(" ", ""), list(folded), n=1,
-                                        cutoff=0.6)
-        close = [folded[h] for h in hit]
-    return f"did you mean '{close[0]}'? " if close else ""
-
-
-def _list(names, limit: int = 20, quote: bool = False) -> str:
-    names = list(names)
-    shown = [f"'{show_name(n)}'" if quote else show_name(n) for n in names[:limit]]
-    text = ", ".join(shown)
-    return text + (f", ... ({len(names)} in all)" if len(names) > limit else "")
-
-
-list_names = _list
-
-_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {0x7F: "\\x7f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
-
-
-def show_name(name, limit: int = 60) -> str:
-    """A column name (or value) for a one-line message: control characters escaped, long text cut."""
-    text = str(name).translate(_CONTROL)
-    return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."

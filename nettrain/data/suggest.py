@@ -10,7 +10,8 @@ import numpy as np
 import yaml
 
 from nettrain.data.columns import as_strings, auto_kind, to_numbers
-from nettrain.data.sources import did_you_mean, list_names, read_table, show_name
+from nettrain.data.sources import read_table
+from nettrain.data.words import did_you_mean, list_names, show_name
 from nettrain.data.split import n_held_out
 from nettrain.errors import ConfigError, UsageError
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.columns import as_strings, to_numbers
-from nettrain.data.sources import list_names
+from nettrain.data.words import list_names
 
 MAX_INTEGER_CLASSES = 20
 

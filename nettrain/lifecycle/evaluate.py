@@ -101,7 +101,7 @@ def parse_gates(specs: Iterable[str]) -> list[Gate]:
 
 
 def check_gate_names(gates: list[Gate], metrics: dict[str, float]) -> None:
-    from nettrain.data.sources import did_you_mean
+    from nettrain.data.words import did_you_mean
 
     for gate in gates:
         if gate.metric not in metrics:

@@ -11,7 +11,6 @@ keeps its completed folds, resumes the fold that was cut off and trains the rest
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +116,8 @@ def continue_run(prep, run_dir: Path, record: rundir.RunRecord, *, quiet: bool, 
         history = [r for r in csv.read() if r.get("epoch") is not None and r["epoch"] <= epoch]
         resumes = list(record.data.get("resumed") or []) + [{"at": rundir.now(), "from_epoch": epoch}]
         record.update(status="running", ended=None, epochs=cfg.training.epochs, epochs_done=epoch, resumed=resumes)
-        print(f"resuming {run_dir} after epoch {epoch}" if end > epoch else
-              f"finishing {run_dir}: all its epochs are done ({epoch}), writing the final files",
-              file=sys.stderr if json_output else sys.stdout)
+        F.notice(f"resuming {run_dir} after epoch {epoch}" if end > epoch else
+                 f"finishing {run_dir}: all its epochs are done ({epoch}), writing the final files", json_output)
         return F.train(F.Session(prep, model, run_dir, record, epoch, end, monitors, history,
                                  quiet=quiet, json_output=json_output))
 

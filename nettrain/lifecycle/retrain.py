@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from nettrain.config import load_config, parse_override
-from nettrain.config.schema import MAX_EPOCHS
+from nettrain.config.args import MAX_EPOCHS
 from nettrain.errors import UsageError
 from nettrain.lifecycle.target import resolve_target
 from nettrain.store import atomic, guard, h5, rundir
@@ -82,8 +82,7 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
             history = _inherit_history(target, start, out)
             record = F.start_run_dir(prep, model, out, monitors, parent=str(parent), retrains=[entry])
             record.update(epochs_done=start)
-        if not quiet and not json_output:
-            print(f"retraining {target.model_path} from epoch {start} for {more} more epoch(s) into {out}")
+        F.notice(f"retraining {target.model_path} from epoch {start} for {more} more epoch(s) into {out}", json_output)
         return F.train(F.Session(prep, model, out, record, start, start + more, monitors, history,
                                  quiet=quiet, json_output=json_output))
 

@@ -83,7 +83,7 @@ def resolve_target(target: str | Path) -> Target:
     run = owning_run(model_path)
     if not meta.get("features") and run is not None:  # files written before metadata existed
         meta = {"features": h5.check_features(_json(run / rundir.FEATURES), str(run / rundir.FEATURES)),
-                "config": h5.check_config(_yaml(run / rundir.CONFIG), str(run / rundir.CONFIG)),
+                "config": h5.check_config(rundir.read_run_config(run), str(run / rundir.CONFIG)),
                 "epoch": None, "run": None}
     if not meta.get("features"):
         raise UsageError(f"{model_path} was not written by nettrain (no feature schema inside and no run "
@@ -109,25 +109,5 @@ def _json(path: Path) -> Any:
         raise UsageError(f"{path}: nested too deeply") from None
     except ValueError as e:
         raise UsageError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
-
-
-def _yaml(path: Path) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path} is missing: the model has no nettrain metadata inside, so its run's "
-                         f"{path.name} is needed") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise UsageError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or 'syntax error'})") from None
-    except RecursionError:
-        raise UsageError(f"{path}: nested too deeply") from None
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None

@@ -321,12 +321,24 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{path} is missing; the run directory is incomplete") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise UsageError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise UsageError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or 'syntax error'})") from None
+    except (OSError, RecursionError) as e:
+        raise UsageError(f"cannot read {path}: {getattr(e, 'strerror', None) or type(e).__name__}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping of config sections, got {type(data).__name__}; the file "
+        raise UsageError(f"{path}: 'config' is {_article(data)}, expected a mapping of config sections; the file "
                          "was edited or damaged")
     return data
+
+
+def _article(value: Any) -> str:
+    name = {list: "list", str: "string", int: "number", float: "number", bool: "boolean", type(None): "empty"}.get(
+        type(value), type(value).__name__)
+    return "empty" if value is None else f"a {name}"
 
 
 class MetricsCSV:

@@ -256,6 +256,11 @@ def _train(s: Session) -> FitResult:
     return FitResult(out, "completed", metrics, epochs_done, best_epoch, stopped, history)
 
 
+def notice(text: str, json_output: bool) -> None:
+    """A line about what a command is doing: stdout, or stderr when stdout carries --json."""
+    print(text, file=sys.stderr if json_output else sys.stdout, flush=True)
+
+
 def report_result(metrics: dict, out: Path, json_output: bool) -> None:
     if json_output:
         print(f"run directory: {out}", file=sys.stderr)

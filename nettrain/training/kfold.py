@@ -85,8 +85,8 @@ def run_folds(prep: F.Prepared, out: Path, record: rundir.RunRecord, *, quiet: b
                 fold_dir = out / f"fold-{i}"
                 kept = fold_runner(fold_prep, fold_dir, i) if fold_runner is not None else None
                 if kept is not None:
-                    if not quiet and not json_output:
-                        print(f"fold {i}/{len(dataset.folds)}: {'resumed' if kept.resumed else 'already done'}")
+                    F.notice(f"fold {i}/{len(dataset.folds)}: {'resumed' if kept.resumed else 'already done'}",
+                             json_output)
                     per_fold.append(kept.metrics)
                 else:
                     per_fold.append(_train_fold(fold_prep, fold_dir, i, len(dataset.folds), out, monitors,
@@ -108,9 +108,8 @@ def _train_fold(fold_prep: F.Prepared, fold_dir: Path, i: int, k: int, out: Path
     model = F.new_model(fold_prep)
     fold_dir.mkdir(exist_ok=True)
     fold_record = F.start_run_dir(fold_prep, model, fold_dir, monitors, fold=i, parent=str(out))
-    if not quiet and not json_output:
-        print(f"fold {i}/{k}: {len(fold_prep.dataset.train)} training rows, "
-              f"{len(fold_prep.dataset.validation)} validation rows")
+    F.notice(f"fold {i}/{k}: {len(fold_prep.dataset.train)} training rows, "
+             f"{len(fold_prep.dataset.validation)} validation rows", json_output)
     result = F.train(F.Session(fold_prep, model, fold_dir, fold_record, 0, fold_prep.cfg.training.epochs, monitors,
                                quiet=quiet, json_output=True))
     return result.metrics
