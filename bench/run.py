@@ -34,6 +34,13 @@ from nettrain.training import runtime  # noqa: E402,F401  (quiet TF start-up)
 import keras  # noqa: E402
 
 
+class NoProgress(keras.callbacks.Callback):
+    """The progress display's place, showing nothing."""
+
+    def close(self) -> None:
+        pass
+
+
 class EpochTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
@@ -96,7 +103,7 @@ def nettrain_fit(csv: Path, rows, epochs, batch, rich: bool = False, silent: boo
     if rich:
         progress.interactive = lambda stream, quiet: True
     if silent:  # the same run with no progress output at all: the verbose=0 reference
-        fit_module._progress = lambda session: keras.callbacks.Callback()
+        fit_module._progress = lambda session: NoProgress()
     sys.stdout = io.StringIO()
     keras.Model.fit = fit_with_timer
     try:

@@ -13,7 +13,8 @@ signal ends the process with exit 130 through a `KeyboardInterrupt`, never a kil
   together, so that run.json, metrics.csv and last.h5 agree).
 - A second signal anywhere else ends the process at once: the temporary files of writes in flight
   are removed (the files they would have replaced are intact), the `on_abort` hooks mark the run
-  interrupted, and the process exits 130 without running finalizers (no stray tracebacks).
+  interrupted, and the process exits 130 without running finalizers (no stray tracebacks). In a
+  library caller's process (`handlers()`, e.g. a notebook) it is raised at once instead.
 
 Nothing here imports more than the standard library.
 """
@@ -42,6 +43,7 @@ class _State:
         self.exit_after_critical = False
         self.temps: set[str] = set()   # temporary files of writes in flight
         self.aborts: list[Callable[[], None]] = []
+        self.exit_at_once = True       # a second signal ends the process (the CLI), or raises (a library)
 
 
 _S = _State()
@@ -53,7 +55,7 @@ def _handler(signum, frame) -> None:
         if _S.critical:
             _S.exit_after_critical = True
             return
-        abort()
+        _second()
     _S.pending = signum  # kept until acknowledged: re-raised by poll() if a finalizer swallows it
     if not _S.defer:
         raise KeyboardInterrupt
@@ -83,6 +85,8 @@ def handlers() -> Iterator[None]:
         yield
         return
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    reset()
+    _S.exit_at_once = False
     install()
     try:
         yield
@@ -130,7 +134,8 @@ def critical() -> Iterator[None]:
         _S.critical -= 1
         _S.defer -= 1
     if not _S.critical and _S.exit_after_critical:
-        abort()
+        _S.exit_after_critical = False
+        _second()
     if not _S.defer:
         poll()
 
@@ -160,8 +165,17 @@ def acknowledge() -> None:
     _S.pending = None
 
 
+def _second() -> None:
+    if _S.exit_at_once:
+        abort()
+    _S.pending = None
+    raise KeyboardInterrupt
+
+
 def abort() -> None:
     """Stop now: remove in-flight temporary files, run the abort hooks, exit 130."""
+    _S.pending = None
+    _S.critical += 1  # nothing the hooks write polls for a signal any more
     for path in list(_S.temps):
         with contextlib.suppress(OSError):
             os.unlink(path)
