@@ -21,8 +21,9 @@ def main() -> None:
         sys.exit(guard.EXIT_INTERRUPTED)
     finally:
         try:
-            sys.stdout.flush()
-        except BrokenPipeError:  # the reader went away (`| head`): no "Exception ignored" at exit
+            if sys.stdout is not None:  # None when the command started with stdout closed
+                sys.stdout.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away (`| head`): no "Exception ignored" at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 

@@ -46,9 +46,11 @@ def data_dir(tmp_path_factory):
 class Proc:
     """A nettrain process whose stdout/stderr are collected by threads (so a full pipe never blocks it)."""
 
-    def __init__(self, args, cwd, fault=None):
+    def __init__(self, args, cwd, fault=None, nohup=False):
         cmd = [sys.executable, "-m", "nettrain", *args] if fault is None else \
             [sys.executable, str(INJECT), fault, "--", *args]
+        if nohup:
+            cmd = ["nohup", *cmd]
         env = {**os.environ, "CI": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
         self.p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.out: list[str] = []
@@ -175,7 +177,7 @@ def test_signal_during_startup_exits_130(data_dir, sig):
         assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_signal_mid_epoch_keeps_last_complete_epoch_and_resume_finishes(data_dir, sig):
     run = data_dir / f"mid-{sig.name}"
     p = Proc(["fit", "config.yaml", "--run-dir", str(run), "--quiet"], data_dir)
@@ -189,6 +191,16 @@ def test_signal_mid_epoch_keeps_last_complete_epoch_and_resume_finishes(data_dir
     record = assert_agree(run)
     assert record["status"] == "interrupted" and 2 <= record["epochs_done"] < EPOCHS
     resume_completes(data_dir, run)
+
+
+def test_nohup_keeps_ignoring_sighup(data_dir):
+    run = data_dir / "nohup"
+    p = Proc(["fit", "config.yaml", "--run-dir", str(run), "--quiet"], data_dir, nohup=True)
+    assert wait_for_epoch(run, 1, p)
+    p.send(signal.SIGHUP)
+    rc, out, err = p.finish()
+    assert rc == 0, err
+    assert assert_agree(run)["status"] == "completed"
 
 
 def test_signal_during_checkpoint_write_waits_for_it(data_dir):

@@ -18,6 +18,7 @@ MAX_SEED = 2**32 - 1       # what NumPy and TensorFlow seeds take
 MAX_SIZE = 2**24           # layer sizes (units, filters, ...), kernel and pool sizes
 MAX_GENERATED = 10**9      # values a generator may make (n_samples * n_features)
 MAX_NAME = 100             # characters of a run name (it names a folder)
+MAX_LAYERS = 1000          # model.layers: a stack deeper than this is a generated mistake, not a model
 
 
 def show(value: Any, limit: int = 60) -> str:

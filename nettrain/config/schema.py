@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from nettrain.config.args import (GENERATOR_ARGS, LAYER_ARG_SUFFIXES, LAYER_ARGS, LOSS_METRIC_ARGS,
-                                  MAX_EPOCHS, MAX_GENERATED, MAX_INT, MAX_NAME, MAX_SEED, MAX_SIZE,
+                                  MAX_EPOCHS, MAX_GENERATED, MAX_INT, MAX_LAYERS, MAX_NAME, MAX_SEED, MAX_SIZE,
                                   OPTIMIZER_ARGS, ArgError, check_args, show)
 from nettrain.config.template import check_template
 from nettrain.errors import ConfigError
@@ -153,7 +153,8 @@ Initializer = Union[str, dict[str, Any]]
 
 class ModelConfig(Section):
     layers: list[LayerSpec] = Field(
-        default_factory=lambda: [LayerSpec(type="Dense", units=64, activation="relu")])
+        default_factory=lambda: [LayerSpec(type="Dense", units=64, activation="relu")], max_length=MAX_LAYERS,
+        description=f"the layer stack (at most {MAX_LAYERS} layers)")
     kernel_initializer: Initializer | None = Field(
         None, description="default initializer for every layer that takes one; a layer's own value wins")
     output: Literal["auto", "none"] | LayerSpec = Field(

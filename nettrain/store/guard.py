@@ -1,7 +1,8 @@
 """SIGINT/SIGTERM and the files being written when they arrive.
 
-The command line installs the handlers before anything slow (TensorFlow) is imported, so any
-signal ends the process with exit 130 through a `KeyboardInterrupt`, never a kill by signal.
+The command line installs the handlers before anything slow (TensorFlow) is imported, so
+SIGINT, SIGTERM and SIGHUP end the process with exit 130 through a `KeyboardInterrupt`, never a
+kill by signal.
 
 - Outside the blocks below a first signal raises `KeyboardInterrupt` at once.
 - `deferred()`: a first signal is only recorded and raised when the block ends or at the next
@@ -29,6 +30,7 @@ from typing import Callable, Iterator
 
 EXIT_INTERRUPTED = 130
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_HUP = getattr(signal, "SIGHUP", None)  # not on Windows
 
 
 class _State:
@@ -66,11 +68,17 @@ def _in_main_thread() -> bool:
 
 
 def install() -> bool:
-    """Route SIGINT and SIGTERM through nettrain's handler (idempotent). False off the main thread."""
+    """Route SIGINT and SIGTERM through nettrain's handler (idempotent). False off the main thread.
+
+    SIGHUP (a closed terminal or SSH session) is handled the same way unless it is ignored, as
+    `nohup` arranges: then it stays ignored.
+    """
     if not _in_main_thread():
         return False
     for sig in SIGNALS:
         signal.signal(sig, _handler)
+    if _HUP is not None and signal.getsignal(_HUP) in (signal.SIG_DFL, _handler):
+        signal.signal(_HUP, _handler)
     return True
 
 
@@ -84,7 +92,7 @@ def handlers() -> Iterator[None]:
     if installed() or not _in_main_thread():
         yield
         return
-    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS + ((_HUP,) if _HUP is not None else ())}
     reset()
     _S.exit_at_once = False
     install()
