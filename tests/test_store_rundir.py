@@ -41,9 +41,11 @@ def test_second_writer_is_refused_with_the_holder_pid(tmp_path):
         with pytest.raises(UsageError, match=rf"being written by another nettrain process \(pid {holder.pid}\)"):
             rundir.RunLock(tmp_path).acquire()
         assert rundir.try_lock(tmp_path) is None
+        assert rundir.is_being_written(tmp_path)
     finally:
         holder.kill()
         holder.wait()
+    assert not rundir.is_being_written(tmp_path)
     with rundir.RunLock(tmp_path) as path:  # the lock died with its holder
         assert path == tmp_path
         assert (tmp_path / ".lock").read_text().strip() == str(os.getpid())
@@ -158,3 +160,15 @@ def test_metrics_csv_rows_survive_truncation_and_garbage(tmp_path):
     csv.truncate_after(2)
     assert [r["epoch"] for r in rundir.MetricsCSV(tmp_path / "metrics.csv").read()] == [1, 2]
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "epoch,loss,seconds"
+
+
+def test_a_run_left_running_by_a_killed_process_is_listed_as_killed(tmp_path, capsys):
+    from nettrain.report.runs import collect_runs
+
+    for name in ("dead", "done"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "dead" / "run.json").write_text(json.dumps({"status": "running", "name": "dead"}))
+    (tmp_path / "done" / "run.json").write_text(json.dumps({"status": "completed", "name": "done"}))
+    statuses = {r["name"]: r["status"] for r in collect_runs(tmp_path)}
+    assert statuses == {"dead": "killed", "done": "completed"}
+    assert not (tmp_path / "dead" / ".lock").exists()  # listing writes nothing

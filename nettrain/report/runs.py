@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.text import Text
 
 from nettrain.report.tables import SPLITS, _new_table, _ordered_names, format_value, make_console, print_table
+from nettrain.store import rundir
 
-STATUS_STYLES = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+STATUS_STYLES = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan", "killed": "red"}
 
 
 MAX_RUN_JSON = 16 * 1024 * 1024  # a run.json is a few KB; anything this large is not one
@@ -120,6 +121,8 @@ def collect_runs(root: str | os.PathLike) -> RunList:
         rel = run_dir.relative_to(root).as_posix() if run_dir != root else "."
         started = _timestamp(data.get("started"))
         data.update(path=run_dir, relpath=rel, sort_time=started if started is not None else mtime)
+        if data.get("status") == "running" and not rundir.is_being_written(run_dir):
+            data["status"] = "killed"  # no process holds it: it died without a word (kill -9, out of memory)
         runs.append(data)
     runs.sort(key=lambda r: (r["sort_time"], r["relpath"]), reverse=True)
     return RunList(runs, skipped, reasons)

@@ -113,6 +113,23 @@ class RunLock:
         self.release()
 
 
+def is_being_written(run_dir: str | os.PathLike) -> bool:
+    """Whether a live process holds the run's lock (reads only: creates no file)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the shared lock, if it was taken
+
+
 def try_lock(run_dir: str | os.PathLike) -> RunLock | None:
     """The run's lock if no one else holds it, else None (for optional writes such as eval files)."""
     try:
