@@ -21,6 +21,10 @@ MAX_NAME = 100             # characters of a run name (it names a folder)
 MAX_LAYERS = 1000          # model.layers: a stack deeper than this is a generated mistake, not a model
 
 
+# Layer types whose config carries Python code or a foreign framework's object: never built, never loaded.
+CODE_LAYERS = ("Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer")
+
+
 def show(value: Any, limit: int = 60) -> str:
     """A value for an error message: its repr, cut to `limit` characters."""
     try:

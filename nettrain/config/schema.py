@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from nettrain.config.args import (GENERATOR_ARGS, LAYER_ARG_SUFFIXES, LAYER_ARGS, LOSS_METRIC_ARGS,
+from nettrain.config.args import (CODE_LAYERS, GENERATOR_ARGS, LAYER_ARG_SUFFIXES, LAYER_ARGS, LOSS_METRIC_ARGS,
                                   MAX_EPOCHS, MAX_GENERATED, MAX_INT, MAX_LAYERS, MAX_NAME, MAX_SEED, MAX_SIZE,
                                   OPTIMIZER_ARGS, ArgError, check_args, show)
 from nettrain.config.template import check_template
@@ -143,7 +143,7 @@ class LayerSpec(BaseModel):
     @field_validator("type")
     @classmethod
     def _no_code(cls, v: str) -> str:
-        if v in ("Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer"):
+        if v in CODE_LAYERS:
             raise ValueError(f"layer type {v!r} runs arbitrary code and is refused; use built-in layers")
         return v
 

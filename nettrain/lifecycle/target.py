@@ -10,6 +10,7 @@ from typing import Any
 from nettrain.data.types import FeatureSchema
 from nettrain.errors import UsageError
 from nettrain.store import h5, rundir
+from nettrain.store.meta import check_config, check_features
 
 
 @dataclass
@@ -82,8 +83,8 @@ def resolve_target(target: str | Path) -> Target:
     meta = h5.read_meta(model_path)
     run = owning_run(model_path)
     if not meta.get("features") and run is not None:  # files written before metadata existed
-        meta = {"features": h5.check_features(_json(run / rundir.FEATURES), str(run / rundir.FEATURES)),
-                "config": h5.check_config(rundir.read_run_config(run), str(run / rundir.CONFIG)),
+        meta = {"features": check_features(_json(run / rundir.FEATURES), str(run / rundir.FEATURES)),
+                "config": check_config(rundir.read_run_config(run), str(run / rundir.CONFIG)),
                 "epoch": None, "run": None}
     if not meta.get("features"):
         raise UsageError(f"{model_path} was not written by nettrain (no feature schema inside and no run "
