@@ -6,6 +6,7 @@ Imports that pull in TensorFlow (model/, training/) happen inside the functions 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -44,11 +45,13 @@ def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool =
         from nettrain.model import build_model, model_summary
 
         dataset = load_dataset(cfg)
+        added: list[str] = []
         with quiet_native_stderr():
-            model = build_model(cfg, dataset)
+            model = build_model(cfg, dataset, notes=added)
         s = dataset.schema
         lines.append(f"data: {dataset.n_rows} rows, task {s.task}, {len(s.columns)} feature columns"
                      + (f", {len(s.class_names)} classes" if s.class_names else ""))
+        lines += [f"added: {note}" for note in added]
         lines.append(model_summary(model))
     return "\n".join(lines)
 
@@ -90,20 +93,105 @@ def schema() -> dict[str, Any]:
     return s
 
 
-def init_config(data: str | Path, target: str) -> str:
-    """A starting config for a data file: column types guessed, task inferred, sane defaults."""
-    from nettrain.data import suggest_config
+def init_config(data: str | Path, target: str, *, output: str | Path | None = None, force: bool = False,
+                notify=None) -> str:
+    """A starting config for a data file: column types guessed, task inferred, sane defaults.
 
-    return suggest_config(Path(data), target)
+    Returns the YAML text. With `output` it is also written there (atomically; an existing file
+    only with `force`; never the data file or into a run directory), with `data.source` relative
+    to the output's folder; without, `data.source` is relative to the current directory.
+    `notify(line)`, when given, receives a one-line summary of how the columns were taken.
+    """
+    from nettrain.data.suggest import check_output, suggest, write_config_file
+
+    out = check_output(Path(output), Path(data), force) if output is not None else None
+    suggestion = suggest(Path(data), target, output=out)
+    if out is not None:
+        write_config_file(out, suggestion.text, force)
+    if notify is not None:
+        notify(suggestion.summary)
+    return suggestion.text
 
 
-def list_runs(directory: str | Path) -> None:
-    from nettrain.report.runs import print_runs
+def list_runs(directory: str | Path = "runs", *, json_output: bool = False, sort: str | None = None,
+              filters: Iterable[str] = (), last: int | None = None) -> list[dict[str, Any]]:
+    """List the runs under `directory`: a table on stdout, or with `json_output` one JSON array (the
+    note on unreadable run.json files then goes to stderr). `filters` are `KEY=VALUE` run.json
+    fields, `last` keeps the N newest of the matching runs, `sort` orders them by a metric, best
+    first. Returns the listed runs (dicts)."""
+    from nettrain.report import runs as report_runs
 
     root = Path(directory)
     if not root.is_dir():
-        raise UsageError(f"no runs directory at {root}")
-    print_runs(root)
+        raise UsageError(f"no runs directory at {root}" + (" (it is a file)" if root.exists() else "")
+                         + "; give the folder runs are written to (output.dir, default runs)")
+    filters = list(filters)
+    if not json_output:
+        return list(report_runs.print_runs(root, filters=filters, sort=sort, last=last))
+    listed, note = report_runs.runs_json(root, filters=filters, sort=sort, last=last)
+    if note:
+        sys.stderr.write(note + "\n")
+    sys.stdout.write(json.dumps(listed, allow_nan=False, default=str) + "\n")
+    return listed
+
+
+def plot_runs(runs: Iterable[str | Path], *, metric: str = "loss", output: str | Path | None = None) -> Path:
+    """Learning curves of one or more runs overlaid in one PNG (default ./learning-curves.png), from
+    their metrics.csv: train solid, validation dashed, one colour per run, best epochs marked.
+    Never writes into a run directory. Returns the PNG's path."""
+    from nettrain.report.compare import open_run, read_history
+    from nettrain.report.plots import Curves, metric_columns, overlay_curves
+
+    paths = [Path(r) for r in runs]
+    if not paths:
+        raise UsageError("plot: give at least one RUN (a run directory)")
+    metric = str(metric).strip()
+    if not metric:
+        raise UsageError("--metric '': expected a metric of metrics.csv, e.g. loss, accuracy or val_loss")
+    out = Path(output) if output is not None else Path("learning-curves.png")
+    _check_plot_output(out)
+    series = []
+    for path in paths:
+        run = open_run(path)
+        columns, rows = read_history(path)
+        train, val = metric_columns(columns, metric)
+        if train is None and val is None:
+            names = [c for c in columns if c not in ("epoch", "seconds")]
+            raise UsageError(f"RUN {path}: no metric '{metric}' in its metrics.csv; it has: "
+                             f"{', '.join(names) or 'no metric columns'}")
+        name = run.get("name") if isinstance(run.get("name"), str) else None
+        label = str(path) if not name or name in path.parts else f"{name} ({path})"
+        best = run.get("best_epoch") if isinstance(run.get("best_epoch"), int) else None
+        monitor = run.get("monitor") if isinstance(run.get("monitor"), str) else None
+        series.append(Curves(label, {c: [r.get(c) for r in rows] for c in columns}, best, monitor))
+    overlay_curves(series, metric, out)
+    return out
+
+
+def _check_plot_output(out: Path) -> None:
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--output {out}: expected a file name ending in .png (the plot is a PNG image)")
+    if out.is_dir():
+        raise UsageError(f"--output {out} is a folder; give a file name such as {out / 'learning-curves.png'}")
+    folder = out.parent.resolve()
+    for parent in (folder, *folder.parents):
+        if (parent / "run.json").is_file():
+            raise UsageError(f"--output {out} is inside the run directory {parent}; nettrain writes into a run "
+                             "only while training it: choose a file outside (default ./learning-curves.png)")
+
+
+def compare_runs(a: str | Path, b: str | Path, *, json_output: bool = False) -> dict[str, Any]:
+    """Two runs side by side: config differences, final metrics per split with the delta, and
+    status/epochs/best epoch; printed as tables, or with `json_output` as one JSON object. Returns
+    the comparison (see `nettrain.report.compare.compare_runs`)."""
+    from nettrain.report.compare import compare_runs as _compare, print_comparison
+
+    result = _compare(a, b)
+    if json_output:
+        sys.stdout.write(json.dumps(result, allow_nan=False, default=str) + "\n")
+    else:
+        print_comparison(result)
+    return result
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -15,12 +15,65 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from nettrain import __version__
 from nettrain.errors import EXIT_FAILED, EXIT_INTERRUPTED, NettrainError
 
-app = typer.Typer(
-    add_completion=False,
+
+class _Command(TyperCommand):
+    """Help that names arguments and option values as users type them (`CONFIG`, `RUN...`,
+    `--set KEY=VALUE`), not Typer's `{config}`, `<path>` or `<list[str]>`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:  # a parameter without its own metavar is named after itself
+            flag = param.param_type_name == "option" and (getattr(param, "is_flag", False)
+                                                          or getattr(param, "count", False))
+            if param.metavar is None and not flag:
+                param.metavar = (param.name or "value").upper()
+
+    @staticmethod
+    def _argument_name(param) -> str:
+        name = param.metavar or (param.name or "value").upper()
+        return name if param.nargs == 1 or name.endswith("...") else name + "..."
+
+    def collect_usage_pieces(self, ctx):
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = self._argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx, formatter):
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((self._argument_name(param), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+class _App(typer.Typer):
+    """Every command gets `_Command`'s help formatting."""
+
+    def command(self, *args, **kwargs):
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _App(
+    add_completion=True,  # nettrain --install-completion / --show-completion SHELL
     no_args_is_help=True,
     rich_markup_mode=None,
     help="Train Keras neural networks from YAML experiment specs.",
@@ -37,22 +90,30 @@ def _debugging(flag: bool) -> bool:
     return flag or os.environ.get("NETTRAIN_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _run(fn, *args, debug: bool = False, **kwargs):
-    """Call a library function, turning every error into one message and an exit code.
+def _own_line(code: int) -> str:
+    """After Ctrl-C the terminal shows ^C where the cursor was: start the message on a new line."""
+    return "\n" if code == EXIT_INTERRUPTED and sys.stderr.isatty() else ""
+
+
+def _run(name: str, *args, debug: bool = False, **kwargs):
+    """Call `nettrain.api.<name>`, turning every error into one message and an exit code.
 
     A user mistake (NettrainError) prints its message; anything else is an internal error: one
-    line and exit 1, the traceback only with --debug.
+    line and exit 1, the traceback only with --debug. The api is imported inside, so a signal
+    that arrives while it loads is reported like any other.
     """
     debug = _debugging(debug)
     try:
-        return fn(*args, **kwargs)
+        from nettrain import api
+
+        return getattr(api, name)(*args, **kwargs)
     except NettrainError as err:
         if debug:
             traceback.print_exc()
-        typer.echo(f"error: {err.message}", err=True)
+        typer.echo(_own_line(err.exit_code) + f"error: {err.message}", err=True)
         raise typer.Exit(err.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        typer.echo(_own_line(EXIT_INTERRUPTED) + "interrupted", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         raise  # the reader of stdout went away: Typer ends quietly
@@ -79,87 +140,79 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 
 @app.command()
 def fit(
-    config: Path = typer.Argument(..., help="Experiment spec (YAML)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of <output.dir>/<name>/<time>."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its last complete epoch."),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Experiment spec (YAML)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", metavar="DIR", help="Write the run here instead of <output.dir>/<name>/<time>."),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN_DIR", help="Continue an interrupted run from its last complete epoch."),
     force: bool = typer.Option(False, "--force", help="With --resume: continue even if the config or data changed. "
                                "With --run-dir: replace the nettrain run there (nothing else is ever replaced)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="One plain line per epoch, no progress bars."),
-    as_json: bool = typer.Option(False, "--json", help="Print only the final metrics as one JSON object on stdout."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout: run_dir, the files written "
+                                 "and the final metrics per split; progress goes to stderr."),
     debug: bool = DEBUG_OPTION,
 ):
     """Train a model from CONFIG and write a run directory."""
-    from nettrain import api
-
-    result = _run(api.fit, config, overrides=set_ or [], run_dir=run_dir, resume=resume,
+    result = _run("fit", config, overrides=set_ or [], run_dir=run_dir, resume=resume,
                   quiet=quiet or as_json, json_output=as_json, force=force, debug=debug)
     if as_json:
-        typer.echo(json.dumps(result.metrics, sort_keys=True))
+        typer.echo(json.dumps(result.to_json(), sort_keys=True))
 
 
 @app.command()
 def retrain(
-    checkpoint: Path = typer.Argument(..., help="A run directory (its model.h5) or any .h5 checkpoint."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="How many more epochs (default: the config's training.epochs)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP + " Training keys only: the architecture is kept."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Train on this data file instead of the run's data."),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write a new run directory here instead of continuing the run in place."),
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT_OR_RUN", help="A run directory (its model.h5) or any .h5 checkpoint."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", metavar="N", help="How many more epochs (default: the config's training.epochs)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP + " Training keys only: the architecture is kept."),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="FILE", help="Train on this data file instead of the run's data."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", metavar="DIR", help="Write a new run directory here instead of continuing the run in place."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="One plain line per epoch, no progress bars."),
-    as_json: bool = typer.Option(False, "--json", help="Print only the final metrics as one JSON object on stdout."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout: run_dir, the files written "
+                                 "and the final metrics per split; progress goes to stderr."),
     debug: bool = DEBUG_OPTION,
 ):
     """Continue training from an .h5 checkpoint for N more epochs, optimizer state included."""
-    from nettrain import api
-
-    result = _run(api.retrain, checkpoint, epochs=epochs, overrides=set_ or [], data=data, run_dir=run_dir,
+    result = _run("retrain", checkpoint, epochs=epochs, overrides=set_ or [], data=data, run_dir=run_dir,
                   quiet=quiet or as_json, json_output=as_json, debug=debug)
     if as_json:
-        typer.echo(json.dumps(result.metrics, sort_keys=True))
+        typer.echo(json.dumps(result.to_json(), sort_keys=True))
 
 
 @app.command()
 def validate(
-    config: Path = typer.Argument(..., help="Experiment spec (YAML)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Experiment spec (YAML)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
     build: bool = typer.Option(False, "--build", help="Also load the data, build the model and print its summary (imports TensorFlow)."),
     debug: bool = DEBUG_OPTION,
 ):
     """Check CONFIG without training (and without TensorFlow unless --build)."""
-    from nettrain import api
-
-    text = _run(api.validate, config, overrides=set_ or [], build=build, debug=debug)
+    text = _run("validate", config, overrides=set_ or [], build=build, debug=debug)
     typer.echo(text)
 
 
 @app.command()
 def evaluate(
-    target: Path = typer.Argument(..., help="A run directory or an .h5 model file."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this data file instead of the run's own data."),
-    split: Optional[str] = typer.Option(None, "--split", help="Which part of the run's data: test (default), validation or train."),
+    target: Path = typer.Argument(..., metavar="TARGET", help="A run directory or an .h5 model file."),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="FILE", help="Evaluate on this data file instead of the run's own data."),
+    split: Optional[str] = typer.Option(None, "--split", metavar="SPLIT", help="Which part of the run's data: test (default), validation or train."),
     as_json: bool = typer.Option(False, "--json", help="Print every metric as one JSON object on stdout."),
-    fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", help="METRIC=VALUE: exit 3 when METRIC misses VALUE (a lower bound; an upper bound for loss-like metrics). Repeatable."),
+    fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="METRIC=VALUE: exit 3 when METRIC misses VALUE (a lower bound; an upper bound for loss-like metrics). Repeatable."),
     debug: bool = DEBUG_OPTION,
 ):
     """Measure a trained model on its test split (or another split, or a data file)."""
-    from nettrain import api
-
-    _run(api.evaluate, target, data=data, split=split, fail_under=fail_under or [], json_output=as_json,
+    _run("evaluate", target, data=data, split=split, fail_under=fail_under or [], json_output=as_json,
          debug=debug)
 
 
 @app.command()
 def predict(
-    target: Path = typer.Argument(..., help="A run directory or an .h5 model file."),
-    input: Path = typer.Argument(..., help="Rows to predict (.csv .tsv .parquet .jsonl)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the predictions to this .csv or .parquet file instead of stdout."),
+    target: Path = typer.Argument(..., metavar="TARGET", help="A run directory or an .h5 model file."),
+    input: Path = typer.Argument(..., metavar="INPUT", help="Rows to predict (.csv .tsv .parquet .jsonl)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the predictions to this .csv or .parquet file instead of stdout."),
     proba: bool = typer.Option(False, "--proba", help="Add one proba_<class> column per class (classification)."),
     debug: bool = DEBUG_OPTION,
 ):
     """Predict the rows of INPUT; labels come back as the original class names."""
-    from nettrain import api
-
-    frame = _run(api.predict, target, input, output=output, proba=proba, debug=debug)
+    frame = _run("predict", target, input, output=output, proba=proba, debug=debug)
     if output is None:
         typer.echo(frame.to_csv(index=False), nl=False)
     else:
@@ -169,30 +222,70 @@ def predict(
 @app.command()
 def schema(debug: bool = DEBUG_OPTION):
     """Print the JSON Schema of the config, for editors."""
-    from nettrain import api
-
-    typer.echo(json.dumps(_run(api.schema, debug=debug), indent=2))
+    typer.echo(json.dumps(_run("schema", debug=debug), indent=2))
 
 
 @app.command()
 def init(
-    data: Path = typer.Argument(..., help="A data file (.csv .tsv .parquet .jsonl)."),
-    target: str = typer.Option(..., "--target", "-t", help="The label column."),
+    data: Path = typer.Argument(..., metavar="DATA", help="A data file (.csv .tsv .parquet .jsonl)."),
+    target: str = typer.Option(..., "--target", "-t", metavar="COLUMN", help="The label column."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the config to FILE "
+                                          "(.yaml) instead of stdout; its data path is then relative to FILE's folder."),
+    force: bool = typer.Option(False, "--force", help="With --output: replace an existing FILE."),
     debug: bool = DEBUG_OPTION,
 ):
-    """Print a starting config for a dataset."""
-    from nettrain import api
-
-    typer.echo(_run(api.init_config, data, target, debug=debug), nl=False)
+    """Print (or write) a starting config for a dataset."""
+    text = _run("init_config", data, target, output=output, force=force,
+                notify=lambda line: typer.echo(line, err=True), debug=debug)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"wrote {output}; check it with: nettrain validate {output}", err=True)
 
 
 @app.command()
-def runs(directory: Path = typer.Argument(Path("runs"), help="Runs root to list."),
-         debug: bool = DEBUG_OPTION):
-    """Table of runs and their final metrics."""
-    from nettrain import api
+def runs(
+    directory: Path = typer.Argument(Path("runs"), metavar="DIR", help="Runs root to list.", show_default=True),
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as one JSON array on stdout (path, name, status, "
+                                 "times, epochs, best epoch, the listed metrics and their split, final_metrics)."),
+    sort: Optional[str] = typer.Option(None, "--sort", metavar="METRIC", help="Sort by METRIC, best first (higher is "
+                                       "better for accuracy-like metrics, lower for loss-like ones): a listed metric "
+                                       "(accuracy), val_loss, or SPLIT.METRIC (test.accuracy). Runs without it last."),
+    filter_: Optional[List[str]] = typer.Option(None, "--filter", metavar="KEY=VALUE", help="Only runs whose run.json "
+                                                "field KEY equals VALUE, e.g. status=completed, name=iris, task=binary "
+                                                "(dotted keys for nested fields). Repeatable: all must match."),
+    last: Optional[int] = typer.Option(None, "--last", metavar="N", help="Only the N newest runs (taken after "
+                                       "--filter, then sorted by --sort)."),
+    debug: bool = DEBUG_OPTION,
+):
+    """Table of runs and their final metrics, newest first."""
+    _run("list_runs", directory, json_output=as_json, sort=sort, filters=filter_ or [], last=last, debug=debug)
 
-    _run(api.list_runs, directory, debug=debug)
+
+@app.command()
+def plot(
+    runs: List[Path] = typer.Argument(..., metavar="RUN...", help="One or more run directories."),
+    metric: str = typer.Option("loss", "--metric", "-m", metavar="METRIC", help="What to plot: a metrics.csv column "
+                               "(loss, accuracy, mae, ...) drawn for train and validation, or val_METRIC for "
+                               "validation only."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="The PNG to write (default "
+                                          "./learning-curves.png); never inside a run directory."),
+    debug: bool = DEBUG_OPTION,
+):
+    """Learning curves of one or more runs overlaid in one PNG, best epochs marked."""
+    path = _run("plot_runs", runs, metric=metric, output=output, debug=debug)
+    typer.echo(f"wrote {path} ({metric}, {len(runs)} run{'s' if len(runs) != 1 else ''})")
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., metavar="RUN", help="The first run directory (A)."),
+    run_b: Path = typer.Argument(..., metavar="RUN", help="The second run directory (B)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as one JSON object on stdout."),
+    debug: bool = DEBUG_OPTION,
+):
+    """Two runs side by side: config differences, final metrics with deltas, epochs and status."""
+    _run("compare_runs", run_a, run_b, json_output=as_json, debug=debug)
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:

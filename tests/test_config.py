@@ -63,7 +63,7 @@ def test_overrides_by_dotted_path_and_list_index(write_config):
     ("training.optimizer={name: adam, learning_rat: 0.1}", "training.optimizer.learning_rat",
      ["did you mean 'learning_rate'"]),
     ("callbacks.checkpoint.filename=../x.h5", "callbacks.checkpoint.filename", ["inside checkpoints/"]),
-    ("callbacks.checkpoint.filename=model.keras", "callbacks.checkpoint.filename", [".h5"]),
+    ("callbacks.checkpoint.filename=model.pt", "callbacks.checkpoint.filename", [".h5", ".keras"]),
     ("model.layers.0={type: Lambda}", "model.layers.0.type", ["refused"]),
     ("model.layers.0={type: Dense}", "model.layers.0", ["needs the argument 'units'"]),
     ("data.source={generator: make_blobs, n_sample: 3}", "data.source.n_sample", ["did you mean 'n_samples'"]),

@@ -378,7 +378,7 @@ def test_check_template_accepts(template):
     (".hidden.h5", ["leading '.'"]),
     ("best.h5", ["reserved"]),
     ("last.h5", ["reserved"]),
-    ("model.keras", [".h5"]),
+    ("model.pt", [".h5", ".keras"]),  # .keras names are allowed (native format)
     ("{epoch}", [".h5"]),
     (".h5", ["leading '.'"]),
     ("{epoch.h5", ["not a valid template"]),

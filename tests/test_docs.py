@@ -9,6 +9,7 @@ names (`data.columns`) continues as `data.columns.<name>.KEY`, a list item as
 from __future__ import annotations
 
 import re
+import sys
 import types
 import typing
 from pathlib import Path
@@ -22,6 +23,7 @@ from nettrain import errors
 from nettrain.config.schema import Config
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 KEY_HEADER = "| key | type / allowed values | default | meaning |"
 CONTRACT_COMMANDS = {
     "fit": ["--set", "--run-dir", "--resume", "--quiet", "--json"],
@@ -31,7 +33,9 @@ CONTRACT_COMMANDS = {
     "validate": ["--build"],
     "init": ["--target"],
     "schema": [],
-    "runs": [],
+    "runs": ["--json", "--sort", "--filter", "--last"],
+    "plot": ["--metric", "--output"],
+    "compare": [],
 }
 
 
@@ -252,3 +256,57 @@ def test_exit_codes_are_documented():
     codes = {int(c) for c in re.findall(r"^\| `(\d+)` \|", m.group(1), re.M)}
     expected = {errors.EXIT_OK, errors.EXIT_FAILED, errors.EXIT_USAGE, errors.EXIT_GATE, errors.EXIT_INTERRUPTED}
     assert codes == expected
+
+
+def _section(text: str, heading: str) -> str:
+    m = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert m, f"no '## {heading}' section"
+    return m.group(1)
+
+
+def readme_command_rows() -> dict[str, list[str]]:
+    """Command name -> cells of its row in the README's "## Commands" table."""
+    rows: dict[str, list[str]] = {}
+    for line in _section(README.read_text(encoding="utf-8"), "Commands").splitlines():
+        m = re.match(r"^\| `nettrain ([a-z][a-z-]*)\b[^`]*` \|", line.strip())
+        if m:
+            rows[m.group(1)] = [c.strip() for c in line.strip().strip("|").split(" | ")]
+    return rows
+
+
+def test_readme_command_table_lists_every_command():
+    rows = readme_command_rows()
+    commands = registered_commands()
+    missing = sorted(set(commands) - set(rows))
+    assert not missing, f"commands missing from the README's command table: {missing}"
+    stale = sorted(set(rows) - set(commands))
+    assert not stale, f"the README's command table lists commands that do not exist: {stale}"
+    for name, cells in rows.items():
+        assert len(cells) == 3, f"README row for {name}: expected | synopsis | what it does | example |"
+        examples = backticked(cells[2])
+        assert examples and examples[0].startswith(f"nettrain {name}"), f"README row for {name} has no example"
+
+
+def test_readme_command_table_catches_a_missing_command(monkeypatch, tmp_path):
+    # the check above must fail when a registered command has no row
+    text = README.read_text(encoding="utf-8")
+    cut = "\n".join(line for line in text.splitlines() if not line.startswith("| `nettrain compare"))
+    monkeypatch.setattr(sys.modules[__name__], "README", tmp_path / "README.md")
+    (tmp_path / "README.md").write_text(cut, encoding="utf-8")
+    with pytest.raises(AssertionError, match="compare"):
+        test_readme_command_table_lists_every_command()
+
+
+def test_app_options_and_shell_completion_are_documented():
+    typer = pytest.importorskip("typer")
+    from nettrain.cli import app
+
+    group = typer.main.get_command(app)
+    opts = [o for p in group.params for o in getattr(p, "opts", []) if o.startswith("--") and o != "--help"]
+    assert {"--version", "--install-completion", "--show-completion"} <= set(opts)
+    commands_doc = _section(doc_text(), "Commands")
+    readme = _section(README.read_text(encoding="utf-8"), "Commands")
+    for opt in opts:
+        assert opt in commands_doc, f"nettrain {opt} undocumented in docs/config.md (## Commands)"
+    for opt in ("--install-completion", "--show-completion"):
+        assert opt in readme, f"nettrain {opt} missing from the README's Commands section"

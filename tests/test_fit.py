@@ -58,12 +58,16 @@ def test_fit_writes_the_run_directory(mixed_config, tmp_path):
     assert "batch_size: 16" in config and "terminate_on_nan: true" in config
 
 
-def test_fit_json_prints_only_metrics(mixed_config, tmp_path):
+def test_fit_json_prints_one_object_with_run_dir_files_and_metrics(mixed_config, tmp_path):
     result = runner.invoke(app, ["fit", str(mixed_config), "--run-dir", str(tmp_path / "r"), "--json"])
     assert result.exit_code == 0, result.output
-    metrics = json.loads(result.stdout)
-    assert set(metrics) == {"train", "validation", "test"}
-    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    report = json.loads(result.stdout)  # stdout holds the JSON object and nothing else
+    assert set(report) == {"run_dir", "files", "train", "validation", "test"}
+    assert report["run_dir"] == str(tmp_path / "r")
+    assert {"run.json", "config.yaml", "metrics.csv", "metrics.json", "model.h5", "checkpoints/last.h5"} \
+        <= set(report["files"])
+    assert all((tmp_path / "r" / f).is_file() for f in report["files"])
+    assert 0.0 <= report["test"]["accuracy"] <= 1.0
 
 
 def test_default_run_dir_under_output_dir(mixed_config, tmp_path):

@@ -176,3 +176,94 @@ def test_import_is_light_and_plotting_needs_no_tensorflow(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     png_size(tmp_path / "x.png")
+
+
+# ------------------------------------------------------ best epoch, log scale, several runs
+
+def spy_figures(monkeypatch) -> list[list[dict]]:
+    """Per saved figure, per axes: title, y scale, and its lines (label, style, colour, marker, x, y)."""
+    saved: list[list[dict]] = []
+    original = plots.atomic_savefig
+
+    def spy(fig, path, **kwargs):
+        saved.append([{"title": ax.get_title(), "yscale": ax.get_yscale(),
+                       "lines": [(ln.get_label(), ln.get_linestyle(), ln.get_color(), ln.get_marker(),
+                                  list(ln.get_xdata()), list(ln.get_ydata())) for ln in ax.get_lines()]}
+                      for ax in fig.axes if ax.get_visible() and ax.axison])
+        return original(fig, path, **kwargs)
+
+    monkeypatch.setattr(plots, "atomic_savefig", spy)
+    return saved
+
+
+def test_learning_curves_marks_the_best_epoch(tmp_path, monkeypatch):
+    saved = spy_figures(monkeypatch)
+    plain = plots.learning_curves(history(), tmp_path / "plain.png")
+    marked = plots.learning_curves(history(), tmp_path / "marked.png", best_epoch=5, monitor="val_loss")
+    png_size(marked)
+    assert Path(plain).read_bytes() != Path(marked).read_bytes()
+    loss, accuracy = saved[1]
+    stars = [ln for ln in loss["lines"] if ln[3] == "*"]
+    assert [(s[0], s[4], s[5]) for s in stars] == [("best epoch 5 (val_loss)", [5], [pytest.approx(1.2 / 5)])]
+    # the other panels get a dotted line at the same epoch
+    assert [(ln[1], ln[4]) for ln in accuracy["lines"] if ln[0].startswith("best epoch")] == [(":", [5, 5])]
+    assert not any(ln[0].startswith("best") for ln in saved[0][0]["lines"])  # no marker unless asked
+
+
+def test_learning_curves_best_epoch_without_monitor_or_outside_the_curve(tmp_path):
+    png_size(plots.learning_curves(history(), tmp_path / "a.png", best_epoch=3))
+    png_size(plots.learning_curves(history(), tmp_path / "b.png", best_epoch=99, monitor="val_loss"))
+    png_size(plots.learning_curves({"loss": [0.5, 0.4]}, tmp_path / "c.png", best_epoch=2, monitor="val_auc"))
+
+
+def test_loss_axis_turns_logarithmic_beyond_two_decades(tmp_path, monkeypatch):
+    saved = spy_figures(monkeypatch)
+    e = np.arange(1, 21)
+    plots.learning_curves({"epoch": e, "loss": 100.0 * 0.6 ** e, "accuracy": 1 - 0.9 ** e}, tmp_path / "a.png")
+    plots.learning_curves(history(), tmp_path / "b.png")
+    assert [p["yscale"] for p in saved[0]] == ["log", "linear"]
+    assert [p["yscale"] for p in saved[1]] == ["linear", "linear"]
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([[100.0, 10.0, 0.5]], True), ([[1.0, 0.5], [0.005]], True), ([[1.0, 0.011]], False),
+    ([[1.0, -0.5, 1e-5]], False), ([[math.nan, 1.0, 0.001]], True), ([[5.0]], False), ([], False),
+])
+def test_wants_log_scale(values, expected):
+    assert plots.wants_log_scale(*values) is expected
+
+
+def test_metric_columns():
+    cols = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "mae"]
+    assert plots.metric_columns(cols, "loss") == ("loss", "val_loss")
+    assert plots.metric_columns(cols, "mae") == ("mae", None)
+    assert plots.metric_columns(cols, "val_accuracy") == (None, "val_accuracy")
+    assert plots.metric_columns(cols, "auc") == (None, None)
+    assert plots.metric_columns(cols, "epoch") == (None, None)
+
+
+def test_overlay_curves(tmp_path, monkeypatch):
+    saved = spy_figures(monkeypatch)
+    runs = [plots.Curves(f"run {i}", history(4 + i), best_epoch=2 + i, monitor="val_loss") for i in range(5)]
+    runs.append(plots.Curves("no validation", {"loss": [0.9, 0.8]}))
+    out = plots.overlay_curves(runs, "loss", tmp_path / "all.png")
+    width, _ = png_size(out)
+    (axes,) = saved[0]
+    assert axes["title"].startswith("loss: 6 runs")
+    by_label = {ln[0]: ln for ln in axes["lines"]}
+    assert by_label["run 0 train"][1] == "-" and by_label["run 0 validation"][1] == "--"
+    colours = {by_label[f"run {i} train"][2] for i in range(5)}
+    assert len(colours) == 5
+    assert by_label["run 3 best epoch 5 (val_loss)"][3] == "*"
+    assert by_label["run 3 best epoch 5 (val_loss)"][4] == [5]
+    assert "no validation validation" not in by_label
+    few, _ = png_size(plots.overlay_curves(runs[:2], "loss", tmp_path / "two.png"))
+    assert width > few  # with many runs the legend moves beside the chart
+
+
+def test_overlay_curves_needs_no_pyplot(tmp_path):
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    plots.overlay_curves([plots.Curves("a", history())], "accuracy", tmp_path / "a.png")
+    assert set(plt.get_fignums()) == before

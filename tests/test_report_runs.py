@@ -91,7 +91,7 @@ def test_print_runs_table(tmp_path):
     assert "completed" in iris and "2024-01-01 10:00:00" in iris and "20 (best 17)" in iris
     housing = line_of("housing/20240301-090000")
     # no test set: validation metrics; a metric the run lacks shows "-"
-    assert "validation" in housing and "15.5000" in housing and "3.2500" in housing
+    assert "validation" in housing and "15.50" in housing and "3.250" in housing
     assert "failed" in housing and housing.split()[-1] == "-"
     # newest first
     assert lines.index(housing) < lines.index(line_of("iris/20240201-080000")) < lines.index(iris)
@@ -131,3 +131,100 @@ def test_headline_metrics_shapes():
     assert headline_metrics(kfold) == ("validation (cv mean)", {"loss": 0.4, "mae": 1.0})
     assert headline_metrics(None) == ("", {})
     assert headline_metrics({"test": {"note": "n/a"}}) == ("", {})
+
+
+# ------------------------------------------------------------------ metric direction, select
+
+import pytest  # noqa: E402
+
+from nettrain.errors import UsageError  # noqa: E402
+from nettrain.report.metrics import metric_direction  # noqa: E402
+from nettrain.report.runs import metric_choices, run_metric, select_runs, split_metrics  # noqa: E402
+
+
+@pytest.mark.parametrize("name, direction", [
+    ("loss", "min"), ("val_loss", "min"), ("mae", "min"), ("val_mse", "min"), ("rmse", "min"),
+    ("mean_absolute_percentage_error", "min"), ("categorical_crossentropy", "min"), ("squared_hinge", "min"),
+    ("kl_divergence", "min"), ("poisson", "min"), ("false_positives", "min"), ("test.loss", "min"),
+    ("accuracy", "max"), ("val_accuracy", "max"), ("binary_accuracy", "max"), ("top_k_categorical_accuracy", "max"),
+    ("auc", "max"), ("val_AUC", "max"), ("precision", "max"), ("recall_macro", "max"), ("f1_weighted", "max"),
+    ("fbeta_score", "max"), ("r2", "max"), ("r2_score", "max"), ("mean_iou", "max"), ("true_positives", "max"),
+    ("test.accuracy", "max"), ("pearson_correlation", "max"),
+    # where the two older rules disagreed: a score named like a loss is still minimized; the
+    # similarity/specificity/sensitivity scores are maximized (Keras's own metric direction)
+    ("cosine_similarity", "max"), ("specificity_at_sensitivity", "max"), ("sensitivity_at_specificity", "max"),
+    ("auc_loss", "min"),
+    # a name that says neither: the default, "min" unless asked otherwise
+    ("mean", "min"), ("my_metric", "min"),
+])
+def test_metric_direction(name, direction):
+    assert metric_direction(name) == direction
+
+
+def test_metric_direction_default_for_unknown_names_only():
+    assert metric_direction("my_metric", default="max") == "max"
+    assert metric_direction("loss", default="max") == "min"
+    assert metric_direction("accuracy", default="min") == "max"
+    with pytest.raises(ValueError):
+        metric_direction("loss", default="up")
+
+
+def test_split_metrics_and_run_metric():
+    plain = {"final_metrics": {"train": {"loss": 1.0}, "validation": {"loss": 2.0, "acc": True},
+                               "test": {"loss": 3.0, "note": "x"}}}
+    assert split_metrics(plain["final_metrics"]) == {"train": {"loss": 1.0}, "validation": {"loss": 2.0},
+                                                     "test": {"loss": 3.0}}
+    assert run_metric(plain, "loss") == 3.0  # the listed (test) metric
+    assert run_metric(plain, "val_loss") == 2.0
+    assert run_metric(plain, "train.loss") == 1.0
+    assert run_metric(plain, "validation.acc") is None  # booleans are not metrics
+    assert run_metric(plain, "test.accuracy") is None
+    kfold = {"final_metrics": {"mean": {"train": {"loss": 0.3}, "validation": {"loss": 0.4}}, "std": {}}}
+    assert run_metric(kfold, "val_loss") == 0.4 and run_metric(kfold, "loss") == 0.4
+    flat = {"final_metrics": {"mean": {"loss": 0.3, "val_loss": 0.5}}}
+    assert run_metric(flat, "val_loss") == 0.5 and run_metric(flat, "train.loss") == 0.3
+    assert run_metric({"final_metrics": {"test": {"loss": float("nan")}}}, "loss") is None
+    assert metric_choices([plain]) == ["loss", "val_loss", "train.loss", "validation.loss", "test.loss"]
+
+
+def test_select_runs_filters_takes_last_then_sorts(tmp_path):
+    make_runs(tmp_path)
+    found = collect_runs(tmp_path)
+    rel = lambda runs: [r["relpath"] for r in runs]  # noqa: E731
+    assert rel(select_runs(found)) == rel(found)
+    assert rel(select_runs(found, filters=["name=iris"])) == ["iris/20240201-080000", "iris/20240101-100000"]
+    assert rel(select_runs(found, filters=["best_epoch=17"])) == ["iris/20240101-100000"]
+    assert rel(select_runs(found, sort="loss")) == ["iris/20240101-100000", "housing/20240301-090000",
+                                                    "iris/20240201-080000"]  # no metrics: last
+    assert rel(select_runs(found, last=2, sort="loss")) == ["housing/20240301-090000", "iris/20240201-080000"]
+    kept = select_runs(found, filters=["status=failed"])
+    assert len(kept) == 1 and len(kept.skipped) == 2  # the unreadable files are still reported
+    with pytest.raises(UsageError, match="available: loss, mae, accuracy, val_loss"):
+        select_runs(found, sort="auc")
+    with pytest.raises(UsageError, match="no run has the field 'stat'"):
+        select_runs(found, filters=["stat=failed"])
+    with pytest.raises(UsageError, match="expected KEY=VALUE"):
+        select_runs(found, filters=["failed"])
+    with pytest.raises(UsageError, match="--last 0"):
+        select_runs(found, last=0)
+
+
+def test_filter_compares_json_text_of_values(tmp_path):
+    write_run(tmp_path, "a", name="a", flag=True, nothing=None, rate=0.5, tags=["x", "y"], started="2024-01-01")
+    write_run(tmp_path, "b", name="b", flag=False, rate=1, tags=["z"], started="2024-01-02")
+    found = collect_runs(tmp_path)
+    names = lambda *f: [r["name"] for r in select_runs(found, filters=list(f))]  # noqa: E731
+    assert names("flag=true") == ["a"] and names("flag=false") == ["b"]
+    assert names("nothing=null") == ["a"] and names("rate=0.5") == ["a"] and names("rate=1") == ["b"]
+    assert names("tags.1=y") == ["a"] and names("tags.0=z") == ["b"] and names("name=A") == []
+
+
+def test_print_runs_with_selection(tmp_path):
+    make_runs(tmp_path)
+    console = plain_console()
+    print_runs(tmp_path, console, filters=["name=iris"], sort="accuracy", last=5)
+    out = console.file.getvalue()
+    assert "2 of 3 runs: --filter name=iris, --last 5, sorted by accuracy (highest first)" in out
+    lines = out.splitlines()
+    assert lines.index(next(ln for ln in lines if "iris/20240101" in ln)) < lines.index(
+        next(ln for ln in lines if "iris/20240201" in ln))

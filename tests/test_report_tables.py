@@ -60,7 +60,7 @@ def test_metrics_table_only_present_splits():
     text = render(metrics_table({"validation": {"mae": 1.5}, "train": {"mae": 1.25, "loss": 2.0}}))
     assert row(text, "metric") == ["metric", "train", "validation"]
     assert "test" not in text
-    assert row(text, "loss") == ["loss", "2.0000", "-"]
+    assert row(text, "loss") == ["loss", "2.000", "-"]
 
 
 def test_metrics_table_kfold_flat_mean_and_std():
@@ -72,15 +72,15 @@ def test_metrics_table_kfold_flat_mean_and_std():
     }
     text = render(metrics_table(metrics))
     assert "3-fold mean ± std" in text
-    assert row(text, "loss") == ["loss", "0.3000 ± 0.0100", "0.4000 ± 0.0200", "0.5000"]
-    assert row(text, "accuracy") == ["accuracy", "-", "0.8000 ± 0.0300", "0.7000"]
+    assert row(text, "loss") == ["loss", "0.3000 ± 0.01000", "0.4000 ± 0.02000", "0.5000"]
+    assert row(text, "accuracy") == ["accuracy", "-", "0.8000 ± 0.03000", "0.7000"]
 
 
 def test_metrics_table_kfold_nested_by_split():
     metrics = {"folds": [{}, {}], "mean": {"validation": {"loss": 0.25}}, "std": {"validation": {"loss": 0.05}}}
     text = render(metrics_table(metrics))
     assert "validation (2-fold mean ± std)" in text
-    assert row(text, "loss") == ["loss", "0.2500 ± 0.0500"]
+    assert row(text, "loss") == ["loss", "0.2500 ± 0.05000"]
 
 
 def test_metric_names_are_not_markup():
@@ -122,7 +122,7 @@ def test_epoch_line_format_and_order():
 
 def test_epoch_line_without_validation_or_lr():
     line = epoch_line(1, 5, {"mae": 12.5, "loss": 250.0, "epoch": 0, "seconds": 9.0}, 0.04)
-    assert line == "epoch 1/5  loss 250.0000  mae 12.5000  0.0s"
+    assert line == "epoch 1/5  loss 250.0  mae 12.50  0.0s"
     assert " lr " not in line
 
 
@@ -132,8 +132,13 @@ def test_epoch_line_odd_values():
 
 
 @pytest.mark.parametrize("value, text", [
-    (0.41234, "0.4123"), (0.875, "0.8750"), (0, "0"), (0.0, "0.0000"), (1234.5, "1234.5000"),
-    (1.5e-5, "1.5e-05"), (2.5e7, "2.5e+07"), (math.inf, "inf"), (None, "-"), (True, "true"),
+    # 4 significant digits everywhere, trailing zeros kept so a column lines up
+    (0.41234, "0.4123"), (0.875, "0.8750"), (0, "0"), (0.0, "0.000"), (-0.0, "0.000"), (1234.5, "1234"),
+    (0.96667, "0.9667"), (27.2149, "27.21"), (1.2346e-5, "1.235e-05"), (1.5e-5, "1.500e-05"),
+    (2.5e7, "2.500e+07"), (12345.6, "1.235e+04"), (-3.14159, "-3.142"), (0.001, "0.001000"),
+    # whole numbers (counts, epochs) stay exact below a million
+    (48, "48"), (999_999, "999999"), (1234567, "1.235e+06"), (1234567.0, "1.235e+06"), (10**400, "1.000e+400"),
+    (math.inf, "inf"), (-math.inf, "-inf"), (math.nan, "nan"), (None, "-"), (True, "true"), ("n/a", "n/a"),
 ])
 def test_format_value(value, text):
     assert format_value(value) == text
@@ -151,8 +156,8 @@ REPORT = {
 def test_classification_report_table():
     text = render(classification_report_table(REPORT))
     assert row(text, "class") == ["class", "precision", "recall", "f1-score", "support"]
-    assert row(text, "cat") == ["cat", "1.0000", "0.5000", "0.6667", "2"]
-    assert row(text, "dog") == ["dog", "0.6667", "1.0000", "0.8000", "2"]
+    assert row(text, "cat") == ["cat", "1.000", "0.5000", "0.6667", "2"]
+    assert row(text, "dog") == ["dog", "0.6667", "1.000", "0.8000", "2"]
     assert row(text, "accuracy") == ["accuracy", "0.7500", "4"]
     assert row(text, "macro avg") == ["macro avg", "0.8333", "0.7500", "0.7333", "4"]
     order = [ln.split()[0] for ln in text.splitlines() if ln.strip()]
@@ -164,7 +169,7 @@ def test_classification_report_table_from_sklearn():
     report = metrics.classification_report(["a", "b", "b", "c"], ["a", "b", "c", "c"], output_dict=True,
                                            zero_division=0)
     text = render(classification_report_table(report))
-    assert row(text, "b") == ["b", "1.0000", "0.5000", "0.6667", "2"]
+    assert row(text, "b") == ["b", "1.000", "0.5000", "0.6667", "2"]
     assert row(text, "weighted avg")[-1] == "4"
 
 
@@ -188,3 +193,42 @@ def test_confusion_matrix_table_rejects_bad_shapes():
         confusion_matrix_table([[1, 2, 3], [4, 5, 6]], ["a", "b"])
     with pytest.raises(ValueError, match="class names"):
         confusion_matrix_table([[1, 0], [0, 1]], ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("value, text", [
+    (0.9667, "96.7%"), (1, "100.0%"), (0.0005, "0.1%"), (0, "0.0%"), (None, "-"), (math.nan, "nan"),
+])
+def test_format_share(value, text):
+    from nettrain.report.tables import format_share
+
+    assert format_share(value) == text
+
+
+@pytest.mark.parametrize("value, text", [
+    (0.0334, "+0.03340"), (-0.15, "-0.1500"), (0, "0"), (0.0, "0"), (12.0, "+12.00"), (math.inf, "+inf"),
+    (-math.inf, "-inf"), (None, "-"),
+])
+def test_format_delta(value, text):
+    from nettrain.report.tables import format_delta
+
+    assert format_delta(value) == text
+
+
+def test_make_console_is_wide_off_a_terminal(monkeypatch):
+    from nettrain.report.tables import PIPE_WIDTH
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert make_console(file=io.StringIO()).width == PIPE_WIDTH  # a pipe, a file, a CI log
+    assert make_console(file=io.StringIO(), width=60).width == 60  # an explicit width wins
+    monkeypatch.setenv("COLUMNS", "90")
+    assert make_console(file=io.StringIO()).width == 90  # so does the user's COLUMNS
+
+
+def test_long_rows_stay_whole_in_a_pipe(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = make_console(file=io.StringIO())
+    metrics = {"test": {f"metric_number_{i}": i / 7 for i in range(8)}}
+    wide = {"validation": metrics["test"], "train": metrics["test"], **metrics}
+    print_metrics(wide, console)
+    rows = [ln for ln in console.file.getvalue().splitlines() if ln.strip().startswith("metric_number_")]
+    assert len(rows) == 8

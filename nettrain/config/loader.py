@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from nettrain.config import catalog
+from nettrain.config import catalog, coherence
 from nettrain.config.args import MAX_NAME, Arg, ArgError, show
 from nettrain.config.schema import Config, LayerSpec
 from nettrain.config.template import check_template, possible_log_names
@@ -76,10 +76,21 @@ NAME_OR_MAPPING = {("training", "optimizer"): "name", ("training", "loss"): "nam
 
 
 def _default_at(path: tuple) -> Any:
+    """The schema's default at a key path of sections (None where the path leaves them)."""
     cls: Any = Config
     for part in path[:-1]:
-        cls = _models_in(cls.model_fields[part].annotation)[0]
-    return cls.model_fields[path[-1]].default
+        field = cls.model_fields.get(part) if isinstance(part, str) else None
+        models = _models_in(field.annotation) if field is not None else []
+        if not models:
+            return None
+        cls = models[0]
+    field = cls.model_fields.get(path[-1]) if isinstance(path[-1], str) else None
+    if field is None:
+        return None
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, list):  # model.layers: plain data, as a file would give it
+        return [v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for v in value]
+    return value
 
 
 def apply_override(data: dict, path: tuple, value: Any) -> None:
@@ -102,7 +113,9 @@ def apply_override(data: dict, path: tuple, value: Any) -> None:
         if not isinstance(node, dict):
             raise UsageError(f"--set {dotted(path)}: {dotted(path[:depth]) or 'the config'} is not a mapping")
         if node.get(part) is None:
-            node[part] = [] if isinstance(nxt, int) and here not in INT_KEYS else {}
+            default = _default_at(here) if isinstance(nxt, int) else None  # `--set model.layers.0.units=8`
+            node[part] = default if isinstance(default, list) else [] if isinstance(nxt, int) and \
+                here not in INT_KEYS else {}
         node = node[part]
     last = path[-1]
     if isinstance(node, list):
@@ -116,6 +129,42 @@ def apply_override(data: dict, path: tuple, value: Any) -> None:
         node[last] = value
     else:
         raise UsageError(f"--set {dotted(path)}: {dotted(path[:-1])} is not a mapping")
+
+
+def _check_coherence(cfg: Config, raise_at) -> None:
+    """Labels, loss and metrics that cannot fit, as far as the config alone tells (the data tells the rest)."""
+    mode = coherence.mode_from_config(cfg)
+    if mode is None:
+        return
+    problem = coherence.loss_problem(cfg.training.loss, mode)
+    if problem:
+        raise_at(("training", "loss"), problem)
+    found = coherence.metrics_problem(cfg, mode)
+    if found:
+        raise_at(*found)
+
+
+# ---------------------------------------------------------------------- Keras 2 names
+
+def _keras2_names(data: dict, file: str) -> None:
+    """Arguments Keras 2 tutorials use and Keras 3 renamed or dropped, read as Keras 3 does, with a note."""
+    import warnings
+
+    training = data.get("training")
+    opt = training.get("optimizer") if isinstance(training, dict) else None
+    if isinstance(opt, dict) and "lr" in opt:
+        if "learning_rate" in opt:
+            raise ConfigError("give learning_rate or lr (its Keras 2 name), not both", file=file,
+                              path="training.optimizer.lr")
+        opt["learning_rate"] = opt.pop("lr")
+        warnings.warn(f"{file}: training.optimizer.lr is Keras 2's name; read as learning_rate")
+    model = data.get("model")
+    layers = model.get("layers") if isinstance(model, dict) else None
+    for i, layer in enumerate(layers if isinstance(layers, list) else []):
+        if isinstance(layer, dict) and layer.get("type") == "Embedding" and "input_length" in layer:
+            layer.pop("input_length")
+            warnings.warn(f"{file}: model.layers.{i}.input_length is gone in Keras 3 and was left out; the sequence "
+                          "length is data.columns.<text column>.sequence_length")
 
 
 # -------------------------------------------------------------------------------- paths
@@ -366,14 +415,14 @@ def check_layer(type_name: str, kwargs: dict, loc: tuple, raise_at, layers: dict
                  "any class of keras.layers is allowed (Dense, Dropout, Conv2D, LSTM, ...)")
     info = layers[type_name]
     for key in kwargs:
-        if key in ("input_shape", "input_dim", "batch_input_shape"):
+        if key in ("input_shape", "input_dim", "batch_input_shape") and key not in info["params"]:
             raise_at(loc + (key,), "nettrain builds the model inputs from the data; remove this argument")
         if not info["kwargs"] and key not in info["params"]:
             raise_at(loc + (key,), f"{clip(type_name)} has no argument {quote(key)}; "
                      f"{_did_you_mean(key, info['params'])}allowed: {', '.join(info['params'])}")
     for key in info["required"]:
-        if key not in kwargs:
-            raise_at(loc, f"{type_name} needs the argument '{key}'")
+        if key not in kwargs and not (type_name == "Embedding" and key == "input_dim" and loc[-1:] == (0,)):
+            raise_at(loc, f"{type_name} needs the argument '{key}'")  # a first Embedding's input_dim is filled in
 
 
 def _check_registry(value, loc, registry: dict, what: str, module: str, raise_at, key: str = "name") -> None:
@@ -435,6 +484,7 @@ def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), *
         overridden.append((opath, text))
         if opath in PATH_KEYS:
             _resolve_paths(data, Path.cwd(), only=[opath])
+    _keras2_names(data, file)
     if data.get("name") is None and path is not None:
         stem = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in Path(file).stem)
         data["name"] = stem.lstrip("._-")[:MAX_NAME] or "run"
@@ -456,6 +506,7 @@ def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), *
                 check_template(cfg.callbacks.checkpoint.filename, {"epoch"} | possible_log_names(cfg))
             except ValueError as e:
                 raise_at(("callbacks", "checkpoint", "filename"), str(e))
+            _check_coherence(cfg, raise_at)
     except RecursionError:
         raise ConfigError(f"nested too deeply to validate (at most {MAX_DEPTH} levels)", file=file) from None
     cfg._file = file

@@ -15,10 +15,12 @@ import re
 import string
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from nettrain.config.coherence import AUTO_METRICS
+
 if TYPE_CHECKING:  # pragma: no cover
     from nettrain.config.schema import Config
 
-SUFFIX = ".h5"
+SUFFIXES = (".h5", ".keras")  # .keras files are written in the native Keras format
 RESERVED = ("best.h5", "last.h5")
 MAX_NAME = 200          # characters of a rendered name (file systems allow 255 bytes)
 MAX_TEMPLATE = 200      # characters of the template itself
@@ -34,9 +36,8 @@ BAD_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 SAMPLE_EPOCHS = (1, 999_999)
 SAMPLE_METRICS = (0.5, -1e30, 1e30, 1e-30, float("nan"), float("inf"), float("-inf"))
-AUTO_METRIC_NAMES = ("mae", "accuracy", "auc")  # every metric `metrics: auto` may pick
 
-ALLOWED = ("a plain file name ending in .h5 inside checkpoints/, with fields {epoch} or a metric name "
+ALLOWED = ("a plain file name ending in .h5 or .keras inside checkpoints/, with fields {epoch} or a metric name "
            "and an optional numeric format spec, e.g. epoch{epoch:03d}-{val_loss:.4f}.h5")
 
 
@@ -89,8 +90,8 @@ def _check_name(name: str, template: str) -> None:
     if len(name) > MAX_NAME or len(name.encode("utf-8", "surrogatepass")) > 250:
         raise ValueError(f"must be at most {MAX_NAME} characters once filled (use a smaller width or "
                          f"precision), {got} ({len(name)} characters)")
-    if not name.endswith(SUFFIX) or name == SUFFIX:
-        raise ValueError(f"must end in .h5, {got}")
+    if not name.endswith(SUFFIXES) or name in SUFFIXES:
+        raise ValueError(f"must end in .h5 (nettrain's format) or .keras (the native Keras format), {got}")
     if name in RESERVED:
         raise ValueError(f"{_show(name)} is reserved: best.h5 and last.h5 are always written; pick another name")
 
@@ -119,8 +120,9 @@ def check_template(template: str, names: Iterable[str] | None = None) -> str:
             if name not in allowed:
                 shown = ", ".join(sorted(allowed, key=lambda n: (n != "epoch", n.startswith("val_"), n)))
                 raise ValueError(f"unknown field {{{name}}} in {_show(template)}; available: {shown}")
-    if not template.endswith(SUFFIX):
-        raise ValueError(f"must end in .h5, got {_show(template)}")
+    if not template.endswith(SUFFIXES):
+        raise ValueError(f"must end in .h5 (nettrain's format) or .keras (the native Keras format), got "
+                         f"{_show(template)}")
     for epoch in SAMPLE_EPOCHS:
         for metric in SAMPLE_METRICS:
             values = {name: (epoch if name == "epoch" else metric) for name, _spec in fields}
@@ -150,7 +152,7 @@ def render_checkpoint_name(template: str, epoch: int, logs: Mapping[str, float])
     """The file name for `epoch` (counted from 1) with the epoch's `logs` (metric -> number).
 
     Checks the template and the result again (defence in depth): raises ValueError unless the
-    result is a plain file name ending in .h5 (no '/', '\\', NUL, leading '.', reserved name).
+    result is a plain file name ending in .h5 or .keras (no '/', '\\', NUL, leading '.', reserved name).
     """
     fields = _fields(template)
     if isinstance(epoch, bool) or not isinstance(epoch, int):
@@ -199,7 +201,7 @@ def possible_log_names(cfg: "Config") -> set[str]:
     """
     metrics = cfg.training.metrics
     base = {"loss"}
-    items = AUTO_METRIC_NAMES if metrics == "auto" else metrics
+    items = sorted({m for ms in AUTO_METRICS.values() for m in ms}) if metrics == "auto" else metrics
     for m in items:
         name = m.get("name") if isinstance(m, dict) else m
         if not isinstance(name, str):

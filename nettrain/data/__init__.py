@@ -2,7 +2,8 @@
 
 - `load_dataset(cfg)`: a validated Config -> `Dataset` (schema, train/validation/test splits,
   k folds, fingerprint).
-- `read_table(path)`: a data file -> DataFrame (.csv .tsv .parquet .jsonl .npz).
+- `read_table(path)`: a data file -> DataFrame (.csv .tsv .parquet .jsonl .npz); `read_parts(path)`
+  keeps the train/test parts of an .npz that holds its own split.
 - `prepare_inputs(frame, schema)`: raw rows (e.g. a predict file) -> a `Split` with the same
   preprocessing as training.
 - `suggest_config(path, target)`: YAML text of a starting config for a data file.
@@ -10,9 +11,9 @@
 
 from nettrain.data.inputs import prepare_inputs
 from nettrain.data.load import load_dataset
-from nettrain.data.sources import read_table
+from nettrain.data.sources import read_parts, read_table
 from nettrain.data.suggest import suggest_config
 from nettrain.data.types import NUMERIC_INPUT, ColumnInfo, Dataset, FeatureSchema, Split
 
-__all__ = ["load_dataset", "read_table", "prepare_inputs", "suggest_config", "Dataset", "Split",
+__all__ = ["load_dataset", "read_table", "read_parts", "prepare_inputs", "suggest_config", "Dataset", "Split",
            "FeatureSchema", "ColumnInfo", "NUMERIC_INPUT"]

@@ -17,7 +17,7 @@ from nettrain.data.inputs import (MISSING_POLICIES, fit_imputation, missing_coun
 from nettrain.data.sources import read_source
 from nettrain.data.words import did_you_mean, list_names
 from nettrain.data.split import fingerprint, hold_out, make_folds, should_stratify, split_rows
-from nettrain.data.task import infer_task
+from nettrain.data.task import class_type, infer_task
 from nettrain.data.types import Dataset, FeatureSchema, Split
 from nettrain.errors import DataError
 
@@ -41,6 +41,10 @@ def load_dataset(cfg) -> Dataset:
         if len(frames) > 1 else frames[main][target]
     schema.task, schema.class_names = infer_task(cfg, all_targets, target, raw.task_hint)
     classification = schema.task != "regression"
+    if classification:
+        schema.class_type = class_type(all_targets)
+    if raw.official is not None:
+        _official_split(cfg, raw, frames, notes)
 
     def labels_of(frame: pd.DataFrame) -> np.ndarray | None:
         return as_strings(frame[target]) if classification else None
@@ -100,7 +104,8 @@ def load_dataset(cfg) -> Dataset:
             assignment[f"fold{i}"] = pool.row_index[va]
     return Dataset(schema=schema, train=train, validation=validation, test=test,
                    fingerprint=fingerprint(raw.frames, assignment), source=raw.description,
-                   n_rows=sum(len(f) for f in frames.values()), folds=folds, pool=pool, notes=notes)
+                   n_rows=sum(len(f) for f in frames.values()), folds=folds, pool=pool, notes=notes,
+                   official_split=raw.official is not None)
 
 
 def take_rows(split: Split, positions: np.ndarray) -> Split:
@@ -109,6 +114,27 @@ def take_rows(split: Split, positions: np.ndarray) -> Split:
                  y=None if split.y is None else split.y[positions],
                  ids=None if split.ids is None else split.ids[positions],
                  row_index=None if split.row_index is None else split.row_index[positions])
+
+
+def _official_split(cfg, raw, frames: dict[str, pd.DataFrame], notes: list[str]) -> None:
+    """A source with its own train/test split keeps it: its test rows are the test split, validation
+    rows and k folds come from its training rows. data.split.test cannot apply: a value other than
+    the default is refused rather than silently ignored."""
+    s = cfg.data.split
+    n_train, n_test = len(frames["train"]), len(frames["test"])
+    default = type(s).model_fields["test"].default
+    if s.test != default:
+        raise cfg.error("data.split.test", f"{raw.official}: its {n_test} test rows are the test split, so "
+                        f"data.split.test ({s.test:g}) does not apply; remove it (data.split.validation takes "
+                        f"the validation rows from the {n_train} official training rows)")
+    if s.folds > 1:
+        use = f"{s.folds}-fold cross-validation folds the {n_train} official training rows"
+    elif s.validation > 0:
+        use = f"validation takes {s.validation:g} of the {n_train} official training rows"
+    else:
+        use = f"all {n_train} official training rows train (data.split.validation is 0)"
+    notes.append(f"{raw.official}: its {n_test} test rows are the test split and {use}; "
+                 "data.split.test does not apply")
 
 
 def _same_columns(cfg, part: str, frame: pd.DataFrame, needed: list[str], where: str) -> None:

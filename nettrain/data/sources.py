@@ -38,6 +38,10 @@ KERAS_SETS = {  # name -> task of its labels (integers that auto-inference could
     "reuters": "multiclass",
     "boston_housing": "regression",
 }
+# keras:reuters and keras:boston_housing are cached as one table (x, y); Keras's load_data() shuffles
+# it with this seed and keeps the last share as its test split
+KERAS_TEST_SPLIT = {"reuters": 0.2, "boston_housing": 0.2}
+KERAS_SPLIT_SEED = 113
 DEFAULT_TARGET = "target"
 MAX_TOKENS = 500_000_000  # keras:imdb holds about 12 million token ids
 TEXT_COLUMN = "text"
@@ -53,6 +57,9 @@ class RawData:
     default_target: str | None = None       # bundled sets and generators name their target
     kinds: dict[str, str] = field(default_factory=dict)  # column -> kind the source implies
     task_hint: str | None = None            # bundled sets whose labels are known
+    # a source with its own train/test split (Keras sets, an .npz with x_train ... y_test): frames
+    # "train" and "test"; this says where the split comes from, for notes and messages
+    official: str | None = None
 
 
 # ------------------------------------------------------------------------------- files
@@ -71,13 +78,32 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a data file into a DataFrame, choosing the reader by extension.
 
     .csv, .tsv (tab separated), .parquet, .jsonl (one JSON object per line), .npz (arrays
-    `x`/`X` and `y`, or `x_train`, `y_train`, `x_test`, `y_test`; extra dimensions of x are
-    flattened into columns x0..xN and y becomes the column `target`). Raises DataError with the
+    `x`/`X` and `y`, or `x_train`, `y_train`, `x_test`, `y_test`, read as one table: the train
+    rows, then the test rows; extra dimensions of x are flattened into columns x0..xN and y
+    becomes the column `target`). Raises DataError with the
     path for a missing, unreadable, empty or header-only file, for an unknown extension, and for
     a file that parses but cannot be used as a table: duplicate column names, a row with more
     fields than the header, NUL bytes (binary data), nested JSON or parquet values, JSON lines
     that are not objects, and .npz arrays that hold Python objects (nothing is ever unpickled).
     """
+    return _read(path, split=False)[SOURCE]
+
+
+def read_parts(path: str | os.PathLike) -> dict[str, pd.DataFrame]:
+    """Like `read_table`, but an .npz holding its own split (x_train, y_train, x_test, y_test)
+    comes back as {"train": ..., "test": ...}; every other file as {"source": table}."""
+    return _read(path, split=True)
+
+
+SOURCE = "source"
+
+
+def part_name(path, part: str) -> str:
+    """How messages name one part of an .npz with its own split: `d.npz (x_test, y_test)`."""
+    return f"{path} (x_{part}, y_{part})"
+
+
+def _read(path: str | os.PathLike, split: bool) -> dict[str, pd.DataFrame]:
     p = Path(path)
     kind = table_kind(p)
     if kind not in TABLE_EXTENSIONS:
@@ -99,7 +125,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         _sniff_text(p, kind)
     try:
         if kind == ".npz":
-            frame = _read_npz(p)
+            return _read_npz(p, split)
         elif kind in (".csv", ".tsv"):
             frame = _read_delimited(p, "\t" if kind == ".tsv" else ",")
         elif kind == ".parquet":
@@ -125,9 +151,8 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     _check_unique(p, list(frame.columns))
     if len(frame) == 0:
         raise DataError(f"{p}: the file has a header but no rows (columns: {list_names(frame.columns)})")
-    if kind != ".npz":
-        _check_cells(p, frame)
-    return frame
+    _check_cells(p, frame)
+    return {SOURCE: frame}
 
 
 def _sniff_text(p: Path, kind: str) -> None:
@@ -276,7 +301,8 @@ def _bad_cell(p: Path, name: str, pos: int, what: str):
 
 # ------------------------------------------------------------------------------- .npz
 
-def _read_npz(path: Path) -> pd.DataFrame:
+def _read_npz(path: Path, split: bool = False) -> dict[str, pd.DataFrame]:
+    """{"source": table}; with `split`, {"train", "test"} for an archive that holds both parts."""
     with NpzReader(path) as npz:
         names = npz.names
         if "x_train" in names and "y_train" in names:
@@ -291,6 +317,10 @@ def _read_npz(path: Path) -> pd.DataFrame:
                 _check_rows(path, b, f"y_{part}")
                 if len(a) != len(b):
                     raise DataError(f"{path}: x_{part} has {len(a)} rows but y_{part} has {len(b)}")
+            if split and len(parts) == 2:
+                _same_shapes(path, xs, "x", parts)
+                _same_shapes(path, ys, "y", parts)
+                return {part: arrays_to_frame(a, b, part_name(path, part)) for part, a, b in zip(parts, xs, ys)}
             x, y = _concat(path, xs, "x", parts), _concat(path, ys, "y", parts)
         else:
             xkey = "x" if "x" in names else "X" if "X" in names else None
@@ -301,7 +331,7 @@ def _read_npz(path: Path) -> pd.DataFrame:
             x, y = npz.load(xkey), npz.load(ykey)
             _check_rows(path, x, xkey)
             _check_rows(path, y, ykey)
-    return arrays_to_frame(x, y, str(path))
+    return {SOURCE: arrays_to_frame(x, y, str(path))}
 
 
 def _check_rows(path, a: np.ndarray, name: str) -> None:
@@ -310,13 +340,17 @@ def _check_rows(path, a: np.ndarray, name: str) -> None:
                         "example, shape (n, ...)")
 
 
-def _concat(path, arrays: list[np.ndarray], what: str, parts: list[str]) -> np.ndarray:
-    if len(arrays) == 1:
-        return arrays[0]
+def _same_shapes(path, arrays: list[np.ndarray], what: str, parts: list[str]) -> None:
     shapes = [a.shape[1:] for a in arrays]
     if len(set(shapes)) > 1:
         detail = ", ".join(f"{what}_{p} rows {s}" for p, s in zip(parts, shapes))
         raise DataError(f"{path}: the parts have rows of different shapes ({detail}); they must match")
+
+
+def _concat(path, arrays: list[np.ndarray], what: str, parts: list[str]) -> np.ndarray:
+    if len(arrays) == 1:
+        return arrays[0]
+    _same_shapes(path, arrays, what, parts)
     return np.concatenate(arrays)
 
 
@@ -373,19 +407,33 @@ def read_source(cfg) -> RawData:
         return _read_sklearn(cfg, src.split(":", 1)[1])
     if src.startswith("keras:"):
         return _read_keras(cfg, src.split(":", 1)[1])
-    frame = _read_file(cfg, "data.source", src)
+    frames = _read_parts(cfg, "data.source", src)
     default = DEFAULT_TARGET if table_kind(src) == ".npz" else None
-    return RawData({"source": frame}, src, {"source": src}, default_target=default)
+    if SOURCE in frames:
+        return RawData(frames, src, {SOURCE: src}, default_target=default)
+    return RawData(frames, src, {part: part_name(src, part) for part in frames}, default_target=default,
+                   official=f"{src} holds its own split (x_train, y_train / x_test, y_test)")
 
 
-def _read_file(cfg, key: str, path: str) -> pd.DataFrame:
+def _read_parts(cfg, key: str, path: str) -> dict[str, pd.DataFrame]:
     p = Path(path)
     if table_kind(p) not in TABLE_EXTENSIONS:
         raise cfg.error(key, f"unknown data file type {table_kind(p) or '(no extension)'!r} ({path}); "
                         f"allowed: {', '.join(TABLE_EXTENSIONS)}, sklearn:NAME, keras:NAME or a generator")
     if not p.exists():
         raise cfg.error(key, f"data file not found: {path}")
-    return read_table(p)
+    return read_parts(p)
+
+
+def _read_file(cfg, key: str, path: str) -> pd.DataFrame:
+    """One file of data.train / data.validation / data.test: a plain table. An .npz holding its own
+    train/test split is refused there: its test rows would silently join this part."""
+    frames = _read_parts(cfg, key, path)
+    if SOURCE not in frames:
+        raise cfg.error(key, f"{path} holds its own train/test split (x_train, y_train, x_test, y_test); give it "
+                        "as data.source, where its x_test rows become the test split, or save the rows of "
+                        "this part alone as arrays x and y")
+    return frames[SOURCE]
 
 
 def _read_sklearn(cfg, name: str) -> RawData:
@@ -449,36 +497,50 @@ def _read_keras(cfg, name: str) -> RawData:
         if ya.ndim != 1 or ya.dtype.kind not in "biuf" or len(ya) != (len(xa) if xa.ndim else -1):
             raise DataError(f"{path}: {yk} must be {len(xa) if xa.ndim else 'n'} numeric labels, got shape "
                             f"{ya.shape} and dtype {ya.dtype}{again}")
-    y_all = np.concatenate(y)
     kinds: dict[str, str] = {}
     if ragged:
         total = sum(len(seq) for part in x if part.ndim == 1 for seq in part if type(seq) is list)
         if total > MAX_TOKENS:
             raise DataError(f"{path}: holds {total} token ids, more than the {MAX_TOKENS} nettrain reads from a "
                             f"Keras text set{again}")
-        texts = np.empty(sum(len(a) for a in x), dtype=object)
-        i = 0
-        for (xk, _), part in zip(keys, x):
+        frames = []
+        for (xk, _), part, labels in zip(keys, x, y):
             if part.ndim != 1 or part.dtype != object:
                 raise DataError(f"{path}: {xk} must be a 1-D array of token-id lists, got shape {part.shape} "
                                 f"and dtype {part.dtype}{again}")
+            texts = np.empty(len(part), dtype=object)
             for j, seq in enumerate(part):
                 if type(seq) is not list or not all(t is int or (issubclass(t, np.integer) and t is not np.bool_)
                                                     for t in set(map(type, seq))):
                     raise DataError(f"{path}: {xk}[{j}] is not a list of integer token ids "
                                     f"({show_name(repr(seq), 40)}){again}")
-                texts[i] = " ".join(map(str, seq))
-                i += 1
-        frame = pd.DataFrame({TEXT_COLUMN: texts})
-        frame[DEFAULT_TARGET] = y_all
+                texts[j] = " ".join(map(str, seq))
+            frame = pd.DataFrame({TEXT_COLUMN: texts})
+            frame[DEFAULT_TARGET] = labels
+            frames.append(frame)
         kinds[TEXT_COLUMN] = "text"
     else:
         for (xk, _), part in zip(keys, x):
             _check_rows(path, part, xk)
-        x_all = _concat(path, x, "x", [k for k, _ in keys]) if len(x) > 1 else x[0]
-        frame = arrays_to_frame(x_all, y_all, str(path))
-    return RawData({"source": frame}, f"keras:{name}", {"source": str(path)},
-                   default_target=DEFAULT_TARGET, kinds=kinds, task_hint=KERAS_SETS[name])
+        _same_shapes(path, x, "x", [k[2:] if k != "x" else "x" for k, _ in keys])
+        frames = [arrays_to_frame(xa, ya, str(path)) for xa, ya in zip(x, y)]
+    common = dict(default_target=DEFAULT_TARGET, kinds=kinds, task_hint=KERAS_SETS[name])
+    if len(frames) == 2:  # x_train ... y_test: the official split
+        return RawData({"train": frames[0], "test": frames[1]}, f"keras:{name}",
+                       {part: part_name(path, part) for part in ("train", "test")},
+                       official=f"keras:{name} keeps its official split", **common)
+    if name in KERAS_TEST_SPLIT and keys == [("x", "y")]:  # split as keras.datasets.<name>.load_data() does
+        frame = frames[0]
+        n = len(frame)
+        order = np.arange(n)
+        np.random.RandomState(KERAS_SPLIT_SEED).shuffle(order)
+        cut = int(n * (1 - KERAS_TEST_SPLIT[name]))
+        if 0 < cut < n:
+            return RawData({"train": frame.iloc[order[:cut]], "test": frame.iloc[order[cut:]]}, f"keras:{name}",
+                           {"train": f"{path} (Keras's training rows)", "test": f"{path} (Keras's test rows)"},
+                           official=f"keras:{name} keeps the split of keras.datasets.{name}.load_data() "
+                                    f"(test_split={KERAS_TEST_SPLIT[name]}, seed={KERAS_SPLIT_SEED})", **common)
+    return RawData({"source": frames[0]}, f"keras:{name}", {"source": str(path)}, **common)
 
 
 def _is_file(path: Path) -> bool:

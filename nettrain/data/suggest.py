@@ -1,29 +1,63 @@
-"""`suggest_config(path, target)`: the YAML text `nettrain init` prints for a data file."""
+"""`suggest_config(path, target)`: the YAML text `nettrain init` prints or writes for a data file.
+
+The config says in comments which columns it treats as numeric, categorical, text, the id, and
+which it drops, and why; `Suggestion.summary` says the same on one line (the CLI prints it on
+stderr). `data.source` is written so that the config works where it is meant to live: relative
+to the folder of `output` when the config is written to a file, else as given (relative to the
+current directory, which a comment says).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from nettrain.data.columns import as_strings, auto_kind, to_numbers
-from nettrain.data.sources import read_table
+from nettrain.data.sources import SOURCE, read_parts
 from nettrain.data.words import did_you_mean, list_names, show_name
 from nettrain.data.split import n_held_out
-from nettrain.errors import ConfigError, UsageError
+from nettrain.errors import ConfigError, UsageError, WriteFailed
 
 _ID_NAME = re.compile(r"(^id$|_id$|^id_|Id$|ID$)")
+CONFIG_EXTENSIONS = (".yaml", ".yml")
 
 
-def suggest_config(path: Path, target: str) -> str:
-    """A starting config for `path` with label column `target`; loads cleanly with load_config."""
+@dataclass
+class Suggestion:
+    text: str            # the config file
+    summary: str         # one line: the task and what each column was taken for
+
+
+def suggest_config(path: Path, target: str, *, output: Path | None = None) -> str:
+    """A starting config for `path` with label column `target`; loads cleanly with load_config
+    (from `output`'s folder when given, else from the current directory)."""
+    return suggest(path, target, output=output).text
+
+
+def source_for(path: Path, output: Path | None) -> str:
+    """`path` (as typed, relative to the current directory) as the config at `output` must write it."""
+    if output is None or Path(path).is_absolute():
+        return str(path)
+    try:
+        return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(Path(output).parent))).as_posix()
+    except ValueError:  # another drive (Windows)
+        return os.path.abspath(path)
+
+
+def suggest(path: Path, target: str, *, output: Path | None = None) -> Suggestion:
     from nettrain.config import load_config
     from nettrain.data.task import infer_task
 
-    frame = read_table(path)
+    frames = read_parts(path)
+    official = SOURCE not in frames  # an .npz holding its own split: the config keeps it
+    frame = frames[SOURCE] if not official else pd.concat([frames["train"], frames["test"]], ignore_index=True)
     columns = [str(c) for c in frame.columns]
     if target not in frame.columns:
         raise UsageError(f"{path}: no column '{show_name(target)}' to use as the target; "
@@ -31,9 +65,10 @@ def suggest_config(path: Path, target: str) -> str:
     n = len(frame)
     _check_target(path, frame[target], target)
     drop: dict[str, str] = {}
-    text: list[str] = []
+    text: dict[str, str] = {}
     id_col = None
-    numeric, categorical = [], []
+    numeric: list[str] = []
+    categorical: dict[str, str] = {}
     for name in columns:
         if name == target:
             continue
@@ -51,17 +86,19 @@ def suggest_config(path: Path, target: str) -> str:
             continue
         if kind == "categorical":
             values = series.dropna().astype(str)
-            if len(values) and values.str.len().median() > 30 and values.str.count(" ").median() >= 3:
-                text.append(name)
+            chars, words = values.str.len().median(), values.str.count(" ").median() + 1
+            if len(values) and chars > 30 and words >= 4:
+                text[name] = f"long free text: median {chars:.0f} characters, {words:.0f} words"
                 continue
-            if n >= 20 and values.nunique() == n:
+            distinct = values.nunique()
+            if n >= 20 and distinct == n:
                 drop[name] = "every value is different: looks like an identifier"
                 continue
-            categorical.append(name)
+            categorical[name] = f"text values, {distinct} distinct"
         else:
             numeric.append(name)
 
-    features = numeric + categorical + text
+    features = numeric + list(categorical) + list(text)
     if not features:
         raise UsageError(f"{path}: no usable feature columns besides the target '{show_name(target)}'"
                          + (f" (columns: {list_names(columns)})" if len(columns) > 1 else
@@ -92,15 +129,21 @@ def suggest_config(path: Path, target: str) -> str:
     rest = n - n_held_out(test, n)
     validation = 0.2 if n_held_out(0.2, rest) >= 1 and rest - n_held_out(0.2, rest) >= 1 else 0.0
 
+    source = source_for(path, output)
     what = f"{task}, {len(classes)} classes" if classes else "regression"
-    out = [f"# Starting config for {path}: {n} rows; target {_q(target)} ({what}).",
-           "# Run it with: nettrain fit THIS_FILE   (check it first with: nettrain validate THIS_FILE)",
-           "",
-           "# data: the file, the label column, and how rows are split into train/validation/test",
-           "data:",
-           f"  source: {_q(str(path))}",
-           f"  target: {_q(target)}",
-           f"  task: {task}                # inferred from the target; 'auto' infers it again at each run"]
+    out = [f"# Starting config for {show_name(path, 200)}: {n} rows; target {_q(target)} ({what}).",
+           "# Run it with: nettrain fit THIS_FILE   (check it first with: nettrain validate THIS_FILE)"]
+    if output is not None:
+        out.append("# Paths in this file are relative to the folder that holds it.")
+    elif not Path(source).is_absolute():
+        out.append("# paths are relative to the current directory; save this file here or use --output")
+    out += ["",
+            "# data: the file, the label column, and how rows are split into train/validation/test",
+            "data:"]
+    out += _column_comments(numeric, categorical, text, id_col, drop)
+    out += [f"  source: {_q(source)}",
+            f"  target: {_q(target)}",
+            f"  task: {task}                # inferred from the target; 'auto' infers it again at each run"]
     if id_col:
         out.append(f"  id: {_q(id_col)}                # never a feature; predict passes it through")
     if drop:
@@ -111,7 +154,12 @@ def suggest_config(path: Path, target: str) -> str:
         out.append("  columns:                # long free text: tokenized instead of one-hot")
         for name in text:
             out.append(f"    {_q(name)}: {{type: text, max_tokens: 10000, output_mode: multi_hot}}")
-    split = f"{{test: {test}, validation: {validation}, shuffle: true"
+    if official:
+        out.append("  # the file holds its own split: its x_test/y_test rows are the test split, validation rows "
+                   "come from x_train/y_train")
+        split = f"{{validation: {validation}, shuffle: true"
+    else:
+        split = f"{{test: {test}, validation: {validation}, shuffle: true"
     split += ", stratify: true}" if classes else "}"
     out.append(f"  split: {split}")
     out += ["",
@@ -147,7 +195,106 @@ def suggest_config(path: Path, target: str) -> str:
             ""]
     if validation == 0:
         out.insert(-1, "  checkpoint: {monitor: loss}")
-    return "\n".join(out)
+    return Suggestion(text="\n".join(out), summary=_summary(path, target, what, numeric, categorical, text,
+                                                            id_col, drop))
+
+
+def _column_comments(numeric, categorical, text, id_col, drop) -> list[str]:
+    """`# numeric (standardized): a, b` ...: what each column is taken for, and why."""
+    lines = []
+    if numeric:
+        lines.append(f"  # numeric columns (standardized): {list_names(numeric, 30)}")
+    for name, why in categorical.items():
+        lines.append(f"  # categorical (one-hot): {show_name(name)} ({why})")
+    for name, why in text.items():
+        lines.append(f"  # text (tokenized): {show_name(name)} ({why})")
+    if id_col:
+        lines.append(f"  # id: {show_name(id_col)} (named like an identifier, a different value in every row; "
+                     "not a feature)")
+    for name, why in drop.items():
+        lines.append(f"  # dropped: {show_name(name)} ({why})")
+    return lines
+
+
+def _summary(path, target, what, numeric, categorical, text, id_col, drop) -> str:
+    parts = [f"{len(numeric)} numeric",
+             f"{len(categorical)} categorical" + (f" ({list_names(categorical, 5)})" if categorical else ""),
+             f"{len(text)} text" + (f" ({list_names(text, 5)})" if text else "")]
+    line = f"init: {show_name(path, 200)}: target '{show_name(target)}' ({what}); features: {', '.join(parts)}"
+    if id_col:
+        line += f"; id column: {show_name(id_col)}"
+    if drop:
+        line += "; dropped: " + ", ".join(f"{show_name(n)} ({why})" for n, why in list(drop.items())[:5])
+        if len(drop) > 5:
+            line += f", ... ({len(drop)} in all)"
+    return line
+
+
+def check_output(output: Path, data: Path, force: bool) -> Path:
+    """Where `init --output` may write (UsageError saying why not): a .yaml/.yml file that is not the
+    data file, not inside a run directory, and (without `force`) not there yet."""
+    from nettrain.data.outputs import existing_folder, run_dir_around, same_file
+
+    path = Path(output)
+    flag = f"--output {path}"
+    if path.suffix.lower() not in CONFIG_EXTENSIONS:
+        raise UsageError(f"{flag}: a config file name ends in .yaml or .yml; got "
+                         f"{path.suffix or '(no extension)'!r}")
+    try:
+        if path.is_dir():
+            raise UsageError(f"{flag} is a folder; give a file name ending in .yaml")
+        if same_file(path, Path(data)):
+            raise UsageError(f"{flag} is the data file; choose another name for the config")
+        if path.exists() or path.is_symlink():
+            if not path.is_file():
+                raise UsageError(f"{flag} exists and is not a regular file; choose another name")
+            if not force:
+                raise UsageError(f"{flag} already exists; choose another name, or replace it with --force")
+        folder = existing_folder(path)
+        run = run_dir_around(folder)
+        if run is not None:
+            raise UsageError(f"{flag}: {run} is a nettrain run directory (it holds run.json); init never "
+                             "writes into a run: choose a file outside it")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag}: the folder {folder} is not writable")
+    except (OSError, RuntimeError) as e:
+        raise UsageError(f"{flag}: cannot use this path: {getattr(e, 'strerror', None) or e}") from None
+    return path
+
+
+def write_config_file(path: Path, text: str, force: bool) -> None:
+    """Write atomically: a temporary file in the same folder, then renamed into place; without
+    `force` never over a file that appeared meanwhile (a hard link refuses an existing name)."""
+    import tempfile
+
+    from nettrain.store import atomic
+
+    exists = f"--output {path} already exists; choose another name, or replace it with --force"
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{atomic.TEMP_MARK}", suffix=path.suffix, dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, atomic.FILE_MODE)
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise UsageError(exists) from None
+            except OSError:  # a filesystem without hard links: a plain rename after a last check
+                if path.exists():
+                    raise UsageError(exists) from None
+                os.replace(tmp, path)
+    except OSError as e:  # disk full, a folder that turned read-only: exit 1, nothing left behind
+        raise WriteFailed(path, e) from None
+    finally:
+        if tmp is not None and os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def _present(series) -> np.ndarray:

@@ -63,12 +63,29 @@ def target_kind(target: pd.Series) -> str:
 
 
 def class_names(target: pd.Series) -> list[str]:
-    """Sorted distinct labels as strings: numbers in numeric order ("2" before "10")."""
+    """Sorted distinct labels as strings, in scikit-learn's order (the sorted unique values):
+    numbers in numeric order ("-1", "2", "10"; 1.0 is "1"), False before True, text by code point."""
     labels = as_strings(target)
     unique = pd.unique(labels[pd.notna(labels)])
     if target_kind(target) in ("integer", "continuous"):
         return sorted((str(u) for u in unique), key=float)
     return sorted(str(u) for u in unique)
+
+
+def class_type(target: pd.Series) -> str:
+    """What the labels are, so predictions and labels.json give them back as such: "int" (whole
+    numbers, also 1.0 and 2.0 of a float column with gaps, or numbers written as text), "float",
+    "bool" (a boolean column) or "str"."""
+    kind = target_kind(target)
+    if kind == "integer":
+        return "int"
+    if kind == "continuous":
+        return "float"
+    present = target.dropna()
+    if pd.api.types.is_bool_dtype(target.dtype) or (
+            len(present) and present.map(lambda v: isinstance(v, (bool, np.bool_))).all()):
+        return "bool"
+    return "str"
 
 
 def infer_task(cfg, target: pd.Series, name: str, hint: str | None = None) -> tuple[str, list[str] | None]:

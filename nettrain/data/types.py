@@ -37,9 +37,20 @@ class FeatureSchema:
     task: Task
     target: str | None
     columns: list[ColumnInfo]
-    class_names: list[str] | None = None          # classification: output order
+    class_names: list[str] | None = None          # classification: output order, as text ("2", "10")
     imputation: dict[str, Any] = field(default_factory=dict)  # column -> fill value (train rows)
     id_column: str | None = None
+    # what the class names stand for: "int", "float", "bool" or "str"; None (files written before it
+    # existed) reads as "str". `class_names` stays text so every model file keeps one shape.
+    class_type: str | None = None
+
+    @property
+    def class_labels(self) -> list[Any] | None:
+        """The classes as the values the target column held: 2 and 10 (numbers) for integer labels,
+        True/False for booleans, the text for everything else; in output order."""
+        if self.class_names is None:
+            return None
+        return [label_value(name, self.class_type) for name in self.class_names]
 
     @property
     def numeric_columns(self) -> list[str]:
@@ -57,6 +68,23 @@ class FeatureSchema:
         d = dict(d)
         d["columns"] = [ColumnInfo(**c) for c in d["columns"]]
         return cls(**d)
+
+
+CLASS_TYPES = ("int", "float", "bool", "str")
+
+
+def label_value(name: str, class_type: str | None) -> Any:
+    """A class name (text, as stored) back as the value the target column held."""
+    try:
+        if class_type == "int":
+            return int(name)
+        if class_type == "float":
+            return float(name)
+    except (TypeError, ValueError):
+        return name
+    if class_type == "bool" and name in ("True", "False"):
+        return name == "True"
+    return name
 
 
 @dataclass
@@ -93,3 +121,5 @@ class Dataset:
     pool: Split | None = None
     # things the data stage did that a user should hear about (rows dropped, stratification off)
     notes: list[str] = field(default_factory=list)
+    # the source's own train/test split was kept (Keras sets, an .npz with x_train ... y_test)
+    official_split: bool = False

@@ -171,14 +171,20 @@ class EvalResult:
     metrics: dict[str, float]          # keras metrics first, then the extra ones
     per_class: dict[str, dict[str, float]] | None = None
     report: dict[str, Any] | None = None
-    class_names: list[str] | None = None
+    class_names: list[str] | None = None          # as text: the keys of per_class
     confusion_matrix: list[list[int]] | None = None
     gates: list[Gate] = field(default_factory=list)
     eval_file: Path | None = None
+    class_labels: list[Any] | None = None          # the classes as the target held them (2, not "2")
+    note: str | None = None                        # what was evaluated, when it is not the obvious
 
     @property
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.eval_file] if self.eval_file is not None else []
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -186,19 +192,23 @@ class EvalResult:
             "epoch": self.epoch, "split": self.split, "data": self.data, "rows": self.rows, "task": self.task,
             "metrics": atomic.finite(self.metrics), "keras_metrics": atomic.finite(self.keras_metrics)}
         if self.per_class is not None:
-            out["class_names"] = self.class_names
+            out["class_names"] = self.class_labels if self.class_labels is not None else self.class_names
             out["per_class"] = atomic.finite(self.per_class)
             out["confusion_matrix"] = self.confusion_matrix
         out["gates"] = [g.to_dict() for g in self.gates]
         out["passed"] = self.passed
+        if self.note:
+            out["note"] = self.note
+        out["files"] = [str(f) for f in self.files]
         return out
 
 
 def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: str | None = None,
-             fail_under: Iterable[str] = ()) -> EvalResult:
+             fail_under: Iterable[str] = ()) -> "EvalResult | KFoldResult":
     """Measure the model at `target_path`; writes `eval-<name>.json` into its run directory.
 
-    Gates are filled in but not enforced here (see `run_evaluate`).
+    A k-fold run without a refit model (`fold-<i>/` runs, no model.h5 of its own) is measured
+    fold by fold: see `evaluate_kfold`. Gates are filled in but not enforced here (see `run_evaluate`).
     """
     gates = parse_gates(fail_under)
     if split is not None and split not in SPLITS:
@@ -206,41 +216,89 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
     if split is not None and data is not None:
         raise UsageError("give either --data FILE or --split NAME, not both (--split picks a part of the run's "
                          "own data)")
+    parent = kfold_parent(Path(target_path))
+    if parent is not None and not (Path(target_path) / rundir.MODEL).is_file():
+        return evaluate_kfold(Path(target_path), parent, data=data, split=split, gates=gates)
     target = resolve_target(target_path)
+    record = run_record(target.run_dir)
     if data is not None:
         rows, name, where = _data_file_rows(target, Path(data))
         split_name = None
     else:
         split_name = split or "test"
-        rows, where = _run_split_rows(target, split_name)
+        rows, where = _run_split_rows(target, split_name, record)
         name = split_name
 
     model = load_model(target)
     result = _measure(target, model, rows, name, split_name, where)
-    check_gate_names(gates, result.metrics)
-    for gate in gates:
-        gate.value = result.metrics[gate.metric]
+    if target.run_dir is not None and _is_kfold_parent(record) and target.model_path.parent == target.run_dir:
+        result.note = (f"k-fold run: evaluated the refit model {target.model_path.name} (trained on all the "
+                       f"non-test rows after the {record['folds']} folds); to measure the fold models: "
+                       f"nettrain evaluate {target.run_dir / 'fold-1'} (and the others)")
+    _apply_gates(gates, result.metrics)
     result.gates = gates
     if target.run_dir is not None:
         suffix = "" if target.model_path.name == rundir.MODEL else f"-{target.model_path.stem}"
-        path = target.run_dir / f"eval-{name}{suffix}.json"
-        lock = rundir.try_lock(target.run_dir)
-        if lock is None:  # one writer per run: a training process owns it now
-            warnings.warn(f"not writing {path}: the run is being written by another nettrain process")
-        else:
-            with lock:
-                atomic.write_json(path, {**result.to_dict(), "evaluated": rundir.now()})
-            result.eval_file = path
+        result.eval_file = _write_eval(target.run_dir / f"eval-{name}{suffix}.json", result.to_dict)
     return result
 
 
+def _apply_gates(gates: list[Gate], metrics: dict[str, float]) -> None:
+    check_gate_names(gates, metrics)
+    for gate in gates:
+        gate.value = metrics[gate.metric]
+
+
+def _write_eval(path: Path, content) -> Path | None:
+    """Write `content()` (plus the time) to `path` under the run's lock; None when another process
+    owns the run (a warning says so). The file lists itself under `files`."""
+    lock = rundir.try_lock(path.parent)
+    if lock is None:  # one writer per run: a training process owns it now
+        warnings.warn(f"not writing {path}: the run is being written by another nettrain process")
+        return None
+    with lock:
+        body = content()
+        body["files"] = sorted(set(body.get("files", [])) | {str(path)})
+        atomic.write_json(path, {**body, "evaluated": rundir.now()})
+    return path
+
+
+def run_record(run_dir: Path | None) -> dict[str, Any]:
+    """A run's run.json as a mapping ({} when there is none or it cannot be read)."""
+    if run_dir is None:
+        return {}
+    try:
+        record = json.loads((Path(run_dir) / rundir.RUN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _is_kfold_parent(record: dict[str, Any]) -> bool:
+    folds = record.get("folds")
+    return isinstance(folds, int) and not isinstance(folds, bool) and folds > 1 and record.get("fold") is None
+
+
+def kfold_parent(path: Path) -> dict[str, Any] | None:
+    """run.json of a k-fold parent run directory (it names `folds`, and is no fold itself), else None."""
+    try:
+        if not (path.is_dir() and (path / rundir.RUN).is_file()):
+            return None
+    except OSError:
+        return None
+    record = run_record(path)
+    return record if _is_kfold_parent(record) else None
+
+
 def run_evaluate(target_path: str | Path, *, data: str | Path | None = None, split: str | None = None,
-                 fail_under: Iterable[str] = (), json_output: bool = False) -> EvalResult:
+                 fail_under: Iterable[str] = (), json_output: bool = False) -> "EvalResult | KFoldResult":
     """`evaluate`, then print (tables, or one JSON object with `json_output`) and enforce the gates."""
     result = evaluate(target_path, data=data, split=split, fail_under=fail_under)
     if json_output:
         sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
         sys.stdout.flush()
+    elif isinstance(result, KFoldResult):
+        print_kfold_result(result)
     else:
         print_result(result)
     missed = [g for g in result.gates if not g.passed]
@@ -248,7 +306,8 @@ def run_evaluate(target_path: str | Path, *, data: str | Path | None = None, spl
         parts = [f"{g.metric} {_num(g.value)} {'<' if g.higher_is_better else '>'} {g.bound:g} "
                  f"(required {g.relation} {g.bound:g})" for g in missed]
         total = len(result.gates)
-        raise GateFailed(f"{len(missed)} of {total} --fail-under gate{'s' if total > 1 else ''} missed: "
+        of_mean = " (k-fold: the mean over the folds)" if isinstance(result, KFoldResult) else ""
+        raise GateFailed(f"{len(missed)} of {total} --fail-under gate{'s' if total > 1 else ''} missed{of_mean}: "
                          f"{'; '.join(parts)}")
     return result
 
@@ -260,6 +319,8 @@ def print_result(result: EvalResult) -> None:
     console = make_console()
     where = f"split '{result.split}'" if result.split else result.data
     epoch = f" (epoch {result.epoch})" if result.epoch else ""
+    if result.note:
+        console.print(result.note, markup=False, soft_wrap=True)
     console.print(f"evaluated {result.model_path}{epoch} on {where}: {result.rows} rows", markup=False)
     print_table(console, metrics_table({result.name: result.metrics}, title="Metrics"))
     if result.report is not None:
@@ -271,8 +332,8 @@ def print_result(result: EvalResult) -> None:
         console.print(f"wrote {result.eval_file}", markup=False)
 
 
-def _run_split_rows(target: Target, split: str):
-    """Re-create the run's own split from its saved config; the data must not have changed."""
+def _run_dataset(target: Target, record: dict[str, Any]):
+    """Re-create the run's data from its saved config; the data must not have changed."""
     from nettrain.config import load_config
     from nettrain.data import load_dataset
 
@@ -282,36 +343,58 @@ def _run_split_rows(target: Target, split: str):
     except UsageError as e:
         raise type(e)(f"{e.message} (re-creating the run's data to evaluate it; to evaluate on another file "
                       "use --data FILE)") from None
-    expected = _recorded_fingerprint(target)
-    if expected is not None and dataset.fingerprint != expected:
+    expected = (record.get("data") or {}).get("fingerprint") if isinstance(record.get("data"), dict) else None
+    if isinstance(expected, str) and expected and dataset.fingerprint != expected:
         raise UsageError(f"the data changed since training: {dataset.source} no longer gives the rows and "
                          f"splits the run was trained on (fingerprint {dataset.fingerprint[:12]}, run.json has "
-                         f"{expected[:12]}); evaluate on a file with --data FILE")
-    rows = getattr(dataset, split)
+                         f"{expected[:12]}); evaluate on a file with --data FILE"
+                         + (" (nettrain now keeps the official train/test split of this source: a run trained "
+                            "before that had other splits)" if dataset.official_split else ""))
+    return dataset
+
+
+def _parts(dataset, record: dict[str, Any]) -> dict[str, Any]:
+    """{split: rows} of the model a run record describes. A k-fold fold (`fold: i`) trained on its
+    fold's rows and validated on the rest; a k-fold parent's (refit) model trained on all non-test rows."""
+    from nettrain.data.load import take_rows
+
+    parts = {"train": dataset.train, "validation": dataset.validation, "test": dataset.test}
+    if dataset.folds is not None and dataset.pool is not None:
+        fold = record.get("fold")
+        if isinstance(fold, int) and not isinstance(fold, bool) and 1 <= fold <= len(dataset.folds):
+            tr, va = dataset.folds[fold - 1]
+            parts.update(train=take_rows(dataset.pool, tr), validation=take_rows(dataset.pool, va))
+        elif _is_kfold_parent(record):
+            parts.update(train=dataset.pool, validation=None)
+    return parts
+
+
+def _pick(parts: dict[str, Any], split: str, what: str = "the run"):
+    rows = parts.get(split)
     if rows is None or len(rows) == 0:
-        have = [s for s in ("train", "validation", "test")
-                if getattr(dataset, s) is not None and len(getattr(dataset, s))]
-        raise UsageError(f"the run has no {split} rows; available splits: {', '.join(have)} "
+        have = [s for s in SPLITS if parts.get(s) is not None and len(parts[s])]
+        have.sort(key=("train", "validation", "test").index)
+        raise UsageError(f"{what} has no {split} rows; available splits: {', '.join(have)} "
                          f"(--split {have[0] if have else 'train'})")
-    return rows, dataset.source
+    return rows
 
 
-def _recorded_fingerprint(target: Target) -> str | None:
-    if target.run_dir is None:
-        return None
-    try:
-        record = json.loads((target.run_dir / rundir.RUN).read_text())
-    except (OSError, ValueError):
-        return None
-    return ((record.get("data") or {}).get("fingerprint")) or None
+def _run_split_rows(target: Target, split: str, record: dict[str, Any] | None = None):
+    """The rows of one split of the run's own data, re-created from its saved config."""
+    record = run_record(target.run_dir) if record is None else record
+    dataset = _run_dataset(target, record)
+    return _pick(_parts(dataset, record), split), dataset.source
 
 
 def _data_file_rows(target: Target, path: Path):
-    from nettrain.data import prepare_inputs, read_table
+    """The rows of a --data file; of an .npz holding its own split, the test part (x_test, y_test)."""
+    from nettrain.data import prepare_inputs
+    from nettrain.data.sources import SOURCE, part_name, read_parts
 
-    frame = read_table(path)
-    rows = prepare_inputs(frame, target.schema, require_target=True, source=str(path))
-    return rows, data_name(path), str(path)
+    frames = read_parts(path)
+    frame, where = (frames[SOURCE], str(path)) if SOURCE in frames else (frames["test"], part_name(path, "test"))
+    rows = prepare_inputs(frame, target.schema, require_target=True, source=where)
+    return rows, data_name(path), where
 
 
 def data_name(path: Path) -> str:
@@ -369,6 +452,7 @@ def _measure(target: Target, model, rows, name: str, split: str | None, where: s
                 extra[f"{short}_{avg}"] = float(report[f"{avg} avg"][key])
         result.report = report
         result.class_names = names
+        result.class_labels = target.schema.class_labels
         result.per_class = {n: {k: float(v) for k, v in report[n].items()} for n in names if n in report}
         result.confusion_matrix = confusion_matrix(truth, guess, labels=labels).tolist()
     for key, value in extra.items():
@@ -380,3 +464,122 @@ def _num(value: float | None) -> str:
     from nettrain.report.tables import format_value
 
     return format_value(value)
+
+
+# ------------------------------------------------------------------------------ k-fold runs
+
+@dataclass
+class KFoldResult:
+    """Every fold model of a k-fold run measured on its own fold's rows (or one file), and the
+    mean and standard deviation (ddof 1, as fit reports them) of every metric over the folds."""
+
+    run_dir: Path
+    split: str | None                  # None with --data
+    name: str
+    data: str
+    task: str
+    folds: list[EvalResult]
+    mean: dict[str, float]
+    std: dict[str, float]
+    gates: list[Gate] = field(default_factory=list)   # on the mean
+    eval_file: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.mean
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.folds)
+
+    @property
+    def note(self) -> str:
+        where = {"validation": "its own fold's validation rows", "train": "its own fold's training rows",
+                 "test": "the test rows"}.get(self.split or "", self.data)
+        return f"k-fold run: evaluated {len(self.folds)} fold models, each on {where}"
+
+    @property
+    def files(self) -> list[Path]:
+        out = [f.eval_file for f in self.folds if f.eval_file is not None]
+        return out + ([self.eval_file] if self.eval_file is not None else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        folds = []
+        for i, f in enumerate(self.folds, start=1):
+            entry = f.to_dict()
+            entry.pop("gates", None)
+            entry.pop("passed", None)
+            folds.append({"fold": i, **entry})
+        return {"run_dir": str(self.run_dir), "kfold": True, "note": self.note, "split": self.split,
+                "data": self.data, "rows": self.rows, "task": self.task,
+                "metrics": atomic.finite(self.mean), "mean": atomic.finite(self.mean),
+                "std": atomic.finite(self.std), "folds": folds,
+                "gates": [g.to_dict() for g in self.gates], "passed": self.passed,
+                "files": [str(p) for p in self.files]}
+
+
+def evaluate_kfold(run_dir: Path, record: dict[str, Any], *, data: str | Path | None, split: str | None,
+                   gates: list[Gate]) -> KFoldResult:
+    """Each `fold-<i>/model.h5` on its fold's validation rows (or `split`, or the --data file)."""
+    k = int(record["folds"])
+    fold_dirs = [run_dir / f"fold-{i}" for i in range(1, k + 1)]
+    unfinished = [d for d in fold_dirs if not (d / rundir.MODEL).is_file()]
+    if unfinished:
+        done = k - len(unfinished)
+        raise UsageError(f"{run_dir} is a k-fold run of {k} folds and {unfinished[0].name} has no {rundir.MODEL} "
+                         f"({done} of {k} fold models exist: the run did not finish); finish it with: nettrain fit "
+                         f"CONFIG --resume {run_dir}" + (f", or evaluate one finished fold: nettrain evaluate "
+                                                         f"{next(d for d in fold_dirs if d not in unfinished)}"
+                                                         if done else ""))
+    targets = [resolve_target(d) for d in fold_dirs]
+    if data is not None:
+        split_name, name = None, data_name(Path(data))
+    else:
+        split_name = split or "validation"
+        name = split_name
+        dataset = _run_dataset(targets[0], record)
+        if dataset.folds is None or len(dataset.folds) != k:
+            raise UsageError(f"{run_dir}: run.json names {k} folds but its config gives "
+                             f"{len(dataset.folds or [])}; the run was edited or damaged")
+    results = []
+    for i, target in enumerate(targets, start=1):
+        if data is not None:
+            rows, _, where = _data_file_rows(target, Path(data))
+        else:
+            rows = _pick(_parts(dataset, {"fold": i}), split_name, f"fold {i} of {run_dir}")
+            where = dataset.source
+        model = load_model(target)
+        result = _measure(target, model, rows, name, split_name, where)
+        if target.run_dir is not None:
+            result.eval_file = _write_eval(target.run_dir / f"eval-{name}.json", result.to_dict)
+        results.append(result)
+        del model
+    names = [m for m in results[0].metrics if all(m in r.metrics for r in results)]
+    values = {m: np.array([r.metrics[m] for r in results], dtype=np.float64) for m in names}
+    mean = {m: float(v.mean()) for m, v in values.items()}
+    std = {m: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for m, v in values.items()}
+    _apply_gates(gates, mean)
+    out = KFoldResult(run_dir=run_dir, split=split_name, name=name, data=results[0].data,
+                      task=results[0].task, folds=results, mean=mean, std=std, gates=gates)
+    out.eval_file = _write_eval(run_dir / f"eval-{name}.json", out.to_dict)
+    return out
+
+
+def print_kfold_result(result: KFoldResult) -> None:
+    from nettrain.report.tables import make_console, metrics_table, print_table
+
+    console = make_console()
+    console.print(f"{result.note}: {', '.join(str(f.rows) for f in result.folds)} rows", markup=False,
+                  soft_wrap=True)
+    per_fold = {f"fold-{i}": f.metrics for i, f in enumerate(result.folds, start=1)}
+    print_table(console, metrics_table(per_fold, title="Per fold"))
+    print_table(console, metrics_table({"folds": [f.metrics for f in result.folds], "mean": result.mean,
+                                        "std": result.std}, title="Metrics"))
+    for gate in result.gates:
+        console.print(f"gate (mean over the folds): {gate.describe()}", markup=False)
+    for path in result.files:
+        console.print(f"wrote {path}", markup=False)

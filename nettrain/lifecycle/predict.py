@@ -1,10 +1,12 @@
 """`nettrain predict`: run a trained model on raw rows; predictions in the original labels.
 
 Output columns, rows in input order: the id column (when the schema has one and the input holds
-it), `prediction` (the class name, or the number for regression), and with `proba` one
-`proba_<class>` column per class. A sigmoid head gives p for the second class and 1 - p for the
-first; a tanh head (hinge losses) gives a score s in [-1, 1], mapped to (s + 1) / 2 for the
-second class (clipped to [0, 1]) so that the predicted class is the one with proba > 0.5.
+it), `prediction` (the class label as the target held it: an integer for integer labels, a bool,
+the text; or the number for regression), and with `proba` one `proba_<class>` column per class,
+named after the class (`proba_-1`, `proba_10`, `proba_yes`). A sigmoid head gives p for the
+second class and 1 - p for the first; a tanh head (hinge losses) gives a score s in [-1, 1],
+mapped to (s + 1) / 2 for the second class (clipped to [0, 1]) so that the predicted class is the
+one with proba > 0.5. The input's target column, when present, is ignored.
 
 `--output FILE` (.csv or .parquet) is written atomically; missing parent folders are created.
 Predict never overwrites user data or a run: the output may not be the input file (by any path
@@ -21,10 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nettrain.data.outputs import existing_folder as _existing_folder
+from nettrain.data.outputs import run_dir_around as _run_dir_around
+from nettrain.data.outputs import same_file as _same_file
 from nettrain.errors import UsageError
 from nettrain.lifecycle.evaluate import batch_size, load_model, model_feed
 from nettrain.lifecycle.target import Target, resolve_target
-from nettrain.store import atomic, rundir
+from nettrain.store import atomic
 
 OUTPUT_KINDS = (".csv", ".parquet")
 
@@ -57,36 +62,6 @@ def check_output(output: str | Path | None, input_path: str | Path | None = None
     return path
 
 
-def _existing_folder(path: Path) -> Path:
-    """The nearest existing ancestor of `path`; UsageError when it is a file (not a folder)."""
-    folder = path.parent
-    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        what = "a file" if folder.is_file() else "a broken link" if folder.is_symlink() else "something else"
-        raise UsageError(f"--output {path}: {folder} is {what}, not a folder, so nothing can be written "
-                         "inside it; choose another output path")
-    return folder
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-        return a.resolve() == b.resolve()
-    except (OSError, RuntimeError):
-        return False
-
-
-def _run_dir_around(folder: Path) -> Path | None:
-    """The run directory that `folder` is, or lies directly inside (checkpoints/, plots/, ...)."""
-    folder = folder.resolve()
-    for candidate in (folder, folder.parent):
-        if (candidate / rundir.RUN).is_file():
-            return candidate
-    return None
-
-
 def predict(target_path: str | Path, input_path: str | Path, *, output: str | Path | None = None,
             proba: bool = False) -> pd.DataFrame:
     """Predictions for the rows of `input_path` as a DataFrame; also written to `output` when given."""
@@ -97,6 +72,9 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
     if proba and target.label_mode == "regression":
         raise UsageError("--proba gives class probabilities, but this is a regression model")
     frame = read_table(input_path)
+    if target.schema.target is not None and target.schema.target in frame.columns:
+        # the labels are not needed to predict: gaps or labels unknown to the model are no error here
+        frame = frame.drop(columns=[target.schema.target])
     rows = prepare_inputs(frame, target.schema, require_target=False, source=str(input_path))
     model = load_model(target)
     raw = predict_rows(model, rows, batch_size(target), str(input_path))
@@ -160,13 +138,27 @@ def prediction_frame(target: Target, raw: np.ndarray, ids: np.ndarray | None, *,
             for j in range(raw.shape[1]):
                 columns[f"prediction_{j}"] = raw[:, j]
     else:
-        names = np.asarray(schema.class_names, dtype=object)
-        columns["prediction"] = names[predicted_classes(raw, target.label_mode, target.threshold)]
+        columns["prediction"] = class_values(schema)[predicted_classes(raw, target.label_mode, target.threshold)]
         if proba:
             probs = probabilities(target, raw)
             for j, name in enumerate(schema.class_names):
                 columns[f"proba_{name}"] = probs[:, j]
     return pd.DataFrame(columns)
+
+
+def class_values(schema) -> np.ndarray:
+    """The classes in output order as an array of the target's own type: int64 for integer labels
+    (also 1.0, 2.0 of a float column with gaps), bool, float, or text (object) for everything else,
+    including models written before the type was recorded."""
+    labels = schema.class_labels or []
+    kinds = {type(v) for v in labels}
+    if kinds == {int}:
+        return np.asarray(labels, dtype=np.int64)
+    if kinds == {bool}:
+        return np.asarray(labels, dtype=bool)
+    if kinds == {float}:
+        return np.asarray(labels, dtype=np.float64)
+    return np.asarray([str(v) for v in labels], dtype=object)
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:

@@ -84,7 +84,7 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
             record.update(epochs_done=start)
         F.notice(f"retraining {target.model_path} from epoch {start} for {more} more epoch(s) into {out}", json_output)
         return F.train(F.Session(prep, model, out, record, start, start + more, monitors, history,
-                                 quiet=quiet, json_output=json_output))
+                                 quiet=quiet, json_output=json_output, continue_early_stopping=False))
 
 
 def _epochs_done(run_dir: Path) -> int:

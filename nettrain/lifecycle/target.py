@@ -70,6 +70,12 @@ def resolve_target(target: str | Path) -> Target:
         if not (path / rundir.RUN).is_file():
             raise UsageError(f"{path} is not a run directory (no run.json); give a run directory or an .h5 file")
         if not model_path.is_file():
+            folds = _kfold_folds(path)
+            if folds:
+                raise UsageError(f"{path} is a k-fold run: its {folds} models are in {path / 'fold-1'} ... "
+                                 f"{path / f'fold-{folds}'} and it has no model of its own (no refit model.h5); give "
+                                 f"one fold's run directory, e.g. "
+                                 f"{path / 'fold-1'} (nettrain evaluate {path} measures every fold)")
             raise UsageError(f"{path} has no {rundir.MODEL} (the run did not finish); "
                              f"use a checkpoint such as {path / rundir.CHECKPOINTS / 'last.h5'}")
     elif path.suffix == ".h5" or is_file:
@@ -96,6 +102,18 @@ def resolve_target(target: str | Path) -> Target:
     except (KeyError, TypeError, ValueError) as e:  # check_features makes this unreachable
         raise UsageError(f"{model_path}: the feature schema cannot be used: {e}") from None
     return Target(model_path=model_path, run_dir=run, meta=meta, schema=schema)
+
+
+def _kfold_folds(run_dir: Path) -> int | None:
+    """The number of folds of a k-fold parent run (run.json names `folds` and is no fold itself)."""
+    try:
+        record = json.loads((run_dir / rundir.RUN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("fold") is not None:
+        return None
+    folds = record.get("folds")
+    return folds if isinstance(folds, int) and not isinstance(folds, bool) and folds > 1 else None
 
 
 def _json(path: Path) -> Any:

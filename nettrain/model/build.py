@@ -15,21 +15,26 @@ import numpy as np
 
 import keras
 
-from nettrain.config import catalog
+from nettrain.config import catalog, coherence
 from nettrain.config.loader import check_layer
 from nettrain.config.schema import Config, LayerSpec
 from nettrain.data.types import NUMERIC_INPUT, ColumnInfo, Dataset, FeatureSchema, Split
-from nettrain.model.compile import compile_model, output_activation_kind
+from nettrain.model.compile import compile_model, label_mode, output_activation_kind
 
 DEFAULT_MAX_TOKENS = 10_000
 
 
-def build_model(cfg: Config, dataset: Dataset, *, compile: bool = True) -> keras.Model:
+def build_model(cfg: Config, dataset: Dataset, *, compile: bool = True, notes: list[str] | None = None) -> keras.Model:
+    """The model; what nettrain added or filled in for the user's stack is appended to `notes`."""
     schema = dataset.schema
-    inputs, branches = _inputs_and_preprocessing(cfg, schema, dataset.train)
+    notes = notes if notes is not None else []
+    vocab: dict[str, int] = {}  # int-sequence text column -> vocabulary size (mask and OOV included)
+    inputs, branches = _inputs_and_preprocessing(cfg, schema, dataset.train, vocab, notes)
     x = branches[0] if len(branches) == 1 else _concat(cfg, branches)
     built: dict[str, keras.layers.Layer] = {}  # key path -> layer
     for i, spec in enumerate(cfg.model.layers):
+        if i == 0 and spec.type == "Embedding" and vocab:
+            spec = _fill_embedding(cfg, spec, vocab, notes)
         x = _apply(cfg, spec, x, f"model.layers.{i}", built)
     head = _head(cfg, schema, dataset.train)
     if head is not None:
@@ -48,7 +53,27 @@ def _model_name(name: str | None) -> str:
 
 # ------------------------------------------------------------------------- preprocessing
 
-def _inputs_and_preprocessing(cfg: Config, schema: FeatureSchema, train: Split):
+def _user_embeds(cfg: Config) -> bool:
+    """The user's stack starts with its own Embedding (a Keras text model as written)."""
+    return bool(cfg.model.layers) and cfg.model.layers[0].type == "Embedding"
+
+
+def _fill_embedding(cfg: Config, spec: LayerSpec, vocab: dict[str, int], notes: list[str]) -> LayerSpec:
+    """`Embedding` first on an int-sequence text column: input_dim is the vocabulary size unless given."""
+    column, size = next(iter(vocab.items()))
+    given = spec.kwargs().get("input_dim")
+    if given is None:
+        notes.append(f"model.layers.0 Embedding: input_dim {size} filled in from the vocabulary of '{column}'")
+        return LayerSpec(**{**spec.model_dump(), "input_dim": size})
+    if given < size:
+        raise cfg.error("model.layers.0.input_dim", f"Embedding input_dim {given} is smaller than the vocabulary of "
+                        f"'{column}' ({size} token ids, mask and out-of-vocabulary included); omit input_dim "
+                        f"(nettrain fills it in) or set data.columns.{column}.max_tokens: {given}")
+    return spec
+
+
+def _inputs_and_preprocessing(cfg: Config, schema: FeatureSchema, train: Split, vocab: dict[str, int],
+                              notes: list[str]):
     inputs: dict[str, keras.KerasTensor] = {}
     branches = []
     pre = cfg.preprocessing
@@ -64,7 +89,7 @@ def _inputs_and_preprocessing(cfg: Config, schema: FeatureSchema, train: Split):
             branches.append(_categorical(pre.categorical, col, train.inputs[col.name])(inp))
         else:
             inp = keras.Input(shape=(), name=col.name, dtype="string")
-            branches.append(_text(cfg, col, train.inputs[col.name])(inp))
+            branches.append(_text(cfg, col, train.inputs[col.name], vocab, notes)(inp))
         inputs[col.name] = inp
     if not branches:
         raise cfg.error("data.features", "no feature columns left to train on")
@@ -102,7 +127,7 @@ def _categorical(mode: str, col: ColumnInfo, values: np.ndarray):
                   keras.layers.Flatten(name=f"flat_{name}"))
 
 
-def _text(cfg: Config, col: ColumnInfo, values: np.ndarray):
+def _text(cfg: Config, col: ColumnInfo, values: np.ndarray, vocab_sizes: dict[str, int], notes: list[str]):
     mode = col.output_mode or "multi_hot"
     max_tokens = col.max_tokens or DEFAULT_MAX_TOKENS
     name = _layer_name(col.name)
@@ -121,8 +146,19 @@ def _text(cfg: Config, col: ColumnInfo, values: np.ndarray):
     if len(vocab) <= (2 if mode == "int" else 1):
         raise cfg.error(f"data.columns.{col.name}", f"text column '{col.name}' has no tokens in the training rows")
     layer = keras.layers.TextVectorization(**kwargs)
-    if mode == "int" and col.embedding_dim:
-        return _chain(layer, keras.layers.Embedding(max_tokens, col.embedding_dim, name=f"embed_{name}"))
+    size = layer.vocabulary_size()
+    length = f", sequences of {col.sequence_length}" if mode == "int" and col.sequence_length else ""
+    notes.append(f"data.columns.{col.name}: TextVectorization (output_mode {mode}, {size} tokens{length}) added "
+                 "as the first layer")
+    if mode != "int":
+        return layer
+    vocab_sizes[col.name] = size
+    if _user_embeds(cfg):  # the user's own Embedding comes next: no second one
+        return layer
+    if col.embedding_dim:
+        notes.append(f"data.columns.{col.name}: Embedding({size}, {col.embedding_dim}) added after it "
+                     "(embedding_dim)")
+        return _chain(layer, keras.layers.Embedding(size, col.embedding_dim, name=f"embed_{name}"))
     return layer
 
 
@@ -148,21 +184,53 @@ def _concat(cfg: Config, branches: list) -> keras.KerasTensor:
 
 # ------------------------------------------------------------------------------ layers
 
-def _initializer(value: Any) -> Any:
-    if isinstance(value, dict):
-        args = {k: v for k, v in value.items() if k != "type"}
-        return keras.initializers.get({"class_name": _registry_class(keras.initializers, value["type"]),
-                                       "config": args})
-    return value
+# Layer arguments that name a Keras object, by the end of their name.
+OBJECT_KINDS = {"_initializer": (keras.initializers, "initializer"), "_regularizer": (keras.regularizers, "regularizer"),
+                "_constraint": (keras.constraints, "constraint")}
 
 
-def _registry_class(module, name: str) -> str:
+def _class_named(module, name: Any):
+    """The class of `module` whose name matches `name` ignoring case and '_' (l1_l2 -> L1L2), or None."""
+    if not isinstance(name, str):
+        return None
     norm = catalog.normalize(name)
     for attr in dir(module):
         obj = getattr(module, attr)
         if inspect.isclass(obj) and catalog.normalize(attr) == norm:
-            return attr
-    return name
+            return obj
+    return None
+
+
+def keras_object(cfg: Config, key: str, value: Any, where: str) -> Any:
+    """An initializer, regularizer or constraint as Keras users write it in YAML: a name (`l2`,
+    `he_normal`, `max_norm`), `{name_or_type: ..., args...}`, or one name with its argument(s)
+    (`{l2: 0.01}`, `{l1_l2: {l1: 0.01, l2: 0.01}}`, `{max_norm: 3}`)."""
+    module, what = next(v for suffix, v in OBJECT_KINDS.items() if key.endswith(suffix))
+    if value is None:
+        return None
+    name, args, positional = value, {}, None
+    if isinstance(value, dict):
+        if "class_name" in value:  # Keras's own serialized form
+            name, args = value["class_name"], dict(value.get("config") or {})
+        elif "type" in value or "name" in value:
+            field = "type" if "type" in value else "name"
+            name, args = value[field], {k: v for k, v in value.items() if k != field}
+        elif len(value) == 1:
+            (name, arg), = value.items()
+            args, positional = (arg, None) if isinstance(arg, dict) else ({}, arg)
+        else:
+            raise cfg.error(where, f"{what} {value!r}: write a name (e.g. l2), {{type: NAME, ...arguments}} or "
+                            "{NAME: argument}, e.g. {l2: 0.01}")
+    cls = _class_named(module, name)
+    try:
+        if cls is None:
+            if args or positional is not None:
+                raise ValueError(f"Keras has no {what} '{name}'")
+            return module.get(name)
+        return cls(positional, **args) if positional is not None else cls(**args)
+    except (TypeError, ValueError) as e:
+        raise cfg.error(where, f"{what} {value!r}: {_first_line(e)} (any name from keras.{what}s is allowed, "
+                        f"with its arguments)") from None
 
 
 def _construct(cfg: Config, spec: LayerSpec, path: str, default_init: bool = True) -> keras.layers.Layer:
@@ -178,11 +246,13 @@ def _construct(cfg: Config, spec: LayerSpec, path: str, default_init: bool = Tru
     kwargs = spec.kwargs()
     check_layer(spec.type, kwargs, tuple(path.split(".")),
                 raise_at, {spec.type: {"params": params, "kwargs": open_kwargs, "required": required}})
+    where = {key: f"{path}.{key}" for key in kwargs}
     if default_init and cfg.model.kernel_initializer is not None and "kernel_initializer" in params \
             and "kernel_initializer" not in kwargs:
         kwargs["kernel_initializer"] = cfg.model.kernel_initializer
-    for key in [k for k in kwargs if k.endswith("_initializer")]:
-        kwargs[key] = _initializer(kwargs[key])
+        where["kernel_initializer"] = "model.kernel_initializer"
+    for key in [k for k in kwargs if k.endswith(tuple(OBJECT_KINDS))]:
+        kwargs[key] = keras_object(cfg, key, kwargs[key], where[key])
     if cfg.runtime.mixed_precision and path == "model.output":
         kwargs.setdefault("dtype", "float32")  # keep the head (and the loss) in float32
     try:
@@ -273,12 +343,37 @@ def _check_output(cfg: Config, schema: FeatureSchema, model: keras.Model, train:
         raise cfg.error("model.layers", f"the model output has shape {tuple(shape)}; it must be (batch, units): "
                         "add a Flatten or a pooling layer before the head")
     units = shape[-1]
-    if schema.task == "multiclass" and units not in (len(schema.class_names), 1):
-        raise cfg.error("model.output", f"the model ends in {units} units but the target has "
-                        f"{len(schema.class_names)} classes")
+    mode = label_mode(cfg, schema)
+    head = "model.output" if cfg.model.output != "none" else f"model.layers.{len(cfg.model.layers) - 1}"
+    problem = coherence.head_problem(mode, units, len(schema.class_names) if schema.class_names else None,
+                                     cfg.training.loss)
+    if problem:
+        raise cfg.error(head, problem)
+    problem = coherence.loss_problem(cfg.training.loss, mode)
+    if problem:
+        raise cfg.error("training.loss", problem)
+    found = coherence.metrics_problem(cfg, mode, units)
+    if found:
+        raise cfg.error(".".join(map(str, found[0])), found[1])
+
+
+SUMMARY_WIDTH = 120
 
 
 def model_summary(model: keras.Model) -> str:
+    """Keras's layer table at a fixed width: never cut to the terminal's (or a pipe's 80) columns.
+
+    Keras sizes the table from the terminal and renders it in a Rich console that reads COLUMNS,
+    so COLUMNS is set for the call.
+    """
     lines: list[str] = []
-    model.summary(print_fn=lambda s, **_: lines.append(s), line_length=100)
-    return "\n".join(lines)
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(SUMMARY_WIDTH + 4)
+    try:
+        model.summary(print_fn=lambda s, **_: lines.append(s), line_length=SUMMARY_WIDTH)
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
+    return "\n".join(line.rstrip() for line in lines)

@@ -10,13 +10,9 @@ import numpy as np
 import keras
 
 from nettrain.config import catalog
+from nettrain.config.coherence import AUTO_METRICS, HINGE_LOSSES, ONE_HOT_LOSSES, SPARSE_LOSSES
 from nettrain.config.schema import Config
 from nettrain.data.types import FeatureSchema, Split
-
-HINGE_LOSSES = {"hinge", "squaredhinge"}
-ONE_HOT_LOSSES = {"categoricalcrossentropy", "categoricalhinge", "kldivergence", "categoricalfocalcrossentropy"}
-SPARSE_LOSSES = {"sparsecategoricalcrossentropy"}
-AUTO_METRICS = {"regression": ["mae"], "binary": ["accuracy", "auc"], "multiclass": ["accuracy"]}
 
 
 def loss_name(loss: str | dict) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -98,21 +99,72 @@ def curve_panels(history: Any) -> list[tuple[str, str | None, str | None]]:
     return panels
 
 
-def learning_curves(history: Any, path: str | os.PathLike) -> Path:
+def _x_values(df):
+    """Epochs for the x axis: the `epoch` column when there is one, else 1, 2, 3, ..."""
+    import numpy as np
+    import pandas as pd
+
+    if "epoch" in df.columns and pd.api.types.is_numeric_dtype(df["epoch"]):
+        return df["epoch"].to_numpy(dtype=float)
+    return np.arange(1, len(df) + 1, dtype=float)
+
+
+LOG_SCALE_DECADES = 2.0
+
+
+def wants_log_scale(*arrays: Any) -> bool:
+    """Whether values (all finite ones > 0) span more than two decades: then a log y axis shows
+    the late epochs instead of a flat line under the first ones."""
+    import numpy as np
+
+    values = [np.asarray(a, dtype=float).ravel() for a in arrays]
+    finite = np.concatenate(values) if values else np.array([])
+    finite = finite[np.isfinite(finite)]
+    if finite.size < 2 or np.any(finite <= 0):
+        return False
+    return bool(np.log10(finite.max() / finite.min()) > LOG_SCALE_DECADES)
+
+
+def _value_at(x, y, epoch: float) -> float | None:
+    import numpy as np
+
+    hits = np.nonzero(x == epoch)[0]
+    if not hits.size:
+        return None
+    value = float(y[hits[-1]])
+    return value if math.isfinite(value) else None
+
+
+def _mark_best(ax, x, curves: Mapping[str, Any], best_epoch: int, monitor: str | None, color: str,
+               label: str | None) -> None:
+    """A star on the monitored curve at the best epoch (a dotted vertical line when that curve is not
+    on these axes), labelled for the legend."""
+    y = curves.get(monitor) if monitor else None
+    if y is None and curves:
+        y = curves.get(next((c for c in curves if c.startswith("val_")), next(iter(curves))))
+    value = _value_at(x, y, float(best_epoch)) if y is not None else None
+    if value is not None and (monitor is None or monitor in curves):
+        ax.plot([best_epoch], [value], linestyle="none", marker="*", markersize=13, color=color,
+                markeredgecolor="black", markeredgewidth=0.6, zorder=5, label=label)
+    else:
+        ax.axvline(best_epoch, color=color, linestyle=":", linewidth=1.2, label=label)
+
+
+def learning_curves(history: Any, path: str | os.PathLike, best_epoch: int | None = None,
+                    monitor: str | None = None) -> Path:
     """One subplot per quantity (loss, each metric), train and validation on the same axes.
 
     `history` is a DataFrame (metrics.csv) or a dict of lists (Keras `History.history`).
     Epochs on the x axis are counted from 1 (the `epoch` column when present). A learning-rate
-    subplot is added when the rate changed during the run.
+    subplot is added when the rate changed during the run. With `best_epoch` (counted from 1, as
+    run.json's `best_epoch`), the best epoch is marked: a star on the `monitor` curve (run.json's
+    `monitor`, e.g. `val_loss`) and a dotted line on the other panels. The loss axis turns
+    logarithmic when the loss spans more than two decades.
     """
     import numpy as np
-    import pandas as pd
 
     df = _history_frame(history)
-    if "epoch" in df.columns and pd.api.types.is_numeric_dtype(df["epoch"]):
-        x = df["epoch"].to_numpy()
-    else:
-        x = np.arange(1, len(df) + 1)
+    x = _x_values(df)
     panels = curve_panels(df)
 
     n = max(len(panels), 1)
@@ -121,6 +173,9 @@ def learning_curves(history: Any, path: str | os.PathLike) -> Path:
     fig = _new_figure(4.6 * ncols, 3.4 * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     style = {"marker": "o", "markersize": 3} if len(df) <= 30 else {}
+    best_label = None
+    if best_epoch is not None:
+        best_label = f"best epoch {best_epoch}" + (f" ({monitor})" if monitor else "")
     for ax, (title, train, val) in zip(axes, panels):
         if title == "learning rate":
             values = df[train].to_numpy(dtype=float)
@@ -129,12 +184,18 @@ def learning_curves(history: Any, path: str | os.PathLike) -> Path:
                 ax.set_yscale("log")
             ax.set_ylabel("learning rate")
         else:
+            curves = {}
             if train is not None:
-                ax.plot(x, df[train].to_numpy(dtype=float), label="train", color="tab:blue",
-                        **style)
+                curves[train] = df[train].to_numpy(dtype=float)
+                ax.plot(x, curves[train], label="train", color="tab:blue", **style)
             if val is not None:
-                ax.plot(x, df[val].to_numpy(dtype=float), label="validation", color="tab:orange",
-                        **style)
+                curves[val] = df[val].to_numpy(dtype=float)
+                ax.plot(x, curves[val], label="validation", color="tab:orange", **style)
+            if best_epoch is not None:
+                on_panel = monitor if monitor in curves else None
+                _mark_best(ax, x, curves if on_panel else {}, best_epoch, on_panel, "tab:red", best_label)
+            if title == "loss" and wants_log_scale(*curves.values()):
+                ax.set_yscale("log")
             ax.legend(loc="best", fontsize="small")
             ax.set_ylabel(title)
         ax.set_title(title)
@@ -148,6 +209,80 @@ def learning_curves(history: Any, path: str | os.PathLike) -> Path:
         ax.set_axis_off()
     if not panels:
         axes[0].text(0.5, 0.5, "no metrics recorded", ha="center", va="center", transform=axes[0].transAxes)
+    fig.tight_layout()
+    return atomic_savefig(fig, path)
+
+
+# ------------------------------------------------------------- several runs on one plot
+
+def metric_columns(columns: Sequence[str], metric: str) -> tuple[str | None, str | None]:
+    """(train column, validation column) of metrics.csv that plot `metric`; (None, None) when none.
+
+    `loss` -> (`loss`, `val_loss`); `val_loss` -> (None, `val_loss`): only the validation curve.
+    """
+    cols = [str(c) for c in columns if c != "epoch"]
+    if metric.startswith("val_"):
+        return None, (metric if metric in cols else None)
+    return (metric if metric in cols else None), (f"val_{metric}" if f"val_{metric}" in cols else None)
+
+
+@dataclass
+class Curves:
+    """One run for `overlay_curves`: its legend label, its metrics.csv rows and its best epoch."""
+
+    label: str
+    history: Any
+    best_epoch: int | None = None
+    monitor: str | None = None
+
+
+def overlay_curves(runs: Sequence[Curves], metric: str, path: str | os.PathLike) -> Path:
+    """Learning curves of several runs on one axes: one colour per run, train solid, validation
+    dashed, each run's best epoch starred (on its `monitor` curve when that is plotted, else a
+    dotted line); the y axis logarithmic when a loss-like metric spans more than two decades."""
+    from nettrain.report.metrics import metric_direction
+
+    plotted, entries = [], 0
+    many = len(runs) > 3
+    fig = _new_figure(11.5 if many else 8.0, 5.0)
+    ax = fig.add_subplot(1, 1, 1)
+    xmax = 0.0
+    for i, run in enumerate(runs):
+        color = f"C{i % 10}"
+        df = _history_frame(run.history)
+        x = _x_values(df)
+        train, val = metric_columns(list(df.columns), metric)
+        curves = {}
+        style = {"marker": "o", "markersize": 2.5} if len(df) <= 30 else {}
+        if train is not None:
+            curves[train] = df[train].to_numpy(dtype=float)
+            ax.plot(x, curves[train], color=color, linestyle="-", label=f"{run.label} train", **style)
+        if val is not None:
+            curves[val] = df[val].to_numpy(dtype=float)
+            ax.plot(x, curves[val], color=color, linestyle="--", label=f"{run.label} validation", **style)
+        entries += len(curves)
+        plotted += list(curves.values())
+        if run.best_epoch is not None:
+            on_curve = run.monitor if run.monitor in curves else None
+            _mark_best(ax, x, curves if on_curve else {}, run.best_epoch, on_curve, color,
+                       f"{run.label} best epoch {run.best_epoch}" + (f" ({run.monitor})" if run.monitor else ""))
+            entries += 1
+        if len(x):
+            xmax = max(xmax, float(max(x)))
+    if metric_direction(metric) == "min" and wants_log_scale(*plotted):
+        ax.set_yscale("log")
+    if 0 < xmax <= 20:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric}: {len(runs)} run{'s' if len(runs) != 1 else ''} (train solid, validation dashed)")
+    ax.grid(True, alpha=0.3)
+    if many or entries > 8:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0.0)
+    else:
+        ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     return atomic_savefig(fig, path)
 

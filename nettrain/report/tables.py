@@ -8,7 +8,9 @@ NO_COLOR / CI set, Rich writes plain text without any control characters.
 from __future__ import annotations
 
 import math
+import numbers
 import os
+import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 from rich import box
@@ -22,35 +24,92 @@ SPLITS = ("train", "validation", "test")
 NON_METRIC_KEYS = ("epoch", "learning_rate", "lr", "seconds")
 
 
+# Off a terminal (a pipe, a file, a CI log) Rich would wrap at 80 columns; rows stay whole instead.
+PIPE_WIDTH = 200
+
+
 def make_console(**kwargs: Any) -> Console:
-    """A Console for user output: plain text (no colour, no styles) under NO_COLOR or CI."""
+    """A Console for user output: plain text (no colour, no styles) under NO_COLOR or CI.
+
+    When the output is not a terminal and neither `width` nor the COLUMNS variable says how wide
+    it is, the console is PIPE_WIDTH (200) columns wide, so `nettrain runs | cat` and CI logs keep
+    each row on one line (tables wider than that print at their natural width, see print_table).
+    """
     if os.environ.get("NO_COLOR") or os.environ.get("CI"):
         kwargs.setdefault("color_system", None)
         kwargs.setdefault("no_color", True)
     kwargs.setdefault("highlight", False)
-    return Console(**kwargs)
+    console = Console(**kwargs)
+    if "width" not in kwargs and not os.environ.get("COLUMNS", "").strip() and not console.is_terminal:
+        console.width = max(console.width, PIPE_WIDTH)
+    return console
+
+
+def _np_bool_types() -> tuple[type, ...]:
+    """numpy's boolean type when numpy is already loaded (never imported for this)."""
+    np = sys.modules.get("numpy")
+    return (np.bool_,) if np is not None else ()
 
 
 def format_value(value: Any) -> str:
-    """4 decimals for ordinary magnitudes, 4 significant digits for tiny or huge ones."""
+    """A number as every nettrain table and message shows it: 4 significant digits.
+
+    `0.96667 -> 0.9667`, `0.3 -> 0.3000`, `27.2149 -> 27.21`, `1.2346e-05 -> 1.235e-05`,
+    `1234567 -> 1.235e+06`; whole numbers below a million (counts, epochs) as they are;
+    `nan`, `inf`, `-` for None, `true`/`false`; anything else as text.
+    """
     if value is None:
         return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if not isinstance(value, (int, float)):
+    if isinstance(value, (bool, _np_bool_types())):
+        return str(bool(value)).lower()
+    if isinstance(value, numbers.Integral):
+        value = int(value)  # numpy integers too
+    elif not isinstance(value, float):
         try:
-            value = float(value)  # numpy scalars
-        except (TypeError, ValueError):
+            value = float(value)  # numpy floats
+        except (TypeError, ValueError, OverflowError):
             return str(value)
     if isinstance(value, int):
-        return str(value)
+        if abs(value) < 1_000_000:
+            return str(value)
+        try:
+            value = float(value)
+        except OverflowError:  # beyond any float: exact digits, same style
+            from decimal import Decimal
+
+            return f"{Decimal(value):.3e}"
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    if value == 0 or 1e-3 <= abs(value) < 1e6:
-        return f"{value:.4f}"
-    return f"{value:.4g}"
+    if value == 0:
+        value = 0.0  # no "-0.000"
+    text = f"{value:#.4g}"  # '#': keep trailing zeros, so a column of values lines up
+    mantissa, e, exponent = text.partition("e")
+    return mantissa.rstrip(".") + e + exponent
+
+
+def format_delta(value: Any) -> str:
+    """A difference with its sign: `+0.0123`, `-1.500`, `0` for none (format_value otherwise)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+        return "0"
+    text = format_value(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and text != "inf":
+        return "+" + text
+    return "+inf" if text == "inf" else text
+
+
+def format_share(value: Any) -> str:
+    """A share (0..1) as a percentage with one decimal: `0.9667 -> 96.7%`; `-` when not a number."""
+    if value is None or isinstance(value, bool):
+        return "-"
+    try:
+        share = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return str(value)
+    if not math.isfinite(share):
+        return format_value(share)
+    return f"{share * 100:.1f}%"
 
 
 def _ordered_names(groups: Iterable[Mapping[str, Any]]) -> list[str]:

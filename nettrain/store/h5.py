@@ -88,18 +88,23 @@ def write_model(model, path: Path, meta: dict[str, Any] | None = None) -> None:
 
 
 def export_keras(model, path: str | os.PathLike) -> Path:
-    """The same model in the native `.keras` format, optimizer state included, written atomically.
+    """The same model in the native `.keras` format, optimizer state included, written atomically."""
+    path = Path(path)
+    with atomic.atomic_path(path) as tmp:
+        write_keras(model, tmp)
+    return path
+
+
+def write_keras(model, path: Path) -> None:
+    """Write (non-atomically) the native `.keras` file; callers that need atomicity use `export_keras`.
 
     A legacy `.h5` save drops the optimizer from the model's live compile config, so a `.keras`
     saved afterwards would load with a default optimizer and no state; it is put back first.
     """
-    path = Path(path)
     compile_config = getattr(model, "_compile_config", None)
     if compile_config is not None and getattr(model, "optimizer", None) is not None:
         compile_config.config["optimizer"] = model.optimizer
-    with atomic.atomic_path(path) as tmp:
-        model.save(str(tmp))
-    return path
+    model.save(str(path))
 
 
 def load_model(path: str | os.PathLike, *, restore_optimizer: bool = True):

@@ -167,6 +167,13 @@ def foreign_entries(path: Path) -> list[str]:
     return out
 
 
+def run_files(path: Path) -> list[str]:
+    """The files of a run, relative to it, sorted (what `--json` lists as written)."""
+    path = Path(path)
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
+                  if p.is_file() and p.name != LOCK and not atomic.is_leftover(p.name))
+
+
 def _clear_run(path: Path) -> None:
     """Delete what nettrain wrote in a run folder (its lock excepted); call with the lock held."""
     for entry in path.iterdir():

@@ -17,14 +17,11 @@ from nettrain.errors import JobFailed
 from nettrain.store import atomic, guard
 from nettrain.store.rundir import BEST, LAST, MetricsCSV
 
-MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "fbeta", "r2", "iou", "true_", "correlation")
-
-
 def monitor_mode(monitor: str, mode: str = "auto") -> str:
-    if mode != "auto":
-        return mode
-    base = monitor.removeprefix("val_")
-    return "max" if any(w in base for w in MAX_WORDS) else "min"
+    """`min` or `max`: the given mode, or for `auto` the one rule of which metrics are better higher."""
+    from nettrain.report.metrics import metric_direction
+
+    return mode if mode != "auto" else metric_direction(monitor)
 
 
 def current_lr(model: keras.Model) -> float | None:
@@ -170,14 +167,17 @@ class _Plan:
 
 
 class Checkpointer:
-    """Full-model .h5 checkpoints: last.h5, best.h5 and templated files, written by `EpochRecorder`.
+    """Full-model checkpoints: last.h5, best.h5 and templated files (.h5, or .keras in the native
+    format), written by `EpochRecorder`.
 
-    `save(path, epoch)` writes the model to `path` (a temporary name; `commit` renames it).
+    `save(path, epoch)` writes the .h5 model to `path` (a temporary name; `commit` renames it);
+    `save_native(path)` writes a native .keras file.
     """
 
     def __init__(self, directory: Path, save: Callable[[Path, int], None], *, filename: str = "epoch{epoch:03d}.h5",
                  monitor: str = "val_loss", mode: str = "auto", save_best_only: bool = False,
-                 keep: int | None = None, best: float | None = None):
+                 keep: int | None = None, best: float | None = None,
+                 save_native: Callable[[Path], None] | None = None):
         from nettrain.config.template import check_template
 
         check_template(filename)
@@ -185,12 +185,13 @@ class Checkpointer:
             raise ValueError(f"keep must be >= 1, got {keep!r}")
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.save, self.filename, self.monitor = save, filename, monitor
+        self.save, self.save_native, self.filename, self.monitor = save, save_native, filename, monitor
         self.mode = monitor_mode(monitor, mode)
         self.save_best_only, self.keep = save_best_only, keep
         self.best = best
         self.best_epoch: int | None = None
-        existing = [p for p in self.dir.glob("*.h5") if p.name not in (BEST, LAST) and not atomic.is_leftover(p.name)]
+        existing = [p for p in self.dir.iterdir() if p.suffix in (".h5", ".keras") and p.name not in (BEST, LAST)
+                    and not atomic.is_leftover(p.name)]
         self.kept: list[Path] = sorted(existing, key=lambda p: p.stat().st_mtime)
 
     def _improved(self, value: float) -> bool:
@@ -219,7 +220,11 @@ class Checkpointer:
             self.save(last, epoch)
             if improved:
                 staged.copy(last, self.dir / BEST)
-            if named is not None:
+            if named is not None and named.suffix == ".keras":
+                if self.save_native is None:
+                    raise ValueError(f"{named.name}: no native saver for .keras checkpoints")
+                self.save_native(staged.path(named))
+            elif named is not None:
                 staged.copy(last, named)
         return _Plan(staged, epoch, float(value) if improved else None, improved, named)
 

@@ -6,6 +6,7 @@ only in where the model and the first epoch come from.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,10 @@ class FitResult:
     best_epoch: int | None = None
     stopped_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """What `--json` prints: the run directory, the files in it, and the final metrics (split keys)."""
+        return {"run_dir": str(self.run_dir), "files": rundir.run_files(self.run_dir), **self.metrics}
 
 
 @dataclass
@@ -81,7 +86,10 @@ def prepare(cfg: Config) -> Prepared:
 def new_model(prep: Prepared) -> keras.Model:
     cfg = prep.cfg
     with prep.scope, runtime.quiet_native_stderr():  # TensorFlow's allocator logs an out-of-memory layer
-        model = build_model(cfg, prep.dataset, compile=False)
+        added: list[str] = []
+        model = build_model(cfg, prep.dataset, compile=False, notes=added)
+    prep.dataset.notes.extend(n for n in added if n not in prep.dataset.notes)  # recorded in run.json
+    with prep.scope:
         schedule, _ = make_schedule(cfg, initial_learning_rate(cfg), prep.steps)
         compile_model(cfg, model, prep.dataset.schema, learning_rate=schedule,
                       steps_per_execution=prep.spe)
@@ -100,6 +108,9 @@ class Session:
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows up to first_epoch
     quiet: bool = False
     json_output: bool = False
+    # Early stopping carries on from the epochs already done (a resumed run), or starts a fresh
+    # patience count and best value (a retrain: N more epochs are N more epochs).
+    continue_early_stopping: bool = True
 
 
 def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None, quiet: bool = False,
@@ -141,7 +152,7 @@ def start_run_dir(prep: Prepared, model: keras.Model, out: Path, monitors: dict[
             rundir.write_config(out, cfg.to_dict())
             atomic.write_json(out / rundir.FEATURES, prep.features(model))
             if dataset.schema.class_names:
-                atomic.write_json(out / rundir.LABELS, dataset.schema.class_names)
+                atomic.write_json(out / rundir.LABELS, dataset.schema.class_labels)
             atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
     return record
 
@@ -189,7 +200,7 @@ def _train(s: Session) -> FitResult:
         checkpointer = cb.Checkpointer(
             out / rundir.CHECKPOINTS, lambda p, e: h5.write_model(model, p, meta(e)), filename=ck.filename,
             monitor=monitor, mode=ck.mode, save_best_only=ck.save_best_only, keep=ck.keep,
-            best=_best_value(s.history, monitor, ck.mode))
+            best=_best_value(s.history, monitor, ck.mode), save_native=lambda p: h5.write_keras(model, p))
     callbacks.append(cb.EpochRecorder(csv, on_epoch=lambda e, row: record.update(epochs_done=e),
                                       checkpointer=checkpointer))
     es = cfg.callbacks.early_stopping
@@ -197,8 +208,9 @@ def _train(s: Session) -> FitResult:
     if es is not None:
         early = cb.EarlyStopping(monitor=es.monitor, patience=es.patience, min_delta=es.min_delta, mode=es.mode,
                                  restore_best_weights=es.restore_best_weights, baseline=es.baseline,
-                                 start_from_epoch=es.start_from_epoch, history=s.history,
-                                 best_weights=_earlier_best_weights(s, es))
+                                 start_from_epoch=es.start_from_epoch,
+                                 history=s.history if s.continue_early_stopping else None,
+                                 best_weights=_earlier_best_weights(s, es) if s.continue_early_stopping else None)
         callbacks.append(early)
     tb = cfg.callbacks.tensorboard
     if tb is not None:
@@ -240,8 +252,14 @@ def _train(s: Session) -> FitResult:
                         + (f" Last good checkpoint: {last}" if last.exists() else ""))
 
     epochs_done = int(history[-1]["epoch"]) if history else s.first_epoch
+    weights_epoch = epochs_done
+    if early is not None and es.restore_best_weights and early.best_weights is not None:
+        weights_epoch = int(early.best_epoch) + 1
+    if s.first_epoch < s.last_epoch:
+        _tell_the_end(s, early, stopped, weights_epoch, epochs_done)
     # Recorded before the final files, so a run stopped early and interrupted now is finished, not continued.
-    record.update(epochs_done=epochs_done, best_epoch=best_epoch, stopped_epoch=stopped)
+    record.update(epochs_done=epochs_done, best_epoch=best_epoch, stopped_epoch=stopped,
+                  weights_epoch=weights_epoch)
     h5.save_model(model, out / rundir.MODEL, meta(epochs_done))
     if cfg.output.keras:
         h5.export_keras(model, out / rundir.KERAS_EXPORT)
@@ -249,11 +267,36 @@ def _train(s: Session) -> FitResult:
     metrics = evaluate_splits(model, dataset, prep.mode, prep.n_classes, batch)
     atomic.write_json(out / rundir.METRICS_JSON, metrics)
     if cfg.output.plots:
-        _plots(out, model, dataset, history, prep.mode, batch, prep.threshold)
+        _plots(out, model, dataset, history, prep.mode, batch, prep.threshold, best_epoch, s.monitors["best"])
     guard.poll()
     record.update(status="completed", ended=rundir.now(), final_metrics=metrics)
+    best_file = out / rundir.CHECKPOINTS / rundir.BEST
+    if best_epoch is not None and best_file.exists():
+        value = next((r.get(s.monitors["best"]) for r in history if int(r["epoch"]) == best_epoch), None)
+        from nettrain.report.tables import format_value
+
+        notice(f"best epoch {best_epoch} ({s.monitors['best']} {format_value(value)}); best checkpoint: "
+               f"{best_file}", s.json_output)
     report_result(metrics, out, s.json_output)
     return FitResult(out, "completed", metrics, epochs_done, best_epoch, stopped, history)
+
+
+def _tell_the_end(s: Session, early, stopped: int | None, weights_epoch: int, last: int) -> None:
+    """Say how training ended when it is not the plain last epoch: an early stop, the weights kept."""
+    es = s.prep.cfg.callbacks.early_stopping
+    if early is None:
+        return
+    from nettrain.report.tables import format_value
+
+    best = f"best {es.monitor} {format_value(early.best)} at epoch {int(early.best_epoch) + 1}" \
+        if early.best is not None and math.isfinite(float(early.best)) else f"no finite {es.monitor}"
+    kept = f"the model keeps the weights of epoch {weights_epoch}" + (
+        " (restore_best_weights)" if weights_epoch != last else ", the last")
+    if stopped is not None:
+        notice(f"early stopping at epoch {stopped}: {es.monitor} did not improve for {es.patience} epoch(s); "
+               f"{best}; {kept}", s.json_output)
+    elif weights_epoch != last:
+        notice(f"restored the best weights: {best}; {kept}", s.json_output)
 
 
 def notice(text: str, json_output: bool) -> None:
@@ -358,13 +401,14 @@ def predict_split(model: keras.Model, split: Split, batch: int) -> np.ndarray:
 
 
 def _plots(out: Path, model: keras.Model, dataset: Dataset, history: list[dict], mode: str, batch: int,
-           threshold: float) -> None:
+           threshold: float, best_epoch: int | None = None, monitor: str | None = None) -> None:
     from nettrain.report import plots
 
     plot_dir = out / rundir.PLOTS
     plot_dir.mkdir(exist_ok=True)
     if history:
-        plots.learning_curves({k: [r.get(k) for r in history] for k in history[0]}, plot_dir / "learning_curves.png")
+        plots.learning_curves({k: [r.get(k) for r in history] for k in history[0]}, plot_dir / "learning_curves.png",
+                              best_epoch=best_epoch, monitor=monitor)
     split = dataset.test if dataset.test is not None and len(dataset.test) else dataset.validation
     if split is None or len(split) == 0 or split.y is None:
         return

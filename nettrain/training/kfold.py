@@ -64,7 +64,7 @@ def run_kfold(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False,
         with record.active():
             rundir.write_config(out, cfg.to_dict())
             if dataset.schema.class_names:
-                atomic.write_json(out / rundir.LABELS, dataset.schema.class_names)
+                atomic.write_json(out / rundir.LABELS, dataset.schema.class_labels)
         return run_folds(prep, out, record, quiet=quiet, json_output=json_output)
 
 

@@ -9,7 +9,7 @@ from typing import TextIO
 
 import keras
 
-from nettrain.report.tables import epoch_line
+from nettrain.report.tables import epoch_line, format_value
 from nettrain.training.callbacks import current_lr
 
 
@@ -69,11 +69,11 @@ class RichProgress(keras.callbacks.Callback):
         if now - self._last < 0.1 and batch + 1 < self.steps:
             return
         self._last = now
-        info = "  ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items() if k != "learning_rate")
+        info = "  ".join(f"{k} {format_value(float(v))}" for k, v in (logs or {}).items() if k != "learning_rate")
         self.progress.update(self.batch_task, completed=min(batch + 1, self.steps), info=info)
 
     def on_epoch_end(self, epoch, logs=None):
-        info = "  ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items() if k != "learning_rate")
+        info = "  ".join(f"{k} {format_value(float(v))}" for k, v in (logs or {}).items() if k != "learning_rate")
         self.progress.update(self.batch_task, completed=self.steps)
         self.progress.update(self.epoch_task, completed=epoch + 1, info=info)
 
