@@ -248,3 +248,13 @@ def test_summary_is_never_cut_whatever_the_terminal(folder, monkeypatch):
     summary = (run / "summary.txt").read_text()
     assert "a_rather_long_layer_name_for_the_table (Dense)" in summary
     assert "Param #" in summary and "Total params" in summary
+
+
+def test_a_slow_model_gets_fewer_batches_per_call_so_the_bar_moves():
+    """The progress bar moves once per call into TensorFlow: on a terminal, a call lasts ~0.5 s at most."""
+    from nettrain.training.feed import LIVELY_SECONDS, steps_for
+
+    assert steps_for(0.001, 32) == 32          # a fast MLP keeps the fast setting
+    assert steps_for(0.06, 32) == 8            # an LSTM step of 60 ms: 8 batches, ~0.5 s per update
+    assert steps_for(2.0, 32) == 1             # never fewer than one batch
+    assert steps_for(0.06, 32) * 0.06 <= LIVELY_SECONDS

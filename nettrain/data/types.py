@@ -11,11 +11,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+# Name of the single model input that carries all numeric columns, in `numeric_columns` order
+# (defined with the model-file metadata it names).
+from nettrain.store.meta import NUMERIC_INPUT  # noqa: F401
+
 Task = Literal["regression", "binary", "multiclass"]
 Kind = Literal["numeric", "categorical", "text"]
 
-# Name of the single model input that carries all numeric columns, in `numeric_columns` order.
-NUMERIC_INPUT = "numeric"
 
 
 @dataclass

@@ -22,7 +22,7 @@ import h5py
 from nettrain.config.args import CODE_LAYERS
 from nettrain.errors import UsageError
 from nettrain.store import atomic
-from nettrain.store.meta import check_meta
+from nettrain.store.meta import NUMERIC_INPUT, check_meta
 
 META_ATTR = "nettrain"
 
@@ -151,8 +151,6 @@ def check_model_against_meta(model, meta: dict[str, Any], path: str | os.PathLik
     features = meta.get("features")
     if not features:
         return
-    from nettrain.data.types import NUMERIC_INPUT
-
     columns = features["columns"]
     n_numeric = sum(1 for c in columns if c["kind"] == "numeric")
     produced = ({NUMERIC_INPUT} if n_numeric else set()) | {c["name"] for c in columns if c["kind"] != "numeric"}

@@ -11,6 +11,10 @@ from typing import Any
 
 from nettrain.errors import UsageError
 
+# The model input that takes every numeric column (one float vector per row); each categorical or
+# text column is an input of its own, named after the column.
+NUMERIC_INPUT = "numeric"
+
 TASKS = ("regression", "binary", "multiclass")
 KINDS = ("numeric", "categorical", "text")
 LABEL_MODES = ("regression", "binary", "sparse", "one_hot")

@@ -94,3 +94,29 @@ def training_dataset(x: dict[str, tf.Tensor], y: np.ndarray, *, batch_size: int,
 def evaluation_dataset(x: dict[str, tf.Tensor], y: np.ndarray | None, batch_size: int) -> tf.data.Dataset:
     parts = x if y is None else (x, tf.convert_to_tensor(y))
     return tf.data.Dataset.from_tensor_slices(parts).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# Seconds one execution (steps_per_execution batches, one call into TensorFlow) may take while a
+# person watches the progress bar, which moves once per execution.
+LIVELY_SECONDS = 0.5
+
+
+def steps_for(step_seconds: float, most: int) -> int:
+    """How many batches fit in one lively execution, between 1 and `most`."""
+    if step_seconds <= 0:
+        return most
+    return max(1, min(most, int(LIVELY_SECONDS / step_seconds)))
+
+
+def lively_steps(model: keras.Model, x: dict[str, tf.Tensor], batch_size: int, most: int) -> int:
+    """`steps_per_execution` for a run watched on a terminal: a training step is timed as three
+    forward passes of one batch (run eagerly, in inference mode: no weight, statistic or random
+    state changes), so a slow model gets fewer batches per call and its bar keeps moving.
+    Speed-only: the batches and their order do not depend on it."""
+    import time
+
+    one = {k: v[:batch_size] for k, v in x.items()}
+    model(one, training=False)  # the first call builds what it needs
+    start = time.perf_counter()
+    model(one, training=False)
+    return steps_for(3 * (time.perf_counter() - start), most)

@@ -222,8 +222,10 @@ def _train(s: Session) -> FitResult:
 
     batch = cfg.training.batch_size
     train_split = dataset.train
-    train_ds = feed.training_dataset(feed.model_inputs(model, train_split.inputs),
-                                     encode_targets(train_split.y, prep.mode, prep.n_classes),
+    train_x = feed.model_inputs(model, train_split.inputs)
+    if getattr(progress, "live", False) and cfg.training.steps_per_execution == "auto":
+        model.steps_per_execution = feed.lively_steps(model, train_x, batch, prep.spe)
+    train_ds = feed.training_dataset(train_x, encode_targets(train_split.y, prep.mode, prep.n_classes),
                                      batch_size=batch, seed=cfg.seed, cursor=cursor)
     val_ds = None
     if prep.has_val:

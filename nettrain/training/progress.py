@@ -45,6 +45,8 @@ class PlainProgress(keras.callbacks.Callback):
 class RichProgress(keras.callbacks.Callback):
     """Epoch bar, batch bar with live loss and metrics, ETA. Updates at most ~10 times a second."""
 
+    live = True  # a person watches: the bar should move at least every second (see feed.lively_steps)
+
     def __init__(self, epochs: int, steps: int, first_epoch: int = 1):
         super().__init__()
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
