@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test quality bench catalog clean
+.PHONY: install demo test test-fast quality bench catalog clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
+# The quick subset while editing: no test marked slow (own training runs, nettrain subprocesses,
+# signals, k-fold, retrain/resume, the example configs). `make test` stays the complete suite.
+test-fast: install
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 
 # Train every example config fully and print its figure against the goal.
 quality: install

@@ -1,7 +1,9 @@
 """The `nettrain` console script and `python -m nettrain`.
 
 The SIGINT/SIGTERM handlers go in before anything slow is imported (Typer, TensorFlow), so a
-signal during start-up ends with exit 130 like any other interrupt, never a kill by signal.
+signal during start-up ends with exit 130 like any other interrupt, never a kill by signal, and
+with the one line `interrupted` wherever it landed (Typer turns an interrupt that lands while it
+parses the command line into a silent exit 130).
 """
 
 import os
@@ -12,19 +14,23 @@ def main() -> None:
     from nettrain.store import guard
 
     guard.install()
+    code = 0
     try:
         from nettrain.cli import main as cli_main
 
         cli_main()
+    except SystemExit as e:
+        code = e.code
     except KeyboardInterrupt:  # before Typer took over
+        code = guard.EXIT_INTERRUPTED
+    if code == guard.EXIT_INTERRUPTED and guard.interrupted() and not guard.told():
         sys.stderr.write("interrupted\n")
-        sys.exit(guard.EXIT_INTERRUPTED)
-    finally:
-        try:
-            if sys.stdout is not None:  # None when the command started with stdout closed
-                sys.stdout.flush()
-        except (BrokenPipeError, ValueError):  # the reader went away (`| head`): no "Exception ignored" at exit
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    try:
+        if sys.stdout is not None:  # None when the command started with stdout closed
+            sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away (`| head`): no "Exception ignored" at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)
 
 
 if __name__ == "__main__":

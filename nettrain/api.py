@@ -18,20 +18,21 @@ def fit(config: str | Path, overrides: Iterable[str] = (), *, run_dir: str | Pat
         resume: str | Path | None = None, quiet: bool = False, json_output: bool = False, force: bool = False):
     """Train from a config file; returns a `FitResult` (run directory, metrics)."""
     cfg = load_config(config, overrides)
-    from nettrain.training.fit import run_fit
+    from nettrain.lifecycle import orchestrate
 
-    return run_fit(cfg, run_dir=Path(run_dir) if run_dir else None,
-                   resume=Path(resume) if resume else None, quiet=quiet, json_output=json_output, force=force)
+    return orchestrate.fit(cfg, run_dir=Path(run_dir) if run_dir else None,
+                           resume=Path(resume) if resume else None, quiet=quiet, json_output=json_output,
+                           force=force)
 
 
 def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
             data: str | Path | None = None, run_dir: str | Path | None = None, quiet: bool = False,
             json_output: bool = False):
     """N more epochs from an .h5 checkpoint or a run directory; returns a `FitResult`."""
-    from nettrain.lifecycle.retrain import retrain as _retrain
+    from nettrain.lifecycle import orchestrate
 
-    return _retrain(checkpoint, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir, quiet=quiet,
-                    json_output=json_output)
+    return orchestrate.retrain(checkpoint, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir,
+                               quiet=quiet, json_output=json_output)
 
 
 def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool = False) -> str:
@@ -192,10 +193,3 @@ def compare_runs(a: str | Path, b: str | Path, *, json_output: bool = False) -> 
     else:
         print_comparison(result)
     return result
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read {path}: {e}") from None

@@ -19,6 +19,7 @@ from typer.core import TyperCommand
 
 from nettrain import __version__
 from nettrain.errors import EXIT_FAILED, EXIT_INTERRUPTED, NettrainError
+from nettrain.store import guard
 
 
 class _Command(TyperCommand):
@@ -111,9 +112,12 @@ def _run(name: str, *args, debug: bool = False, **kwargs):
         if debug:
             traceback.print_exc()
         typer.echo(_own_line(err.exit_code) + f"error: {err.message}", err=True)
+        if err.exit_code == EXIT_INTERRUPTED:
+            guard.tell()
         raise typer.Exit(err.exit_code)
     except KeyboardInterrupt:
         typer.echo(_own_line(EXIT_INTERRUPTED) + "interrupted", err=True)
+        guard.tell()
         raise typer.Exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         raise  # the reader of stdout went away: Typer ends quietly

@@ -2,16 +2,16 @@
 
 import json
 
-import pytest
-
 from nettrain.config import catalog
 
 
 def test_snapshot_matches_installed_keras():
-    keras = pytest.importorskip("keras")
+    import keras
+
     snapshot = catalog.load()
-    if snapshot["keras_version"] != keras.__version__:
-        pytest.skip(f"snapshot is for Keras {snapshot['keras_version']}; run `make catalog`")
+    # pyproject.toml pins Keras to the checked versions: another one is a stale snapshot, not a skip
+    assert snapshot["keras_version"] == keras.__version__, \
+        f"snapshot is for Keras {snapshot['keras_version']}, Keras {keras.__version__} is installed: run `make catalog`"
     fresh = json.loads(json.dumps(catalog.generate()))
     assert fresh == snapshot, "keras_catalog.json is stale: run `make catalog`"
 
@@ -43,3 +43,39 @@ def test_a_snapshot_from_another_keras_version_is_not_used(monkeypatch, tmp_path
         assert cfg.model.layers[0].type == "BrandNewLayer"
     finally:
         catalog.load_matching.cache_clear()
+
+
+def test_the_snapshot_is_for_a_checked_keras_version():
+    """The snapshot, keras_compat.py and pyproject.toml's Keras range move together (see pyproject.toml)."""
+    from nettrain import keras_compat
+
+    assert catalog.load()["keras_version"] in keras_compat.CHECKED_KERAS, \
+        "keras_catalog.json was made on a Keras version keras_compat.CHECKED_KERAS does not list"
+
+
+def test_keras_class_is_the_one_lookup_by_name():
+    import keras
+
+    # spelling-insensitive by default (catalog.normalize), restricted to a base class when given
+    assert catalog.keras_class(keras.regularizers, "l1_l2") is keras.regularizers.L1L2
+    assert catalog.keras_class(keras.optimizers, "rms_prop", keras.optimizers.Optimizer) is keras.optimizers.RMSprop
+    assert catalog.keras_class(keras.losses, "huber", keras.losses.Loss) is keras.losses.Huber
+    assert catalog.keras_class(keras.losses, "huber", keras.optimizers.Optimizer) is None
+    # exact for layer types: the spelling the catalog checks
+    assert catalog.keras_class(keras.layers, "Dense", keras.layers.Layer, exact=True) is keras.layers.Dense
+    assert catalog.keras_class(keras.layers, "dense", keras.layers.Layer, exact=True) is None
+    assert catalog.keras_class(keras.layers, "__class__", keras.layers.Layer, exact=True) is None
+    assert catalog.keras_class(keras.layers, None) is None
+    assert catalog.normalize("RMS_prop") == catalog.normalize("rmsprop")
+
+
+def test_one_keras_lookup_and_one_normalization_in_model_building():
+    """model/ looks Keras classes up through catalog.keras_class only, and spells names through catalog.normalize."""
+    from pathlib import Path
+
+    root = Path(catalog.__file__).resolve().parent.parent
+    for path in [root / "model" / "build.py", root / "model" / "compile.py"]:
+        text = path.read_text(encoding="utf-8")
+        assert "dir(" not in text, f"{path.name} enumerates a module itself; use catalog.keras_class"
+        assert '.replace("_", "")' not in text and ".lower()" not in text, \
+            f"{path.name} normalizes names itself; use catalog.normalize"

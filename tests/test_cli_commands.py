@@ -1,5 +1,7 @@
 """One CliRunner test per remaining command, and the data mistakes a user makes, end to end."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,6 +23,7 @@ def test_validate_build_prints_the_model_summary(tmp_path):
     assert "Total params" in result.stdout and "dense" in result.stdout.lower()
 
 
+@pytest.mark.slow
 def test_init_prints_a_config_that_trains(tmp_path):
     mixed_csv(tmp_path / "m.csv")
     result = runner.invoke(app, ["init", str(tmp_path / "m.csv"), "--target", "label"])
@@ -39,14 +42,12 @@ def test_init_unknown_target_exits_2(tmp_path):
     assert "label" in result.stderr
 
 
-def test_runs_lists_finished_runs(tmp_path):
-    mixed_csv(tmp_path / "m.csv")
-    cfg = tmp_path / "m.yaml"
-    cfg.write_text("data: {source: m.csv, target: label}\ntraining: {epochs: 1}\noutput: {dir: runs}\n")
-    assert runner.invoke(app, ["fit", str(cfg), "--quiet"]).exit_code == 0
+def test_runs_lists_finished_runs(mixed_run, tmp_path):
+    shutil.copytree(mixed_run, tmp_path / "runs" / "first", ignore=shutil.ignore_patterns(".lock"))
     result = runner.invoke(app, ["runs", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
-    assert "m" in result.stdout and "completed" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["first"]]
+    assert len(rows) == 1 and rows[0][1:3] == ["mixed", "completed"], result.stdout  # folder, name, status
 
 
 def test_runs_on_missing_directory_exits_2(tmp_path):

@@ -456,6 +456,7 @@ PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_reporting_commands_import_no_tensorflow(root, tmp_path):
     for args in (["runs", str(root), "--sort", "val_loss"], ["plot", str(root / IRIS_JAN), "-o", str(tmp_path / "p.png")],
                  ["compare", str(root / IRIS_JAN), str(root / IRIS_FEB)]):
@@ -515,6 +516,7 @@ def test_help_usage_lines(args, usage, shown):
 
 # ==================================================================== shell completion
 
+@pytest.mark.slow
 def test_shell_completion_script_and_answers():
     show = subprocess.run([sys.executable, "-m", "nettrain", "--show-completion", "bash"], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)

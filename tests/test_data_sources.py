@@ -353,6 +353,7 @@ def test_keras_unknown_name(tmp_path):
         load_dataset(make_cfg(tmp_path, {"source": "keras:minst"}))
 
 
+@pytest.mark.slow
 def test_data_stage_never_imports_tensorflow_or_keras(tmp_path):
     home = fake_keras_home(tmp_path)
     table().to_csv(tmp_path / "d.csv", index=False)

@@ -223,7 +223,8 @@ def _command_section(text: str, name: str) -> str:
 
 
 def registered_commands() -> dict:
-    typer = pytest.importorskip("typer")
+    import typer
+
     from nettrain.cli import app
 
     return typer.main.get_command(app).commands
@@ -298,7 +299,8 @@ def test_readme_command_table_catches_a_missing_command(monkeypatch, tmp_path):
 
 
 def test_app_options_and_shell_completion_are_documented():
-    typer = pytest.importorskip("typer")
+    import typer
+
     from nettrain.cli import app
 
     group = typer.main.get_command(app)

@@ -1,17 +1,16 @@
-"""`nettrain evaluate` through the CLI on tiny runs trained once per module."""
+"""`nettrain evaluate` through the CLI on copies of the session's shared tiny runs (tests/conftest.py)."""
 
 import json
 import shutil
 import subprocess
 import sys
-import textwrap
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from nettrain.cli import app
-from tests.helpers import mixed_csv, regression_csv
+from tests.helpers import copy_run, regression_csv
 
 runner = CliRunner()
 CLASSES = ["high", "low", "mid"]
@@ -36,33 +35,15 @@ def assert_usage_error(result, *needles):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A weak 3-class model (3 epochs) on the mixed CSV: its run directory."""
-    root = tmp_path_factory.mktemp("evaluate")
-    mixed_csv(root / "mixed.csv")
-    cfg = root / "mixed.yaml"
-    cfg.write_text(textwrap.dedent("""
-        data: {source: mixed.csv, target: label, id: id}
-        model: {layers: [{type: Dense, units: 8, activation: relu}]}
-        training: {epochs: 3, batch_size: 16, metrics: [accuracy]}
-        output: {plots: false}
-    """))
-    out = root / "run"
-    result = cli("fit", cfg, "--run-dir", out, "--quiet")
-    assert result.exit_code == 0, result.output
-    return out
+def run(mixed_run, tmp_path_factory):
+    """A weak 3-class model (1 epoch) on the mixed CSV: a copy of its run directory (evaluate writes
+    its eval-*.json files into the run)."""
+    return copy_run(mixed_run, tmp_path_factory.mktemp("evaluate") / "mixed")
 
 
 @pytest.fixture(scope="module")
-def reg_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaluate_reg")
-    regression_csv(root / "reg.csv")
-    cfg = root / "reg.yaml"
-    cfg.write_text("data: {source: reg.csv, target: y}\ntraining: {epochs: 3}\noutput: {plots: false}\n")
-    out = root / "run"
-    result = cli("fit", cfg, "--run-dir", out, "--quiet")
-    assert result.exit_code == 0, result.output
-    return out
+def reg_run(regression_run, tmp_path_factory):
+    return copy_run(regression_run, tmp_path_factory.mktemp("evaluate_reg") / "reg")
 
 
 def fit_metrics(run_dir):
@@ -212,6 +193,7 @@ def test_unknown_split_and_split_with_data(run):
     assert_usage_error(cli("evaluate", run, "--split", "test", "--data", run.parent / "mixed.csv"), "--data")
 
 
+@pytest.mark.slow
 def test_run_without_test_rows(tmp_path):
     regression_csv(tmp_path / "reg.csv", n=60)
     cfg = tmp_path / "reg.yaml"
@@ -265,6 +247,7 @@ def test_string_in_a_numeric_column(run, tmp_path):
     assert_usage_error(cli("evaluate", run, "--data", tmp_path / "bad.csv"), "bad.csv", "'x1'", "oops")
 
 
+@pytest.mark.slow
 def test_bad_target_exits_2_without_traceback_in_a_real_process(tmp_path):
     fake = tmp_path / "x.h5"
     fake.write_bytes(b"\x00" * 64)

@@ -32,7 +32,6 @@ from nettrain.cli import app
 from nettrain.config import load_config
 from nettrain.data import load_dataset, read_table
 from nettrain.errors import DataError
-from tests.helpers import mixed_csv
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,21 +67,9 @@ def assert_clean_exit_2(result, *needles, max_lines: int = 2):
 # ------------------------------------------------------------------------------ fixtures
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """A tiny 3-class model (1 epoch) on the mixed CSV: its run directory."""
-    root = tmp_path_factory.mktemp("hostile")
-    mixed_csv(root / "mixed.csv", n=80)
-    cfg = root / "config.yaml"
-    cfg.write_text(textwrap.dedent("""
-        data: {source: mixed.csv, target: label, id: id}
-        model: {layers: [{type: Dense, units: 4, activation: relu}]}
-        training: {epochs: 1, batch_size: 16}
-        output: {plots: false}
-    """))
-    out = root / "run"
-    result = cli("fit", cfg, "--run-dir", out, "--quiet")
-    assert result.exit_code == 0, result.output
-    return out
+def run(mixed_run) -> Path:
+    """A tiny 3-class model (1 epoch) on the mixed CSV, shared with other modules: its run directory."""
+    return mixed_run
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +201,7 @@ def test_no_pickle_anywhere_in_the_readers():
         assert "np.load(" not in text, rel
 
 
+@pytest.mark.slow
 def test_data_and_metadata_readers_never_import_tensorflow(run, tmp_path):
     d = tmp_path / "khome" / "datasets"
     d.mkdir(parents=True)

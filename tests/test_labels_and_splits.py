@@ -21,7 +21,7 @@ from nettrain.cli import app
 from nettrain.config import load_config
 from nettrain.data import load_dataset
 from nettrain.errors import ConfigError
-from tests.helpers import mixed_csv
+from tests.helpers import copy_run
 
 runner = CliRunner()
 
@@ -138,6 +138,7 @@ def test_old_model_files_without_a_class_type_still_predict_their_text_labels(in
     assert json.loads(ok("evaluate", old, "--json").stdout)["class_names"] == ["-1", "2", "10"]
 
 
+@pytest.mark.slow
 def test_binary_minus_one_and_one_labels(tmp_path):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(100, 2))
@@ -273,6 +274,7 @@ def test_an_npz_with_its_own_split_is_refused_as_a_part(tmp_path):
         load_dataset(cfg_for(tmp_path, {"train": "own.npz"}))
 
 
+@pytest.mark.slow
 def test_fit_and_evaluate_on_keras_mnist_use_the_official_test_rows(tmp_path, keras_home):
     run = fit(tmp_path, """
         data: {source: keras:mnist, split: {validation: 0.2}}
@@ -292,6 +294,7 @@ def test_fit_and_evaluate_on_keras_mnist_use_the_official_test_rows(tmp_path, ke
     usage_error(refused, "data.split.test", "does not apply")
 
 
+@pytest.mark.slow
 def test_kfold_on_an_npz_with_its_own_split_folds_its_training_rows(tmp_path):
     official_npz(tmp_path / "own.npz", n_train=50, n_test=20)
     run = fit(tmp_path, """
@@ -385,17 +388,12 @@ def test_init_keeps_the_own_split_of_an_npz(project):
 # ================================================================ 4 and 5. evaluate
 
 @pytest.fixture(scope="module")
-def kfold_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kfold_eval")
-    mixed_csv(root / "mixed.csv", n=120)
-    return fit(root, """
-        data: {source: mixed.csv, target: label, split: {folds: 3}}
-        model: {layers: [{type: Dense, units: 8, activation: relu}]}
-        training: {epochs: 1, metrics: [accuracy]}
-        output: {plots: false}
-    """)
+def kfold_run(kfold_run, tmp_path_factory):
+    """A copy of the session's shared 3-fold run (evaluate writes its eval-*.json files into it)."""
+    return copy_run(kfold_run, tmp_path_factory.mktemp("kfold_eval") / "kfold")
 
 
+@pytest.mark.slow
 def test_evaluate_a_kfold_run_measures_every_fold(kfold_run):
     # old: exit 2, "has no model.h5 (the run did not finish)"
     result = ok("evaluate", kfold_run)
@@ -404,6 +402,7 @@ def test_evaluate_a_kfold_run_measures_every_fold(kfold_run):
     assert "fold-1" in result.stdout and "mean ± std" in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_kfold_json_has_each_fold_mean_std_and_files(kfold_run):
     report = json.loads(ok("evaluate", kfold_run, "--json").stdout)
     fitted = json.loads((kfold_run / "metrics.json").read_text())
@@ -424,6 +423,7 @@ def test_evaluate_kfold_json_has_each_fold_mean_std_and_files(kfold_run):
     assert json.loads((kfold_run / "eval-validation.json").read_text())["mean"] == report["mean"]
 
 
+@pytest.mark.slow
 def test_fail_under_on_a_kfold_run_gates_the_mean(kfold_run):
     result = cli("evaluate", kfold_run, "--fail-under", "accuracy=1.01")
     assert result.exit_code == 3, result.output
@@ -432,14 +432,17 @@ def test_fail_under_on_a_kfold_run_gates_the_mean(kfold_run):
     assert report["gates"][0]["value"] == report["mean"]["accuracy"] and report["passed"] is True
 
 
+@pytest.mark.slow
 def test_evaluate_kfold_on_test_rows_and_on_a_file(kfold_run):
     test_rows = json.loads((kfold_run / "run.json").read_text())["data"]["rows"]["test"]
     report = json.loads(ok("evaluate", kfold_run, "--split", "test", "--json").stdout)
     assert [f["rows"] for f in report["folds"]] == [test_rows] * 3
-    report = json.loads(ok("evaluate", kfold_run, "--data", kfold_run.parent / "mixed.csv", "--json").stdout)
-    assert [f["rows"] for f in report["folds"]] == [120] * 3 and report["split"] is None
+    data = kfold_run.parent / "mixed.csv"
+    report = json.loads(ok("evaluate", kfold_run, "--data", data, "--json").stdout)
+    assert [f["rows"] for f in report["folds"]] == [len(pd.read_csv(data))] * 3 and report["split"] is None
 
 
+@pytest.mark.slow
 def test_evaluate_one_fold_uses_that_folds_rows(kfold_run):
     fitted = json.loads((kfold_run / "metrics.json").read_text())
     # old: every fold run was measured on fold 1's validation rows
@@ -447,6 +450,7 @@ def test_evaluate_one_fold_uses_that_folds_rows(kfold_run):
     assert report["keras_metrics"] == fitted["folds"][1]["validation"]
 
 
+@pytest.mark.slow
 def test_refit_model_of_a_kfold_run_is_evaluated_as_usual(kfold_run, tmp_path):
     run = tmp_path / "refit"
     shutil.copytree(kfold_run, run)
@@ -459,6 +463,7 @@ def test_refit_model_of_a_kfold_run_is_evaluated_as_usual(kfold_run, tmp_path):
     usage_error(cli("evaluate", run, "--split", "validation"), "no validation rows")
 
 
+@pytest.mark.slow
 def test_predict_on_a_kfold_run_names_its_folds(kfold_run):
     usage_error(cli("predict", kfold_run, kfold_run.parent / "mixed.csv"), "k-fold run", "fold-1")
 

@@ -1,4 +1,4 @@
-"""`nettrain predict` through the CLI on tiny runs trained once per module."""
+"""`nettrain predict` through the CLI on the session's shared tiny runs (tests/conftest.py)."""
 
 import io
 import textwrap
@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 import keras
 from nettrain.cli import app
-from tests.helpers import mixed_csv, regression_csv
 
 runner = CliRunner()
 CLASSES = ["high", "low", "mid"]
@@ -41,14 +40,8 @@ def train(root, csv_text_maker, config: str):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict")
-    return train(root, lambda: mixed_csv(root / "mixed.csv"), """
-        data: {source: mixed.csv, target: label, id: id}
-        model: {layers: [{type: Dense, units: 8, activation: relu}]}
-        training: {epochs: 2, batch_size: 16}
-        output: {plots: false}
-    """)
+def run(mixed_run):
+    return mixed_run  # predict writes nothing into a run: the shared one is read as it is
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +114,7 @@ def test_without_target_and_id_with_unseen_category_and_extra_column(run, tmp_pa
     np.testing.assert_allclose(pred[[f"proba_{c}" for c in CLASSES]].sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_binary_proba_is_p_and_one_minus_p(tmp_path):
     def make():
         rng = np.random.default_rng(1)
@@ -142,19 +136,15 @@ def test_binary_proba_is_p_and_one_minus_p(tmp_path):
     assert pred["prediction"].tolist() == np.where(p > 0.5, "yes", "no").tolist()
 
 
-def test_regression_predictions_are_numbers(tmp_path):
-    run = train(tmp_path, lambda: regression_csv(tmp_path / "reg.csv", n=80), """
-        data: {source: reg.csv, target: y}
-        training: {epochs: 1}
-        output: {plots: false}
-    """)
-    _, pred = predict_csv(run, tmp_path / "reg.csv")
+def test_regression_predictions_are_numbers(regression_run):
+    run, data = regression_run, regression_run.parent / "reg.csv"
+    _, pred = predict_csv(run, data)
     assert list(pred.columns) == ["prediction"] and pred["prediction"].dtype.kind == "f"
-    frame = pd.read_csv(tmp_path / "reg.csv")
+    frame = pd.read_csv(data)
     p = keras.models.load_model(run / "model.h5").predict(
         {"numeric": frame[["a", "b", "c"]].to_numpy(dtype="float32")}, verbose=0)[:, 0]
     np.testing.assert_allclose(pred["prediction"], p, atol=1e-5, rtol=1e-6)
-    assert_usage_error(cli("predict", run, tmp_path / "reg.csv", "--proba"), "regression")
+    assert_usage_error(cli("predict", run, data, "--proba"), "regression")
 
 
 # ------------------------------------------------------------------------------ bad input

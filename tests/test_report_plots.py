@@ -117,10 +117,12 @@ def test_predicted_vs_actual(tmp_path):
 
 
 def test_r2_score():
-    assert plots.r2_score([1, 2, 3, 4], [1, 2, 3, 4]) == pytest.approx(1.0)
-    assert plots.r2_score([1, 2, 3, 4], [2.5, 2.5, 2.5, 2.5]) == pytest.approx(0.0)
-    assert plots.r2_score([1, 2, 3], [1, 2, 4]) == pytest.approx(1 - 1 / 2)
-    assert math.isnan(plots.r2_score([2, 2, 2], [1, 2, 3]))
+    from nettrain.report.metrics import r2_score
+
+    assert r2_score([1, 2, 3, 4], [1, 2, 3, 4]) == pytest.approx(1.0)
+    assert r2_score([1, 2, 3, 4], [2.5, 2.5, 2.5, 2.5]) == pytest.approx(0.0)
+    assert r2_score([1, 2, 3], [1, 2, 4]) == pytest.approx(1 - 1 / 2)
+    assert math.isnan(r2_score([2, 2, 2], [1, 2, 3]))
 
 
 def test_plots_overwrite_in_place(tmp_path):

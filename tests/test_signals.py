@@ -6,13 +6,10 @@ injected by tests/inject.py around the product, not inside it.
 """
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -21,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-INJECT = Path(__file__).with_name("inject.py")
+from tests.helpers import Proc
+
 EPOCHS = 5
 pytestmark = pytest.mark.slow
 
@@ -41,54 +38,6 @@ def data_dir(tmp_path_factory):
         output: {{plots: false}}
     """))
     return d
-
-
-class Proc:
-    """A nettrain process whose stdout/stderr are collected by threads (so a full pipe never blocks it)."""
-
-    def __init__(self, args, cwd, fault=None, nohup=False):
-        cmd = [sys.executable, "-m", "nettrain", *args] if fault is None else \
-            [sys.executable, str(INJECT), fault, "--", *args]
-        if nohup:
-            cmd = ["nohup", *cmd]
-        env = {**os.environ, "CI": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-        self.p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._threads = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
-                         for s, b in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
-        for t in self._threads:
-            t.start()
-
-    @staticmethod
-    def _pump(stream, lines):
-        for line in stream:
-            lines.append(line)
-
-    @property
-    def pid(self):
-        return self.p.pid
-
-    def send(self, sig):
-        self.p.send_signal(sig)
-
-    def wait_for(self, text, timeout=120):
-        """True once `text` appears in stdout or stderr (False if the process ended or time ran out)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if any(text in line for line in self.out + self.err):
-                return True
-            if self.p.poll() is not None:
-                time.sleep(0.2)
-                return any(text in line for line in self.out + self.err)
-            time.sleep(0.02)
-        return False
-
-    def finish(self, timeout=300):
-        rc = self.p.wait(timeout=timeout)
-        for t in self._threads:
-            t.join(timeout=10)
-        return rc, "".join(self.out), "".join(self.err)
 
 
 def last_epoch(run):
@@ -173,8 +122,7 @@ def test_signal_during_startup_exits_130(data_dir, sig):
     assert rc == 130, (rc, err)  # an exit code, not a kill by the signal (-2 / -15)
     assert "interrupted" in err
     clean(err)
-    if (run / "run.json").exists():
-        assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert not (run / "run.json").exists()  # stopped while importing, before the run existed
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
@@ -263,7 +211,8 @@ def test_sigkill_at_random_moments_then_resume(data_dir):
         p.send(signal.SIGKILL)
         p.finish()
         if not (run / "run.json").exists():  # killed before the run started: the folder is reusable
-            assert all(e.name == ".lock" or ".tmp" in e.name for e in run.iterdir()) if run.exists() else True
+            left = [e.name for e in run.iterdir()] if run.exists() else []
+            assert all(name == ".lock" or ".tmp" in name for name in left), left
             rc, _, err = Proc(["fit", "config.yaml", "--run-dir", str(run), "--quiet"], data_dir).finish()
             assert rc == 0, err
             continue

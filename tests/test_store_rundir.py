@@ -162,7 +162,7 @@ def test_metrics_csv_rows_survive_truncation_and_garbage(tmp_path):
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "epoch,loss,seconds"
 
 
-def test_a_run_left_running_by_a_killed_process_is_listed_as_killed(tmp_path, capsys):
+def test_a_run_left_running_by_a_killed_process_is_listed_as_killed(tmp_path):
     from nettrain.report.runs import collect_runs
 
     for name in ("dead", "done"):

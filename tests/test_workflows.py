@@ -54,6 +54,7 @@ def write(folder, name, text):
 
 # ------------------------------------------------------------------ retrain and early stopping
 
+@pytest.mark.slow
 def test_retrain_trains_the_epochs_asked_for_after_an_early_stop(folder):
     """Before: the parent's spent patience stopped the retrain after 1 epoch and restored older weights."""
     cfg = write(folder, "es.yaml", """
@@ -78,6 +79,7 @@ def test_retrain_trains_the_epochs_asked_for_after_an_early_stop(folder):
     assert "the model keeps the weights of epoch 4" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_best_checkpoint_is_named_at_the_end(folder):
     cfg = write(folder, "plain.yaml", """
         data: {source: binary.csv, target: label}
@@ -107,6 +109,7 @@ TEXT = """
 """
 
 
+@pytest.mark.slow
 def test_keras_text_stack_works_as_written(folder):
     """Before: input_dim was refused ('nettrain builds the model inputs') and required at the same time."""
     cfg = write(folder, "text.yaml", TEXT)
@@ -194,25 +197,29 @@ def test_a_multiclass_head_of_the_wrong_width_is_refused(folder):
 
 # ---------------------------------------------- regularizers, constraints, .keras checkpoints
 
+REGULARIZED = """
+    data: {source: binary.csv, target: label}
+    model: {layers: [{type: Dense, units: 8, activation: relu}]}
+"""
+
+
 @pytest.mark.parametrize("value", ["l2", "{l2: 0.01}", "{l1_l2: {l1: 0.01, l2: 0.001}}", "{type: L1L2, l1: 0.1}",
                                    "{name: l2, l2: 0.05}"])
 def test_regularizers_and_constraints_as_keras_users_write_them(folder, value):
-    cfg = write(folder, "reg.yaml", """
-        data: {source: binary.csv, target: label}
-        model: {layers: [{type: Dense, units: 8, activation: relu}]}
-    """)
+    cfg = write(folder, "reg.yaml", REGULARIZED)
     result = cli("validate", cfg, "--build", "--set", f"model.layers.0.kernel_regularizer={value}",
                  "--set", "model.layers.0.kernel_constraint={max_norm: 3}")
     assert result.exit_code == 0, result.output
 
 
 def test_an_unknown_regularizer_is_named(folder):
-    cfg = folder / "reg.yaml"
+    cfg = write(folder, "reg-unknown.yaml", REGULARIZED)
     result = cli("validate", cfg, "--build", "--set", "model.layers.0.kernel_regularizer={l3: 1}")
     assert result.exit_code == 2
     assert "model.layers.0.kernel_regularizer: regularizer {'l3': 1}: Keras has no regularizer 'l3'" in result.stderr
 
 
+@pytest.mark.slow
 def test_keras_checkpoints_in_the_native_format(folder):
     import keras
 
@@ -235,6 +242,7 @@ def test_keras_checkpoints_in_the_native_format(folder):
 
 # ------------------------------------------------------------------------- output
 
+@pytest.mark.slow
 def test_summary_is_never_cut_whatever_the_terminal(folder, monkeypatch):
     monkeypatch.setenv("COLUMNS", "40")
     cfg = write(folder, "wide.yaml", """

@@ -1,6 +1,6 @@
 """Config schema and loader (no TensorFlow)."""
 
 from nettrain.config.loader import load_config, parse_override
-from nettrain.config.schema import Config
+from nettrain.config.schema import Config, ConfigSource
 
-__all__ = ["Config", "load_config", "parse_override"]
+__all__ = ["Config", "ConfigSource", "load_config", "parse_override"]

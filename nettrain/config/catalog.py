@@ -4,6 +4,10 @@ The snapshot (`keras_catalog.json`) is generated from the installed Keras by
 `python -m nettrain.config.catalog` and a test checks that it still matches Keras. It is only a
 first line of defence: when the model is built, every name and argument is checked again
 against Keras itself, so a stale snapshot can never let a wrong config train.
+
+Also the one spelling rule for Keras names (`normalize`) and the one lookup of a Keras class by
+name (`keras_class`), used by model building and compiling. They take the Keras module as an
+argument: nothing here imports Keras at module level.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nettrain import keras_compat
+
 CATALOG_PATH = Path(__file__).with_name("keras_catalog.json")
 
 # Layer.__init__ keywords every layer accepts (input_shape/input_dim are refused: nettrain
 # builds the inputs itself).
-BASE_LAYER_ARGS = ["activity_regularizer", "trainable", "dtype", "autocast", "name"]
 
 
 def init_params(cls) -> tuple[list[str], bool, list[str]]:
@@ -51,7 +56,8 @@ def init_params(cls) -> tuple[list[str], bool, list[str]]:
     return names, True, required
 
 
-def _classes(module, base) -> dict[str, Any]:
+def keras_classes(module, base) -> dict[str, Any]:
+    """The classes of a Keras module (keras.layers, keras.losses, ...) derived from `base`, by attribute name."""
     out = {}
     for attr in dir(module):
         obj = getattr(module, attr)
@@ -60,14 +66,25 @@ def _classes(module, base) -> dict[str, Any]:
     return out
 
 
-def _src(module):
-    """keras.losses -> keras.src.losses (where the alias table lives), or the module itself."""
-    import importlib
+def keras_class(module, name: Any, base: type | None = None, *, exact: bool = False):
+    """The class of a Keras module named `name`, or None.
 
-    try:
-        return importlib.import_module(module.__name__.replace("keras.", "keras.src.", 1))
-    except ImportError:
-        return module
+    By default spelling-insensitive (`normalize`: `l1_l2` finds L1L2, `rmsprop` RMSprop); `exact`
+    for layer types, which the catalog checks by their exact class name. `base`, when given, is
+    the class it must derive from.
+    """
+    if not isinstance(name, str):
+        return None
+    if exact:
+        found = getattr(module, name, None)
+        candidates = [found] if found is not None else []
+    else:
+        norm = normalize(name)
+        candidates = [getattr(module, attr) for attr in dir(module) if normalize(attr) == norm]
+    for obj in candidates:
+        if inspect.isclass(obj) and (base is None or issubclass(obj, base)):
+            return obj
+    return None
 
 
 def generate() -> dict[str, Any]:
@@ -75,7 +92,7 @@ def generate() -> dict[str, Any]:
     import sklearn.datasets
 
     layers = {}
-    for name, cls in _classes(keras.layers, keras.layers.Layer).items():
+    for name, cls in keras_classes(keras.layers, keras.layers.Layer).items():
         params, open_kwargs, required = init_params(cls)
         layers[name] = {"params": params, "kwargs": open_kwargs, "required": required}
 
@@ -83,11 +100,10 @@ def generate() -> dict[str, Any]:
         # Classes under their class name (with constructor arguments), functions and aliases
         # that `get` resolves under their own name.
         named = {}
-        for name, cls in _classes(module, base).items():
+        for name, cls in keras_classes(module, base).items():
             named[name] = init_params(cls)[0]
-        # `get` also resolves short aliases ("mse", "bce", "kld") kept in Keras's object table.
-        aliases = list(getattr(_src(module), "ALL_OBJECTS_DICT", {}))
-        for attr in dir(module) + aliases:
+        # `get` also resolves short aliases ("mse", "bce", "kld") that only Keras's own table lists.
+        for attr in dir(module) + keras_compat.registry_aliases(module):
             if attr.startswith("_") or attr in named or attr in ("get", "serialize", "deserialize"):
                 continue
             try:
@@ -129,11 +145,8 @@ def load() -> dict[str, Any]:
 def load_matching() -> dict[str, Any] | None:
     """The snapshot when it was taken from the installed Keras version, else None (then names are
     checked only when the model is built, against Keras itself)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        installed = version("keras")
-    except PackageNotFoundError:
+    installed = keras_compat.keras_version()
+    if installed is None:
         return None
     snapshot = load()
     return snapshot if snapshot["keras_version"] == installed else None

@@ -19,7 +19,9 @@ SPARSE_LOSSES = {"sparsecategoricalcrossentropy"}
 BINARY_LOSSES = {"binarycrossentropy", "binaryfocalcrossentropy", "hinge", "squaredhinge", "bce"}
 HINGE_LOSSES = {"hinge", "squaredhinge"}
 REGRESSION_LOSSES = {"meansquarederror", "mse", "meanabsoluteerror", "mae", "meanabsolutepercentageerror", "mape",
-                     "meansquaredlogarithmicerror", "msle", "huber", "logcosh", "poisson", "cosinesimilarity"}
+                     "meansquaredlogarithmicerror", "msle", "huber", "huberloss", "logcosh", "logcoshloss", "poisson",
+                     "cosinesimilarity"}
+MULTICLASS_LOSSES = ONE_HOT_LOSSES | SPARSE_LOSSES | {"categoricalgeneralizedcrossentropy"}
 AUTO_METRICS = {"regression": ["mae"], "binary": ["accuracy", "auc"], "multiclass": ["accuracy"]}
 
 # Metrics by the labels they expect.
@@ -40,9 +42,16 @@ def loss_key(loss: Any) -> str | None:
     return normalize(name) if isinstance(name, str) and name != "auto" else None
 
 
-def metric_key(metric: Any) -> str | None:
-    name = metric.get("name") if isinstance(metric, dict) else metric
-    return normalize(name) if isinstance(name, str) else None
+def loss_task(loss: Any) -> str | None:
+    """The task a loss implies: regression, binary, multiclass, or None (auto or task-neutral)."""
+    key = loss_key(loss)
+    if key in REGRESSION_LOSSES:
+        return "regression"
+    if key in BINARY_LOSSES:
+        return "binary"
+    if key in MULTICLASS_LOSSES:
+        return "multiclass"
+    return None
 
 
 def mode_from_config(cfg) -> str | None:

@@ -7,7 +7,6 @@ is `yamlread.py`'s job.
 
 from __future__ import annotations
 
-import difflib
 import os
 import typing
 from pathlib import Path
@@ -17,10 +16,11 @@ from pydantic import BaseModel, ValidationError
 
 from nettrain.config import catalog, coherence
 from nettrain.config.args import MAX_NAME, Arg, ArgError, show
-from nettrain.config.schema import Config, LayerSpec
+from nettrain.config.schema import Config, ConfigSource, LayerSpec
 from nettrain.config.template import check_template, possible_log_names
 from nettrain.config.yamlread import INT_KEYS, MAX_DEPTH, clip, dotted, quote, read_file, read_yaml
 from nettrain.errors import ConfigError, UsageError
+from nettrain.words import did_you_mean
 
 # Keys whose string values are paths (relative to the config file, or to the current
 # directory when given with --set). data.source is a path unless it names a bundled set.
@@ -257,18 +257,6 @@ def _pick(models: list, node: Any):
     return models  # several candidates: resolved by the next (index) step or not at all
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    choices = list(choices)
-    if len(word) > 100:
-        return ""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower().replace("_", ""): c for c in choices}
-        close = difflib.get_close_matches(word.lower().replace("_", ""), list(lowered), n=1, cutoff=0.6)
-        close = [lowered[c] for c in close]
-    return f"did you mean '{close[0]}'? " if close else ""
-
-
 _TYPE_WORDS = {
     "string_type": "a string", "dict_type": "a mapping", "model_type": "a mapping",
     "model_attributes_type": "a mapping", "int_type": "an integer", "int_parsing": "an integer",
@@ -315,7 +303,7 @@ def _describe(errors: list[dict], data: Any, file: str, lines: dict, overridden:
     if err["type"] == "extra_forbidden":
         model = _model_at(loc[:-1], data)
         allowed = [f for f in model.model_fields] if isinstance(model, type) else []
-        msg = f"unknown key {quote(loc[-1])}; {_did_you_mean(str(loc[-1]), allowed)}"
+        msg = f"unknown key {quote(loc[-1])}; {did_you_mean(str(loc[-1]), allowed)}"
         msg += f"allowed: {', '.join(allowed)}" if allowed else "remove it"
     elif err["type"] == "missing":
         msg = "required key is missing"
@@ -406,12 +394,12 @@ def _check_names(cfg: Config, raise_at) -> None:
         for key in src.kwargs():
             if key not in allowed:
                 raise_at(("data", "source", key), f"{src.generator} has no argument {quote(key)}; "
-                         f"{_did_you_mean(key, allowed)}allowed: {', '.join(allowed)}")
+                         f"{did_you_mean(key, allowed)}allowed: {', '.join(allowed)}")
 
 
 def check_layer(type_name: str, kwargs: dict, loc: tuple, raise_at, layers: dict) -> None:
     if type_name not in layers:
-        raise_at(loc + ("type",), f"Keras has no layer {quote(type_name)}; {_did_you_mean(type_name, layers)}"
+        raise_at(loc + ("type",), f"Keras has no layer {quote(type_name)}; {did_you_mean(type_name, layers)}"
                  "any class of keras.layers is allowed (Dense, Dropout, Conv2D, LSTM, ...)")
     info = layers[type_name]
     for key in kwargs:
@@ -419,7 +407,7 @@ def check_layer(type_name: str, kwargs: dict, loc: tuple, raise_at, layers: dict
             raise_at(loc + (key,), "nettrain builds the model inputs from the data; remove this argument")
         if not info["kwargs"] and key not in info["params"]:
             raise_at(loc + (key,), f"{clip(type_name)} has no argument {quote(key)}; "
-                     f"{_did_you_mean(key, info['params'])}allowed: {', '.join(info['params'])}")
+                     f"{did_you_mean(key, info['params'])}allowed: {', '.join(info['params'])}")
     for key in info["required"]:
         if key not in kwargs and not (type_name == "Embedding" and key == "input_dim" and loc[-1:] == (0,)):
             raise_at(loc, f"{type_name} needs the argument '{key}'")  # a first Embedding's input_dim is filled in
@@ -433,7 +421,7 @@ def _check_registry(value, loc, registry: dict, what: str, module: str, raise_at
         raise_at(where, f"{what} name must be a string, got {_show(name)}")
     found = by_norm.get(catalog.normalize(name))
     if found is None:
-        raise_at(where, f"Keras has no {what} {quote(name)}; {_did_you_mean(name, registry)}"
+        raise_at(where, f"Keras has no {what} {quote(name)}; {did_you_mean(name, registry)}"
                  f"any name from {module} is allowed")
     if isinstance(value, dict):
         params = registry[found]
@@ -448,20 +436,24 @@ def _check_registry(value, loc, registry: dict, what: str, module: str, raise_at
         for arg in args:
             if params is not None and arg not in params:
                 raise_at(loc + (arg,), f"{what} {quote(name)} has no argument {quote(arg)}; "
-                         f"{_did_you_mean(arg, params)}allowed: {', '.join(p for p in params if p != 'name')}")
+                         f"{did_you_mean(arg, params)}allowed: {', '.join(p for p in params if p != 'name')}")
 
 
 # --------------------------------------------------------------------------------- entry
 
 def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), *,
-                data: dict | None = None, check_names: bool = True) -> Config:
+                data: dict | None = None, check_names: bool = True,
+                origin: str | os.PathLike | None = None) -> Config:
     """Read, override, resolve paths and validate a config.
 
     `path` is the YAML file; `data` may stand in for its parsed content (then `path` only names
-    it in messages and anchors relative paths). Every mistake raises a ConfigError (or a
-    UsageError for a missing file or a malformed --set): never another exception.
+    it in messages and anchors relative paths). Without `path`, `origin` names where `data` came
+    from (retrain: the model file whose saved config it is) in messages and in `cfg.source.file`;
+    it is never read and anchors nothing, and errors of --set keys still name the --set argument.
+    Every mistake raises a ConfigError (or a UsageError for a missing file or a malformed --set):
+    never another exception. Where the config came from is `cfg.source` (a ConfigSource).
     """
-    file = str(path) if path is not None else "<config>"
+    file = str(path) if path is not None else str(origin) if origin is not None else "<config>"
     lines: dict[tuple, int] = {}
     if data is None:
         data, lines = read_file(file)
@@ -493,9 +485,11 @@ def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), *
     def raise_at(loc: tuple, msg: str):
         raise _error_at(loc, msg, file, lines, overridden, from_file)
 
+    source = ConfigSource(file=file, lines={dotted(k): v for k, v in lines.items()},
+                          overrides=tuple(dotted(o) for o, _ in overridden))
     try:
         try:
-            cfg = Config.model_validate(data)
+            cfg = Config.model_validate(data, context={"source": source})
         except ValidationError as e:
             raise _describe(e.errors(), data, file, lines, overridden, from_file) from None
         if not os.path.isabs(cfg.output.dir):  # the default: runs/ under the current directory
@@ -509,7 +503,4 @@ def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), *
             _check_coherence(cfg, raise_at)
     except RecursionError:
         raise ConfigError(f"nested too deeply to validate (at most {MAX_DEPTH} levels)", file=file) from None
-    cfg._file = file
-    cfg._lines = {dotted(k): v for k, v in lines.items()}
-    cfg._overridden = [dotted(o) for o, _ in overridden]
     return cfg

@@ -8,9 +8,10 @@ arguments, losses, optimizers, metrics) are checked against the Keras catalog sn
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, Mapping, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from nettrain.config.args import (CODE_LAYERS, GENERATOR_ARGS, LAYER_ARG_SUFFIXES, LAYER_ARGS, LOSS_METRIC_ARGS,
                                   MAX_EPOCHS, MAX_GENERATED, MAX_INT, MAX_LAYERS, MAX_NAME, MAX_SEED, MAX_SIZE,
@@ -24,7 +25,6 @@ class Section(BaseModel):
 
 # ---------------------------------------------------------------------------------- data
 
-GENERATORS = ("make_regression", "make_classification", "make_blobs")
 
 
 class GeneratorSource(BaseModel):
@@ -69,7 +69,6 @@ class SplitConfig(Section):
         return self
 
 
-TEXT_MODES = ("multi_hot", "count", "tf_idf", "int")
 
 
 class ColumnConfig(Section):
@@ -345,6 +344,47 @@ class OutputConfig(Section):
 
 # ---------------------------------------------------------------------------------- root
 
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where a loaded config came from, so every stage can point at the culprit: `cfg.source`.
+
+    `load_config` fills it in (`Config.model_validate(data, context={"source": ...})` does too);
+    a Config built in code has the empty one.
+    """
+
+    file: str | None = None
+    """What messages name as the config: the YAML file, the model file a retrained or evaluated
+    config was read from (`load_config(..., origin=...)`), "<config>" for data given without
+    either, None for a Config built in code."""
+    lines: Mapping[str, int] = field(default_factory=dict)
+    """The YAML line of each dotted key path of the file (`"model.layers.0.units" -> 7`). Read only."""
+    overrides: tuple[str, ...] = ()
+    """The dotted key paths that `--set` arguments set, in order."""
+
+    def override_of(self, path: str) -> str | None:
+        """The --set key path that set `path` (or a key inside it, or a section holding it), else None."""
+        for o in self.overrides:
+            if path == o or path.startswith(o + ".") or o.startswith(path + "."):
+                return o
+        return None
+
+    def line_of(self, path: str) -> int | None:
+        """The YAML line of `path`, or of the nearest section holding it that has one."""
+        probe = path
+        while probe:
+            if probe in self.lines:
+                return self.lines[probe]
+            probe = probe.rpartition(".")[0]
+        return None
+
+    def error(self, path: str, message: str) -> ConfigError:
+        """A ConfigError for the key `path` (dotted): the --set argument that set it, else the file and line."""
+        o = self.override_of(path)
+        if o is not None:
+            return ConfigError(message + f" (set by --set {o}=...)", file=self.file, path=path)
+        return ConfigError(message, file=self.file, path=path, line=self.line_of(path))
+
+
 class Config(Section):
     name: str | None = Field(None, description="run name; default: the config file stem")
     seed: int = Field(42, ge=0, le=MAX_SEED)
@@ -356,23 +396,26 @@ class Config(Section):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
-    # Where the config came from, so later stages can point at the culprit too.
-    _file: str | None = PrivateAttr(None)
-    _lines: dict[str, int] = PrivateAttr(default_factory=dict)
-    _overridden: list[str] = PrivateAttr(default_factory=list)
+    # Where the config came from (`source`): given at validation, never written afterwards.
+    _source: ConfigSource = PrivateAttr(default_factory=ConfigSource)
+
+    @property
+    def source(self) -> ConfigSource:
+        """Where this config came from: file, YAML lines, --set key paths (see ConfigSource)."""
+        return self._source
+
+    @model_validator(mode="after")
+    def _take_source(self, info: ValidationInfo) -> "Config":
+        source = (info.context or {}).get("source") if isinstance(info.context, dict) else None
+        if source is not None:
+            if not isinstance(source, ConfigSource):
+                raise TypeError(f"the validation context's source must be a ConfigSource, got {type(source).__name__}")
+            self._source = source
+        return self
 
     def error(self, path: str, message: str) -> ConfigError:
         """A ConfigError for the key `path` (dotted), with the file and line it came from."""
-        for o in self._overridden:
-            if path == o or path.startswith(o + ".") or o.startswith(path + "."):
-                return ConfigError(message + f" (set by --set {o}=...)", file=self._file, path=path)
-        line, probe = None, path
-        while probe:
-            if probe in self._lines:
-                line = self._lines[probe]
-                break
-            probe = probe.rpartition(".")[0]
-        return ConfigError(message, file=self._file, path=path, line=line)
+        return self._source.error(path, message)
 
     @field_validator("name")
     @classmethod

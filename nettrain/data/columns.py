@@ -14,9 +14,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from nettrain.data.words import did_you_mean, list_names, show_name
+from nettrain.data.words import list_names, show_name
 from nettrain.data.types import ColumnInfo
 from nettrain.errors import DataError
+from nettrain.words import did_you_mean
 
 TEXT_DEFAULTS = {"max_tokens": 10000, "output_mode": "multi_hot"}
 _BOOL_WORDS = {"true": 1.0, "false": 0.0}

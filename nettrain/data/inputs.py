@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.columns import as_strings, row_label, to_numbers
-from nettrain.data.words import did_you_mean, list_names
+from nettrain.data.words import list_names
 from nettrain.data.types import NUMERIC_INPUT, FeatureSchema, Split
 from nettrain.errors import DataError
+from nettrain.words import did_you_mean
 
 MISSING_POLICIES = ("error", "mean", "median", "most_frequent", "drop_rows")
 

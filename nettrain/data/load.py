@@ -15,97 +15,93 @@ from nettrain.data.columns import as_strings, select_columns, type_columns
 from nettrain.data.inputs import (MISSING_POLICIES, fit_imputation, missing_counts, missing_rows,
                                   prepare_inputs)
 from nettrain.data.sources import read_source
-from nettrain.data.words import did_you_mean, list_names
+from nettrain.data.words import list_names
 from nettrain.data.split import fingerprint, hold_out, make_folds, should_stratify, split_rows
 from nettrain.data.task import class_type, infer_task
 from nettrain.data.types import Dataset, FeatureSchema, Split
 from nettrain.errors import DataError
+from nettrain.words import did_you_mean
 
 
 def load_dataset(cfg) -> Dataset:
     """Everything the model and training stages need from `cfg.data` and `cfg.preprocessing`."""
     raw = read_source(cfg)
-    main = "source" if "source" in raw.frames else "train"
-    where = {part: raw.paths.get(part, raw.description) for part in raw.frames}
-    target, features, id_col = select_columns(cfg, raw.frames[main], where[main], raw.default_target)
     notes: list[str] = []
-    columns = type_columns(cfg, raw.frames[main], features, raw.kinds, where[main], notes)
-    schema = FeatureSchema(task="regression", target=target, columns=columns, id_column=id_col)
-    for part, frame in raw.frames.items():
-        if part != main:
-            _same_columns(cfg, part, frame, [target, *features] + ([id_col] if id_col else []), where[part])
-
-    frames = {part: _apply_missing_policy(cfg, frame, schema, where[part], notes)
-              for part, frame in raw.frames.items()}
-    all_targets = pd.concat([f[target] for f in frames.values()], ignore_index=True) \
-        if len(frames) > 1 else frames[main][target]
-    schema.task, schema.class_names = infer_task(cfg, all_targets, target, raw.task_hint)
-    classification = schema.task != "regression"
-    if classification:
-        schema.class_type = class_type(all_targets)
-    if raw.official is not None:
-        _official_split(cfg, raw, frames, notes)
-
-    def labels_of(frame: pd.DataFrame) -> np.ndarray | None:
-        return as_strings(frame[target]) if classification else None
-
-    folds = None
-    k = cfg.data.split.folds
-    if main == "source":
-        frame = frames["source"]
-        labels = labels_of(frame)
-        train_pos, val_pos, test_pos = split_rows(cfg, len(frame), labels, schema.task, notes)
-        rest_frame = frame.iloc[train_pos]
-        test_frame = frame.iloc[test_pos] if len(test_pos) else None
-        val_frame = frame.iloc[val_pos] if len(val_pos) else None
-    else:
-        if k > 1 and "validation" in frames:
-            raise cfg.error("data.split.folds", "k-fold cross-validation makes its own validation folds from "
-                            "data.train; remove data.validation or set folds: 1")
-        rest_frame = frames["train"]
-        test_frame = frames.get("test")
-        val_frame = frames.get("validation")
-        if val_frame is None and k == 1:
-            positions = np.arange(len(rest_frame), dtype=np.int64)
-            tr, va = hold_out(cfg, positions, labels_of(rest_frame), cfg.data.split.validation,
-                              "data.split.validation", "validation", should_stratify(cfg, schema.task), notes)
-            val_frame = rest_frame.iloc[va] if len(va) else None
-            rest_frame = rest_frame.iloc[tr]
-
-    pool = None
-    if k > 1:
-        folds = make_folds(cfg, labels_of(rest_frame), len(rest_frame), schema.task, notes)
-        fit_frame = rest_frame.iloc[folds[0][0]]
-    else:
-        fit_frame = rest_frame
-    if cfg.preprocessing.missing in ("mean", "median", "most_frequent"):
-        schema.imputation = fit_imputation(fit_frame, schema, cfg.preprocessing.missing, where[main])
+    schema, frames, main, where = _typed_frames(cfg, raw, notes)
+    rest, validation, test = _split_frames(cfg, schema, frames, main, notes)
+    folds = make_folds(cfg, _labels(schema, rest), len(rest), schema.task, notes) \
+        if cfg.data.split.folds > 1 else None
+    if cfg.preprocessing.missing in ("mean", "median", "most_frequent"):  # fill values from training rows only
+        fit_rows = rest.iloc[folds[0][0]] if folds is not None else rest
+        schema.imputation = fit_imputation(fit_rows, schema, cfg.preprocessing.missing, where[main])
 
     def prepare(frame: pd.DataFrame | None, part: str) -> Split | None:
         if frame is None:
             return None
         return prepare_inputs(frame, schema, require_target=True, source=where.get(part, where[main]))
 
-    if folds is not None:
-        pool = prepare(rest_frame, "train")
-        train, validation = take_rows(pool, folds[0][0]), take_rows(pool, folds[0][1])
+    pool = prepare(rest, "train") if folds is not None else None
+    if folds is not None:  # the first fold stands for "the" split; k-fold takes the others from the pool
+        train, valid = take_rows(pool, folds[0][0]), take_rows(pool, folds[0][1])
     else:
-        train = prepare(rest_frame, "train")
-        validation = prepare(val_frame, "validation")
-    test = prepare(test_frame, "test")
-
-    assignment = {"train": train.row_index}
-    if validation is not None:
-        assignment["validation"] = validation.row_index
-    if test is not None:
-        assignment["test"] = test.row_index
-    if folds is not None:
-        for i, (_, va) in enumerate(folds):
-            assignment[f"fold{i}"] = pool.row_index[va]
-    return Dataset(schema=schema, train=train, validation=validation, test=test,
+        train, valid = prepare(rest, "train"), prepare(validation, "validation")
+    held_out = prepare(test, "test")
+    assignment = {name: split.row_index for name, split in
+                  (("train", train), ("validation", valid), ("test", held_out)) if split is not None}
+    for i, (_, va) in enumerate(folds or []):
+        assignment[f"fold{i}"] = pool.row_index[va]
+    return Dataset(schema=schema, train=train, validation=valid, test=held_out,
                    fingerprint=fingerprint(raw.frames, assignment), source=raw.description,
                    n_rows=sum(len(f) for f in frames.values()), folds=folds, pool=pool, notes=notes,
                    official_split=raw.official is not None)
+
+
+def _typed_frames(cfg, raw, notes: list[str]):
+    """The feature schema (columns, kinds, task, classes) and each part's rows after the missing-value
+    policy: (schema, frames by part, the main part, where each part came from)."""
+    main = "source" if "source" in raw.frames else "train"
+    where = {part: raw.paths.get(part, raw.description) for part in raw.frames}
+    target, features, id_col = select_columns(cfg, raw.frames[main], where[main], raw.default_target)
+    columns = type_columns(cfg, raw.frames[main], features, raw.kinds, where[main], notes)
+    schema = FeatureSchema(task="regression", target=target, columns=columns, id_column=id_col)
+    for part, frame in raw.frames.items():
+        if part != main:
+            _same_columns(cfg, part, frame, [target, *features] + ([id_col] if id_col else []), where[part])
+    frames = {part: _apply_missing_policy(cfg, frame, schema, where[part], notes)
+              for part, frame in raw.frames.items()}
+    all_targets = pd.concat([f[target] for f in frames.values()], ignore_index=True) \
+        if len(frames) > 1 else frames[main][target]
+    schema.task, schema.class_names = infer_task(cfg, all_targets, target, raw.task_hint)
+    if schema.task != "regression":
+        schema.class_type = class_type(all_targets)
+    if raw.official is not None:
+        _official_split(cfg, raw, frames, notes)
+    return schema, frames, main, where
+
+
+def _labels(schema: FeatureSchema, frame: pd.DataFrame) -> np.ndarray | None:
+    """Class labels of the rows (for stratified splits), None for regression."""
+    return as_strings(frame[schema.target]) if schema.task != "regression" else None
+
+
+def _split_frames(cfg, schema: FeatureSchema, frames: dict[str, pd.DataFrame], main: str, notes: list[str]):
+    """(rows to train on, or to fold; validation rows or None; test rows or None)."""
+    if main == "source":
+        frame = frames["source"]
+        train_pos, val_pos, test_pos = split_rows(cfg, len(frame), _labels(schema, frame), schema.task, notes)
+        return (frame.iloc[train_pos], frame.iloc[val_pos] if len(val_pos) else None,
+                frame.iloc[test_pos] if len(test_pos) else None)
+    if cfg.data.split.folds > 1 and "validation" in frames:
+        raise cfg.error("data.split.folds", "k-fold cross-validation makes its own validation folds from "
+                        "data.train; remove data.validation or set folds: 1")
+    rest, validation, test = frames["train"], frames.get("validation"), frames.get("test")
+    if validation is None and cfg.data.split.folds == 1:
+        positions = np.arange(len(rest), dtype=np.int64)
+        tr, va = hold_out(cfg, positions, _labels(schema, rest), cfg.data.split.validation,
+                          "data.split.validation", "validation", should_stratify(cfg, schema.task), notes)
+        validation = rest.iloc[va] if len(va) else None
+        rest = rest.iloc[tr]
+    return rest, validation, test
 
 
 def take_rows(split: Split, positions: np.ndarray) -> Split:

@@ -1,6 +1,6 @@
 """Checks for a file a command is about to write (`predict --output`, `init --output`): the folder
 it lands in, whether it is another file under a second name, whether it lies in a run directory.
-Standard library only, so `nettrain init` stays light."""
+No TensorFlow, no h5py, so `nettrain init` stays light."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import os
 from pathlib import Path
 
 from nettrain.errors import UsageError
-
-RUN_FILE = "run.json"  # what makes a folder a nettrain run (nettrain.store.rundir.RUN)
+from nettrain.store.rundir import RUN as RUN_FILE  # what makes a folder a nettrain run
 
 
 def existing_folder(path: Path) -> Path:

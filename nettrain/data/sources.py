@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.npz import NpzReader
-from nettrain.data.words import did_you_mean, list_names, reason, show_name
+from nettrain.data.words import list_names, reason, show_name
 from nettrain.errors import DataError
+from nettrain.words import did_you_mean
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".parquet", ".jsonl", ".npz")
 # pandas reads these compressed text files transparently (data.csv.gz, data.jsonl.zst, ...)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +21,10 @@ import yaml
 
 from nettrain.data.columns import as_strings, auto_kind, to_numbers
 from nettrain.data.sources import SOURCE, read_parts
-from nettrain.data.words import did_you_mean, list_names, show_name
+from nettrain.data.words import list_names, show_name
 from nettrain.data.split import n_held_out
 from nettrain.errors import ConfigError, UsageError, WriteFailed
+from nettrain.words import did_you_mean
 
 _ID_NAME = re.compile(r"(^id$|_id$|^id_|Id$|ID$)")
 CONFIG_EXTENSIONS = (".yaml", ".yml")
@@ -51,6 +52,21 @@ def source_for(path: Path, output: Path | None) -> str:
         return os.path.abspath(path)
 
 
+@dataclass
+class _Roles:
+    """What `init` made of each column besides the target."""
+
+    numeric: list[str] = field(default_factory=list)
+    categorical: dict[str, str] = field(default_factory=dict)  # column -> why
+    text: dict[str, str] = field(default_factory=dict)
+    id_col: str | None = None
+    drop: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + list(self.categorical) + list(self.text)
+
+
 def suggest(path: Path, target: str, *, output: Path | None = None) -> Suggestion:
     from nettrain.config import load_config
     from nettrain.data.task import infer_task
@@ -62,44 +78,9 @@ def suggest(path: Path, target: str, *, output: Path | None = None) -> Suggestio
     if target not in frame.columns:
         raise UsageError(f"{path}: no column '{show_name(target)}' to use as the target; "
                          f"{did_you_mean(target, columns)}columns: {list_names(columns)}")
-    n = len(frame)
     _check_target(path, frame[target], target)
-    drop: dict[str, str] = {}
-    text: dict[str, str] = {}
-    id_col = None
-    numeric: list[str] = []
-    categorical: dict[str, str] = {}
-    for name in columns:
-        if name == target:
-            continue
-        series = frame[name]
-        if not _present(series).any():
-            drop[name] = "every value is missing"
-            continue
-        if id_col is None and _ID_NAME.search(name) and series.nunique(dropna=False) == n:
-            id_col = name
-            continue
-        try:
-            kind = auto_kind(series, name, str(path))
-        except UsageError:
-            drop[name] = "dates/times: convert them to numbers to use them"
-            continue
-        if kind == "categorical":
-            values = series.dropna().astype(str)
-            chars, words = values.str.len().median(), values.str.count(" ").median() + 1
-            if len(values) and chars > 30 and words >= 4:
-                text[name] = f"long free text: median {chars:.0f} characters, {words:.0f} words"
-                continue
-            distinct = values.nunique()
-            if n >= 20 and distinct == n:
-                drop[name] = "every value is different: looks like an identifier"
-                continue
-            categorical[name] = f"text values, {distinct} distinct"
-        else:
-            numeric.append(name)
-
-    features = numeric + list(categorical) + list(text)
-    if not features:
+    roles = _column_roles(path, frame, columns, target)
+    if not roles.features:
         raise UsageError(f"{path}: no usable feature columns besides the target '{show_name(target)}'"
                          + (f" (columns: {list_names(columns)})" if len(columns) > 1 else
                             "; the file holds only the target column"))
@@ -108,30 +89,72 @@ def suggest(path: Path, target: str, *, output: Path | None = None) -> Suggestio
         task, classes = infer_task(probe, frame[target], target)
     except ConfigError as e:
         raise UsageError(f"{path}: {e.detail}") from None
+    what = f"{task}, {len(classes)} classes" if classes else "regression"
+    text = _render(path, frame, target, task, what, bool(classes), roles, official, source_for(path, output), output)
+    return Suggestion(text=text, summary=_summary(path, target, what, roles.numeric, roles.categorical, roles.text,
+                                                  roles.id_col, roles.drop))
 
-    missing = {}
-    for name in features:
+
+def _column_roles(path: Path, frame: pd.DataFrame, columns: list[str], target: str) -> _Roles:
+    roles, n = _Roles(), len(frame)
+    for name in columns:
+        if name == target:
+            continue
         series = frame[name]
-        count = int(np.isnan(to_numbers(series)[0]).sum()) if name in numeric else int(series.isna().sum())
+        if not _present(series).any():
+            roles.drop[name] = "every value is missing"
+            continue
+        if roles.id_col is None and _ID_NAME.search(name) and series.nunique(dropna=False) == n:
+            roles.id_col = name
+            continue
+        try:
+            kind = auto_kind(series, name, str(path))
+        except UsageError:
+            roles.drop[name] = "dates/times: convert them to numbers to use them"
+            continue
+        if kind != "categorical":
+            roles.numeric.append(name)
+            continue
+        values = series.dropna().astype(str)
+        chars, words = values.str.len().median(), values.str.count(" ").median() + 1
+        if len(values) and chars > 30 and words >= 4:
+            roles.text[name] = f"long free text: median {chars:.0f} characters, {words:.0f} words"
+        elif n >= 20 and values.nunique() == n:
+            roles.drop[name] = "every value is different: looks like an identifier"
+        else:
+            roles.categorical[name] = f"text values, {values.nunique()} distinct"
+    return roles
+
+
+def _missing_policy(frame: pd.DataFrame, roles: _Roles, target: str) -> tuple[dict[str, int], int, str]:
+    """(missing values per feature, rows missing the target, the preprocessing.missing to suggest)."""
+    missing = {}
+    for name in roles.features:
+        series = frame[name]
+        count = int(np.isnan(to_numbers(series)[0]).sum()) if name in roles.numeric else int(series.isna().sum())
         if count:
             missing[name] = count
     target_missing = int(frame[target].isna().sum())
-    if any(c in numeric for c in missing):
-        policy = "median"
-    elif missing:
-        policy = "most_frequent"
-    elif target_missing:
-        policy = "drop_rows"
-    else:
-        policy = "error"
+    if any(c in roles.numeric for c in missing):
+        return missing, target_missing, "median"
+    if missing:
+        return missing, target_missing, "most_frequent"
+    return missing, target_missing, "drop_rows" if target_missing else "error"
 
+
+def _fractions(n: int) -> tuple[float, float]:
+    """Test and validation fractions that leave rows in every part (0 where the data is too small)."""
     test = 0.2 if n_held_out(0.2, n) >= 1 and n - n_held_out(0.2, n) >= 2 else 0.0
     rest = n - n_held_out(test, n)
     validation = 0.2 if n_held_out(0.2, rest) >= 1 and rest - n_held_out(0.2, rest) >= 1 else 0.0
+    return test, validation
 
-    source = source_for(path, output)
-    what = f"{task}, {len(classes)} classes" if classes else "regression"
-    out = [f"# Starting config for {show_name(path, 200)}: {n} rows; target {_q(target)} ({what}).",
+
+def _render(path: Path, frame: pd.DataFrame, target: str, task: str, what: str, classes: bool, roles: _Roles,
+            official: bool, source: str, output: Path | None) -> str:
+    missing, target_missing, policy = _missing_policy(frame, roles, target)
+    test, validation = _fractions(len(frame))
+    out = [f"# Starting config for {show_name(path, 200)}: {len(frame)} rows; target {_q(target)} ({what}).",
            "# Run it with: nettrain fit THIS_FILE   (check it first with: nettrain validate THIS_FILE)"]
     if output is not None:
         out.append("# Paths in this file are relative to the folder that holds it.")
@@ -140,19 +163,19 @@ def suggest(path: Path, target: str, *, output: Path | None = None) -> Suggestio
     out += ["",
             "# data: the file, the label column, and how rows are split into train/validation/test",
             "data:"]
-    out += _column_comments(numeric, categorical, text, id_col, drop)
+    out += _column_comments(roles.numeric, roles.categorical, roles.text, roles.id_col, roles.drop)
     out += [f"  source: {_q(source)}",
             f"  target: {_q(target)}",
             f"  task: {task}                # inferred from the target; 'auto' infers it again at each run"]
-    if id_col:
-        out.append(f"  id: {_q(id_col)}                # never a feature; predict passes it through")
-    if drop:
+    if roles.id_col:
+        out.append(f"  id: {_q(roles.id_col)}                # never a feature; predict passes it through")
+    if roles.drop:
         out.append("  drop:")
-        for name, why in drop.items():
+        for name, why in roles.drop.items():
             out.append(f"    - {_q(name)}              # {why}")
-    if text:
+    if roles.text:
         out.append("  columns:                # long free text: tokenized instead of one-hot")
-        for name in text:
+        for name in roles.text:
             out.append(f"    {_q(name)}: {{type: text, max_tokens: 10000, output_mode: multi_hot}}")
     if official:
         out.append("  # the file holds its own split: its x_test/y_test rows are the test split, validation rows "
@@ -163,40 +186,43 @@ def suggest(path: Path, target: str, *, output: Path | None = None) -> Suggestio
     split += ", stratify: true}" if classes else "}"
     out.append(f"  split: {split}")
     out += ["",
-            f"# preprocessing: {len(numeric)} numeric column(s) standardized, {len(categorical)} categorical "
-            "one-hot encoded; missing values: " + (", ".join(f"{_q(c)} {k}" for c, k in missing.items())
-                                                   or "none in the features")
+            f"# preprocessing: {len(roles.numeric)} numeric column(s) standardized, {len(roles.categorical)} "
+            "categorical one-hot encoded; missing values: "
+            + (", ".join(f"{_q(c)} {k}" for c, k in missing.items()) or "none in the features")
             + (f"; target missing in {target_missing} rows (dropped)" if target_missing else ""),
             "preprocessing:",
             "  numeric: standard",
             "  categorical: one_hot",
             f"  missing: {policy}",
-            "",
-            "# model: two hidden layers; the output layer follows from the task (output: auto)",
-            "model:",
-            "  layers:",
-            "    - {type: Dense, units: 64, activation: relu}",
-            "    - {type: Dense, units: 32, activation: relu}",
-            "  output: auto",
-            "",
-            "# training: loss and metrics follow from the task (auto)",
-            "training:",
-            "  loss: auto",
-            "  optimizer: adam",
-            "  metrics: auto",
-            "  epochs: 50",
-            "  batch_size: 32",
-            "",
-            "# callbacks: stop when the validation loss has not improved for 10 epochs, keep the best weights",
+            ""]
+    out += _MODEL_AND_TRAINING
+    out += ["# callbacks: stop when the validation loss has not improved for 10 epochs, keep the best weights",
             "callbacks:",
             "  early_stopping: {monitor: val_loss, patience: 10, restore_best_weights: true}"
             if validation > 0 else
-            "  # early_stopping needs validation rows; this data set is too small for them",
-            ""]
+            "  # early_stopping needs validation rows; this data set is too small for them"]
     if validation == 0:
-        out.insert(-1, "  checkpoint: {monitor: loss}")
-    return Suggestion(text="\n".join(out), summary=_summary(path, target, what, numeric, categorical, text,
-                                                            id_col, drop))
+        out.append("  checkpoint: {monitor: loss}")
+    return "\n".join(out + [""])
+
+
+_MODEL_AND_TRAINING = [
+    "# model: two hidden layers; the output layer follows from the task (output: auto)",
+    "model:",
+    "  layers:",
+    "    - {type: Dense, units: 64, activation: relu}",
+    "    - {type: Dense, units: 32, activation: relu}",
+    "  output: auto",
+    "",
+    "# training: loss and metrics follow from the task (auto)",
+    "training:",
+    "  loss: auto",
+    "  optimizer: adam",
+    "  metrics: auto",
+    "  epochs: 50",
+    "  batch_size: 32",
+    "",
+]
 
 
 def _column_comments(numeric, categorical, text, id_col, drop) -> list[str]:

@@ -11,38 +11,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nettrain.config.coherence import loss_task
 from nettrain.data.columns import as_strings, to_numbers
 from nettrain.data.words import list_names
 
 MAX_INTEGER_CLASSES = 20
 
-REGRESSION_LOSSES = {
-    "meansquarederror", "mse", "meanabsoluteerror", "mae", "huber", "huberloss", "logcosh", "logcoshloss",
-    "meansquaredlogarithmicerror", "msle", "meanabsolutepercentageerror", "mape", "poisson",
-    "cosinesimilarity",
-}
-BINARY_LOSSES = {"binarycrossentropy", "bce", "binaryfocalcrossentropy", "hinge", "squaredhinge"}
-MULTICLASS_LOSSES = {
-    "categoricalcrossentropy", "sparsecategoricalcrossentropy", "categoricalhinge", "kldivergence",
-    "kld", "kullbackleiblerdivergence", "categoricalfocalcrossentropy",
-    "categoricalgeneralizedcrossentropy",
-}
-
 
 def loss_name(loss) -> str:
     return loss.get("name", "") if isinstance(loss, dict) else str(loss)
-
-
-def loss_task(loss) -> str | None:
-    """The task a loss implies: regression, binary, multiclass, or None (auto or task-neutral)."""
-    norm = loss_name(loss).replace("_", "").lower()
-    if norm in REGRESSION_LOSSES:
-        return "regression"
-    if norm in BINARY_LOSSES:
-        return "binary"
-    if norm in MULTICLASS_LOSSES:
-        return "multiclass"
-    return None
 
 
 def target_kind(target: pd.Series) -> str:

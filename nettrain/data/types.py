@@ -72,7 +72,6 @@ class FeatureSchema:
         return cls(**d)
 
 
-CLASS_TYPES = ("int", "float", "bool", "str")
 
 
 def label_value(name: str, class_type: str | None) -> Any:

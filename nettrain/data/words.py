@@ -3,22 +3,6 @@
 from __future__ import annotations
 
 
-def did_you_mean(word: str, choices) -> str:
-    """"did you mean 'x'? " for the closest choice, or "" (case and '_' insensitive as a fallback)."""
-    import difflib
-
-    if len(word) > 200:
-        return ""
-    choices = [str(c) for c in choices if len(str(c)) <= 200]  # difflib is quadratic in the length
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not close:
-        folded = {c.lower().replace("_", "").replace(" ", ""): c for c in choices}
-        hit = difflib.get_close_matches(word.lower().replace("_", "").replace(" ", ""), list(folded), n=1,
-                                        cutoff=0.6)
-        close = [folded[h] for h in hit]
-    return f"did you mean '{close[0]}'? " if close else ""
-
-
 def list_names(names, limit: int = 20, quote: bool = False) -> str:
     names = list(names)
     shown = [f"'{show_name(n)}'" if quote else show_name(n) for n in names[:limit]]

@@ -22,18 +22,15 @@ from typing import Any, Iterable
 import numpy as np
 
 from nettrain.errors import GateFailed, UsageError
-from nettrain.lifecycle.target import Target, resolve_target
-from nettrain.store import atomic, h5, rundir
+from nettrain.lifecycle.target import Target, batch_size, load_model, model_feed, n_classes, resolve_target
+from nettrain.report.metrics import metric_direction
+from nettrain.store import atomic, rundir
 
 # TensorFlow is imported only once a model is loaded, so a bad TARGET, data file or argument is
 # reported without paying for the TensorFlow start-up.
 
-SPLITS = ("test", "validation", "train")
-
-# Metric names (after lower-casing, with `val_` and punctuation dropped) where lower is better.
-_LOWER_EXACT = {"loss", "mae", "mse", "rmse", "msle", "mape", "logcosh", "poisson", "kld", "kldivergence",
-                "falsepositives", "falsenegatives", "crossentropy"}
-_LOWER_PARTS = ("loss", "crossentropy", "error", "hinge", "divergence", "poisson", "logcosh")
+# The splits a model can be measured on, in the order evaluate prefers them (test first).
+EVAL_SPLITS = tuple(reversed(rundir.SPLITS))
 
 
 # ------------------------------------------------------------------------------ gates
@@ -66,20 +63,16 @@ class Gate:
                 f"{'met' if self.passed else 'MISSED'}")
 
     def to_dict(self) -> dict[str, Any]:
+        """`direction` is which way is better (`max`: higher); `relation` how the value must compare to the bound."""
         return {"metric": self.metric, "value": atomic.finite(self.value), "bound": self.bound,
-                "direction": "min" if self.higher_is_better else "max", "relation": self.relation,
+                "direction": "max" if self.higher_is_better else "min", "relation": self.relation,
                 "passed": self.passed}
 
 
 def higher_is_better(metric: str) -> bool:
-    """False for loss-like metrics (loss, mae, mse, rmse, *crossentropy, *error, *hinge, ...)."""
-    name = metric.lower()
-    if name.startswith("val_"):
-        name = name[4:]
-    compact = re.sub(r"[^a-z0-9]", "", name)
-    if compact in _LOWER_EXACT:
-        return False
-    return not any(part in compact for part in _LOWER_PARTS)
+    """The one rule of `report.metrics.metric_direction`; a name it does not know is a score, so its
+    gate is the documented lower bound."""
+    return metric_direction(metric, default="max") == "max"
 
 
 def parse_gates(specs: Iterable[str]) -> list[Gate]:
@@ -101,7 +94,7 @@ def parse_gates(specs: Iterable[str]) -> list[Gate]:
 
 
 def check_gate_names(gates: list[Gate], metrics: dict[str, float]) -> None:
-    from nettrain.data.words import did_you_mean
+    from nettrain.words import did_you_mean
 
     for gate in gates:
         if gate.metric not in metrics:
@@ -110,49 +103,6 @@ def check_gate_names(gates: list[Gate], metrics: dict[str, float]) -> None:
                 close = [m for m in metrics if m.startswith(gate.metric.lower() + "_")]
                 hint = f"did you mean '{close[0]}'? " if close else ""
             raise UsageError(f"--fail-under: unknown metric '{gate.metric}'; {hint}available: {', '.join(metrics)}")
-
-
-# ------------------------------------------------------------------------------ loading
-
-def setup_runtime(config: dict[str, Any]) -> None:
-    """The run's device choice (cpu hides the GPUs) and op determinism; never fails."""
-    from nettrain.training import runtime
-
-    rt = (config or {}).get("runtime") or {}
-    runtime.apply_device_and_determinism(rt.get("device"), rt.get("deterministic", True))
-
-
-def load_model(target: Target):
-    """The compiled Keras model of a resolved TARGET (exit 2 for a file Keras cannot load)."""
-    from nettrain.training import runtime
-
-    setup_runtime(target.config)
-    with runtime.quiet_native_stderr():
-        model = h5.load_model(target.model_path, restore_optimizer=False)
-    return model
-
-
-def batch_size(target: Target) -> int:
-    try:
-        return int(target.config["training"]["batch_size"])
-    except (KeyError, TypeError, ValueError):
-        return 32
-
-
-def n_classes(target: Target) -> int | None:
-    return len(target.schema.class_names) if target.schema.class_names else None
-
-
-def model_feed(model, split, where: str):
-    """Split inputs -> the model's input tensors; a schema/model mismatch is named, not a KeyError."""
-    from nettrain.training import feed
-
-    try:
-        return feed.model_inputs(model, split.inputs)
-    except KeyError as e:
-        raise UsageError(f"{where}: the model takes an input {e.args[0]!r} that its feature schema does not "
-                         f"produce (inputs made: {', '.join(split.inputs)}); the .h5 file and its nettrain "
-                         "metadata do not belong together") from None
 
 
 # ------------------------------------------------------------------------------ evaluate
@@ -211,8 +161,8 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
     fold by fold: see `evaluate_kfold`. Gates are filled in but not enforced here (see `run_evaluate`).
     """
     gates = parse_gates(fail_under)
-    if split is not None and split not in SPLITS:
-        raise UsageError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
+    if split is not None and split not in EVAL_SPLITS:
+        raise UsageError(f"--split {split!r}: choose one of {', '.join(EVAL_SPLITS)}")
     if split is not None and data is not None:
         raise UsageError("give either --data FILE or --split NAME, not both (--split picks a part of the run's "
                          "own data)")
@@ -372,8 +322,7 @@ def _parts(dataset, record: dict[str, Any]) -> dict[str, Any]:
 def _pick(parts: dict[str, Any], split: str, what: str = "the run"):
     rows = parts.get(split)
     if rows is None or len(rows) == 0:
-        have = [s for s in SPLITS if parts.get(s) is not None and len(parts[s])]
-        have.sort(key=("train", "validation", "test").index)
+        have = [s for s in rundir.SPLITS if parts.get(s) is not None and len(parts[s])]
         raise UsageError(f"{what} has no {split} rows; available splits: {', '.join(have)} "
                          f"(--split {have[0] if have else 'train'})")
     return rows
@@ -414,8 +363,8 @@ def data_name(path: Path) -> str:
 
 def _measure(target: Target, model, rows, name: str, split: str | None, where: str) -> EvalResult:
     from nettrain.model.compile import encode_targets
+    from nettrain.model.outputs import predicted_classes
     from nettrain.training import feed, runtime
-    from nettrain.training.fit import predicted_classes
 
     mode = target.label_mode
     batch = batch_size(target)

@@ -27,8 +27,7 @@ from nettrain.data.outputs import existing_folder as _existing_folder
 from nettrain.data.outputs import run_dir_around as _run_dir_around
 from nettrain.data.outputs import same_file as _same_file
 from nettrain.errors import UsageError
-from nettrain.lifecycle.evaluate import batch_size, load_model, model_feed
-from nettrain.lifecycle.target import Target, resolve_target
+from nettrain.lifecycle.target import Target, batch_size, load_model, model_feed, resolve_target
 from nettrain.store import atomic
 
 OUTPUT_KINDS = (".csv", ".parquet")
@@ -125,7 +124,7 @@ def probabilities(target: Target, raw: np.ndarray) -> np.ndarray:
 
 
 def prediction_frame(target: Target, raw: np.ndarray, ids: np.ndarray | None, *, proba: bool) -> pd.DataFrame:
-    from nettrain.training.fit import predicted_classes
+    from nettrain.model.outputs import predicted_classes
 
     columns: dict[str, object] = {}
     schema = target.schema

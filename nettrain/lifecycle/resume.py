@@ -6,17 +6,23 @@ temporary files of a killed process. With the epoch's data order derived from (s
 continuation is the same as a straight run (exactly, without dropout). A run that had trained all
 its epochs (or stopped early) but not written its final files is only finished. A k-fold run
 keeps its completed folds, resumes the fold that was cut off and trains the rest.
+
+Here: the checks (same config, same data) and the state of a run on disk (its last checkpoint,
+metrics.csv up to it). Which runs are resumed, and the training sessions, are in
+`nettrain.lifecycle.orchestrate`. TensorFlow (training/) is imported once a model is needed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from nettrain.config.schema import Config
 from nettrain.errors import UsageError
-from nettrain.store import atomic, guard, h5, rundir
+from nettrain.store import atomic, h5, rundir
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -44,7 +50,7 @@ def _saved_config(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def _finished_metrics(run_dir: Path, record: rundir.RunRecord, epochs: int) -> dict | None:
+def finished_metrics(run_dir: Path, record: rundir.RunRecord, epochs: int) -> dict | None:
     """metrics.json of a run that completed (all `epochs`, or stopped early); None when it did not
     or when a final file is missing, so that resuming writes them again."""
     data = record.data
@@ -68,93 +74,70 @@ def check_resumable(cfg: Config, run_dir: Path, record: rundir.RunRecord, force:
                          "config, or pass --force to continue with the new one")
 
 
-def resume_fit(cfg: Config, run_dir: Path, *, quiet: bool = False, json_output: bool = False,
-               force: bool = False):
-    from nettrain.training import fit as F
-
+@contextlib.contextmanager
+def opened(run_dir: Path) -> Iterator[rundir.RunRecord]:
+    """The run's record, with the run locked for this process and a killed writer's temporary files gone."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"--resume {run_dir}: no such run directory")
     rundir.RunRecord.load(run_dir)  # a clear error before the lock file is created in a non-run folder
     with rundir.RunLock(run_dir):
         atomic.remove_leftovers(run_dir)
-        record = rundir.RunRecord.load(run_dir)  # again, now that no one else writes it
-        if cfg.data.split.folds > 1 or record.data.get("folds"):
-            return _resume_kfold(cfg, run_dir, record, quiet=quiet, json_output=json_output, force=force)
-        check_resumable(cfg, run_dir, record, force)
-        metrics = _finished_metrics(run_dir, record, cfg.training.epochs)
-        if metrics is not None:
-            F.report_result(metrics, run_dir, json_output)
-            return F.FitResult(run_dir, "completed", metrics, record.data.get("epochs_done") or 0,
-                               record.data.get("best_epoch"), record.data.get("stopped_epoch"))
-        prep = F.prepare(cfg)
-        _check_same_data(prep, run_dir, record, force)
-        return continue_run(prep, run_dir, record, quiet=quiet, json_output=json_output)
+        yield rundir.RunRecord.load(run_dir)  # again, now that no one else writes it
 
 
-def continue_run(prep, run_dir: Path, record: rundir.RunRecord, *, quiet: bool, json_output: bool,
-                 **start_extra: Any):
-    """Train the run in `run_dir` (locked by the caller) from its last checkpoint to the end."""
-    from nettrain.training import fit as F
-
-    cfg = prep.cfg
-    monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
-    last = run_dir / rundir.CHECKPOINTS / rundir.LAST
-    with guard.deferred():
-        if last.exists():
-            epoch = int(h5.read_meta(last).get("epoch") or 0)
-            with prep.scope:
-                model = h5.load_model(last)
-        else:  # died before the first checkpoint: start over in the same directory
-            epoch = 0
-            model = F.new_model(prep)
-            F.start_run_dir(prep, model, run_dir, monitors, record, **start_extra)
-        stopped = record.data.get("stopped_epoch")
-        end = epoch if stopped is not None and stopped == epoch else cfg.training.epochs
-        csv = rundir.MetricsCSV(run_dir / rundir.METRICS_CSV)
-        csv.truncate_after(epoch)
-        history = [r for r in csv.read() if r.get("epoch") is not None and r["epoch"] <= epoch]
-        resumes = list(record.data.get("resumed") or []) + [{"at": rundir.now(), "from_epoch": epoch}]
-        record.update(status="running", ended=None, epochs=cfg.training.epochs, epochs_done=epoch, resumed=resumes)
-        F.notice(f"resuming {run_dir} after epoch {epoch}" if end > epoch else
-                 f"finishing {run_dir}: all its epochs are done ({epoch}), writing the final files", json_output)
-        return F.train(F.Session(prep, model, run_dir, record, epoch, end, monitors, history,
-                                 quiet=quiet, json_output=json_output))
+def is_kfold(cfg: Config, record: rundir.RunRecord) -> bool:
+    return cfg.data.split.folds > 1 or bool(record.data.get("folds"))
 
 
-def _check_same_data(prep, run_dir: Path, record: rundir.RunRecord, force: bool) -> None:
+def check_kfold_config(cfg: Config, run_dir: Path, record: rundir.RunRecord) -> None:
+    if cfg.data.split.folds <= 1:
+        raise UsageError(f"--resume {run_dir}: the run is a k-fold run ({record.data.get('folds')} folds) but the "
+                         "config has data.split.folds: 1; resume it with the config it was started with")
+
+
+def check_same_data(prep, run_dir: Path, record: rundir.RunRecord, force: bool) -> None:
     fingerprint = (record.data.get("data") or {}).get("fingerprint")
     if fingerprint and fingerprint != prep.dataset.fingerprint and not force:
         raise UsageError(f"--resume {run_dir}: the data changed since the run started (fingerprint differs); "
                          "pass --force to continue on the new data")
 
 
-def _resume_kfold(cfg: Config, run_dir: Path, record: rundir.RunRecord, *, quiet: bool, json_output: bool,
-                  force: bool):
+@dataclass
+class Restored:
+    """Where a run continues: its model, the epochs done and to do, and metrics.csv up to there."""
+
+    model: Any
+    epoch: int
+    end: int
+    history: list[dict]
+
+    def describe(self, run_dir: Path) -> str:
+        return (f"resuming {run_dir} after epoch {self.epoch}" if self.end > self.epoch else
+                f"finishing {run_dir}: all its epochs are done ({self.epoch}), writing the final files")
+
+
+def restore(prep, run_dir: Path, record: rundir.RunRecord, monitors: dict[str, str], **start_extra: Any) -> Restored:
+    """The run in `run_dir` (locked by the caller) at its last checkpoint, marked running again; a
+    run that died before its first checkpoint starts over in the same directory (run.json gets
+    `start_extra`). Call inside `guard.deferred()`."""
     from nettrain.training import fit as F
-    from nettrain.training import kfold
 
-    if cfg.data.split.folds <= 1:
-        raise UsageError(f"--resume {run_dir}: the run is a k-fold run ({record.data.get('folds')} folds) but the "
-                         "config has data.split.folds: 1; resume it with the config it was started with")
-    check_resumable(cfg, run_dir, record, force)
-    metrics = _finished_metrics(run_dir, record, 0)
-    if metrics is not None:
-        F.report_result(metrics, run_dir, json_output)
-        return F.FitResult(run_dir, "completed", metrics, cfg.training.epochs)
-    prep = F.prepare(cfg)
-    _check_same_data(prep, run_dir, record, force)
-
-    def fold_runner(fold_prep, fold_dir: Path, i: int):
-        """A fold that completed is kept; one that was cut off is resumed; a new one is started."""
-        if not (fold_dir / rundir.RUN).is_file():
-            return None
-        fold_record = rundir.RunRecord.load(fold_dir)
-        done = _finished_metrics(fold_dir, fold_record, cfg.training.epochs)
-        if done is not None:
-            return kfold.FoldResult(done, resumed=False)
-        result = continue_run(fold_prep, fold_dir, fold_record, quiet=quiet, json_output=True,
-                              fold=i, parent=str(run_dir))
-        return kfold.FoldResult(result.metrics, resumed=True)
-
-    return kfold.run_folds(prep, run_dir, record, quiet=quiet, json_output=json_output, fold_runner=fold_runner)
+    cfg = prep.cfg
+    last = run_dir / rundir.CHECKPOINTS / rundir.LAST
+    if last.exists():
+        epoch = int(h5.read_meta(last).get("epoch") or 0)
+        with prep.scope():
+            model = h5.load_model(last)
+    else:  # died before the first checkpoint: start over in the same directory
+        epoch = 0
+        model = F.new_model(prep)
+        F.start_run_dir(prep, model, run_dir, monitors, record, **start_extra)
+    stopped = record.data.get("stopped_epoch")
+    end = epoch if stopped is not None and stopped == epoch else cfg.training.epochs
+    csv = rundir.MetricsCSV(run_dir / rundir.METRICS_CSV)
+    csv.truncate_after(epoch)
+    history = [r for r in csv.read() if r.get("epoch") is not None and r["epoch"] <= epoch]
+    resumes = list(record.data.get("resumed") or []) + [{"at": rundir.now(), "from_epoch": epoch}]
+    record.update(status="running", ended=None, epochs=cfg.training.epochs, epochs_done=epoch, resumed=resumes)
+    return Restored(model, epoch, end, history)

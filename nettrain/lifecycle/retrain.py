@@ -4,29 +4,45 @@ The architecture (and the preprocessing built into the model) comes from the che
 training keys (epochs, learning rate, callbacks, data) may be overridden. By default the run the
 checkpoint belongs to is continued in place when the checkpoint is that run's latest epoch;
 otherwise (or with --run-dir, or for an .h5 outside any run) a new run directory names its parent.
+
+Here: the plan (checked before TensorFlow loads), the restored model and the run directory it
+trains into. The training session is started by `nettrain.lifecycle.orchestrate.retrain`.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
-from nettrain.config import load_config, parse_override
+from nettrain.config import Config, load_config, parse_override
 from nettrain.config.args import MAX_EPOCHS
 from nettrain.errors import UsageError
-from nettrain.lifecycle.target import resolve_target
-from nettrain.store import atomic, guard, h5, rundir
+from nettrain.lifecycle.target import Target, resolve_target
+from nettrain.store import atomic, h5, rundir
 
 # Keys that would change the model's layers, inputs or outputs.
 ARCHITECTURE_KEYS = (("model",), ("preprocessing",), ("data", "target"), ("data", "features"), ("data", "drop"),
                      ("data", "columns"), ("data", "id"), ("data", "task"))
 
 
-def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
-            data: str | Path | None = None, run_dir: str | Path | None = None, quiet: bool = False,
-            json_output: bool = False):
+@dataclass
+class RetrainPlan:
+    """What `nettrain retrain` will do, decided from its arguments and the checkpoint's metadata."""
+
+    target: Target
+    cfg: Config                   # the checkpoint's config with the overrides, epochs = start + more
+    start: int                    # the checkpoint's epoch
+    more: int
+    in_place: bool                # continue the checkpoint's run (it is that run's latest epoch)
+    entry: dict[str, Any]         # this retrain, as listed in run.json `retrains`
+    run_dir: Path | None = None   # --run-dir
+
+
+def plan_retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
+                 data: str | Path | None = None, run_dir: str | Path | None = None) -> RetrainPlan:
     overrides = list(overrides)
     target = resolve_target(checkpoint)
     for text in overrides:
@@ -48,43 +64,56 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
     if start + more > MAX_EPOCHS:
         raise UsageError(f"{target.model_path} is at epoch {start}; {more} more would pass the limit of "
                          f"{MAX_EPOCHS} epochs")
-    cfg = load_config(None, overrides + [f"training.epochs={start + more}"], data=base)
-    cfg._file = str(target.model_path)
-
-    from nettrain.training import fit as F
-
-    prep = F.prepare(cfg)
-    _check_same_features(target, prep.dataset.schema)
-    with prep.scope:
-        model = h5.load_model(target.model_path)
-        _apply_training_overrides(cfg, model, target.config.get("training", {}), prep)
-    monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
-
+    cfg = load_config(None, overrides + [f"training.epochs={start + more}"], data=base, origin=target.model_path)
     in_place = target.run_dir is not None and run_dir is None and _epochs_done(target.run_dir) == start
     entry = {"at": rundir.now(), "from": str(target.model_path), "from_epoch": start, "epochs": more,
              "overrides": overrides, "data": str(data) if data else None}
-    lock = rundir.RunLock(target.run_dir) if in_place else rundir.new_run_dir(cfg.output.dir, cfg.name or "run",
-                                                                              run_dir)
-    with lock as out, guard.deferred():
-        if in_place:
-            atomic.remove_leftovers(out)
-            record = rundir.RunRecord.load(out)
-            csv = rundir.MetricsCSV(out / rundir.METRICS_CSV)
-            csv.truncate_after(start)
-            history = csv.read()
-            record.update(status="running", ended=None, epochs=start + more, stopped_epoch=None,
-                          retrains=list(record.data.get("retrains") or []) + [entry],
-                          data=F.data_record(prep.dataset) if data else record.data.get("data"))
-            with record.active():
-                rundir.write_config(out, cfg.to_dict())
-        else:
-            parent = target.run_dir or target.model_path
-            history = _inherit_history(target, start, out)
-            record = F.start_run_dir(prep, model, out, monitors, parent=str(parent), retrains=[entry])
-            record.update(epochs_done=start)
-        F.notice(f"retraining {target.model_path} from epoch {start} for {more} more epoch(s) into {out}", json_output)
-        return F.train(F.Session(prep, model, out, record, start, start + more, monitors, history,
-                                 quiet=quiet, json_output=json_output, continue_early_stopping=False))
+    return RetrainPlan(target, cfg, start, more, in_place, entry, Path(run_dir) if run_dir is not None else None)
+
+
+def restore_model(plan: RetrainPlan, prep):
+    """The checkpoint's model, loaded under the run's distribution strategy, with the training overrides."""
+    _check_same_features(plan.target, prep.dataset.schema)
+    with prep.scope():
+        model = h5.load_model(plan.target.model_path)
+        _apply_training_overrides(plan.cfg, model, plan.target.config.get("training", {}), prep)
+    return model
+
+
+def open_run(plan: RetrainPlan):
+    """The run directory to train into, locked: the checkpoint's own run, or a new one."""
+    if plan.in_place:
+        return rundir.RunLock(plan.target.run_dir)
+    return rundir.new_run_dir(plan.cfg.output.dir, plan.cfg.name or "run", plan.run_dir)
+
+
+def start_run(plan: RetrainPlan, prep, model, out: Path, monitors: dict[str, str]):
+    """run.json and metrics.csv of the run `out` at the checkpoint's epoch: (record, history).
+    In place the rows past that epoch are dropped; a new run copies its parent's rows."""
+    from nettrain.training import fit as F
+
+    cfg, start, more, data = plan.cfg, plan.start, plan.more, plan.entry["data"]
+    if plan.in_place:
+        atomic.remove_leftovers(out)
+        record = rundir.RunRecord.load(out)
+        csv = rundir.MetricsCSV(out / rundir.METRICS_CSV)
+        csv.truncate_after(start)
+        history = csv.read()
+        record.update(status="running", ended=None, epochs=start + more, stopped_epoch=None,
+                      retrains=list(record.data.get("retrains") or []) + [plan.entry],
+                      data=F.data_record(prep.dataset) if data else record.data.get("data"))
+        with record.active():
+            rundir.write_config(out, cfg.to_dict())
+    else:
+        parent = plan.target.run_dir or plan.target.model_path
+        history = _inherit_history(plan.target, start, out)
+        record = F.start_run_dir(prep, model, out, monitors, parent=str(parent), retrains=[plan.entry])
+        record.update(epochs_done=start)
+    return record, history
+
+
+def describe(plan: RetrainPlan, out: Path) -> str:
+    return f"retraining {plan.target.model_path} from epoch {plan.start} for {plan.more} more epoch(s) into {out}"
 
 
 def _epochs_done(run_dir: Path) -> int:

@@ -1,4 +1,9 @@
-"""TARGET on the command line: a run directory or an .h5 file (from a run or copied away)."""
+"""TARGET on the command line: a run directory or an .h5 file (from a run or copied away), and
+the model it holds, loaded the way `evaluate` and `predict` both use it.
+
+TensorFlow is imported only once a model is loaded (`load_model`, `model_feed`), so a bad TARGET
+is reported without paying for the TensorFlow start-up.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +46,51 @@ class Target:
     def epoch(self) -> int:
         return int(self.meta.get("epoch") or 0)
 
+
+# ------------------------------------------------------------------------------ the model of a target
+
+def setup_runtime(config: dict[str, Any]) -> None:
+    """The run's device choice (cpu hides the GPUs) and op determinism; never fails."""
+    from nettrain.training import runtime
+
+    rt = (config or {}).get("runtime") or {}
+    runtime.apply_device_and_determinism(rt.get("device"), rt.get("deterministic", True))
+
+
+def load_model(target: Target):
+    """The compiled Keras model of a resolved TARGET (exit 2 for a file Keras cannot load)."""
+    from nettrain.training import runtime
+
+    setup_runtime(target.config)
+    with runtime.quiet_native_stderr():
+        model = h5.load_model(target.model_path, restore_optimizer=False)
+    return model
+
+
+def batch_size(target: Target) -> int:
+    try:
+        return int(target.config["training"]["batch_size"])
+    except (KeyError, TypeError, ValueError):
+        return 32
+
+
+def n_classes(target: Target) -> int | None:
+    return len(target.schema.class_names) if target.schema.class_names else None
+
+
+def model_feed(model, split, where: str):
+    """Split inputs -> the model's input tensors; a schema/model mismatch is named, not a KeyError."""
+    from nettrain.training import feed
+
+    try:
+        return feed.model_inputs(model, split.inputs)
+    except KeyError as e:
+        raise UsageError(f"{where}: the model takes an input {e.args[0]!r} that its feature schema does not "
+                         f"produce (inputs made: {', '.join(split.inputs)}); the .h5 file and its nettrain "
+                         "metadata do not belong together") from None
+
+
+# ------------------------------------------------------------------------------ resolving a target
 
 def owning_run(model_path: Path) -> Path | None:
     for candidate in (model_path.parent, model_path.parent.parent):

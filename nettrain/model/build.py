@@ -7,7 +7,6 @@ layer config and a saved `.h5` model loads with plain `keras.models.load_model`.
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 
 import keras
 
+from nettrain import keras_compat
 from nettrain.config import catalog, coherence
 from nettrain.config.loader import check_layer
 from nettrain.config.schema import Config, LayerSpec
@@ -135,6 +135,8 @@ def _text(cfg: Config, col: ColumnInfo, values: np.ndarray, vocab_sizes: dict[st
                                            output_sequence_length=col.sequence_length if mode == "int" else None)
     probe.adapt(values.astype(str).ravel())
     vocab = probe.get_vocabulary()
+    if len(vocab) <= (2 if mode == "int" else 1):
+        raise cfg.error(f"data.columns.{col.name}", f"text column '{col.name}' has no tokens in the training rows")
     kwargs: dict[str, Any] = dict(max_tokens=max_tokens, output_mode=mode, name=f"text_{name}")
     if mode == "int":
         kwargs["output_sequence_length"] = col.sequence_length
@@ -142,9 +144,7 @@ def _text(cfg: Config, col: ColumnInfo, values: np.ndarray, vocab_sizes: dict[st
     else:
         kwargs["vocabulary"] = vocab[1:]  # drop the OOV token
         if mode == "tf_idf":
-            kwargs["idf_weights"] = np.asarray(probe._lookup_layer.idf_weights)[1:]
-    if len(vocab) <= (2 if mode == "int" else 1):
-        raise cfg.error(f"data.columns.{col.name}", f"text column '{col.name}' has no tokens in the training rows")
+            kwargs["idf_weights"] = keras_compat.adapted_idf_weights(probe)
     layer = keras.layers.TextVectorization(**kwargs)
     size = layer.vocabulary_size()
     length = f", sequences of {col.sequence_length}" if mode == "int" and col.sequence_length else ""
@@ -189,18 +189,6 @@ OBJECT_KINDS = {"_initializer": (keras.initializers, "initializer"), "_regulariz
                 "_constraint": (keras.constraints, "constraint")}
 
 
-def _class_named(module, name: Any):
-    """The class of `module` whose name matches `name` ignoring case and '_' (l1_l2 -> L1L2), or None."""
-    if not isinstance(name, str):
-        return None
-    norm = catalog.normalize(name)
-    for attr in dir(module):
-        obj = getattr(module, attr)
-        if inspect.isclass(obj) and catalog.normalize(attr) == norm:
-            return obj
-    return None
-
-
 def keras_object(cfg: Config, key: str, value: Any, where: str) -> Any:
     """An initializer, regularizer or constraint as Keras users write it in YAML: a name (`l2`,
     `he_normal`, `max_norm`), `{name_or_type: ..., args...}`, or one name with its argument(s)
@@ -221,7 +209,7 @@ def keras_object(cfg: Config, key: str, value: Any, where: str) -> Any:
         else:
             raise cfg.error(where, f"{what} {value!r}: write a name (e.g. l2), {{type: NAME, ...arguments}} or "
                             "{NAME: argument}, e.g. {l2: 0.01}")
-    cls = _class_named(module, name)
+    cls = catalog.keras_class(module, name)
     try:
         if cls is None:
             if args or positional is not None:
@@ -234,8 +222,8 @@ def keras_object(cfg: Config, key: str, value: Any, where: str) -> Any:
 
 
 def _construct(cfg: Config, spec: LayerSpec, path: str, default_init: bool = True) -> keras.layers.Layer:
-    cls = getattr(keras.layers, spec.type, None)
-    if not (inspect.isclass(cls) and issubclass(cls, keras.layers.Layer)):
+    cls = catalog.keras_class(keras.layers, spec.type, keras.layers.Layer, exact=True)
+    if cls is None:
         raise cfg.error(f"{path}.type", f"Keras has no layer '{spec.type}'; any class of keras.layers is allowed "
                         "(Dense, Dropout, Conv2D, LSTM, ...)")
     params, open_kwargs, required = catalog.init_params(cls)

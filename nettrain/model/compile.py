@@ -61,20 +61,11 @@ def encode_targets(y: np.ndarray | None, mode: str, n_classes: int | None) -> np
     return np.asarray(y, dtype=np.int32)
 
 
-def _keras_class(module, name: str, base: type):
-    norm = catalog.normalize(name)
-    for attr in dir(module):
-        obj = getattr(module, attr)
-        if inspect.isclass(obj) and issubclass(obj, base) and catalog.normalize(attr) == norm:
-            return obj
-    return None
-
-
 def _instantiate(cfg: Config, path: str, value: str | dict, module, base: type, what: str):
     """A Keras object from a name or `{name: ..., **args}`, errors pointing at `path`."""
     name = loss_name(value)
     args = {k: v for k, v in value.items() if k != "name"} if isinstance(value, dict) else {}
-    cls = _keras_class(module, name, base)
+    cls = catalog.keras_class(module, name, base)
     if cls is None and not args:
         try:
             obj = module.get(name)

@@ -17,30 +17,30 @@ from rich.text import Text
 
 from nettrain.errors import UsageError
 from nettrain.report.metrics import metric_direction
-from nettrain.report.runs import _MISSING, _short, _show_time, split_metrics
-from nettrain.report.tables import (_new_table, _ordered_names, format_delta, format_share, format_value,
+from nettrain.report.runs import MISSING, short_text, show_time, split_metrics
+from nettrain.report.tables import (new_table, ordered_names, format_delta, format_share, format_value,
                                     make_console, print_table)
 from nettrain.store import rundir
 
 # ------------------------------------------------------------------------------ loading
 
-def open_run(path: str | Path, what: str = "RUN") -> dict[str, Any]:
+def open_run(path: str | Path) -> dict[str, Any]:
     """run.json of the run directory at `path`, checked (a UsageError naming `path` otherwise)."""
     path = Path(path)
     if not path.exists():
-        raise UsageError(f"{what} {path}: no such folder; give a run directory (a folder holding run.json)")
+        raise UsageError(f"RUN {path}: no such folder; give a run directory (a folder holding run.json)")
     if not path.is_dir():
         hint = " (give its folder)" if path.name == rundir.RUN else ""
-        raise UsageError(f"{what} {path} is a file, not a run directory (a folder holding run.json){hint}")
+        raise UsageError(f"RUN {path} is a file, not a run directory (a folder holding run.json){hint}")
     if not (path / rundir.RUN).is_file():
         inner = sorted(p.parent for p in path.glob(f"*/*/{rundir.RUN}"))[:3] or \
             sorted(p.parent for p in path.glob(f"*/{rundir.RUN}"))[:3]
         hint = (f"; it holds runs such as {inner[0]} (list them with: nettrain runs {path})" if inner else "")
-        raise UsageError(f"{what} {path} is not a run directory (no {rundir.RUN}){hint}")
+        raise UsageError(f"RUN {path} is not a run directory (no {rundir.RUN}){hint}")
     return rundir.RunRecord.load(path).data
 
 
-def read_history(path: str | Path, what: str = "RUN") -> tuple[list[str], list[dict[str, float | None]]]:
+def read_history(path: str | Path) -> tuple[list[str], list[dict[str, float | None]]]:
     """(columns, rows) of a run's metrics.csv; a UsageError naming the run when there is none."""
     path = Path(path)
     csv_path = path / rundir.METRICS_CSV
@@ -48,11 +48,11 @@ def read_history(path: str | Path, what: str = "RUN") -> tuple[list[str], list[d
         folds = sorted(p.name for p in path.glob("fold-*") if p.is_dir())
         hint = (f"; a k-fold run keeps one per fold: plot {path / folds[0]}" + (" ..." if len(folds) > 1 else "")
                 if folds else "; no epoch has finished yet")
-        raise UsageError(f"{what} {path} has no {rundir.METRICS_CSV}{hint}")
+        raise UsageError(f"RUN {path} has no {rundir.METRICS_CSV}{hint}")
     table = rundir.MetricsCSV(csv_path)
     rows = table.read()
     if not table.columns or not rows:
-        raise UsageError(f"{what} {path}: {csv_path.name} holds no epoch rows yet")
+        raise UsageError(f"RUN {path}: {csv_path.name} holds no epoch rows yet")
     return list(table.columns), rows
 
 
@@ -75,21 +75,21 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(dotted key, value in a, value in b) for every leaf that differs; `_MISSING` where absent.
+    """(dotted key, value in a, value in b) for every leaf that differs; `MISSING` where absent.
     Keys in the order of `a`, then those only `b` has."""
     fa, fb = flatten(a), flatten(b)
     keys = list(fa) + [k for k in fb if k not in fa]
     out = []
     for key in keys:
-        va, vb = fa.get(key, _MISSING), fb.get(key, _MISSING)
-        if va is _MISSING or vb is _MISSING or type(va) is not type(vb) or va != vb:
+        va, vb = fa.get(key, MISSING), fb.get(key, MISSING)
+        if va is MISSING or vb is MISSING or type(va) is not type(vb) or va != vb:
             out.append((key, va, vb))
     return out
 
 
 def config_text(value: Any) -> str:
     """A config value as one line: strings as written, the rest as YAML/JSON reads it."""
-    if value is _MISSING:
+    if value is MISSING:
         return "(absent)"
     if isinstance(value, str):
         return value
@@ -142,16 +142,16 @@ def compare_runs(a: str | Path, b: str | Path) -> dict[str, Any]:
     diffs = []
     for key, va, vb in config_differences(cfg_a, cfg_b):
         entry: dict[str, Any] = {"key": key}
-        if va is not _MISSING:
+        if va is not MISSING:
             entry["a"] = va
-        if vb is not _MISSING:
+        if vb is not MISSING:
             entry["b"] = vb
         diffs.append(entry)
     ma, mb = split_metrics(run_a.get("final_metrics")), split_metrics(run_b.get("final_metrics"))
     metrics: dict[str, list[dict[str, Any]]] = {}
     for split in [s for s in ("train", "validation", "test") if s in ma or s in mb]:
         rows = []
-        for name in _ordered_names([ma.get(split, {}), mb.get(split, {})]):
+        for name in ordered_names([ma.get(split, {}), mb.get(split, {})]):
             va, vb = _finite(ma.get(split, {}).get(name)), _finite(mb.get(split, {}).get(name))
             rows.append({"metric": name, "a": va, "b": vb,
                          "delta": None if va is None or vb is None else vb - va,
@@ -176,9 +176,9 @@ def _epochs_text(info: Mapping[str, Any]) -> str:
     done, planned = info.get("epochs_done"), info.get("epochs")
     if done is None and planned is None:
         return "-"
-    text = f"{_short(done if done is not None else '-')}/{_short(planned if planned is not None else '?')}"
+    text = f"{short_text(done if done is not None else '-')}/{short_text(planned if planned is not None else '?')}"
     if info.get("stopped_epoch") is not None:
-        text += f" (stopped early at {_short(info['stopped_epoch'])})"
+        text += f" (stopped early at {short_text(info['stopped_epoch'])})"
     return text
 
 
@@ -186,7 +186,7 @@ def _best_text(info: Mapping[str, Any]) -> str:
     best = info.get("best_epoch")
     if best is None:
         return "-"
-    return f"{_short(best)}" + (f" by {_short(info['monitor'])}" if info.get("monitor") else "")
+    return f"{short_text(best)}" + (f" by {short_text(info['monitor'])}" if info.get("monitor") else "")
 
 
 def print_comparison(result: Mapping[str, Any], console: Console | None = None) -> None:
@@ -194,19 +194,19 @@ def print_comparison(result: Mapping[str, Any], console: Console | None = None) 
     console = console or make_console()
     info_a, info_b = result["runs"]
     for letter, info in (("A", info_a), ("B", info_b)):
-        name = f" ({_short(info['name'])})" if info.get("name") else ""
+        name = f" ({short_text(info['name'])})" if info.get("name") else ""
         console.print(Text(f"{letter} = {info['path']}{name}"), soft_wrap=True)
     console.print()
 
     diffs = result["config_differences"]
     if diffs:
-        table = _new_table(f"Config differences ({len(diffs)})")
+        table = new_table(f"Config differences ({len(diffs)})")
         table.add_column("key", overflow="fold")
         table.add_column("A", overflow="fold")
         table.add_column("B", overflow="fold")
         for d in diffs:
-            table.add_row(Text(d["key"]), Text(config_text(d.get("a", _MISSING))),
-                          Text(config_text(d.get("b", _MISSING))))
+            table.add_row(Text(d["key"]), Text(config_text(d.get("a", MISSING))),
+                          Text(config_text(d.get("b", MISSING))))
         print_table(console, table)
     else:
         console.print(Text("Config: no differences"))
@@ -218,7 +218,7 @@ def print_comparison(result: Mapping[str, Any], console: Console | None = None) 
     for split, rows in result["metrics"].items():
         means = " (k-fold: means over the folds)" if split != "test" and any(
             i.get("folds") for i in (info_a, info_b)) else ""
-        table = _new_table(f"{split} metrics{means}")
+        table = new_table(f"{split} metrics{means}")
         table.add_column("metric", no_wrap=True)
         for header in ("A", "B", "delta (B - A)", "better"):
             table.add_column(header, justify="right", no_wrap=True)
@@ -228,13 +228,13 @@ def print_comparison(result: Mapping[str, Any], console: Console | None = None) 
                           Text(format_delta(r["delta"]) if r["delta"] is not None else "-"), Text(better))
         print_table(console, table)
 
-    table = _new_table("Runs")
+    table = new_table("Runs")
     table.add_column("", no_wrap=True)
     table.add_column("A", overflow="fold")
     table.add_column("B", overflow="fold")
-    lines = [("name", lambda i: _short(i.get("name") or "-")), ("status", lambda i: _short(i.get("status") or "-")),
-             ("task", lambda i: _short(i.get("task") or "-")),
-             ("started", lambda i: _show_time(i.get("started")) or "-"),
+    lines = [("name", lambda i: short_text(i.get("name") or "-")), ("status", lambda i: short_text(i.get("status") or "-")),
+             ("task", lambda i: short_text(i.get("task") or "-")),
+             ("started", lambda i: show_time(i.get("started")) or "-"),
              ("epochs", _epochs_text), ("best epoch", _best_text), ("data", lambda i: _rows_text(i.get("rows")))]
     for label, fn in lines:
         table.add_row(Text(label), Text(fn(info_a)), Text(fn(info_b)))

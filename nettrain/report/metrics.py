@@ -8,7 +8,9 @@ the best epoch; `evaluate --fail-under`, the checkpoint/early-stopping `mode: au
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any
 
 # Checked on the name lower-cased, with a `val_` prefix (or a `split.` prefix) and every
 # character other than a-z and 0-9 dropped: `val_Mean-Squared-Error` -> `meansquarederror`.
@@ -47,3 +49,16 @@ def metric_direction(metric: str, default: str = "min") -> str:
     if any(part in compact for part in HIGHER_PARTS):
         return "max"
     return default
+
+
+def r2_score(y_true: Any, y_pred: Any) -> float:
+    """Coefficient of determination (as scikit-learn computes it), NaN when the actual values are
+    constant: the one R² of nettrain (evaluate, the predicted-vs-actual plot)."""
+    import numpy as np
+
+    t = np.asarray(y_true, dtype=float).ravel()
+    p = np.asarray(y_pred, dtype=float).ravel()
+    ss_tot = float(np.sum((t - t.mean()) ** 2)) if t.size else 0.0
+    if ss_tot == 0.0:
+        return math.nan
+    return 1.0 - float(np.sum((t - p) ** 2)) / ss_tot

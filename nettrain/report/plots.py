@@ -18,8 +18,7 @@ from typing import Any, Mapping, Sequence
 # Atomic writes (temp file in the same folder, then rename) belong to the run-directory store.
 from nettrain.store.atomic import write_bytes as atomic_write_bytes
 
-# Columns of metrics.csv that are not curves of their own.
-SKIP_COLUMNS = ("epoch", "learning_rate", "lr", "seconds")
+from nettrain.store.rundir import NON_METRIC_COLUMNS as SKIP_COLUMNS  # not curves of their own
 ANNOTATE_MAX_CLASSES = 20
 TICK_LABEL_MAX_CLASSES = 60
 
@@ -340,18 +339,6 @@ def confusion_matrix_plot(matrix: Any, class_names: Sequence[Any] | None, path: 
 
 # ---------------------------------------------------------------------- predicted vs actual
 
-def r2_score(y_true: Any, y_pred: Any) -> float:
-    """Coefficient of determination; NaN when the actual values are constant."""
-    import numpy as np
-
-    t = np.asarray(y_true, dtype=float).ravel()
-    p = np.asarray(y_pred, dtype=float).ravel()
-    ss_tot = float(np.sum((t - t.mean()) ** 2)) if t.size else 0.0
-    if ss_tot == 0.0:
-        return math.nan
-    return 1.0 - float(np.sum((t - p) ** 2)) / ss_tot
-
-
 def predicted_vs_actual(y_true: Any, y_pred: Any, path: str | os.PathLike,
                         title: str = "Predicted vs actual") -> Path:
     """Scatter of predictions against targets with the y = x line; R² in the title."""
@@ -361,6 +348,8 @@ def predicted_vs_actual(y_true: Any, y_pred: Any, path: str | os.PathLike,
     p = np.asarray(y_pred, dtype=float).ravel()
     if t.shape != p.shape:
         raise ValueError(f"y_true has {t.size} values and y_pred {p.size}")
+    from nettrain.report.metrics import r2_score
+
     r2 = r2_score(t, p)
     fig = _new_figure(5.5, 5.0)
     ax = fig.add_subplot(1, 1, 1)

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from nettrain.errors import UsageError
 from nettrain.report.metrics import metric_direction
-from nettrain.report.tables import (SPLITS, _new_table, _ordered_names, _split_kfold, format_value, make_console,
+from nettrain.report.tables import (SPLITS, new_table, ordered_names, split_kfold, format_value, make_console,
                                     print_table)
 from nettrain.store import rundir
 
@@ -61,10 +61,10 @@ def _timestamp(value: Any) -> float | None:
     return None
 
 
-def _show_time(value: Any) -> str:
+def show_time(value: Any) -> str:
     ts = _timestamp(value)
     if ts is None:
-        return "" if value is None else _short(value)
+        return "" if value is None else short_text(value)
     if isinstance(value, str):
         try:  # keep the recorded wall-clock time as written, without fractions and offset
             return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
@@ -73,10 +73,10 @@ def _show_time(value: Any) -> str:
     try:
         return datetime.fromtimestamp(ts, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except (ValueError, OverflowError, OSError):
-        return _short(value)
+        return short_text(value)
 
 
-def _short(value: Any, limit: int = 40) -> str:
+def short_text(value: Any, limit: int = 40) -> str:
     """A recorded value as one short line of text (a run.json may hold anything)."""
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -85,10 +85,10 @@ def _short(value: Any, limit: int = 40) -> str:
 def _iter_run_files(root: Path):
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        if "run.json" in filenames:
-            yield Path(dirpath) / "run.json"
+        if rundir.RUN in filenames:
+            yield Path(dirpath) / rundir.RUN
             # a run's own bulky folders never hold other runs
-            dirnames[:] = [d for d in dirnames if d not in ("tensorboard", "checkpoints", "plots")]
+            dirnames[:] = [d for d in dirnames if d not in (rundir.TENSORBOARD, rundir.CHECKPOINTS, rundir.PLOTS)]
 
 
 def collect_runs(root: str | os.PathLike) -> RunList:
@@ -113,7 +113,7 @@ def collect_runs(root: str | os.PathLike) -> RunList:
         except UnicodeDecodeError:
             why = "not UTF-8 text"
         except ValueError as e:
-            why = f"not valid JSON ({getattr(e, 'msg', None) or _short(e)})"
+            why = f"not valid JSON ({getattr(e, 'msg', None) or short_text(e)})"
         except (OSError, RecursionError) as e:
             why = f"cannot be read ({getattr(e, 'strerror', None) or type(e).__name__})"
         if why is None and not isinstance(data, dict):
@@ -178,7 +178,7 @@ def split_metrics(final_metrics: Any) -> dict[str, dict[str, float]]:
         return out
     mean = final_metrics.get("mean")
     if isinstance(mean, Mapping):
-        for split, values in _split_kfold(mean).items():
+        for split, values in split_kfold(mean).items():
             found = _numbers(values)
             if found:
                 out["validation" if split == "cross-validation" else str(split)] = found
@@ -214,11 +214,11 @@ def run_metric(run: Mapping[str, Any], metric: str) -> float | None:
 def metric_choices(runs: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every name `run_metric` finds in at least one of `runs`: plain, `val_`, then `split.` names."""
     runs = list(runs)
-    plain = _ordered_names(headline_metrics(r.get("final_metrics"))[1] for r in runs)
+    plain = ordered_names(headline_metrics(r.get("final_metrics"))[1] for r in runs)
     by_split = [split_metrics(r.get("final_metrics")) for r in runs]
-    val = _ordered_names(m.get("validation", {}) for m in by_split)
+    val = ordered_names(m.get("validation", {}) for m in by_split)
     dotted = [f"{split}.{name}" for split in SPLITS
-              for name in _ordered_names(m.get(split, {}) for m in by_split)]
+              for name in ordered_names(m.get(split, {}) for m in by_split)]
     return plain + [f"val_{n}" for n in val] + dotted
 
 
@@ -237,11 +237,11 @@ def parse_filters(specs: Iterable[str]) -> list[tuple[str, str]]:
     return out
 
 
-_MISSING = object()
+MISSING = object()
 
 
 def run_field(run: Mapping[str, Any], key: str) -> Any:
-    """The run.json value at a dotted key (list items by index); `_MISSING` when absent."""
+    """The run.json value at a dotted key (list items by index); `MISSING` when absent."""
     value: Any = run
     for part in key.split("."):
         if isinstance(value, Mapping) and part in value:
@@ -249,7 +249,7 @@ def run_field(run: Mapping[str, Any], key: str) -> Any:
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
-            return _MISSING
+            return MISSING
     return value
 
 
@@ -295,11 +295,11 @@ def select_runs(found: RunList, *, filters: Iterable[str] = (), last: int | None
     last = _last_count(last)
     runs = list(found)
     for key, _ in pairs:
-        if found and all(run_field(r, key) is _MISSING for r in found):
+        if found and all(run_field(r, key) is MISSING for r in found):
             raise UsageError(f"--filter {key}=...: no run has the field '{key}'; run.json fields: "
                              f"{', '.join(_fields(found))} (dotted keys reach nested ones, e.g. data.rows.test)")
     for key, value in pairs:
-        runs = [r for r in runs if (v := run_field(r, key)) is not _MISSING and _field_text(v) == value]
+        runs = [r for r in runs if (v := run_field(r, key)) is not MISSING and _field_text(v) == value]
     if last is not None:
         runs = runs[:last]  # found is newest first
     if sort is not None:
@@ -324,9 +324,9 @@ def runs_table(runs: list[Mapping[str, Any]], title: str | None = None, sort: st
     """One row per run; the metrics the listing shows as columns, plus the sort metric when it is
     not one of them (`val_loss` or `test.accuracy`)."""
     picked = [headline_metrics(r.get("final_metrics")) for r in runs]
-    names = _ordered_names(m for _, m in picked)
+    names = ordered_names(m for _, m in picked)
     extra = sort if sort is not None and ("." in sort or sort.startswith("val_")) else None
-    table = _new_table(title)
+    table = new_table(title)
     # On a narrow terminal the text columns fold onto more lines; numbers are never split.
     for header in ("run", "name", "status", "started", "epochs", "metrics on"):
         table.add_column(header, overflow="fold")
@@ -335,13 +335,13 @@ def runs_table(runs: list[Mapping[str, Any]], title: str | None = None, sort: st
     if extra is not None:
         table.add_column(Text(extra), justify="right", no_wrap=True)
     for run, (split, metrics) in zip(runs, picked):
-        status = _short(run.get("status", "") or "")
+        status = short_text(run.get("status", "") or "")
         epochs = run.get("epochs_done")
-        epochs_text = "" if epochs is None else _short(epochs)
+        epochs_text = "" if epochs is None else short_text(epochs)
         if run.get("best_epoch") is not None:
-            epochs_text += f" (best {_short(run['best_epoch'])})"
-        row = [Text(str(run.get("relpath", ""))), Text(_short(run.get("name", "") or "")),
-               Text(status, style=STATUS_STYLES.get(status, "")), Text(_show_time(run.get("started"))),
+            epochs_text += f" (best {short_text(run['best_epoch'])})"
+        row = [Text(str(run.get("relpath", ""))), Text(short_text(run.get("name", "") or "")),
+               Text(status, style=STATUS_STYLES.get(status, "")), Text(show_time(run.get("started"))),
                Text(epochs_text.strip()), Text(split)]
         row += [Text(format_value(metrics[n]) if n in metrics else "-") for n in names]
         if extra is not None:

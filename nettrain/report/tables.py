@@ -19,9 +19,9 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-SPLITS = ("train", "validation", "test")
-# Columns of metrics.csv / Keras logs that are not model metrics.
-NON_METRIC_KEYS = ("epoch", "learning_rate", "lr", "seconds")
+from nettrain.store.rundir import NON_METRIC_COLUMNS, SPLITS
+
+NON_METRIC_KEYS = NON_METRIC_COLUMNS  # columns of metrics.csv / Keras logs that are not model metrics
 
 
 # Off a terminal (a pipe, a file, a CI log) Rich would wrap at 80 columns; rows stay whole instead.
@@ -112,7 +112,7 @@ def format_share(value: Any) -> str:
     return f"{share * 100:.1f}%"
 
 
-def _ordered_names(groups: Iterable[Mapping[str, Any]]) -> list[str]:
+def ordered_names(groups: Iterable[Mapping[str, Any]]) -> list[str]:
     """Union of metric names, `loss` first, then in order of first appearance."""
     names: list[str] = []
     for group in groups:
@@ -129,12 +129,12 @@ def _is_flat(d: Any) -> bool:
     return isinstance(d, Mapping) and all(not isinstance(v, Mapping) for v in d.values())
 
 
-def _new_table(title: str | Text | None) -> Table:
+def new_table(title: str | Text | None) -> Table:
     title = Text(title) if isinstance(title, str) else title  # never parsed as markup
     return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
 
 
-def _split_kfold(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def split_kfold(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """A k-fold `mean`/`std` entry as {column: metrics}.
 
     Either already by split ({"train": {...}, "validation": {...}}) or flat Keras-style names
@@ -164,13 +164,13 @@ def metrics_table(metrics: Mapping[str, Any], title: str | None = "Final metrics
     K-fold shape: `{"folds": [...], "mean": {...}, "std": {...}, "test": {...}}`, shown as
     `mean ± std` columns (plus the test column when the held-out test set was evaluated).
     """
-    table = _new_table(title)
+    table = new_table(title)
     table.add_column("metric", no_wrap=True)
     columns: list[tuple[str, Mapping[str, Any], Mapping[str, Any] | None]] = []
 
     if "mean" in metrics:
-        means = _split_kfold(metrics.get("mean") or {})
-        stds = _split_kfold(metrics.get("std") or {})
+        means = split_kfold(metrics.get("mean") or {})
+        stds = split_kfold(metrics.get("std") or {})
         folds = metrics.get("folds")
         k = f"{len(folds)}-fold " if isinstance(folds, Sequence) and folds else ""
         for name in _column_order(means):
@@ -184,7 +184,7 @@ def metrics_table(metrics: Mapping[str, Any], title: str | None = "Final metrics
 
     for header, _, _ in columns:
         table.add_column(Text(header), justify="right")
-    for name in _ordered_names(values for _, values, _ in columns):
+    for name in ordered_names(values for _, values, _ in columns):
         row: list[Text] = [Text(str(name))]
         for _, values, std in columns:
             if name not in values:
@@ -244,7 +244,7 @@ def classification_report_table(report: Mapping[str, Any], title: str | None = "
     Per-class rows first, then accuracy (in the f1-score column, as sklearn prints it) and the
     averages.
     """
-    table = _new_table(title)
+    table = new_table(title)
     table.add_column("class", no_wrap=True)
     for col in REPORT_COLUMNS:
         table.add_column(col, justify="right")
@@ -290,7 +290,7 @@ def confusion_matrix_table(matrix: Any, class_names: Sequence[Any] | None = None
     names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(n)]
     if len(names) != n:
         raise ValueError(f"{len(names)} class names for a {n}x{n} confusion matrix")
-    table = _new_table(title)
+    table = new_table(title)
     table.add_column(Text("actual \\ predicted"), no_wrap=True)
     for name in names:
         table.add_column(Text(name), justify="right")

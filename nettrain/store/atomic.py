@@ -159,7 +159,7 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(finite(obj), indent=2, sort_keys=False, default=_plain) + "\n")
+    return write_text(path, json.dumps(finite(obj), indent=2, sort_keys=False, default=json_default) + "\n")
 
 
 def finite(obj: Any) -> Any:
@@ -173,7 +173,7 @@ def finite(obj: Any) -> Any:
     return obj
 
 
-def _plain(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """numpy scalars and arrays, paths -> plain JSON values."""
     if hasattr(value, "tolist"):
         return value.tolist()

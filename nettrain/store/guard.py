@@ -46,6 +46,7 @@ class _State:
         self.temps: set[str] = set()   # temporary files of writes in flight
         self.aborts: list[Callable[[], None]] = []
         self.exit_at_once = True       # a second signal ends the process (the CLI), or raises (a library)
+        self.told_user = False         # the interrupt was reported to the user
 
 
 _S = _State()
@@ -117,6 +118,15 @@ def poll() -> None:
 
 def interrupted() -> bool:
     return _S.received > 0
+
+
+def tell() -> None:
+    """The user has been told that the command was interrupted (say it once)."""
+    _S.told_user = True
+
+
+def told() -> bool:
+    return _S.told_user
 
 
 @contextlib.contextmanager

@@ -4,10 +4,11 @@ Every nettrain `.h5` carries a JSON attribute `nettrain` (the feature schema, th
 the epoch it was saved at), so a checkpoint copied away from its run can still be evaluated,
 used for predictions and retrained. Plain `keras.models.load_model` ignores the attribute.
 
-Keras 3.15's legacy H5 loader builds the optimizer without its slot variables, so the saved
-Adam moments (and momentum buffers) would be dropped and `fit` fails with "Unknown variable".
-`load_model` here rebuilds the optimizer on the model's trainable variables and sets the saved
-values, which continues training exactly.
+Keras's legacy H5 loader drops the optimizer's slot variables, so the saved Adam moments (and
+momentum buffers) would be lost and `fit` fails with "Unknown variable". `load_model` here
+rebuilds the optimizer on the model's trainable variables and sets the saved values, which
+continues training exactly. What that takes of the legacy layout and of Keras internals lives in
+`nettrain.keras_compat`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import h5py
 
+from nettrain import keras_compat as compat
 from nettrain.config.args import CODE_LAYERS
 from nettrain.errors import UsageError
 from nettrain.store import atomic
@@ -42,7 +44,7 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise UsageError(f"no such file: {path}")
     try:
         with h5py.File(path, "r") as f:
-            if "model_config" not in f.attrs and "model_weights" not in f:
+            if compat.H5_MODEL_CONFIG not in f.attrs and compat.H5_MODEL_WEIGHTS not in f:
                 raise UsageError(f"{path} is an HDF5 file but holds no Keras model")
             raw = f.attrs.get(META_ATTR)
     except UsageError:
@@ -84,7 +86,7 @@ def write_model(model, path: Path, meta: dict[str, Any] | None = None) -> None:
     model.save(str(path), include_optimizer=True)
     if meta is not None:
         with h5py.File(path, "a") as f:
-            f.attrs[META_ATTR] = json.dumps(meta, default=atomic._plain)
+            f.attrs[META_ATTR] = json.dumps(meta, default=atomic.json_default)
 
 
 def export_keras(model, path: str | os.PathLike) -> Path:
@@ -101,9 +103,7 @@ def write_keras(model, path: Path) -> None:
     A legacy `.h5` save drops the optimizer from the model's live compile config, so a `.keras`
     saved afterwards would load with a default optimizer and no state; it is put back first.
     """
-    compile_config = getattr(model, "_compile_config", None)
-    if compile_config is not None and getattr(model, "optimizer", None) is not None:
-        compile_config.config["optimizer"] = model.optimizer
+    compat.restore_compiled_optimizer(model)
     model.save(str(path))
 
 
@@ -129,15 +129,18 @@ def load_model(path: str | os.PathLike, *, restore_optimizer: bool = True):
                              "never runs code from a model file") from None
         raise UsageError(f"cannot load the model in {path}: {text}") from None
     try:
-        training = _training_config(path)
+        with h5py.File(path, "r") as f:
+            training = compat.read_h5_training_state(f, optimizer_values=restore_optimizer)
         if training is not None and getattr(model, "optimizer", None) is not None:
             # Compile again: with the optimizer's saved state when asked, and always with the metrics
             # under the names fit logged (the loader turns "mae" into "mean_absolute_error").
-            optimizer = _restored_optimizer(model, path, training) if restore_optimizer else model.optimizer
-            model.compile(optimizer=optimizer, loss=model.loss, metrics=_compiled_metrics(training),
-                          steps_per_execution=training.get("steps_per_execution", 1))
-    except UsageError:
-        raise
+            optimizer = model.optimizer
+            if restore_optimizer and training.optimizer_config is not None:
+                optimizer = compat.restore_optimizer(model, training)
+            model.compile(optimizer=optimizer, loss=model.loss, metrics=compat.compiled_metrics(training),
+                          steps_per_execution=training.steps_per_execution)
+    except compat.OptimizerStateMismatch as e:
+        raise UsageError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError, OSError) as e:
         raise UsageError(f"{path}: the saved training state (optimizer or metrics) is damaged: "
                          f"{_first_line(e)}") from None
@@ -179,7 +182,7 @@ def refuse_code_layers(path: str | os.PathLike) -> None:
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
+            raw = f.attrs.get(compat.H5_MODEL_CONFIG)
     except Exception:
         return  # read_meta has reported unreadable files; Keras reports the rest
     if isinstance(raw, bytes):
@@ -202,54 +205,6 @@ def refuse_code_layers(path: str | os.PathLike) -> None:
         raise UsageError(f"{path}: refused: the model holds a {found} layer, which carries Python code; "
                          "nettrain never runs code from a model file (use built-in Keras layers)")
 
-
-def _training_config(path: Path) -> dict[str, Any] | None:
-    with h5py.File(path, "r") as f:
-        raw = f.attrs.get("training_config")
-    if raw is None:
-        return None
-    training = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
-    return training if isinstance(training, dict) else None
-
-
-def _restored_optimizer(model, path: Path, training: dict[str, Any]):
-    import keras
-
-    if not isinstance(training.get("optimizer_config"), dict):
-        return model.optimizer
-    optimizer = keras.optimizers.deserialize(training["optimizer_config"])
-    optimizer.build(model.trainable_variables)
-    with h5py.File(path, "r") as f:
-        if "optimizer_weights" not in f:
-            return optimizer
-        group = f["optimizer_weights"]
-        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
-        values = [group[n][()] for n in names]
-    if len(optimizer.variables) != len(values):
-        raise UsageError(f"{path}: the optimizer state does not match the model "
-                         f"({len(values)} saved values, {len(optimizer.variables)} expected)")
-    for var, value in zip(optimizer.variables, values):
-        if tuple(var.shape) != tuple(value.shape):
-            raise UsageError(f"{path}: optimizer value {var.path} has shape {value.shape}, expected {var.shape}")
-        var.assign(value)
-    return optimizer
-
-
-def _compiled_metrics(training: dict) -> Any:
-    import keras
-
-    metrics = training.get("metrics")
-    if not metrics or not isinstance(metrics, list):
-        return None
-    out = []
-    for m in metrics:
-        if isinstance(m, dict):
-            out.append(keras.metrics.deserialize(m))
-        elif isinstance(m, list):  # legacy nested per-output lists
-            out.extend(m)
-        else:
-            out.append(m)
-    return out
 
 
 def _first_line(e: BaseException) -> str:

@@ -17,7 +17,6 @@ NUMERIC_INPUT = "numeric"
 
 TASKS = ("regression", "binary", "multiclass")
 KINDS = ("numeric", "categorical", "text")
-LABEL_MODES = ("regression", "binary", "sparse", "one_hot")
 COLUMN_KEYS = {"name": str, "kind": str, "max_tokens": int, "output_mode": str, "sequence_length": int,
                "embedding_dim": int}
 CONFIG_SECTIONS = ("preprocessing", "model", "training", "callbacks", "runtime", "output")

@@ -51,6 +51,10 @@ LOCK = ".lock"
 BEST = "best.h5"
 LAST = "last.h5"
 
+# The parts of a run's data, in the order nettrain lists them (run.json `data.rows`, metrics.json,
+# the tables). The one definition for the package: `evaluate` prefers them the other way round.
+SPLITS = ("train", "validation", "test")
+
 # What nettrain writes into a run: anything else there is the user's and is never touched.
 RUN_FILES = {CONFIG, RUN, METRICS_CSV, METRICS_JSON, MODEL, KERAS_EXPORT, LABELS, FEATURES, SUMMARY, LOCK}
 _EVAL_FILE = re.compile(r"^eval-[A-Za-z0-9._-]+\.json$")
@@ -185,40 +189,43 @@ def _clear_run(path: Path) -> None:
             entry.unlink()
 
 
-def _check_location(path: Path, flag: str) -> None:
+FLAG = "--run-dir"  # how messages name the folder a user gave for a run
+
+
+def _check_location(path: Path) -> None:
     resolved = path.resolve()
     if resolved == Path(resolved.anchor):
-        raise UsageError(f"{flag} {path}: refusing the filesystem root; give a folder for this run")
+        raise UsageError(f"{FLAG} {path}: refusing the filesystem root; give a folder for this run")
     if resolved == Path.home().resolve():
-        raise UsageError(f"{flag} {path}: refusing the home folder; give a folder for this run")
+        raise UsageError(f"{FLAG} {path}: refusing the home folder; give a folder for this run")
 
 
-def check_run_dir(path: str | os.PathLike, *, force: bool = False, flag: str = "--run-dir") -> bool:
+def check_run_dir(path: str | os.PathLike, *, force: bool = False) -> bool:
     """Whether `path` can take a new run (UsageError saying why not); True when it holds a nettrain
     run that `force` lets us replace. Cheap: commands call it before loading data and TensorFlow."""
     path = Path(path)
-    _check_location(path, flag)
+    _check_location(path)
     if path.exists() and not path.is_dir():
-        raise UsageError(f"{flag} {path} exists and is not a folder")
+        raise UsageError(f"{FLAG} {path} exists and is not a folder")
     existing = [e.name for e in path.iterdir() if e.name != LOCK and not atomic.is_leftover(e.name)] \
         if path.is_dir() else []
     if not existing:
         return False
     if not (path / RUN).is_file():
-        raise UsageError(f"{flag} {path} holds files that are not a nettrain run ({_names(existing)}); "
+        raise UsageError(f"{FLAG} {path} holds files that are not a nettrain run ({_names(existing)}); "
                          "nettrain never writes into or deletes other files: choose a new or empty folder")
     if not force:
-        raise UsageError(f"{flag} {path} already holds a run (run.json); choose a new folder, continue it "
+        raise UsageError(f"{FLAG} {path} already holds a run (run.json); choose a new folder, continue it "
                          f"with 'nettrain fit CONFIG --resume {path}', or replace it with --force")
     foreign = foreign_entries(path)
     if foreign:
-        raise UsageError(f"{flag} {path}: --force replaces only a nettrain run, and this folder also holds "
+        raise UsageError(f"{FLAG} {path}: --force replaces only a nettrain run, and this folder also holds "
                          f"{_names(foreign)}; move those away first")
     return True
 
 
 def new_run_dir(root: str | os.PathLike, name: str, explicit: str | os.PathLike | None = None, *,
-                force: bool = False, flag: str = "--run-dir") -> RunLock:
+                force: bool = False) -> RunLock:
     """A run folder, locked for this process: `<root>/<name>/<YYYYmmdd-HHMMSS>` (suffixed when
     taken), or `explicit` when it is new, empty, or (with `force`) a nettrain run to replace.
 
@@ -226,7 +233,7 @@ def new_run_dir(root: str | os.PathLike, name: str, explicit: str | os.PathLike 
     """
     if explicit is not None:
         path = Path(explicit)
-        replace = check_run_dir(path, force=force, flag=flag)
+        replace = check_run_dir(path, force=force)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -363,6 +370,10 @@ def _article(value: Any) -> str:
     name = {list: "list", str: "string", int: "number", float: "number", bool: "boolean", type(None): "empty"}.get(
         type(value), type(value).__name__)
     return "empty" if value is None else f"a {name}"
+
+
+# Columns of metrics.csv that are not metrics (`lr`: the name older Keras versions log).
+NON_METRIC_COLUMNS = ("epoch", "learning_rate", "lr", "seconds")
 
 
 class MetricsCSV:

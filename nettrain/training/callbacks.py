@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import keras
 
+from nettrain import keras_compat as compat
 from nettrain.errors import JobFailed
 from nettrain.store import atomic, guard
 from nettrain.store.rundir import BEST, LAST, MetricsCSV
@@ -132,27 +133,25 @@ class StepDecay(keras.callbacks.Callback):
 
 class EarlyStopping(keras.callbacks.EarlyStopping):
     """Keras EarlyStopping that can pick up its state (best value, patience used) from the epochs
-    a resumed or retrained run already has in metrics.csv."""
+    a resumed or retrained run already has in metrics.csv.
 
-    def __init__(self, *, history: list[dict] | None = None, best_weights=None, **kwargs):
-        super().__init__(**kwargs)
-        self._history = history or []
+    `mode="auto"` is resolved here by nettrain's one rule (`monitor_mode`), so Keras, the replay
+    of earlier epochs and the best-epoch bookkeeping of the run all compare in the same direction.
+    """
+
+    def __init__(self, *, history: list[dict] | None = None, best_weights=None, monitor: str = "val_loss",
+                 mode: str = "auto", **kwargs):
+        direction = monitor_mode(monitor, mode)
+        super().__init__(monitor=monitor, mode=direction, **kwargs)
+        self.direction = direction
+        self._history = list(history or [])
         self._prior_best_weights = best_weights  # callable -> weights of the best earlier epoch
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         if not self._history:
             return
-        self._set_monitor_op()
-        for row in self._history:
-            current, epoch = row.get(self.monitor), int(row["epoch"]) - 1
-            if current is None or epoch < self.start_from_epoch:
-                continue
-            self.wait += 1
-            if self._is_improvement(current, self.best):
-                self.best, self.best_epoch = current, epoch
-                if self.baseline is None or self._is_improvement(current, self.baseline):
-                    self.wait = 0
+        compat.resume_early_stopping(self, self._history, self.direction)
         if self.restore_best_weights and self.best is not None and self._prior_best_weights is not None:
             self.best_weights = self._prior_best_weights()
 

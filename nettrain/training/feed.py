@@ -1,5 +1,9 @@
 """Input feeding: the one place that turns a `Split` into what Keras consumes.
 
+A training session takes its examples from a `Feed`: the training batches of one epoch, the
+validation batches, the number of steps per epoch, and the labelled data of the final
+evaluation. `ArrayFeed` serves a `Dataset` held in memory; a stream of chunks is the next kind.
+
 In-memory arrays are converted to tensors once (no per-epoch copies). Each epoch's batch order
 is a permutation drawn from (seed, epoch) only, so epoch N sees the same batches whether the
 run got there straight or was resumed from a checkpoint.
@@ -8,11 +12,20 @@ run got there straight or was resumed from a checkpoint.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
 
 import keras
+
+from nettrain import keras_compat
+
+from nettrain.config.schema import Config
+from nettrain.data.types import Dataset, Split
+from nettrain.model.compile import class_weights, encode_targets
+from nettrain.store.rundir import SPLITS
 
 
 def model_inputs(model: keras.Model, inputs: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
@@ -49,8 +62,7 @@ class EpochCursor(keras.callbacks.Callback):
 
 
 def training_dataset(x: dict[str, tf.Tensor], y: np.ndarray, *, batch_size: int, seed: int,
-                     cursor: EpochCursor, shuffle: bool = True,
-                     sample_weight: np.ndarray | None = None) -> tf.data.Dataset:
+                     cursor: EpochCursor) -> tf.data.Dataset:
     """One epoch of batches, shuffled by (seed, epoch) where the epoch is read from `cursor`.
 
     Keras re-iterates the dataset each epoch (no steps_per_epoch), so the epoch boundary is
@@ -58,34 +70,24 @@ def training_dataset(x: dict[str, tf.Tensor], y: np.ndarray, *, batch_size: int,
     """
     n = int(y.shape[0])
     y_t = tf.convert_to_tensor(y)
-    w_t = None if sample_weight is None else tf.convert_to_tensor(sample_weight, dtype=tf.float32)
     full = n // batch_size
     rest = n - full * batch_size
     seed_t = tf.constant(seed, dtype=tf.int64)
 
     def epoch_batches(_):
-        if shuffle:
-            keys = tf.random.stateless_uniform([n], seed=tf.stack([seed_t, cursor.epoch.read_value()]),
-                                               dtype=tf.float32)
-            order = tf.argsort(keys, stable=True)
-        else:
-            order = tf.range(n)
-        order = tf.cast(order, tf.int64)
+        keys = tf.random.stateless_uniform([n], seed=tf.stack([seed_t, cursor.epoch.read_value()]), dtype=tf.float32)
+        order = tf.cast(tf.argsort(keys, stable=True), tf.int64)
         ds = tf.data.Dataset.from_tensor_slices(tf.reshape(order[: full * batch_size], [full, batch_size]))
         if rest:
             ds = ds.concatenate(tf.data.Dataset.from_tensors(order[full * batch_size:]))
         return ds
 
     def gather(idx):
-        xb = {k: tf.gather(v, idx) for k, v in x.items()}
-        yb = tf.gather(y_t, idx)
-        if w_t is None:
-            return xb, yb
-        return xb, yb, tf.gather(w_t, idx)
+        return {k: tf.gather(v, idx) for k, v in x.items()}, tf.gather(y_t, idx)
 
     steps = full + (1 if rest else 0)
     ds = tf.data.Dataset.from_tensors(0).flat_map(epoch_batches)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))  # lets Keras know the epoch length
+    ds = keras_compat.assert_cardinality(ds, steps)  # lets Keras know the epoch length
     # A plain map: one gather per batch is cheap, and a parallel map is rewritten (with a native
     # warning on stderr) whenever op determinism is on.
     return ds.map(gather).prefetch(tf.data.AUTOTUNE)
@@ -108,15 +110,123 @@ def steps_for(step_seconds: float, most: int) -> int:
     return max(1, min(most, int(LIVELY_SECONDS / step_seconds)))
 
 
-def lively_steps(model: keras.Model, x: dict[str, tf.Tensor], batch_size: int, most: int) -> int:
+def lively_steps(model: keras.Model, one: dict[str, tf.Tensor], most: int) -> int:
     """`steps_per_execution` for a run watched on a terminal: a training step is timed as three
-    forward passes of one batch (run eagerly, in inference mode: no weight, statistic or random
+    forward passes of `one` batch (run eagerly, in inference mode: no weight, statistic or random
     state changes), so a slow model gets fewer batches per call and its bar keeps moving.
     Speed-only: the batches and their order do not depend on it."""
     import time
 
-    one = {k: v[:batch_size] for k, v in x.items()}
     model(one, training=False)  # the first call builds what it needs
     start = time.perf_counter()
     model(one, training=False)
     return steps_for(3 * (time.perf_counter() - start), most)
+
+
+# ------------------------------------------------------------------------------ feeds
+
+@dataclass
+class Holdout:
+    """Labelled rows the final plots are drawn on: the test split, else the validation split."""
+
+    name: str
+    batches: tf.data.Dataset       # batches of model inputs, no labels
+    y: np.ndarray                  # the labels as the data stage holds them (class indices or values)
+
+
+class Feed(Protocol):
+    """Where one training session's examples come from (see `fit.train`).
+
+    Everything is asked for with the model, whose inputs say how the rows must be shaped.
+    """
+
+    @property
+    def steps(self) -> int:
+        """Training batches per epoch."""
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether there are validation rows (`val_*` metrics are logged)."""
+
+    def training(self, model: keras.Model, cursor: EpochCursor) -> tf.data.Dataset:
+        """One epoch of (inputs, targets) batches, in an order drawn from (seed, `cursor.epoch`)."""
+
+    def validation(self, model: keras.Model) -> tf.data.Dataset | None:
+        """The validation (inputs, targets) batches, or None."""
+
+    def first_batch(self, model: keras.Model) -> dict[str, tf.Tensor]:
+        """One batch of training inputs (to time a step)."""
+
+    def class_weight(self, cfg: Config) -> dict[int, float] | None:
+        """Keras `class_weight` from `training.class_weight` and the training labels."""
+
+    def evaluation(self, model: keras.Model) -> dict[str, tf.data.Dataset]:
+        """{split: (inputs, targets) batches} of the final metrics, splits in `SPLITS` order."""
+
+    def holdout(self, model: keras.Model) -> Holdout | None:
+        """The rows of the final plots, or None when there are no labelled held-out rows."""
+
+
+class ArrayFeed:
+    """A `Feed` over a `Dataset` held in memory (the numpy arrays of its splits).
+
+    The training inputs are converted to tensors once per model and kept for the session.
+    """
+
+    def __init__(self, dataset: Dataset, *, mode: str, n_classes: int | None, batch_size: int, seed: int):
+        self.dataset, self.mode, self.n_classes = dataset, mode, n_classes
+        self.batch_size, self.seed = batch_size, seed
+        self._train_x: tuple[keras.Model, dict[str, tf.Tensor]] | None = None
+
+    @property
+    def steps(self) -> int:
+        return steps_per_epoch(len(self.dataset.train), self.batch_size)
+
+    @property
+    def has_validation(self) -> bool:
+        return _has_rows(self.dataset.validation)
+
+    def _targets(self, split: Split) -> np.ndarray | None:
+        return encode_targets(split.y, self.mode, self.n_classes)
+
+    def _train_inputs(self, model: keras.Model) -> dict[str, tf.Tensor]:
+        if self._train_x is None or self._train_x[0] is not model:
+            self._train_x = (model, model_inputs(model, self.dataset.train.inputs))
+        return self._train_x[1]
+
+    def training(self, model: keras.Model, cursor: EpochCursor) -> tf.data.Dataset:
+        return training_dataset(self._train_inputs(model), self._targets(self.dataset.train),
+                                batch_size=self.batch_size, seed=self.seed, cursor=cursor)
+
+    def validation(self, model: keras.Model) -> tf.data.Dataset | None:
+        split = self.dataset.validation
+        if not _has_rows(split):
+            return None
+        return evaluation_dataset(model_inputs(model, split.inputs), self._targets(split), self.batch_size)
+
+    def first_batch(self, model: keras.Model) -> dict[str, tf.Tensor]:
+        return {k: v[: self.batch_size] for k, v in self._train_inputs(model).items()}
+
+    def class_weight(self, cfg: Config) -> dict[int, float] | None:
+        return class_weights(cfg, self.dataset.schema, self.dataset.train)
+
+    def evaluation(self, model: keras.Model) -> dict[str, tf.data.Dataset]:
+        out = {}
+        for name in SPLITS:
+            split: Split | None = getattr(self.dataset, name)
+            if _has_rows(split):
+                x = self._train_inputs(model) if name == "train" else model_inputs(model, split.inputs)
+                out[name] = evaluation_dataset(x, self._targets(split), self.batch_size)
+        return out
+
+    def holdout(self, model: keras.Model) -> Holdout | None:
+        dataset = self.dataset
+        name = "test" if _has_rows(dataset.test) else "validation"
+        split = getattr(dataset, name)
+        if not _has_rows(split) or split.y is None:
+            return None
+        return Holdout(name, evaluation_dataset(model_inputs(model, split.inputs), None, self.batch_size), split.y)
+
+
+def _has_rows(split: Split | None) -> bool:
+    return split is not None and len(split) > 0

@@ -1,12 +1,18 @@
-"""`nettrain fit`: config -> data -> model -> model.fit with callbacks -> evaluation -> run directory.
+"""One training session: config -> data -> model -> model.fit with callbacks -> final files.
 
-`train(session)` is the one training loop; fresh runs, `--resume` and `nettrain retrain` differ
-only in where the model and the first epoch come from.
+The leaf of `nettrain fit`: `prepare` (config and data), `new_model`, `start_run_dir` and
+`train(session)`, the one training loop. Which session runs (a fresh run, a k-fold fold,
+`--resume`, `nettrain retrain`) is decided above, in `nettrain.lifecycle.orchestrate`; the
+sessions differ only in where the model and the first epoch come from.
+
+`train` reads in two hops: `_callbacks` (what Keras calls at each epoch, in order), `_fit` (the
+model.fit call) and `_finish` (how training ended, then the final files).
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +27,16 @@ from nettrain.training import runtime  # noqa: F401  (sets TF log level before T
 import keras  # noqa: E402
 
 from nettrain.data import load_dataset  # noqa: E402
-from nettrain.data.types import Dataset, Split  # noqa: E402
-from nettrain.model import (build_model, class_weights, compile_model, encode_targets,  # noqa: E402
-                            initial_learning_rate, label_mode, metric_names, model_summary,
-                            output_activation_kind)
+from nettrain.data.types import Dataset  # noqa: E402
+from nettrain.model import (build_model, compile_model, initial_learning_rate, label_mode,  # noqa: E402
+                            metric_names, model_summary, output_activation_kind)
+from nettrain.model.outputs import predicted_classes  # noqa: E402
+from nettrain.report.tables import format_value  # noqa: E402
 from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
-from nettrain.training import feed  # noqa: E402
+from nettrain.training.feed import ArrayFeed, EpochCursor, Feed, lively_steps, steps_per_epoch  # noqa: E402
+from nettrain.training.progress import notice, report_result, tell_the_end  # noqa: E402
 from nettrain.training.schedules import make_schedule  # noqa: E402
-
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass
@@ -54,17 +60,25 @@ class Prepared:
 
     cfg: Config
     device: str
-    scope: Any
+    strategy: Any                                # tf.distribute.Strategy, or None for the default (one device)
     dataset: Dataset
+    feed: Feed                                   # the dataset's rows as a session consumes them
     mode: str
     threshold: float
     n_classes: int | None
-    steps: int
     spe: int
 
     @property
+    def steps(self) -> int:
+        return self.feed.steps
+
+    @property
     def has_val(self) -> bool:
-        return self.dataset.validation is not None and len(self.dataset.validation) > 0
+        return self.feed.has_validation
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        """The distribution strategy's scope, to build or load a model in (a new one at each call)."""
+        return strategy_scope(self.strategy)
 
     def features(self, model: keras.Model) -> dict[str, Any]:
         return {**self.dataset.schema.to_dict(), "label_mode": self.mode, "threshold": self.threshold,
@@ -72,40 +86,67 @@ class Prepared:
 
 
 def prepare(cfg: Config) -> Prepared:
-    device, scope = runtime.setup(cfg)
+    device, strategy = runtime.setup(cfg)
     dataset = load_dataset(cfg)
     schema = dataset.schema
-    steps = feed.steps_per_epoch(len(dataset.train), cfg.training.batch_size)
+    mode = label_mode(cfg, schema)
+    n_classes = len(schema.class_names) if schema.class_names else None
+    steps = steps_per_epoch(len(dataset.train), cfg.training.batch_size)
     spe = cfg.training.steps_per_execution
-    return Prepared(cfg=cfg, device=device, scope=scope, dataset=dataset, mode=label_mode(cfg, schema),
+    return Prepared(cfg=cfg, device=device, strategy=strategy, dataset=dataset,
+                    feed=_array_feed(cfg, dataset, mode, n_classes), mode=mode,
                     threshold=0.0 if output_activation_kind(cfg, schema) == "tanh" else 0.5,
-                    n_classes=len(schema.class_names) if schema.class_names else None, steps=steps,
-                    spe=min(32, steps) if spe == "auto" else spe)
+                    n_classes=n_classes, spe=min(32, steps) if spe == "auto" else spe)
+
+
+def strategy_scope(strategy: Any) -> contextlib.AbstractContextManager:
+    """`strategy.scope()`, or no scope for the default strategy (None)."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def with_rows(prep: Prepared, dataset: Dataset) -> Prepared:
+    """`prep` for other rows of the same data (a k-fold fold): its own feed and steps per epoch."""
+    return dataclasses.replace(prep, dataset=dataset, feed=_array_feed(prep.cfg, dataset, prep.mode, prep.n_classes))
+
+
+def _array_feed(cfg: Config, dataset: Dataset, mode: str, n_classes: int | None) -> ArrayFeed:
+    return ArrayFeed(dataset, mode=mode, n_classes=n_classes, batch_size=cfg.training.batch_size, seed=cfg.seed)
 
 
 def new_model(prep: Prepared) -> keras.Model:
     cfg = prep.cfg
-    with prep.scope, runtime.quiet_native_stderr():  # TensorFlow's allocator logs an out-of-memory layer
+    with prep.scope(), runtime.quiet_native_stderr():  # TensorFlow's allocator logs an out-of-memory layer
         added: list[str] = []
         model = build_model(cfg, prep.dataset, compile=False, notes=added)
     prep.dataset.notes.extend(n for n in added if n not in prep.dataset.notes)  # recorded in run.json
-    with prep.scope:
+    with prep.scope():
         schedule, _ = make_schedule(cfg, initial_learning_rate(cfg), prep.steps)
         compile_model(cfg, model, prep.dataset.schema, learning_rate=schedule,
                       steps_per_execution=prep.spe)
     return model
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Session:
-    prep: Prepared
+    """One training session: epochs `first_epoch + 1 .. last_epoch` of `model`, written into `out`.
+
+    The seams: `feed` says where the examples come from, `strategy` is the distribution strategy
+    the model was built under (a `tf.distribute.Strategy`, None for the default; the training step
+    runs in its scope), and `extra_callbacks` are a caller's own (e.g. a sweep's pruning), run
+    after nettrain's (see `_callbacks`).
+    """
+
+    prep: Prepared                        # the config and what the data stage decided
     model: keras.Model
     out: Path
     record: rundir.RunRecord
-    first_epoch: int                      # epochs already done (0 for a fresh run)
+    feed: Feed
+    strategy: Any
+    monitors: dict[str, str]              # see check_monitors
+    first_epoch: int = 0                  # epochs already done (0 for a fresh run)
     last_epoch: int
-    monitors: dict[str, str]
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows up to first_epoch
+    extra_callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
     quiet: bool = False
     json_output: bool = False
     # Early stopping carries on from the epochs already done (a resumed run), or starts a fresh
@@ -113,54 +154,46 @@ class Session:
     continue_early_stopping: bool = True
 
 
-def run_fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None, quiet: bool = False,
-            json_output: bool = False, force: bool = False) -> FitResult:
-    if resume is not None:
-        from nettrain.lifecycle.resume import resume_fit
+# ------------------------------------------------------------------------------ the run directory
 
-        return resume_fit(cfg, resume, quiet=quiet, json_output=json_output, force=force)
-    if cfg.data.split.folds > 1:
-        from nettrain.training.kfold import run_kfold
+def run_fields(prep: Prepared, **extra: Any) -> dict[str, Any]:
+    """The run.json fields every run starts with (a run, a k-fold fold, a k-fold parent), then `extra`."""
+    cfg, dataset = prep.cfg, prep.dataset
+    return {"name": cfg.name, "status": "running", "started": rundir.now(), "ended": None, "seed": cfg.seed,
+            "device": prep.device, "versions": rundir.versions(), "config_file": cfg.source.file,
+            "task": dataset.schema.task, "epochs": cfg.training.epochs, "final_metrics": None,
+            "data": data_record(dataset), **extra}
 
-        return run_kfold(cfg, run_dir=run_dir, quiet=quiet, json_output=json_output, force=force)
-    if run_dir is not None:
-        rundir.check_run_dir(run_dir, force=force)  # before the slow part
-    prep = prepare(cfg)
-    model = new_model(prep)
-    monitors = check_monitors(cfg, prep.dataset.schema, prep.has_val)
-    class_weights(cfg, prep.dataset.schema, prep.dataset.train)  # errors before anything is written
-    # deferred: a signal between the first write and the training loop is raised inside it (status interrupted)
-    with rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir, force=force) as out, guard.deferred():
-        record = start_run_dir(prep, model, out, monitors)
-        return train(Session(prep, model, out, record, 0, cfg.training.epochs, monitors, quiet=quiet,
-                             json_output=json_output))
+
+def data_record(dataset: Dataset) -> dict[str, Any]:
+    return {"source": dataset.source, "fingerprint": dataset.fingerprint,
+            "rows": {s: (len(getattr(dataset, s)) if getattr(dataset, s) is not None else 0)
+                     for s in rundir.SPLITS}}
+
+
+def write_start_files(prep: Prepared, out: Path) -> None:
+    """config.yaml and labels.json: what every run (a k-fold parent too) has from its start."""
+    rundir.write_config(out, prep.cfg.to_dict())
+    if prep.dataset.schema.class_names:
+        atomic.write_json(out / rundir.LABELS, prep.dataset.schema.class_labels)
 
 
 def start_run_dir(prep: Prepared, model: keras.Model, out: Path, monitors: dict[str, str],
                   record: rundir.RunRecord | None = None, **extra: Any) -> rundir.RunRecord:
     """The files a run has before its first epoch: run.json first (so the folder is a run from the
-    start, and a run killed here can be resumed), then config, features, labels and summary."""
-    cfg, dataset = prep.cfg, prep.dataset
+    start, and a run killed here can be resumed), then config, labels, features and summary."""
     record = record or rundir.RunRecord(out)
     with guard.deferred():
-        record.update(name=cfg.name, status="running", started=rundir.now(), ended=None, seed=cfg.seed,
-                      device=prep.device, versions=rundir.versions(), config_file=cfg._file,
-                      task=dataset.schema.task, label_mode=prep.mode, epochs=cfg.training.epochs, epochs_done=0,
-                      best_epoch=None, stopped_epoch=None, monitor=monitors["best"], final_metrics=None,
-                      data=data_record(dataset), notes=list(dataset.notes), **extra)
+        record.update(**run_fields(prep, label_mode=prep.mode, epochs_done=0, best_epoch=None, stopped_epoch=None,
+                                   monitor=monitors["best"], notes=list(prep.dataset.notes), **extra))
         with record.active():
-            rundir.write_config(out, cfg.to_dict())
+            write_start_files(prep, out)
             atomic.write_json(out / rundir.FEATURES, prep.features(model))
-            if dataset.schema.class_names:
-                atomic.write_json(out / rundir.LABELS, dataset.schema.class_labels)
             atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
     return record
 
 
-def data_record(dataset: Dataset) -> dict[str, Any]:
-    return {"source": dataset.source, "fingerprint": dataset.fingerprint,
-            "rows": {s: (len(getattr(dataset, s)) if getattr(dataset, s) is not None else 0) for s in SPLITS}}
-
+# ------------------------------------------------------------------------------ the training loop
 
 def train(s: Session) -> FitResult:
     """Epochs `first_epoch + 1 .. last_epoch`, then the final model, metrics and plots.
@@ -168,49 +201,54 @@ def train(s: Session) -> FitResult:
     The run is `running` inside; a signal ends it `interrupted` after its last complete epoch (the
     epoch being written is finished first), an error ends it `failed`.
     """
-    out, record = s.out, s.record
     try:
-        with guard.handlers(), guard.deferred(), record.active():
-            return _train(s)
+        with guard.handlers(), guard.deferred(), s.record.active():
+            kit = _callbacks(s)
+            _fit(s, kit)
+            return _finish(s, kit)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after epoch {record.data.get('epochs_done', 0)}; the run so far is in "
-                          f"{out} (continue it with: nettrain fit CONFIG --resume {out})") from None
+        raise Interrupted(f"interrupted after epoch {s.record.data.get('epochs_done', 0)}; the run so far is in "
+                          f"{s.out} (continue it with: nettrain fit CONFIG --resume {s.out})") from None
 
 
-def _train(s: Session) -> FitResult:
+@dataclass
+class _Callbacks:
+    """A session's callbacks in the order Keras calls them (`all`), and those read after training."""
+
+    all: list[keras.callbacks.Callback]
+    cursor: EpochCursor
+    csv: rundir.MetricsCSV
+    nan_guard: cb.NaNGuard
+    early: cb.EarlyStopping | None
+    progress: keras.callbacks.Callback
+    meta: Callable[[int], dict[str, Any]]  # the nettrain metadata of a model file saved at an epoch
+
+
+def _callbacks(s: Session) -> _Callbacks:
+    """In this order: stop at a signal; tell the feed which epoch runs; stop at a NaN loss
+    (callbacks.terminate_on_nan); the per-epoch learning-rate schedule; the end of an epoch as one
+    step (checkpoints, metrics.csv, run.json); early stopping; TensorBoard; the progress display;
+    then the session's `extra_callbacks`, which thus see an epoch after it is on disk and shown:
+    one that stops training or raises (a pruned sweep trial) leaves the run whole up to that epoch."""
     prep, model, out, record = s.prep, s.model, s.out, s.record
-    cfg, dataset = prep.cfg, prep.dataset
+    cfg = prep.cfg
     features, config_dict = prep.features(model), cfg.to_dict()
 
     def meta(epoch: int) -> dict[str, Any]:
         return {"features": features, "config": config_dict, "epoch": epoch, "run": cfg.name}
 
     csv = rundir.MetricsCSV(out / rundir.METRICS_CSV)
-    cursor, nan_guard = feed.EpochCursor(s.first_epoch + 1), cb.NaNGuard()
+    cursor, nan_guard = EpochCursor(s.first_epoch + 1), cb.NaNGuard()
     callbacks: list[keras.callbacks.Callback] = [cb.InterruptPoll(), cursor]
     if cfg.callbacks.terminate_on_nan:
         callbacks.append(nan_guard)
-    _, schedule_cb = make_schedule(cfg, initial_learning_rate(cfg), prep.steps)
+    _, schedule_cb = make_schedule(cfg, initial_learning_rate(cfg), s.feed.steps)
     if schedule_cb is not None:
         callbacks.append(schedule_cb)
-    ck = cfg.callbacks.checkpoint
-    checkpointer = None
-    if ck.enabled:
-        monitor = s.monitors["checkpoint"]
-        checkpointer = cb.Checkpointer(
-            out / rundir.CHECKPOINTS, lambda p, e: h5.write_model(model, p, meta(e)), filename=ck.filename,
-            monitor=monitor, mode=ck.mode, save_best_only=ck.save_best_only, keep=ck.keep,
-            best=_best_value(s.history, monitor, ck.mode), save_native=lambda p: h5.write_keras(model, p))
     callbacks.append(cb.EpochRecorder(csv, on_epoch=lambda e, row: record.update(epochs_done=e),
-                                      checkpointer=checkpointer))
-    es = cfg.callbacks.early_stopping
-    early = None
-    if es is not None:
-        early = cb.EarlyStopping(monitor=es.monitor, patience=es.patience, min_delta=es.min_delta, mode=es.mode,
-                                 restore_best_weights=es.restore_best_weights, baseline=es.baseline,
-                                 start_from_epoch=es.start_from_epoch,
-                                 history=s.history if s.continue_early_stopping else None,
-                                 best_weights=_earlier_best_weights(s, es) if s.continue_early_stopping else None)
+                                      checkpointer=_checkpointer(s, meta)))
+    early = _early_stopping(s)
+    if early is not None:
         callbacks.append(early)
     tb = cfg.callbacks.tensorboard
     if tb is not None:
@@ -218,36 +256,93 @@ def _train(s: Session) -> FitResult:
                                                      histogram_freq=tb.histogram_freq, update_freq=tb.update_freq,
                                                      write_graph=tb.write_graph))
     progress = _progress(s)
-    callbacks.append(progress)
+    callbacks += [progress, *s.extra_callbacks]
+    return _Callbacks(callbacks, cursor, csv, nan_guard, early, progress, meta)
 
-    batch = cfg.training.batch_size
-    train_split = dataset.train
-    train_x = feed.model_inputs(model, train_split.inputs)
-    if getattr(progress, "live", False) and cfg.training.steps_per_execution == "auto":
-        model.steps_per_execution = feed.lively_steps(model, train_x, batch, prep.spe)
-    train_ds = feed.training_dataset(train_x, encode_targets(train_split.y, prep.mode, prep.n_classes),
-                                     batch_size=batch, seed=cfg.seed, cursor=cursor)
-    val_ds = None
-    if prep.has_val:
-        val_ds = feed.evaluation_dataset(feed.model_inputs(model, dataset.validation.inputs),
-                                         encode_targets(dataset.validation.y, prep.mode, prep.n_classes), batch)
+
+def _checkpointer(s: Session, meta: Callable[[int], dict[str, Any]]) -> cb.Checkpointer | None:
+    ck, model = s.prep.cfg.callbacks.checkpoint, s.model
+    if not ck.enabled:
+        return None
+    monitor = s.monitors["checkpoint"]
+    return cb.Checkpointer(
+        s.out / rundir.CHECKPOINTS, lambda p, e: h5.write_model(model, p, meta(e)), filename=ck.filename,
+        monitor=monitor, mode=ck.mode, save_best_only=ck.save_best_only, keep=ck.keep,
+        best=_best_value(s.history, monitor, ck.mode), save_native=lambda p: h5.write_keras(model, p))
+
+
+def _early_stopping(s: Session) -> cb.EarlyStopping | None:
+    es = s.prep.cfg.callbacks.early_stopping
+    if es is None:
+        return None
+    return cb.EarlyStopping(monitor=es.monitor, patience=es.patience, min_delta=es.min_delta, mode=es.mode,
+                            restore_best_weights=es.restore_best_weights, baseline=es.baseline,
+                            start_from_epoch=es.start_from_epoch,
+                            history=s.history if s.continue_early_stopping else None,
+                            best_weights=_earlier_best_weights(s, es) if s.continue_early_stopping else None)
+
+
+def _fit(s: Session, kit: _Callbacks) -> None:
+    """The model.fit call: the feed's batches, the training step under the session's strategy."""
+    cfg, model = s.prep.cfg, s.model
+    if getattr(kit.progress, "live", False) and cfg.training.steps_per_execution == "auto":
+        model.steps_per_execution = lively_steps(model, s.feed.first_batch(model), s.prep.spe)
+    train_ds = s.feed.training(model, kit.cursor)
+    val_ds = s.feed.validation(model)
     try:
-        model.fit(train_ds, initial_epoch=s.first_epoch, epochs=s.last_epoch, validation_data=val_ds,
-                  shuffle=False, callbacks=callbacks, verbose=0,
-                  class_weight=class_weights(cfg, dataset.schema, train_split))
+        with strategy_scope(s.strategy):
+            model.fit(train_ds, initial_epoch=s.first_epoch, epochs=s.last_epoch, validation_data=val_ds,
+                      shuffle=False, callbacks=kit.all, verbose=0, class_weight=s.feed.class_weight(cfg))
     finally:
-        progress.close()
+        kit.progress.close()
 
-    history = csv.read()
+
+@dataclass
+class _Ending:
+    history: list[dict[str, Any]]
+    epochs_done: int
+    best_epoch: int | None
+    stopped: int | None
+
+
+def _finish(s: Session, kit: _Callbacks) -> FitResult:
+    """How training ended, then the final files: model.h5 (and model.keras), metrics.json, plots,
+    and run.json `completed`."""
+    end = _ending(s, kit)
+    model, out, record, cfg = s.model, s.out, s.record, s.prep.cfg
+    h5.save_model(model, out / rundir.MODEL, kit.meta(end.epochs_done))
+    if cfg.output.keras:
+        h5.export_keras(model, out / rundir.KERAS_EXPORT)
+    guard.poll()
+    metrics = evaluate_splits(model, s.feed)
+    atomic.write_json(out / rundir.METRICS_JSON, metrics)
+    if cfg.output.plots:
+        _plots(s, end.history, end.best_epoch)
+    guard.poll()
+    record.update(status="completed", ended=rundir.now(), final_metrics=metrics)
+    best_file = out / rundir.CHECKPOINTS / rundir.BEST
+    if end.best_epoch is not None and best_file.exists():
+        value = next((r.get(s.monitors["best"]) for r in end.history if int(r["epoch"]) == end.best_epoch), None)
+        notice(f"best epoch {end.best_epoch} ({s.monitors['best']} {format_value(value)}); best checkpoint: "
+               f"{best_file}", s.json_output)
+    report_result(metrics, out, s.json_output)
+    return FitResult(out, "completed", metrics, end.epochs_done, end.best_epoch, end.stopped, end.history)
+
+
+def _ending(s: Session, kit: _Callbacks) -> _Ending:
+    """Epochs done, best and early-stopped epoch, recorded in run.json; a NaN loss fails the run."""
+    record, early = s.record, kit.early
+    es = s.prep.cfg.callbacks.early_stopping
+    history = kit.csv.read()
     stopped = int(early.stopped_epoch) + 1 if early is not None and early.stopped_epoch else None
     if stopped is None and s.first_epoch >= s.last_epoch:
         stopped = record.data.get("stopped_epoch")  # finishing a run that had stopped early
     best_epoch = _best_epoch(history, s.monitors["best"], es.mode if es else "auto")
-    if nan_guard.where is not None:
-        epoch, batch_no = nan_guard.where
+    if kit.nan_guard.where is not None:
+        epoch, batch_no = kit.nan_guard.where
         record.update(status="failed", ended=rundir.now(), best_epoch=best_epoch,
                       error=f"loss became NaN at epoch {epoch}, batch {batch_no}")
-        last = out / rundir.CHECKPOINTS / rundir.LAST
+        last = s.out / rundir.CHECKPOINTS / rundir.LAST
         raise JobFailed(f"the loss became NaN/inf at epoch {epoch}, batch {batch_no}: training diverged. "
                         "Try a lower learning rate (training.optimizer.learning_rate), scaled inputs "
                         "(preprocessing.numeric: standard) or gradient clipping (clipnorm)."
@@ -257,63 +352,12 @@ def _train(s: Session) -> FitResult:
     weights_epoch = epochs_done
     if early is not None and es.restore_best_weights and early.best_weights is not None:
         weights_epoch = int(early.best_epoch) + 1
-    if s.first_epoch < s.last_epoch:
-        _tell_the_end(s, early, stopped, weights_epoch, epochs_done)
+    if s.first_epoch < s.last_epoch and early is not None:
+        tell_the_end(es, early, stopped, weights_epoch, epochs_done, s.json_output)
     # Recorded before the final files, so a run stopped early and interrupted now is finished, not continued.
     record.update(epochs_done=epochs_done, best_epoch=best_epoch, stopped_epoch=stopped,
                   weights_epoch=weights_epoch)
-    h5.save_model(model, out / rundir.MODEL, meta(epochs_done))
-    if cfg.output.keras:
-        h5.export_keras(model, out / rundir.KERAS_EXPORT)
-    guard.poll()
-    metrics = evaluate_splits(model, dataset, prep.mode, prep.n_classes, batch)
-    atomic.write_json(out / rundir.METRICS_JSON, metrics)
-    if cfg.output.plots:
-        _plots(out, model, dataset, history, prep.mode, batch, prep.threshold, best_epoch, s.monitors["best"])
-    guard.poll()
-    record.update(status="completed", ended=rundir.now(), final_metrics=metrics)
-    best_file = out / rundir.CHECKPOINTS / rundir.BEST
-    if best_epoch is not None and best_file.exists():
-        value = next((r.get(s.monitors["best"]) for r in history if int(r["epoch"]) == best_epoch), None)
-        from nettrain.report.tables import format_value
-
-        notice(f"best epoch {best_epoch} ({s.monitors['best']} {format_value(value)}); best checkpoint: "
-               f"{best_file}", s.json_output)
-    report_result(metrics, out, s.json_output)
-    return FitResult(out, "completed", metrics, epochs_done, best_epoch, stopped, history)
-
-
-def _tell_the_end(s: Session, early, stopped: int | None, weights_epoch: int, last: int) -> None:
-    """Say how training ended when it is not the plain last epoch: an early stop, the weights kept."""
-    es = s.prep.cfg.callbacks.early_stopping
-    if early is None:
-        return
-    from nettrain.report.tables import format_value
-
-    best = f"best {es.monitor} {format_value(early.best)} at epoch {int(early.best_epoch) + 1}" \
-        if early.best is not None and math.isfinite(float(early.best)) else f"no finite {es.monitor}"
-    kept = f"the model keeps the weights of epoch {weights_epoch}" + (
-        " (restore_best_weights)" if weights_epoch != last else ", the last")
-    if stopped is not None:
-        notice(f"early stopping at epoch {stopped}: {es.monitor} did not improve for {es.patience} epoch(s); "
-               f"{best}; {kept}", s.json_output)
-    elif weights_epoch != last:
-        notice(f"restored the best weights: {best}; {kept}", s.json_output)
-
-
-def notice(text: str, json_output: bool) -> None:
-    """A line about what a command is doing: stdout, or stderr when stdout carries --json."""
-    print(text, file=sys.stderr if json_output else sys.stdout, flush=True)
-
-
-def report_result(metrics: dict, out: Path, json_output: bool) -> None:
-    if json_output:
-        print(f"run directory: {out}", file=sys.stderr)
-        return
-    from nettrain.report.tables import print_metrics
-
-    print_metrics(metrics)
-    print(f"run directory: {out}")
+    return _Ending(history, epochs_done, best_epoch, stopped)
 
 
 def _earlier_best_weights(s: Session, es) -> Callable[[], list] | None:
@@ -331,7 +375,7 @@ def _progress(s: Session) -> keras.callbacks.Callback:
 
     stream = sys.stderr if s.json_output else sys.stdout
     if interactive(stream, s.quiet or s.json_output):
-        return RichProgress(s.last_epoch, s.prep.steps, first_epoch=s.first_epoch + 1)
+        return RichProgress(s.last_epoch, s.feed.steps, first_epoch=s.first_epoch + 1)
     return PlainProgress(s.last_epoch, stream)
 
 
@@ -383,52 +427,35 @@ def _best_value(history: list[dict], monitor: str, mode: str) -> float | None:
     return None if epoch is None else dict((e, v) for v, e in _monitored(history, monitor))[epoch]
 
 
-def evaluate_splits(model: keras.Model, dataset: Dataset, mode: str, n_classes: int | None,
-                    batch: int) -> dict[str, dict[str, float]]:
+def evaluate_splits(model: keras.Model, feed: Feed) -> dict[str, dict[str, float]]:
+    """The final metrics: {split: {metric: value}} of the model on the feed's evaluation data."""
     out: dict[str, dict[str, float]] = {}
-    for name in SPLITS:
-        split: Split | None = getattr(dataset, name)
-        if split is None or len(split) == 0:
-            continue
-        ds = feed.evaluation_dataset(feed.model_inputs(model, split.inputs), encode_targets(split.y, mode, n_classes),
-                                     batch)
+    for name, ds in feed.evaluation(model).items():
         result = model.evaluate(ds, verbose=0, return_dict=True, callbacks=[cb.InterruptPoll()])
         out[name] = {k: float(v) for k, v in result.items()}
     return out
 
 
-def predict_split(model: keras.Model, split: Split, batch: int) -> np.ndarray:
-    return model.predict(feed.evaluation_dataset(feed.model_inputs(model, split.inputs), None, batch), verbose=0,
-                         callbacks=[cb.InterruptPoll()])
-
-
-def _plots(out: Path, model: keras.Model, dataset: Dataset, history: list[dict], mode: str, batch: int,
-           threshold: float, best_epoch: int | None = None, monitor: str | None = None) -> None:
+def _plots(s: Session, history: list[dict], best_epoch: int | None) -> None:
     from nettrain.report import plots
 
-    plot_dir = out / rundir.PLOTS
+    plot_dir = s.out / rundir.PLOTS
     plot_dir.mkdir(exist_ok=True)
     if history:
         plots.learning_curves({k: [r.get(k) for r in history] for k in history[0]}, plot_dir / "learning_curves.png",
-                              best_epoch=best_epoch, monitor=monitor)
-    split = dataset.test if dataset.test is not None and len(dataset.test) else dataset.validation
-    if split is None or len(split) == 0 or split.y is None:
+                              best_epoch=best_epoch, monitor=s.monitors["best"])
+    held = s.feed.holdout(s.model)
+    if held is None:
         return
-    pred = predict_split(model, split, batch)
+    pred = s.model.predict(held.batches, verbose=0, callbacks=[cb.InterruptPoll()])
+    mode = s.prep.mode
     if mode == "regression":
-        plots.predicted_vs_actual(np.asarray(split.y).reshape(len(pred), -1)[:, 0], pred[:, 0],
+        plots.predicted_vs_actual(np.asarray(held.y).reshape(len(pred), -1)[:, 0], pred[:, 0],
                                   plot_dir / "predicted_vs_actual.png")
     else:
         from sklearn.metrics import confusion_matrix
 
-        labels = predicted_classes(pred, mode, threshold)
-        names = dataset.schema.class_names
-        matrix = confusion_matrix(split.y, labels, labels=list(range(len(names))))
+        labels = predicted_classes(pred, mode, s.prep.threshold)
+        names = s.prep.dataset.schema.class_names
+        matrix = confusion_matrix(held.y, labels, labels=list(range(len(names))))
         plots.confusion_matrix_plot(matrix, names, plot_dir / "confusion_matrix.png")
-
-
-def predicted_classes(pred: np.ndarray, mode: str, threshold: float = 0.5) -> np.ndarray:
-    """Class indices from model outputs; binary heads compare with `threshold` (0 for tanh/hinge)."""
-    if mode == "binary":
-        return (pred[:, 0] > threshold).astype(np.int64)
-    return np.argmax(pred, axis=1)

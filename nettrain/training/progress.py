@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 import keras
 
-from nettrain.report.tables import epoch_line, format_value
+from nettrain.report.tables import epoch_line, format_value, print_metrics
 from nettrain.training.callbacks import current_lr
+
+
+def notice(text: str, json_output: bool) -> None:
+    """A line about what a command is doing: stdout, or stderr when stdout carries --json."""
+    print(text, file=sys.stderr if json_output else sys.stdout, flush=True)
+
+
+def report_result(metrics: dict, out: Path, json_output: bool) -> None:
+    """The final metrics table and the run directory (only the directory, on stderr, with --json)."""
+    if json_output:
+        print(f"run directory: {out}", file=sys.stderr)
+        return
+    print_metrics(metrics)
+    print(f"run directory: {out}")
+
+
+def tell_the_end(es, early, stopped: int | None, weights_epoch: int, last: int, json_output: bool) -> None:
+    """Say how training ended when it is not the plain last epoch: an early stop (`es` the config of
+    the `early` callback), or the weights of an earlier epoch kept."""
+    best = f"best {es.monitor} {format_value(early.best)} at epoch {int(early.best_epoch) + 1}" \
+        if early.best is not None and math.isfinite(float(early.best)) else f"no finite {es.monitor}"
+    kept = f"the model keeps the weights of epoch {weights_epoch}" + (
+        " (restore_best_weights)" if weights_epoch != last else ", the last")
+    if stopped is not None:
+        notice(f"early stopping at epoch {stopped}: {es.monitor} did not improve for {es.patience} epoch(s); "
+               f"{best}; {kept}", json_output)
+    elif weights_epoch != last:
+        notice(f"restored the best weights: {best}; {kept}", json_output)
 
 
 def interactive(stream: TextIO, quiet: bool) -> bool:

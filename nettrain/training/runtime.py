@@ -53,11 +53,13 @@ import absl.logging  # noqa: E402
 absl.logging.set_verbosity(absl.logging.ERROR)  # Keras warns about the legacy .h5 format at every save
 tf.get_logger().setLevel("ERROR")  # retracing notices when several models train in one process (k-fold)
 
+from nettrain import keras_compat  # noqa: E402
 from nettrain.config.schema import Config  # noqa: E402
 
 
-def setup(cfg: Config) -> tuple[str, contextlib.AbstractContextManager]:
-    """Apply cfg.runtime and the seed. Returns (device description, strategy scope)."""
+def setup(cfg: Config):
+    """Apply cfg.runtime and the seed. Returns (device description, distribution strategy or None
+    for one device). A strategy's `scope()` is entered wherever a model is built or loaded."""
     rt = cfg.runtime
     with quiet_native_stderr():
         gpus = tf.config.list_physical_devices("GPU")
@@ -71,31 +73,60 @@ def setup(cfg: Config) -> tuple[str, contextlib.AbstractContextManager]:
             index = int(rt.device.split(":")[1])
             if index >= len(gpus):
                 raise cfg.error("runtime.device", f"'{rt.device}': only {len(gpus)} GPU(s) visible (gpu:0..gpu:{len(gpus) - 1})")
-            with contextlib.suppress(RuntimeError):
+            try:
                 tf.config.set_visible_devices([gpus[index]], "GPU")
-            gpus = [gpus[index]]
+                gpus = [gpus[index]]
+            except RuntimeError as e:  # TensorFlow had already started every GPU in this process
+                _tell(f"runtime.device {rt.device}: could not limit TensorFlow to that GPU ({_first_line(e)}); "
+                      f"all {len(gpus)} stay visible")
     if rt.mixed_precision:
         keras.mixed_precision.set_dtype_policy(rt.mixed_precision)
     else:
         keras.mixed_precision.set_dtype_policy("float32")
     keras.utils.set_random_seed(cfg.seed)
-    apply_device_and_determinism(rt.device, rt.deterministic)
+    problems = apply_device_and_determinism(rt.device, rt.deterministic)
+    if rt.device == "cpu" and any("GPU" in p for p in problems):
+        gpus = tf.config.list_physical_devices("GPU")  # still visible: the record says so
     device = f"gpu x{len(gpus)}" if gpus else "cpu"
+    if problems:
+        device += " (" + "; ".join(problems) + ")"
     if rt.distribute == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
-        return f"{device}, mirrored over {strategy.num_replicas_in_sync} replica(s)", strategy.scope()
+        return f"{device}, mirrored over {strategy.num_replicas_in_sync} replica(s)", strategy
     if rt.distribute == "multi_worker":
         raise cfg.error("runtime.distribute", "multi_worker does not work with Keras 3 model.fit "
                         "(keras-team/keras#20585); use mirrored (all local GPUs) or none")
-    return device, contextlib.nullcontext()
+    return device, None
 
 
-def apply_device_and_determinism(device: str | None, deterministic: bool) -> None:
-    """The settings shared by training and by loading a model to evaluate or predict:
-    `cpu` hides the GPUs, and op determinism. Never fails."""
-    if device == "cpu":
-        with contextlib.suppress(RuntimeError):
+def apply_device_and_determinism(device: str | None, deterministic: bool) -> list[str]:
+    """The settings shared by training and by loading a model to evaluate or predict: `cpu` hides
+    the GPUs, and op determinism. Never fails: what could not be applied is warned about and
+    returned (training records it in run.json's `device`)."""
+    problems = []
+    with quiet_native_stderr():
+        gpus = tf.config.list_physical_devices("GPU")
+    if device == "cpu" and gpus:
+        try:
             tf.config.set_visible_devices([], "GPU")
+        except RuntimeError as e:  # the GPUs were started earlier in this process
+            problems.append(f"GPUs not hidden: {_first_line(e)}")
     if deterministic:
-        with contextlib.suppress(Exception):
-            tf.config.experimental.enable_op_determinism()
+        try:
+            keras_compat.enable_op_determinism()
+        except Exception as e:  # noqa: BLE001 - an older TensorFlow without it
+            problems.append(f"op determinism not enabled: {_first_line(e)}")
+    for problem in problems:
+        _tell(f"runtime: {problem}")
+    return problems
+
+
+def _tell(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, stacklevel=3)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__

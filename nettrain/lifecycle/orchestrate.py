@@ -1,0 +1,178 @@
+"""What a training command does with runs: the one place that picks and starts training sessions.
+
+`fit` is a fresh run, a k-fold run (one run per fold under a parent run) or, with `--resume`, the
+continuation of either; `retrain` is N more epochs from a checkpoint. Each ends in `_train`, the
+one place a `training.fit.Session` is made: a sweep trial (its pruning callback in
+`extra_callbacks`) or a distributed worker (its strategy) is one more caller of it.
+
+Arrows: lifecycle -> training, never back. The pieces live where they belong: one session in
+`training.fit` (the leaf), the folds' rows and the parent run's record in `training.kfold`, the
+state of an interrupted run in `lifecycle.resume`, the checkpoint and its run in
+`lifecycle.retrain`. TensorFlow (training/) is imported inside the functions, once the cheap
+checks of a command's arguments have passed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from nettrain.config.schema import Config
+from nettrain.lifecycle import resume as R
+from nettrain.lifecycle import retrain as RT
+from nettrain.store import guard, rundir
+
+if TYPE_CHECKING:
+    from nettrain.training.fit import FitResult, Prepared
+
+
+def fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None, quiet: bool = False,
+        json_output: bool = False, force: bool = False) -> "FitResult":
+    """`nettrain fit`: continue the run `resume`, or start a k-fold run or one fresh run."""
+    if resume is not None:
+        return resume_run(cfg, Path(resume), quiet=quiet, json_output=json_output, force=force)
+    if cfg.data.split.folds > 1:
+        return kfold_run(cfg, run_dir=run_dir, quiet=quiet, json_output=json_output, force=force)
+    return fresh_run(cfg, run_dir=run_dir, quiet=quiet, json_output=json_output, force=force)
+
+
+def fresh_run(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False, json_output: bool = False,
+              force: bool = False) -> "FitResult":
+    if run_dir is not None:
+        rundir.check_run_dir(run_dir, force=force)  # before the slow part
+    from nettrain.training import fit as F
+
+    prep = F.prepare(cfg)
+    model = F.new_model(prep)
+    monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
+    prep.feed.class_weight(cfg)  # errors before anything is written
+    # deferred: a signal between the first write and the training loop is raised inside it (status interrupted)
+    with rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir, force=force) as out, guard.deferred():
+        record = F.start_run_dir(prep, model, out, monitors)
+        return _train(prep, model, out, record, monitors, last_epoch=cfg.training.epochs, quiet=quiet,
+                      json_output=json_output)
+
+
+def kfold_run(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False, json_output: bool = False,
+              force: bool = False) -> "FitResult":
+    if run_dir is not None:
+        rundir.check_run_dir(run_dir, force=force)  # before the slow part
+    from nettrain.training import fit as F
+    from nettrain.training import kfold
+
+    prep = F.prepare(cfg)
+    kfold.check_folds(prep)
+    F.check_monitors(cfg, prep.dataset.schema, True)
+    with rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir, force=force) as out, guard.deferred():
+        record = kfold.start_kfold_dir(prep, out)
+        return _run_folds(prep, out, record, quiet=quiet, json_output=json_output)
+
+
+def resume_run(cfg: Config, run_dir: Path, *, quiet: bool = False, json_output: bool = False,
+               force: bool = False) -> "FitResult":
+    """`--resume`: a run that completed is only reported; a k-fold run keeps its completed folds."""
+    with R.opened(run_dir) as record:
+        folds = R.is_kfold(cfg, record)
+        if folds:
+            R.check_kfold_config(cfg, run_dir, record)
+        R.check_resumable(cfg, run_dir, record, force)
+        metrics = R.finished_metrics(run_dir, record, 0 if folds else cfg.training.epochs)
+        from nettrain.training import fit as F
+
+        if metrics is not None:
+            F.report_result(metrics, run_dir, json_output)
+            if folds:
+                return F.FitResult(run_dir, "completed", metrics, cfg.training.epochs)
+            return F.FitResult(run_dir, "completed", metrics, record.data.get("epochs_done") or 0,
+                               record.data.get("best_epoch"), record.data.get("stopped_epoch"))
+        prep = F.prepare(cfg)
+        R.check_same_data(prep, run_dir, record, force)
+        if folds:
+            return _run_folds(prep, run_dir, record, quiet=quiet, json_output=json_output)
+        return _continue(prep, run_dir, record, quiet=quiet, json_output=json_output)
+
+
+def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
+            data: str | Path | None = None, run_dir: str | Path | None = None, quiet: bool = False,
+            json_output: bool = False) -> "FitResult":
+    """`nettrain retrain`: N more epochs from a checkpoint, in its run or in a new one."""
+    plan = RT.plan_retrain(checkpoint, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir)
+    from nettrain.training import fit as F
+
+    prep = F.prepare(plan.cfg)
+    model = RT.restore_model(plan, prep)
+    monitors = F.check_monitors(plan.cfg, prep.dataset.schema, prep.has_val)
+    with RT.open_run(plan) as out, guard.deferred():
+        record, history = RT.start_run(plan, prep, model, out, monitors)
+        F.notice(RT.describe(plan, out), json_output)
+        return _train(prep, model, out, record, monitors, first_epoch=plan.start, last_epoch=plan.start + plan.more,
+                      history=history, quiet=quiet, json_output=json_output, continue_early_stopping=False)
+
+
+def _run_folds(prep: "Prepared", out: Path, record: rundir.RunRecord, *, quiet: bool,
+               json_output: bool) -> "FitResult":
+    """Every fold of the locked k-fold run `out`, in order; then the parent's metrics (mean, std)."""
+    from nettrain.training import fit as F
+    from nettrain.training import kfold
+
+    cfg = prep.cfg
+    monitors = F.check_monitors(cfg, prep.dataset.schema, True)
+    k = len(prep.dataset.folds)
+    per_fold = []
+    with kfold.folds_running(out, record):
+        for i, fold_prep in kfold.folds(prep):
+            per_fold.append(_fold(fold_prep, out, i, k, monitors, quiet=quiet, json_output=json_output))
+            record.update(folds_done=i)
+        metrics = kfold.finish(out, record, per_fold)
+    F.report_result(metrics, out, json_output)
+    return F.FitResult(out, "completed", metrics, cfg.training.epochs)
+
+
+def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, str], *, quiet: bool,
+          json_output: bool) -> dict[str, dict[str, float]]:
+    """Fold i's metrics: a fold that completed is kept, one that was cut off is resumed, a new one is trained.
+    The folds' own lines go to stderr, so the parent's table is what stdout shows."""
+    from nettrain.training import fit as F
+    from nettrain.training import kfold
+
+    fold_dir = kfold.fold_dir(out, i)
+    if (fold_dir / rundir.RUN).is_file():
+        fold_record = rundir.RunRecord.load(fold_dir)
+        done = R.finished_metrics(fold_dir, fold_record, fold_prep.cfg.training.epochs)
+        if done is None:
+            done = _continue(fold_prep, fold_dir, fold_record, quiet=quiet, json_output=True,
+                             **kfold.fold_fields(i, out)).metrics
+            F.notice(f"fold {i}/{k}: resumed", json_output)
+        else:
+            F.notice(f"fold {i}/{k}: already done", json_output)
+        return done
+    model, fold_record = kfold.start_fold(fold_prep, out, i, monitors)
+    F.notice(f"fold {i}/{k}: {len(fold_prep.dataset.train)} training rows, "
+             f"{len(fold_prep.dataset.validation)} validation rows", json_output)
+    return _train(fold_prep, model, fold_dir, fold_record, monitors, last_epoch=fold_prep.cfg.training.epochs,
+                  quiet=quiet, json_output=True).metrics
+
+
+def _continue(prep: "Prepared", run_dir: Path, record: rundir.RunRecord, *, quiet: bool, json_output: bool,
+              **start_extra: Any) -> "FitResult":
+    """Train the run in `run_dir` (locked by the caller) from its last checkpoint to the end."""
+    from nettrain.training import fit as F
+
+    monitors = F.check_monitors(prep.cfg, prep.dataset.schema, prep.has_val)
+    with guard.deferred():
+        restored = R.restore(prep, run_dir, record, monitors, **start_extra)
+        F.notice(restored.describe(run_dir), json_output)
+        return _train(prep, restored.model, run_dir, record, monitors, first_epoch=restored.epoch,
+                      last_epoch=restored.end, history=restored.history, quiet=quiet, json_output=json_output)
+
+
+def _train(prep: "Prepared", model, out: Path, record: rundir.RunRecord, monitors: dict[str, str], *,
+           last_epoch: int, first_epoch: int = 0, history: list[dict] | None = None, quiet: bool = False,
+           json_output: bool = False, continue_early_stopping: bool = True) -> "FitResult":
+    """One training session: the prepared rows (`prep.feed`) under the run's distribution strategy."""
+    from nettrain.training import fit as F
+
+    return F.train(F.Session(prep=prep, model=model, out=out, record=record, feed=prep.feed,
+                             strategy=prep.strategy, monitors=monitors, first_epoch=first_epoch,
+                             last_epoch=last_epoch, history=history or [], quiet=quiet, json_output=json_output,
+                             continue_early_stopping=continue_early_stopping))
