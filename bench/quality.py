@@ -110,7 +110,7 @@ def keras_cache_missing(config_path: Path) -> str | None:
     """The cache file a `keras:NAME` config needs when it is not on this machine, else None."""
     import yaml
 
-    from nettrain.data.sources import keras_cache_dirs
+    from nettrain.data.keras_sets import keras_cache_dirs
 
     source = (yaml.safe_load(config_path.read_text()).get("data") or {}).get("source")
     if not (isinstance(source, str) and source.startswith("keras:")):

@@ -33,19 +33,7 @@ SKLEARN_SETS = {  # name -> (loader, classification)
     "digits": ("load_digits", True),
     "diabetes": ("load_diabetes", False),
 }
-KERAS_SETS = {  # name -> task of its labels (integers that auto-inference could misread)
-    "mnist": "multiclass",
-    "imdb": "binary",
-    "reuters": "multiclass",
-    "boston_housing": "regression",
-}
-# keras:reuters and keras:boston_housing are cached as one table (x, y); Keras's load_data() shuffles
-# it with this seed and keeps the last share as its test split
-KERAS_TEST_SPLIT = {"reuters": 0.2, "boston_housing": 0.2}
-KERAS_SPLIT_SEED = 113
 DEFAULT_TARGET = "target"
-MAX_TOKENS = 500_000_000  # keras:imdb holds about 12 million token ids
-TEXT_COLUMN = "text"
 
 
 @dataclass
@@ -314,13 +302,13 @@ def _read_npz(path: Path, split: bool = False) -> dict[str, pd.DataFrame]:
             xs = [npz.load(f"x_{part}") for part in parts]
             ys = [npz.load(f"y_{part}") for part in parts]
             for a, b, part in zip(xs, ys, parts):
-                _check_rows(path, a, f"x_{part}")
-                _check_rows(path, b, f"y_{part}")
+                check_rows(path, a, f"x_{part}")
+                check_rows(path, b, f"y_{part}")
                 if len(a) != len(b):
                     raise DataError(f"{path}: x_{part} has {len(a)} rows but y_{part} has {len(b)}")
             if split and len(parts) == 2:
-                _same_shapes(path, xs, "x", parts)
-                _same_shapes(path, ys, "y", parts)
+                same_shapes(path, xs, "x", parts)
+                same_shapes(path, ys, "y", parts)
                 return {part: arrays_to_frame(a, b, part_name(path, part)) for part, a, b in zip(parts, xs, ys)}
             x, y = _concat(path, xs, "x", parts), _concat(path, ys, "y", parts)
         else:
@@ -330,18 +318,18 @@ def _read_npz(path: Path, split: bool = False) -> dict[str, pd.DataFrame]:
                 raise DataError(f"{path}: expected arrays 'x' and 'y' (or x_train, y_train, x_test, "
                                 f"y_test); the archive holds: {list_names(names) or 'nothing'}")
             x, y = npz.load(xkey), npz.load(ykey)
-            _check_rows(path, x, xkey)
-            _check_rows(path, y, ykey)
+            check_rows(path, x, xkey)
+            check_rows(path, y, ykey)
     return {SOURCE: arrays_to_frame(x, y, str(path))}
 
 
-def _check_rows(path, a: np.ndarray, name: str) -> None:
+def check_rows(path, a: np.ndarray, name: str) -> None:
     if a.ndim == 0:
         raise DataError(f"{path}: array '{name}' is a single value (a 0-d array); expected one row per "
                         "example, shape (n, ...)")
 
 
-def _same_shapes(path, arrays: list[np.ndarray], what: str, parts: list[str]) -> None:
+def same_shapes(path, arrays: list[np.ndarray], what: str, parts: list[str]) -> None:
     shapes = [a.shape[1:] for a in arrays]
     if len(set(shapes)) > 1:
         detail = ", ".join(f"{what}_{p} rows {s}" for p, s in zip(parts, shapes))
@@ -351,7 +339,7 @@ def _same_shapes(path, arrays: list[np.ndarray], what: str, parts: list[str]) ->
 def _concat(path, arrays: list[np.ndarray], what: str, parts: list[str]) -> np.ndarray:
     if len(arrays) == 1:
         return arrays[0]
-    _same_shapes(path, arrays, what, parts)
+    same_shapes(path, arrays, what, parts)
     return np.concatenate(arrays)
 
 
@@ -407,7 +395,9 @@ def read_source(cfg) -> RawData:
     if src.startswith("sklearn:"):
         return _read_sklearn(cfg, src.split(":", 1)[1])
     if src.startswith("keras:"):
-        return _read_keras(cfg, src.split(":", 1)[1])
+        from nettrain.data.keras_sets import read_keras
+
+        return read_keras(cfg, src.split(":", 1)[1])
     frames = _read_parts(cfg, "data.source", src)
     default = DEFAULT_TARGET if table_kind(src) == ".npz" else None
     if SOURCE in frames:
@@ -452,103 +442,6 @@ def _read_sklearn(cfg, name: str) -> RawData:
         frame[DEFAULT_TARGET] = names[np.asarray(bunch.target, dtype=np.int64)]
     return RawData({"source": frame}, f"sklearn:{name}", default_target=DEFAULT_TARGET,
                    task_hint=None if classification else "regression")
-
-
-# ------------------------------------------------------------------------------ Keras
-
-def keras_cache_dirs() -> list[Path]:
-    """Folders where Keras keeps downloaded datasets, in the order Keras itself uses them."""
-    home = os.environ.get("KERAS_HOME")
-    if home:
-        return [Path(home).expanduser() / "datasets"]
-    return [Path("~/.keras").expanduser() / "datasets", Path("/tmp/.keras/datasets")]
-
-
-def _read_keras(cfg, name: str) -> RawData:
-    if name not in KERAS_SETS:
-        raise cfg.error("data.source", f"unknown Keras set 'keras:{name}'; {did_you_mean(name, KERAS_SETS)}"
-                        f"allowed: {', '.join('keras:' + n for n in KERAS_SETS)}")
-    file = f"{name}.npz"
-    dirs = keras_cache_dirs()
-    path = next((d / file for d in dirs if _is_file(d / file)), None)
-    if path is None:
-        raise cfg.error("data.source", f"keras:{name} needs the file {dirs[0] / file} (the Keras cache, "
-                        "$KERAS_HOME/datasets or ~/.keras/datasets) and it is absent; nettrain does not "
-                        f"download: fetch it once with keras.datasets.{name}.load_data() on a machine "
-                        "with network access and copy it there")
-    # imdb and reuters hold ragged token-id sequences (object arrays), as Keras itself stores them:
-    # pickled by numpy, so they are read with SafeUnpickler, which rebuilds arrays of numbers only
-    ragged = name in ("imdb", "reuters")
-    again = "; delete it and fetch it again"
-    try:
-        with NpzReader(path, objects=ragged, what="Keras dataset file") as npz:
-            if "x_train" in npz.names:
-                keys = [("x_train", "y_train")] + ([("x_test", "y_test")] if "x_test" in npz.names else [])
-            else:
-                keys = [("x", "y")]
-            lost = [k for pair in keys for k in pair if k not in npz.names]
-            if lost:
-                raise DataError(f"{path}: missing array{'s' if len(lost) > 1 else ''} {list_names(lost, quote=True)}; "
-                                f"it holds {list_names(npz.names) or 'nothing'}")
-            x = [npz.load(a) for a, _ in keys]
-            y = [npz.load(b) for _, b in keys]
-    except DataError as e:
-        raise DataError(e.message + again) from None
-    for (xk, yk), xa, ya in zip(keys, x, y):
-        if ya.ndim != 1 or ya.dtype.kind not in "biuf" or len(ya) != (len(xa) if xa.ndim else -1):
-            raise DataError(f"{path}: {yk} must be {len(xa) if xa.ndim else 'n'} numeric labels, got shape "
-                            f"{ya.shape} and dtype {ya.dtype}{again}")
-    kinds: dict[str, str] = {}
-    if ragged:
-        total = sum(len(seq) for part in x if part.ndim == 1 for seq in part if type(seq) is list)
-        if total > MAX_TOKENS:
-            raise DataError(f"{path}: holds {total} token ids, more than the {MAX_TOKENS} nettrain reads from a "
-                            f"Keras text set{again}")
-        frames = []
-        for (xk, _), part, labels in zip(keys, x, y):
-            if part.ndim != 1 or part.dtype != object:
-                raise DataError(f"{path}: {xk} must be a 1-D array of token-id lists, got shape {part.shape} "
-                                f"and dtype {part.dtype}{again}")
-            texts = np.empty(len(part), dtype=object)
-            for j, seq in enumerate(part):
-                if type(seq) is not list or not all(t is int or (issubclass(t, np.integer) and t is not np.bool_)
-                                                    for t in set(map(type, seq))):
-                    raise DataError(f"{path}: {xk}[{j}] is not a list of integer token ids "
-                                    f"({show_name(repr(seq), 40)}){again}")
-                texts[j] = " ".join(map(str, seq))
-            frame = pd.DataFrame({TEXT_COLUMN: texts})
-            frame[DEFAULT_TARGET] = labels
-            frames.append(frame)
-        kinds[TEXT_COLUMN] = "text"
-    else:
-        for (xk, _), part in zip(keys, x):
-            _check_rows(path, part, xk)
-        _same_shapes(path, x, "x", [k[2:] if k != "x" else "x" for k, _ in keys])
-        frames = [arrays_to_frame(xa, ya, str(path)) for xa, ya in zip(x, y)]
-    common = dict(default_target=DEFAULT_TARGET, kinds=kinds, task_hint=KERAS_SETS[name])
-    if len(frames) == 2:  # x_train ... y_test: the official split
-        return RawData({"train": frames[0], "test": frames[1]}, f"keras:{name}",
-                       {part: part_name(path, part) for part in ("train", "test")},
-                       official=f"keras:{name} keeps its official split", **common)
-    if name in KERAS_TEST_SPLIT and keys == [("x", "y")]:  # split as keras.datasets.<name>.load_data() does
-        frame = frames[0]
-        n = len(frame)
-        order = np.arange(n)
-        np.random.RandomState(KERAS_SPLIT_SEED).shuffle(order)
-        cut = int(n * (1 - KERAS_TEST_SPLIT[name]))
-        if 0 < cut < n:
-            return RawData({"train": frame.iloc[order[:cut]], "test": frame.iloc[order[cut:]]}, f"keras:{name}",
-                           {"train": f"{path} (Keras's training rows)", "test": f"{path} (Keras's test rows)"},
-                           official=f"keras:{name} keeps the split of keras.datasets.{name}.load_data() "
-                                    f"(test_split={KERAS_TEST_SPLIT[name]}, seed={KERAS_SPLIT_SEED})", **common)
-    return RawData({"source": frames[0]}, f"keras:{name}", {"source": str(path)}, **common)
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:
-        return False
 
 
 # -------------------------------------------------------------------------- generators
