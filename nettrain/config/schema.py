@@ -103,6 +103,9 @@ class DataConfig(Section):
     validation: str | None = Field(None, description="separate validation file")
     test: str | None = Field(None, description="separate test file")
     split: SplitConfig = Field(default_factory=SplitConfig)
+    stream: Literal["auto", True, False] = Field(
+        "auto", description="read CSV/TSV/Parquet in chunks with bounded memory; auto: when the file is larger "
+        "than a quarter of the available memory")
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
@@ -120,6 +123,9 @@ class PreprocessingConfig(Section):
     categorical: Literal["one_hot", "embedding", "none"] = "one_hot"
     missing: Literal["error", "mean", "median", "most_frequent", "drop_rows"] = "error"
     labels: Literal["auto", "sparse", "one_hot"] = "auto"
+    target: Literal["standard", "none"] = Field(
+        "standard", description="regression: train on the z-scored target; metrics and predictions in the original "
+        "units")
 
 
 # ---------------------------------------------------------------------------------- model
