@@ -1,0 +1,184 @@
+"""Tables read in bounded memory: chunks of rows from a CSV/TSV (pyarrow's streaming reader with
+small blocks) or a Parquet file (one row group at a time), as pandas frames with the number of
+their first row, so every later stage can say which line a bad value is on.
+
+Measured here (2M x 20 CSV): 1-2 MB pyarrow blocks joined into ~64k-row chunks read as fast as
+pandas reads the whole file, at flat memory; larger blocks make pyarrow read far ahead, and
+`ParquetFile.iter_batches()` without `row_groups` buffers the whole file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from nettrain.data.words import show_name
+from nettrain.errors import DataError
+
+CHUNK_ROWS = 65_536
+BLOCK_BYTES = 1 << 20
+STREAMABLE = (".csv", ".tsv", ".parquet")
+
+
+@dataclass
+class Chunk:
+    start: int             # number of the chunk's first data row (0 = the row after the header)
+    frame: pd.DataFrame    # the rows; the frame's index is the row number in the file
+
+    def line(self, position: int) -> int:
+        """The file line of the row at `position` in this chunk (line 1 is a CSV's header)."""
+        return self.start + position + 2
+
+
+def kind_of(path: str | os.PathLike) -> str:
+    from nettrain.data.sources import table_kind
+
+    return table_kind(path)
+
+
+def streamable(path: str | os.PathLike) -> bool:
+    return kind_of(path) in STREAMABLE
+
+
+def header(path: str | os.PathLike) -> list[str]:
+    """The column names of a CSV/TSV/Parquet file, read without reading its rows."""
+    p = Path(path)
+    if kind_of(p) == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return [str(n) for n in pq.read_schema(p).names]
+        except Exception as e:  # noqa: BLE001 - not parquet, truncated
+            raise DataError(f"{p}: cannot read it as parquet: {_reason(e)}") from None
+    sep = "\t" if kind_of(p) == ".tsv" else ","
+    try:
+        row = pd.read_csv(p, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except Exception as e:  # noqa: BLE001
+        raise DataError(f"{p}: cannot read its header: {_reason(e)}") from None
+    return [str(n) for n in row.iloc[0].tolist()]
+
+
+def iter_chunks(path: str | os.PathLike, *, numeric: list[str] | None = None, columns: list[str] | None = None,
+                rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    """The file's rows in chunks of about `rows`, in file order.
+
+    `numeric` columns are read as float64 (a value that is not a number is a DataError naming its
+    line and column), every other column as text (None where empty); `columns` limits what is
+    read (default: all).
+    """
+    p = Path(path)
+    if kind_of(p) == ".parquet":
+        yield from _parquet_chunks(p, numeric or [], columns, rows)
+    else:
+        yield from _csv_chunks(p, numeric or [], columns, rows)
+
+
+def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: int) -> Iterator[Chunk]:
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    names = header(p)
+    wanted = columns or names
+    types = {c: (pa.float64() if c in numeric else pa.string()) for c in wanted}
+    reader = pc.open_csv(
+        pa.input_stream(str(p), compression="detect"),
+        read_options=pc.ReadOptions(block_size=BLOCK_BYTES),
+        parse_options=pc.ParseOptions(delimiter="\t" if kind_of(p) == ".tsv" else ","),
+        convert_options=pc.ConvertOptions(column_types=types, include_columns=wanted,
+                                          strings_can_be_null=True, quoted_strings_can_be_null=False))
+    start, pending, count = 0, [], 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as e:
+            raise _bad_value(p, start + count, numeric, wanted, e) from None
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield _chunk(pa.Table.from_batches(pending), start)
+            start, pending, count = start + count, [], 0
+    if pending:
+        yield _chunk(pa.Table.from_batches(pending), start)
+
+
+def _parquet_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: int) -> Iterator[Chunk]:
+    import pyarrow.parquet as pq
+
+    try:
+        f = pq.ParquetFile(p)
+    except Exception as e:  # noqa: BLE001
+        raise DataError(f"{p}: cannot read it as parquet: {_reason(e)}") from None
+    start = 0
+    for group in range(f.num_row_groups):  # row_groups=[i]: iter_batches would otherwise buffer the file
+        for batch in f.iter_batches(batch_size=rows, row_groups=[group], columns=columns):
+            import pyarrow as pa
+
+            chunk = _chunk(pa.Table.from_batches([batch]), start)
+            for name in numeric:
+                chunk.frame[name] = _as_numbers(p, chunk, name)
+            yield chunk
+            start += batch.num_rows
+
+
+def _chunk(table, start: int) -> Chunk:
+    frame = table.to_pandas()
+    frame.columns = [str(c) for c in frame.columns]
+    frame.index = pd.RangeIndex(start, start + len(frame))
+    return Chunk(start, frame)
+
+
+def _as_numbers(p: Path, chunk: Chunk, name: str) -> np.ndarray:
+    from nettrain.data.columns import to_numbers
+
+    values, bad = to_numbers(chunk.frame[name])
+    if bad.any():
+        pos = int(np.argmax(bad))
+        raise DataError(f"{p}: line {chunk.line(pos)}, column '{show_name(name)}': "
+                        f"{show_name(repr(chunk.frame[name].iloc[pos]), 60)} is not a number "
+                        "(the column holds numbers in the rows read before)")
+    return values
+
+
+def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], err: Exception) -> DataError:
+    """The line and column of the value pyarrow could not convert (it does not say): the block from
+    `first_row` is read again as text and the first value that is not a number is found."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    from nettrain.data.columns import to_numbers
+
+    try:
+        reader = pc.open_csv(
+            pa.input_stream(str(p), compression="detect"),
+            read_options=pc.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=first_row),
+            parse_options=pc.ParseOptions(delimiter="\t" if kind_of(p) == ".tsv" else ","),
+            convert_options=pc.ConvertOptions(column_types={c: pa.string() for c in columns},
+                                              include_columns=columns, strings_can_be_null=True))
+        offset = 0
+        for batch in reader:
+            frame = batch.to_pandas()
+            for name in numeric:
+                if name not in frame.columns:
+                    continue
+                _, bad = to_numbers(frame[name])
+                if bad.any():
+                    pos = int(np.argmax(bad))
+                    return DataError(f"{p}: line {first_row + offset + pos + 2}, column '{show_name(name)}': "
+                                     f"{show_name(repr(frame[name].iloc[pos]), 60)} is not a number (the column "
+                                     "holds numbers in the rows read before)")
+            offset += len(frame)
+    except Exception:  # noqa: BLE001 - the first error is the one to report
+        pass
+    return DataError(f"{p}: after row {first_row}: {_reason(err)}")
+
+
+def _reason(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return show_name(text, 200) if text else type(e).__name__
