@@ -43,9 +43,12 @@ def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool =
         from nettrain.training.runtime import quiet_native_stderr  # imports TensorFlow without its start-up chatter
 
         from nettrain.data import load_dataset
+        from nettrain.data.stream import choose, load_stream
         from nettrain.model import build_model, model_summary
 
-        dataset = load_dataset(cfg)
+        path = choose(cfg)
+        lines.append(path.describe())  # "data: streamed (why)" or "data: in memory (why)"
+        dataset = load_stream(cfg, path.why) if path.stream else load_dataset(cfg)
         added: list[str] = []
         with quiet_native_stderr():
             model = build_model(cfg, dataset, notes=added)
@@ -79,11 +82,19 @@ def evaluate(target: str | Path, *, data: str | Path | None = None, split: str |
     return run_evaluate(target, data=data, split=split, fail_under=fail_under, json_output=json_output)
 
 
-def predict(target: str | Path, input: str | Path, *, output: str | Path | None = None, proba: bool = False):
-    """Predictions for the rows of INPUT as a pandas DataFrame (written to `output`, .csv or .parquet, when given)."""
+def predict(target: str | Path, input: str | Path, *, output: str | Path | None = None, proba: bool = False,
+            to=None):
+    """Predictions for the rows of INPUT, in input order.
+
+    - `output` (.csv or .parquet): written there chunk by chunk, atomically; returns a `Written`
+      summary (`rows`, `path`, `columns`), nothing held in memory.
+    - `to` (a text stream, e.g. sys.stdout): CSV written to it chunk by chunk, header once; returns
+      a `Written` summary (`path` None).
+    - neither: returns a pandas DataFrame holding every prediction (for small inputs).
+    """
     from nettrain.lifecycle.predict import predict as _predict
 
-    return _predict(target, input, output=output, proba=proba)
+    return _predict(target, input, output=output, proba=proba, to=to)
 
 
 def schema() -> dict[str, Any]:

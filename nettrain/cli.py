@@ -216,11 +216,11 @@ def predict(
     debug: bool = DEBUG_OPTION,
 ):
     """Predict the rows of INPUT; labels come back as the original class names."""
-    frame = _run("predict", target, input, output=output, proba=proba, debug=debug)
-    if output is None:
-        typer.echo(frame.to_csv(index=False), nl=False)
-    else:
-        typer.echo(f"wrote {len(frame)} predictions to {output}", err=True)
+    # without --output the CSV goes to stdout chunk by chunk, as the predictions are made
+    written = _run("predict", target, input, output=output, proba=proba, to=None if output else sys.stdout,
+                   debug=debug)
+    if output is not None:
+        typer.echo(f"wrote {written.rows} predictions to {output}", err=True)
 
 
 @app.command()

@@ -188,6 +188,7 @@ class H5TrainingState:
     optimizer_values: list | None      # numpy arrays in `optimizer.variables` order; None when not saved
     metrics: list | None               # as compile() took them (strings, serialized metrics, per-output lists)
     steps_per_execution: int
+    loss_weights: Any = None           # as compile() took them (a number for nettrain's one output), or None
 
 
 def read_h5_training_state(h5file, *, optimizer_values: bool = True) -> H5TrainingState | None:
@@ -220,7 +221,8 @@ def read_h5_training_state(h5file, *, optimizer_values: bool = True) -> H5Traini
     return H5TrainingState(optimizer_config=optimizer,
                            optimizer_values=values,
                            metrics=metrics if isinstance(metrics, list) and metrics else None,
-                           steps_per_execution=training.get("steps_per_execution", 1))
+                           steps_per_execution=training.get("steps_per_execution", 1),
+                           loss_weights=training.get("loss_weights"))
 
 
 class OptimizerStateMismatch(ValueError):

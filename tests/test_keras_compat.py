@@ -193,6 +193,7 @@ def test_nettrain_early_stopping_resolves_auto_and_resumes():
 
 @pytest.fixture()
 def trained(tmp_path):
+    keras.utils.set_random_seed(0)  # another test in this process may have enabled op determinism
     x = np.random.default_rng(0).random((32, 2)).astype("float32")
     y = x.sum(axis=1, keepdims=True)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3), keras.layers.Dense(1)])

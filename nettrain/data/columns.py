@@ -191,12 +191,17 @@ def check_numeric(series: pd.Series, name: str, where: str, key: str | None = No
     return values
 
 
-def row_label(index_label) -> str:
-    """A user-facing row number (1 = first data row) from a frame index label (0-based position)."""
+def row_label(index_label, line_offset: int | None = None) -> str:
+    """A user-facing row number (1 = first data row) from a frame index label (0-based position).
+
+    With `line_offset` (the file line of the row labelled 0: 2 for a CSV/TSV under its header) the
+    line follows: `row 17000002 (line 17000003)`.
+    """
     try:
-        return f"row {int(index_label) + 1}"
+        row = int(index_label)
     except (TypeError, ValueError):
         return f"row {index_label!r}"
+    return f"row {row + 1}" if line_offset is None else f"row {row + 1} (line {row + line_offset})"
 
 
 # -------------------------------------------------------------------------------- labels

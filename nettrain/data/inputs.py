@@ -1,7 +1,8 @@
 """Raw rows -> model inputs: the one code path for fit, evaluate and predict.
 
-`prepare_inputs` applies a FeatureSchema to any DataFrame (a split of the training table or a
-file given to predict); `fit_imputation` computes the fill values from training rows only.
+`prepare_inputs` applies a FeatureSchema to any DataFrame (a split of the training table, a chunk
+of a stream or a file given to predict); the fill values come from the training rows only
+(`data.stats.imputation_values`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ MISSING_POLICIES = ("error", "mean", "median", "most_frequent", "drop_rows")
 
 
 def prepare_inputs(frame: pd.DataFrame, schema: FeatureSchema, *, require_target: bool = False,
-                   source: str | None = None) -> Split:
+                   source: str | None = None, line_offset: int | None = None,
+                   keep_missing: bool = False) -> Split:
     """A Split holding `frame`'s rows as model inputs (see `Split`), preprocessed as `schema` says.
 
     Columns the model does not use (the target among them) are ignored; `y` is filled when the
     target column is present (required with `require_target`). `source` names the data in
     messages. `row_index` holds the frame's index labels (positions in the source table).
+
+    Messages name a bad value's row by the frame's index label (a chunk of a large file is indexed
+    by row number); with `line_offset`, the file line of the row labelled 0 (2 for a CSV/TSV under
+    its header), they name its line too: `row 17000002 (line 17000003)`.
+
+    `keep_missing`: missing feature values stay missing (NaN in the numeric matrix, None in a
+    categorical or text column) instead of being filled from `schema.imputation` (or refused):
+    the training rows `data.stats.stats_of` learns the fill values from, before there are any.
     """
     where = source or "the data"
     _check_columns(frame, schema, where, require_target)
@@ -32,18 +42,19 @@ def prepare_inputs(frame: pd.DataFrame, schema: FeatureSchema, *, require_target
     inputs: dict[str, np.ndarray] = {}
     numeric = schema.numeric_columns
     if numeric:
-        inputs[NUMERIC_INPUT] = _numeric_matrix(frame, numeric, schema.imputation, where)
+        inputs[NUMERIC_INPUT] = _numeric_matrix(frame, numeric, schema.imputation, where, line_offset,
+                                                keep_missing)
     for info in schema.other_columns:
         values = as_strings(frame[info.name])
         missing = pd.isna(values)
-        if missing.any():
+        if missing.any() and not keep_missing:
             fill = schema.imputation.get(info.name, "")
             values[missing] = "" if fill is None else str(fill)
         inputs[info.name] = values.reshape(n, 1)
 
     y = None
     if schema.target is not None and schema.target in frame.columns:
-        y = encode_target(frame[schema.target], schema, where)
+        y = encode_target(frame[schema.target], schema, where, line_offset)
     ids = None
     if schema.id_column is not None and schema.id_column in frame.columns:
         ids = frame[schema.id_column].to_numpy()
@@ -68,8 +79,10 @@ def _check_columns(frame: pd.DataFrame, schema: FeatureSchema, where: str, requi
         raise DataError(f"{where}: no rows")
 
 
-def _numeric_matrix(frame: pd.DataFrame, columns: list[str], imputation: dict, where: str) -> np.ndarray:
-    """float32 (n, k) in `columns` order; imputation applied; bad values, NaN and inf refused."""
+def _numeric_matrix(frame: pd.DataFrame, columns: list[str], imputation: dict, where: str,
+                    line_offset: int | None = None, keep_missing: bool = False) -> np.ndarray:
+    """float32 (n, k) in `columns` order; imputation applied (`keep_missing`: NaN left where a value is
+    missing); bad values, NaN without a fill value and inf refused."""
     block = frame[columns]
     plain = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
                 and not isinstance(t, pd.CategoricalDtype) for t in block.dtypes)
@@ -84,43 +97,52 @@ def _numeric_matrix(frame: pd.DataFrame, columns: list[str], imputation: dict, w
             values, bad = to_numbers(series)
             if bad.any():
                 pos = int(np.argmax(bad))
-                raise DataError(f"{where}: column '{name}' must be numeric but {row_label(series.index[pos])} "
+                raise DataError(f"{where}: column '{name}' must be numeric but "
+                                f"{row_label(series.index[pos], line_offset)} "
                                 f"holds {series.iloc[pos]!r}" + (f" ({int(bad.sum())} such values)"
                                                                  if bad.sum() > 1 else ""))
             x[:, j] = values
     nan = np.isnan(x)
-    if nan.any():
+    if nan.any() and not keep_missing:
         for j in np.flatnonzero(nan.any(axis=0)):
             name = columns[j]
             fill = imputation.get(name)
             if fill is None:
                 count = int(nan[:, j].sum())
+                first = row_label(frame.index[int(np.argmax(nan[:, j]))], line_offset)
                 raise DataError(f"{where}: column '{name}' has {count} missing value{'s' if count > 1 else ''} "
-                                "and no fill value; set preprocessing.missing to mean, median, most_frequent "
-                                "or drop_rows (fill values are learned from the training rows), or fix the data")
+                                f"(first: {first}) and no fill value; set preprocessing.missing to mean, median, "
+                                "most_frequent or drop_rows (fill values are learned from the training rows), or fix "
+                                "the data")
             x[nan[:, j], j] = float(fill)
-    if not np.isfinite(x).all():
-        j = int(np.flatnonzero(~np.isfinite(x).all(axis=0))[0])
-        pos = int(np.flatnonzero(~np.isfinite(x[:, j]))[0])
+    infinite = np.isinf(x)
+    if infinite.any():
+        j = int(np.flatnonzero(infinite.any(axis=0))[0])
+        pos = int(np.flatnonzero(infinite[:, j])[0])
         raise DataError(f"{where}: column '{columns[j]}' holds an infinite or too large value in "
-                        f"{row_label(frame.index[pos])}: {frame[columns[j]].iloc[pos]!r}; float32 inputs "
+                        f"{row_label(frame.index[pos], line_offset)}: {frame[columns[j]].iloc[pos]!r}; float32 inputs "
                         "must be finite")
     return x
 
 
-def encode_target(target: pd.Series, schema: FeatureSchema, where: str) -> np.ndarray:
+def encode_target(target: pd.Series, schema: FeatureSchema, where: str,
+                  line_offset: int | None = None) -> np.ndarray:
     """Regression: float32 (n,). Classification: int64 indexes into schema.class_names."""
     name = schema.target
+
+    def row(pos: int) -> str:
+        return row_label(target.index[pos], line_offset)
+
     if schema.task == "regression":
         values, bad = to_numbers(target)
         if bad.any():
             pos = int(np.argmax(bad))
             raise DataError(f"{where}: target '{name}' must be numeric (regression) but "
-                            f"{row_label(target.index[pos])} holds {target.iloc[pos]!r}")
+                            f"{row(pos)} holds {target.iloc[pos]!r}")
         missing = np.isnan(values)
         if missing.any():
             raise DataError(f"{where}: target '{name}' is missing in {int(missing.sum())} rows "
-                            f"(first: {row_label(target.index[int(np.argmax(missing))])})")
+                            f"(first: {row(int(np.argmax(missing)))})")
         return values.astype(np.float32)
     labels = as_strings(target)
     lookup = {c: i for i, c in enumerate(schema.class_names or [])}
@@ -129,9 +151,8 @@ def encode_target(target: pd.Series, schema: FeatureSchema, where: str) -> np.nd
         pos = int(np.argmax(y < 0))
         if labels[pos] is None:
             raise DataError(f"{where}: target '{name}' is missing in {int(pd.isna(labels).sum())} rows "
-                            f"(first: {row_label(target.index[pos])})")
-        raise DataError(f"{where}: target '{name}' has the label {labels[pos]!r} in "
-                        f"{row_label(target.index[pos])}, "
+                            f"(first: {row(pos)})")
+        raise DataError(f"{where}: target '{name}' has the label {labels[pos]!r} in {row(pos)}, "
                         f"which the model does not know; known classes: {list_names(schema.class_names or [])}")
     return y
 
@@ -165,39 +186,3 @@ def missing_rows(frame: pd.DataFrame, schema: FeatureSchema) -> np.ndarray:
     if schema.target is not None:
         mask |= frame[schema.target].isna().to_numpy()
     return mask
-
-
-def fit_imputation(train: pd.DataFrame, schema: FeatureSchema, policy: str, where: str) -> dict[str, object]:
-    """Fill value per feature column, from the training rows only (JSON-able python values).
-
-    mean/median apply to numeric columns; categorical columns get their most frequent value
-    under any policy; text columns are filled with the empty string.
-    """
-    fills: dict[str, object] = {}
-    for info in schema.columns:
-        series = train[info.name]
-        if info.kind == "text":
-            fills[info.name] = ""
-            continue
-        if info.kind == "numeric":
-            values = to_numbers(series)[0]
-            values = values[~np.isnan(values)]
-            if len(values) == 0:
-                raise DataError(f"{where}: column '{info.name}' has no values in the training rows, so no "
-                                f"{policy} can be computed; drop it (data.drop) or fix the data")
-            if policy == "mean":
-                fills[info.name] = float(np.mean(values))
-            elif policy == "median":
-                fills[info.name] = float(np.median(values))
-            else:
-                fills[info.name] = float(pd.Series(values).mode().iloc[0])
-        else:
-            labels = as_strings(series)
-            labels = labels[pd.notna(labels)]
-            if len(labels) == 0:
-                raise DataError(f"{where}: column '{info.name}' has no values in the training rows, so no "
-                                "most frequent value can be computed; drop it (data.drop) or fix the data")
-            counts = pd.Series(labels).value_counts()
-            top = counts[counts == counts.max()].index
-            fills[info.name] = str(sorted(top)[0])  # ties: the first in sort order, reproducibly
-    return fills

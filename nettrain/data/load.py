@@ -1,22 +1,23 @@
 """`load_dataset(cfg)`: config -> raw table -> typed columns + task -> missing values -> splits.
 
-Fill values are learned from the training rows only; every split goes through `prepare_inputs`,
-the same function predict uses.
+Fill values and the statistics the model is built from (`Dataset.stats`) are learned from the
+training rows only; every split goes through `prepare_inputs`, the same function predict uses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
 import pandas as pd
 
-from nettrain.data.columns import as_strings, select_columns, type_columns
-from nettrain.data.inputs import (MISSING_POLICIES, fit_imputation, missing_counts, missing_rows,
-                                  prepare_inputs)
+from nettrain.data.columns import as_strings, select_columns, to_numbers, type_columns
+from nettrain.data.inputs import MISSING_POLICIES, missing_counts, missing_rows, prepare_inputs
 from nettrain.data.sources import read_source
 from nettrain.data.words import list_names
 from nettrain.data.split import fingerprint, hold_out, make_folds, should_stratify, split_rows
+from nettrain.data.stats import FILL_POLICIES, imputation_values, stats_of
 from nettrain.data.task import class_type, infer_task
 from nettrain.data.types import Dataset, FeatureSchema, Split
 from nettrain.errors import DataError
@@ -31,9 +32,17 @@ def load_dataset(cfg) -> Dataset:
     rest, validation, test = _split_frames(cfg, schema, frames, main, notes)
     folds = make_folds(cfg, _labels(schema, rest), len(rest), schema.task, notes) \
         if cfg.data.split.folds > 1 else None
-    if cfg.preprocessing.missing in ("mean", "median", "most_frequent"):  # fill values from training rows only
-        fit_rows = rest.iloc[folds[0][0]] if folds is not None else rest
-        schema.imputation = fit_imputation(fit_rows, schema, cfg.preprocessing.missing, where[main])
+    # The statistics of the training rows (k-fold: of the first fold's), with their missing values
+    # still missing; the fill values come from them, then the statistics of the filled rows.
+    policy = cfg.preprocessing.missing
+    fit_rows = rest.iloc[folds[0][0]] if folds is not None else rest
+    unfilled = prepare_inputs(fit_rows, schema, require_target=True, source=where.get("train", where[main]),
+                              keep_missing=True)
+    stats = stats_of(schema, unfilled, value_counts=policy == "most_frequent")
+    if policy in FILL_POLICIES:
+        schema.imputation = imputation_values(schema, stats, policy, where[main],
+                                              column=lambda name: to_numbers(fit_rows[name])[0])
+        stats = stats.filled(schema, schema.imputation)
 
     def prepare(frame: pd.DataFrame | None, part: str) -> Split | None:
         if frame is None:
@@ -43,8 +52,11 @@ def load_dataset(cfg) -> Dataset:
     pool = prepare(rest, "train") if folds is not None else None
     if folds is not None:  # the first fold stands for "the" split; k-fold takes the others from the pool
         train, valid = take_rows(pool, folds[0][0]), take_rows(pool, folds[0][1])
-    else:
-        train, valid = prepare(rest, "train"), prepare(validation, "validation")
+    else:  # rows without missing values are already as the model takes them
+        train = unfilled if not stats.missing else prepare(rest, "train")
+        valid = prepare(validation, "validation")
+    del unfilled
+    stats = stats.with_texts(train, schema)
     held_out = prepare(test, "test")
     assignment = {name: split.row_index for name, split in
                   (("train", train), ("validation", valid), ("test", held_out)) if split is not None}
@@ -53,7 +65,7 @@ def load_dataset(cfg) -> Dataset:
     return Dataset(schema=schema, train=train, validation=valid, test=held_out,
                    fingerprint=fingerprint(raw.frames, assignment), source=raw.description,
                    n_rows=sum(len(f) for f in frames.values()), folds=folds, pool=pool, notes=notes,
-                   official_split=raw.official is not None)
+                   official_split=raw.official is not None, stats=stats)
 
 
 def _typed_frames(cfg, raw, notes: list[str]):
@@ -102,6 +114,14 @@ def _split_frames(cfg, schema: FeatureSchema, frames: dict[str, pd.DataFrame], m
         validation = rest.iloc[va] if len(va) else None
         rest = rest.iloc[tr]
     return rest, validation, test
+
+
+def fold_dataset(dataset: Dataset, train_positions: np.ndarray, validation_positions: np.ndarray) -> Dataset:
+    """One k-fold fold of `dataset`: its training and validation rows of the pool, and the statistics of
+    its own training rows (the model of each fold is built from its own rows)."""
+    train = take_rows(dataset.pool, train_positions)
+    return dataclasses.replace(dataset, train=train, validation=take_rows(dataset.pool, validation_positions),
+                               folds=None, pool=None, stats=stats_of(dataset.schema, train))
 
 
 def take_rows(split: Split, positions: np.ndarray) -> Split:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -129,3 +130,78 @@ def fingerprint(frames: dict[str, pd.DataFrame], assignment: dict[str, np.ndarra
         h.update(f"split {name}\n".encode())
         h.update(np.ascontiguousarray(assignment[name], dtype=np.int64).tobytes())
     return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------ hashed splits (streams)
+#
+# A stream never holds its rows, so a row's split cannot come from a shuffled list of positions:
+# it is a function of the row's number in its file and the seed alone. Each row number r gets a
+# number u(r) in [0, 1), the r-th output of a SplitMix64 generator seeded from `seed` (one vectorized
+# hash per chunk), and the thresholds of data.split decide: u >= 1 - test is a test row; of the
+# others, v = u / (1 - test) >= 1 - validation is a validation row, or, with k folds, floor(v * k)
+# is the row's fold. With `shuffle: false` u(r) = r / n instead (n rows in the file): the last rows
+# are held out, as in memory. Classes are not stratified: each class's shares come out close to the
+# fractions (within a few standard deviations of sqrt(p (1 - p) / rows)), and run.json records them.
+
+TRAIN, VALIDATION, TEST = 0, 1, 2
+FOLD0 = 3  # fold i (0-based) of a k-fold split is code FOLD0 + i
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function on uint64 values (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        return z ^ (z >> np.uint64(31))
+
+
+def row_uniforms(seed: int, rows: np.ndarray) -> np.ndarray:
+    """u(r) in [0, 1) for each row number r: the r-th output of SplitMix64 seeded by `seed` (float64
+    from the top 53 bits). Deterministic, independent of chunking, ~10 ns a row."""
+    key = _splitmix(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
+    r = np.asarray(rows, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = key + (r + np.uint64(1)) * _GAMMA
+    return (_splitmix(z) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+@dataclass(frozen=True)
+class HashedSplit:
+    """Which split each row of one file falls in, from its row number (see above)."""
+
+    seed: int
+    test: float = 0.0
+    validation: float = 0.0
+    folds: int = 1
+    shuffle: bool = True
+    n: int | None = None      # rows in the file; needed with shuffle false
+
+    def codes(self, rows: np.ndarray) -> np.ndarray:
+        """int8 code per row number: TRAIN, VALIDATION, TEST, or FOLD0 + fold with k folds."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.shuffle:
+            u = row_uniforms(self.seed, rows)
+        else:
+            u = rows.astype(np.float64) / float(self.n or 1)
+        out = np.full(len(rows), TRAIN, dtype=np.int8)
+        test = u >= 1.0 - self.test if self.test > 0 else np.zeros(len(rows), dtype=bool)
+        v = u / (1.0 - self.test)
+        if self.folds > 1:
+            out[:] = FOLD0 + np.minimum((v * self.folds).astype(np.int64), self.folds - 1)
+        elif self.validation > 0:
+            out[v >= 1.0 - self.validation] = VALIDATION
+        out[test] = TEST
+        return out
+
+    def describe(self) -> str:
+        return (f"hashed seed={self.seed} test={self.test!r} validation={self.validation!r} folds={self.folds} "
+                f"shuffle={self.shuffle} n={self.n}")
+
+
+def fold_codes(fold: int, k: int) -> tuple[set[int], set[int]]:
+    """(training codes, validation codes) of fold `fold` (1-based) of a k-fold hashed split."""
+    return {FOLD0 + j for j in range(k) if j != fold - 1}, {FOLD0 + fold - 1}

@@ -7,13 +7,16 @@ No TensorFlow, no pandas in these types: arrays and JSON-able schema only, so th
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 # Name of the single model input that carries all numeric columns, in `numeric_columns` order
 # (defined with the model-file metadata it names).
 from nettrain.store.meta import NUMERIC_INPUT  # noqa: F401
+
+if TYPE_CHECKING:
+    from nettrain.data.stats import TrainStats
 
 Task = Literal["regression", "binary", "multiclass"]
 Kind = Literal["numeric", "categorical", "text"]
@@ -124,3 +127,6 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     # the source's own train/test split was kept (Keras sets, an .npz with x_train ... y_test)
     official_split: bool = False
+    # statistics of the training rows (`data.stats`), all the model stage reads of them; for k-fold
+    # those of the first fold's training rows (each fold's dataset carries its own)
+    stats: "TrainStats | None" = None

@@ -22,7 +22,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from nettrain.errors import GateFailed, UsageError
-from nettrain.lifecycle.target import Target, batch_size, load_model, model_feed, n_classes, resolve_target
+from nettrain.lifecycle.target import (Rows, Target, aligned, batch_size, execution_rows, file_rows, load_model,
+                                       model_feed, model_outputs, n_classes, read_ahead, resolve_target, streamed,
+                                       table_rows)
 from nettrain.report.metrics import metric_direction
 from nettrain.store import atomic, rundir
 
@@ -172,15 +174,16 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
     target = resolve_target(target_path)
     record = run_record(target.run_dir)
     if data is not None:
-        rows, name, where = _data_file_rows(target, Path(data))
+        rows, name = data_rows(target, Path(data)), data_name(Path(data))
         split_name = None
     else:
         split_name = split or "test"
-        rows, where = _run_split_rows(target, split_name, record)
-        name = split_name
+        part, where = _run_split_rows(target, split_name, record)
+        rows, name = Rows.of(part, where), split_name
+    rows.check()  # a missing column or a bad value in the first rows: reported before the model loads
 
     model = load_model(target)
-    result = _measure(target, model, rows, name, split_name, where)
+    result = _measure(target, model, rows, name, split_name)
     if target.run_dir is not None and _is_kfold_parent(record) and target.model_path.parent == target.run_dir:
         result.note = (f"k-fold run: evaluated the refit model {target.model_path.name} (trained on all the "
                        f"non-test rows after the {record['folds']} folds); to measure the fold models: "
@@ -335,15 +338,16 @@ def _run_split_rows(target: Target, split: str, record: dict[str, Any] | None = 
     return _pick(_parts(dataset, record), split), dataset.source
 
 
-def _data_file_rows(target: Target, path: Path):
-    """The rows of a --data file; of an .npz holding its own split, the test part (x_test, y_test)."""
-    from nettrain.data import prepare_inputs
+def data_rows(target: Target, path: Path) -> Rows:
+    """The rows of a --data file: a CSV/TSV/Parquet file streamed chunk by chunk; another file read
+    whole, and of an .npz holding its own split the test part (x_test, y_test)."""
     from nettrain.data.sources import SOURCE, part_name, read_parts
 
+    if streamed(path):
+        return file_rows(path, target.schema, require_target=True)
     frames = read_parts(path)
     frame, where = (frames[SOURCE], str(path)) if SOURCE in frames else (frames["test"], part_name(path, "test"))
-    rows = prepare_inputs(frame, target.schema, require_target=True, source=where)
-    return rows, data_name(path), where
+    return table_rows(frame, target.schema, where, require_target=True)
 
 
 def data_name(path: Path) -> str:
@@ -361,52 +365,150 @@ def data_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "data"
 
 
-def _measure(target: Target, model, rows, name: str, split: str | None, where: str) -> EvalResult:
-    from nettrain.model.compile import encode_targets
-    from nettrain.model.outputs import predicted_classes
-    from nettrain.training import feed, runtime
-
-    mode = target.label_mode
+def _measure(target: Target, model, rows: Rows, name: str, split: str | None) -> EvalResult:
+    """The model's compiled Keras metrics on `rows` (`model.evaluate`, batched as `fit` batches), and
+    the extra metrics from its predictions, accumulated chunk by chunk (`Tally`): memory stays flat
+    for a streamed file, and the numbers are those of all the rows at once."""
+    tally = Tally(target)
     batch = batch_size(target)
-    x = model_feed(model, rows, where)
-    y = encode_targets(rows.y, mode, n_classes(target))
-    with runtime.quiet_native_stderr():
-        keras_metrics = model.evaluate(feed.evaluation_dataset(x, y, batch), verbose=0, return_dict=True)
-        pred = np.asarray(model.predict(feed.evaluation_dataset(x, None, batch), verbose=0))
-    keras_metrics = {k: float(v) for k, v in keras_metrics.items()}
+    # the predictions first: a bad row stops the command here, before Keras reads the rows again
+    for part in read_ahead(aligned(rows, execution_rows(model, batch))):
+        tally.add(part.y, model_outputs(model, part, batch, rows.where))
+    keras_metrics = _keras_metrics(target, model, rows, batch)
     metrics = dict(keras_metrics)
     result = EvalResult(model_path=target.model_path, run_dir=target.run_dir, epoch=target.epoch, name=name,
-                        split=split, data=where, rows=len(rows), task=target.schema.task,
+                        split=split, data=rows.where, rows=tally.rows, task=target.schema.task,
                         keras_metrics=keras_metrics, metrics=metrics)
-    if mode == "regression":
-        from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    extra = tally.fill(result)
+    for key, value in extra.items():
+        metrics.setdefault(key, value)  # a compiled Keras metric of the same name wins
+    return result
 
-        truth = np.asarray(rows.y, dtype=np.float64).reshape(len(pred), -1)
-        guess = pred.astype(np.float64).reshape(len(pred), -1)
-        mse = float(mean_squared_error(truth, guess))
-        extra = {"mae": float(mean_absolute_error(truth, guess)), "mse": mse, "rmse": math.sqrt(mse),
-                 "r2": float(r2_score(truth, guess)) if len(truth) > 1 else float("nan")}
+
+def _keras_metrics(target: Target, model, rows: Rows, batch: int) -> dict[str, float]:
+    """`model.evaluate` on the rows: one dataset of the same batches as the rows held at once (a
+    streamed file's chunks are re-read and re-cut to whole batches), so the numbers are the same."""
+    import tensorflow as tf
+
+    from nettrain.model.compile import encode_targets
+    from nettrain.training import feed, runtime
+
+    mode, classes = target.label_mode, n_classes(target)
+    failed: list[BaseException] = []
+    if rows.single is not None:
+        x = model_feed(model, rows.single, rows.where)
+        dataset = feed.evaluation_dataset(x, encode_targets(rows.single.y, mode, classes), batch)
     else:
-        from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+        def pieces():
+            try:
+                for part in aligned(rows, execution_rows(model, batch)):
+                    x = model_feed(model, part, rows.where)
+                    yield {k: v.numpy() for k, v in x.items()}, encode_targets(part.y, mode, classes)
+            except Exception as e:  # noqa: BLE001 - raised again below, not inside TensorFlow
+                failed.append(e)
 
-        names = list(target.schema.class_names or [])
-        labels = list(range(len(names)))
-        truth = np.asarray(rows.y, dtype=np.int64)
-        guess = predicted_classes(pred, mode, target.threshold)
-        report = classification_report(truth, guess, labels=labels, target_names=names, output_dict=True,
-                                       zero_division=0)
-        extra = {"accuracy": float(accuracy_score(truth, guess))}
+        stream = pieces()
+        first = next(stream, None)
+        if first is None:
+            raise failed[0] if failed else UsageError(f"{rows.where}: no rows")
+
+        def spec(a) -> tf.TensorSpec:
+            dtype = tf.string if a.dtype == object or a.dtype.kind in "SU" else tf.as_dtype(a.dtype)
+            return tf.TensorSpec(shape=(None, *a.shape[1:]), dtype=dtype)
+
+        def chunks():
+            yield first
+            yield from stream
+
+        signature = ({k: spec(v) for k, v in first[0].items()}, spec(first[1]))
+        dataset = (tf.data.Dataset.from_generator(chunks, output_signature=signature)
+                   .flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).batch(batch))
+                   .prefetch(tf.data.AUTOTUNE))
+    with runtime.quiet_native_stderr():
+        values = model.evaluate(dataset, verbose=0, return_dict=True)
+    if failed:
+        raise failed[0]
+    return {k: float(v) for k, v in values.items()}
+
+
+class Tally:
+    """The extra metrics of `evaluate`, accumulated chunk by chunk in flat memory, equal to sklearn's
+    on all the rows at once. Classification: the confusion matrix (summed), and from it accuracy and
+    sklearn's per-class report. Regression, per output: the sums of absolute and squared errors and
+    the target's count, mean and sum of squared deviations (merged as Chan et al.) for R2."""
+
+    def __init__(self, target: Target):
+        self.target = target
+        self.mode = target.label_mode
+        self.rows = 0
+        self.k = len(target.schema.class_names or [])
+        self.confusion = np.zeros((self.k, self.k), dtype=np.int64)
+        self.abs_err = self.sq_err = self.mean = self.m2 = None
+
+    def add(self, y: np.ndarray, pred: np.ndarray) -> None:
+        from nettrain.model.outputs import predicted_classes
+
+        n = len(pred)
+        if n == 0:
+            return
+        if self.mode == "regression":
+            truth = np.asarray(y, dtype=np.float64).reshape(n, -1)
+            guess = pred.astype(np.float64).reshape(n, -1)
+            mean = truth.mean(axis=0)
+            m2 = ((truth - mean) ** 2).sum(axis=0)
+            abs_err, sq_err = np.abs(guess - truth).sum(axis=0), ((truth - guess) ** 2).sum(axis=0)
+            if self.mean is None:
+                self.abs_err, self.sq_err, self.mean, self.m2 = abs_err, sq_err, mean, m2
+            else:
+                total = self.rows + n
+                delta = mean - self.mean
+                self.m2 = self.m2 + m2 + delta ** 2 * (self.rows * n / total)
+                self.mean = self.mean + delta * (n / total)
+                self.abs_err, self.sq_err = self.abs_err + abs_err, self.sq_err + sq_err
+        else:
+            from nettrain.lifecycle.predict import check_outputs
+
+            check_outputs(self.target, pred)
+            truth = np.asarray(y, dtype=np.int64)
+            guess = predicted_classes(pred, self.mode, self.target.threshold)
+            self.confusion += np.bincount(truth * self.k + guess, minlength=self.k * self.k).reshape(self.k, self.k)
+        self.rows += n
+
+    def fill(self, result: EvalResult) -> dict[str, float]:
+        """The extra metrics; the report, class names and confusion matrix set on `result`."""
+        if self.mode == "regression":
+            n = self.rows
+            mse = float(np.mean(self.sq_err / n))
+            if n > 1:
+                # sklearn's r2_score: 1 - SSE / SST per output (1 when both are 0, 0 when only SST is), averaged
+                scores = np.ones_like(self.sq_err)
+                valid = (self.m2 != 0) & (self.sq_err != 0)
+                scores[valid] = 1.0 - self.sq_err[valid] / self.m2[valid]
+                scores[(self.sq_err != 0) & (self.m2 == 0)] = 0.0
+                r2 = float(np.mean(scores))
+            else:
+                r2 = float("nan")
+            return {"mae": float(np.mean(self.abs_err / n)), "mse": mse, "rmse": math.sqrt(mse), "r2": r2}
+        from sklearn.metrics import classification_report
+
+        names = list(self.target.schema.class_names or [])
+        truth, guess = np.nonzero(self.confusion)  # the matrix's cells, weighted by their counts
+        report = classification_report(truth, guess, labels=list(range(self.k)), target_names=names,
+                                       sample_weight=self.confusion[truth, guess].astype(np.float64),
+                                       output_dict=True, zero_division=0)
+        for values in report.values():
+            if isinstance(values, dict) and "support" in values:
+                values["support"] = int(round(values["support"]))
+        extra = {"accuracy": float(np.trace(self.confusion) / self.rows)}
         for avg in ("macro", "weighted"):
             for key, short in (("precision", "precision"), ("recall", "recall"), ("f1-score", "f1")):
                 extra[f"{short}_{avg}"] = float(report[f"{avg} avg"][key])
         result.report = report
         result.class_names = names
-        result.class_labels = target.schema.class_labels
+        result.class_labels = self.target.schema.class_labels
         result.per_class = {n: {k: float(v) for k, v in report[n].items()} for n in names if n in report}
-        result.confusion_matrix = confusion_matrix(truth, guess, labels=labels).tolist()
-    for key, value in extra.items():
-        metrics.setdefault(key, value)  # a compiled Keras metric of the same name wins
-    return result
+        result.confusion_matrix = self.confusion.tolist()
+        return extra
 
 
 def _num(value: float | None) -> str:
@@ -497,12 +599,12 @@ def evaluate_kfold(run_dir: Path, record: dict[str, Any], *, data: str | Path | 
     results = []
     for i, target in enumerate(targets, start=1):
         if data is not None:
-            rows, _, where = _data_file_rows(target, Path(data))
+            rows = data_rows(target, Path(data))
         else:
-            rows = _pick(_parts(dataset, {"fold": i}), split_name, f"fold {i} of {run_dir}")
-            where = dataset.source
+            rows = Rows.of(_pick(_parts(dataset, {"fold": i}), split_name, f"fold {i} of {run_dir}"), dataset.source)
+        rows.check()
         model = load_model(target)
-        result = _measure(target, model, rows, name, split_name, where)
+        result = _measure(target, model, rows, name, split_name)
         if target.run_dir is not None:
             result.eval_file = _write_eval(target.run_dir / f"eval-{name}.json", result.to_dict)
         results.append(result)

@@ -85,11 +85,19 @@ def resume_run(cfg: Config, run_dir: Path, *, quiet: bool = False, json_output: 
                 return F.FitResult(run_dir, "completed", metrics, cfg.training.epochs)
             return F.FitResult(run_dir, "completed", metrics, record.data.get("epochs_done") or 0,
                                record.data.get("best_epoch"), record.data.get("stopped_epoch"))
-        prep = F.prepare(cfg)
+        prep = F.prepare(cfg, stream=_recorded_stream(record))
         R.check_same_data(prep, run_dir, record, force)
         if folds:
             return _run_folds(prep, run_dir, record, quiet=quiet, json_output=json_output)
         return _continue(prep, run_dir, record, quiet=quiet, json_output=json_output)
+
+
+def _recorded_stream(record: rundir.RunRecord) -> bool | None:
+    """Whether the run was started on streamed data (run.json `data.stream`): `--resume` keeps that path
+    under `data.stream: auto` even when the available memory changed since."""
+    data = record.data.get("data")
+    value = data.get("stream") if isinstance(data, dict) else None
+    return value if isinstance(value, bool) else None
 
 
 def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
@@ -117,7 +125,7 @@ def _run_folds(prep: "Prepared", out: Path, record: rundir.RunRecord, *, quiet: 
 
     cfg = prep.cfg
     monitors = F.check_monitors(cfg, prep.dataset.schema, True)
-    k = len(prep.dataset.folds)
+    k = kfold.count(prep)
     per_fold = []
     with kfold.folds_running(out, record):
         for i, fold_prep in kfold.folds(prep):
@@ -147,8 +155,8 @@ def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, 
             F.notice(f"fold {i}/{k}: already done", json_output)
         return done
     model, fold_record = kfold.start_fold(fold_prep, out, i, monitors)
-    F.notice(f"fold {i}/{k}: {len(fold_prep.dataset.train)} training rows, "
-             f"{len(fold_prep.dataset.validation)} validation rows", json_output)
+    rows = F.split_rows(fold_prep.dataset)
+    F.notice(f"fold {i}/{k}: {rows['train']} training rows, {rows['validation']} validation rows", json_output)
     return _train(fold_prep, model, fold_dir, fold_record, monitors, last_epoch=fold_prep.cfg.training.epochs,
                   quiet=quiet, json_output=True).metrics
 

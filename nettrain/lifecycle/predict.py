@@ -8,7 +8,13 @@ second class and 1 - p for the first; a tanh head (hinge losses) gives a score s
 mapped to (s + 1) / 2 for the second class (clipped to [0, 1]) so that the predicted class is the
 one with proba > 0.5. The input's target column, when present, is ignored.
 
-`--output FILE` (.csv or .parquet) is written atomically; missing parent folders are created.
+A CSV/TSV/Parquet input is read in chunks (`target.file_rows`) and the predictions are written as
+each chunk is done, so memory stays flat however large the file; a bad value names its row and,
+in a CSV/TSV, its line. Other inputs (.jsonl, .npz, .xz/.zip/.zst files) are read whole.
+
+`--output FILE` (.csv or .parquet) is written atomically: every chunk goes into one temporary
+file next to FILE, renamed over it at the end; on an error or an interrupt the temporary file is
+removed and FILE is left as it was. Missing parent folders are created.
 Predict never overwrites user data or a run: the output may not be the input file (by any path
 spelling, symlink or hard link), may not lie inside a run directory (a folder holding run.json,
 or a folder directly inside one), and may not pass through an existing file used as a folder.
@@ -18,7 +24,9 @@ All of this is checked before the model is loaded.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator, TextIO
 
 import numpy as np
 import pandas as pd
@@ -26,9 +34,10 @@ import pandas as pd
 from nettrain.data.outputs import existing_folder as _existing_folder
 from nettrain.data.outputs import run_dir_around as _run_dir_around
 from nettrain.data.outputs import same_file as _same_file
-from nettrain.errors import UsageError
-from nettrain.lifecycle.target import Target, batch_size, load_model, model_feed, resolve_target
-from nettrain.store import atomic
+from nettrain.errors import DataError, UsageError
+from nettrain.lifecycle.target import (Rows, Target, aligned, batch_size, execution_rows, file_rows, load_model,
+                                       model_outputs, read_ahead, resolve_target)
+from nettrain.store import atomic, guard
 
 OUTPUT_KINDS = (".csv", ".parquet")
 
@@ -61,43 +70,56 @@ def check_output(output: str | Path | None, input_path: str | Path | None = None
     return path
 
 
-def predict(target_path: str | Path, input_path: str | Path, *, output: str | Path | None = None,
-            proba: bool = False) -> pd.DataFrame:
-    """Predictions for the rows of `input_path` as a DataFrame; also written to `output` when given."""
-    from nettrain.data import prepare_inputs, read_table
+@dataclass
+class Written:
+    """What `predict` wrote: the number of rows, the file (None: a stream) and the columns."""
 
+    rows: int
+    path: Path | None
+    columns: list[str]
+
+
+def predict(target_path: str | Path, input_path: str | Path, *, output: str | Path | None = None,
+            proba: bool = False, to: TextIO | None = None) -> "pd.DataFrame | Written":
+    """Predictions for the rows of `input_path`, in input order.
+
+    With `output` (.csv or .parquet) they are written there chunk by chunk, atomically, and only a
+    summary (`Written`) comes back; with `to` (a text stream such as sys.stdout) they are written
+    to it as CSV chunk by chunk (the header once). A CSV/TSV/Parquet input is read in chunks, so
+    neither holds more than a chunk in memory. With neither, the predictions come back as one
+    DataFrame (every row in memory: for small inputs).
+    """
+    if output is not None and to is not None:
+        raise UsageError("predict: give either an output file or a stream to write to, not both")
     out_path = check_output(output, input_path)
     target = resolve_target(target_path)
     if proba and target.label_mode == "regression":
         raise UsageError("--proba gives class probabilities, but this is a regression model")
-    frame = read_table(input_path)
-    if target.schema.target is not None and target.schema.target in frame.columns:
-        # the labels are not needed to predict: gaps or labels unknown to the model are no error here
-        frame = frame.drop(columns=[target.schema.target])
-    rows = prepare_inputs(frame, target.schema, require_target=False, source=str(input_path))
-    model = load_model(target)
-    raw = predict_rows(model, rows, batch_size(target), str(input_path))
-    check_outputs(target, raw)
-    result = prediction_frame(target, raw, rows.ids, proba=proba)
+    rows = file_rows(input_path, target.schema, require_target=False)
+    rows.check()  # a missing column or a bad value in the first rows: reported before the model loads
     if out_path is not None:
-        write_frame(result, out_path)
-    return result
+        _make_folder(out_path)
+    model = load_model(target)
+    frames = prediction_frames(target, model, rows, proba=proba)
+    if out_path is not None:
+        return write_file(frames, out_path)
+    if to is not None:
+        return write_stream(frames, to)
+    parts = list(frames)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def prediction_frames(target: Target, model, rows: Rows, *, proba: bool) -> Iterator[pd.DataFrame]:
+    """One frame of predictions per chunk of `rows` (see `prediction_frame`), in order."""
+    batch = batch_size(target)
+    for part in read_ahead(aligned(rows, execution_rows(model, batch))):
+        raw = predict_rows(model, part, batch, rows.where)
+        check_outputs(target, raw)
+        yield prediction_frame(target, raw, part.ids, proba=proba)
 
 
 def predict_rows(model, rows, batch: int, where: str) -> np.ndarray:
-    from nettrain.training import feed, runtime
-
-    x = model_feed(model, rows, where)
-    for tensor in model.inputs:
-        want, have = tuple(tensor.shape), tuple(x[tensor.name].shape)
-        if len(want) == len(have) and len(want) > 1 and want[-1] is not None and want[-1] != have[-1]:
-            raise UsageError(f"{where}: the model's input {tensor.name!r} takes {want[-1]} values per row but its "
-                             f"feature schema makes {have[-1]}; the .h5 file and its nettrain metadata do not "
-                             "belong together")
-    with runtime.quiet_native_stderr():
-        pred = model.predict(feed.evaluation_dataset(x, None, batch), verbose=0)
-    pred = np.asarray(pred)
-    return pred.reshape(len(pred), -1)
+    return model_outputs(model, rows, batch, where)
 
 
 def check_outputs(target: Target, raw: np.ndarray) -> None:
@@ -160,16 +182,94 @@ def class_values(schema) -> np.ndarray:
     return np.asarray([str(v) for v in labels], dtype=object)
 
 
-def write_frame(frame: pd.DataFrame, path: Path) -> None:
+def _make_folder(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--output {path}: cannot create the folder {path.parent}: {e.strerror or e}") from None
-    if path.suffix.lower() == ".parquet":
-        with atomic.atomic_path(path) as tmp:
-            try:
-                frame.to_parquet(tmp, index=False)
-            except Exception as e:  # no parquet engine, unwritable
-                raise UsageError(f"--output {path}: cannot write parquet: {str(e).splitlines()[0]}") from None
-    else:
-        atomic.write_text(path, frame.to_csv(index=False))
+
+
+def write_file(frames: Iterable[pd.DataFrame], path: Path) -> Written:
+    """The frames into one temporary file next to `path`, renamed over it once all are written; on
+    any error or interrupt the temporary file is removed and `path` is left as it was. A signal is
+    taken between two chunks."""
+    _make_folder(path)
+    with atomic.atomic_path(path) as tmp:
+        if path.suffix.lower() == ".parquet":
+            rows, columns = _write_parquet(frames, tmp, path)
+        else:
+            rows, columns = _write_csv(frames, tmp)
+    return Written(rows, path, columns)
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> Written:
+    return write_file([frame], path)
+
+
+def write_stream(frames: Iterable[pd.DataFrame], stream: TextIO) -> Written:
+    """CSV on `stream` as the frames come (the header once), flushed after each."""
+    rows, columns = 0, []
+    for frame in frames:
+        stream.write(frame.to_csv(index=False, header=not columns))
+        stream.flush()
+        rows, columns = rows + len(frame), columns or [str(c) for c in frame.columns]
+    return Written(rows, None, columns)
+
+
+def _write_csv(frames: Iterable[pd.DataFrame], tmp: Path) -> tuple[int, list[str]]:
+    rows, columns = 0, []
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        for frame in frames:
+            frame.to_csv(f, index=False, header=not columns, lineterminator="\n")
+            rows, columns = rows + len(frame), columns or [str(c) for c in frame.columns]
+            guard.poll()
+        f.flush()
+        os.fsync(f.fileno())
+    return rows, columns
+
+
+def _write_parquet(frames: Iterable[pd.DataFrame], tmp: Path, path: Path) -> tuple[int, list[str]]:
+    """One row group per chunk. The first chunk fixes the column types: a later chunk's columns are
+    cast to them (an id column with gaps, ...), or refused when they cannot be."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def arrow(step):
+        try:
+            return step()
+        except (pa.ArrowException, ValueError, TypeError) as e:  # a value Arrow cannot store
+            raise UsageError(f"--output {path}: cannot write parquet: {str(e).splitlines()[0][:300]}") from None
+
+    rows, writer = 0, None
+    with open(tmp, "wb") as f:
+        try:
+            for frame in frames:
+                table = arrow(lambda: pa.Table.from_pandas(frame, preserve_index=False))
+                if writer is None:
+                    writer = arrow(lambda: pq.ParquetWriter(f, table.schema))
+                elif not table.schema.equals(writer.schema):
+                    table = _conform(table, writer.schema, path, rows)
+                arrow(lambda: writer.write_table(table))
+                rows += len(frame)
+                guard.poll()
+        finally:
+            if writer is not None:
+                writer.close()
+        f.flush()
+        os.fsync(f.fileno())
+    return rows, list(writer.schema.names) if writer is not None else []
+
+
+def _conform(table, schema, path: Path, before: int):
+    import pyarrow as pa
+
+    try:
+        return table.cast(schema)
+    except (pa.ArrowException, ValueError, TypeError):
+        pass
+    for field, have in zip(schema, table.schema):
+        if not have.type.equals(field.type):
+            raise DataError(f"--output {path}: column '{field.name}' holds {field.type} values in the first rows "
+                            f"but {have.type} values after row {before}; a parquet file keeps one type per column: "
+                            "write a .csv file instead")
+    raise DataError(f"--output {path}: the columns after row {before} differ from the first rows'")

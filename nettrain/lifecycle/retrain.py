@@ -136,7 +136,6 @@ def _apply_training_overrides(cfg, model, old_training: dict, prep) -> None:
     a new learning rate is set on it; another optimizer or other arguments recompile from the config."""
     from nettrain.config import catalog
     from nettrain.model import compile_model
-    from nettrain.model.compile import make_loss, make_metrics
 
     def spec(opt):
         return dict(opt) if isinstance(opt, dict) else {"name": opt}
@@ -150,8 +149,7 @@ def _apply_training_overrides(cfg, model, old_training: dict, prep) -> None:
     if new_lr is not None and new_lr != old_lr:
         model.optimizer.learning_rate = float(new_lr)
     if old_training.get("loss") != cfg.training.loss or old_training.get("metrics") != cfg.training.metrics:
-        model.compile(optimizer=model.optimizer, loss=make_loss(cfg, prep.dataset.schema),
-                      metrics=make_metrics(cfg, prep.dataset.schema), steps_per_execution=prep.spe)
+        compile_model(cfg, model, prep.dataset.schema, steps_per_execution=prep.spe, optimizer=model.optimizer)
 
 
 def _inherit_history(target, start: int, out: Path) -> list[dict]:

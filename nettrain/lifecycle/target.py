@@ -180,3 +180,342 @@ def _json(path: Path) -> Any:
         raise UsageError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+# ------------------------------------------------------------------------------ the rows a model is run on
+
+# Compressions the chunk reader cannot open (pyarrow detects gzip and bz2 only): such files are read whole.
+NOT_STREAMED = (".xz", ".zip", ".zst")
+# pandas.read_csv reads these as booleans (a column holding nothing else)
+_TRUE_TEXT = ("True", "TRUE", "true")
+_FALSE_TEXT = ("False", "FALSE", "false")
+
+
+def streamed(path: str | Path) -> bool:
+    """Whether a data file is read in chunks (CSV/TSV, also gzip/bz2-compressed, and Parquet)."""
+    from nettrain.data.chunks import streamable
+
+    return streamable(path) and not Path(path).name.lower().endswith(NOT_STREAMED)
+
+
+class Rows:
+    """Rows as model inputs (`Split`s), produced again on every iteration, in order.
+
+    `file_rows` streams a CSV/TSV/Parquet file chunk by chunk (bounded memory); `Rows.of` holds
+    one Split in memory. `check()` produces the first chunk at once, so a missing column or a bad
+    value in the first rows is reported before the model (and TensorFlow) is loaded.
+    """
+
+    def __init__(self, where: str, produce, single=None):
+        self.where = where
+        self._produce = produce
+        self.single = single           # the one in-memory Split, when there is one
+        self._pending = None
+
+    @classmethod
+    def of(cls, split, where: str) -> "Rows":
+        return cls(where, lambda: iter([split]), single=split)
+
+    def check(self) -> None:
+        if self._pending is None:
+            chunks = self._produce()
+            self._pending = (next(chunks), chunks)
+
+    def __iter__(self):
+        if self._pending is not None:
+            first, chunks = self._pending
+            self._pending = None
+            yield first
+            yield from chunks
+        else:
+            yield from self._produce()
+
+
+def table_rows(frame, schema: FeatureSchema, where: str, *, require_target: bool) -> Rows:
+    """A table held in memory as Rows; without `require_target` its target column is not used
+    (predict: gaps or labels the model does not know are no error)."""
+    from nettrain.data import prepare_inputs
+
+    if not require_target and schema.target is not None and schema.target in frame.columns:
+        frame = frame.drop(columns=[schema.target])
+    return Rows.of(prepare_inputs(frame, schema, require_target=require_target, source=where), where)
+
+
+def file_rows(path: str | Path, schema: FeatureSchema, *, require_target: bool) -> Rows:
+    """The rows of a data file: streamed when `streamed(path)`, else read whole (`read_table`)."""
+    if not streamed(path):
+        from nettrain.data import read_table
+
+        return table_rows(read_table(path), schema, str(path), require_target=require_target)
+    return Rows(str(path), lambda: _stream(Path(path), schema, require_target))
+
+
+def _stream(p: Path, schema: FeatureSchema, require_target: bool):
+    """Prepared chunks of a CSV/TSV/Parquet file; the file checks of `read_table` first."""
+    import contextlib
+
+    import pyarrow as pa
+
+    from nettrain.data import prepare_inputs
+    from nettrain.data.chunks import CHUNK_ROWS, _bad_value, header, iter_chunks, kind_of
+    from nettrain.data.words import list_names
+    from nettrain.errors import DataError
+
+    kind = kind_of(p)
+    text = kind != ".parquet"
+    names = _checked_header(p, kind, header)
+    _check_columns(p, names, schema, require_target)
+    wanted = [c.name for c in schema.columns]
+    target = schema.target if schema.target is not None and schema.target in names and require_target else None
+    if target is not None:
+        wanted.append(target)
+    ident = schema.id_column if schema.id_column is not None and schema.id_column in names else None
+    if ident is not None and ident not in wanted:
+        wanted.append(ident)
+    numeric = list(schema.numeric_columns) + ([target] if target and schema.task == "regression" else [])
+    if text and numeric:
+        numeric = _parsed_by_arrow(p, numeric, iter_chunks)
+    typed = [c.name for c in schema.other_columns] + [c for c in (target, ident) if c and c not in numeric]
+    chunks = iter_chunks(p, numeric=numeric, columns=wanted, rows=CHUNK_ROWS)
+    count = 0
+    with contextlib.closing(chunks):
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as e:  # the first block is read (and may fail) before iter_chunks can catch it
+                raise (_bad_value(p, count, numeric, wanted, e) if text else _unreadable(p, kind, count, e)) from None
+            except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
+                raise _unreadable(p, kind, count, e) from None
+            frame = chunk.frame
+            if text:
+                for name in typed:
+                    frame[name] = typed_like_read_csv(frame[name])
+            count += len(frame)
+            yield prepare_inputs(frame, schema, require_target=require_target, source=str(p),
+                                 line_offset=2 if text else None)
+    if count == 0:
+        raise DataError(f"{p}: the file has a header but no rows (columns: {list_names(names)})")
+
+
+def _unreadable(p: Path, kind: str, count: int, err: BaseException):
+    from nettrain.errors import DataError
+
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return DataError(f"{p}: cannot read it as {kind[1:]} after row {count}: {reason[:300]}")
+
+
+def _checked_header(p: Path, kind: str, header) -> list[str]:
+    """The column names, after the checks `read_table` makes of a whole file: it exists, is not
+    empty, is not binary, has no column name twice, no nested parquet column."""
+    from nettrain.data.sources import _check_unique, _sniff_text
+    from nettrain.errors import DataError
+
+    try:
+        exists, is_file = p.exists(), p.is_file()
+        size = p.stat().st_size if is_file else 0
+    except OSError as e:
+        raise DataError(f"{p}: cannot access it: {e.strerror or e}") from None
+    if not exists:
+        raise DataError(f"data file not found: {p}")
+    if not is_file:
+        raise DataError(f"not a file: {p}")
+    if size == 0:
+        raise DataError(f"{p}: the file is empty")
+    if kind != ".parquet" and p.suffix.lower() == kind:
+        _sniff_text(p, kind)
+    names = header(p)
+    _check_unique(p, names)
+    if kind == ".parquet":
+        import pyarrow.parquet as pq
+        from pyarrow import types as pat
+
+        for f in pq.read_schema(p):
+            if pat.is_nested(f.type) or (pat.is_dictionary(f.type) and pat.is_nested(f.type.value_type)):
+                raise DataError(f"{p}: column '{f.name}' holds nested values ({str(f.type)[:80]}); nettrain reads "
+                                "flat columns: one number or string per cell")
+    return names
+
+
+def _check_columns(p: Path, names: list[str], schema: FeatureSchema, require_target: bool) -> None:
+    """A column the model uses (or the target, when required) missing from the header: the message
+    `prepare_inputs` gives, before a row is read."""
+    import pandas as pd
+
+    from nettrain.data.inputs import _check_columns as check
+
+    check(pd.DataFrame({n: [None] for n in names}), schema, str(p), require_target)
+
+
+def _parsed_by_arrow(p: Path, numeric: list[str], iter_chunks) -> list[str]:
+    """The numeric columns read as numbers by the chunk reader: all but those whose first rows hold
+    true/false (a boolean column, numeric to nettrain), which are read as text and converted by
+    `prepare_inputs` as they are when the file is read whole."""
+    import contextlib
+
+    import pyarrow as pa
+
+    first = iter_chunks(p, columns=numeric, rows=1)
+    with contextlib.closing(first):
+        try:
+            frame = next(first).frame
+        except (StopIteration, pa.ArrowException, OSError, UnicodeDecodeError):
+            return numeric  # no rows, or a file the real read reports on
+    return [c for c in numeric if not frame[c].dropna().str.strip().str.lower().isin(["true", "false"]).any()]
+
+
+def typed_like_read_csv(series):
+    """A column of a CSV chunk read as text (None where empty), typed the way `pandas.read_csv`
+    types a column when the file is read whole: int64 when every value is an integer (float64 when
+    some are missing), float64 when every value is a number, bool when every value is True/False
+    (any of pandas' spellings), else the text. So a category written `1.0`, `true` or `007` gives
+    the value training saw (`1`, `True`, `7`), and an integer id stays an integer.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        text = pa.array(series.to_numpy(), type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):  # not text after all
+        return series
+    if text.null_count == len(text):
+        return series
+    first = text.drop_null()[0].as_py()  # a cast that fails costs as much as one that works: look first
+    for kind, parse in ((pa.int64(), int), (pa.float64(), float)):
+        try:
+            parse(first)
+        except ValueError:
+            continue
+        try:
+            numbers = pc.cast(text, kind)
+        except (pa.ArrowException, TypeError, ValueError):
+            continue
+        if text.null_count and kind == pa.int64():
+            numbers = pc.cast(numbers, pa.float64())
+        values = numbers.to_numpy(zero_copy_only=False)
+        return pd.Series(values, index=series.index, name=series.name)
+    words = {**{t: True for t in _TRUE_TEXT}, **{f: False for f in _FALSE_TEXT}}
+    if pc.all(pc.is_in(text.drop_null(), value_set=pa.array(list(words)))).as_py():
+        return series.map(words)
+    return series
+
+
+def aligned(parts, multiple: int):
+    """The Splits of `parts` re-cut so that every one but the last holds a multiple of `multiple`
+    rows: batches of `multiple` drawn from each then match those drawn from all the rows at once
+    (the same sums in the same order: the same metrics, bit for bit)."""
+    tail = None
+    for part in parts:
+        if tail is not None:
+            part, tail = _join(tail, part), None
+        cut = len(part) - len(part) % multiple
+        if cut == len(part):
+            yield part
+            continue
+        if cut:
+            yield _take(part, slice(0, cut))
+        tail = _take(part, slice(cut, None))
+    if tail is not None:
+        yield tail
+
+
+def read_ahead(parts, depth: int = 2):
+    """The items of `parts`, produced by a background thread up to `depth` ahead: reading and
+    preparing the next chunk (pyarrow and pandas, mostly without the GIL) overlaps the model's
+    work on this one. An error in the thread is raised here, in order; leaving early (an error, an
+    interrupt) stops the thread after the chunk it is on."""
+    import queue
+    import threading
+
+    done = object()
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        source = iter(parts)
+        try:
+            for part in source:
+                if not put((part, None)):
+                    return
+            put((done, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+            put((done, e))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="nettrain-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = items.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _take(split, where: slice):
+    from nettrain.data.types import Split
+
+    pick = (lambda a: None if a is None else a[where])
+    return Split(inputs={k: v[where] for k, v in split.inputs.items()}, y=pick(split.y), ids=pick(split.ids),
+                 row_index=pick(split.row_index))
+
+
+def _join(a, b):
+    import numpy as np
+
+    from nettrain.data.types import Split
+
+    def both(x, y):
+        return None if x is None or y is None else np.concatenate([x, y])
+
+    return Split(inputs={k: np.concatenate([a.inputs[k], b.inputs[k]]) for k in a.inputs}, y=both(a.y, b.y),
+                 ids=both(a.ids, b.ids), row_index=both(a.row_index, b.row_index))
+
+
+def execution_rows(model, batch: int) -> int:
+    """Rows per call into TensorFlow (`steps_per_execution` batches): chunks cut to a multiple of it
+    keep every call of a chunk full, so Keras traces its function once, not once per chunk."""
+    try:
+        steps = int(getattr(model, "steps_per_execution", 1) or 1)
+    except (TypeError, ValueError):
+        steps = 1
+    return batch * max(1, steps)
+
+
+def model_outputs(model, rows, batch: int, where: str):
+    """The model's raw outputs for a Split, (n, outputs) float32, batched as `fit` batches."""
+    import numpy as np
+
+    from nettrain.training import feed, runtime
+
+    x = model_feed(model, rows, where)
+    for tensor in model.inputs:
+        want, have = tuple(tensor.shape), tuple(x[tensor.name].shape)
+        if len(want) == len(have) and len(want) > 1 and want[-1] is not None and want[-1] != have[-1]:
+            raise UsageError(f"{where}: the model's input {tensor.name!r} takes {want[-1]} values per row but its "
+                             f"feature schema makes {have[-1]}; the .h5 file and its nettrain metadata do not "
+                             "belong together")
+    with runtime.quiet_native_stderr():
+        pred = model.predict(feed.evaluation_dataset(x, None, batch), verbose=0)
+    pred = np.asarray(pred)
+    return pred.reshape(len(pred), -1)

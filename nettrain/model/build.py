@@ -1,7 +1,9 @@
 """keras.Model(raw inputs -> preprocessing layers -> the configured stack -> output head).
 
-Preprocessing statistics come from the training rows and are passed to the layers as
-constructor arguments (Normalization mean/variance, lookup vocabularies), so they live in the
+Preprocessing statistics come from the statistics of the training rows the data stage computed
+(`Dataset.stats`, a `data.stats.TrainStats`: the same for data in memory and a stream of chunks;
+nothing here reads the training arrays) and are passed to the layers as constructor arguments
+(Normalization mean/variance, lookup vocabularies, the target's Rescaling), so they live in the
 layer config and a saved `.h5` model loads with plain `keras.models.load_model`.
 """
 
@@ -18,8 +20,9 @@ from nettrain import keras_compat
 from nettrain.config import catalog, coherence
 from nettrain.config.loader import check_layer
 from nettrain.config.schema import Config, LayerSpec
-from nettrain.data.types import NUMERIC_INPUT, ColumnInfo, Dataset, FeatureSchema, Split
-from nettrain.model.compile import compile_model, label_mode, output_activation_kind
+from nettrain.data.stats import NumericStats, TextSource, TrainStats, train_stats
+from nettrain.data.types import NUMERIC_INPUT, ColumnInfo, Dataset, FeatureSchema
+from nettrain.model.compile import TARGET_LAYER, compile_model, label_mode, output_activation_kind
 
 DEFAULT_MAX_TOKENS = 10_000
 
@@ -27,20 +30,22 @@ DEFAULT_MAX_TOKENS = 10_000
 def build_model(cfg: Config, dataset: Dataset, *, compile: bool = True, notes: list[str] | None = None) -> keras.Model:
     """The model; what nettrain added or filled in for the user's stack is appended to `notes`."""
     schema = dataset.schema
+    stats = train_stats(dataset)
     notes = notes if notes is not None else []
     vocab: dict[str, int] = {}  # int-sequence text column -> vocabulary size (mask and OOV included)
-    inputs, branches = _inputs_and_preprocessing(cfg, schema, dataset.train, vocab, notes)
+    inputs, branches = _inputs_and_preprocessing(cfg, schema, stats, vocab, notes)
     x = branches[0] if len(branches) == 1 else _concat(cfg, branches)
     built: dict[str, keras.layers.Layer] = {}  # key path -> layer
     for i, spec in enumerate(cfg.model.layers):
         if i == 0 and spec.type == "Embedding" and vocab:
             spec = _fill_embedding(cfg, spec, vocab, notes)
         x = _apply(cfg, spec, x, f"model.layers.{i}", built)
-    head = _head(cfg, schema, dataset.train)
+    head = _head(cfg, schema, stats)
     if head is not None:
         x = _apply(cfg, head, x, "model.output", built, default_init=False)
+    x = _target_scaling(cfg, schema, stats, x, notes)
     model = keras.Model(inputs=inputs, outputs=x, name=_model_name(cfg.name))
-    _check_output(cfg, schema, model, dataset.train)
+    _check_output(cfg, schema, model)
     _check_memory(cfg, model, built)
     if compile:
         compile_model(cfg, model, schema)
@@ -72,7 +77,7 @@ def _fill_embedding(cfg: Config, spec: LayerSpec, vocab: dict[str, int], notes: 
     return spec
 
 
-def _inputs_and_preprocessing(cfg: Config, schema: FeatureSchema, train: Split, vocab: dict[str, int],
+def _inputs_and_preprocessing(cfg: Config, schema: FeatureSchema, stats: TrainStats, vocab: dict[str, int],
                               notes: list[str]):
     inputs: dict[str, keras.KerasTensor] = {}
     branches = []
@@ -81,40 +86,37 @@ def _inputs_and_preprocessing(cfg: Config, schema: FeatureSchema, train: Split, 
     if numeric:
         inp = keras.Input(shape=(len(numeric),), name=NUMERIC_INPUT, dtype="float32")
         inputs[NUMERIC_INPUT] = inp
-        branches.append(_numeric_scaling(pre.numeric, train.inputs[NUMERIC_INPUT])(inp)
-                        if pre.numeric != "none" else inp)
+        branches.append(_numeric_scaling(pre.numeric, stats.numeric)(inp) if pre.numeric != "none" else inp)
     for col in schema.other_columns:
         if col.kind == "categorical":
             inp = keras.Input(shape=(1,), name=col.name, dtype="string")
-            branches.append(_categorical(pre.categorical, col, train.inputs[col.name])(inp))
+            branches.append(_categorical(pre.categorical, col, stats.categories[col.name])(inp))
         else:
             inp = keras.Input(shape=(), name=col.name, dtype="string")
-            branches.append(_text(cfg, col, train.inputs[col.name], vocab, notes)(inp))
+            branches.append(_text(cfg, col, stats.texts[col.name], vocab, notes)(inp))
         inputs[col.name] = inp
     if not branches:
         raise cfg.error("data.features", "no feature columns left to train on")
     return inputs, branches
 
 
-def _numeric_scaling(mode: str, x: np.ndarray) -> keras.layers.Layer:
-    x = np.asarray(x, dtype=np.float64)
+def _numeric_scaling(mode: str, numeric: NumericStats) -> keras.layers.Layer:
     if mode == "standard":
-        mean, var = x.mean(axis=0), x.var(axis=0)
+        mean, var = numeric.mean, numeric.variance
     else:  # minmax as (x - min) / (max - min): Normalization with mean=min, variance=range^2
-        lo, hi = x.min(axis=0), x.max(axis=0)
+        lo, hi = numeric.min, numeric.max
         mean, var = lo, (hi - lo) ** 2
     var = np.where(var > 0, var, 1.0)  # constant columns pass through centred, not divided by 0
     return keras.layers.Normalization(mean=mean.tolist(), variance=var.tolist(), name=f"scale_{mode}")
 
 
-def _vocabulary(values: np.ndarray) -> list[str]:
-    uniq, counts = np.unique(values.astype(str).ravel(), return_counts=True)
-    order = np.lexsort((uniq, -counts))  # most frequent first, ties by name: stable across runs
-    return [str(u) for u in uniq[order]]
+def _vocabulary(counts: dict[str, int]) -> list[str]:
+    """Most frequent first, ties by value: stable across runs."""
+    return [str(value) for value, _ in sorted(counts.items(), key=lambda vc: (-vc[1], vc[0]))]
 
 
-def _categorical(mode: str, col: ColumnInfo, values: np.ndarray):
-    vocab = _vocabulary(values)
+def _categorical(mode: str, col: ColumnInfo, counts: dict[str, int]):
+    vocab = _vocabulary(counts)
     name = _layer_name(col.name)
     if mode == "one_hot":
         return keras.layers.StringLookup(vocabulary=vocab, output_mode="one_hot", name=f"onehot_{name}")
@@ -127,13 +129,13 @@ def _categorical(mode: str, col: ColumnInfo, values: np.ndarray):
                   keras.layers.Flatten(name=f"flat_{name}"))
 
 
-def _text(cfg: Config, col: ColumnInfo, values: np.ndarray, vocab_sizes: dict[str, int], notes: list[str]):
+def _text(cfg: Config, col: ColumnInfo, texts: TextSource, vocab_sizes: dict[str, int], notes: list[str]):
     mode = col.output_mode or "multi_hot"
     max_tokens = col.max_tokens or DEFAULT_MAX_TOKENS
     name = _layer_name(col.name)
     probe = keras.layers.TextVectorization(max_tokens=max_tokens, output_mode=mode,
                                            output_sequence_length=col.sequence_length if mode == "int" else None)
-    probe.adapt(values.astype(str).ravel())
+    _adapt(probe, texts)
     vocab = probe.get_vocabulary()
     if len(vocab) <= (2 if mode == "int" else 1):
         raise cfg.error(f"data.columns.{col.name}", f"text column '{col.name}' has no tokens in the training rows")
@@ -160,6 +162,20 @@ def _text(cfg: Config, col: ColumnInfo, values: np.ndarray, vocab_sizes: dict[st
                      "(embedding_dim)")
         return _chain(layer, keras.layers.Embedding(size, col.embedding_dim, name=f"embed_{name}"))
     return layer
+
+
+def _adapt(probe: keras.layers.TextVectorization, texts: TextSource) -> None:
+    """`probe.adapt` over one pass of a column's training texts: one array in memory, else a
+    tf.data pipeline over the chunks (Keras accumulates the same counts batch by batch)."""
+    parts = texts()
+    if isinstance(parts, (list, tuple)) and len(parts) == 1:
+        probe.adapt(np.asarray(parts[0]).astype(str).ravel())
+        return
+    import tensorflow as tf
+
+    chunks = iter(parts)
+    probe.adapt(tf.data.Dataset.from_generator(lambda: (np.asarray(c).astype(str).ravel() for c in chunks),
+                                               output_signature=tf.TensorSpec([None], tf.string)))
 
 
 def _layer_name(column: str) -> str:
@@ -310,14 +326,14 @@ def _first_line(e: Exception) -> str:
 
 # ---------------------------------------------------------------------------- the head
 
-def _head(cfg: Config, schema: FeatureSchema, train: Split) -> LayerSpec | None:
+def _head(cfg: Config, schema: FeatureSchema, stats: TrainStats) -> LayerSpec | None:
     out = cfg.model.output
     if isinstance(out, LayerSpec):
         return out
     if out == "none":
         return None
     if schema.task == "regression":
-        n = 1 if train.y is None or train.y.ndim == 1 else train.y.shape[1]
+        n = stats.target.columns if stats.target is not None else 1
         return LayerSpec(type="Dense", units=n, name="output")
     kind = output_activation_kind(cfg, schema)
     if kind in ("sigmoid", "tanh"):
@@ -325,7 +341,35 @@ def _head(cfg: Config, schema: FeatureSchema, train: Split) -> LayerSpec | None:
     return LayerSpec(type="Dense", units=len(schema.class_names or []), activation="softmax", name="output")
 
 
-def _check_output(cfg: Config, schema: FeatureSchema, model: keras.Model, train: Split) -> None:
+def _target_scaling(cfg: Config, schema: FeatureSchema, stats: TrainStats, x, notes: list[str]):
+    """preprocessing.target standard (regression): the head predicts the standardized target and a
+    Rescaling(scale=std, offset=mean) layer (the training rows' statistics, per target column) puts it
+    back into the target's units, so predictions and metrics are in those units and the model file
+    loads with plain Keras. The loss weight that makes training step as on the standardized target is
+    set at compile time, from this layer (`compile.loss_weight`)."""
+    if schema.task != "regression" or cfg.preprocessing.target != "standard" or stats.target is None:
+        return x
+    target = stats.target
+    std = target.std
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)  # a constant target is centred only
+    mean = np.where(np.isfinite(target.mean), target.mean, 0.0)
+    units = x.shape[-1]
+    if target.columns > 1 and units != target.columns:
+        head = "model.output" if cfg.model.output != "none" else f"model.layers.{len(cfg.model.layers) - 1}"
+        raise cfg.error(head, f"the model gives {units} outputs per row but the target has {target.columns} "
+                        f"columns; fix: output: auto, or units: {target.columns}")
+    one = target.columns == 1
+    kwargs: dict[str, Any] = dict(scale=float(std[0]) if one else std.tolist(),
+                                  offset=float(mean[0]) if one else mean.tolist(), name=TARGET_LAYER)
+    if cfg.runtime.mixed_precision:
+        kwargs["dtype"] = "float32"  # 5000 + 800 * z in float16 would be off by units
+    shown = (f"{kwargs['scale']:.6g}", f"{kwargs['offset']:.6g}") if one else ("std per column", "mean per column")
+    notes.append(f"preprocessing.target: standard: the head predicts the standardized target; "
+                 f"Rescaling(scale={shown[0]}, offset={shown[1]}) puts it back in the target's units")
+    return keras.layers.Rescaling(**kwargs)(x)
+
+
+def _check_output(cfg: Config, schema: FeatureSchema, model: keras.Model) -> None:
     shape = model.output.shape
     if len(shape) != 2:
         raise cfg.error("model.layers", f"the model output has shape {tuple(shape)}; it must be (batch, units): "

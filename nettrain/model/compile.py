@@ -12,7 +12,16 @@ import keras
 from nettrain.config import catalog
 from nettrain.config.coherence import AUTO_METRICS, HINGE_LOSSES, ONE_HOT_LOSSES, SPARSE_LOSSES
 from nettrain.config.schema import Config
-from nettrain.data.types import FeatureSchema, Split
+from nettrain.data.stats import TrainStats
+from nettrain.data.types import FeatureSchema
+
+# The layer that puts a standardized regression output back into the target's units
+# (preprocessing.target: standard); the loss weight is read from it (`target_scale`).
+TARGET_LAYER = "target_scale"
+# Regression losses by how they grow with the target's scale (names normalized: lower case, no '_').
+SQUARED_LOSSES = {"meansquarederror", "mse"}
+ABSOLUTE_LOSSES = {"meanabsoluteerror", "mae"}
+SMOOTH_LOSSES = {"huber": 1.0, "huberloss": 1.0, "logcosh": 1.0, "logcoshloss": 1.0}  # -> default delta
 
 
 def loss_name(loss: str | dict) -> str:
@@ -140,7 +149,8 @@ def metric_names(cfg: Config, schema: FeatureSchema) -> list[str]:
     return names
 
 
-def class_weights(cfg: Config, schema: FeatureSchema, train: Split) -> dict[int, float] | None:
+def class_weights(cfg: Config, schema: FeatureSchema, stats: TrainStats) -> dict[int, float] | None:
+    """Keras `class_weight` from `training.class_weight` and the class counts of the training rows."""
     cw = cfg.training.class_weight
     if cw == "none" or schema.task == "regression":
         if cw not in ("none",) and schema.task == "regression":
@@ -148,9 +158,12 @@ def class_weights(cfg: Config, schema: FeatureSchema, train: Split) -> dict[int,
         return None
     n = len(schema.class_names)
     if cw == "balanced":
-        counts = np.bincount(train.y.astype(np.int64), minlength=n).astype(np.float64)
+        counts = np.zeros(n, dtype=np.float64)
+        given = np.asarray(stats.class_counts if stats.class_counts is not None else [], dtype=np.float64)[:n]
+        counts[: len(given)] = given
+        total = float(counts.sum())
         counts[counts == 0] = 1.0
-        return {i: float(len(train.y) / (n * counts[i])) for i in range(n)}
+        return {i: float(total / (n * counts[i])) for i in range(n)}
     out = {i: 1.0 for i in range(n)}
     for label, weight in cw.items():
         key = str(label)
@@ -161,10 +174,50 @@ def class_weights(cfg: Config, schema: FeatureSchema, train: Split) -> dict[int,
     return out
 
 
+def target_scale(model: keras.Model) -> np.ndarray | None:
+    """The standard deviation(s) of the target the model's output is scaled by (its last layer is the
+    `Rescaling` named TARGET_LAYER: preprocessing.target standard), None for a model without it."""
+    layers = getattr(model, "layers", None) or []
+    last = layers[-1] if layers else None
+    if not isinstance(last, keras.layers.Rescaling) or last.name != TARGET_LAYER:
+        return None
+    return np.atleast_1d(np.asarray(last.get_config()["scale"], dtype=np.float64))
+
+
+def loss_weight(cfg: Config, scale: np.ndarray | None) -> float | None:
+    """The Keras `loss_weights` that make training on the original target (through the model's
+    Rescaling layer) step exactly as training on the standardized target: the standardized loss is
+    the loss of the original units times 1/std^2 for squared errors (mse), 1/std for absolute ones
+    (mae). huber and log_cosh keep their delta (log_cosh: 1) in the target's units: 1/std^2 when
+    std <= delta (the errors fall in their quadratic part), else 1/(std * delta) (their linear part).
+    Other losses (mape, msle, poisson, cosine_similarity) are not weighted. Several target columns
+    share one weight, from the root mean square of their standard deviations. None: no scaling."""
+    if scale is None:
+        return None
+    s = float(np.sqrt(np.mean(np.square(scale))))
+    if not np.isfinite(s) or s <= 0:
+        return None
+    loss = cfg.training.loss
+    key = "meansquarederror" if loss == "auto" else catalog.normalize(loss_name(loss))
+    if key in SQUARED_LOSSES:
+        return 1.0 / s**2
+    if key in ABSOLUTE_LOSSES:
+        return 1.0 / s
+    if key in SMOOTH_LOSSES:
+        delta = SMOOTH_LOSSES[key]
+        if isinstance(loss, dict) and key.startswith("huber"):
+            delta = float(loss.get("delta", delta))
+        return 1.0 / (s * min(s, delta))
+    return None
+
+
 def compile_model(cfg: Config, model: keras.Model, schema: FeatureSchema, learning_rate: Any = None,
-                  steps_per_execution: int = 1) -> None:
+                  steps_per_execution: int = 1, optimizer: Any = None) -> None:
+    """Compile with the configured loss, optimizer (or `optimizer`, e.g. a restored one) and metrics;
+    a model that ends in the target's Rescaling layer gets the loss weight of `loss_weight`."""
     try:
-        model.compile(optimizer=make_optimizer(cfg, learning_rate), loss=make_loss(cfg, schema),
-                      metrics=make_metrics(cfg, schema), steps_per_execution=steps_per_execution)
+        model.compile(optimizer=optimizer if optimizer is not None else make_optimizer(cfg, learning_rate),
+                      loss=make_loss(cfg, schema), metrics=make_metrics(cfg, schema),
+                      loss_weights=loss_weight(cfg, target_scale(model)), steps_per_execution=steps_per_execution)
     except (TypeError, ValueError) as e:
         raise cfg.error("training", f"cannot compile the model: {str(e).splitlines()[0]}") from None

@@ -133,11 +133,13 @@ def load_model(path: str | os.PathLike, *, restore_optimizer: bool = True):
             training = compat.read_h5_training_state(f, optimizer_values=restore_optimizer)
         if training is not None and getattr(model, "optimizer", None) is not None:
             # Compile again: with the optimizer's saved state when asked, and always with the metrics
-            # under the names fit logged (the loader turns "mae" into "mean_absolute_error").
+            # under the names fit logged (the loader turns "mae" into "mean_absolute_error") and the
+            # saved loss weight (a regression model trained on its standardized target).
             optimizer = model.optimizer
             if restore_optimizer and training.optimizer_config is not None:
                 optimizer = compat.restore_optimizer(model, training)
             model.compile(optimizer=optimizer, loss=model.loss, metrics=compat.compiled_metrics(training),
+                          loss_weights=training.loss_weights,
                           steps_per_execution=training.steps_per_execution)
     except compat.OptimizerStateMismatch as e:
         raise UsageError(f"{path}: {e}") from None

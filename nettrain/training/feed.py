@@ -2,7 +2,8 @@
 
 A training session takes its examples from a `Feed`: the training batches of one epoch, the
 validation batches, the number of steps per epoch, and the labelled data of the final
-evaluation. `ArrayFeed` serves a `Dataset` held in memory; a stream of chunks is the next kind.
+evaluation. `ArrayFeed` serves a `Dataset` held in memory; `StreamFeed` a `StreamDataset`, whose
+rows are read again from their file(s) chunk by chunk at every pass (`data.stream`).
 
 In-memory arrays are converted to tensors once (no per-epoch copies). Each epoch's batch order
 is a permutation drawn from (seed, epoch) only, so epoch N sees the same batches whether the
@@ -23,6 +24,8 @@ import keras
 from nettrain import keras_compat
 
 from nettrain.config.schema import Config
+from nettrain.data.stats import train_stats
+from nettrain.data.stream import HOLDOUT_ROWS, StreamDataset, join_splits, read_ahead
 from nettrain.data.types import Dataset, Split
 from nettrain.model.compile import class_weights, encode_targets
 from nettrain.store.rundir import SPLITS
@@ -208,7 +211,7 @@ class ArrayFeed:
         return {k: v[: self.batch_size] for k, v in self._train_inputs(model).items()}
 
     def class_weight(self, cfg: Config) -> dict[int, float] | None:
-        return class_weights(cfg, self.dataset.schema, self.dataset.train)
+        return class_weights(cfg, self.dataset.schema, train_stats(self.dataset))
 
     def evaluation(self, model: keras.Model) -> dict[str, tf.data.Dataset]:
         out = {}
@@ -230,3 +233,119 @@ class ArrayFeed:
 
 def _has_rows(split: Split | None) -> bool:
     return split is not None and len(split) > 0
+
+
+class StreamFeed:
+    """A `Feed` over a `StreamDataset`: every pass reads the file(s) again, chunk by chunk.
+
+    Training: `tf.data.Dataset.from_generator` over the training rows of each shuffle window
+    (`RowReader.rows(..., shuffle=(seed, epoch))`, the epoch read from the cursor when Keras starts
+    the epoch's iteration), `rebatch(batch_size)` into batches that run across chunk boundaries, and
+    the steps per epoch the first pass counted (so the epoch ends exactly where the in-memory one
+    would: ceil(rows / batch_size) batches, the last one partial). A thread of its own reads and
+    prepares the next chunks while the model trains on this one (`read_ahead`); the order of the rows
+    does not depend on it. Validation and evaluation read their splits the same way, in file order.
+    """
+
+    def __init__(self, dataset: StreamDataset, *, mode: str, n_classes: int | None, batch_size: int, seed: int):
+        self.dataset, self.mode, self.n_classes = dataset, mode, n_classes
+        self.batch_size, self.seed = batch_size, seed
+        self.failure: BaseException | None = None  # a DataError raised while reading (the file changed)
+
+    @property
+    def steps(self) -> int:
+        return steps_per_epoch(self.dataset.rows("train"), self.batch_size)
+
+    @property
+    def has_validation(self) -> bool:
+        return self.dataset.rows("validation") > 0
+
+    def _signature(self, model: keras.Model):
+        x = {}
+        for tensor in model.inputs:
+            shape = (None,) + tuple(tensor.shape[1:])
+            x[tensor.name] = tf.TensorSpec(shape, tf.string if tensor.dtype == "string" else tf.float32)
+        if self.mode == "sparse":
+            y = tf.TensorSpec((None,), tf.int32)
+        else:
+            width = self.n_classes if self.mode == "one_hot" else 1
+            stats = self.dataset.stats
+            if self.mode == "regression" and stats is not None and stats.target is not None:
+                width = stats.target.columns
+            y = tf.TensorSpec((None, width), tf.float32)
+        return x, y
+
+    def _arrays(self, model: keras.Model, split: Split, labels: bool = True):
+        x = {}
+        for tensor in model.inputs:
+            arr = split.inputs[tensor.name]
+            if tensor.dtype == "string":
+                arr = arr.reshape(-1) if len(tensor.shape) == 1 else arr
+            else:
+                arr = np.asarray(arr, dtype=np.float32)
+            x[tensor.name] = arr
+        if not labels:
+            return x
+        return x, encode_targets(split.y, self.mode, self.n_classes)
+
+    def _dataset(self, model: keras.Model, split: str, rows: int, *, cursor: EpochCursor | None = None,
+                 labels: bool = True) -> tf.data.Dataset:
+        """Batches of the rows of `split` (shuffled by (seed, epoch) when a cursor is given)."""
+        codes = self.dataset.codes[split]
+        reader = self.dataset.reader
+        feed = self
+
+        def chunks(epoch=None):
+            shuffle = None if epoch is None else (feed.seed, int(epoch))
+            try:
+                for part in read_ahead(reader.rows(codes, shuffle=shuffle)):
+                    yield feed._arrays(model, part, labels)
+            except Exception as e:  # noqa: BLE001 - tf.data would hide it behind its own error
+                feed.failure = e
+                raise
+
+        x_spec, y_spec = self._signature(model)
+        spec = (x_spec, y_spec) if labels else x_spec
+        if cursor is None:
+            ds = tf.data.Dataset.from_generator(chunks, output_signature=spec)
+        else:
+            def epoch_chunks(_):
+                return tf.data.Dataset.from_generator(chunks, args=(cursor.epoch.read_value(),), output_signature=spec)
+
+            ds = tf.data.Dataset.from_tensors(0).flat_map(epoch_chunks)
+        ds = ds.rebatch(self.batch_size)
+        ds = keras_compat.assert_cardinality(ds, steps_per_epoch(rows, self.batch_size))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def training(self, model: keras.Model, cursor: EpochCursor) -> tf.data.Dataset:
+        return self._dataset(model, "train", self.dataset.rows("train"), cursor=cursor)
+
+    def validation(self, model: keras.Model) -> tf.data.Dataset | None:
+        rows = self.dataset.rows("validation")
+        return self._dataset(model, "validation", rows) if rows else None
+
+    def first_batch(self, model: keras.Model) -> dict[str, tf.Tensor]:
+        rows = self.dataset.reader.rows(self.dataset.codes["train"], limit=self.batch_size)
+        try:
+            first = next(rows)
+        finally:
+            rows.close()
+        return model_inputs(model, first.inputs)
+
+    def class_weight(self, cfg: Config) -> dict[int, float] | None:
+        return class_weights(cfg, self.dataset.schema, train_stats(self.dataset))
+
+    def evaluation(self, model: keras.Model) -> dict[str, tf.data.Dataset]:
+        return {name: self._dataset(model, name, self.dataset.rows(name)) for name in SPLITS
+                if self.dataset.rows(name)}
+
+    def holdout(self, model: keras.Model) -> Holdout | None:
+        """The first HOLDOUT_ROWS rows (file order) of the test split, else of the validation split."""
+        name = "test" if self.dataset.rows("test") else "validation"
+        if not self.dataset.rows(name):
+            return None
+        parts = list(self.dataset.reader.rows(self.dataset.codes[name], limit=HOLDOUT_ROWS))
+        split = join_splits(parts)
+        if split.y is None:
+            return None
+        return Holdout(name, evaluation_dataset(model_inputs(model, split.inputs), None, self.batch_size), split.y)

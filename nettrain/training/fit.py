@@ -34,7 +34,8 @@ from nettrain.model.outputs import predicted_classes  # noqa: E402
 from nettrain.report.tables import format_value  # noqa: E402
 from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
-from nettrain.training.feed import ArrayFeed, EpochCursor, Feed, lively_steps, steps_per_epoch  # noqa: E402
+from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, lively_steps,  # noqa: E402
+                                    steps_per_epoch)
 from nettrain.training.progress import notice, report_result, tell_the_end  # noqa: E402
 from nettrain.training.schedules import make_schedule  # noqa: E402
 
@@ -67,6 +68,7 @@ class Prepared:
     threshold: float
     n_classes: int | None
     spe: int
+    data_path: Any = None                        # data.stream.DataPath: streamed or in memory, and why
 
     @property
     def steps(self) -> int:
@@ -85,18 +87,23 @@ class Prepared:
                 "inputs": [t.name for t in model.inputs]}
 
 
-def prepare(cfg: Config) -> Prepared:
+def prepare(cfg: Config, *, stream: bool | None = None) -> Prepared:
+    """The config and the data: in memory, or streamed from the file (`data.stream`; `stream`, the
+    path a resumed run was started on, keeps it under `auto`). A streamed dataset's first pass
+    reads the whole file here, so a bad value anywhere in it stops the command before a run exists."""
+    from nettrain.data.stream import choose, load_stream
+
+    path = choose(cfg, recorded=stream)  # a config mistake before the slow part
     device, strategy = runtime.setup(cfg)
-    dataset = load_dataset(cfg)
+    dataset = load_stream(cfg, path.why) if path.stream else load_dataset(cfg)
     schema = dataset.schema
     mode = label_mode(cfg, schema)
     n_classes = len(schema.class_names) if schema.class_names else None
-    steps = steps_per_epoch(len(dataset.train), cfg.training.batch_size)
+    feed = _feed(cfg, dataset, mode, n_classes)
     spe = cfg.training.steps_per_execution
-    return Prepared(cfg=cfg, device=device, strategy=strategy, dataset=dataset,
-                    feed=_array_feed(cfg, dataset, mode, n_classes), mode=mode,
+    return Prepared(cfg=cfg, device=device, strategy=strategy, dataset=dataset, feed=feed, mode=mode,
                     threshold=0.0 if output_activation_kind(cfg, schema) == "tanh" else 0.5,
-                    n_classes=n_classes, spe=min(32, steps) if spe == "auto" else spe)
+                    n_classes=n_classes, spe=min(32, feed.steps) if spe == "auto" else spe, data_path=path)
 
 
 def strategy_scope(strategy: Any) -> contextlib.AbstractContextManager:
@@ -106,11 +113,23 @@ def strategy_scope(strategy: Any) -> contextlib.AbstractContextManager:
 
 def with_rows(prep: Prepared, dataset: Dataset) -> Prepared:
     """`prep` for other rows of the same data (a k-fold fold): its own feed and steps per epoch."""
-    return dataclasses.replace(prep, dataset=dataset, feed=_array_feed(prep.cfg, dataset, prep.mode, prep.n_classes))
+    return dataclasses.replace(prep, dataset=dataset, feed=_feed(prep.cfg, dataset, prep.mode, prep.n_classes))
 
 
-def _array_feed(cfg: Config, dataset: Dataset, mode: str, n_classes: int | None) -> ArrayFeed:
-    return ArrayFeed(dataset, mode=mode, n_classes=n_classes, batch_size=cfg.training.batch_size, seed=cfg.seed)
+def _feed(cfg: Config, dataset: Dataset, mode: str, n_classes: int | None) -> Feed:
+    from nettrain.data.stream import StreamDataset
+
+    kind = StreamFeed if isinstance(dataset, StreamDataset) else ArrayFeed
+    return kind(dataset, mode=mode, n_classes=n_classes, batch_size=cfg.training.batch_size, seed=cfg.seed)
+
+
+def split_rows(dataset: Dataset) -> dict[str, int]:
+    """Rows per split (`rundir.SPLITS`), of a dataset in memory or streamed."""
+    from nettrain.data.stream import StreamDataset
+
+    if isinstance(dataset, StreamDataset):
+        return {s: dataset.rows(s) for s in rundir.SPLITS}
+    return {s: (len(getattr(dataset, s)) if getattr(dataset, s) is not None else 0) for s in rundir.SPLITS}
 
 
 def new_model(prep: Prepared) -> keras.Model:
@@ -166,9 +185,17 @@ def run_fields(prep: Prepared, **extra: Any) -> dict[str, Any]:
 
 
 def data_record(dataset: Dataset) -> dict[str, Any]:
-    return {"source": dataset.source, "fingerprint": dataset.fingerprint,
-            "rows": {s: (len(getattr(dataset, s)) if getattr(dataset, s) is not None else 0)
-                     for s in rundir.SPLITS}}
+    """run.json's `data`: where the rows came from, their fingerprint, rows per split, whether they were
+    streamed (and for a classification stream, whose splits are not stratified, each split's class shares)."""
+    from nettrain.data.stream import StreamDataset
+
+    record = {"source": dataset.source, "fingerprint": dataset.fingerprint, "rows": split_rows(dataset),
+              "stream": isinstance(dataset, StreamDataset)}
+    if isinstance(dataset, StreamDataset):
+        shares = dataset.class_shares()
+        if shares:
+            record["class_shares"] = shares
+    return record
 
 
 def write_start_files(prep: Prepared, out: Path) -> None:
@@ -293,6 +320,11 @@ def _fit(s: Session, kit: _Callbacks) -> None:
         with strategy_scope(s.strategy):
             model.fit(train_ds, initial_epoch=s.first_epoch, epochs=s.last_epoch, validation_data=val_ds,
                       shuffle=False, callbacks=kit.all, verbose=0, class_weight=s.feed.class_weight(cfg))
+    except Exception:
+        failure = getattr(s.feed, "failure", None)  # a streamed file that could not be read again
+        if failure is not None:
+            raise failure from None
+        raise
     finally:
         kit.progress.close()
 
@@ -431,7 +463,13 @@ def evaluate_splits(model: keras.Model, feed: Feed) -> dict[str, dict[str, float
     """The final metrics: {split: {metric: value}} of the model on the feed's evaluation data."""
     out: dict[str, dict[str, float]] = {}
     for name, ds in feed.evaluation(model).items():
-        result = model.evaluate(ds, verbose=0, return_dict=True, callbacks=[cb.InterruptPoll()])
+        try:
+            result = model.evaluate(ds, verbose=0, return_dict=True, callbacks=[cb.InterruptPoll()])
+        except Exception:
+            failure = getattr(feed, "failure", None)  # a streamed file that could not be read again
+            if failure is not None:
+                raise failure from None
+            raise
         out[name] = {k: float(v) for k, v in result.items()}
     return out
 

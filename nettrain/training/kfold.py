@@ -10,30 +10,45 @@ trained by the leaf `training.fit`, which knows nothing of folds.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from nettrain.data.load import take_rows
+from nettrain.data.load import fold_dataset
 from nettrain.errors import Interrupted
 from nettrain.store import atomic, guard, rundir
 from nettrain.training import fit as F
 
 
+def _streamed(prep: F.Prepared) -> bool:
+    from nettrain.data.stream import StreamDataset
+
+    return isinstance(prep.dataset, StreamDataset)
+
+
+def count(prep: F.Prepared) -> int:
+    """How many folds the data stage made."""
+    if _streamed(prep):
+        return prep.dataset.n_folds if prep.dataset.fold_stats else 0
+    return len(prep.dataset.folds or [])
+
+
 def check_folds(prep: F.Prepared) -> None:
-    if not prep.dataset.folds or prep.dataset.pool is None:
+    if count(prep) < 2 or (not _streamed(prep) and prep.dataset.pool is None):
         raise prep.cfg.error("data.split.folds", "the data stage produced no folds")
 
 
 def folds(prep: F.Prepared) -> Iterator[tuple[int, F.Prepared]]:
-    """(fold number from 1, the fold's `Prepared`: its training and validation rows of the pool)."""
+    """(fold number from 1, the fold's `Prepared`: its training and validation rows of the pool; for a
+    stream, the rows whose hashed fold is another one and those whose fold is this one)."""
     dataset = prep.dataset
+    if _streamed(prep):
+        for i in range(1, dataset.n_folds + 1):
+            yield i, F.with_rows(prep, dataset.for_fold(i))
+        return
     for i, (train_pos, val_pos) in enumerate(dataset.folds, start=1):
-        fold_data = dataclasses.replace(dataset, train=take_rows(dataset.pool, train_pos),
-                                        validation=take_rows(dataset.pool, val_pos), folds=None, pool=None)
-        yield i, F.with_rows(prep, fold_data)
+        yield i, F.with_rows(prep, fold_dataset(dataset, train_pos, val_pos))
 
 
 def fold_dir(out: Path, i: int) -> Path:
@@ -48,7 +63,7 @@ def fold_fields(i: int, out: Path) -> dict[str, Any]:
 def start_kfold_dir(prep: F.Prepared, out: Path) -> rundir.RunRecord:
     """The parent run's run.json (first), config.yaml and labels.json."""
     record = rundir.RunRecord(out)
-    record.update(**F.run_fields(prep, folds=len(prep.dataset.folds)))
+    record.update(**F.run_fields(prep, folds=count(prep)))
     with record.active():
         F.write_start_files(prep, out)
     return record

@@ -1,0 +1,931 @@
+"""Data larger than memory (`data.stream`): a CSV/TSV/Parquet file read in chunks, never whole.
+
+Which path a config takes: `choose(cfg)`. `auto` streams when the data files together are larger
+than a quarter of the available memory (`STREAM_SHARE`); only CSV, TSV (also gzip/bz2-compressed)
+and Parquet files stream.
+
+`load_stream(cfg)` makes one first pass over the file(s), chunk by chunk (`chunks.iter_chunks`),
+and keeps only what training needs: the column kinds (decided from the first chunk by the same
+`select_columns` / `type_columns` the in-memory path uses; a later value that is not a number in a
+numeric column is an error naming its line), the row count of every split, the distinct labels and
+the task, the statistics of the training rows (`data.stats`: one `stats_of` per chunk, merged), the
+fill values of the missing-value policy, the class shares per split, whether the file is ordered by
+its target, and a fingerprint (sha256 of the file bytes and the split). Every later pass reads the
+file again (`RowReader.rows`): each row's split is a function of its row number and the seed
+(`split.HashedSplit`), so evaluate and --resume find the same rows.
+
+Shuffling: rows are permuted within windows of `SHUFFLE_WINDOW` consecutive chunks, by a numpy
+permutation seeded from (seed, epoch, window number), so an epoch's order depends on nothing else
+(a resumed run sees the same batches). Rows further apart than a window are never mixed: a file
+ordered by its target must be shuffled once beforehand (the first pass says so).
+
+No TensorFlow here: the feed (`training.feed.StreamFeed`) turns `RowReader.rows` into tf.data.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import hashlib
+import math
+import os
+import queue
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from nettrain.data import chunks as C
+from nettrain.data.columns import as_strings, row_label, select_columns, type_columns
+from nettrain.data.inputs import missing_counts, missing_rows, prepare_inputs
+from nettrain.data.split import FOLD0, TEST, TRAIN, VALIDATION, HashedSplit, fold_codes
+from nettrain.data.stats import (FILL_POLICIES, MAX_VALUE_COUNTS, NumericStats, TrainStats,
+                                 check_streamable_missing, imputation_values, stats_of)
+from nettrain.data.task import class_type, infer_task, target_kind
+from nettrain.data.types import Dataset, FeatureSchema, Split
+from nettrain.data.words import list_names, show_name
+from nettrain.errors import DataError
+
+STREAM_SHARE = 4           # data.stream auto: stream files larger than 1/STREAM_SHARE of the available memory
+SHUFFLE_WINDOW = 4         # chunks whose rows are shuffled together (~256k rows)
+MAX_LABELS = 100_000       # distinct target values counted; more is a regression target (or an error)
+HOLDOUT_ROWS = 50_000      # rows of the held-out split the final plots are drawn from
+# Compressions the chunk reader cannot open (pyarrow detects gzip and bz2): such files are read whole.
+NOT_STREAMED = (".xz", ".zip", ".zst")
+_TRUE_TEXT = ("True", "TRUE", "true")
+_FALSE_TEXT = ("False", "FALSE", "false")
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+# ------------------------------------------------------------------------------ which path
+
+@dataclass(frozen=True)
+class DataPath:
+    """Whether a config's data is streamed, and why (what `validate --build` prints)."""
+
+    stream: bool
+    why: str
+
+    def describe(self) -> str:
+        return f"data: {'streamed' if self.stream else 'in memory'} ({self.why})"
+
+
+def data_files(cfg) -> dict[str, str] | None:
+    """{part: path} of a config's data files ("source", or "train"/"validation"/"test"); None for a
+    bundled set or a generator."""
+    data = cfg.data
+    if data.source is None:
+        return {part: getattr(data, part) for part in SPLIT_NAMES if getattr(data, part) is not None}
+    src = data.source
+    if not isinstance(src, str) or src.startswith(("sklearn:", "keras:")):
+        return None
+    return {"source": src}
+
+
+def streamable_file(path: str | os.PathLike) -> bool:
+    """CSV/TSV (also .gz/.bz2) and Parquet files are read in chunks; everything else whole."""
+    return C.streamable(path) and not Path(path).name.lower().endswith(NOT_STREAMED)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def choose(cfg, recorded: bool | None = None) -> DataPath:
+    """The path `cfg`'s data takes. `recorded`: the path a run was started on (--resume keeps it
+    under `data.stream: auto`, whatever the available memory is now)."""
+    setting = cfg.data.stream
+    files = data_files(cfg)
+    if files is None or not all(streamable_file(p) for p in files.values()):
+        what = _source_text(cfg, files)
+        if setting is True:
+            raise cfg.error("data.stream", f"true needs CSV, TSV or Parquet files, and {what} can only be read in "
+                            "memory; set data.stream: auto or false")
+        return DataPath(False, f"{what}: only CSV, TSV and Parquet files are streamed")
+    if setting is False:
+        return DataPath(False, "data.stream: false")
+    if setting is True:
+        return DataPath(True, "data.stream: true")
+    if recorded is not None:
+        return DataPath(bool(recorded), "data.stream: auto, as when the run started")
+    size = sum(_size(p) for p in files.values())
+    avail = available_memory()
+    names = " + ".join(Path(p).name for p in files.values())
+    if avail is None:
+        return DataPath(False, f"data.stream: auto; the available memory is unknown, so {names} is read whole")
+    limit = avail // STREAM_SHARE
+    if size > limit:
+        return DataPath(True, f"data.stream: auto; {names} is {_bytes(size)}, more than a quarter of the "
+                        f"{_bytes(avail)} of available memory")
+    return DataPath(False, f"data.stream: auto; {names} is {_bytes(size)}, less than a quarter of the "
+                    f"{_bytes(avail)} of available memory")
+
+
+def _source_text(cfg, files: dict[str, str] | None) -> str:
+    if files is None:
+        src = cfg.data.source
+        return src if isinstance(src, str) else f"the generator {src.generator}"
+    odd = [p for p in files.values() if not streamable_file(p)]
+    return odd[0] if odd else ", ".join(files.values())
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+# ------------------------------------------------------------------------------ reading typed chunks
+
+def typed_like_read_csv(series: pd.Series) -> pd.Series:
+    """A column of a CSV chunk read as text (None where empty), typed the way `pandas.read_csv`
+    types a column of a whole file: numbers when every value is one, booleans when every value is
+    True/False (pandas' spellings), else the text. So a label or category written `1` or `true`
+    gives the same value (and text) as when the file is read whole."""
+    present = series.dropna()
+    if present.empty:
+        return series
+    try:
+        numbers = pd.to_numeric(present)
+    except (ValueError, TypeError):
+        truth = {**{t: True for t in _TRUE_TEXT}, **{f: False for f in _FALSE_TEXT}}
+        if present.isin(list(truth)).all():
+            return series.map(truth)
+        return series
+    if len(present) == len(series):
+        return numbers
+    return pd.to_numeric(series)
+
+
+@dataclass
+class Part:
+    """One data file of a streamed dataset and how its rows fall into splits."""
+
+    name: str                        # "source", "train", "validation" or "test"
+    path: Path
+    splitter: HashedSplit | None     # codes from row numbers; None: every row has `fixed`
+    fixed: int | None = None
+    text: bool = True                # CSV/TSV: typed like read_csv, messages name lines
+    numeric: list[str] = field(default_factory=list)   # columns the chunk reader converts to numbers
+    columns: list[str] = field(default_factory=list)   # columns read
+    typed: list[str] = field(default_factory=list)     # text columns typed like read_csv
+    whole: list[str] = field(default_factory=list)     # numeric columns given back as int64 when whole numbers
+    stamp: tuple[int, int] | None = None               # (size, mtime_ns) at the first pass
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    @property
+    def line_offset(self) -> int | None:
+        return 2 if self.text else None
+
+    def codes(self, rows: np.ndarray) -> np.ndarray:
+        if self.splitter is None:
+            return np.full(len(rows), self.fixed, dtype=np.int8)
+        return self.splitter.codes(rows)
+
+    def possible(self) -> set[int]:
+        if self.splitter is None:
+            return {self.fixed}
+        s = self.splitter
+        if s.folds > 1:
+            return {FOLD0 + i for i in range(s.folds)} | ({TEST} if s.test > 0 else set())
+        return {TRAIN} | ({VALIDATION} if s.validation > 0 else set()) | ({TEST} if s.test > 0 else set())
+
+    def chunks(self, rows: int | None = None) -> Iterator[C.Chunk]:
+        """The file's chunks, text columns typed like read_csv; reading errors as DataError."""
+        import pyarrow as pa
+
+        self._check_unchanged()
+        it = C.iter_chunks(self.path, numeric=self.numeric, columns=self.columns or None,
+                           rows=rows or C.CHUNK_ROWS)
+        count = 0
+        with contextlib.closing(it):
+            while True:
+                try:
+                    chunk = next(it)
+                except StopIteration:
+                    return
+                except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
+                    raise DataError(f"{self.path}: cannot read it after row {count}: {_reason(e)}") from None
+                if self.text:
+                    for name in self.typed:
+                        chunk.frame[name] = typed_like_read_csv(chunk.frame[name])
+                    for name in self.whole:  # as read_csv types a column of whole numbers
+                        values = chunk.frame[name].to_numpy()
+                        if not np.isnan(values).any() and (np.mod(values, 1) == 0).all() \
+                                and np.abs(values).max(initial=0) < 2**53:
+                            chunk.frame[name] = values.astype(np.int64)
+                count += len(chunk.frame)
+                yield chunk
+
+    def _check_unchanged(self) -> None:
+        if self.stamp is None:
+            return
+        if _stamp(self.path) != self.stamp:
+            raise DataError(f"{self.path} changed since its first pass (size or modification time); a streamed "
+                            "run reads the file again every epoch: start the run again")
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def _reason(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return show_name(text, 200) if text else type(e).__name__
+
+
+class RowReader:
+    """The rows of a streamed dataset, read again from the file(s) at every call, as model inputs.
+
+    `rows(codes)` yields one `Split` per chunk (or per shuffle window) of the rows whose split code is
+    in `codes` (see `split.HashedSplit`), after the missing-value policy, prepared with the final
+    schema (fill values applied), in file order unless `shuffle=(seed, epoch)`.
+    """
+
+    def __init__(self, parts: list[Part], schema: FeatureSchema, policy: str):
+        self.parts, self.schema, self.policy = parts, schema, policy
+
+    def kept(self, part: Part, frame: pd.DataFrame) -> np.ndarray | None:
+        """Mask of the rows the missing-value policy keeps (None: all)."""
+        if self.policy == "drop_rows":
+            mask = ~missing_rows(frame, self.schema)
+        elif self.policy in FILL_POLICIES:
+            mask = frame[self.schema.target].notna().to_numpy()
+        else:
+            return None
+        return None if mask.all() else mask
+
+    def selected(self, codes: Iterable[int], *, columns: list[str] | None = None
+                 ) -> Iterator[tuple[Part, int, pd.DataFrame]]:
+        """(part, chunk number, the chunk's rows in `codes` that the policy keeps), chunks with no such
+        rows skipped; chunks are numbered through all parts."""
+        wanted = np.array(sorted(set(codes)), dtype=np.int8)
+        number = 0
+        for part in self.parts:
+            if not part.possible() & set(wanted.tolist()):
+                continue
+            for chunk in part.chunks():
+                frame = chunk.frame
+                mask = np.isin(part.codes(frame.index.to_numpy()), wanted)
+                keep = self.kept(part, frame)
+                if keep is not None:
+                    mask &= keep
+                number += 1
+                if mask.all():
+                    yield part, number - 1, frame
+                elif mask.any():
+                    yield part, number - 1, frame[mask]
+
+    def rows(self, codes: Iterable[int], *, shuffle: tuple[int, int] | None = None,
+             limit: int | None = None) -> Iterator[Split]:
+        """Prepared Splits of the rows in `codes`; `shuffle=(seed, epoch)` permutes the rows of each
+        window of SHUFFLE_WINDOW chunks with np.random.default_rng((seed, epoch, window)); `limit`
+        stops after that many rows (file order)."""
+        done = 0
+        window: list[Split] = []
+        number = 0
+        for part, _, frame in self.selected(codes):
+            if limit is not None:
+                frame = frame.iloc[: limit - done]
+            split = prepare_inputs(frame, self.schema, require_target=True, source=part.where,
+                                   line_offset=part.line_offset)
+            done += len(split)
+            if shuffle is None:
+                yield split
+            else:
+                window.append(split)
+                if len(window) == SHUFFLE_WINDOW:
+                    yield shuffled(window, shuffle, number)
+                    window, number = [], number + 1
+            if limit is not None and done >= limit:
+                break
+        if window:
+            yield shuffled(window, shuffle, number)
+
+
+def shuffled(splits: list[Split], shuffle: tuple[int, int], number: int) -> Split:
+    """The rows of `splits` as one Split, permuted by np.random.default_rng((seed, epoch, number))."""
+    seed, epoch = shuffle
+    joined = join_splits(splits)
+    order = np.random.default_rng((int(seed), int(epoch), int(number))).permutation(len(joined))
+    return take(joined, order)
+
+
+def join_splits(splits: list[Split]) -> Split:
+    if len(splits) == 1:
+        return splits[0]
+
+    def cat(arrays):
+        return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+    return Split(inputs={k: np.concatenate([s.inputs[k] for s in splits]) for k in splits[0].inputs},
+                 y=cat([s.y for s in splits]), ids=cat([s.ids for s in splits]),
+                 row_index=cat([s.row_index for s in splits]))
+
+
+def take(split: Split, positions) -> Split:
+    pick = (lambda a: None if a is None else a[positions])
+    return Split(inputs={k: v[positions] for k, v in split.inputs.items()}, y=pick(split.y), ids=pick(split.ids),
+                 row_index=pick(split.row_index))
+
+
+def read_ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """`items`, produced by a thread of its own up to `depth` ahead of the consumer (parsing the next
+    chunks overlaps training on this one; the order is unchanged). An exception in the thread is
+    raised in the consumer; closing the consumer stops the thread."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def work():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((end, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put((end, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    thread = threading.Thread(target=work, name="nettrain-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = q.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+# ------------------------------------------------------------------------------ the dataset
+
+@dataclass
+class StreamDataset(Dataset):
+    """A `Dataset` whose rows stay in their file(s): `train`, `validation` and `test` are None; the rows
+    of a split come from `reader.rows(dataset.codes[split])`, their numbers from `rows(split)`."""
+
+    reader: RowReader | None = None
+    codes: dict[str, frozenset] = field(default_factory=dict)     # split name -> split codes
+    code_rows: dict[int, int] = field(default_factory=dict)       # split code -> rows (after the policy)
+    class_counts: dict[int, np.ndarray] = field(default_factory=dict)  # split code -> rows per class
+    fold_stats: list[TrainStats] | None = None                    # k-fold: each fold's training statistics
+    n_folds: int = 1
+    fold: int | None = None                                       # this view's fold (1-based)
+    why: str = ""                                                 # DataPath.why
+
+    def rows(self, split: str) -> int:
+        return sum(self.code_rows.get(c, 0) for c in self.codes.get(split, ()))
+
+    def split_rows(self) -> dict[str, int]:
+        return {name: self.rows(name) for name in SPLIT_NAMES}
+
+    def class_shares(self) -> dict[str, dict[str, float]] | None:
+        """{split: {class: share of the split's rows}}: stratification is approximate when streaming."""
+        names = self.schema.class_names
+        if not names:
+            return None
+        out = {}
+        for split in SPLIT_NAMES:
+            counts = sum((self.class_counts.get(c, np.zeros(len(names), dtype=np.int64))
+                          for c in self.codes.get(split, ())), np.zeros(len(names), dtype=np.int64))
+            total = int(counts.sum())
+            if total:
+                out[split] = {name: round(float(n) / total, 4) for name, n in zip(names, counts)}
+        return out
+
+    def for_fold(self, fold: int) -> "StreamDataset":
+        """Fold `fold` (1-based) of a k-fold stream: its training rows, its validation fold, the test rows."""
+        train, valid = fold_codes(fold, self.n_folds)
+        return dataclasses.replace(self, codes={"train": frozenset(train), "validation": frozenset(valid),
+                                                "test": self.codes.get("test", frozenset())},
+                                   stats=self.fold_stats[fold - 1], fold=fold)
+
+    def texts(self, name: str) -> Callable[[], Iterable[np.ndarray]]:
+        """A text column's training rows, re-read from the file chunk by chunk at every call."""
+        def source():
+            for split in self.reader.rows(self.codes["train"]):
+                yield split.inputs[name].ravel()
+        return source
+
+
+def load_stream(cfg, why: str = "data.stream") -> StreamDataset:
+    """The first pass over the config's data file(s): see the module docstring."""
+    check_streamable_missing(cfg)
+    return _FirstPass(cfg, why).run()
+
+
+class _FirstPass:
+    def __init__(self, cfg, why: str):
+        self.cfg, self.why = cfg, why
+        self.policy = cfg.preprocessing.missing
+        self.notes: list[str] = []
+
+    # -- the plan: files, columns, kinds
+
+    def run(self) -> StreamDataset:
+        cfg = self.cfg
+        files = data_files(cfg)
+        main = "source" if "source" in files else "train"
+        s = cfg.data.split
+        if main == "train" and s.folds > 1 and "validation" in files:
+            raise cfg.error("data.split.folds", "k-fold cross-validation makes its own validation folds from "
+                            "data.train; remove data.validation or set folds: 1")
+        paths = {part: Path(p) for part, p in files.items()}
+        for part, p in paths.items():
+            _check_file(p)
+        first, raw = _first_chunk(paths[main])
+        where = str(paths[main])
+        target, features, _ = select_columns(cfg, first, where, None)
+        columns = type_columns(cfg, first, features, {}, where, self.notes)
+        self.schema = FeatureSchema(task="regression", target=target, columns=columns, id_column=cfg.data.id)
+        wanted = [*features, target]
+        text_cols = [c.name for c in columns if c.kind != "numeric"]
+        numeric = [c for c in self.schema.numeric_columns if not _looks_boolean(raw[c])]
+        # A target of numbers is read as numbers (fast); a later value that is not one is an error
+        # naming its line (labels that mix numbers and words must show a word in the first chunk).
+        numeric_target = pd.api.types.is_numeric_dtype(first[target].dtype) and \
+            not pd.api.types.is_bool_dtype(first[target].dtype) and not _looks_boolean(raw[target])
+        self.parts = []
+        for part, p in paths.items():
+            names = C.header(p)
+            lost = [c for c in wanted if c not in names]
+            if lost:
+                raise cfg.error(f"data.{part}", f"{p} lacks column{'s' if len(lost) > 1 else ''} "
+                                f"{list_names(lost, quote=True)} that data.{main} has; it has: {list_names(names)}")
+            text = C.kind_of(p) != ".parquet"
+            self.parts.append(Part(name=part, path=p, splitter=self._splitter(part, p), fixed=_FIXED.get(part),
+                                   text=text, numeric=numeric + ([target] if numeric_target and text else []),
+                                   columns=wanted, typed=[*text_cols] + ([] if numeric_target else [target]) if text
+                                   else [], whole=[target] if numeric_target and text else [], stamp=_stamp(p)))
+        self.reader = RowReader(self.parts, self.schema, self.policy)
+        return self._pass()
+
+    def _splitter(self, part: str, path: Path) -> HashedSplit | None:
+        s, seed = self.cfg.data.split, self.cfg.seed
+        if part == "source":
+            h = HashedSplit(seed, test=s.test, validation=s.validation if s.folds == 1 else 0.0, folds=s.folds,
+                            shuffle=s.shuffle)
+        elif part == "train":
+            holdout = s.validation if "validation" not in (data_files(self.cfg) or {}) and s.folds == 1 else 0.0
+            h = HashedSplit(seed, validation=holdout, folds=s.folds, shuffle=s.shuffle)
+            if h.validation == 0 and h.folds == 1:
+                return None
+        else:
+            return None
+        if not h.shuffle:
+            h = dataclasses.replace(h, n=_count_rows(path))
+        return h
+
+    # -- the pass
+
+    def _pass(self) -> StreamDataset:
+        cfg, schema = self.cfg, self.schema
+        folds = cfg.data.split.folds
+        stat_codes = {FOLD0 + i for i in range(folds)} if folds > 1 else {TRAIN}
+        bare = dataclasses.replace(schema, target=None)   # inputs only: the classes are not known yet
+        tally = _Tally(stat_codes)
+        fingerprint = _FileHash([p.path for p in self.parts])
+        fingerprint.start()
+        try:
+            for part in self.parts:
+                for chunk in part.chunks():
+                    self._chunk(part, chunk, bare, tally)
+        except BaseException:
+            fingerprint.stop.set()
+            raise
+        digest = fingerprint.result()
+        for part in self.parts:  # and which rows are in which split
+            digest.update(f"part {part.name} {part.splitter.describe() if part.splitter else part.fixed}\n".encode())
+        digest.update(f"rows {sorted(tally.code_rows.items())} dropped {tally.dropped}\n".encode())
+        return self._finish(tally, digest.hexdigest())
+
+    def _chunk(self, part: Part, chunk: C.Chunk, bare: FeatureSchema, tally: "_Tally") -> None:
+        schema, frame = self.schema, chunk.frame
+        tally.read += len(frame)
+        if self.policy == "error":
+            self._no_missing(part, frame)
+        keep = self.reader.kept(part, frame)
+        if keep is not None:
+            tally.dropped += int((~keep).sum())
+            frame = frame[keep]
+        if len(frame) == 0:
+            return
+        codes = part.codes(frame.index.to_numpy())
+        # every kept row is prepared (bad values, infinities: found now, not after training)
+        split = prepare_inputs(frame, bare, require_target=False, source=part.where,
+                               line_offset=part.line_offset, keep_missing=True)
+        target = frame[schema.target]
+        tally.target(target, codes, part)
+        for code in np.unique(codes).tolist():
+            positions = np.flatnonzero(codes == code)
+            tally.code_rows[code] += len(positions)
+            if code in tally.stat_codes:
+                rows = take(split, positions)
+                s = stats_of(bare, rows, value_counts=self.policy == "most_frequent", value_limit=MAX_VALUE_COUNTS)
+                tally.stats[code] = s if code not in tally.stats else tally.stats[code].merge(s)
+        training = np.isin(codes, np.array(sorted(tally.stat_codes), dtype=np.int8))
+        if training.any():
+            tally.order(target[training])
+
+    def _no_missing(self, part: Part, frame: pd.DataFrame) -> None:
+        counts = missing_counts(frame, self.schema)
+        if not counts:
+            return
+        first = int(np.argmax(missing_rows(frame, self.schema)))
+        target = self.schema.target
+        listed = ", ".join(f"{'target ' if c == target else ''}'{c}'" for c in counts)
+        raise DataError(f"{part.where}: missing values in {listed} (first: "
+                        f"{row_label(frame.index[first], part.line_offset)}); preprocessing.missing is 'error': set it "
+                        "to mean, most_frequent or drop_rows (rows with a missing target are then dropped), or fix "
+                        "the data")
+
+    # -- after the pass
+
+    def _finish(self, tally: "_Tally", digest: str) -> StreamDataset:
+        cfg, schema = self.cfg, self.schema
+        main = self.parts[0]
+        kept = tally.read - tally.dropped
+        what = "a missing value" if self.policy == "drop_rows" else f"a missing target '{schema.target}'"
+        if tally.dropped:
+            note = f"{_where(self.parts)}: dropped {tally.dropped} of {tally.read} rows with {what}"
+            self.notes.append(note)
+            warnings.warn(note, stacklevel=4)
+        if kept == 0:
+            raise DataError(f"{_where(self.parts)}: no rows left after dropping rows with {what} "
+                            f"(preprocessing.missing: {self.policy})")
+        self._infer_task(tally)
+        self._check_split_sizes(tally, kept)
+        names = schema.class_names
+        class_counts = {c: tally.class_counts(c, names) for c in tally.code_rows} if names else {}
+
+        def fit_stats(codes: Iterable[int]) -> TrainStats:
+            merged = None
+            for c in sorted(codes):
+                if c in tally.stats:
+                    merged = tally.stats[c] if merged is None else merged.merge(tally.stats[c])
+            if names:
+                counts = sum((class_counts.get(c, np.zeros(len(names), dtype=np.int64)) for c in codes),
+                             np.zeros(len(names), dtype=np.int64))
+                return dataclasses.replace(merged, class_counts=counts.astype(np.int64))
+            target = None
+            for c in sorted(codes):
+                t = tally.targets.get(c)
+                if t is not None:
+                    target = t if target is None else target.merge(t)
+            return dataclasses.replace(merged, target=target)
+
+        folds = cfg.data.split.folds
+        if folds > 1:
+            first_train = fold_codes(1, folds)[0]
+            base = fit_stats(first_train)
+        else:
+            base = fit_stats({TRAIN})
+        if self.policy in FILL_POLICIES:
+            schema.imputation = imputation_values(schema, base, self.policy, main.where)
+        dataset_codes = ({"train": frozenset(fold_codes(1, folds)[0]), "validation": frozenset(fold_codes(1, folds)[1]),
+                          "test": frozenset({TEST})} if folds > 1 else
+                         {"train": frozenset({TRAIN}), "validation": frozenset({VALIDATION}),
+                          "test": frozenset({TEST})})
+        dataset = StreamDataset(schema=schema, train=None, validation=None, test=None, fingerprint=digest,
+                                source=", ".join(f"{p.name}={p.path}" for p in self.parts) if main.name != "source"
+                                else str(main.path), n_rows=kept, notes=self.notes, reader=self.reader,
+                                codes=dataset_codes, code_rows=dict(tally.code_rows), class_counts=class_counts,
+                                n_folds=folds, why=self.why)
+
+        def finished(stats: TrainStats, train_codes) -> TrainStats:
+            if self.policy in FILL_POLICIES:
+                stats = stats.filled(schema, schema.imputation)
+            view = dataclasses.replace(dataset, codes={**dataset.codes, "train": frozenset(train_codes)})
+            return dataclasses.replace(stats, texts={c.name: view.texts(c.name) for c in schema.columns
+                                                     if c.kind == "text"})
+
+        dataset.stats = finished(base, dataset.codes["train"])
+        if folds > 1:
+            dataset.fold_stats = [finished(fit_stats(fold_codes(i, folds)[0]), fold_codes(i, folds)[0])
+                                  for i in range(1, folds + 1)]
+            dataset.fold = 1
+        self._order_note(tally)
+        self._share_notes(dataset)
+        return dataset
+
+    def _infer_task(self, tally: "_Tally") -> None:
+        cfg, schema = self.cfg, self.schema
+        values = tally.target_values()
+        schema.task, schema.class_names = infer_task(cfg, values, schema.target, None)
+        if schema.task != "regression":
+            if tally.labels is None:
+                raise DataError(f"{_where(self.parts)}: target '{schema.target}' has more than {MAX_LABELS:,} "
+                                "distinct values, too many classes to count while streaming")
+            schema.class_type = class_type(values)
+            tally.name_labels(values)
+        elif tally.bad_target is not None:
+            part, label, value = tally.bad_target
+            raise DataError(f"{part}: target '{schema.target}' must be numeric (regression) but {label} holds "
+                            f"{value!r}")
+
+    def _check_split_sizes(self, tally: "_Tally", kept: int) -> None:
+        cfg = self.cfg
+        s = cfg.data.split
+        rows = tally.code_rows
+        if s.folds > 1:
+            empty = [i + 1 for i in range(s.folds) if rows.get(FOLD0 + i, 0) == 0]
+            if empty:
+                raise cfg.error("data.split.folds", f"fold {empty[0]} of {s.folds} has no rows among the {kept} "
+                                "rows read; use fewer folds or more data")
+            return
+        if rows.get(TRAIN, 0) == 0:
+            raise cfg.error("data.split", f"no training rows among the {kept} rows read: the test and validation "
+                            "fractions take them all; use smaller fractions or more data")
+        for code, key, fraction in ((TEST, "data.split.test", s.test), (VALIDATION, "data.split.validation",
+                                                                        s.validation)):
+            if fraction > 0 and rows.get(code, 0) == 0 and any(code in p.possible() and p.splitter is not None
+                                                               for p in self.parts):
+                raise cfg.error(key, f"{fraction:g} of {kept} rows gave 0 rows, so the split would be empty; use a "
+                                "larger fraction, more data, or 0 to turn it off")
+
+    def _order_note(self, tally: "_Tally") -> None:
+        """A file ordered by its target (long runs of one label, or a target that drifts through the
+        file) trains badly when only windows of chunks are shuffled: say so, with the fix."""
+        if len(tally.chunk_means) <= SHUFFLE_WINDOW:
+            return  # the whole file is one shuffle window
+        schema = self.schema
+        if schema.task == "regression":
+            counts = np.array([n for n, _ in tally.chunk_means], dtype=np.float64)
+            means = np.array([m for _, m in tally.chunk_means], dtype=np.float64)
+            total = tally.targets.get(TRAIN) or next(iter(tally.targets.values()), None)
+            if total is None or not np.isfinite(total.variance).all() or total.variance[0] <= 0:
+                return
+            spread = np.average((means - total.mean[0]) ** 2, weights=counts)  # between-chunk variance
+            expected = float(total.variance[0]) / float(np.mean(counts))
+            if spread <= 50 * expected:
+                return
+            how = f"its mean changes from chunk to chunk {math.sqrt(spread / expected):.0f}x more than chance allows"
+        else:
+            if tally.changes_seen < 2:
+                return
+            shares = np.array(list(tally.order_counts.values()), dtype=np.float64)
+            shares /= shares.sum()
+            expected = (1.0 - float((shares ** 2).sum())) * tally.changes_seen
+            if expected <= 0 or tally.changes >= 0.25 * expected:
+                return
+            how = (f"one label follows another only {tally.changes} times in {tally.changes_seen} training rows "
+                   f"(about {expected:.0f} in a shuffled file)")
+        window = SHUFFLE_WINDOW * C.CHUNK_ROWS
+        note = (f"{_where(self.parts)}: the rows look ordered by the target '{schema.target}' ({how}); a stream "
+                f"shuffles rows only within windows of about {window:,} rows, so batches would see few target values "
+                "at a time. Shuffle the file's rows once (e.g. `shuf`, or pandas `sample(frac=1)`), or use "
+                "data.stream: false if it fits in memory")
+        self.notes.append(note)
+        warnings.warn(note, stacklevel=4)
+
+    def _share_notes(self, dataset: StreamDataset) -> None:
+        shares = dataset.class_shares()
+        if not shares or "train" not in shares:
+            return
+        for split, by_class in shares.items():
+            absent = [c for c, share in by_class.items() if share == 0]
+            if absent:
+                note = (f"data.split: the {split} rows of the stream hold no row of class "
+                        f"{list_names(absent, quote=True)} (rows fall into splits by a hash of their row number; "
+                        "classes are not stratified)")
+                self.notes.append(note)
+                warnings.warn(note, stacklevel=4)
+
+
+_FIXED = {"validation": VALIDATION, "test": TEST, "train": TRAIN}
+
+
+def _where(parts: list[Part]) -> str:
+    return ", ".join(p.where for p in parts)
+
+
+class _Tally:
+    """What the first pass counts (bounded: per split code, per class, per chunk)."""
+
+    def __init__(self, stat_codes: set[int]):
+        self.stat_codes = stat_codes
+        self.read = self.dropped = 0
+        self.code_rows: collections.Counter = collections.Counter()
+        self.stats: dict[int, TrainStats] = {}
+        self.labels: dict[int, collections.Counter] | None = collections.defaultdict(collections.Counter)
+        self.distinct: dict[str, None] = {}     # label text -> None, in order of first sight (capped)
+        self.kinds: set[str] = set()
+        self.all_bool = True
+        self.targets: dict[int, NumericStats] = {}
+        self.bad_target: tuple[str, str, Any] | None = None
+        self.chunk_means: list[tuple[int, float]] = []
+        self.order_counts: collections.Counter = collections.Counter()
+        self.changes = self.changes_seen = 0
+        self._last: str | None = None
+        self._lookup: dict[str, int] | None = None
+
+    def target(self, target: pd.Series, codes: np.ndarray, part: Part) -> None:
+        present = target.notna().to_numpy()
+        if not present.any():
+            return
+        values = target[present]
+        codes = codes[present]
+        self.kinds.add(target_kind(values))
+        self.all_bool &= bool(pd.api.types.is_bool_dtype(values.dtype))
+        if self.labels is not None:  # no more once there are too many values to be classes
+            labels = as_strings(values)
+            for code in np.unique(codes).tolist():
+                self.labels[code].update(labels[codes == code].tolist())
+            for label in pd.unique(labels):
+                self.distinct.setdefault(label, None)
+            if len(self.distinct) > MAX_LABELS:
+                self.labels = None  # a regression target (or too many classes: an error if classification)
+        numbers = pd.to_numeric(values, errors="coerce") if not pd.api.types.is_bool_dtype(values.dtype) \
+            else values.astype(np.float64)
+        numbers = np.asarray(numbers, dtype=np.float64)
+        bad = np.isnan(numbers)
+        if bad.any():
+            if self.bad_target is None:
+                pos = int(np.argmax(bad))
+                self.bad_target = (part.where, row_label(values.index[pos], part.line_offset), values.iloc[pos])
+            return
+        y = numbers.astype(np.float32)
+        for code in np.unique(codes).tolist():
+            if code in self.stat_codes:
+                s = NumericStats.of(y[codes == code].reshape(-1, 1))
+                self.targets[code] = s if code not in self.targets else self.targets[code].merge(s)
+
+    def order(self, target: pd.Series) -> None:
+        """The training rows' labels in file order: runs of one label, and the target's mean per chunk."""
+        present = target.dropna()
+        if present.empty:
+            return
+        if self.labels is not None:  # runs of one label: only while the values can still be classes
+            labels = as_strings(present)
+            if len(self.order_counts) <= 1000:
+                self.order_counts.update(labels.tolist())
+            prev = np.concatenate([[self._last], labels[:-1]]) if self._last is not None else labels[:-1]
+            cur = labels if self._last is not None else labels[1:]
+            self.changes += int((prev != cur).sum())
+            self.changes_seen += len(cur)
+            self._last = labels[-1]
+        numbers = pd.to_numeric(present, errors="coerce") if not pd.api.types.is_bool_dtype(present.dtype) \
+            else present.astype(np.float64)
+        numbers = np.asarray(numbers, dtype=np.float64)
+        if not np.isnan(numbers).any():
+            self.chunk_means.append((len(numbers), float(numbers.mean())))
+
+    def target_values(self) -> pd.Series:
+        """The distinct target values, typed as read_csv types the whole column: what task inference
+        and the class names depend on (the set of values and their type, not their counts)."""
+        distinct = list(self.distinct)
+        if self.all_bool and self.kinds <= {"labels"} and distinct:
+            return pd.Series([v == "True" for v in distinct], dtype=bool)
+        if "labels" in self.kinds:
+            return pd.Series(pd.Categorical(distinct))
+        return pd.Series(pd.to_numeric(pd.Series(distinct, dtype=object)), dtype=np.float64)
+
+    def name_labels(self, values: pd.Series) -> None:
+        """Map each label text seen to its class (after the class names are known)."""
+        self._lookup = dict(zip(self.distinct, as_strings(values)))
+
+    def class_counts(self, code: int, names: list[str]) -> np.ndarray:
+        index = {n: i for i, n in enumerate(names)}
+        out = np.zeros(len(names), dtype=np.int64)
+        for label, n in (self.labels or {}).get(code, {}).items():
+            out[index[self._lookup.get(label, label)]] += n
+        return out
+
+
+class _FileHash(threading.Thread):
+    """sha256 of the files' bytes, read in a thread of its own during the first pass."""
+
+    def __init__(self, paths: list[Path]):
+        super().__init__(name="nettrain-fingerprint", daemon=True)
+        self.paths, self.digest, self.error = paths, None, None
+        self.stop = threading.Event()
+
+    def run(self):
+        try:
+            h = hashlib.sha256()
+            for p in self.paths:
+                h.update(f"file {p.name}\n".encode())
+                with open(p, "rb") as f:
+                    while not self.stop.is_set():
+                        block = f.read(1 << 20)
+                        if not block:
+                            break
+                        h.update(block)
+            self.digest = h
+        except OSError as e:
+            self.error = e
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise DataError(f"cannot read {self.error.filename}: {self.error.strerror or self.error}")
+        return self.digest
+
+
+def _check_file(p: Path) -> None:
+    """The checks `read_table` makes of a whole file, before its first chunk."""
+    from nettrain.data.sources import _check_unique, _sniff_text
+
+    try:
+        exists, is_file = p.exists(), p.is_file()
+        size = p.stat().st_size if is_file else 0
+    except OSError as e:
+        raise DataError(f"{p}: cannot access it: {e.strerror or e}") from None
+    if not exists:
+        raise DataError(f"data file not found: {p}")
+    if not is_file:
+        raise DataError(f"not a file: {p}")
+    if size == 0:
+        raise DataError(f"{p}: the file is empty")
+    kind = C.kind_of(p)
+    if kind != ".parquet" and p.suffix.lower() == kind:
+        _sniff_text(p, kind)
+    _check_unique(p, C.header(p))
+    if kind == ".parquet":
+        import pyarrow.parquet as pq
+        from pyarrow import types as pat
+
+        for f in pq.read_schema(p):
+            if pat.is_nested(f.type) or (pat.is_dictionary(f.type) and pat.is_nested(f.type.value_type)):
+                raise DataError(f"{p}: column '{show_name(f.name)}' holds nested values ({show_name(str(f.type), 80)}); "
+                                "nettrain reads flat columns: one number or string per cell")
+
+
+def _first_chunk(p: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the first chunk typed like read_csv, the same rows as read) of a file: what column kinds are
+    decided from."""
+    part = Part(name="first", path=p, splitter=None, text=C.kind_of(p) != ".parquet")
+    it = part.chunks()
+    with contextlib.closing(it):
+        try:
+            chunk = next(it)
+        except StopIteration:
+            raise DataError(f"{p}: the file has a header but no rows (columns: {list_names(C.header(p))})") from None
+    raw = chunk.frame
+    if not part.text:
+        return raw, raw
+    typed = pd.DataFrame({name: typed_like_read_csv(raw[name]) for name in raw.columns}, index=raw.index)
+    return typed, raw
+
+
+def _looks_boolean(series: pd.Series) -> bool:
+    """A text column of true/false (numeric to nettrain): read as text, converted by prepare_inputs."""
+    if series.dtype != object:
+        return False
+    return bool(series.dropna().astype(str).str.strip().str.lower().isin(["true", "false"]).any())
+
+
+def _count_rows(p: Path) -> int:
+    """Rows of a file (shuffle: false holds out its last rows, so the split needs the count first)."""
+    if C.kind_of(p) == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(p).metadata.num_rows)
+    first = C.header(p)[0]
+    part = Part(name="count", path=p, splitter=None, text=True, columns=[first])
+    return sum(len(chunk.frame) for chunk in part.chunks())
