@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test test-fast quality bench catalog clean
+.PHONY: install demo test test-fast quality bench bench-scale bench-scale-big catalog clean
 
 install: $(STAMP)
 
@@ -31,9 +31,19 @@ test-fast: install
 quality: install
 	$(BIN)/python bench/quality.py
 
-# Speed and overhead benchmarks against hand-written Keras in the same run.
+# Speed and overhead benchmarks against hand-written Keras in the same run: training throughput
+# (in memory and streamed), whole-process wall, and predict on 2M rows against a plain script.
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/predict.py
+
+# The scaling table of bench/RESULTS.md: 250k, 1M, 4M rows in memory and streamed (~10 min).
+bench-scale: install
+	$(BIN)/python bench/scale.py --rows 250000 1000000 4000000 --write bench/RESULTS.md
+
+# Its 20M-row streamed case: an 8 GB CSV written to a temp folder and removed afterwards (~15 min).
+bench-scale-big: install
+	$(BIN)/python bench/scale.py --rows --streamed-only 20000000 --epochs 1 --write bench/RESULTS.md
 
 # Regenerate the Keras name snapshot used by `nettrain validate` (after upgrading Keras).
 catalog: install

@@ -140,7 +140,8 @@ def _as_numbers(p: Path, chunk: Chunk, name: str) -> np.ndarray:
     values, bad = to_numbers(chunk.frame[name])
     if bad.any():
         pos = int(np.argmax(bad))
-        raise DataError(f"{p}: line {chunk.line(pos)}, column '{show_name(name)}': "
+        # a parquet file has no lines: its rows are counted from 1, as `columns.row_label` counts them
+        raise DataError(f"{p}: row {chunk.start + pos + 1}, column '{show_name(name)}': "
                         f"{show_name(repr(chunk.frame[name].iloc[pos]), 60)} is not a number "
                         "(the column holds numbers in the rows read before)")
     return values

@@ -139,9 +139,10 @@ def fingerprint(frames: dict[str, pd.DataFrame], assignment: dict[str, np.ndarra
 # number u(r) in [0, 1), the r-th output of a SplitMix64 generator seeded from `seed` (one vectorized
 # hash per chunk), and the thresholds of data.split decide: u >= 1 - test is a test row; of the
 # others, v = u / (1 - test) >= 1 - validation is a validation row, or, with k folds, floor(v * k)
-# is the row's fold. With `shuffle: false` u(r) = r / n instead (n rows in the file): the last rows
-# are held out, as in memory. Classes are not stratified: each class's shares come out close to the
-# fractions (within a few standard deviations of sqrt(p (1 - p) / rows)), and run.json records them.
+# is the row's fold. With `shuffle: false` the splits are runs of rows in file order instead, of the
+# sizes the in-memory path gives the file's n rows: the last rows are held out, as in memory.
+# Classes are not stratified: each class's shares come out close to the fractions (within a few
+# standard deviations of sqrt(p (1 - p) / rows)), and run.json records them.
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 FOLD0 = 3  # fold i (0-based) of a k-fold split is code FOLD0 + i
@@ -183,10 +184,9 @@ class HashedSplit:
     def codes(self, rows: np.ndarray) -> np.ndarray:
         """int8 code per row number: TRAIN, VALIDATION, TEST, or FOLD0 + fold with k folds."""
         rows = np.asarray(rows, dtype=np.int64)
-        if self.shuffle:
-            u = row_uniforms(self.seed, rows)
-        else:
-            u = rows.astype(np.float64) / float(self.n or 1)
+        if not self.shuffle:
+            return self._ordered_codes(rows)
+        u = row_uniforms(self.seed, rows)
         out = np.full(len(rows), TRAIN, dtype=np.int8)
         test = u >= 1.0 - self.test if self.test > 0 else np.zeros(len(rows), dtype=bool)
         v = u / (1.0 - self.test)
@@ -195,6 +195,24 @@ class HashedSplit:
         elif self.validation > 0:
             out[v >= 1.0 - self.validation] = VALIDATION
         out[test] = TEST
+        return out
+
+    def _ordered_codes(self, rows: np.ndarray) -> np.ndarray:
+        """shuffle: false: the splits are runs of rows in file order, of the sizes the in-memory
+        path gives `n` rows (`n_held_out`, rounded to the nearest row): the last rows test, the
+        ones before them validate; k folds are consecutive blocks as scikit-learn's KFold cuts them."""
+        n = int(self.n or 0)
+        n_test = n_held_out(self.test, n)
+        rest = n - n_test
+        out = np.full(len(rows), TRAIN, dtype=np.int8)
+        if self.folds > 1:
+            sizes = np.full(self.folds, rest // self.folds, dtype=np.int64)
+            sizes[: rest % self.folds] += 1
+            ends = np.cumsum(sizes)
+            out[:] = FOLD0 + np.minimum(np.searchsorted(ends, rows, side="right"), self.folds - 1)
+        elif self.validation > 0:
+            out[rows >= rest - n_held_out(self.validation, rest)] = VALIDATION
+        out[rows >= rest] = TEST
         return out
 
     def describe(self) -> str:

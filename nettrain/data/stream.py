@@ -307,31 +307,132 @@ class RowReader:
                 elif mask.any():
                     yield part, number - 1, frame[mask]
 
-    def rows(self, codes: Iterable[int], *, shuffle: tuple[int, int] | None = None,
-             limit: int | None = None) -> Iterator[Split]:
-        """Prepared Splits of the rows in `codes`; `shuffle=(seed, epoch)` permutes the rows of each
-        window of SHUFFLE_WINDOW chunks with np.random.default_rng((seed, epoch, window)); `limit`
-        stops after that many rows (file order)."""
+    def prepared(self, codes: Iterable[int], *, limit: int | None = None) -> Iterator[Split]:
+        """Prepared Splits of the rows in `codes`, one per chunk, in file order; `limit` stops after
+        that many rows."""
         done = 0
-        window: list[Split] = []
-        number = 0
         for part, _, frame in self.selected(codes):
             if limit is not None:
                 frame = frame.iloc[: limit - done]
             split = prepare_inputs(frame, self.schema, require_target=True, source=part.where,
                                    line_offset=part.line_offset)
             done += len(split)
-            if shuffle is None:
-                yield split
-            else:
-                window.append(split)
-                if len(window) == SHUFFLE_WINDOW:
-                    yield shuffled(window, shuffle, number)
-                    window, number = [], number + 1
+            yield split
             if limit is not None and done >= limit:
                 break
+
+    def rows(self, codes: Iterable[int], *, shuffle: tuple[int, int] | None = None,
+             limit: int | None = None, cache: "SplitCache | None" = None) -> Iterator[Split]:
+        """Prepared Splits of the rows in `codes`; `shuffle=(seed, epoch)` permutes the rows of each
+        window of SHUFFLE_WINDOW chunks with np.random.default_rng((seed, epoch, window)); `limit`
+        stops after that many rows (file order). With a `cache`, a whole pass also stores the prepared
+        chunks in it, and once it holds them all they are read from there, not parsed again: the
+        same rows, chunk for chunk, so the same windows and order."""
+        if cache is not None and limit is None:
+            source = cache.splits() if cache.complete else cache.tee(self.prepared(codes))
+        else:
+            source = self.prepared(codes, limit=limit)
+        if shuffle is None:
+            yield from source
+            return
+        window: list[Split] = []
+        number = 0
+        for split in source:
+            window.append(split)
+            if len(window) == SHUFFLE_WINDOW:
+                yield shuffled(window, shuffle, number)
+                window, number = [], number + 1
         if window:
             yield shuffled(window, shuffle, number)
+
+
+class SplitCache:
+    """The prepared rows of one split kept in a binary file between passes (`RowReader.rows(cache=)`).
+
+    The first whole pass writes each chunk's arrays as they are (numeric inputs and targets: float32
+    and int64, a few bytes per value where a CSV takes ~10-20) and later passes read them back with
+    plain reads, one chunk at a time: memory stays that of one chunk, and an epoch costs a read of
+    the file (mostly from the page cache) instead of parsing the CSV again. Rows with text or
+    categorical inputs (object arrays) are not cached: the pass goes on from the file, as does any
+    pass after a failed write (a full disk). The file lives where the caller says (the run's
+    `.cache` folder) and is removed by `remove()` at the end of the session.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.complete = False
+        self.disabled = False
+        self._chunks: list[tuple[list[tuple[str, tuple, str]], tuple | None, str | None]] = []
+
+    @staticmethod
+    def _storable(split: Split) -> bool:
+        arrays = list(split.inputs.values()) + ([split.y] if split.y is not None else [])
+        return all(a.dtype != object and a.dtype.kind in "fiub" for a in arrays)
+
+    def tee(self, splits: Iterator[Split]) -> Iterator[Split]:
+        """`splits`, unchanged, written to the file on the way; the cache is complete once they end."""
+        if self.disabled:
+            yield from splits
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        chunks: list = []
+        f = None
+        try:
+            f = open(self.path, "wb")
+            for split in splits:
+                if f is not None:
+                    try:
+                        if not self._storable(split):
+                            raise ValueError("not numeric")
+                        layout = []
+                        for name in sorted(split.inputs):
+                            a = np.ascontiguousarray(split.inputs[name])
+                            f.write(memoryview(a).cast("B"))
+                            layout.append((name, a.shape, a.dtype.str))
+                        y = None if split.y is None else np.ascontiguousarray(split.y)
+                        if y is not None:
+                            f.write(memoryview(y).cast("B"))
+                        chunks.append((layout, None if y is None else y.shape, None if y is None else y.dtype.str))
+                    except (OSError, ValueError):  # text inputs, a full disk: the file stays the source
+                        f.close()
+                        f = None
+                        self._drop(disable=True)
+                yield split
+            if f is not None:
+                f.close()
+                f = None
+                self._chunks, self.complete = chunks, True
+        finally:
+            if f is not None:  # the pass stopped early: a partial file is no cache
+                f.close()
+                self._drop()
+
+    def _drop(self, disable: bool = False) -> None:
+        self.disabled = self.disabled or disable
+        self.complete, self._chunks = False, []
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+    def splits(self) -> Iterator[Split]:
+        """The cached chunks as Splits (inputs and targets only), in the order they were written."""
+        with open(self.path, "rb") as f:
+            for layout, y_shape, y_dtype in self._chunks:
+                inputs = {name: _read_array(f, shape, dtype) for name, shape, dtype in layout}
+                y = None if y_shape is None else _read_array(f, y_shape, y_dtype)
+                yield Split(inputs=inputs, y=y)
+
+    def remove(self) -> None:
+        self._drop()
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()  # only when empty
+
+
+def _read_array(f, shape: tuple, dtype: str) -> np.ndarray:
+    a = np.empty(shape, dtype=np.dtype(dtype))
+    view = memoryview(a).cast("B")
+    if f.readinto(view) != len(view):
+        raise DataError(f"{f.name}: the cache of prepared rows is shorter than written")
+    return a
 
 
 def shuffled(splits: list[Split], shuffle: tuple[int, int], number: int) -> Split:
@@ -368,20 +469,24 @@ def read_ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     stop = threading.Event()
     end = object()
 
+    def put(entry) -> bool:
+        """False once the consumer is gone (a full queue must not keep the thread waiting forever)."""
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work():
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put((item, None)):
                     return
-            q.put((end, None))
+            put((end, None))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            q.put((end, e))
+            put((end, e))
         finally:
             close = getattr(items, "close", None)
             if close is not None:
@@ -480,27 +585,29 @@ class _FirstPass:
             _check_file(p)
         first, raw = _first_chunk(paths[main])
         where = str(paths[main])
-        target, features, _ = select_columns(cfg, first, where, None)
+        target, features, id_column = select_columns(cfg, first, where, None)
         columns = type_columns(cfg, first, features, {}, where, self.notes)
         self.schema = FeatureSchema(task="regression", target=target, columns=columns, id_column=cfg.data.id)
         wanted = [*features, target]
-        text_cols = [c.name for c in columns if c.kind != "numeric"]
+        # the id column travels with its rows (as in memory: a split's `ids`), typed like read_csv
+        text_cols = [c.name for c in columns if c.kind != "numeric"] + ([id_column] if id_column else [])
         numeric = [c for c in self.schema.numeric_columns if not _looks_boolean(raw[c])]
         # A target of numbers is read as numbers (fast); a later value that is not one is an error
         # naming its line (labels that mix numbers and words must show a word in the first chunk).
         numeric_target = pd.api.types.is_numeric_dtype(first[target].dtype) and \
             not pd.api.types.is_bool_dtype(first[target].dtype) and not _looks_boolean(raw[target])
+        read = wanted + ([id_column] if id_column else [])
         self.parts = []
         for part, p in paths.items():
             names = C.header(p)
-            lost = [c for c in wanted if c not in names]
+            lost = [c for c in read if c not in names]
             if lost:
                 raise cfg.error(f"data.{part}", f"{p} lacks column{'s' if len(lost) > 1 else ''} "
                                 f"{list_names(lost, quote=True)} that data.{main} has; it has: {list_names(names)}")
             text = C.kind_of(p) != ".parquet"
             self.parts.append(Part(name=part, path=p, splitter=self._splitter(part, p), fixed=_FIXED.get(part),
                                    text=text, numeric=numeric + ([target] if numeric_target and text else []),
-                                   columns=wanted, typed=[*text_cols] + ([] if numeric_target else [target]) if text
+                                   columns=read, typed=[*text_cols] + ([] if numeric_target else [target]) if text
                                    else [], whole=[target] if numeric_target and text else [], stamp=_stamp(p)))
         self.reader = RowReader(self.parts, self.schema, self.policy)
         return self._pass()
@@ -691,7 +798,7 @@ class _FirstPass:
     def _order_note(self, tally: "_Tally") -> None:
         """A file ordered by its target (long runs of one label, or a target that drifts through the
         file) trains badly when only windows of chunks are shuffled: say so, with the fix."""
-        if len(tally.chunk_means) <= SHUFFLE_WINDOW:
+        if tally.order_chunks <= SHUFFLE_WINDOW:
             return  # the whole file is one shuffle window
         schema = self.schema
         if schema.task == "regression":
@@ -761,6 +868,7 @@ class _Tally:
         self.chunk_means: list[tuple[int, float]] = []
         self.order_counts: collections.Counter = collections.Counter()
         self.changes = self.changes_seen = 0
+        self.order_chunks = 0                   # chunks with training rows
         self._last: str | None = None
         self._lookup: dict[str, int] | None = None
 
@@ -770,19 +878,22 @@ class _Tally:
             return
         values = target[present]
         codes = codes[present]
-        self.kinds.add(target_kind(values))
+        # each distinct value once (the per-value work is on the distinct values, not on every row)
+        which, uniques = pd.factorize(values)
+        distinct = pd.Series(uniques, dtype=values.dtype)
+        self.kinds.add(target_kind(distinct))
         self.all_bool &= bool(pd.api.types.is_bool_dtype(values.dtype))
         if self.labels is not None:  # no more once there are too many values to be classes
-            labels = as_strings(values)
+            texts = as_strings(distinct)
             for code in np.unique(codes).tolist():
-                self.labels[code].update(labels[codes == code].tolist())
-            for label in pd.unique(labels):
+                counts = np.bincount(which[codes == code], minlength=len(texts))
+                for i in np.flatnonzero(counts).tolist():
+                    self.labels[code][texts[i]] += int(counts[i])
+            for label in texts.tolist():
                 self.distinct.setdefault(label, None)
             if len(self.distinct) > MAX_LABELS:
                 self.labels = None  # a regression target (or too many classes: an error if classification)
-        numbers = pd.to_numeric(values, errors="coerce") if not pd.api.types.is_bool_dtype(values.dtype) \
-            else values.astype(np.float64)
-        numbers = np.asarray(numbers, dtype=np.float64)
+        numbers = _numbers(distinct)[which]
         bad = np.isnan(numbers)
         if bad.any():
             if self.bad_target is None:
@@ -800,8 +911,11 @@ class _Tally:
         present = target.dropna()
         if present.empty:
             return
+        self.order_chunks += 1  # (text labels have no chunk means: counted here)
+        which, uniques = pd.factorize(present)
+        distinct = pd.Series(uniques, dtype=present.dtype)
         if self.labels is not None:  # runs of one label: only while the values can still be classes
-            labels = as_strings(present)
+            labels = as_strings(distinct)[which]
             if len(self.order_counts) <= 1000:
                 self.order_counts.update(labels.tolist())
             prev = np.concatenate([[self._last], labels[:-1]]) if self._last is not None else labels[:-1]
@@ -809,9 +923,7 @@ class _Tally:
             self.changes += int((prev != cur).sum())
             self.changes_seen += len(cur)
             self._last = labels[-1]
-        numbers = pd.to_numeric(present, errors="coerce") if not pd.api.types.is_bool_dtype(present.dtype) \
-            else present.astype(np.float64)
-        numbers = np.asarray(numbers, dtype=np.float64)
+        numbers = _numbers(distinct)[which]
         if not np.isnan(numbers).any():
             self.chunk_means.append((len(numbers), float(numbers.mean())))
 
@@ -835,6 +947,13 @@ class _Tally:
         for label, n in (self.labels or {}).get(code, {}).items():
             out[index[self._lookup.get(label, label)]] += n
         return out
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """float64 of target values, NaN where a value is not a number."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.to_numpy(dtype=np.float64)
+    return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
 
 
 class _FileHash(threading.Thread):
@@ -915,8 +1034,8 @@ def _first_chunk(p: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _looks_boolean(series: pd.Series) -> bool:
     """A text column of true/false (numeric to nettrain): read as text, converted by prepare_inputs."""
-    if series.dtype != object:
-        return False
+    if not (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)):
+        return False  # pandas 3 reads text as the `str` dtype, older pandas as object
     return bool(series.dropna().astype(str).str.strip().str.lower().isin(["true", "false"]).any())
 
 

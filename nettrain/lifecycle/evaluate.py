@@ -178,8 +178,7 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
         split_name = None
     else:
         split_name = split or "test"
-        part, where = _run_split_rows(target, split_name, record)
-        rows, name = Rows.of(part, where), split_name
+        rows, name = _run_split_rows(target, split_name, record), split_name
     rows.check()  # a missing column or a bad value in the first rows: reported before the model loads
 
     model = load_model(target)
@@ -286,17 +285,26 @@ def print_result(result: EvalResult) -> None:
 
 
 def _run_dataset(target: Target, record: dict[str, Any]):
-    """Re-create the run's data from its saved config; the data must not have changed."""
+    """Re-create the run's data from its saved config; the data must not have changed.
+
+    A run trained on streamed data (run.json `data.stream: true`, or for an .h5 away from its run,
+    a config that streams) is re-created the way it was trained: `data.stream.load_stream` (one pass
+    over the file, in flat memory; its rows fall into splits by a hash of their row number), not
+    the in-memory split, whose rows and fingerprint differ."""
     from nettrain.config import load_config
     from nettrain.data import load_dataset
+    from nettrain.data.stream import choose, load_stream
 
     cfg = load_config(target.model_path, data=copy.deepcopy(target.config), check_names=False)
+    data = record.get("data") if isinstance(record.get("data"), dict) else {}
+    recorded = data.get("stream") if isinstance(data.get("stream"), bool) else None
     try:
-        dataset = load_dataset(cfg)
+        path = choose(cfg, recorded=recorded)
+        dataset = load_stream(cfg, path.why) if path.stream else load_dataset(cfg)
     except UsageError as e:
         raise type(e)(f"{e.message} (re-creating the run's data to evaluate it; to evaluate on another file "
                       "use --data FILE)") from None
-    expected = (record.get("data") or {}).get("fingerprint") if isinstance(record.get("data"), dict) else None
+    expected = data.get("fingerprint")
     if isinstance(expected, str) and expected and dataset.fingerprint != expected:
         raise UsageError(f"the data changed since training: {dataset.source} no longer gives the rows and "
                          f"splits the run was trained on (fingerprint {dataset.fingerprint[:12]}, run.json has "
@@ -306,15 +314,41 @@ def _run_dataset(target: Target, record: dict[str, Any]):
     return dataset
 
 
+def _is_stream(dataset) -> bool:
+    from nettrain.data.stream import StreamDataset
+
+    return isinstance(dataset, StreamDataset)
+
+
+def _folds_of(dataset) -> int:
+    """The number of folds the re-created data has (0: none)."""
+    if _is_stream(dataset):
+        return dataset.n_folds if dataset.n_folds > 1 and dataset.fold_stats else 0
+    return len(dataset.folds or [])
+
+
 def _parts(dataset, record: dict[str, Any]) -> dict[str, Any]:
     """{split: rows} of the model a run record describes. A k-fold fold (`fold: i`) trained on its
-    fold's rows and validated on the rest; a k-fold parent's (refit) model trained on all non-test rows."""
+    fold's rows and validated on the rest; a k-fold parent's (refit) model trained on all non-test rows.
+    In memory the rows are Splits; of a stream, the split codes of its rows (`StreamDataset.codes`)."""
     from nettrain.data.load import take_rows
 
+    fold = record.get("fold")
+    fold = fold if isinstance(fold, int) and not isinstance(fold, bool) else None
+    if _is_stream(dataset):
+        k = _folds_of(dataset)
+        parts = dict(dataset.codes)
+        if k and fold is not None and 1 <= fold <= k:
+            parts = dict(dataset.for_fold(fold).codes)
+        elif k and _is_kfold_parent(record):
+            from nettrain.data.split import fold_codes
+
+            train, valid = fold_codes(1, k)
+            parts.update(train=frozenset(train | valid), validation=None)
+        return parts
     parts = {"train": dataset.train, "validation": dataset.validation, "test": dataset.test}
     if dataset.folds is not None and dataset.pool is not None:
-        fold = record.get("fold")
-        if isinstance(fold, int) and not isinstance(fold, bool) and 1 <= fold <= len(dataset.folds):
+        if fold is not None and 1 <= fold <= len(dataset.folds):
             tr, va = dataset.folds[fold - 1]
             parts.update(train=take_rows(dataset.pool, tr), validation=take_rows(dataset.pool, va))
         elif _is_kfold_parent(record):
@@ -322,20 +356,30 @@ def _parts(dataset, record: dict[str, Any]) -> dict[str, Any]:
     return parts
 
 
-def _pick(parts: dict[str, Any], split: str, what: str = "the run"):
-    rows = parts.get(split)
-    if rows is None or len(rows) == 0:
-        have = [s for s in rundir.SPLITS if parts.get(s) is not None and len(parts[s])]
+def _pick(dataset, parts: dict[str, Any], split: str, what: str = "the run") -> Rows:
+    """The rows of `split` (see `_parts`) as Rows: held in memory, or read from the stream's file(s)
+    again, chunk by chunk, in file order."""
+    def size(part) -> int:
+        if part is None:
+            return 0
+        return sum(dataset.code_rows.get(c, 0) for c in part) if _is_stream(dataset) else len(part)
+
+    part = parts.get(split)
+    if size(part) == 0:
+        have = [s for s in rundir.SPLITS if size(parts.get(s))]
         raise UsageError(f"{what} has no {split} rows; available splits: {', '.join(have)} "
                          f"(--split {have[0] if have else 'train'})")
-    return rows
+    if _is_stream(dataset):
+        reader = dataset.reader
+        return Rows(dataset.source, lambda: reader.rows(part))
+    return Rows.of(part, dataset.source)
 
 
-def _run_split_rows(target: Target, split: str, record: dict[str, Any] | None = None):
+def _run_split_rows(target: Target, split: str, record: dict[str, Any] | None = None) -> Rows:
     """The rows of one split of the run's own data, re-created from its saved config."""
     record = run_record(target.run_dir) if record is None else record
     dataset = _run_dataset(target, record)
-    return _pick(_parts(dataset, record), split), dataset.source
+    return _pick(dataset, _parts(dataset, record), split)
 
 
 def data_rows(target: Target, path: Path) -> Rows:
@@ -374,7 +418,7 @@ def _measure(target: Target, model, rows: Rows, name: str, split: str | None) ->
     # the predictions first: a bad row stops the command here, before Keras reads the rows again
     for part in read_ahead(aligned(rows, execution_rows(model, batch))):
         tally.add(part.y, model_outputs(model, part, batch, rows.where))
-    keras_metrics = _keras_metrics(target, model, rows, batch)
+    keras_metrics = _keras_metrics(target, model, rows, batch, tally.rows)
     metrics = dict(keras_metrics)
     result = EvalResult(model_path=target.model_path, run_dir=target.run_dir, epoch=target.epoch, name=name,
                         split=split, data=rows.where, rows=tally.rows, task=target.schema.task,
@@ -385,11 +429,14 @@ def _measure(target: Target, model, rows: Rows, name: str, split: str | None) ->
     return result
 
 
-def _keras_metrics(target: Target, model, rows: Rows, batch: int) -> dict[str, float]:
+def _keras_metrics(target: Target, model, rows: Rows, batch: int, count: int | None = None) -> dict[str, float]:
     """`model.evaluate` on the rows: one dataset of the same batches as the rows held at once (a
-    streamed file's chunks are re-read and re-cut to whole batches), so the numbers are the same."""
+    streamed file's chunks are re-read and re-cut to whole batches), so the numbers are the same.
+    `count`: the rows a stream holds (counted by the pass before), so Keras knows how many batches
+    come and does not warn that the generated dataset "ran out of data"."""
     import tensorflow as tf
 
+    from nettrain import keras_compat
     from nettrain.model.compile import encode_targets
     from nettrain.training import feed, runtime
 
@@ -422,10 +469,17 @@ def _keras_metrics(target: Target, model, rows: Rows, batch: int) -> dict[str, f
 
         signature = ({k: spec(v) for k, v in first[0].items()}, spec(first[1]))
         dataset = (tf.data.Dataset.from_generator(chunks, output_signature=signature)
-                   .flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).batch(batch))
-                   .prefetch(tf.data.AUTOTUNE))
-    with runtime.quiet_native_stderr():
-        values = model.evaluate(dataset, verbose=0, return_dict=True)
+                   .flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)))
+        if count:
+            dataset = keras_compat.assert_cardinality(dataset, math.ceil(count / batch))
+        dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    try:
+        with runtime.quiet_native_stderr():
+            values = model.evaluate(dataset, verbose=0, return_dict=True)
+    except Exception:
+        if failed:  # the rows' own error (the file changed between the passes), not TensorFlow's
+            raise failed[0] from None
+        raise
     if failed:
         raise failed[0]
     return {k: float(v) for k, v in values.items()}
@@ -593,15 +647,15 @@ def evaluate_kfold(run_dir: Path, record: dict[str, Any], *, data: str | Path | 
         split_name = split or "validation"
         name = split_name
         dataset = _run_dataset(targets[0], record)
-        if dataset.folds is None or len(dataset.folds) != k:
+        if _folds_of(dataset) != k:
             raise UsageError(f"{run_dir}: run.json names {k} folds but its config gives "
-                             f"{len(dataset.folds or [])}; the run was edited or damaged")
+                             f"{_folds_of(dataset)}; the run was edited or damaged")
     results = []
     for i, target in enumerate(targets, start=1):
         if data is not None:
             rows = data_rows(target, Path(data))
         else:
-            rows = Rows.of(_pick(_parts(dataset, {"fold": i}), split_name, f"fold {i} of {run_dir}"), dataset.source)
+            rows = _pick(dataset, _parts(dataset, {"fold": i}), split_name, f"fold {i} of {run_dir}")
         rows.check()
         model = load_model(target)
         result = _measure(target, model, rows, name, split_name)

@@ -349,6 +349,15 @@ def _target_scaling(cfg: Config, schema: FeatureSchema, stats: TrainStats, x, no
     set at compile time, from this layer (`compile.loss_weight`)."""
     if schema.task != "regression" or cfg.preprocessing.target != "standard" or stats.target is None:
         return x
+    bounded = _head_activation(cfg)
+    if bounded is not None:
+        where = "model.output" if isinstance(cfg.model.output, LayerSpec) else \
+            f"model.layers.{len(cfg.model.layers) - 1}"
+        notes.append(f"preprocessing.target: standard not applied: the output layer ({where}) ends in the "
+                     f"activation {bounded}, whose range is meant in the target's units; the model trains on the "
+                     "raw target (remove the activation to train on the standardized one, or set "
+                     "preprocessing.target: none to silence this)")
+        return x
     target = stats.target
     std = target.std
     std = np.where(np.isfinite(std) & (std > 0), std, 1.0)  # a constant target is centred only
@@ -367,6 +376,32 @@ def _target_scaling(cfg: Config, schema: FeatureSchema, stats: TrainStats, x, no
     notes.append(f"preprocessing.target: standard: the head predicts the standardized target; "
                  f"Rescaling(scale={shown[0]}, offset={shown[1]}) puts it back in the target's units")
     return keras.layers.Rescaling(**kwargs)(x)
+
+
+# Layer types that are an activation by themselves (their outputs bounded or one-signed).
+ACTIVATION_LAYERS = {"activation", "relu", "leakyrelu", "elu", "prelu", "softmax", "thresholdedrelu"}
+
+
+def _head_activation(cfg: Config) -> str | None:
+    """The non-linear activation the regression output ends in (an explicit head, or the last layer of
+    the stack with `output: none`), None for a linear one (the auto head). A head like
+    Dense(1, activation=relu) keeps a price positive; on the standardized target (half of it below 0)
+    it would cut off every prediction below the mean, so such a head trains on the raw target."""
+    out = cfg.model.output
+    if isinstance(out, LayerSpec):
+        spec = out
+    elif out == "none" and cfg.model.layers:
+        spec = cfg.model.layers[-1]
+    else:
+        return None
+    kwargs = spec.kwargs()
+    kind = catalog.normalize(spec.type)
+    activation = kwargs.get("activation")
+    if kind in ACTIVATION_LAYERS and kind != "activation":
+        return spec.type
+    if activation is None or (isinstance(activation, str) and catalog.normalize(activation) == "linear"):
+        return None
+    return activation if isinstance(activation, str) else repr(activation)
 
 
 def _check_output(cfg: Config, schema: FeatureSchema, model: keras.Model) -> None:

@@ -47,6 +47,7 @@ SUMMARY = "summary.txt"
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
 TENSORBOARD = "tensorboard"
+CACHE = ".cache"       # a stream's prepared training rows while it trains (removed at the end)
 LOCK = ".lock"
 BEST = "best.h5"
 LAST = "last.h5"
@@ -59,7 +60,7 @@ SPLITS = ("train", "validation", "test")
 RUN_FILES = {CONFIG, RUN, METRICS_CSV, METRICS_JSON, MODEL, KERAS_EXPORT, LABELS, FEATURES, SUMMARY, LOCK}
 _EVAL_FILE = re.compile(r"^eval-[A-Za-z0-9._-]+\.json$")
 _FOLD_DIR = re.compile(r"^fold-\d+$")
-_FOLDER_FILES = {CHECKPOINTS: (".h5", ".keras"), PLOTS: (".png",)}
+_FOLDER_FILES = {CHECKPOINTS: (".h5", ".keras"), PLOTS: (".png",), CACHE: (".bin",)}
 
 
 def now() -> str:

@@ -23,28 +23,80 @@ import tensorflow as tf
 
 import keras
 
+from nettrain.training.feed import epoch_order
+
 
 def _python(logs: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in logs.items()}
 
 
-class ArrayLoop:
+class _Loop:
+    """The epoch driver both loops share: Keras callbacks in a CallbackList, called as `fit` calls
+    them (batch hooks once per graph call of up to `steps_per_call` batches), validation through
+    `model.evaluate` after each epoch, `model.stop_training` obeyed after every call."""
+
+    def __init__(self, model: keras.Model, *, steps: int, steps_per_call: int):
+        self.model, self.steps = model, max(1, steps)
+        self.per_call = max(1, min(int(steps_per_call), self.steps))
+
+    def _epoch(self, epoch: int, calls: "_Calls") -> dict[str, float]:
+        raise NotImplementedError
+
+    def fit(self, *, initial_epoch: int, epochs: int, callbacks: list[keras.callbacks.Callback],
+            validation_data: tf.data.Dataset | None = None) -> keras.callbacks.History:
+        model = self.model
+        cbs = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=False, model=model,
+                                           verbose=0, epochs=epochs, steps=self.steps)
+        model.stop_training = False
+        cbs.on_train_begin()
+        logs: dict[str, float] = {}
+        for epoch in range(initial_epoch, epochs):
+            model.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            epoch_logs = dict(self._epoch(epoch + 1, _Calls(cbs, model)))
+            if validation_data is not None:  # as fit: also after a stop within the epoch
+                val = model.evaluate(validation_data, verbose=0, return_dict=True, callbacks=cbs.callbacks)
+                epoch_logs.update({f"val_{k}": float(v) for k, v in val.items()})
+            cbs.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if model.stop_training:
+                break
+        cbs.on_train_end(logs)
+        return model.history
+
+
+class _Calls:
+    """Counts an epoch's batches for the batch hooks around each graph call."""
+
+    def __init__(self, cbs: keras.callbacks.CallbackList, model: keras.Model):
+        self.cbs, self.model, self.done, self.logs = cbs, model, 0, {}
+
+    def run(self, count: int, call) -> bool:
+        """Call `call()` (which runs `count` batches); False once training must stop."""
+        self.cbs.on_train_batch_begin(self.done)
+        self.logs = _python(call())
+        self.done += count
+        self.cbs.on_train_batch_end(self.done - 1, self.logs)
+        return not self.model.stop_training
+
+
+class ArrayLoop(_Loop):
     """Train `model` on `x`/`y` (tensors of all training rows) in batches of `batch_size`, in the
     order drawn from (seed, epoch counted from 1), `steps_per_call` batches per graph call."""
 
     def __init__(self, model: keras.Model, x: dict[str, tf.Tensor], y: tf.Tensor, *, batch_size: int, seed: int,
-                 steps_per_call: int, sample_weight: tf.Tensor | None = None):
-        self.model, self.x, self.y, self.w = model, x, y, sample_weight
+                 steps_per_call: int, class_weight: dict[int, float] | None = None, mode: str = "regression"):
         self.n = int(y.shape[0])
+        super().__init__(model, steps=-(-self.n // batch_size), steps_per_call=steps_per_call)
+        weights = class_sample_weights(y.numpy(), mode, class_weight)
+        self.x, self.y = x, y
+        self.w = None if weights is None else tf.constant(weights)
         self.batch_size, self.seed = batch_size, seed
-        self.steps = max(1, -(-self.n // batch_size))
-        self.per_call = max(1, min(int(steps_per_call), self.steps))
         self._run = tf.function(self._steps, reduce_retracing=True)
 
     def order(self, epoch: int) -> tf.Tensor:
-        """Row order of `epoch` (from 1): the same permutation as `feed.training_dataset`."""
-        keys = tf.random.stateless_uniform([self.n], seed=tf.constant([self.seed, epoch], tf.int64), dtype=tf.float32)
-        return tf.cast(tf.argsort(keys, stable=True), tf.int64)
+        """Row order of `epoch` (from 1): the permutation `feed.training_dataset` gives too."""
+        return epoch_order(self.n, self.seed, epoch)
 
     def _step(self, order: tf.Tensor, i: tf.Tensor):
         start = i * self.batch_size
@@ -59,35 +111,73 @@ class ArrayLoop:
             logs = self._step(order, i)
         return logs
 
-    def fit(self, *, initial_epoch: int, epochs: int, callbacks: list[keras.callbacks.Callback],
-            validation_data: tf.data.Dataset | None = None) -> keras.callbacks.History:
-        model = self.model
-        cbs = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=False, model=model,
-                                           verbose=0, epochs=epochs, steps=self.steps)
-        model.stop_training = False
-        cbs.on_train_begin()
-        logs: dict[str, float] = {}
-        for epoch in range(initial_epoch, epochs):
-            model.reset_metrics()
-            cbs.on_epoch_begin(epoch)
-            order = self.order(epoch + 1)
-            for first in range(0, self.steps, self.per_call):
-                count = min(self.per_call, self.steps - first)
-                cbs.on_train_batch_begin(first)
-                logs = _python(self._run(order, tf.constant(first, tf.int64), tf.constant(count, tf.int64)))
-                cbs.on_train_batch_end(first + count - 1, logs)
-                if model.stop_training:
-                    break
-            epoch_logs = dict(logs)
-            if validation_data is not None:
-                val = model.evaluate(validation_data, verbose=0, return_dict=True, callbacks=cbs.callbacks)
-                epoch_logs.update({f"val_{k}": float(v) for k, v in val.items()})
-            cbs.on_epoch_end(epoch, epoch_logs)
-            logs = epoch_logs
-            if model.stop_training:
+    def _epoch(self, epoch: int, calls: _Calls) -> dict[str, float]:
+        order = self.order(epoch)
+        for first in range(0, self.steps, self.per_call):
+            count = min(self.per_call, self.steps - first)
+            if not calls.run(count, lambda: self._run(order, tf.constant(first, tf.int64),
+                                                      tf.constant(count, tf.int64))):
                 break
-        cbs.on_train_end(logs)
-        return model.history
+        return calls.logs
+
+
+class StreamLoop(_Loop):
+    """Train `model` on an epoch's rows that arrive in chunks: `chunks(epoch)` yields (x, y) numpy
+    pieces in the epoch's order (already shuffled). The rows are cut into batches of `batch_size`
+    that run across chunk ends (the rows a chunk leaves over go in front of the next one), as
+    `Dataset.rebatch` cuts them; the last batch of the epoch may be short. `steps` is the epoch's
+    number of batches (for the callbacks' progress)."""
+
+    def __init__(self, model: keras.Model, chunks, *, steps: int, batch_size: int, steps_per_call: int,
+                 class_weight: dict[int, float] | None = None, mode: str = "regression"):
+        super().__init__(model, steps=steps, steps_per_call=steps_per_call)
+        self.chunks, self.batch_size, self.mode, self.class_weight = chunks, batch_size, mode, class_weight
+        self._run = tf.function(self._steps, reduce_retracing=True)
+
+    def _steps(self, x, y, w, first: tf.Tensor, count: tf.Tensor):
+        def step(i):
+            lo = i * self.batch_size
+            hi = tf.minimum(lo + self.batch_size, tf.shape(y, out_type=tf.int64)[0])
+            xb = {k: v[lo:hi] for k, v in x.items()}
+            return self.model.train_step((xb, y[lo:hi]) if w is None else (xb, y[lo:hi], w[lo:hi]))
+
+        logs = step(first)
+        for i in tf.range(first + 1, first + count):
+            logs = step(i)
+        return logs
+
+    def _block(self, x: dict[str, np.ndarray], y: np.ndarray, calls: _Calls) -> bool:
+        """Train on all of `x`/`y` (whole batches, but for the epoch's last); False when stopped."""
+        weights = class_sample_weights(y, self.mode, self.class_weight)
+        xt = {k: tf.constant(v) for k, v in x.items()}
+        yt, wt = tf.constant(y), None if weights is None else tf.constant(weights)
+        steps = -(-len(y) // self.batch_size)
+        for first in range(0, steps, self.per_call):
+            count = min(self.per_call, steps - first)
+            if not calls.run(count, lambda: self._run(xt, yt, wt, tf.constant(first, tf.int64),
+                                                      tf.constant(count, tf.int64))):
+                return False
+        return True
+
+    def _epoch(self, epoch: int, calls: _Calls) -> dict[str, float]:
+        rest: tuple[dict[str, np.ndarray], np.ndarray] | None = None
+        pieces = self.chunks(epoch)
+        try:
+            for x, y in pieces:
+                if rest is not None:
+                    x = {k: np.concatenate([rest[0][k], v]) for k, v in x.items()}
+                    y = np.concatenate([rest[1], y])
+                whole = len(y) - len(y) % self.batch_size
+                rest = ({k: v[whole:] for k, v in x.items()}, y[whole:]) if whole < len(y) else None
+                if whole and not self._block({k: v[:whole] for k, v in x.items()}, y[:whole], calls):
+                    return calls.logs
+            if rest is not None:
+                self._block(*rest, calls)
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+        return calls.logs
 
 
 def class_sample_weights(y: np.ndarray, mode: str, class_weight: dict[int, float] | None) -> np.ndarray | None:

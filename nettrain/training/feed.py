@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -25,7 +25,7 @@ from nettrain import keras_compat
 
 from nettrain.config.schema import Config
 from nettrain.data.stats import train_stats
-from nettrain.data.stream import HOLDOUT_ROWS, StreamDataset, join_splits, read_ahead
+from nettrain.data.stream import HOLDOUT_ROWS, SplitCache, StreamDataset, join_splits, read_ahead
 from nettrain.data.types import Dataset, Split
 from nettrain.model.compile import class_weights, encode_targets
 from nettrain.store.rundir import SPLITS
@@ -64,6 +64,14 @@ class EpochCursor(keras.callbacks.Callback):
         self.epoch.assign(epoch + 1)
 
 
+def epoch_order(n: int, seed: Any, epoch: Any) -> tf.Tensor:
+    """The order of `n` training rows in an epoch (counted from 1): a permutation drawn from (seed,
+    epoch) only. The one rule of batch order for data in memory (`training_dataset`, `engine.ArrayLoop`)."""
+    keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)]),
+                                       dtype=tf.float32)
+    return tf.cast(tf.argsort(keys, stable=True), tf.int64)
+
+
 def training_dataset(x: dict[str, tf.Tensor], y: np.ndarray, *, batch_size: int, seed: int,
                      cursor: EpochCursor) -> tf.data.Dataset:
     """One epoch of batches, shuffled by (seed, epoch) where the epoch is read from `cursor`.
@@ -78,8 +86,7 @@ def training_dataset(x: dict[str, tf.Tensor], y: np.ndarray, *, batch_size: int,
     seed_t = tf.constant(seed, dtype=tf.int64)
 
     def epoch_batches(_):
-        keys = tf.random.stateless_uniform([n], seed=tf.stack([seed_t, cursor.epoch.read_value()]), dtype=tf.float32)
-        order = tf.cast(tf.argsort(keys, stable=True), tf.int64)
+        order = epoch_order(n, seed_t, cursor.epoch.read_value())
         ds = tf.data.Dataset.from_tensor_slices(tf.reshape(order[: full * batch_size], [full, batch_size]))
         if rest:
             ds = ds.concatenate(tf.data.Dataset.from_tensors(order[full * batch_size:]))
@@ -210,6 +217,11 @@ class ArrayFeed:
     def first_batch(self, model: keras.Model) -> dict[str, tf.Tensor]:
         return {k: v[: self.batch_size] for k, v in self._train_inputs(model).items()}
 
+    def train_tensors(self, model: keras.Model) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """All training rows at once, (inputs, encoded targets) as tensors: what `engine.ArrayLoop`
+        gathers its batches from (in the same (seed, epoch) order as `training`)."""
+        return self._train_inputs(model), tf.constant(self._targets(self.dataset.train))
+
     def class_weight(self, cfg: Config) -> dict[int, float] | None:
         return class_weights(cfg, self.dataset.schema, train_stats(self.dataset))
 
@@ -319,6 +331,15 @@ class StreamFeed:
 
     def training(self, model: keras.Model, cursor: EpochCursor) -> tf.data.Dataset:
         return self._dataset(model, "train", self.dataset.rows("train"), cursor=cursor)
+
+    def epoch_arrays(self, model: keras.Model, epoch: int, cache: SplitCache | None = None
+                     ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        """The training rows of `epoch` (from 1) as (inputs, targets) numpy pieces, in the order
+        `training` gives them (for `engine.StreamLoop`), read ahead by a thread of its own; with a
+        `cache`, parsed from the file once and read back from the cache afterwards."""
+        rows = self.dataset.reader.rows(self.dataset.codes["train"], shuffle=(self.seed, int(epoch)), cache=cache)
+        for part in read_ahead(rows):
+            yield self._arrays(model, part)
 
     def validation(self, model: keras.Model) -> tf.data.Dataset | None:
         rows = self.dataset.rows("validation")

@@ -34,6 +34,8 @@ from nettrain.model.outputs import predicted_classes  # noqa: E402
 from nettrain.report.tables import format_value  # noqa: E402
 from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
+from nettrain.data.stream import SplitCache  # noqa: E402
+from nettrain.training.engine import ArrayLoop, StreamLoop  # noqa: E402
 from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, lively_steps,  # noqa: E402
                                     steps_per_epoch)
 from nettrain.training.progress import notice, report_result, tell_the_end  # noqa: E402
@@ -314,9 +316,15 @@ def _fit(s: Session, kit: _Callbacks) -> None:
     cfg, model = s.prep.cfg, s.model
     if getattr(kit.progress, "live", False) and cfg.training.steps_per_execution == "auto":
         model.steps_per_execution = lively_steps(model, s.feed.first_batch(model), s.prep.spe)
-    train_ds = s.feed.training(model, kit.cursor)
     val_ds = s.feed.validation(model)
+    # a stream's prepared training rows between epochs, in the run folder, removed when training ends
+    cache = SplitCache(s.out / rundir.CACHE / "train.bin") if isinstance(s.feed, StreamFeed) else None
     try:
+        loop = _own_loop(s, cache)  # same step, batches and callbacks as model.fit, without its per-batch input feed
+        if loop is not None:
+            loop.fit(initial_epoch=s.first_epoch, epochs=s.last_epoch, callbacks=kit.all, validation_data=val_ds)
+            return
+        train_ds = s.feed.training(model, kit.cursor)
         with strategy_scope(s.strategy):
             model.fit(train_ds, initial_epoch=s.first_epoch, epochs=s.last_epoch, validation_data=val_ds,
                       shuffle=False, callbacks=kit.all, verbose=0, class_weight=s.feed.class_weight(cfg))
@@ -327,6 +335,26 @@ def _fit(s: Session, kit: _Callbacks) -> None:
         raise
     finally:
         kit.progress.close()
+        if cache is not None:
+            cache.remove()
+
+
+def _own_loop(s: Session, cache: SplitCache | None) -> ArrayLoop | StreamLoop | None:
+    """The loop of `training.engine` that trains the session: without a distribution strategy or
+    TensorBoard (which draws `model.train_function`'s graph), `ArrayLoop` for rows held in memory and
+    `StreamLoop` for a stream (its training rows kept in `cache` after the first epoch); None: `model.fit`."""
+    cfg, model = s.prep.cfg, s.model
+    if s.strategy is not None or cfg.callbacks.tensorboard is not None:
+        return None
+    common = dict(batch_size=cfg.training.batch_size, steps_per_call=int(model.steps_per_execution),
+                  class_weight=s.feed.class_weight(cfg), mode=s.prep.mode)
+    if isinstance(s.feed, ArrayFeed):
+        x, y = s.feed.train_tensors(model)
+        return ArrayLoop(model, x, y, seed=cfg.seed, **common)
+    if isinstance(s.feed, StreamFeed):
+        feed = s.feed
+        return StreamLoop(model, lambda epoch: feed.epoch_arrays(model, epoch, cache), steps=feed.steps, **common)
+    return None
 
 
 @dataclass

@@ -1,0 +1,166 @@
+"""How `nettrain fit` scales with the file: wall, samples/s and peak RSS, in memory and streamed.
+
+    .venv/bin/python bench/scale.py [--rows 250000 1000000 4000000] [--streamed-only 20000000]
+                                    [--epochs 2] [--dir DIR] [--write bench/RESULTS.md]
+
+For each size a CSV of N rows x 20 numeric features and a regression target is generated in a
+temporary folder (pyarrow's CSV writer, 250k rows at a time; about 400 MB per million rows), then
+`nettrain fit` trains the bench MLP (Dense 64-64 relu, batch 256, validation and test 10% each) on
+it in a fresh process, once with `data.stream: false` and once with `data.stream: true` (sizes given
+to --streamed-only: streamed only). Measured per run: the wall from start to exit (read or first
+pass, training, the final evaluation of every split, plots, model file), the training samples/s
+(run.json's training rows / the mean seconds in metrics.csv of the epochs after the first,
+which also traces the training step) and the peak RSS of the
+process (getrusage of the child, through a small launcher so this process's pages are not counted).
+Each file is removed once its runs are done, and the folder at the end.
+
+With --write the table replaces the part of that file between `<!-- scale:begin -->` and
+`<!-- scale:end -->`; rows of sizes not measured this time are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = 20
+BLOCK = 250_000
+BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
+
+CONFIG = """data:
+  source: data.csv
+  target: y
+  split: {validation: 0.1, test: 0.1}
+model:
+  layers:
+    - {type: Dense, units: 64, activation: relu}
+    - {type: Dense, units: 64, activation: relu}
+training: {loss: mean_squared_error, batch_size: 256}
+"""
+
+# Runs a command and prints its peak RSS in KB: a child forked from this process would count this
+# process's pages until it execs.
+LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = proc.stderr.read()
+_, status, usage = os.wait4(proc.pid, 0)
+code = os.waitstatus_to_exitcode(status)
+sys.stderr.buffer.write(err[-4000:] if code else b"")
+print(usage.ru_maxrss)
+sys.exit(code)
+"""
+
+
+def write_csv(path: Path, rows: int, seed: int = 0) -> None:
+    """`rows` rows of 20 standard-normal features and y = x @ w + noise, written block by block."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=FEATURES)
+    names = [f"f{i}" for i in range(FEATURES)] + ["y"]
+    with pc.CSVWriter(str(path), pa.schema([(n, pa.float32()) for n in names])) as out:
+        done = 0
+        while done < rows:
+            n = min(BLOCK, rows - done)
+            x = rng.normal(size=(n, FEATURES)).astype("float32")
+            y = (x @ w + rng.normal(scale=0.1, size=n)).astype("float32")
+            out.write_table(pa.table([*x.T, y], names=names))
+            done += n
+
+
+def run_fit(folder: Path, stream: bool, epochs: int) -> dict:
+    run = folder / f"run-{'stream' if stream else 'memory'}"
+    argv = [str(Path(sys.executable).parent / "nettrain"), "fit", "scale.yaml", "--run-dir", str(run),
+            "--set", f"training.epochs={epochs}", "--set", f"data.stream={str(stream).lower()}"]
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, *argv], cwd=folder, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"nettrain fit (stream={stream}) failed:\n{proc.stderr[-3000:]}")
+    record = json.loads((run / "run.json").read_text())
+    with open(run / "metrics.csv", newline="") as f:
+        seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
+    timed = seconds[1:] or seconds  # the first epoch also traces the training step
+    train_rows = record["data"]["rows"]["train"]
+    shutil.rmtree(run)
+    return {"wall": wall, "rate": train_rows * len(timed) / sum(timed), "rss": int(proc.stdout.split()[-1]) / 1024}
+
+
+def table(results: dict[tuple[int, str], dict]) -> str:
+    lines = ["| rows | data | wall (s) | samples/s | peak RSS (MB) |", "|---:|---|---:|---:|---:|"]
+    for (rows, path), r in sorted(results.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        lines.append(f"| {rows:,} | {path} | {r['wall']:.1f} | {r['rate']:,.0f} | {r['rss']:,.0f} |")
+    return "\n".join(lines)
+
+
+def parse_table(text: str) -> dict[tuple[int, str], dict]:
+    out = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].replace(",", "").isdigit():
+            out[(int(cells[0].replace(",", "")), cells[1])] = {
+                "wall": float(cells[2]), "rate": float(cells[3].replace(",", "")),
+                "rss": float(cells[4].replace(",", ""))}
+    return out
+
+
+def write_results(path: Path, results: dict[tuple[int, str], dict], note: str) -> None:
+    text = path.read_text() if path.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    old, tail = rest.split(END, 1)
+    merged = {**parse_table(old), **results}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{head}{BEGIN}\n{note}\n\n{table(merged)}\n{END}{tail}")
+    tmp.replace(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, nargs="*", default=[250_000, 1_000_000, 4_000_000])
+    ap.add_argument("--streamed-only", type=int, nargs="*", default=[])
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--dir", type=Path, default=None, help="where the files are generated (default: a temp folder)")
+    ap.add_argument("--write", type=Path, default=None, help="put the table into this markdown file")
+    args = ap.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="nettrain-scale-", dir=args.dir))
+    results: dict[tuple[int, str], dict] = {}
+    try:
+        (root / "scale.yaml").write_text(CONFIG)
+        cases = [(n, (False, True)) for n in args.rows] + [(n, (True,)) for n in args.streamed_only]
+        print(f"{'rows':>12} {'data':<10} {'wall s':>8} {'samples/s':>11} {'peak RSS MB':>12}", flush=True)
+        for rows, paths in cases:
+            data = root / "data.csv"
+            write_csv(data, rows)
+            size = data.stat().st_size
+            for stream in paths:
+                r = run_fit(root, stream, args.epochs)
+                name = "streamed" if stream else "in memory"
+                results[(rows, name)] = r
+                print(f"{rows:>12,} {name:<10} {r['wall']:8.1f} {r['rate']:11,.0f} {r['rss']:12,.0f}"
+                      f"   ({size / 1e6:,.0f} MB CSV)", flush=True)
+            data.unlink()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if args.write is not None:
+        note = (f"`make bench-scale` (sizes {', '.join(f'{n:,}' for n in args.rows + args.streamed_only)}), "
+                f"{args.epochs} epochs, MLP 64-64, batch 256, 20 features; measured {time.strftime('%Y-%m-%d')}.")
+        write_results(args.write, results, note)
+        print(f"wrote {args.write}")
+
+
+if __name__ == "__main__":
+    main()

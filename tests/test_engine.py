@@ -1,0 +1,240 @@
+"""`training.engine`: nettrain's own epoch loops train exactly what `model.fit` trains on the same
+batches (the same weights bit for bit, the same logs, the same optimizer steps), and a stream's
+cache of prepared rows gives the same rows as parsing the file again."""
+
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import keras
+import tensorflow as tf
+
+from nettrain.config.loader import load_config
+from nettrain.data import chunks as C
+from nettrain.data import stream as S
+from nettrain.training import engine, feed as FD
+from nettrain.training import fit as F
+
+
+@pytest.fixture(autouse=True)
+def determinism():
+    keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _model(spe: int, loss="binary_crossentropy", out_activation="sigmoid", units=1):
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((5,), name="numeric")
+    hidden = keras.layers.Dense(8, activation="relu")(inp)
+    model = keras.Model({"numeric": inp}, keras.layers.Dense(units, activation=out_activation)(hidden))
+    model.compile(keras.optimizers.Adam(0.01), loss, metrics=["accuracy"], steps_per_execution=spe)
+    return model
+
+
+class Record(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs, self.epoch = [], 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append((epoch, {k: float(v) for k, v in logs.items()}))
+
+
+def _same(a: keras.Model, b: keras.Model) -> None:
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(p, q)
+    assert int(a.optimizer.iterations.numpy()) == int(b.optimizer.iterations.numpy())
+
+
+def _data(n=1000):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 5)).astype("float32")
+    return x, (x.sum(axis=1, keepdims=True) > 0).astype("float32")
+
+
+@pytest.mark.parametrize("spe", [1, 4, 7])
+def test_array_loop_trains_what_fit_trains_on_the_feeds_batches(spe):
+    x, y = _data()
+    a, ra, cursor = _model(spe), Record(), FD.EpochCursor(1)
+    train = FD.training_dataset({"numeric": tf.constant(x)}, y, batch_size=64, seed=7, cursor=cursor)
+    val = FD.evaluation_dataset({"numeric": tf.constant(x[:200])}, y[:200], 64)
+    a.fit(train, epochs=3, validation_data=val, callbacks=[cursor, ra], verbose=0, shuffle=False)
+    b, rb = _model(spe), Record()
+    engine.ArrayLoop(b, {"numeric": tf.constant(x)}, tf.constant(y), batch_size=64, seed=7,
+                     steps_per_call=spe).fit(initial_epoch=0, epochs=3, callbacks=[rb], validation_data=val)
+    _same(a, b)
+    assert ra.epochs == rb.epochs
+    assert set(rb.epochs[-1][1]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_array_loop_resumes_at_an_epoch_as_fit_does():
+    x, y = _data()
+    a, cursor = _model(4), FD.EpochCursor(1)
+    a.fit(FD.training_dataset({"numeric": tf.constant(x)}, y, batch_size=64, seed=3, cursor=cursor),
+          epochs=3, callbacks=[cursor], verbose=0, shuffle=False)
+    b = _model(4)
+    loop = engine.ArrayLoop(b, {"numeric": tf.constant(x)}, tf.constant(y), batch_size=64, seed=3, steps_per_call=4)
+    loop.fit(initial_epoch=0, epochs=1, callbacks=[])
+    loop.fit(initial_epoch=1, epochs=3, callbacks=[])
+    _same(a, b)
+
+
+def test_class_weights_become_the_sample_weights_fit_would_use():
+    x, y = _data()
+    weight = {0: 0.25, 1: 3.0}
+    a, cursor = _model(2), FD.EpochCursor(1)
+    a.fit(FD.training_dataset({"numeric": tf.constant(x)}, y, batch_size=64, seed=1, cursor=cursor),
+          epochs=2, callbacks=[cursor], verbose=0, shuffle=False, class_weight=weight)
+    b = _model(2)
+    engine.ArrayLoop(b, {"numeric": tf.constant(x)}, tf.constant(y), batch_size=64, seed=1, steps_per_call=2,
+                     class_weight=weight, mode="binary").fit(initial_epoch=0, epochs=2, callbacks=[])
+    _same(a, b)
+    one_hot = np.eye(3, dtype="float32")[[0, 2, 1, 2]]
+    np.testing.assert_array_equal(engine.class_sample_weights(one_hot, "one_hot", {0: 1.0, 1: 2.0, 2: 5.0}),
+                                  [1.0, 5.0, 2.0, 5.0])
+    assert engine.class_sample_weights(one_hot, "one_hot", None) is None
+
+
+def test_a_stop_request_ends_the_epoch_after_the_current_call():
+    x, y = _data()
+
+    class StopAtSecondCall(keras.callbacks.Callback):
+        calls = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            StopAtSecondCall.calls += 1
+            if StopAtSecondCall.calls == 2:
+                self.model.stop_training = True
+
+    model, record = _model(4), Record()
+    engine.ArrayLoop(model, {"numeric": tf.constant(x)}, tf.constant(y), batch_size=64, seed=1,
+                     steps_per_call=4).fit(initial_epoch=0, epochs=5, callbacks=[StopAtSecondCall(), record])
+    assert int(model.optimizer.iterations.numpy()) == 8  # two calls of 4 batches
+    assert [e for e, _ in record.epochs] == [0]         # the epoch still ends (logs, checkpoints)
+
+
+def test_stream_loop_trains_what_fit_trains_on_rebatched_chunks():
+    """Chunks of uneven sizes, cut into batches across their ends exactly like `Dataset.rebatch`."""
+    x, y = _data()
+    cuts = [0, 300, 350, 777, 1000]
+
+    def chunks(epoch):
+        order = np.random.default_rng(epoch).permutation(len(x))
+        for lo, hi in zip(cuts, cuts[1:]):
+            yield {"numeric": x[order[lo:hi]]}, y[order[lo:hi]]
+
+    a, ra = _model(4), Record()
+    spec = ({"numeric": tf.TensorSpec((None, 5), tf.float32)}, tf.TensorSpec((None, 1), tf.float32))
+    ds = tf.data.Dataset.from_tensors(0).flat_map(
+        lambda _: tf.data.Dataset.from_generator(lambda: chunks(ra.epoch), output_signature=spec)).rebatch(64)
+    a.fit(ds.apply(tf.data.experimental.assert_cardinality(16)), epochs=3, callbacks=[ra], verbose=0, shuffle=False)
+    b, rb = _model(4), Record()
+    engine.StreamLoop(b, chunks, steps=16, batch_size=64, steps_per_call=4).fit(initial_epoch=0, epochs=3,
+                                                                              callbacks=[rb])
+    _same(a, b)
+    assert int(b.optimizer.iterations.numpy()) == 3 * 16
+    assert ra.epochs == rb.epochs
+
+
+# ------------------------------------------------------------------------------ the stream's cache
+
+def _stream_config(tmp_path, text_column=False):
+    rng = np.random.default_rng(5)
+    n = 1500
+    rows = ["a,b,c,label" + (",note" if text_column else "")]
+    for i in range(n):
+        a, b, c = rng.normal(size=3)
+        rows.append(f"{a:.5f},{b:.5f},{c:.5f},{int(a + b > 0)}" + (f",word{i % 7} other" if text_column else ""))
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(textwrap.dedent("""
+        seed: 4
+        data: {source: d.csv, target: label, stream: true}
+        model: {layers: [{type: Dense, units: 8, activation: relu}]}
+        training: {epochs: 2, batch_size: 32}
+    """))
+    if text_column:
+        cfg.write_text(cfg.read_text().replace("stream: true", "stream: true, columns: {note: {type: text}}"))
+    return load_config(cfg)
+
+
+def _rows(reader, codes, **kw):
+    return [(part.inputs, part.y) for part in reader.rows(codes, **kw)]
+
+
+def _equal_rows(a, b):
+    assert len(a) == len(b)
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert xa.keys() == xb.keys()
+        for k in xa:
+            np.testing.assert_array_equal(xa[k], xb[k])
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_the_cache_gives_the_rows_of_the_file_and_is_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(C, "BLOCK_BYTES", 2048)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = S.load_stream(_stream_config(tmp_path))
+    codes = ds.codes["train"]
+    cache = S.SplitCache(tmp_path / "run" / ".cache" / "train.bin")
+    plain = _rows(ds.reader, codes, shuffle=(4, 1))
+    first = _rows(ds.reader, codes, shuffle=(4, 1), cache=cache)
+    assert cache.complete and cache.path.stat().st_size > 0
+    again = _rows(ds.reader, codes, shuffle=(4, 1), cache=cache)
+    _equal_rows(plain, first)
+    _equal_rows(plain, again)
+    _equal_rows(_rows(ds.reader, codes, shuffle=(4, 2)), _rows(ds.reader, codes, shuffle=(4, 2), cache=cache))
+    cache.remove()
+    assert not cache.path.exists() and not cache.path.parent.exists()
+
+
+def test_a_pass_stopped_early_leaves_no_cache_file_and_text_rows_are_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(C, "BLOCK_BYTES", 2048)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = S.load_stream(_stream_config(tmp_path))
+    cache = S.SplitCache(tmp_path / "c" / "train.bin")
+    rows = ds.reader.rows(ds.codes["train"], cache=cache)
+    next(rows)
+    rows.close()
+    assert not cache.complete and not cache.path.exists()
+    assert len(_rows(ds.reader, ds.codes["train"], cache=cache)) > 1 and cache.complete  # a later whole pass
+
+    (tmp_path / "t").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = S.load_stream(_stream_config(tmp_path / "t", text_column=True))
+    cache = S.SplitCache(tmp_path / "t" / "c" / "train.bin")
+    _equal_rows(_rows(text.reader, text.codes["train"]), _rows(text.reader, text.codes["train"], cache=cache))
+    assert cache.disabled and not cache.complete and not cache.path.exists()
+
+
+@pytest.mark.slow
+def test_a_streamed_session_trains_what_fit_on_the_stream_feed_trains(tmp_path, monkeypatch):
+    """nettrain's StreamLoop (with its cache from the second epoch on) against model.fit over the
+    StreamFeed's tf.data pipeline: the same weights bit for bit."""
+    monkeypatch.setattr(C, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(C, "BLOCK_BYTES", 2048)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prep = F.prepare(_stream_config(tmp_path))
+    assert isinstance(prep.feed, FD.StreamFeed)
+    keras.utils.set_random_seed(4)
+    a, cursor = F.new_model(prep), FD.EpochCursor(1)
+    a.fit(prep.feed.training(a, cursor), epochs=3, callbacks=[cursor], verbose=0, shuffle=False)
+    keras.utils.set_random_seed(4)
+    b = F.new_model(prep)
+    cache = S.SplitCache(tmp_path / "cache" / "train.bin")
+    engine.StreamLoop(b, lambda epoch: prep.feed.epoch_arrays(b, epoch, cache), steps=prep.feed.steps,
+                      batch_size=32, steps_per_call=int(b.steps_per_execution), mode=prep.mode).fit(
+        initial_epoch=0, epochs=3, callbacks=[])
+    assert cache.complete
+    _same(a, b)
