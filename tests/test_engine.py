@@ -238,3 +238,13 @@ def test_a_streamed_session_trains_what_fit_on_the_stream_feed_trains(tmp_path, 
         initial_epoch=0, epochs=3, callbacks=[])
     assert cache.complete
     _same(a, b)
+
+
+def test_predict_rows_gives_what_predict_gives_across_slices(monkeypatch):
+    x, _ = _data(1000)
+    model = _model(1)
+    monkeypatch.setattr(engine, "PREDICT_ROWS", 300)  # 4 slices, the last short
+    polls = []
+    out = engine.predict_rows(model, {"numeric": tf.constant(x)}, between=lambda: polls.append(1))
+    np.testing.assert_allclose(out, model.predict({"numeric": x}, verbose=0), rtol=1e-6, atol=1e-6)
+    assert out.shape == (1000, 1) and len(polls) == 4

@@ -192,3 +192,20 @@ def class_sample_weights(y: np.ndarray, mode: str, class_weight: dict[int, float
     for k, w in class_weight.items():
         table[int(k)] = float(w)
     return table[labels]
+
+
+PREDICT_ROWS = 65_536  # rows per call of `predict_rows`
+
+
+def predict_rows(model: keras.Model, x: dict[str, tf.Tensor], *, between=None) -> np.ndarray:
+    """The model's outputs for all rows of `x`, called on slices of PREDICT_ROWS rows (no batching,
+    no predict loop: for the final plots, where `model.predict`'s tracing and per-batch steps cost
+    more than the arithmetic). `between()` runs after each slice (a signal poll)."""
+    n = int(next(iter(x.values())).shape[0])
+    out = []
+    for lo in range(0, n, PREDICT_ROWS):
+        out.append(np.asarray(model({k: v[lo:lo + PREDICT_ROWS] for k, v in x.items()}, training=False)))
+        if between is not None:
+            between()
+    return np.concatenate(out) if out else np.zeros((0,) + tuple(model.output.shape[1:]))
+

@@ -140,7 +140,7 @@ class Holdout:
     """Labelled rows the final plots are drawn on: the test split, else the validation split."""
 
     name: str
-    batches: tf.data.Dataset       # batches of model inputs, no labels
+    x: dict[str, tf.Tensor]        # the model inputs of the rows (tensors, ready for the model)
     y: np.ndarray                  # the labels as the data stage holds them (class indices or values)
 
 
@@ -240,7 +240,7 @@ class ArrayFeed:
         split = getattr(dataset, name)
         if not _has_rows(split) or split.y is None:
             return None
-        return Holdout(name, evaluation_dataset(model_inputs(model, split.inputs), None, self.batch_size), split.y)
+        return Holdout(name, model_inputs(model, split.inputs), split.y)
 
 
 def _has_rows(split: Split | None) -> bool:
@@ -369,4 +369,4 @@ class StreamFeed:
         split = join_splits(parts)
         if split.y is None:
             return None
-        return Holdout(name, evaluation_dataset(model_inputs(model, split.inputs), None, self.batch_size), split.y)
+        return Holdout(name, model_inputs(model, split.inputs), split.y)

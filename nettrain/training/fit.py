@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -35,7 +36,7 @@ from nettrain.report.tables import format_value  # noqa: E402
 from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
 from nettrain.data.stream import SplitCache  # noqa: E402
-from nettrain.training.engine import ArrayLoop, StreamLoop  # noqa: E402
+from nettrain.training.engine import ArrayLoop, StreamLoop, predict_rows  # noqa: E402
 from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, lively_steps,  # noqa: E402
                                     steps_per_epoch)
 from nettrain.training.progress import notice, report_result, tell_the_end  # noqa: E402
@@ -374,10 +375,14 @@ def _finish(s: Session, kit: _Callbacks) -> FitResult:
     if cfg.output.keras:
         h5.export_keras(model, out / rundir.KERAS_EXPORT)
     guard.poll()
-    metrics = evaluate_splits(model, s.feed)
+    # the plots are drawn (matplotlib, on the host) while the final evaluation runs (TensorFlow)
+    drawing = _Drawing(_plots(s, end.history, end.best_epoch)) if cfg.output.plots else None
+    try:
+        metrics = evaluate_splits(model, s.feed)
+    finally:
+        if drawing is not None:
+            drawing.finish()
     atomic.write_json(out / rundir.METRICS_JSON, metrics)
-    if cfg.output.plots:
-        _plots(s, end.history, end.best_epoch)
     guard.poll()
     record.update(status="completed", ended=rundir.now(), final_metrics=metrics)
     best_file = out / rundir.CHECKPOINTS / rundir.BEST
@@ -502,26 +507,51 @@ def evaluate_splits(model: keras.Model, feed: Feed) -> dict[str, dict[str, float
     return out
 
 
-def _plots(s: Session, history: list[dict], best_epoch: int | None) -> None:
+class _Drawing(threading.Thread):
+    """`draw()` on a thread of its own; `finish()` waits for it and raises what it raised."""
+
+    def __init__(self, draw: Callable[[], None]):
+        super().__init__(name="nettrain-plots", daemon=True)
+        self.draw, self.error = draw, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.draw()
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller by finish()
+            self.error = e
+
+    def finish(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _plots(s: Session, history: list[dict], best_epoch: int | None) -> Callable[[], None]:
+    """What the plots need from the model, computed now (the held-out rows' predictions); returns the
+    drawing, which touches nothing of TensorFlow's."""
     from nettrain.report import plots
 
     plot_dir = s.out / rundir.PLOTS
-    plot_dir.mkdir(exist_ok=True)
-    if history:
-        plots.learning_curves({k: [r.get(k) for r in history] for k in history[0]}, plot_dir / "learning_curves.png",
-                              best_epoch=best_epoch, monitor=s.monitors["best"])
     held = s.feed.holdout(s.model)
-    if held is None:
-        return
-    pred = s.model.predict(held.batches, verbose=0, callbacks=[cb.InterruptPoll()])
-    mode = s.prep.mode
-    if mode == "regression":
-        plots.predicted_vs_actual(np.asarray(held.y).reshape(len(pred), -1)[:, 0], pred[:, 0],
-                                  plot_dir / "predicted_vs_actual.png")
-    else:
-        from sklearn.metrics import confusion_matrix
+    pred = None if held is None else predict_rows(s.model, held.x, between=guard.poll)
+    mode, names, threshold = s.prep.mode, s.prep.dataset.schema.class_names, s.prep.threshold
 
-        labels = predicted_classes(pred, mode, s.prep.threshold)
-        names = s.prep.dataset.schema.class_names
-        matrix = confusion_matrix(held.y, labels, labels=list(range(len(names))))
-        plots.confusion_matrix_plot(matrix, names, plot_dir / "confusion_matrix.png")
+    def draw() -> None:
+        plot_dir.mkdir(exist_ok=True)
+        if history:
+            plots.learning_curves({k: [r.get(k) for r in history] for k in history[0]},
+                                  plot_dir / "learning_curves.png", best_epoch=best_epoch, monitor=s.monitors["best"])
+        if held is None:
+            return
+        if mode == "regression":
+            plots.predicted_vs_actual(np.asarray(held.y).reshape(len(pred), -1)[:, 0], pred[:, 0],
+                                      plot_dir / "predicted_vs_actual.png")
+        else:
+            from sklearn.metrics import confusion_matrix
+
+            labels = predicted_classes(pred, mode, threshold)
+            matrix = confusion_matrix(held.y, labels, labels=list(range(len(names))))
+            plots.confusion_matrix_plot(matrix, names, plot_dir / "confusion_matrix.png")
+
+    return draw
