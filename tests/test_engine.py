@@ -232,11 +232,13 @@ def test_a_streamed_session_trains_what_fit_on_the_stream_feed_trains(tmp_path, 
     a.fit(prep.feed.training(a, cursor), epochs=3, callbacks=[cursor], verbose=0, shuffle=False)
     keras.utils.set_random_seed(4)
     b = F.new_model(prep)
-    cache = S.SplitCache(tmp_path / "cache" / "train.bin")
-    engine.StreamLoop(b, lambda epoch: prep.feed.epoch_arrays(b, epoch, cache), steps=prep.feed.steps,
-                      batch_size=32, steps_per_call=int(b.steps_per_execution), mode=prep.mode).fit(
-        initial_epoch=0, epochs=3, callbacks=[])
-    assert cache.complete
+    with prep.feed.caching(tmp_path / "cache"):
+        engine.StreamLoop(b, lambda epoch: prep.feed.epoch_arrays(b, epoch), steps=prep.feed.steps,
+                          batch_size=32, steps_per_call=int(b.steps_per_execution), mode=prep.mode).fit(
+            initial_epoch=0, epochs=3, callbacks=[], validation_data=prep.feed.validation(b))
+        assert (tmp_path / "cache" / "train.bin").stat().st_size > 0   # epochs 2 and 3 read it
+        assert (tmp_path / "cache" / "validation.bin").stat().st_size > 0
+    assert not (tmp_path / "cache").exists()
     _same(a, b)
 
 

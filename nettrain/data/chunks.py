@@ -183,3 +183,18 @@ def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], 
 def _reason(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return show_name(text, 200) if text else type(e).__name__
+
+
+def release_memory() -> None:
+    """Give the memory freed by a pass over a file back to the system: pyarrow's pool keeps freed
+    blocks for reuse, and so does glibc's malloc, so a process's RSS would stay at its peak."""
+    import ctypes
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+

@@ -334,16 +334,20 @@ class RowReader:
             source = self.prepared(codes, limit=limit)
         if shuffle is None:
             yield from source
+            C.release_memory()
             return
         window: list[Split] = []
         number = 0
         for split in source:
             window.append(split)
             if len(window) == SHUFFLE_WINDOW:
-                yield shuffled(window, shuffle, number)
-                window, number = [], number + 1
+                out = shuffled(window, shuffle, number)
+                window, number = [], number + 1  # the chunks are freed before the consumer has the window
+                yield out
+                del out
         if window:
             yield shuffled(window, shuffle, number)
+        C.release_memory()
 
 
 class SplitCache:
@@ -561,7 +565,10 @@ class StreamDataset(Dataset):
 def load_stream(cfg, why: str = "data.stream") -> StreamDataset:
     """The first pass over the config's data file(s): see the module docstring."""
     check_streamable_missing(cfg)
-    return _FirstPass(cfg, why).run()
+    try:
+        return _FirstPass(cfg, why).run()
+    finally:
+        C.release_memory()
 
 
 class _FirstPass:

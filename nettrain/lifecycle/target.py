@@ -423,53 +423,10 @@ def aligned(parts, multiple: int):
 
 
 def read_ahead(parts, depth: int = 2):
-    """The items of `parts`, produced by a background thread up to `depth` ahead: reading and
-    preparing the next chunk (pyarrow and pandas, mostly without the GIL) overlaps the model's
-    work on this one. An error in the thread is raised here, in order; leaving early (an error, an
-    interrupt) stops the thread after the chunk it is on."""
-    import queue
-    import threading
+    """`data.stream.read_ahead`: the items of `parts`, produced by a thread of its own up to `depth` ahead."""
+    from nettrain.data.stream import read_ahead as ahead
 
-    done = object()
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        source = iter(parts)
-        try:
-            for part in source:
-                if not put((part, None)):
-                    return
-            put((done, None))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
-            put((done, e))
-        finally:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=work, name="nettrain-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, error = items.get()
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join()
+    return ahead(iter(parts), depth)
 
 
 def _take(split, where: slice):

@@ -12,8 +12,10 @@ run got there straight or was resumed from a checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 import numpy as np
@@ -176,6 +178,9 @@ class Feed(Protocol):
     def holdout(self, model: keras.Model) -> Holdout | None:
         """The rows of the final plots, or None when there are no labelled held-out rows."""
 
+    def caching(self, folder: Path) -> contextlib.AbstractContextManager:
+        """A session's span, inside which rows read more than once may be kept in `folder`."""
+
 
 class ArrayFeed:
     """A `Feed` over a `Dataset` held in memory (the numpy arrays of its splits).
@@ -216,6 +221,9 @@ class ArrayFeed:
 
     def first_batch(self, model: keras.Model) -> dict[str, tf.Tensor]:
         return {k: v[: self.batch_size] for k, v in self._train_inputs(model).items()}
+
+    def caching(self, folder: Path) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()  # the rows are in memory already
 
     def train_tensors(self, model: keras.Model) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """All training rows at once, (inputs, encoded targets) as tensors: what `engine.ArrayLoop`
@@ -263,6 +271,8 @@ class StreamFeed:
         self.dataset, self.mode, self.n_classes = dataset, mode, n_classes
         self.batch_size, self.seed = batch_size, seed
         self.failure: BaseException | None = None  # a DataError raised while reading (the file changed)
+        self._caches: dict[str, SplitCache] | None = None  # inside `caching`
+        self._cache_dir: Path | None = None
 
     @property
     def steps(self) -> int:
@@ -306,11 +316,12 @@ class StreamFeed:
         codes = self.dataset.codes[split]
         reader = self.dataset.reader
         feed = self
+        cache = self._cache(split)
 
         def chunks(epoch=None):
             shuffle = None if epoch is None else (feed.seed, int(epoch))
             try:
-                for part in read_ahead(reader.rows(codes, shuffle=shuffle)):
+                for part in read_ahead(reader.rows(codes, shuffle=shuffle, cache=cache)):
                     yield feed._arrays(model, part, labels)
             except Exception as e:  # noqa: BLE001 - tf.data would hide it behind its own error
                 feed.failure = e
@@ -332,14 +343,32 @@ class StreamFeed:
     def training(self, model: keras.Model, cursor: EpochCursor) -> tf.data.Dataset:
         return self._dataset(model, "train", self.dataset.rows("train"), cursor=cursor)
 
-    def epoch_arrays(self, model: keras.Model, epoch: int, cache: SplitCache | None = None
-                     ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    def epoch_arrays(self, model: keras.Model, epoch: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         """The training rows of `epoch` (from 1) as (inputs, targets) numpy pieces, in the order
-        `training` gives them (for `engine.StreamLoop`), read ahead by a thread of its own; with a
-        `cache`, parsed from the file once and read back from the cache afterwards."""
-        rows = self.dataset.reader.rows(self.dataset.codes["train"], shuffle=(self.seed, int(epoch)), cache=cache)
+        `training` gives them (for `engine.StreamLoop`), read ahead by a thread of its own."""
+        rows = self.dataset.reader.rows(self.dataset.codes["train"], shuffle=(self.seed, int(epoch)),
+                                        cache=self._cache("train"))
         for part in read_ahead(rows):
             yield self._arrays(model, part)
+
+    @contextlib.contextmanager
+    def caching(self, folder: Path) -> Iterator[None]:
+        """Inside, the rows of each split are parsed from the file once and kept in `folder`
+        (`SplitCache`, one file per split) for the later passes; the files are removed on the way out."""
+        self._caches, self._cache_dir = {}, Path(folder)
+        try:
+            yield
+        finally:
+            caches, self._caches, self._cache_dir = self._caches, None, None
+            for cache in caches.values():
+                cache.remove()
+
+    def _cache(self, split: str) -> SplitCache | None:
+        if self._caches is None:
+            return None
+        if split not in self._caches:
+            self._caches[split] = SplitCache(self._cache_dir / f"{split}.bin")
+        return self._caches[split]
 
     def validation(self, model: keras.Model) -> tf.data.Dataset | None:
         rows = self.dataset.rows("validation")

@@ -35,7 +35,6 @@ from nettrain.model.outputs import predicted_classes  # noqa: E402
 from nettrain.report.tables import format_value  # noqa: E402
 from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
-from nettrain.data.stream import SplitCache  # noqa: E402
 from nettrain.training.engine import ArrayLoop, StreamLoop, predict_rows  # noqa: E402
 from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, lively_steps,  # noqa: E402
                                     steps_per_epoch)
@@ -232,7 +231,8 @@ def train(s: Session) -> FitResult:
     epoch being written is finished first), an error ends it `failed`.
     """
     try:
-        with guard.handlers(), guard.deferred(), s.record.active():
+        # a stream's prepared rows are parsed once and kept in the run folder until the session ends
+        with guard.handlers(), guard.deferred(), s.record.active(), s.feed.caching(s.out / rundir.CACHE):
             kit = _callbacks(s)
             _fit(s, kit)
             return _finish(s, kit)
@@ -318,10 +318,8 @@ def _fit(s: Session, kit: _Callbacks) -> None:
     if getattr(kit.progress, "live", False) and cfg.training.steps_per_execution == "auto":
         model.steps_per_execution = lively_steps(model, s.feed.first_batch(model), s.prep.spe)
     val_ds = s.feed.validation(model)
-    # a stream's prepared training rows between epochs, in the run folder, removed when training ends
-    cache = SplitCache(s.out / rundir.CACHE / "train.bin") if isinstance(s.feed, StreamFeed) else None
     try:
-        loop = _own_loop(s, cache)  # same step, batches and callbacks as model.fit, without its per-batch input feed
+        loop = _own_loop(s)  # same step, batches and callbacks as model.fit, without its per-batch input feed
         if loop is not None:
             loop.fit(initial_epoch=s.first_epoch, epochs=s.last_epoch, callbacks=kit.all, validation_data=val_ds)
             return
@@ -336,14 +334,12 @@ def _fit(s: Session, kit: _Callbacks) -> None:
         raise
     finally:
         kit.progress.close()
-        if cache is not None:
-            cache.remove()
 
 
-def _own_loop(s: Session, cache: SplitCache | None) -> ArrayLoop | StreamLoop | None:
+def _own_loop(s: Session) -> ArrayLoop | StreamLoop | None:
     """The loop of `training.engine` that trains the session: without a distribution strategy or
     TensorBoard (which draws `model.train_function`'s graph), `ArrayLoop` for rows held in memory and
-    `StreamLoop` for a stream (its training rows kept in `cache` after the first epoch); None: `model.fit`."""
+    `StreamLoop` for a stream; None: `model.fit`."""
     cfg, model = s.prep.cfg, s.model
     if s.strategy is not None or cfg.callbacks.tensorboard is not None:
         return None
@@ -354,7 +350,7 @@ def _own_loop(s: Session, cache: SplitCache | None) -> ArrayLoop | StreamLoop | 
         return ArrayLoop(model, x, y, seed=cfg.seed, **common)
     if isinstance(s.feed, StreamFeed):
         feed = s.feed
-        return StreamLoop(model, lambda epoch: feed.epoch_arrays(model, epoch, cache), steps=feed.steps, **common)
+        return StreamLoop(model, lambda epoch: feed.epoch_arrays(model, epoch), steps=feed.steps, **common)
     return None
 
 
