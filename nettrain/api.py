@@ -39,6 +39,10 @@ def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool =
     """Check a config; with `build`, also load the data and build the model. Returns a report."""
     cfg = load_config(config, overrides)
     lines = [f"{config}: valid", describe(cfg)]
+    if cfg.data.stream is True and not build:  # a source that cannot stream is a config mistake (no TensorFlow here)
+        from nettrain.data.stream import choose
+
+        lines.append(choose(cfg).describe())
     if build:
         from nettrain.training.runtime import quiet_native_stderr  # imports TensorFlow without its start-up chatter
 

@@ -760,3 +760,17 @@ def test_read_ahead_keeps_the_order_hands_over_errors_and_stops_with_its_consume
     while any(t.name == "nettrain-read-ahead" for t in threading.enumerate()) and time.time() < deadline:
         time.sleep(0.05)
     assert not any(t.name == "nettrain-read-ahead" for t in threading.enumerate())
+
+
+def test_validate_refuses_stream_true_on_a_source_that_cannot_stream(tmp_path):
+    (tmp_path / "x.jsonl").write_text('{"a": 1, "y": 2}\n{"a": 2, "y": 3}\n')
+    (tmp_path / "c.yaml").write_text("data: {source: x.jsonl, target: y, stream: true}\n"
+                                     "model: {layers: [{type: Dense, units: 4}]}\n")
+    result = runner.invoke(app, ["validate", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2
+    assert "data.stream" in result.output and "x.jsonl" in result.output
+    (tmp_path / "d.csv").write_text("a,y\n1,2\n2,3\n")
+    (tmp_path / "d.yaml").write_text("data: {source: d.csv, target: y, stream: true}\n"
+                                     "model: {layers: [{type: Dense, units: 4}]}\n")
+    result = runner.invoke(app, ["validate", str(tmp_path / "d.yaml")])
+    assert result.exit_code == 0 and "data: streamed" in result.output

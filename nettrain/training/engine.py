@@ -149,13 +149,14 @@ class StreamLoop(_Loop):
     def _block(self, x: dict[str, np.ndarray], y: np.ndarray, calls: _Calls) -> bool:
         """Train on all of `x`/`y` (whole batches, but for the epoch's last); False when stopped."""
         weights = class_sample_weights(y, self.mode, self.class_weight)
-        xt = {k: tf.constant(v) for k, v in x.items()}
-        yt, wt = tf.constant(y), None if weights is None else tf.constant(weights)
         steps = -(-len(y) // self.batch_size)
-        for first in range(0, steps, self.per_call):
+        zero = tf.constant(0, tf.int64)
+        for first in range(0, steps, self.per_call):  # only one call's rows become tensors at a time
             count = min(self.per_call, steps - first)
-            if not calls.run(count, lambda: self._run(xt, yt, wt, tf.constant(first, tf.int64),
-                                                      tf.constant(count, tf.int64))):
+            rows = slice(first * self.batch_size, (first + count) * self.batch_size)
+            xt = {k: tf.constant(v[rows]) for k, v in x.items()}
+            yt, wt = tf.constant(y[rows]), None if weights is None else tf.constant(weights[rows])
+            if not calls.run(count, lambda: self._run(xt, yt, wt, zero, tf.constant(count, tf.int64))):
                 return False
         return True
 

@@ -348,7 +348,7 @@ class StreamFeed:
         `training` gives them (for `engine.StreamLoop`), read ahead by a thread of its own."""
         rows = self.dataset.reader.rows(self.dataset.codes["train"], shuffle=(self.seed, int(epoch)),
                                         cache=self._cache("train"))
-        for part in read_ahead(rows):
+        for part in read_ahead(rows, depth=1):  # one window ahead: parsing overlaps training, memory stays low
             yield self._arrays(model, part)
 
     @contextlib.contextmanager
