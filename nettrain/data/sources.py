@@ -99,17 +99,7 @@ def _read(path: str | os.PathLike, split: bool) -> dict[str, pd.DataFrame]:
         raise DataError(f"{p}: unknown data file type {kind or '(no extension)'!r}; allowed: "
                         f"{', '.join(TABLE_EXTENSIONS)} (also .csv/.tsv/.jsonl compressed with "
                         f"{', '.join(COMPRESSIONS)})")
-    try:
-        exists, is_file = p.exists(), p.is_file()
-        size = p.stat().st_size if is_file else 0
-    except OSError as e:  # a name too long, a folder without access
-        raise DataError(f"{p}: cannot access it: {e.strerror or e}") from None
-    if not exists:
-        raise DataError(f"data file not found: {p}")
-    if not is_file:
-        raise DataError(f"not a file: {p}")
-    if size == 0:
-        raise DataError(f"{p}: the file is empty")
+    check_file(p)
     if kind in (".csv", ".tsv", ".jsonl") and p.suffix.lower() not in COMPRESSIONS:
         _sniff_text(p, kind)
     try:
@@ -472,3 +462,19 @@ def _generate(cfg, src) -> RawData:
     frame = arrays_to_frame(np.asarray(x), y, src.generator)
     return RawData({"source": frame}, f"{src.generator}({args})", default_target=DEFAULT_TARGET,
                    task_hint="regression" if src.generator == "make_regression" else None)
+
+
+def check_file(p: Path) -> None:
+    """A data file exists, can be accessed, is a file and is not empty (else a DataError naming it)."""
+    try:
+        exists, is_file = p.exists(), p.is_file()
+        size = p.stat().st_size if is_file else 0
+    except OSError as e:  # a name too long, a folder without access
+        raise DataError(f"{p}: cannot access it: {e.strerror or e}") from None
+    if not exists:
+        raise DataError(f"data file not found: {p}")
+    if not is_file:
+        raise DataError(f"not a file: {p}")
+    if size == 0:
+        raise DataError(f"{p}: the file is empty")
+

@@ -589,7 +589,7 @@ class _FirstPass:
                             "data.train; remove data.validation or set folds: 1")
         paths = {part: Path(p) for part, p in files.items()}
         for part, p in paths.items():
-            _check_file(p)
+            check_table_file(p)
         first, raw = _first_chunk(paths[main])
         where = str(paths[main])
         target, features, id_column = select_columns(cfg, first, where, None)
@@ -993,25 +993,17 @@ class _FileHash(threading.Thread):
         return self.digest
 
 
-def _check_file(p: Path) -> None:
-    """The checks `read_table` makes of a whole file, before its first chunk."""
-    from nettrain.data.sources import _check_unique, _sniff_text
+def check_table_file(p: Path) -> list[str]:
+    """The checks `read_table` makes of a whole file, made before its first chunk (it exists, is not
+    empty, is not binary, has no column name twice, no nested parquet column); its column names."""
+    from nettrain.data.sources import _check_unique, _sniff_text, check_file
 
-    try:
-        exists, is_file = p.exists(), p.is_file()
-        size = p.stat().st_size if is_file else 0
-    except OSError as e:
-        raise DataError(f"{p}: cannot access it: {e.strerror or e}") from None
-    if not exists:
-        raise DataError(f"data file not found: {p}")
-    if not is_file:
-        raise DataError(f"not a file: {p}")
-    if size == 0:
-        raise DataError(f"{p}: the file is empty")
+    check_file(p)
     kind = C.kind_of(p)
     if kind != ".parquet" and p.suffix.lower() == kind:
         _sniff_text(p, kind)
-    _check_unique(p, C.header(p))
+    names = C.header(p)
+    _check_unique(p, names)
     if kind == ".parquet":
         import pyarrow.parquet as pq
         from pyarrow import types as pat
@@ -1020,6 +1012,7 @@ def _check_file(p: Path) -> None:
             if pat.is_nested(f.type) or (pat.is_dictionary(f.type) and pat.is_nested(f.type.value_type)):
                 raise DataError(f"{p}: column '{show_name(f.name)}' holds nested values ({show_name(str(f.type), 80)}); "
                                 "nettrain reads flat columns: one number or string per cell")
+    return names
 
 
 def _first_chunk(p: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

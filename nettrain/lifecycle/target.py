@@ -257,13 +257,14 @@ def _stream(p: Path, schema: FeatureSchema, require_target: bool):
     import pyarrow as pa
 
     from nettrain.data import prepare_inputs
-    from nettrain.data.chunks import CHUNK_ROWS, _bad_value, header, iter_chunks, kind_of
+    from nettrain.data.chunks import CHUNK_ROWS, _bad_value, iter_chunks, kind_of
+    from nettrain.data.stream import check_table_file
     from nettrain.data.words import list_names
     from nettrain.errors import DataError
 
     kind = kind_of(p)
     text = kind != ".parquet"
-    names = _checked_header(p, kind, header)
+    names = check_table_file(p)
     _check_columns(p, names, schema, require_target)
     wanted = [c.name for c in schema.columns]
     target = schema.target if schema.target is not None and schema.target in names and require_target else None
@@ -306,38 +307,6 @@ def _unreadable(p: Path, kind: str, count: int, err: BaseException):
     return DataError(f"{p}: cannot read it as {kind[1:]} after row {count}: {reason[:300]}")
 
 
-def _checked_header(p: Path, kind: str, header) -> list[str]:
-    """The column names, after the checks `read_table` makes of a whole file: it exists, is not
-    empty, is not binary, has no column name twice, no nested parquet column."""
-    from nettrain.data.sources import _check_unique, _sniff_text
-    from nettrain.errors import DataError
-
-    try:
-        exists, is_file = p.exists(), p.is_file()
-        size = p.stat().st_size if is_file else 0
-    except OSError as e:
-        raise DataError(f"{p}: cannot access it: {e.strerror or e}") from None
-    if not exists:
-        raise DataError(f"data file not found: {p}")
-    if not is_file:
-        raise DataError(f"not a file: {p}")
-    if size == 0:
-        raise DataError(f"{p}: the file is empty")
-    if kind != ".parquet" and p.suffix.lower() == kind:
-        _sniff_text(p, kind)
-    names = header(p)
-    _check_unique(p, names)
-    if kind == ".parquet":
-        import pyarrow.parquet as pq
-        from pyarrow import types as pat
-
-        for f in pq.read_schema(p):
-            if pat.is_nested(f.type) or (pat.is_dictionary(f.type) and pat.is_nested(f.type.value_type)):
-                raise DataError(f"{p}: column '{f.name}' holds nested values ({str(f.type)[:80]}); nettrain reads "
-                                "flat columns: one number or string per cell")
-    return names
-
-
 def _check_columns(p: Path, names: list[str], schema: FeatureSchema, require_target: bool) -> None:
     """A column the model uses (or the target, when required) missing from the header: the message
     `prepare_inputs` gives, before a row is read."""
@@ -372,7 +341,6 @@ def typed_like_read_csv(series):
     (any of pandas' spellings), else the text. So a category written `1.0`, `true` or `007` gives
     the value training saw (`1`, `True`, `7`), and an integer id stays an integer.
     """
-    import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
