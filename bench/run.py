@@ -34,7 +34,6 @@ import json
 import os
 import pty
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from launch import timed_process  # noqa: E402  (bench/launch.py, beside this script)
 
 
 @contextlib.contextmanager
@@ -196,30 +196,6 @@ WALL_CONFIG = """data: {source: data.csv, target: y}
 model: {layers: [{type: Dense, units: 64, activation: relu}, {type: Dense, units: 64, activation: relu}]}
 training: {loss: mean_squared_error, optimizer: adam}
 """
-
-
-# A small launcher runs each contender: a child forked from this (large) process would count this
-# process's pages in its peak RSS until it execs.
-LAUNCHER = """
-import os, subprocess, sys
-proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-err = proc.stderr.read()
-_, status, usage = os.wait4(proc.pid, 0)
-code = os.waitstatus_to_exitcode(status)
-sys.stderr.buffer.write(err[-4000:] if code else b"")
-print(usage.ru_maxrss)
-sys.exit(code)
-"""
-
-
-def timed_process(argv: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds from start to exit, peak RSS in MB) of one child process; its output is dropped."""
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", LAUNCHER, *argv], cwd=cwd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:3])} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return wall, int(proc.stdout.split()[-1]) / 1024
 
 
 def whole_process(tmp: Path, epochs: int, batch: int, repeat: int) -> None:

@@ -24,13 +24,13 @@ import argparse
 import csv
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from launch import timed_process  # bench/launch.py, beside this script
 
 FEATURES = 20
 BLOCK = 250_000
@@ -46,20 +46,6 @@ model:
     - {type: Dense, units: 64, activation: relu}
 training: {loss: mean_squared_error, batch_size: 256}
 """
-
-# Runs a command and prints its peak RSS in KB: a child forked from this process would count this
-# process's pages until it execs.
-LAUNCHER = """
-import os, subprocess, sys
-proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-err = proc.stderr.read()
-_, status, usage = os.wait4(proc.pid, 0)
-code = os.waitstatus_to_exitcode(status)
-sys.stderr.buffer.write(err[-4000:] if code else b"")
-print(usage.ru_maxrss)
-sys.exit(code)
-"""
-
 
 def write_csv(path: Path, rows: int, seed: int = 0) -> None:
     """`rows` rows of 20 standard-normal features and y = x @ w + noise, written block by block."""
@@ -83,18 +69,14 @@ def run_fit(folder: Path, stream: bool, epochs: int) -> dict:
     run = folder / f"run-{'stream' if stream else 'memory'}"
     argv = [str(Path(sys.executable).parent / "nettrain"), "fit", "scale.yaml", "--run-dir", str(run),
             "--set", f"training.epochs={epochs}", "--set", f"data.stream={str(stream).lower()}"]
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", LAUNCHER, *argv], cwd=folder, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"nettrain fit (stream={stream}) failed:\n{proc.stderr[-3000:]}")
+    wall, rss = timed_process(argv, folder)
     record = json.loads((run / "run.json").read_text())
     with open(run / "metrics.csv", newline="") as f:
         seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
     timed = seconds[1:] or seconds  # the first epoch also traces the training step
     train_rows = record["data"]["rows"]["train"]
     shutil.rmtree(run)
-    return {"wall": wall, "rate": train_rows * len(timed) / sum(timed), "rss": int(proc.stdout.split()[-1]) / 1024}
+    return {"wall": wall, "rate": train_rows * len(timed) / sum(timed), "rss": rss}
 
 
 def table(results: dict[tuple[int, str], dict]) -> str:

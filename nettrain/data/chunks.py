@@ -23,6 +23,11 @@ from nettrain.errors import DataError
 CHUNK_ROWS = 65_536
 BLOCK_BYTES = 1 << 20
 STREAMABLE = (".csv", ".tsv", ".parquet")
+# Compressions the chunk reader cannot open (pyarrow detects gzip and bz2 only): such files are read whole.
+NOT_STREAMED = (".xz", ".zip", ".zst")
+# What pandas.read_csv reads as booleans (in a column holding nothing else).
+TRUE_TEXT = ("True", "TRUE", "true")
+FALSE_TEXT = ("False", "FALSE", "false")
 
 
 @dataclass
@@ -42,7 +47,8 @@ def kind_of(path: str | os.PathLike) -> str:
 
 
 def streamable(path: str | os.PathLike) -> bool:
-    return kind_of(path) in STREAMABLE
+    """Whether a data file can be read in chunks: CSV/TSV (also gzip/bz2-compressed) and Parquet."""
+    return kind_of(path) in STREAMABLE and not Path(path).name.lower().endswith(NOT_STREAMED)
 
 
 def header(path: str | os.PathLike) -> list[str]:

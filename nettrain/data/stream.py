@@ -55,10 +55,6 @@ STREAM_SHARE = 4           # data.stream auto: stream files larger than 1/STREAM
 SHUFFLE_WINDOW = 4         # chunks whose rows are shuffled together (~256k rows)
 MAX_LABELS = 100_000       # distinct target values counted; more is a regression target (or an error)
 HOLDOUT_ROWS = 50_000      # rows of the held-out split the final plots are drawn from
-# Compressions the chunk reader cannot open (pyarrow detects gzip and bz2): such files are read whole.
-NOT_STREAMED = (".xz", ".zip", ".zst")
-_TRUE_TEXT = ("True", "TRUE", "true")
-_FALSE_TEXT = ("False", "FALSE", "false")
 SPLIT_NAMES = ("train", "validation", "test")
 
 
@@ -87,11 +83,6 @@ def data_files(cfg) -> dict[str, str] | None:
     return {"source": src}
 
 
-def streamable_file(path: str | os.PathLike) -> bool:
-    """CSV/TSV (also .gz/.bz2) and Parquet files are read in chunks; everything else whole."""
-    return C.streamable(path) and not Path(path).name.lower().endswith(NOT_STREAMED)
-
-
 def available_memory() -> int | None:
     """Bytes of memory available to a new allocation (MemAvailable), None if unknown."""
     try:
@@ -112,7 +103,7 @@ def choose(cfg, recorded: bool | None = None) -> DataPath:
     under `data.stream: auto`, whatever the available memory is now)."""
     setting = cfg.data.stream
     files = data_files(cfg)
-    if files is None or not all(streamable_file(p) for p in files.values()):
+    if files is None or not all(C.streamable(p) for p in files.values()):
         what = _source_text(cfg, files)
         if setting is True:
             raise cfg.error("data.stream", f"true needs CSV, TSV or Parquet files, and {what} can only be read in "
@@ -141,7 +132,7 @@ def _source_text(cfg, files: dict[str, str] | None) -> str:
     if files is None:
         src = cfg.data.source
         return src if isinstance(src, str) else f"the generator {src.generator}"
-    odd = [p for p in files.values() if not streamable_file(p)]
+    odd = [p for p in files.values() if not C.streamable(p)]
     return odd[0] if odd else ", ".join(files.values())
 
 
@@ -172,7 +163,7 @@ def typed_like_read_csv(series: pd.Series) -> pd.Series:
     try:
         numbers = pd.to_numeric(present)
     except (ValueError, TypeError):
-        truth = {**{t: True for t in _TRUE_TEXT}, **{f: False for f in _FALSE_TEXT}}
+        truth = {**{t: True for t in C.TRUE_TEXT}, **{f: False for f in C.FALSE_TEXT}}
         if present.isin(list(truth)).all():
             return series.map(truth)
         return series

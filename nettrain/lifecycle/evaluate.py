@@ -21,10 +21,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from nettrain.data.chunks import streamable as streamed
+from nettrain.data.stream import read_ahead
 from nettrain.errors import GateFailed, UsageError
 from nettrain.lifecycle.target import (Rows, Target, aligned, batch_size, execution_rows, file_rows, load_model,
-                                       model_feed, model_outputs, n_classes, read_ahead, resolve_target, streamed,
-                                       table_rows)
+                                       model_feed, model_outputs, n_classes, resolve_target, table_rows)
 from nettrain.report.metrics import metric_direction
 from nettrain.store import atomic, rundir
 

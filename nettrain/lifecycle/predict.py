@@ -34,9 +34,10 @@ import pandas as pd
 from nettrain.data.outputs import existing_folder as _existing_folder
 from nettrain.data.outputs import run_dir_around as _run_dir_around
 from nettrain.data.outputs import same_file as _same_file
+from nettrain.data.stream import read_ahead
 from nettrain.errors import DataError, UsageError
 from nettrain.lifecycle.target import (Rows, Target, aligned, batch_size, execution_rows, file_rows, load_model,
-                                       model_outputs, read_ahead, resolve_target)
+                                       model_outputs, resolve_target)
 from nettrain.store import atomic, guard
 
 OUTPUT_KINDS = (".csv", ".parquet")

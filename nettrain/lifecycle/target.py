@@ -184,20 +184,6 @@ def _json(path: Path) -> Any:
 
 # ------------------------------------------------------------------------------ the rows a model is run on
 
-# Compressions the chunk reader cannot open (pyarrow detects gzip and bz2 only): such files are read whole.
-NOT_STREAMED = (".xz", ".zip", ".zst")
-# pandas.read_csv reads these as booleans (a column holding nothing else)
-_TRUE_TEXT = ("True", "TRUE", "true")
-_FALSE_TEXT = ("False", "FALSE", "false")
-
-
-def streamed(path: str | Path) -> bool:
-    """Whether a data file is read in chunks (CSV/TSV, also gzip/bz2-compressed, and Parquet)."""
-    from nettrain.data.chunks import streamable
-
-    return streamable(path) and not Path(path).name.lower().endswith(NOT_STREAMED)
-
-
 class Rows:
     """Rows as model inputs (`Split`s), produced again on every iteration, in order.
 
@@ -242,8 +228,10 @@ def table_rows(frame, schema: FeatureSchema, where: str, *, require_target: bool
 
 
 def file_rows(path: str | Path, schema: FeatureSchema, *, require_target: bool) -> Rows:
-    """The rows of a data file: streamed when `streamed(path)`, else read whole (`read_table`)."""
-    if not streamed(path):
+    """The rows of a data file: streamed when `chunks.streamable(path)`, else read whole (`read_table`)."""
+    from nettrain.data.chunks import streamable
+
+    if not streamable(path):
         from nettrain.data import read_table
 
         return table_rows(read_table(path), schema, str(path), require_target=require_target)
@@ -365,7 +353,9 @@ def typed_like_read_csv(series):
             numbers = pc.cast(numbers, pa.float64())
         values = numbers.to_numpy(zero_copy_only=False)
         return pd.Series(values, index=series.index, name=series.name)
-    words = {**{t: True for t in _TRUE_TEXT}, **{f: False for f in _FALSE_TEXT}}
+    from nettrain.data.chunks import FALSE_TEXT, TRUE_TEXT
+
+    words = {**{t: True for t in TRUE_TEXT}, **{f: False for f in FALSE_TEXT}}
     if pc.all(pc.is_in(text.drop_null(), value_set=pa.array(list(words)))).as_py():
         return series.map(words)
     return series
@@ -388,13 +378,6 @@ def aligned(parts, multiple: int):
         tail = _take(part, slice(cut, None))
     if tail is not None:
         yield tail
-
-
-def read_ahead(parts, depth: int = 2):
-    """`data.stream.read_ahead`: the items of `parts`, produced by a thread of its own up to `depth` ahead."""
-    from nettrain.data.stream import read_ahead as ahead
-
-    return ahead(iter(parts), depth)
 
 
 def _take(split, where: slice):
