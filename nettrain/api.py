@@ -6,6 +6,7 @@ Imports that pull in TensorFlow (model/, training/) happen inside the functions 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -15,9 +16,25 @@ from nettrain.errors import UsageError
 
 
 def fit(config: str | Path, overrides: Iterable[str] = (), *, run_dir: str | Path | None = None,
-        resume: str | Path | None = None, quiet: bool = False, json_output: bool = False, force: bool = False):
-    """Train from a config file; returns a `FitResult` (run directory, metrics)."""
-    cfg = load_config(config, overrides)
+        resume: str | Path | None = None, quiet: bool = False, json_output: bool = False, force: bool = False,
+        worker: int | None = None, workers: str | None = None):
+    """Train from a config file; returns a `FitResult` (run directory, metrics).
+
+    `worker`/`workers` (`--worker I --workers HOST:PORT,...`): this process is worker I of that cluster;
+    sets TF_CONFIG for it and `runtime.distribute: multi_worker` (a worker other than 0 returns a
+    `lifecycle.worker.WorkerResult`: the run is the chief's)."""
+    if worker is not None or workers is not None:
+        from nettrain.config import cluster
+
+        tf_config = cluster.from_options(worker, workers)  # a bad list or index: one line, exit 2
+        overrides = ["runtime.distribute=multi_worker", *overrides]
+        cfg = load_config(config, overrides)
+        if cfg.runtime.distribute != "multi_worker":
+            raise UsageError(f"--workers trains with runtime.distribute: multi_worker, but --set made it "
+                             f"{cfg.runtime.distribute}")
+        os.environ[cluster.ENV] = tf_config
+    else:
+        cfg = load_config(config, overrides)
     from nettrain.lifecycle import orchestrate
 
     return orchestrate.fit(cfg, run_dir=Path(run_dir) if run_dir else None,
@@ -60,6 +77,9 @@ def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool =
         lines.append(f"data: {dataset.n_rows} rows, task {s.task}, {len(s.columns)} feature columns"
                      + (f", {len(s.class_names)} classes" if s.class_names else ""))
         lines += [f"added: {note}" for note in added]
+        from nettrain.training import distributed
+
+        lines.append(distributed.describe_config(cfg))  # strategy, replicas, per-replica batch (none started)
         lines.append(model_summary(model))
     return "\n".join(lines)
 
@@ -207,4 +227,123 @@ def compare_runs(a: str | Path, b: str | Path, *, json_output: bool = False) -> 
         sys.stdout.write(json.dumps(result, allow_nan=False, default=str) + "\n")
     else:
         print_comparison(result)
+    return result
+
+
+def sweep(config: str | Path, overrides: Iterable[str] = (), *, trials: int | None = None,
+          storage: str | None = None, study: str | None = None, jobs: int = 1, fail_under: Iterable[str] = (),
+          json_output: bool = False, say=None):
+    """Search hyperparameters with Optuna: every trial a full run under the sweep folder. Prints one
+    line per finished trial (`say`, default stderr), then the trial table (or one JSON object), and
+    writes best.yaml, trials.json and plots/. Raises GateFailed when a `fail_under` gate misses on the
+    best trial. Returns a `SweepResult`."""
+    from nettrain.lifecycle.evaluate import parse_gates
+    from nettrain.sweep import run as R
+
+    gates = parse_gates(fail_under)
+    p = R.plan(config, overrides, trials=trials, storage=storage, study=study, jobs=jobs)
+    if say is None and sys.stderr.isatty() and not (os.environ.get("CI") or os.environ.get("NO_COLOR")):
+        from nettrain.report.sweep import LiveView
+
+        with LiveView(p.trials) as view:
+            result = R.run_sweep(p, say=view.say, watch=view.watch)
+    else:
+        result = R.run_sweep(p, say=say or (lambda line: sys.stderr.write(line + "\n")))
+    _show_sweep(result, json_output)
+    _sweep_gates(result, gates)
+    return result
+
+
+def sweep_status(folder: str | Path | None = None, *, storage: str | None = None, study: str | None = None,
+                 json_output: bool = False):
+    """The trial table of a sweep (its folder, or `storage` and `study`), best first. Returns a `SweepResult`."""
+    from nettrain.sweep import run as R
+
+    result = R.status(folder, storage=storage, study=study)
+    _show_sweep(result, json_output)
+    return result
+
+
+def _show_sweep(result, json_output: bool) -> None:
+    if json_output:
+        sys.stdout.write(json.dumps(result.to_json(), allow_nan=False, default=str) + "\n")
+        return
+    from nettrain.report.sweep import print_trials
+
+    best = result.best
+    title = (f"study {result.study}: best trial {best['number']}, {result.metric} {best['value']:.6g}"
+             if best else f"study {result.study}: no completed trial yet")
+    print_trials(result.trials, result.metric, title=title)
+    if best and any(f.endswith("best.yaml") for f in result.files):
+        sys.stdout.write(f"best config: {result.folder / 'best.yaml'} (train it with: nettrain fit "
+                         f"{result.folder / 'best.yaml'})\n")
+
+
+def _sweep_gates(result, gates) -> None:
+    """`--fail-under METRIC=V` on the best trial: the sweep metric, or a final metric of its run
+    (`test.accuracy`, or `accuracy` for the test split)."""
+    if not gates:
+        return
+    from nettrain.errors import GateFailed
+    from nettrain.lifecycle.evaluate import check_gate_names
+    from nettrain.report.tables import format_value
+
+    if result.best is None:
+        raise GateFailed("--fail-under: no trial completed, so no best trial to gate on")
+    values: dict[str, float] = {result.metric: result.best["value"]}
+    run = result.best.get("run_dir")
+    metrics_file = Path(run) / "metrics.json" if run else None
+    if metrics_file is not None and metrics_file.is_file():
+        final = json.loads(metrics_file.read_text(encoding="utf-8"))
+        for split, named in final.items():
+            if isinstance(named, dict):
+                for name, v in named.items():
+                    if isinstance(v, (int, float)):
+                        values[f"{split}.{name}"] = float(v)
+                        if split == "test":
+                            values.setdefault(name, float(v))
+    check_gate_names(gates, values)
+    missed = []
+    for gate in gates:
+        gate.value = values[gate.metric]
+        sys.stderr.write(f"gate: {gate.describe()}\n")
+        if not gate.passed:
+            missed.append(f"{gate.metric} {format_value(gate.value)}")
+    if missed:
+        raise GateFailed(f"the best trial ({result.best['number']}) missed --fail-under: {', '.join(missed)}")
+
+
+def inspect_model(target: str | Path, overrides: Iterable[str] = (), *, batch: int | None = None,
+                  json_output: bool = False):
+    """Variables, weight statistics, gradient norms, activation statistics and update sizes of a
+    CONFIG's freshly initialized model (or a run's / .h5 file's trained one) on one batch of its
+    training rows, with plain-words findings (vanishing or exploding gradients, dead or saturated
+    units, initializers that do not fit the activation). Prints tables (or one JSON object with
+    `json_output`); writes nothing. Returns an `InspectReport`."""
+    from nettrain.lifecycle.inspect import inspect as _inspect
+
+    report = _inspect(target, overrides=overrides, batch=batch)
+    if json_output:
+        sys.stdout.write(json.dumps(report.to_dict(), allow_nan=False) + "\n")
+    else:
+        from nettrain.report.inspect import print_report
+
+        print_report(report)
+    return report
+
+
+def lr_find(config: str | Path, overrides: Iterable[str] = (), *, min_lr: float = 1e-6, max_lr: float = 1.0,
+            steps: int = 100, output: str | Path | None = None, json_output: bool = False):
+    """The learning-rate range test from CONFIG's initial weights: lr_find.csv and lr_find.png in
+    `output` (default <output.dir>/<name>/lr-find-<time>/, never inside a run), and a suggested
+    rate (steepest descent of the smoothed loss) with its reasoning printed (or one JSON object with
+    `json_output`). Returns an `LRFindResult`."""
+    from nettrain.lifecycle.lrfind import check_range, lr_find as _lr_find
+
+    check_range(min_lr, max_lr, steps)  # before the config and TensorFlow load
+    result = _lr_find(config, overrides, min_lr=min_lr, max_lr=max_lr, steps=steps, output=output)
+    if json_output:
+        sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
+    else:
+        sys.stdout.write("\n".join(result.reasoning()) + "\n")
     return result

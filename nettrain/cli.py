@@ -153,11 +153,17 @@ def fit(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="One plain line per epoch, no progress bars."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout: run_dir, the files written "
                                  "and the final metrics per split; progress goes to stderr."),
+    worker: Optional[int] = typer.Option(None, "--worker", metavar="I", help="With --workers: this machine is worker I "
+                                         "of the list (0, the chief, writes the run). Sets TF_CONFIG and "
+                                         "runtime.distribute: multi_worker."),
+    workers: Optional[str] = typer.Option(None, "--workers", metavar="HOST:PORT,...", help="Every worker's address, "
+                                          "the same list on every machine (see --worker)."),
     debug: bool = DEBUG_OPTION,
 ):
     """Train a model from CONFIG and write a run directory."""
     result = _run("fit", config, overrides=set_ or [], run_dir=run_dir, resume=resume,
-                  quiet=quiet or as_json, json_output=as_json, force=force, debug=debug)
+                  quiet=quiet or as_json, json_output=as_json, force=force, worker=worker, workers=workers,
+                  debug=debug)
     if as_json:
         typer.echo(json.dumps(result.to_json(), sort_keys=True))
 
@@ -290,6 +296,76 @@ def compare(
 ):
     """Two runs side by side: config differences, final metrics with deltas, epochs and status."""
     _run("compare_runs", run_a, run_b, json_output=as_json, debug=debug)
+
+
+@app.command()
+def sweep(
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Experiment spec (YAML) with a sweep section."),
+    trials: Optional[int] = typer.Option(None, "--trials", metavar="N", help="Total trials across all workers "
+                                         "(default: sweep.trials)."),
+    storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage shared by the "
+                                          "workers: sqlite:///FILE or postgresql+psycopg://USER@HOST/DB "
+                                          "(default: sweep.storage, else sqlite in the sweep folder)."),
+    study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Study name (default: the config's "
+                                        "name). The same command again continues it."),
+    jobs: int = typer.Option(1, "--jobs", "-j", metavar="N", help="Trial processes to run at once on this machine."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the trial table as one JSON object on stdout."),
+    fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 3 when "
+                                                   "the best trial misses VALUE: the sweep metric, or a final "
+                                                   "metric of its run (test.accuracy). Repeatable."),
+    debug: bool = DEBUG_OPTION,
+):
+    """Search hyperparameters with Optuna; every trial is a full run. Writes best.yaml and plots."""
+    _run("sweep", config, overrides=set_ or [], trials=trials, storage=storage, study=study, jobs=jobs,
+         fail_under=fail_under or [], json_output=as_json, debug=debug)
+
+
+@app.command("sweep-status")
+def sweep_status(
+    folder: Optional[Path] = typer.Argument(None, metavar="DIR", help="A sweep folder (<output.dir>/<name>/sweep)."),
+    storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="The study's storage instead of "
+                                          "a folder."),
+    study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="The study's name (default: the "
+                                        "folder's, or the only one in the storage)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the trial table as one JSON object on stdout."),
+    debug: bool = DEBUG_OPTION,
+):
+    """The trials of a sweep so far, best first (while it runs, too)."""
+    _run("sweep_status", folder, storage=storage, study=study, json_output=as_json, debug=debug)
+
+
+@app.command()
+def inspect(
+    target: Path = typer.Argument(..., metavar="CONFIG|RUN|MODEL", help="A config (its freshly initialized "
+                                  "model), a run directory or an .h5 model file (the trained model)."),
+    batch: Optional[int] = typer.Option(None, "--batch", metavar="N", help="Rows of training data to measure on "
+                                        "(default: training.batch_size, at least 256)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP + " With a CONFIG only."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout: layers, variables, "
+                                 "findings."),
+    debug: bool = DEBUG_OPTION,
+):
+    """Variables, gradients, activations and update sizes on one batch, with findings in plain words."""
+    _run("inspect_model", target, overrides=set_ or [], batch=batch, json_output=as_json, debug=debug)
+
+
+@app.command("lr-find")
+def lr_find(
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Experiment spec (YAML)."),
+    min_lr: float = typer.Option(1e-6, "--min", metavar="LR", help="The first learning rate.", show_default=True),
+    max_lr: float = typer.Option(1.0, "--max", metavar="LR", help="The last learning rate.", show_default=True),
+    steps: int = typer.Option(100, "--steps", metavar="N", help="Training steps (batches) from --min to --max.",
+                              show_default=True),
+    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="DIR", help="Folder for lr_find.csv and "
+                                          "lr_find.png (default <output.dir>/<name>/lr-find-<time>; never in a run)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the suggestion and the files as one JSON object."),
+    debug: bool = DEBUG_OPTION,
+):
+    """Learning-rate range test from the initial weights; suggests a rate (steepest descent of the loss)."""
+    _run("lr_find", config, overrides=set_ or [], min_lr=min_lr, max_lr=max_lr, steps=steps, output=output,
+         json_output=as_json, debug=debug)
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:

@@ -33,6 +33,7 @@ model: {layers: [{type: Dense, units: 4, activation: relu}]}
 training: {epochs: 1, batch_size: 16}
 output: {plots: false}
 """
+SWEEP = "sweep:\n  trials: 2\n  params:\n    {}\n"
 
 
 @pytest.fixture(scope="module")
@@ -283,6 +284,36 @@ CASES = [
     ("plot-not-png", "plot {box}/run --output {box}/x.txt", None, 2, [r"--output .*x\.txt: expected a file name ending in \.png"]),
     ("compare-user-folder", "compare {box}/run {box}/mine", None, 2, [r"RUN .*mine is not a run directory"]),
     ("compare-file", "compare {box}/run {box}/mixed.csv", None, 2, [r"RUN .*mixed\.csv is a file, not a run directory"]),
+    # ---------------------------------------------------------------- inspect, lr-find
+    ("inspect-batch-zero", "inspect {box}/good.yaml --batch 0", None, 2, [r"--batch 0: expected a whole number of rows"]),
+    ("inspect-set-on-run", "inspect {box}/run --set seed=1", None, 2, [r"--set applies to a CONFIG; .*run is a trained model"]),
+    ("inspect-user-folder", "inspect {box}/mine", None, 2, [r"mine is not a run directory"]),
+    ("inspect-not-h5", "inspect {box}/fake.h5", None, 2, [r"fake\.h5"]),
+    ("lr-find-range", "lr-find {box}/good.yaml --min 1 --max 0.1", None, 2, [r"--min 1 --max 0\.1: the range must grow"]),
+    ("lr-find-steps", "lr-find {box}/good.yaml --steps 3", None, 2, [r"--steps 3: expected a whole number from 10"]),
+    ("lr-find-into-run", "lr-find {box}/good.yaml --output {box}/run/lr", None, 2,
+     [r"--output .*run/lr is inside the run directory"]),
+    ("lr-find-user-folder", "lr-find {box}/good.yaml --output {box}/mine", None, 2,
+     [r"--output .*mine holds other files \(notes\.txt\)"]),
+    # ---------------------------------------------------------------- sweep: all before any trial
+    ("sweep-no-section", "sweep {cfg}", GOOD, 2, [r"\.yaml: sweep: no sweep section"]),
+    ("sweep-unknown-key", "sweep {cfg}", GOOD + SWEEP.format("model.layers.0.unitz: {choice: [2, 4]}"), 2,
+     [r"sweep\.params\.model\.layers\.0\.unitz: .*unitz"]),
+    ("sweep-refused-value", "sweep {cfg}", GOOD + SWEEP.format("model.layers.0.units: {choice: [2, -4]}"), 2,
+     [r"sweep\.params\.model\.layers\.0\.units: the value -4 does not fit"]),
+    ("sweep-bad-range", "sweep {cfg}", GOOD + SWEEP.format("model.layers.0.units: {int: [8, 2]}"), 2,
+     [r"sweep\.params\.model\.layers\.0\.units: int: low must be below high, got \[8, 2\]"]),
+    ("sweep-bad-metric", "sweep {cfg}", GOOD + SWEEP.format("training.batch_size: {choice: [8, 16]}")
+     + "  metric: val_nope\n", 2, [r"sweep\.metric: a run of this config does not log 'val_nope'"]),
+    ("sweep-trials-zero", "sweep {cfg} --trials 0", GOOD + SWEEP.format("training.batch_size: {choice: [8, 16]}"),
+     2, [r"--trials 0: expected a count"]),
+    ("sweep-unreachable-storage", "sweep {cfg} --storage postgresql+psycopg://me:hunter2@127.0.0.1:1/db",
+     GOOD + SWEEP.format("training.batch_size: {choice: [8, 16]}"), 2,
+     [r"cannot reach the sweep storage postgresql\+psycopg://me:\*\*\*@127\.0\.0\.1:1/db"]),
+    ("sweep-unknown-database", "sweep {cfg} --storage mongodb://host/db",
+     GOOD + SWEEP.format("training.batch_size: {choice: [8, 16]}"), 2, [r"unsupported database 'mongodb'"]),
+    ("sweep-status-user-folder", "sweep-status {box}/mine", None, 2, [r"mine is not a sweep folder"]),
+    ("sweep-status-nothing", "sweep-status", None, 2, [r"give a sweep folder or --storage URL"]),
     ("schema-extra-argument", "schema extra", None, 2, [r"(?i)unexpected extra argument|Got unexpected"]),
     ("unknown-command", "fitt {box}/good.yaml", None, 2, [r"(?i)no such command"]),
 ]

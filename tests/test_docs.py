@@ -36,6 +36,9 @@ CONTRACT_COMMANDS = {
     "runs": ["--json", "--sort", "--filter", "--last"],
     "plot": ["--metric", "--output"],
     "compare": [],
+    "sweep": ["--trials", "--storage", "--study", "--jobs", "--set", "--json", "--fail-under"],
+    "inspect": ["--batch", "--json"],
+    "lr-find": ["--min", "--max", "--steps", "--set"],
 }
 
 
@@ -80,7 +83,7 @@ def schema_keys(model: type[BaseModel] = Config, prefix: str = "") -> dict[str, 
     """Every dotted key path -> the pydantic FieldInfo objects behind it (several for lr_schedule)."""
     keys: dict[str, list] = {}
     for name, field in model.model_fields.items():
-        path = prefix + name
+        path = prefix + (field.alias or name)  # as a config file spells it (`int`, not the field `integer`)
         keys.setdefault(path, []).append(field)
         for sub, suffix in _children(field.annotation):
             for k, fields in schema_keys(sub, f"{path}{suffix}.").items():

@@ -141,6 +141,34 @@ def test_stream_loop_trains_what_fit_trains_on_rebatched_chunks():
     assert ra.epochs == rb.epochs
 
 
+def test_stream_loop_trains_the_same_on_windows_served_in_their_order():
+    """(x, y, order) pieces (a shuffle window held once, its rows served in `order`, a graph call's
+    rows taken at a time) train exactly what the permuted copies (x[order], y[order]) train, batches
+    running across piece ends alike; class weights follow their rows."""
+    x, y = _data()
+    cuts = [0, 300, 350, 777, 1000]
+
+    def windows(epoch):
+        rng = np.random.default_rng(epoch)
+        for lo, hi in zip(cuts, cuts[1:]):
+            yield {"numeric": x[lo:hi]}, y[lo:hi], rng.permutation(hi - lo)
+
+    def permuted(epoch):
+        for xs, ys, order in windows(epoch):
+            yield {"numeric": xs["numeric"][order]}, ys[order]
+
+    weight = {0: 0.5, 1: 2.0}
+    for spe in (1, 4, 7):
+        a, ra = _model(spe), Record()
+        engine.StreamLoop(a, permuted, steps=16, batch_size=64, steps_per_call=spe, class_weight=weight,
+                          mode="binary").fit(initial_epoch=0, epochs=2, callbacks=[ra])
+        b, rb = _model(spe), Record()
+        engine.StreamLoop(b, windows, steps=16, batch_size=64, steps_per_call=spe, class_weight=weight,
+                          mode="binary").fit(initial_epoch=0, epochs=2, callbacks=[rb])
+        _same(a, b)
+        assert ra.epochs == rb.epochs and int(b.optimizer.iterations.numpy()) == 2 * 16
+
+
 # ------------------------------------------------------------------------------ the stream's cache
 
 def _stream_config(tmp_path, text_column=False):

@@ -180,12 +180,14 @@ def test_gpu_device_without_gpu_is_a_clear_error(reviews):
     assert "runtime.device" in result.stderr
 
 
-def test_multi_worker_is_refused_with_the_reason(reviews):
+def test_multi_worker_without_a_cluster_says_how_to_give_one(reviews, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
     cfg = reviews / "mw.yaml"
     cfg.write_text("data: {source: reviews.csv, target: sentiment}\nruntime: {distribute: multi_worker}\n")
     result = runner.invoke(app, ["fit", str(cfg), "--quiet", "--run-dir", str(reviews / "mw")])
     assert result.exit_code == 2
-    assert "runtime.distribute" in result.stderr and "mirrored" in result.stderr
+    assert "runtime.distribute" in result.stderr and "TF_CONFIG" in result.stderr and "--workers" in result.stderr
+    assert not (reviews / "mw").exists()
 
 
 @pytest.mark.slow

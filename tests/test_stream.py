@@ -322,6 +322,177 @@ def test_rows_are_shuffled_within_windows_by_seed_and_epoch(tmp_path, small_chun
     assert not np.array_equal(epoch2, again) and not np.array_equal(seed2, again)
 
 
+def test_a_streams_chunks_and_windows_do_not_depend_on_the_block_size(tmp_path, monkeypatch):
+    """A stream reads chunks of exactly CHUNK_ROWS rows wherever pyarrow's blocks end: the same
+    chunks, the same shuffle windows, the same batches whatever BLOCK_BYTES is (a tuning knob only).
+    `iter_chunks` (predict, evaluate --data) keeps ending a chunk with a block."""
+    n = 3000
+    frame = pd.DataFrame({"id": np.arange(n), "x": np.arange(n) % 17 * 0.5, "c": np.where(np.arange(n) % 3, "a", None),
+                          "y": np.arange(n) % 5 * 1.5})
+    frame.loc[::13, "x"] = np.nan
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    monkeypatch.setattr(C, "CHUNK_ROWS", 100)
+    orders, frames = [], []
+    for block in (1024, 2048, 1 << 16):
+        monkeypatch.setattr(C, "BLOCK_BYTES", block)
+        chunks = list(C.exact_chunks(tmp_path / "d.csv", numeric=["x", "y"], rows=100))
+        assert [c.start for c in chunks] == list(range(0, n, 100)) and {len(c.frame) for c in chunks} == {100}
+        frames.append(pd.concat([c.frame for c in chunks]))
+        cfg = config(tmp_path, "data: {source: d.csv, target: y, id: id, stream: true,\n"
+                     "       split: {test: 0, validation: 0}, columns: {c: {type: categorical}}}\n"
+                     "preprocessing: {missing: mean}\nmodel: {layers: []}\n")
+        ds = loaded(cfg)
+        orders.append(np.concatenate([w.ids for w in ds.reader.rows(ds.codes["train"], shuffle=(3, 1))]))
+    for other in frames[1:]:
+        pd.testing.assert_frame_equal(other, frames[0], check_exact=True)
+    blockwise = pd.concat([c.frame for c in C.iter_chunks(tmp_path / "d.csv", numeric=["x", "y"], rows=100)])
+    pd.testing.assert_frame_equal(blockwise, frames[0], check_exact=True)  # the same rows, read alike
+    assert all(np.array_equal(o, orders[0]) for o in orders[1:]) and sorted(orders[0].tolist()) == list(range(n))
+
+
+def test_chunk_frames_are_what_pyarrow_gives_for_the_whole_block(tmp_path, monkeypatch):
+    """Numeric columns are copied out of each block's batch as it comes (not held twice): the frame
+    (values, missing values, dtypes, column order, index) is the one `Table.to_pandas` gives."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    monkeypatch.setattr(C, "BLOCK_BYTES", 1024)
+    rng = np.random.default_rng(2)
+    n = 700
+    frame = pd.DataFrame({"t": rng.choice(["u", "v", ""], size=n), "a": rng.normal(size=n).round(4),
+                          "b": rng.integers(0, 9, size=n).astype(float), "w": [f"w{i % 9}" for i in range(n)]})
+    frame.loc[::5, "a"] = np.nan
+    frame.to_csv(tmp_path / "m.csv", index=False)
+    numeric, columns = ["a", "b"], ["w", "a", "t", "b"]
+    whole = pcsv.read_csv(tmp_path / "m.csv", convert_options=pcsv.ConvertOptions(
+        column_types={c: (pa.float64() if c in numeric else pa.string()) for c in columns}, include_columns=columns,
+        strings_can_be_null=True, quoted_strings_can_be_null=False)).to_pandas()
+    for reader in (C.iter_chunks, C.exact_chunks):
+        chunks = list(reader(tmp_path / "m.csv", numeric=numeric, columns=columns, rows=128))
+        assert len(chunks) > 3
+        got = pd.concat([c.frame for c in chunks])
+        assert list(got.columns) == columns and list(got.dtypes) == list(whole.dtypes)
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), whole, check_exact=True)
+        assert [c.frame.index[0] for c in chunks] == [c.start for c in chunks]
+
+
+def test_windows_give_the_rows_of_rows_unpermuted_with_their_order(tmp_path, small_chunks):
+    """`windows` holds a shuffle window once, in file order, with the order its rows are served in:
+    taken in that order they are `rows`' permuted windows; `bare` leaves ids and row numbers out;
+    `joined` joins splits as `join_splits` does, as they come."""
+    n = 2500
+    pd.DataFrame({"id": np.arange(n), "x": np.arange(n) % 17, "y": np.arange(n) % 5 * 1.5}).to_csv(tmp_path / "d.csv",
+                                                                                                index=False)
+    cfg = config(tmp_path, "data: {source: d.csv, target: y, id: id, stream: true, split: {test: 0.2, validation: 0}}\n"
+                 "model: {layers: []}\n")
+    ds = loaded(cfg)
+    train = ds.codes["train"]
+    windows = list(ds.reader.windows(train, shuffle=(42, 3)))
+    rows = list(ds.reader.rows(train, shuffle=(42, 3)))
+    assert len(windows) == len(rows) > 2
+    for w, r in zip(windows, rows):
+        assert np.all(np.diff(w.split.ids.astype(int)) > 0)           # held in file order
+        served = S.take(w.split, w.order)
+        np.testing.assert_array_equal(served.ids, r.ids)
+        np.testing.assert_array_equal(served.inputs["numeric"], r.inputs["numeric"])
+        np.testing.assert_array_equal(served.y, r.y)
+        np.testing.assert_array_equal(w.rows().ids, r.ids)
+    bare = list(ds.reader.windows(train, shuffle=(42, 3), bare=True))
+    assert all(w.split.ids is None and w.split.row_index is None for w in bare)
+    np.testing.assert_array_equal(np.concatenate([w.split.y[w.order] for w in bare]),
+                                  np.concatenate([r.y for r in rows]))
+    plain = [w.split for w in ds.reader.windows(ds.codes["test"])]
+    assert len(plain) > 2 and all(w.order is None for w in ds.reader.windows(ds.codes["test"]))
+    together, expected = S.joined(iter(plain)), S.join_splits(plain)
+    for field in ("y", "ids", "row_index"):
+        np.testing.assert_array_equal(getattr(together, field), getattr(expected, field))
+    np.testing.assert_array_equal(together.inputs["numeric"], expected.inputs["numeric"])
+    assert S.joined(iter(plain[:1])) is plain[0] and S.joined(iter([])) is None
+    # ids that change type from one chunk to the next are joined as np.concatenate joins them
+    mixed = [S.Split(inputs={"n": np.zeros((2, 1), np.float32)}, y=None, ids=np.array([1, 2])),
+             S.Split(inputs={"n": np.ones((3, 1), np.float32)}, y=None, ids=np.array(["a", None, "c"], dtype=object))]
+    assert S.joined(iter(mixed)).ids.tolist() == S.join_splits(mixed).ids.tolist() == [1, 2, "a", None, "c"]
+
+
+def test_the_training_pass_fills_the_caches_of_the_other_splits(tmp_path, small_chunks):
+    """One parse of the file per session: the first training pass writes the validation and test
+    rows to their caches on the way (chunk for chunk what their own passes would write), so the
+    validation, the final evaluation and the plots' rows are read back, not parsed again. A pass
+    stopped early leaves none; a split in a file of its own is left to its own pass."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(1500, 3)).round(4)
+    pd.DataFrame({"id": np.arange(1500), "a": x[:, 0], "b": x[:, 1], "c": x[:, 2],
+                  "label": np.where(x[:, 0] > 0, "up", "down")}).to_csv(tmp_path / "m.csv", index=False)
+    cfg = config(tmp_path, "data: {source: m.csv, target: label, id: id, stream: true,\n"
+                 "       split: {test: 0.2, validation: 0.2}}\nmodel: {layers: []}\n")
+    ds = loaded(cfg)
+    caches = {name: S.SplitCache(tmp_path / "cache" / f"{name}.bin") for name in ("train", "validation", "test")}
+    side = [(ds.codes[name], caches[name]) for name in ("validation", "test")]
+    stopped = ds.reader.windows(ds.codes["train"], shuffle=(1, 1), cache=caches["train"], side=side)
+    next(stopped)
+    stopped.close()
+    assert not any(c.complete or c.path.exists() for c in caches.values())
+    trained = list(ds.reader.windows(ds.codes["train"], shuffle=(1, 1), cache=caches["train"], side=side))
+    assert all(c.complete for c in caches.values())
+    for name in ("validation", "test"):
+        parsed = list(ds.reader.rows(ds.codes[name]))
+        cached = list(ds.reader.rows(ds.codes[name], cache=caches[name]))
+        assert len(parsed) == len(cached) > 3
+        for a, b in zip(parsed, cached):
+            np.testing.assert_array_equal(a.inputs["numeric"], b.inputs["numeric"])
+            np.testing.assert_array_equal(a.y, b.y)
+        # a pass with a limit (the plots' rows) reads a complete cache too, cut where the file's would be
+        head = S.joined(w.split for w in ds.reader.windows(ds.codes[name], limit=130, bare=True, cache=caches[name]))
+        from_file = S.joined(w.split for w in ds.reader.windows(ds.codes[name], limit=130, bare=True))
+        assert len(head) == len(from_file) == 130
+        np.testing.assert_array_equal(head.inputs["numeric"], from_file.inputs["numeric"])
+        np.testing.assert_array_equal(head.y, from_file.y)
+    again = list(ds.reader.windows(ds.codes["train"], shuffle=(1, 1), cache=caches["train"], side=side))
+    for a, b in zip(trained, again):
+        np.testing.assert_array_equal(a.order, b.order)
+        np.testing.assert_array_equal(a.split.inputs["numeric"], b.split.inputs["numeric"])
+    for cache in caches.values():
+        cache.remove()
+
+    explicit_files(tmp_path, 200)
+    cfg = config(tmp_path, EXPLICIT % "mean")
+    ds = loaded(cfg)
+    caches = {name: S.SplitCache(tmp_path / "c2" / f"{name}.bin") for name in ("train", "validation", "test")}
+    list(ds.reader.windows(ds.codes["train"], cache=caches["train"], side=[(ds.codes[n], caches[n])
+                                                                          for n in ("validation", "test")]))
+    assert not caches["validation"].complete and not caches["validation"].path.exists()
+    assert not caches["train"].complete  # text inputs: nothing is cached
+
+
+def test_a_cache_writer_winding_down_late_cannot_spoil_the_pass_that_took_over(tmp_path):
+    """A pass stopped early ends on its reading thread while the consumer already reads the split
+    again (the validation after a stop within the first epoch): the new pass's writer owns the cache,
+    the old one's late writes and its abort change nothing."""
+    def part(value: float, n: int = 3) -> S.Split:
+        return S.Split(inputs={"numeric": np.full((n, 2), value, dtype=np.float32)}, y=np.full(n, value, np.float32))
+
+    cache = S.SplitCache(tmp_path / "c" / "validation.bin")
+    old = cache.writer()
+    old.write(part(1.0))
+    new = cache.writer()
+    new.write(part(2.0))
+    old.write(part(1.0, 5))       # late, from the thread winding down
+    old.abort()
+    assert cache.path.exists() and not cache.complete
+    new.write(part(3.0))
+    new.finish()
+    assert cache.complete
+    assert [float(s.y[0]) for s in cache.splits()] == [2.0, 3.0]
+    np.testing.assert_array_equal(next(cache.splits()).inputs["numeric"], np.full((3, 2), 2.0, np.float32))
+    late = S.SplitCache(tmp_path / "c" / "test.bin")
+    first, second = late.writer(), late.writer()
+    second.abort()                # the newer pass stopped: no cache, and the older one cannot finish it
+    first.write(part(1.0))
+    first.finish()
+    assert not late.complete
+    cache.remove()
+
+
 def test_a_file_ordered_by_its_target_gets_a_note_with_the_fix(tmp_path, small_chunks):
     rng = np.random.default_rng(0)
     x = rng.normal(size=2000)
@@ -760,6 +931,30 @@ def test_read_ahead_keeps_the_order_hands_over_errors_and_stops_with_its_consume
     while any(t.name == "nettrain-read-ahead" for t in threading.enumerate()) and time.time() < deadline:
         time.sleep(0.05)
     assert not any(t.name == "nettrain-read-ahead" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_read_ahead_runs_depth_items_ahead_of_the_one_the_consumer_holds(depth):
+    """At most depth + 1 items are alive: the one the consumer holds and `depth` produced (or being
+    produced) ahead of it; the thread produces the next one as soon as the consumer takes one."""
+    import time
+
+    made = []
+
+    def items():
+        for i in range(20):
+            made.append(i)
+            yield i
+
+    reader = S.read_ahead(items(), depth=depth)
+    for held in range(5):
+        assert next(reader) == held
+        deadline = time.time() + 2
+        while len(made) < held + 1 + depth and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # time enough to run further ahead, if it could
+        assert len(made) == held + 1 + depth
+    reader.close()
 
 
 def test_validate_refuses_stream_true_on_a_source_that_cannot_stream(tmp_path):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 from nettrain.config.args import (CODE_LAYERS, GENERATOR_ARGS, LAYER_ARG_SUFFIXES, LAYER_ARGS, LOSS_METRIC_ARGS,
                                   MAX_EPOCHS, MAX_GENERATED, MAX_INT, MAX_LAYERS, MAX_NAME, MAX_SEED, MAX_SIZE,
                                   OPTIMIZER_ARGS, ArgError, check_args, show)
+from nettrain.config.sweep import SweepConfig
 from nettrain.config.template import check_template
 from nettrain.errors import ConfigError
 
@@ -54,6 +55,8 @@ class SplitConfig(Section):
     shuffle: bool = Field(True, description="false keeps file order: the last rows are held out")
     stratify: bool | None = Field(None, description="default: true for classification")
     folds: int = Field(1, ge=1, le=MAX_INT, description="k > 1 runs k-fold cross-validation on the non-test rows")
+    refit: bool = Field(False, description="with folds > 1: then train one model on all non-test rows for the mean "
+                        "best epoch of the folds (the k-fold run's model.h5)")
 
     @field_validator("test", "validation")
     @classmethod
@@ -66,6 +69,14 @@ class SplitConfig(Section):
     def _leaves_training_rows(self) -> "SplitConfig":
         if (1 - self.test) * (1 - self.validation) <= 0:
             raise ValueError("test and validation fractions leave no training rows")
+        return self
+
+    @model_validator(mode="after")
+    def _refit_needs_folds(self) -> "SplitConfig":
+        if self.refit and self.folds <= 1:
+            raise ArgError(("refit",), f"refit: true applies only to k-fold runs (data.split.folds > 1, here "
+                           f"{self.folds}): it trains the final model on all non-test rows after the folds; "
+                           "set folds to 2 or more, or remove refit")
         return self
 
 
@@ -309,12 +320,19 @@ class TensorBoardConfig(Section):
         return v
 
 
+class GradientStatsConfig(Section):
+    every: int = Field(1, ge=1, le=MAX_INT, description="measure at the first epoch, then every N epochs")
+
+
 class CallbacksConfig(Section):
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     lr_schedule: LRSchedule | None = None
     tensorboard: TensorBoardConfig | None = None
     terminate_on_nan: bool = True
+    gradient_stats: GradientStatsConfig | None = Field(
+        None, description="per-layer gradient norms on a fixed training batch into metrics.csv, TensorBoard and "
+        "plots/gradients.png")
 
     @field_validator("checkpoint", mode="before")
     @classmethod
@@ -333,6 +351,11 @@ class RuntimeConfig(Section):
     mixed_precision: Literal[False, "mixed_float16", "mixed_bfloat16"] = False
     deterministic: bool = True
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
+    devices: list[str] | None = Field(None, description="mirrored: the devices to train on ([gpu:0, gpu:1], or "
+                                      "[cpu:0, cpu:1] to split the CPU into logical devices); default: all GPUs")
+    worker_timeout: float | None = Field(None, gt=0, le=86400, description="multi_worker: seconds a worker waits at "
+                                         "one step for the others before the run fails (a peer that dies is noticed "
+                                         "sooner); default 600")
 
     @field_validator("device")
     @classmethod
@@ -340,6 +363,89 @@ class RuntimeConfig(Section):
         if not re.fullmatch(r"auto|cpu|gpu(:[0-9]{1,4})?", v):
             raise ValueError(f"must be auto, cpu, gpu or gpu:N, got {show(v)}")
         return v
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("give at least one device, e.g. [gpu:0, gpu:1], or leave the key out for all GPUs")
+        for d in v:
+            if not isinstance(d, str) or not re.fullmatch(r"(cpu|gpu):[0-9]{1,3}", d):
+                raise ValueError(f"each device is cpu:N or gpu:N, got {show(d)}")
+        if len({d.split(":")[0] for d in v}) > 1:
+            raise ValueError(f"all cpu:N or all gpu:N, not both: {', '.join(v)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"a device is listed twice: {', '.join(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _devices_need_mirrored(self) -> "RuntimeConfig":
+        if self.devices is not None and self.distribute != "mirrored":
+            raise ArgError(("devices",), f"is used by distribute: mirrored only (here distribute: {self.distribute}); "
+                           "a multi_worker worker trains on all its GPUs, or its CPU")
+        if self.devices is not None and self.device not in ("auto", self.devices[0][:3]):
+            raise ArgError(("devices",), f"{', '.join(self.devices)} disagree with device: {self.device}; "
+                           "leave device: auto when devices are given")
+        return self
+
+
+TRACKING_SCHEMES = ("file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+class TrackingConfig(Section):
+    mlflow: str | None = Field(
+        None, description="MLflow tracking URI (file:PATH, sqlite:///PATH, http(s)://HOST:PORT, ...): params, "
+        "per-epoch metrics, final metrics, plots and model.h5 logged there; needs the mlflow extra")
+
+    @field_validator("mlflow")
+    @classmethod
+    def _uri(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """A URI with a known scheme; a relative file:/sqlite: path is made absolute here, from the config
+        file's folder (or the current directory for --set), as the paths of `data` are."""
+        if v is None or v == "databricks":
+            return v
+        m = re.fullmatch(r"([A-Za-z][A-Za-z0-9+.-]*):(.*)", v, flags=re.S)
+        scheme = m.group(1).lower().split("+")[0] if m else None
+        if scheme not in TRACKING_SCHEMES:
+            raise ValueError(f"expected an MLflow tracking URI starting with one of "
+                             f"{', '.join(s + ':' for s in TRACKING_SCHEMES)} (e.g. sqlite:///mlflow.db or "
+                             f"http://localhost:5000), got {show(v)}")
+        rest = m.group(2)
+        if scheme in ("http", "https") and not re.fullmatch(r"//[^/\s?#]+.*", rest, flags=re.S):
+            raise ValueError(f"an {scheme} URI needs a host, e.g. {scheme}://localhost:5000, got {show(v)}")
+        if scheme in ("file", "sqlite"):
+            source = (info.context or {}).get("source") if isinstance(info.context, dict) else None
+            return _absolute_store_uri(scheme, rest, v, source)
+        return v
+
+
+def _absolute_store_uri(scheme: str, rest: str, v: str, source: "ConfigSource | None") -> str:
+    """`sqlite:///rel.db`, `file:rel` -> the same URI with an absolute path (an absolute one is kept)."""
+    import os
+    from pathlib import Path
+
+    if scheme == "sqlite":
+        if not rest.startswith("///") or rest == "///" or rest.startswith("///:memory:"):
+            raise ValueError(f"an MLflow sqlite URI names a database file: sqlite:///relative/path.db or "
+                             f"sqlite:////absolute/path.db, got {show(v)}")
+        path = rest[3:]
+    else:
+        path = rest[2:] if rest.startswith("///") else rest[11:] if rest.startswith("//localhost/") else rest
+        if rest.startswith("//") and not rest.startswith(("///", "//localhost/")):
+            raise ValueError(f"a file: URI names a local folder (file:relative/path or file:///absolute/path), "
+                             f"got {show(v)}")
+        if not path:
+            raise ValueError(f"a file: URI needs a folder, e.g. file:mlruns, got {show(v)}")
+    p = Path(os.path.expanduser(path))
+    if not p.is_absolute():
+        file = source.file if source is not None else None
+        by_set = source is not None and source.override_of("tracking.mlflow") is not None
+        base = Path(file).resolve().parent if file and file != "<config>" and not by_set else Path.cwd()
+        p = base / p
+    p = Path(os.path.normpath(p))
+    return f"sqlite:///{p}" if scheme == "sqlite" else p.as_uri()
 
 
 class OutputConfig(Section):
@@ -401,6 +507,8 @@ class Config(Section):
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    sweep: SweepConfig | None = Field(None, description="what `nettrain sweep` searches (other commands keep it as is)")
 
     # Where the config came from (`source`): given at validation, never written afterwards.
     _source: ConfigSource = PrivateAttr(default_factory=ConfigSource)

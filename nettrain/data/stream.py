@@ -17,7 +17,15 @@ file again (`RowReader.rows`): each row's split is a function of its row number 
 Shuffling: rows are permuted within windows of `SHUFFLE_WINDOW` consecutive chunks, by a numpy
 permutation seeded from (seed, epoch, window number), so an epoch's order depends on nothing else
 (a resumed run sees the same batches). Rows further apart than a window are never mixed: a file
-ordered by its target must be shuffled once beforehand (the first pass says so).
+ordered by its target must be shuffled once beforehand (the first pass says so). A CSV's chunks
+hold exactly `chunks.CHUNK_ROWS` rows (`chunks.exact_chunks`), so windows do not depend on the
+reader's block size. Training takes a window as `RowReader.windows` gives it: its chunks joined
+once, in file order, with the order to serve them in (no permuted copy).
+
+Memory (measured on a 20M x 20 CSV, `bench/RESULTS.md`): a pass holds one chunk being parsed (10 MB
+of pyarrow's reader, the chunk's float64 columns, the prepared float32 rows) and, while training,
+two windows (the one trained on, the next one read ahead); no stage keeps a reference to what it
+handed on (a generator drops its item before the consumer works on it).
 
 No TensorFlow here: the feed (`training.feed.StreamFeed`) turns `RowReader.rows` into tf.data.
 """
@@ -213,8 +221,8 @@ class Part:
         import pyarrow as pa
 
         self._check_unchanged()
-        it = C.iter_chunks(self.path, numeric=self.numeric, columns=self.columns or None,
-                           rows=rows or C.CHUNK_ROWS)
+        it = C.exact_chunks(self.path, numeric=self.numeric, columns=self.columns or None,
+                            rows=rows or C.CHUNK_ROWS)
         count = 0
         with contextlib.closing(it):
             while True:
@@ -232,8 +240,11 @@ class Part:
                         if not np.isnan(values).any() and (np.mod(values, 1) == 0).all() \
                                 and np.abs(values).max(initial=0) < 2**53:
                             chunk.frame[name] = values.astype(np.int64)
+                        del values
                 count += len(chunk.frame)
-                yield chunk
+                hand = [chunk]
+                del chunk
+                yield hand.pop()  # (this generator keeps no reference while the consumer works on it)
 
     def _check_unchanged(self) -> None:
         if self.stamp is None:
@@ -277,75 +288,253 @@ class RowReader:
             return None
         return None if mask.all() else mask
 
-    def selected(self, codes: Iterable[int], *, columns: list[str] | None = None
+    def selected(self, codes: Iterable[int], *, columns: list[str] | None = None,
+                 side: Iterable[tuple[Iterable[int], Callable[[Part, pd.DataFrame], None]]] = ()
                  ) -> Iterator[tuple[Part, int, pd.DataFrame]]:
         """(part, chunk number, the chunk's rows in `codes` that the policy keeps), chunks with no such
-        rows skipped; chunks are numbered through all parts."""
+        rows skipped; chunks are numbered through all parts. `side`: (other codes, take) pairs: the
+        rows of each chunk in those codes are handed to `take(part, rows)` first (parts holding none
+        of `codes` are not read)."""
         wanted = np.array(sorted(set(codes)), dtype=np.int8)
+        side = [(np.array(sorted(set(other)), dtype=np.int8), take) for other, take in side]
         number = 0
         for part in self.parts:
             if not part.possible() & set(wanted.tolist()):
                 continue
             for chunk in part.chunks():
                 frame = chunk.frame
-                mask = np.isin(part.codes(frame.index.to_numpy()), wanted)
+                codes_here = part.codes(frame.index.to_numpy())
                 keep = self.kept(part, frame)
+                for other, take in side:
+                    mine = np.isin(codes_here, other)
+                    if keep is not None:
+                        mine &= keep
+                    if mine.any():
+                        take(part, frame if mine.all() else frame[mine])
+                mask = np.isin(codes_here, wanted)
                 if keep is not None:
                     mask &= keep
                 number += 1
-                if mask.all():
-                    yield part, number - 1, frame
-                elif mask.any():
-                    yield part, number - 1, frame[mask]
+                if not mask.all():
+                    frame = frame[mask] if mask.any() else None
+                del chunk  # the rows not selected are let go before the consumer prepares these
+                if frame is not None:
+                    hand = [frame]
+                    del frame
+                    yield part, number - 1, hand.pop()
 
-    def prepared(self, codes: Iterable[int], *, limit: int | None = None) -> Iterator[Split]:
+    def prepared(self, codes: Iterable[int], *, limit: int | None = None,
+                 side: Iterable[tuple[Iterable[int], "SplitCache"]] = ()) -> Iterator[Split]:
         """Prepared Splits of the rows in `codes`, one per chunk, in file order; `limit` stops after
-        that many rows."""
+        that many rows. `side`: (codes, cache) of other splits, whose caches this pass fills as well
+        (the rows of each chunk in those codes, prepared chunk by chunk as their own pass would
+        prepare them): one parse of the file for every split. A cache is complete only when this pass
+        is (and it read every part that holds its rows); one that is complete already is left alone."""
+        writers = []
+        if limit is None:
+            for other, cache in side:
+                other = frozenset(other)
+                writer = cache.writer()
+                if writer is None:
+                    continue
+                if any(part.possible() & other and not part.possible() & set(codes) for part in self.parts):
+                    writer.abort()  # some of its rows are in a part this pass does not read
+                    continue
+                writers.append((other, writer))
+
+        def writing(writer):
+            def take(part: Part, frame: pd.DataFrame) -> None:
+                if writer.open:  # (not after a chunk that could not be stored)
+                    writer.write(prepare_inputs(frame, self.schema, require_target=True, source=part.where,
+                                                line_offset=part.line_offset))
+            return take
+
         done = 0
-        for part, _, frame in self.selected(codes):
-            if limit is not None:
-                frame = frame.iloc[: limit - done]
-            split = prepare_inputs(frame, self.schema, require_target=True, source=part.where,
-                                   line_offset=part.line_offset)
-            done += len(split)
-            yield split
-            if limit is not None and done >= limit:
-                break
+        try:
+            for part, _, frame in self.selected(codes, side=[(other, writing(w)) for other, w in writers]):
+                if limit is not None:
+                    frame = frame.iloc[: limit - done]
+                split = prepare_inputs(frame, self.schema, require_target=True, source=part.where,
+                                       line_offset=part.line_offset)
+                del frame
+                done += len(split)
+                hand = [split]
+                del split
+                yield hand.pop()
+                if limit is not None and done >= limit:
+                    break
+            for _, writer in writers:
+                writer.finish()
+        finally:
+            for _, writer in writers:
+                writer.abort()  # (nothing once finished)
 
     def rows(self, codes: Iterable[int], *, shuffle: tuple[int, int] | None = None,
-             limit: int | None = None, cache: "SplitCache | None" = None) -> Iterator[Split]:
+             limit: int | None = None, cache: "SplitCache | None" = None,
+             side: Iterable[tuple[Iterable[int], "SplitCache"]] = ()) -> Iterator[Split]:
         """Prepared Splits of the rows in `codes`; `shuffle=(seed, epoch)` permutes the rows of each
         window of SHUFFLE_WINDOW chunks with np.random.default_rng((seed, epoch, window)); `limit`
         stops after that many rows (file order). With a `cache`, a whole pass also stores the prepared
         chunks in it, and once it holds them all they are read from there, not parsed again: the
-        same rows, chunk for chunk, so the same windows and order."""
-        if cache is not None and limit is None:
-            source = cache.splits() if cache.complete else cache.tee(self.prepared(codes))
+        same rows, chunk for chunk, so the same windows and order (`side`: see `windows`)."""
+        for window in self.windows(codes, shuffle=shuffle, limit=limit, cache=cache, side=side):
+            yield window.rows()
+
+    def windows(self, codes: Iterable[int], *, shuffle: tuple[int, int] | None = None,
+                limit: int | None = None, cache: "SplitCache | None" = None, bare: bool = False,
+                side: Iterable[tuple[Iterable[int], "SplitCache"]] = ()) -> Iterator["Window"]:
+        """What `rows` gives, before the shuffle is applied: each window's rows in file order, joined
+        into one set of arrays as its chunks arrive, and the order they are served in. A consumer that
+        takes a few rows at a time in that order (`engine.StreamLoop`) never needs the permuted copy.
+        `bare`: inputs and targets only (no ids, no row numbers: what training reads). A complete
+        `cache` also serves a pass with a `limit`. `side`: (codes, cache) of other splits that a pass
+        parsing the file fills on the way (`prepared`)."""
+        if cache is not None and cache.complete:
+            source = cache.splits() if limit is None else _head(cache.splits(), limit)
+        elif cache is not None and limit is None:
+            source = cache.tee(self.prepared(codes, side=side))
         else:
             source = self.prepared(codes, limit=limit)
+        if bare:
+            source = _bare(source)
         if shuffle is None:
-            yield from source
+            for split in source:
+                yield Window(split)
+                del split
             C.release_memory()
             return
-        window: list[Split] = []
+        seed, epoch = shuffle
+        window: _Joined | None = None
         number = 0
         for split in source:
-            window.append(split)
-            if len(window) == SHUFFLE_WINDOW:
-                out = shuffled(window, shuffle, number)
-                window, number = [], number + 1  # the chunks are freed before the consumer has the window
+            if window is None:  # room for SHUFFLE_WINDOW chunks of this one's size and some
+                window = _Joined(split, SHUFFLE_WINDOW * (len(split) + 1024))
+            else:
+                window.add(split)
+            del split
+            if window.count == SHUFFLE_WINDOW:
+                out = window.window(shuffle, number)
+                window, number = None, number + 1
                 yield out
                 del out
-        if window:
-            yield shuffled(window, shuffle, number)
+        if window is not None:
+            yield window.window(shuffle, number)
         C.release_memory()
+
+
+def _head(splits: Iterator[Split], limit: int) -> Iterator[Split]:
+    """The first `limit` rows of `splits` (the last split cut short)."""
+    done = 0
+    with contextlib.closing(splits):
+        for split in splits:
+            if done + len(split) > limit:
+                split = take(split, slice(0, limit - done))
+            done += len(split)
+            hand = [split]
+            del split
+            yield hand.pop()
+            if done >= limit:
+                return
+
+
+def _bare(splits: Iterator[Split]) -> Iterator[Split]:
+    """`splits` without their ids and row numbers (holding none of them while the consumer works)."""
+    with contextlib.closing(splits):
+        for split in splits:
+            hand = [Split(inputs=split.inputs, y=split.y)]
+            del split
+            yield hand.pop()
+
+
+@dataclass
+class Window:
+    """Rows of a split as they are served: `split` holds them in file order (one chunk, or the
+    chunks of one shuffle window joined), `order` the positions in serving order (None: as they are)."""
+
+    split: Split
+    order: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def rows(self) -> Split:
+        """The rows in serving order (a copy when they are shuffled)."""
+        return self.split if self.order is None else take(self.split, self.order)
+
+
+def window_order(rows: int, shuffle: tuple[int, int], number: int) -> np.ndarray:
+    """The order of the `rows` rows of window `number`: np.random.default_rng((seed, epoch, number))."""
+    seed, epoch = shuffle
+    return np.random.default_rng((int(seed), int(epoch), int(number))).permutation(rows)
+
+
+class _Joined:
+    """Splits appended into one set of arrays (as `join_splits` joins them), allocated once for
+    `capacity` rows and grown if more come: a window is held once, not as its chunks plus their
+    concatenation (with glibc, the pages of a large allocation never written take no memory)."""
+
+    def __init__(self, first: Split, capacity: int):
+        self.rows = len(first)
+        self.count = 1
+        capacity = max(capacity, self.rows)
+        self.fields: dict[tuple[str, str], np.ndarray | None] = {}
+        for key, a in self._arrays(first).items():
+            if a is None:
+                self.fields[key] = None
+                continue
+            a = np.asarray(a)
+            buf = np.empty((capacity,) + a.shape[1:], dtype=a.dtype, order="C")
+            buf[:len(a)] = a
+            self.fields[key] = buf
+
+    @staticmethod
+    def _arrays(split: Split) -> dict[tuple[str, str], np.ndarray | None]:
+        out = {("inputs", k): v for k, v in split.inputs.items()}
+        out.update({("y", ""): split.y, ("ids", ""): split.ids, ("row_index", ""): split.row_index})
+        return out
+
+    def add(self, split: Split) -> None:
+        n = len(split)
+        end = self.rows + n
+        for key, a in self._arrays(split).items():
+            buf = self.fields[key]
+            if buf is None:
+                continue
+            if a is None:  # as join_splits: a field some split lacks is dropped
+                self.fields[key] = None
+                continue
+            a = np.asarray(a)
+            dtype = np.result_type(buf.dtype, a.dtype) if a.dtype != buf.dtype else buf.dtype
+            if end > len(buf) or dtype != buf.dtype or a.shape[1:] != buf.shape[1:]:
+                if a.shape[1:] != buf.shape[1:]:
+                    raise ValueError(f"cannot join rows of shape {a.shape[1:]} to rows of shape {buf.shape[1:]}")
+                grown = np.empty((max(end, len(buf) + len(buf) // 2),) + buf.shape[1:], dtype=dtype)
+                grown[:self.rows] = buf[:self.rows]
+                buf = self.fields[key] = grown
+            buf[self.rows:end] = a
+        self.rows = end
+        self.count += 1
+
+    def split(self) -> Split:
+        def part(key):
+            buf = self.fields[key]
+            return None if buf is None else buf[:self.rows]
+
+        return Split(inputs={k: part(("inputs", k)) for (f, k) in self.fields if f == "inputs"},
+                     y=part(("y", "")), ids=part(("ids", "")), row_index=part(("row_index", "")))
+
+    def window(self, shuffle: tuple[int, int], number: int) -> Window:
+        split = self.split()
+        self.fields = {}
+        return Window(split, window_order(len(split), shuffle, number))
 
 
 class SplitCache:
     """The prepared rows of one split kept in a binary file between passes (`RowReader.rows(cache=)`).
 
     The first whole pass writes each chunk's arrays as they are (numeric inputs and targets: float32
-    and int64, a few bytes per value where a CSV takes ~10-20) and later passes read them back with
+    and int64, a few bytes per value where a CSV takes ~10-20; a pass over another split of the same
+    file may write them on the way, see `RowReader.prepared`) and later passes read them back with
     plain reads, one chunk at a time: memory stays that of one chunk, and an epoch costs a read of
     the file (mostly from the page cache) instead of parsing the CSV again. Rows with text or
     categorical inputs (object arrays) are not cached: the pass goes on from the file, as does any
@@ -357,64 +546,66 @@ class SplitCache:
         self.path = Path(path)
         self.complete = False
         self.disabled = False
-        self._chunks: list[tuple[list[tuple[str, tuple, str]], tuple | None, str | None]] = []
+        self._writer: _CacheWriter | None = None   # the pass writing the file now (the last one started)
+        # per chunk: [(input name, shape, dtype, order)], (shape, dtype, order) of the targets or None
+        self._chunks: list[tuple[list[tuple[str, tuple, str, str]], tuple[tuple, str, str] | None]] = []
 
     @staticmethod
     def _storable(split: Split) -> bool:
         arrays = list(split.inputs.values()) + ([split.y] if split.y is not None else [])
         return all(a.dtype != object and a.dtype.kind in "fiub" for a in arrays)
 
+    def writer(self) -> "_CacheWriter | None":
+        """A writer of one whole pass (None when the cache is complete or turned off): its `write`s
+        are the pass's prepared chunks in order; `finish()` makes the cache complete, `abort()` (a
+        pass stopped early) leaves no file. A chunk that cannot be stored (text inputs) or a failed
+        write (a full disk) turns the cache off: the file stays the source. A new writer takes the
+        cache over from an earlier one still winding down on another thread (a pass stopped early
+        whose reading thread has not noticed yet): that one writes to a file of its own (the old
+        one, unlinked) and changes nothing when it ends."""
+        if self.complete or self.disabled:
+            return None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # a new file: an earlier writer's late writes cannot reach this one
+            f = open(self.path, "wb")
+        except OSError:
+            self._drop(disable=True)
+            return None
+        self._writer = _CacheWriter(self, f)
+        return self._writer
+
     def tee(self, splits: Iterator[Split]) -> Iterator[Split]:
         """`splits`, unchanged, written to the file on the way; the cache is complete once they end."""
-        if self.disabled:
+        writer = self.writer()
+        if writer is None:
             yield from splits
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        chunks: list = []
-        f = None
         try:
-            f = open(self.path, "wb")
             for split in splits:
-                if f is not None:
-                    try:
-                        if not self._storable(split):
-                            raise ValueError("not numeric")
-                        layout = []
-                        for name in sorted(split.inputs):
-                            a = np.ascontiguousarray(split.inputs[name])
-                            f.write(memoryview(a).cast("B"))
-                            layout.append((name, a.shape, a.dtype.str))
-                        y = None if split.y is None else np.ascontiguousarray(split.y)
-                        if y is not None:
-                            f.write(memoryview(y).cast("B"))
-                        chunks.append((layout, None if y is None else y.shape, None if y is None else y.dtype.str))
-                    except (OSError, ValueError):  # text inputs, a full disk: the file stays the source
-                        f.close()
-                        f = None
-                        self._drop(disable=True)
-                yield split
-            if f is not None:
-                f.close()
-                f = None
-                self._chunks, self.complete = chunks, True
+                writer.write(split)
+                hand = [split]
+                del split
+                yield hand.pop()
+            writer.finish()
         finally:
-            if f is not None:  # the pass stopped early: a partial file is no cache
-                f.close()
-                self._drop()
+            writer.abort()  # the pass stopped early: a partial file is no cache (nothing once finished)
 
     def _drop(self, disable: bool = False) -> None:
         self.disabled = self.disabled or disable
-        self.complete, self._chunks = False, []
+        self.complete, self._chunks, self._writer = False, [], None
         with contextlib.suppress(OSError):
             self.path.unlink()
 
     def splits(self) -> Iterator[Split]:
         """The cached chunks as Splits (inputs and targets only), in the order they were written."""
         with open(self.path, "rb") as f:
-            for layout, y_shape, y_dtype in self._chunks:
-                inputs = {name: _read_array(f, shape, dtype) for name, shape, dtype in layout}
-                y = None if y_shape is None else _read_array(f, y_shape, y_dtype)
+            for layout, y_layout in self._chunks:
+                inputs = {name: _read_array(f, *how) for name, *how in layout}
+                y = None if y_layout is None else _read_array(f, *y_layout)
                 yield Split(inputs=inputs, y=y)
+                del inputs, y
 
     def remove(self) -> None:
         self._drop()
@@ -422,20 +613,95 @@ class SplitCache:
             self.path.parent.rmdir()  # only when empty
 
 
-def _read_array(f, shape: tuple, dtype: str) -> np.ndarray:
-    a = np.empty(shape, dtype=np.dtype(dtype))
-    view = memoryview(a).cast("B")
+class _CacheWriter:
+    """One pass's prepared chunks written to a SplitCache's file (see `SplitCache.writer`)."""
+
+    def __init__(self, cache: SplitCache, f):
+        self.cache, self.f = cache, f
+        self.chunks: list = []
+
+    @property
+    def open(self) -> bool:
+        return self.f is not None
+
+    @property
+    def owner(self) -> bool:
+        """Whether this is the cache's current writer (see `SplitCache.writer`)."""
+        return self.cache._writer is self
+
+    def write(self, split: Split) -> None:
+        if self.f is None:
+            return
+        try:
+            if not SplitCache._storable(split):
+                raise ValueError("not numeric")
+            layout = [(name, *_write_array(self.f, split.inputs[name])) for name in sorted(split.inputs)]
+            y = None if split.y is None else _write_array(self.f, split.y)
+            self.chunks.append((layout, y))
+        except (OSError, ValueError):  # text inputs, a full disk: the file stays the source
+            with contextlib.suppress(OSError):
+                self._close()
+            if self.owner:
+                self.cache._drop(disable=True)
+
+    def finish(self) -> None:
+        if self.f is None:
+            return
+        try:
+            self._close()
+        except OSError:
+            if self.owner:
+                self.cache._drop(disable=True)
+            return
+        if self.owner:
+            self.cache._chunks, self.cache.complete, self.cache._writer = self.chunks, True, None
+
+    def abort(self) -> None:
+        if self.f is not None:
+            with contextlib.suppress(OSError):
+                self._close()
+            if self.owner:
+                self.cache._drop()
+
+    def _close(self) -> None:
+        f, self.f = self.f, None
+        f.close()
+
+
+def _write_array(f, a: np.ndarray) -> tuple[tuple, str, str]:
+    """Write `a`'s bytes as they lie in memory (column-major arrays, as prepared inputs come, without
+    a copy); (shape, dtype, order) to read it back."""
+    a = np.asarray(a)
+    order = "F" if a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+    data = a.T if order == "F" else np.ascontiguousarray(a)
+    f.write(memoryview(data).cast("B"))
+    return a.shape, a.dtype.str, order
+
+
+def _read_array(f, shape: tuple, dtype: str, order: str = "C") -> np.ndarray:
+    a = np.empty(shape, dtype=np.dtype(dtype), order=order)
+    view = memoryview(a.T if order == "F" else a).cast("B")
     if f.readinto(view) != len(view):
         raise DataError(f"{f.name}: the cache of prepared rows is shorter than written")
     return a
 
 
-def shuffled(splits: list[Split], shuffle: tuple[int, int], number: int) -> Split:
-    """The rows of `splits` as one Split, permuted by np.random.default_rng((seed, epoch, number))."""
-    seed, epoch = shuffle
-    joined = join_splits(splits)
-    order = np.random.default_rng((int(seed), int(epoch), int(number))).permutation(len(joined))
-    return take(joined, order)
+def joined(splits: Iterable[Split], rows: int = 0) -> Split | None:
+    """The rows of `splits` as one Split (what `join_splits` gives), joined as they come: the pieces
+    are not all held before their concatenation (`rows`: how many are expected). None when there
+    are none."""
+    first, window = None, None
+    for split in splits:
+        if window is not None:
+            window.add(split)
+        elif first is None:
+            first = split
+        else:
+            window = _Joined(first, max(rows, 2 * (len(first) + len(split))))
+            first = None  # (only `window` holds those rows now)
+            window.add(split)
+        del split
+    return window.split() if window is not None else first
 
 
 def join_splits(splits: list[Split]) -> Split:
@@ -457,29 +723,43 @@ def take(split: Split, positions) -> Split:
 
 
 def read_ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """`items`, produced by a thread of its own up to `depth` ahead of the consumer (parsing the next
-    chunks overlaps training on this one; the order is unchanged). An exception in the thread is
+    """`items`, produced by a thread of its own up to `depth` ahead of the one the consumer holds,
+    the one being produced included (parsing the next chunks overlaps training on this one; the
+    order is unchanged): at most `depth + 1` items are alive at a time. An exception in the thread is
     raised in the consumer; closing the consumer stops the thread."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
+    q: queue.Queue = queue.Queue(maxsize=depth + 1)
+    slots = threading.Semaphore(depth)  # items produced (or being produced) that the consumer has not taken
     stop = threading.Event()
     end = object()
 
-    def put(entry) -> bool:
+    def wait(what: Callable[[], bool]) -> bool:
         """False once the consumer is gone (a full queue must not keep the thread waiting forever)."""
         while not stop.is_set():
+            if what():
+                return True
+        return False
+
+    def put(entry) -> bool:
+        def once() -> bool:
             try:
                 q.put(entry, timeout=0.1)
                 return True
             except queue.Full:
-                continue
-        return False
+                return False
+        return wait(once)
 
     def work():
         try:
-            for item in items:
+            it = iter(items)
+            while wait(lambda: slots.acquire(timeout=0.1)):
+                try:
+                    item = next(it)
+                except StopIteration:
+                    put((end, None))
+                    return
                 if not put((item, None)):
                     return
-            put((end, None))
+                del item
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
             put((end, e))
         finally:
@@ -497,7 +777,9 @@ def read_ahead(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
                 raise error
             if item is end:
                 return
+            slots.release()  # the consumer holds this one: the thread may produce the next
             yield item
+            del item
     finally:
         stop.set()
 
@@ -550,12 +832,14 @@ class StreamDataset(Dataset):
         def source():
             for split in self.reader.rows(self.codes["train"]):
                 yield split.inputs[name].ravel()
+                del split
         return source
 
 
 def load_stream(cfg, why: str = "data.stream") -> StreamDataset:
     """The first pass over the config's data file(s): see the module docstring."""
     check_streamable_missing(cfg)
+    C.large_blocks_mapped()
     try:
         return _FirstPass(cfg, why).run()
     finally:
@@ -608,6 +892,8 @@ class _FirstPass:
                                    columns=read, typed=[*text_cols] + ([] if numeric_target else [target]) if text
                                    else [], whole=[target] if numeric_target and text else [], stamp=_stamp(p)))
         self.reader = RowReader(self.parts, self.schema, self.policy)
+        del first, raw  # the first chunk (its text copy the largest part) is not held through the pass
+        C.release_memory()
         return self._pass()
 
     def _splitter(self, part: str, path: Path) -> HashedSplit | None:

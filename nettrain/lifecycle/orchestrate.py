@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from nettrain.config.schema import Config
+from nettrain.errors import UsageError
 from nettrain.lifecycle import resume as R
 from nettrain.lifecycle import retrain as RT
 from nettrain.store import guard, rundir
@@ -29,6 +30,13 @@ if TYPE_CHECKING:
 def fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None, quiet: bool = False,
         json_output: bool = False, force: bool = False) -> "FitResult":
     """`nettrain fit`: continue the run `resume`, or start a k-fold run or one fresh run."""
+    if cfg.runtime.distribute == "multi_worker":  # one process of a cluster: the chief's run, or a worker's part
+        from nettrain.lifecycle import worker
+
+        return worker.fit(cfg, run_dir=run_dir, resume=resume, quiet=quiet, json_output=json_output, force=force)
+    from nettrain.training import tracking
+
+    tracking.preflight(cfg)  # tracking.mlflow: the extra is installed, the store answers (before the data loads)
     if resume is not None:
         return resume_run(cfg, Path(resume), quiet=quiet, json_output=json_output, force=force)
     if cfg.data.split.folds > 1:
@@ -37,7 +45,8 @@ def fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None,
 
 
 def fresh_run(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False, json_output: bool = False,
-              force: bool = False) -> "FitResult":
+              force: bool = False, extra_callbacks: Iterable[Any] = ()) -> "FitResult":
+    """One new run; `extra_callbacks` (Keras callbacks, e.g. a sweep trial's pruning) run after nettrain's own."""
     if run_dir is not None:
         rundir.check_run_dir(run_dir, force=force)  # before the slow part
     from nettrain.training import fit as F
@@ -50,7 +59,7 @@ def fresh_run(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False, 
     with rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir, force=force) as out, guard.deferred():
         record = F.start_run_dir(prep, model, out, monitors)
         return _train(prep, model, out, record, monitors, last_epoch=cfg.training.epochs, quiet=quiet,
-                      json_output=json_output)
+                      json_output=json_output, extra_callbacks=list(extra_callbacks))
 
 
 def kfold_run(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False, json_output: bool = False,
@@ -77,6 +86,9 @@ def resume_run(cfg: Config, run_dir: Path, *, quiet: bool = False, json_output: 
             R.check_kfold_config(cfg, run_dir, record)
         R.check_resumable(cfg, run_dir, record, force)
         metrics = R.finished_metrics(run_dir, record, 0 if folds else cfg.training.epochs)
+        if folds and metrics is not None and not ("mean" in metrics and "mean" in (
+                record.data.get("final_metrics") or {})):
+            metrics = None  # a refit model completed, its k-fold run's files not yet: finish them
         from nettrain.training import fit as F
 
         if metrics is not None:
@@ -105,6 +117,9 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
             json_output: bool = False) -> "FitResult":
     """`nettrain retrain`: N more epochs from a checkpoint, in its run or in a new one."""
     plan = RT.plan_retrain(checkpoint, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir)
+    if plan.cfg.runtime.distribute == "multi_worker":
+        raise UsageError(f"retrain runs in one process; {checkpoint} was trained with runtime.distribute: "
+                         "multi_worker: add --set runtime.distribute=none (or mirrored)")
     from nettrain.training import fit as F
 
     prep = F.prepare(plan.cfg)
@@ -131,9 +146,41 @@ def _run_folds(prep: "Prepared", out: Path, record: rundir.RunRecord, *, quiet: 
         for i, fold_prep in kfold.folds(prep):
             per_fold.append(_fold(fold_prep, out, i, k, monitors, quiet=quiet, json_output=json_output))
             record.update(folds_done=i)
-        metrics = kfold.finish(out, record, per_fold)
+        refit = _refit(prep, out, record, k, quiet=quiet, json_output=json_output) if cfg.data.split.refit else None
+        metrics = kfold.finish(prep, out, record, per_fold, refit)
+    if refit is not None and not json_output:
+        from nettrain.report.tables import print_metrics
+
+        info = record.data["refit"]
+        F.notice(f"refit model {out / rundir.MODEL}: {info['epochs']} epoch(s) on all {info.get('rows')} non-test rows",
+                 json_output)
+        print_metrics(refit, title="Refit model")
     F.report_result(metrics, out, json_output)
     return F.FitResult(out, "completed", metrics, cfg.training.epochs)
+
+
+def _refit(prep: "Prepared", out: Path, record: rundir.RunRecord, k: int, *, quiet: bool,
+           json_output: bool) -> dict[str, dict[str, float]]:
+    """`data.split.refit`: one model on all the non-test rows for the mean best epoch of the folds,
+    trained in the k-fold run's own directory; its metrics. A refit that was cut off continues from
+    its last checkpoint (`checkpoints/last.h5`), or starts again when it has none."""
+    from nettrain.training import fit as F
+    from nettrain.training import kfold
+
+    plan = record.data.get("refit")
+    started = isinstance(plan, dict) and isinstance(plan.get("epochs"), int)
+    if not started:
+        plan = kfold.refit_plan(prep, out, k)
+    rp = kfold.refit_prep(prep, plan["epochs"])
+    monitors = F.check_monitors(rp.cfg, rp.dataset.schema, rp.has_val)
+    if started and (out / rundir.CHECKPOINTS / rundir.LAST).is_file():
+        F.notice(f"refit: resumed ({plan['epochs']} epoch(s) in all)", json_output)
+        return _continue(rp, out, record, quiet=quiet, json_output=True).metrics
+    model = kfold.start_refit(rp, out, record, monitors, plan)
+    F.notice(f"refit: {plan['epochs']} epoch(s), the mean of the folds' best epochs {plan['fold_best_epochs']}"
+             f"{' (' + plan['monitor'] + ')' if plan.get('monitor') else ''}, on all "
+             f"{F.split_rows(rp.dataset)['train']} non-test rows", json_output)
+    return _train(rp, model, out, record, monitors, last_epoch=plan["epochs"], quiet=quiet, json_output=True).metrics
 
 
 def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, str], *, quiet: bool,
@@ -176,11 +223,13 @@ def _continue(prep: "Prepared", run_dir: Path, record: rundir.RunRecord, *, quie
 
 def _train(prep: "Prepared", model, out: Path, record: rundir.RunRecord, monitors: dict[str, str], *,
            last_epoch: int, first_epoch: int = 0, history: list[dict] | None = None, quiet: bool = False,
-           json_output: bool = False, continue_early_stopping: bool = True) -> "FitResult":
+           json_output: bool = False, continue_early_stopping: bool = True,
+           extra_callbacks: list[Any] | None = None) -> "FitResult":
     """One training session: the prepared rows (`prep.feed`) under the run's distribution strategy."""
     from nettrain.training import fit as F
 
     return F.train(F.Session(prep=prep, model=model, out=out, record=record, feed=prep.feed,
                              strategy=prep.strategy, monitors=monitors, first_epoch=first_epoch,
                              last_epoch=last_epoch, history=history or [], quiet=quiet, json_output=json_output,
-                             continue_early_stopping=continue_early_stopping))
+                             continue_early_stopping=continue_early_stopping,
+                             extra_callbacks=extra_callbacks or []))

@@ -45,6 +45,7 @@ def plan_retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides
                  data: str | Path | None = None, run_dir: str | Path | None = None) -> RetrainPlan:
     overrides = list(overrides)
     target = resolve_target(checkpoint)
+    _refuse_kfold_refit(target)
     for text in overrides:
         path, _ = parse_override(text)
         for key in ARCHITECTURE_KEYS:
@@ -114,6 +115,20 @@ def start_run(plan: RetrainPlan, prep, model, out: Path, monitors: dict[str, str
 
 def describe(plan: RetrainPlan, out: Path) -> str:
     return f"retraining {plan.target.model_path} from epoch {plan.start} for {plan.more} more epoch(s) into {out}"
+
+
+def _refuse_kfold_refit(target: Target) -> None:
+    """The model of a k-fold run (its refit) trained on every non-test row; retrain would take one
+    fold's rows and replace the run's per-fold metrics. Refused until retrain can do it right."""
+    run = target.run_dir
+    if run is None or not (run / rundir.RUN).is_file():
+        return
+    data = rundir.RunRecord.load(run).data
+    if data.get("folds") and data.get("fold") is None:
+        raise UsageError(f"{target.model_path} is the refit model of the k-fold run {run}; retrain does not "
+                         "continue a k-fold run (it would train on one fold's rows): train more epochs with "
+                         "nettrain fit on its config with data.split.refit and a larger training.epochs, or "
+                         "retrain a fold's checkpoint (fold-<i>/)")
 
 
 def _epochs_done(run_dir: Path) -> int:

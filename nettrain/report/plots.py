@@ -198,18 +198,127 @@ def learning_curves(history: Any, path: str | os.PathLike, best_epoch: int | Non
             ax.legend(loc="best", fontsize="small")
             ax.set_ylabel(title)
         ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.grid(True, alpha=0.3)
-        if len(x) and float(np.nanmax(x)) <= 20:
-            from matplotlib.ticker import MaxNLocator
+        _epoch_axis(ax, x)
+    return _save_panels(fig, axes, len(panels), path)
 
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax in axes[len(panels):]:
+
+def _epoch_axis(ax, epochs) -> None:
+    """An x axis of epochs (whole numbers when there are few), and a light grid."""
+    import numpy as np
+
+    ax.set_xlabel("epoch")
+    ax.grid(True, alpha=0.3)
+    if len(epochs) and float(np.nanmax(epochs)) <= 20:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _save_panels(fig, axes, used: int, path: str | os.PathLike) -> Path:
+    """Blank the panels left over, say so when there is nothing to draw, and write the PNG."""
+    for ax in axes[used:]:
         ax.set_axis_off()
-    if not panels:
+    if not used:
         axes[0].text(0.5, 0.5, "no metrics recorded", ha="center", va="center", transform=axes[0].transAxes)
     fig.tight_layout()
     return atomic_savefig(fig, path)
+
+
+# ------------------------------------------------------------- k-fold: mean ± std per epoch
+
+def fold_curve_stats(histories: Sequence[Any]) -> tuple[Any, dict[str, tuple[Any, Any, Any]], int]:
+    """Per epoch over the folds: (epochs, {column: (mean, std, folds with a value)}, the last epoch
+    every fold reached).
+
+    `histories` are the folds' metrics.csv rows (lists of dicts, DataFrames or dicts of lists). An
+    epoch's mean and std are over the folds that have a finite value at that epoch (a fold that
+    stopped early has none after its last epoch); std is the sample standard deviation (ddof 1, as
+    the k-fold metrics report it), 0 where only one fold has a value.
+    """
+    import numpy as np
+    import pandas as pd
+
+    frames = []
+    for h in histories:
+        df = pd.DataFrame(list(h)) if isinstance(h, (list, tuple)) else _history_frame(h)
+        if len(df):
+            df = df.assign(epoch=_x_values(df))
+            frames.append(df)
+    if not frames:
+        return np.array([], dtype=float), {}, 0
+    epochs = np.array(sorted({float(e) for df in frames for e in df["epoch"]}), dtype=float)
+    common = min(float(df["epoch"].max()) for df in frames)
+    columns = []
+    for df in frames:
+        columns += [str(c) for c in df.columns if c not in columns and c != "epoch"
+                    and pd.api.types.is_numeric_dtype(df[c]) and c not in ("learning_rate", "lr")]
+    out: dict[str, tuple[Any, Any, Any]] = {}
+    for c in columns:
+        grid = np.full((len(frames), len(epochs)), np.nan)
+        for i, df in enumerate(frames):
+            if c in df.columns:
+                values = pd.Series(df[c].to_numpy(dtype=float), index=df["epoch"].to_numpy(dtype=float))
+                values = values[~values.index.duplicated(keep="last")]
+                grid[i] = values.reindex(epochs).to_numpy(dtype=float)
+        grid[~np.isfinite(grid)] = np.nan
+        count = np.sum(~np.isnan(grid), axis=0)
+        with np.errstate(all="ignore"):
+            mean = np.where(count > 0, np.nansum(grid, axis=0) / np.maximum(count, 1), np.nan)
+            dev = np.where(np.isnan(grid), 0.0, grid - mean)
+            std = np.where(count > 1, np.sqrt((dev ** 2).sum(axis=0) / np.maximum(count - 1, 1)), 0.0)
+        out[c] = (mean, std, count)
+    return epochs, out, int(common)
+
+
+def mean_learning_curves(histories: Sequence[Any], path: str | os.PathLike, *, mean_best_epoch: int | None = None,
+                         monitor: str | None = None) -> Path:
+    """The k-fold figure: per quantity (loss, each metric) the mean over the folds per epoch, training
+    and validation, each with a band of ± one standard deviation across the folds.
+
+    Every epoch that at least one fold reached is drawn, over the folds that reached it
+    (`fold_curve_stats`); when the folds stopped at different epochs (early stopping) the part after
+    the last epoch all folds reached is dotted and a grey line marks where it begins. With
+    `mean_best_epoch` (the mean of the folds' best epochs, what `data.split.refit` trains for) a red
+    dotted line marks it.
+    """
+    import numpy as np
+
+    epochs, stats, common = fold_curve_stats(histories)
+    k = len(histories)
+    panels = [(t, tr, va) for t, tr, va in _quantities(list(stats)) if t not in ("learning rate",)]
+    n = max(len(panels), 1)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = _new_figure(4.8 * ncols, 3.6 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    ragged = bool(len(epochs)) and common < float(epochs.max())
+    full = epochs <= common
+    style = {"marker": "o", "markersize": 3} if len(epochs) <= 30 else {}
+    for ax, (title, train, val) in zip(axes, panels):
+        plotted = []
+        for column, label, color in ((train, "train", "tab:blue"), (val, "validation", "tab:orange")):
+            if column is None:
+                continue
+            mean, std, _ = stats[column]
+            plotted += [mean - std, mean + std]
+            ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+            ax.plot(epochs[full], mean[full], color=color, label=f"{label} mean ± std", **style)
+            if ragged:  # from the last epoch all folds reached on: fewer folds
+                tail = epochs >= common
+                ax.plot(epochs[tail], mean[tail], color=color, linestyle=":", **style)
+        if ragged:
+            ax.axvline(common, color="grey", linestyle="--", linewidth=0.8,
+                       label=f"after epoch {common}: fewer than {k} folds")
+        if mean_best_epoch is not None:
+            ax.axvline(mean_best_epoch, color="tab:red", linestyle=":", linewidth=1.2,
+                       label=f"mean best epoch {mean_best_epoch}" + (f" ({monitor})" if monitor else ""))
+        if title == "loss" and wants_log_scale(*plotted):
+            ax.set_yscale("log")
+        ax.set_title(f"{title} ({k}-fold mean ± std)")
+        ax.set_ylabel(title)
+        ax.legend(loc="best", fontsize="small")
+        _epoch_axis(ax, epochs)
+    return _save_panels(fig, axes, len(panels), path)
 
 
 # ------------------------------------------------------------- several runs on one plot

@@ -28,7 +28,8 @@ from nettrain.report.tables import (SPLITS, new_table, ordered_names, split_kfol
                                     print_table)
 from nettrain.store import rundir
 
-STATUS_STYLES = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan", "killed": "red"}
+STATUS_STYLES = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan", "killed": "red",
+                 "pruned": "magenta"}  # pruned: a sweep trial stopped by its pruner
 
 
 MAX_RUN_JSON = 16 * 1024 * 1024  # a run.json is a few KB; anything this large is not one

@@ -64,9 +64,10 @@ class EpochRecorder(keras.callbacks.Callback):
     land together, so a signal or a crash never leaves them disagreeing about the epochs done."""
 
     def __init__(self, csv: MetricsCSV, on_epoch: Callable[[int, dict], None] | None = None,
-                 checkpointer: "Checkpointer | None" = None):
+                 checkpointer: "Checkpointer | None" = None, extra: Callable[[int], dict] | None = None):
         super().__init__()
         self.csv, self.on_epoch, self.checkpointer = csv, on_epoch, checkpointer
+        self.extra = extra  # epoch (from 1) -> more cells for its row, after `seconds` (gradient_stats)
         self._lr: float | None = None
         self._t0 = 0.0
 
@@ -83,6 +84,8 @@ class EpochRecorder(keras.callbacks.Callback):
             row[k] = float(logs[k])
         row["learning_rate"] = self._lr if self._lr is not None else logs.get("learning_rate")
         row["seconds"] = round(time.perf_counter() - self._t0, 4)
+        if self.extra is not None:
+            row.update(self.extra(epoch + 1))
         with guard.deferred():  # a first signal lets the checkpoint finish
             plan = self.checkpointer.stage(epoch + 1, logs) if self.checkpointer else None
             with guard.critical():  # renames and two small files: not even a second signal cuts these

@@ -10,8 +10,10 @@ differs. Measured on the bench MLP (200k x 20, Dense 64-64, batch 256, 2 CPU cor
 1.5-1.6x the samples/s of Keras `fit` with `steps_per_execution=32` on numpy arrays, because
 nothing crosses from the host per batch (no iterator `get_next`, no per-execution input copy).
 
-Used when the feed holds arrays and no distribution strategy is set; streams and strategies use
-`model.fit`.
+`ArrayLoop` serves a feed that holds arrays, `StreamLoop` a stream (its windows of rows copied
+out one graph call at a time), both without a distribution strategy; under a strategy
+`training.distributed` runs the same `train_step` through `strategy.run`, and with TensorBoard
+`model.fit` trains (its graph is what TensorBoard draws).
 """
 
 from __future__ import annotations
@@ -113,20 +115,27 @@ class ArrayLoop(_Loop):
 
     def _epoch(self, epoch: int, calls: _Calls) -> dict[str, float]:
         order = self.order(epoch)
-        for first in range(0, self.steps, self.per_call):
-            count = min(self.per_call, self.steps - first)
-            if not calls.run(count, lambda: self._run(order, tf.constant(first, tf.int64),
-                                                      tf.constant(count, tf.int64))):
-                break
-        return calls.logs
+        return each_call(self.steps, self.per_call, calls, lambda first, count: self._run(order, first, count))
+
+
+def each_call(steps: int, per_call: int, calls: "_Calls", run) -> dict[str, float]:
+    """An epoch of `steps` batches as graph calls of up to `per_call` batches: `run(first, count)`
+    (int64 tensors) for each, through `calls` (callbacks, stop requests); the epoch's logs."""
+    for first in range(0, steps, per_call):
+        count = min(per_call, steps - first)
+        if not calls.run(count, lambda: run(tf.constant(first, tf.int64), tf.constant(count, tf.int64))):
+            break
+    return calls.logs
 
 
 class StreamLoop(_Loop):
-    """Train `model` on an epoch's rows that arrive in chunks: `chunks(epoch)` yields (x, y) numpy
-    pieces in the epoch's order (already shuffled). The rows are cut into batches of `batch_size`
-    that run across chunk ends (the rows a chunk leaves over go in front of the next one), as
-    `Dataset.rebatch` cuts them; the last batch of the epoch may be short. `steps` is the epoch's
-    number of batches (for the callbacks' progress)."""
+    """Train `model` on an epoch's rows that arrive in pieces: `chunks(epoch)` yields (x, y) numpy
+    pieces in the epoch's order, or (x, y, order) pieces whose rows are served in `order` (positions
+    into x and y: a shuffle window held once, in file order). The rows are cut into batches of
+    `batch_size` that run across piece ends (the rows a piece leaves over go in front of the next
+    one), as `Dataset.rebatch` cuts them; the last batch of the epoch may be short. `steps` is the
+    epoch's number of batches (for the callbacks' progress). Only one graph call's rows are copied out
+    of a piece at a time (`np.take` of its positions), and they are what becomes tensors."""
 
     def __init__(self, model: keras.Model, chunks, *, steps: int, batch_size: int, steps_per_call: int,
                  class_weight: dict[int, float] | None = None, mode: str = "regression"):
@@ -146,39 +155,76 @@ class StreamLoop(_Loop):
             logs = step(i)
         return logs
 
-    def _block(self, x: dict[str, np.ndarray], y: np.ndarray, calls: _Calls) -> bool:
-        """Train on all of `x`/`y` (whole batches, but for the epoch's last); False when stopped."""
+    def _call(self, x: dict[str, np.ndarray], y: np.ndarray, count: int, calls: _Calls) -> bool:
+        """One graph call over the rows of x/y (`count` batches); False when stopped."""
         weights = class_sample_weights(y, self.mode, self.class_weight)
-        steps = -(-len(y) // self.batch_size)
+        xt = {k: tf.constant(v) for k, v in x.items()}
+        yt, wt = tf.constant(y), None if weights is None else tf.constant(weights)
         zero = tf.constant(0, tf.int64)
+        return calls.run(count, lambda: self._run(xt, yt, wt, zero, tf.constant(count, tf.int64)))
+
+    def _block(self, piece: "_Piece", rows: int, calls: _Calls) -> bool:
+        """Train on the first `rows` rows of `piece` (whole batches, but for the epoch's last); False
+        when stopped."""
+        steps = -(-rows // self.batch_size)
         for first in range(0, steps, self.per_call):  # only one call's rows become tensors at a time
             count = min(self.per_call, steps - first)
-            rows = slice(first * self.batch_size, (first + count) * self.batch_size)
-            xt = {k: tf.constant(v[rows]) for k, v in x.items()}
-            yt, wt = tf.constant(y[rows]), None if weights is None else tf.constant(weights[rows])
-            if not calls.run(count, lambda: self._run(xt, yt, wt, zero, tf.constant(count, tf.int64))):
+            lo = first * self.batch_size
+            x, y = piece.rows(lo, min(rows, lo + count * self.batch_size))
+            if not self._call(x, y, count, calls):
                 return False
         return True
 
     def _epoch(self, epoch: int, calls: _Calls) -> dict[str, float]:
-        rest: tuple[dict[str, np.ndarray], np.ndarray] | None = None
+        rest: _Piece | None = None  # rows of earlier pieces not trained on yet (less than a batch)
         pieces = self.chunks(epoch)
         try:
-            for x, y in pieces:
-                if rest is not None:
-                    x = {k: np.concatenate([rest[0][k], v]) for k, v in x.items()}
-                    y = np.concatenate([rest[1], y])
-                whole = len(y) - len(y) % self.batch_size
-                rest = ({k: v[whole:] for k, v in x.items()}, y[whole:]) if whole < len(y) else None
-                if whole and not self._block({k: v[:whole] for k, v in x.items()}, y[:whole], calls):
+            for item in pieces:
+                piece = _Piece(*item, before=rest)
+                del item
+                whole = len(piece) - len(piece) % self.batch_size
+                rest = _Piece(*piece.rows(whole, len(piece))) if whole < len(piece) else None
+                if whole and not self._block(piece, whole, calls):
                     return calls.logs
+                del piece
             if rest is not None:
-                self._block(*rest, calls)
+                self._block(rest, len(rest), calls)
         finally:
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()
         return calls.logs
+
+
+class _Piece:
+    """The rows of a piece of an epoch in their serving order: `before` (a few rows left over by the
+    previous piece, in order), then x/y taken in `order` (None: as they are)."""
+
+    def __init__(self, x: dict[str, np.ndarray], y: np.ndarray, order: np.ndarray | None = None, *,
+                 before: "_Piece | None" = None):
+        self.x, self.y, self.order = x, y, order
+        self.before = before
+        self.head = 0 if before is None else len(before)
+
+    def __len__(self) -> int:
+        return self.head + len(self.y)
+
+    def _own(self, lo: int, hi: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        if self.order is None:
+            return {k: v[lo:hi] for k, v in self.x.items()}, self.y[lo:hi]
+        idx = self.order[lo:hi]
+        return {k: np.take(v, idx, axis=0) for k, v in self.x.items()}, np.take(self.y, idx, axis=0)
+
+    def rows(self, lo: int, hi: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Rows lo..hi (serving order) as new arrays (or views of unshuffled rows)."""
+        if lo >= self.head:
+            return self._own(lo - self.head, hi - self.head)
+        first = self.before.rows(lo, min(hi, self.head))
+        if hi <= self.head:
+            return first
+        second = self._own(0, hi - self.head)
+        return ({k: np.concatenate([first[0][k], second[0][k]]) for k in self.x},
+                np.concatenate([first[1], second[1]]))
 
 
 def class_sample_weights(y: np.ndarray, mode: str, class_weight: dict[int, float] | None) -> np.ndarray | None:
@@ -195,7 +241,7 @@ def class_sample_weights(y: np.ndarray, mode: str, class_weight: dict[int, float
     return table[labels]
 
 
-PREDICT_ROWS = 65_536  # rows per call of `predict_rows`
+PREDICT_ROWS = 8_192  # rows per call of `predict_rows` (the activations of 65,536 rows took 40 MB)
 
 
 def predict_rows(model: keras.Model, x: dict[str, tf.Tensor], *, between=None) -> np.ndarray:

@@ -27,7 +27,7 @@ from nettrain import keras_compat
 
 from nettrain.config.schema import Config
 from nettrain.data.stats import train_stats
-from nettrain.data.stream import HOLDOUT_ROWS, SplitCache, StreamDataset, join_splits, read_ahead
+from nettrain.data.stream import HOLDOUT_ROWS, SplitCache, StreamDataset, joined, read_ahead
 from nettrain.data.types import Dataset, Split
 from nettrain.model.compile import class_weights, encode_targets
 from nettrain.store.rundir import SPLITS
@@ -265,6 +265,9 @@ class StreamFeed:
     would: ceil(rows / batch_size) batches, the last one partial). A thread of its own reads and
     prepares the next chunks while the model trains on this one (`read_ahead`); the order of the rows
     does not depend on it. Validation and evaluation read their splits the same way, in file order.
+    `engine.StreamLoop` trains from `epoch_arrays` instead (no tf.data). Inside `caching`, the pass
+    that parses the file for the training rows writes every split's prepared rows to its cache, so
+    the validation, the final evaluation and the plots read those back: one parse per session.
     """
 
     def __init__(self, dataset: StreamDataset, *, mode: str, n_classes: int | None, batch_size: int, seed: int):
@@ -317,12 +320,14 @@ class StreamFeed:
         reader = self.dataset.reader
         feed = self
         cache = self._cache(split)
+        side = self._side(split) if cursor is not None else []  # the training pass fills the others' caches
 
         def chunks(epoch=None):
             shuffle = None if epoch is None else (feed.seed, int(epoch))
             try:
-                for part in read_ahead(reader.rows(codes, shuffle=shuffle, cache=cache)):
+                for part in read_ahead(reader.rows(codes, shuffle=shuffle, cache=cache, side=side), depth=1):
                     yield feed._arrays(model, part, labels)
+                    del part
             except Exception as e:  # noqa: BLE001 - tf.data would hide it behind its own error
                 feed.failure = e
                 raise
@@ -343,18 +348,31 @@ class StreamFeed:
     def training(self, model: keras.Model, cursor: EpochCursor) -> tf.data.Dataset:
         return self._dataset(model, "train", self.dataset.rows("train"), cursor=cursor)
 
-    def epoch_arrays(self, model: keras.Model, epoch: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-        """The training rows of `epoch` (from 1) as (inputs, targets) numpy pieces, in the order
-        `training` gives them (for `engine.StreamLoop`), read ahead by a thread of its own."""
-        rows = self.dataset.reader.rows(self.dataset.codes["train"], shuffle=(self.seed, int(epoch)),
-                                        cache=self._cache("train"))
-        for part in read_ahead(rows, depth=1):  # one window ahead: parsing overlaps training, memory stays low
-            yield self._arrays(model, part)
+    def epoch_arrays(self, model: keras.Model, epoch: int
+                     ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]]:
+        """The training rows of `epoch` (from 1) as (inputs, targets, order) numpy pieces for
+        `engine.StreamLoop`: one per shuffle window, its rows in file order and `order` the positions in
+        the order `training` gives them (the loop takes a graph call's rows at a time, so no permuted
+        copy of a window is ever made). Read ahead by a thread of its own, one window ahead (parsing
+        overlaps training; two windows are held at a time)."""
+        windows = self.dataset.reader.windows(self.dataset.codes["train"], shuffle=(self.seed, int(epoch)),
+                                              cache=self._cache("train"), bare=True, side=self._side("train"))
+
+        def pieces():
+            with contextlib.closing(windows):
+                for window in windows:
+                    x, y = self._arrays(model, window.split)
+                    order = window.order
+                    del window
+                    yield x, y, order
+
+        yield from read_ahead(pieces(), depth=1)
 
     @contextlib.contextmanager
     def caching(self, folder: Path) -> Iterator[None]:
-        """Inside, the rows of each split are parsed from the file once and kept in `folder`
-        (`SplitCache`, one file per split) for the later passes; the files are removed on the way out."""
+        """Inside, the rows of each split are parsed from the file once (all of them by the first
+        training pass, see `_side`) and kept in `folder` (`SplitCache`, one file per split) for the
+        later passes; the files are removed on the way out."""
         self._caches, self._cache_dir = {}, Path(folder)
         try:
             yield
@@ -362,6 +380,15 @@ class StreamFeed:
             caches, self._caches, self._cache_dir = self._caches, None, None
             for cache in caches.values():
                 cache.remove()
+
+    def _side(self, split: str) -> list[tuple[frozenset, SplitCache]]:
+        """The other splits' (codes, cache): the pass that parses the file for `split` fills their caches
+        too, so the file is parsed once per session (the validation after the first epoch, the final
+        evaluation and plots read the caches)."""
+        if self._caches is None:
+            return []
+        return [(self.dataset.codes[name], self._cache(name)) for name in SPLITS
+                if name != split and self.dataset.rows(name)]
 
     def _cache(self, split: str) -> SplitCache | None:
         if self._caches is None:
@@ -394,8 +421,9 @@ class StreamFeed:
         name = "test" if self.dataset.rows("test") else "validation"
         if not self.dataset.rows(name):
             return None
-        parts = list(self.dataset.reader.rows(self.dataset.codes[name], limit=HOLDOUT_ROWS))
-        split = join_splits(parts)
-        if split.y is None:
+        windows = self.dataset.reader.windows(self.dataset.codes[name], limit=HOLDOUT_ROWS, bare=True,
+                                              cache=self._cache(name))
+        split = joined((window.split for window in windows), rows=HOLDOUT_ROWS)
+        if split is None or split.y is None:
             return None
         return Holdout(name, model_inputs(model, split.inputs), split.y)

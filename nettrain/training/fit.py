@@ -275,8 +275,11 @@ def _callbacks(s: Session) -> _Callbacks:
     _, schedule_cb = make_schedule(cfg, initial_learning_rate(cfg), s.feed.steps)
     if schedule_cb is not None:
         callbacks.append(schedule_cb)
+    grads = _gradient_stats(s)  # measured at the end of an epoch, written with its metrics.csv row
+    if grads is not None:
+        callbacks.append(grads)
     callbacks.append(cb.EpochRecorder(csv, on_epoch=lambda e, row: record.update(epochs_done=e),
-                                      checkpointer=_checkpointer(s, meta)))
+                                      checkpointer=_checkpointer(s, meta), extra=grads.row if grads else None))
     early = _early_stopping(s)
     if early is not None:
         callbacks.append(early)
@@ -285,9 +288,26 @@ def _callbacks(s: Session) -> _Callbacks:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / rundir.TENSORBOARD),
                                                      histogram_freq=tb.histogram_freq, update_freq=tb.update_freq,
                                                      write_graph=tb.write_graph))
+    from nettrain.training import tracking
+
+    logger = tracking.session_callback(s, nan_guard)  # tracking.mlflow: each epoch, once it is on disk
+    if logger is not None:
+        callbacks.append(logger)
     progress = _progress(s)
     callbacks += [progress, *s.extra_callbacks]
     return _Callbacks(callbacks, cursor, csv, nan_guard, early, progress, meta)
+
+
+def _gradient_stats(s: Session) -> keras.callbacks.Callback | None:
+    """callbacks.gradient_stats: per-layer gradient norms on the first batch_size training rows."""
+    gs = s.prep.cfg.callbacks.gradient_stats
+    if gs is None:
+        return None
+    from nettrain.training.gradients import GradientStats, first_rows
+
+    x, y = first_rows(s.feed, s.model, s.prep.cfg.training.batch_size)
+    tb = s.out / rundir.TENSORBOARD / "gradients" if s.prep.cfg.callbacks.tensorboard is not None else None
+    return GradientStats(x, y, every=gs.every, tensorboard=tb)
 
 
 def _checkpointer(s: Session, meta: Callable[[int], dict[str, Any]]) -> cb.Checkpointer | None:
@@ -319,7 +339,7 @@ def _fit(s: Session, kit: _Callbacks) -> None:
         model.steps_per_execution = lively_steps(model, s.feed.first_batch(model), s.prep.spe)
     val_ds = s.feed.validation(model)
     try:
-        loop = _own_loop(s)  # same step, batches and callbacks as model.fit, without its per-batch input feed
+        loop = _own_loop(s, kit.cursor)  # same step, batches and callbacks as model.fit, without its per-batch input feed
         if loop is not None:
             loop.fit(initial_epoch=s.first_epoch, epochs=s.last_epoch, callbacks=kit.all, validation_data=val_ds)
             return
@@ -336,15 +356,20 @@ def _fit(s: Session, kit: _Callbacks) -> None:
         kit.progress.close()
 
 
-def _own_loop(s: Session) -> ArrayLoop | StreamLoop | None:
-    """The loop of `training.engine` that trains the session: without a distribution strategy or
-    TensorBoard (which draws `model.train_function`'s graph), `ArrayLoop` for rows held in memory and
-    `StreamLoop` for a stream; None: `model.fit`."""
+def _own_loop(s: Session, cursor: EpochCursor) -> Any:
+    """The loop that trains the session: under a distribution strategy the loop of
+    `training.distributed` (Keras's train_step on every replica; Keras 3's fit fails under a
+    multi-worker strategy); else, without TensorBoard (which draws `model.train_function`'s graph),
+    `engine.ArrayLoop` for rows held in memory and `engine.StreamLoop` for a stream; None: `model.fit`."""
     cfg, model = s.prep.cfg, s.model
-    if s.strategy is not None or cfg.callbacks.tensorboard is not None:
-        return None
     common = dict(batch_size=cfg.training.batch_size, steps_per_call=int(model.steps_per_execution),
                   class_weight=s.feed.class_weight(cfg), mode=s.prep.mode)
+    if s.strategy is not None:
+        from nettrain.training import distributed
+
+        return distributed.session_loop(s, cursor, **common)
+    if cfg.callbacks.tensorboard is not None:
+        return None
     if isinstance(s.feed, ArrayFeed):
         x, y = s.feed.train_tensors(model)
         return ArrayLoop(model, x, y, seed=cfg.seed, **common)
@@ -386,6 +411,9 @@ def _finish(s: Session, kit: _Callbacks) -> FitResult:
         value = next((r.get(s.monitors["best"]) for r in end.history if int(r["epoch"]) == end.best_epoch), None)
         notice(f"best epoch {end.best_epoch} ({s.monitors['best']} {format_value(value)}); best checkpoint: "
                f"{best_file}", s.json_output)
+    from nettrain.training import tracking
+
+    tracking.finish_session(kit.all, out, metrics)  # tracking.mlflow: final metrics, files, FINISHED
     report_result(metrics, out, s.json_output)
     return FitResult(out, "completed", metrics, end.epochs_done, end.best_epoch, end.stopped, end.history)
 
@@ -490,6 +518,10 @@ def _best_value(history: list[dict], monitor: str, mode: str) -> float | None:
 
 def evaluate_splits(model: keras.Model, feed: Feed) -> dict[str, dict[str, float]]:
     """The final metrics: {split: {metric: value}} of the model on the feed's evaluation data."""
+    from nettrain.training import distributed
+
+    if distributed.needs_own_evaluation(model):  # built under a strategy: Keras's evaluate may fail there
+        return distributed.evaluate_feed(model, feed, callbacks=[cb.InterruptPoll()])
     out: dict[str, dict[str, float]] = {}
     for name, ds in feed.evaluation(model).items():
         try:
@@ -536,8 +568,13 @@ def _plots(s: Session, history: list[dict], best_epoch: int | None) -> Callable[
     def draw() -> None:
         plot_dir.mkdir(exist_ok=True)
         if history:
-            plots.learning_curves({k: [r.get(k) for r in history] for k in history[0]},
-                                  plot_dir / "learning_curves.png", best_epoch=best_epoch, monitor=s.monitors["best"])
+            from nettrain.report.gradients import gradient_columns, gradients_plot, without_gradients
+
+            columns = {k: [r.get(k) for r in history] for k in history[0]}
+            plots.learning_curves(without_gradients(columns), plot_dir / "learning_curves.png",
+                                  best_epoch=best_epoch, monitor=s.monitors["best"])
+            if gradient_columns(columns):
+                gradients_plot(columns, plot_dir / "gradients.png")
         if held is None:
             return
         if mode == "regression":

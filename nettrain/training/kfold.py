@@ -1,24 +1,39 @@
 """`data.split.folds: k`: k models, each trained on k-1 folds of the non-test rows and validated on
 the remaining one. Each fold is a complete run in `fold-<i>/`; the parent run's metrics.json holds
-every fold's metrics and their mean and standard deviation per split and metric.
+every fold's metrics and their mean and standard deviation per split and metric, and its
+`plots/learning_curves_mean.png` the folds' learning curves averaged per epoch (± one std).
 
-What a k-fold run is made of: the folds' rows, the parent run's record and summary. The loop over
-the folds (train, keep or resume each one) is in `nettrain.lifecycle.orchestrate`; each fold is
-trained by the leaf `training.fit`, which knows nothing of folds.
+`data.split.refit: true`: after the folds, one more model trained on all the non-test rows (no
+validation rows) for the mean of the folds' best epochs, in the parent run's own directory: its
+model.h5 (what `evaluate RUN` and `predict RUN` use), metrics.csv, checkpoints/ and plots/ are
+those of an ordinary run, and metrics.json / run.json `final_metrics` hold its metrics under
+`refit` next to the folds' `mean` and `std`.
+
+What a k-fold run is made of: the folds' rows, the refit's rows and config, the parent run's
+record and summary. The loop over the folds (train, keep or resume each one) and the refit's
+session are in `nettrain.lifecycle.orchestrate`; each is trained by the leaf `training.fit`,
+which knows nothing of folds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from nettrain.config.schema import Config
 from nettrain.data.load import fold_dataset
 from nettrain.errors import Interrupted
 from nettrain.store import atomic, guard, rundir
 from nettrain.training import fit as F
+from nettrain.training import tracking
+
+MEAN_CURVES = "learning_curves_mean.png"   # in the parent's plots/
 
 
 def _streamed(prep: F.Prepared) -> bool:
@@ -66,6 +81,7 @@ def start_kfold_dir(prep: F.Prepared, out: Path) -> rundir.RunRecord:
     record.update(**F.run_fields(prep, folds=count(prep)))
     with record.active():
         F.write_start_files(prep, out)
+        tracking.open_run(prep.cfg, out, record, kind="kfold")  # tracking.mlflow: the folds' runs nest in it
     return record
 
 
@@ -86,17 +102,151 @@ def folds_running(out: Path, record: rundir.RunRecord) -> Iterator[None]:
             record.update(status="running", ended=None)
             yield
     except (KeyboardInterrupt, Interrupted):
-        raise Interrupted(f"interrupted after {record.data.get('folds_done') or 0} complete fold(s); the run so far "
-                          f"is in {out} (continue it with: nettrain fit CONFIG --resume {out})") from None
+        refit = " and epoch {} of the refit".format(record.data.get("epochs_done") or 0) \
+            if isinstance(record.data.get("refit"), dict) else ""
+        raise Interrupted(f"interrupted after {record.data.get('folds_done') or 0} complete fold(s){refit}; the run "
+                          f"so far is in {out} (continue it with: nettrain fit CONFIG --resume {out})") from None
 
 
-def finish(out: Path, record: rundir.RunRecord, per_fold: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
-    """The parent's metrics.json (every fold, mean, std) and run.json `completed`; returns the metrics."""
+def finish(prep: F.Prepared, out: Path, record: rundir.RunRecord, per_fold: list[dict[str, dict[str, float]]],
+           refit: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """The parent's plots/learning_curves_mean.png, metrics.json (every fold, mean, std; the refit
+    model's metrics under `refit`) and run.json `completed`; returns the metrics."""
     mean, std = summarize(per_fold)
-    metrics = {"folds": per_fold, "mean": mean, "std": std}
+    metrics: dict[str, Any] = {"folds": per_fold, "mean": mean, "std": std}
+    final: dict[str, Any] = {"mean": mean, "std": std}
+    if refit is not None:
+        metrics["refit"] = final["refit"] = refit
+    if prep.cfg.output.plots:
+        draw_mean_curves(out, len(per_fold), record)
     atomic.write_json(out / rundir.METRICS_JSON, metrics)
-    record.update(status="completed", ended=rundir.now(), final_metrics={"mean": mean, "std": std})
+    record.update(status="completed", ended=rundir.now(), final_metrics=final)
+    try:
+        tracking.finish_kfold(prep.cfg, out, record, metrics)
+    except Exception as e:  # noqa: BLE001 - the run is complete on disk; MLflow only gets a copy
+        warnings.warn(f"MLflow: the k-fold run's summary was not logged ({e})")
     return metrics
+
+
+def fold_records(out: Path, k: int) -> list[dict[str, Any]]:
+    """The folds' run.json contents (checked), in fold order."""
+    return [rundir.RunRecord.load(fold_dir(out, i)).data for i in range(1, k + 1)]
+
+
+def draw_mean_curves(out: Path, k: int, record: rundir.RunRecord) -> Path | None:
+    """plots/learning_curves_mean.png: the folds' metrics.csv averaged per epoch, ± one std across the
+    folds, the mean best epoch marked (the refit's epochs when there is a refit). Gradient columns
+    (callbacks.gradient_stats) are left out, as in each fold's own learning curves."""
+    from nettrain.report import plots
+    from nettrain.report.gradients import is_gradient_column
+
+    histories = []
+    for i in range(1, k + 1):
+        rows = rundir.MetricsCSV(fold_dir(out, i) / rundir.METRICS_CSV).read()
+        histories.append([{c: v for c, v in row.items() if not is_gradient_column(c)} for row in rows])
+    if not any(histories):
+        return None
+    info = record.data.get("refit")
+    if isinstance(info, dict) and isinstance(info.get("epochs"), int):
+        best, monitor = info["epochs"], info.get("monitor")
+    else:
+        best, monitor, _ = mean_best_epoch(fold_records(out, k))
+    (out / rundir.PLOTS).mkdir(exist_ok=True)
+    return plots.mean_learning_curves(histories, out / rundir.PLOTS / MEAN_CURVES, mean_best_epoch=best,
+                                      monitor=monitor)
+
+
+# ------------------------------------------------------------------------------ data.split.refit
+
+def mean_best_epoch(records: list[dict[str, Any]]) -> tuple[int, str | None, list[int]]:
+    """(the mean of the folds' best epochs rounded half up, at least 1; the monitor that chose them;
+    each fold's best epoch). A fold without a best epoch (no finite monitored value) counts with the
+    epochs it trained."""
+    bests = []
+    for r in records:
+        best = r.get("best_epoch") or r.get("epochs_done") or r.get("epochs") or 1
+        bests.append(int(best))
+    monitors = [r.get("monitor") for r in records if isinstance(r.get("monitor"), str)]
+    mean = max(1, math.floor(sum(bests) / len(bests) + 0.5)) if bests else 1
+    return mean, (monitors[0] if monitors else None), bests
+
+
+def refit_plan(prep: F.Prepared, out: Path, k: int) -> dict[str, Any]:
+    """What the refit trains, recorded in run.json `refit` before it starts (a resumed refit keeps it):
+    `epochs` (the mean best epoch of the folds), `fold_best_epochs`, `monitor` (and `rows`, at its start)."""
+    epochs, monitor, bests = mean_best_epoch(fold_records(out, k))
+    return {"epochs": epochs, "fold_best_epochs": bests, "monitor": monitor}
+
+
+def refit_config(cfg: Config, epochs: int) -> Config:
+    """The config of the refit session: `epochs` epochs, no early stopping, and what monitored a
+    validation quantity (there are no validation rows) monitoring its training counterpart. The
+    data keys stay: `evaluate` re-creates the same folds and test rows from it."""
+    new = cfg.model_copy(deep=True)
+    new.training.epochs = epochs
+    cbs = new.callbacks
+    cbs.early_stopping = None
+    ck = cbs.checkpoint
+    if ck.monitor.startswith("val_"):
+        ck.monitor = ck.monitor[len("val_"):]
+    if "val_" in ck.filename:
+        ck.filename = type(ck).model_fields["filename"].default
+    sched = cbs.lr_schedule
+    if getattr(sched, "type", None) == "reduce_on_plateau" and sched.monitor.startswith("val_"):
+        sched.monitor = sched.monitor[len("val_"):]
+    return new
+
+
+def refit_dataset(prep: F.Prepared):
+    """All the non-test rows as the training rows, no validation rows, the same test rows; the
+    statistics (scaling, vocabularies, class counts) of those rows. A stream reads its non-test rows
+    once more for them (one pass over the file)."""
+    from nettrain.data.stats import stats_of
+
+    dataset = prep.dataset
+    if not _streamed(prep):
+        return dataclasses.replace(dataset, train=dataset.pool, validation=None, folds=None, pool=None,
+                                   stats=stats_of(dataset.schema, dataset.pool))
+    from nettrain.data.split import fold_codes
+
+    train, valid = fold_codes(1, dataset.n_folds)
+    pool = frozenset(train | valid)
+    view = dataclasses.replace(dataset, codes={"train": pool, "validation": frozenset(),
+                                               "test": dataset.codes.get("test", frozenset())}, fold=None)
+    stats = None
+    for chunk in dataset.reader.rows(pool):
+        part = stats_of(dataset.schema, chunk)
+        stats = part if stats is None else stats.merge(part)
+        guard.poll()
+    texts = {c.name: view.texts(c.name) for c in dataset.schema.columns if c.kind == "text"}
+    return dataclasses.replace(view, stats=dataclasses.replace(stats, texts=texts))
+
+
+def refit_prep(prep: F.Prepared, epochs: int) -> F.Prepared:
+    """The refit session's `Prepared`: `refit_config`, `refit_dataset` and their feed."""
+    return F.with_rows(dataclasses.replace(prep, cfg=refit_config(prep.cfg, epochs)), refit_dataset(prep))
+
+
+def start_refit(rp: F.Prepared, out: Path, record: rundir.RunRecord, monitors: dict[str, str],
+                plan: dict[str, Any]):
+    """The refit's new model, built from `seed` again (so a refit started again after an interruption
+    is the refit an uninterrupted run trains, however many models the process built before); the
+    parent run gets the files of a run about to train (features.json, summary.txt, a fresh
+    metrics.csv) and run.json the refit's fields; config.yaml stays the k-fold run's."""
+    import keras
+
+    from nettrain.model import model_summary
+
+    keras.utils.set_random_seed(rp.cfg.seed)
+    model = F.new_model(rp)
+    with guard.deferred():
+        record.update(refit={**plan, "rows": F.split_rows(rp.dataset)["train"]}, label_mode=rp.mode,
+                      epochs=plan["epochs"], epochs_done=0, best_epoch=None, stopped_epoch=None, monitor=monitors["best"])
+        with record.active():
+            (out / rundir.METRICS_CSV).unlink(missing_ok=True)  # a refit started again without a checkpoint
+            atomic.write_json(out / rundir.FEATURES, rp.features(model))
+            atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
+    return model
 
 
 def summarize(per_fold: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:

@@ -79,6 +79,10 @@ def setup(cfg: Config):
             except RuntimeError as e:  # TensorFlow had already started every GPU in this process
                 _tell(f"runtime.device {rt.device}: could not limit TensorFlow to that GPU ({_first_line(e)}); "
                       f"all {len(gpus)} stay visible")
+    if rt.distribute == "mirrored" and rt.devices and rt.devices[0].startswith("cpu"):
+        from nettrain.training import distributed
+
+        distributed.logical_cpus(max(int(d.split(":")[1]) for d in rt.devices) + 1, cfg)  # before TensorFlow starts
     if rt.mixed_precision:
         keras.mixed_precision.set_dtype_policy(rt.mixed_precision)
     else:
@@ -90,12 +94,11 @@ def setup(cfg: Config):
     device = f"gpu x{len(gpus)}" if gpus else "cpu"
     if problems:
         device += " (" + "; ".join(problems) + ")"
-    if rt.distribute == "mirrored":
-        strategy = tf.distribute.MirroredStrategy()
-        return f"{device}, mirrored over {strategy.num_replicas_in_sync} replica(s)", strategy
-    if rt.distribute == "multi_worker":
-        raise cfg.error("runtime.distribute", "multi_worker does not work with Keras 3 model.fit "
-                        "(keras-team/keras#20585); use mirrored (all local GPUs) or none")
+    if rt.distribute != "none":  # mirrored, multi_worker: see training.distributed
+        from nettrain.training import distributed
+
+        strategy = distributed.make_strategy(cfg)
+        return f"{device}, {distributed.describe(strategy, cfg.training.batch_size)}", strategy
     return device, None
 
 

@@ -1,0 +1,285 @@
+"""`nettrain lr-find CONFIG`: the learning-rate range test.
+
+From the freshly initialized model of CONFIG (with its `--set` overrides), train one batch per
+step with the configured optimizer while the learning rate grows exponentially from `--min` to
+`--max` over `--steps` steps (epochs of the training rows, reshuffled each time, as `fit` draws
+them), and stop early when the loss explodes (not finite, or a running average of the loss above
+4 times its lowest value). The batch losses are then smoothed (a centred moving average over half
+a decade of rates), and the suggested rate is where the smoothed loss falls fastest per decade of
+rate (the steepest descent) in the descent that leads to its lowest point.
+
+Nothing is written before the test is done; then `lr_find.csv` and `lr_find.png` go into the
+output folder: `--output DIR`, by default `<output.dir>/<name>/lr-find-<YYYYmmdd-HHMMSS>/` (next to
+the config's runs, never inside one). No run directory is created or touched.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from nettrain.errors import UsageError
+
+CSV = "lr_find.csv"
+PNG = "lr_find.png"
+MIN_STEPS, MAX_STEPS = 10, 100_000
+EXPLODED = 4.0       # smoothed loss above this many times its lowest value: stop
+WARMUP = 5           # steps before the explosion rule applies (the first losses are noisy)
+BETA = 0.9           # the running average of the stop rule
+
+
+@dataclass
+class LRFindResult:
+    output: Path
+    rates: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    steps_planned: int
+    min_lr: float
+    max_lr: float
+    suggestion: float | None
+    steepest_slope: float | None          # smoothed loss per decade of rate at the suggestion
+    lowest_rate: float | None             # where the smoothed loss was lowest
+    lowest_loss: float | None
+    stopped: str | None                   # why the test ended before --steps, None when it ran them all
+    files: list[Path] = field(default_factory=list)
+
+    def reasoning(self) -> list[str]:
+        """The printed lines: what the loss did, and why the suggestion."""
+        from nettrain.report.tables import format_value as fmt
+
+        ran = len(self.rates)
+        lines = [f"lr-find: {ran} steps, learning rate {self.min_lr:.3g} to {self.rates[-1]:.3g}"
+                 + (f" (stopped: {self.stopped})" if self.stopped else "")]
+        if self.lowest_rate is not None:
+            lines.append(f"the smoothed loss was lowest ({fmt(self.lowest_loss)}) at learning rate "
+                         f"{self.lowest_rate:.3g}")
+        if self.suggestion is None:
+            lines.append("no suggestion: the smoothed loss never fell as the rate grew; widen the range (--min, "
+                         "--max), use more --steps, or check the data and the loss")
+        else:
+            lines.append(f"on its way down there it fell fastest ({fmt(self.steepest_slope)} per tenfold rate) at "
+                         f"learning rate {self.suggestion:.3g}: the steepest descent, where the rate is large enough "
+                         "to learn fast and still well below where the loss blows up")
+            lines.append(f"suggested learning rate: {self.suggestion:.3g} "
+                         f"(nettrain fit CONFIG --set training.optimizer.learning_rate={self.suggestion:.3g})")
+        lines.append("wrote " + ", ".join(str(f) for f in self.files))
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        from nettrain.store.atomic import finite
+
+        return finite({"output": str(self.output), "suggestion": self.suggestion,
+                       "steepest_slope": self.steepest_slope, "lowest_rate": self.lowest_rate,
+                       "lowest_loss": self.lowest_loss, "steps": len(self.rates), "steps_planned": self.steps_planned,
+                       "min_lr": self.min_lr, "max_lr": self.max_lr, "stopped": self.stopped,
+                       "files": [str(f) for f in self.files]})
+
+
+# ------------------------------------------------------------------------------ arguments
+
+def check_range(min_lr: Any, max_lr: Any, steps: Any) -> tuple[float, float, int]:
+    def rate(flag: str, value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{flag} {value!r}: expected a learning rate, a number > 0 (e.g. 1e-6)") from None
+        if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+            raise UsageError(f"{flag} {value!r}: expected a learning rate, a finite number > 0 (e.g. 1e-6)")
+        return number
+
+    lo, hi = rate("--min", min_lr), rate("--max", max_lr)
+    if not lo < hi:
+        raise UsageError(f"--min {lo:g} --max {hi:g}: the range must grow: --min below --max (default 1e-06 to 1)")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not MIN_STEPS <= steps <= MAX_STEPS:
+        raise UsageError(f"--steps {steps!r}: expected a whole number from {MIN_STEPS} to {MAX_STEPS:,} "
+                         "(default 100)")
+    return lo, hi, steps
+
+
+def _leftover(name: str) -> bool:
+    from nettrain.store import atomic
+
+    return atomic.is_leftover(name)
+
+
+def check_output(out: Path) -> None:
+    """An lr-find folder: not inside a run directory, and new, empty or an earlier lr-find's output."""
+    from nettrain.store import rundir
+
+    resolved = out.resolve()
+    for parent in (resolved, *resolved.parents):
+        if (parent / rundir.RUN).is_file():
+            raise UsageError(f"--output {out} is inside the run directory {parent}; lr-find never writes into a "
+                             "run: choose a folder outside it (default <output.dir>/<name>/lr-find-<time>)")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--output {out} is a file; give a folder for {CSV} and {PNG}")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in (CSV, PNG) and not _leftover(p.name))
+        if others:
+            shown = ", ".join(others[:5]) + (f", ... ({len(others)} in all)" if len(others) > 5 else "")
+            raise UsageError(f"--output {out} holds other files ({shown}); give a new or empty folder, or one an "
+                             "earlier lr-find wrote (its files are replaced)")
+
+
+def default_output(cfg) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.output.dir) / (cfg.name or "run")
+    path, n = base / f"lr-find-{stamp}", 1
+    while path.exists():
+        n += 1
+        path = base / f"lr-find-{stamp}-{n}"
+    return path
+
+
+# ------------------------------------------------------------------------------ the test
+
+def rates(min_lr: float, max_lr: float, steps: int) -> list[float]:
+    """`steps` rates growing exponentially from min_lr to max_lr (both included)."""
+    ratio = max_lr / min_lr
+    return [min_lr * ratio ** (i / (steps - 1)) for i in range(steps)]
+
+
+def window(rates_: list[float], decades: float = 0.5) -> int:
+    """Points in `decades` of rate (odd, at least 5): the width of the centred smoothing and of the
+    slope fit."""
+    if len(rates_) < 2:
+        return 5
+    per_decade = (len(rates_) - 1) / max(1e-12, math.log10(rates_[-1] / rates_[0]))
+    n = max(5, int(round(per_decade * decades)))
+    return n + 1 if n % 2 == 0 else n
+
+
+def smooth(losses: list[float], width: int) -> list[float]:
+    """Centred moving average over `width` points (narrower at the ends); NaN stays NaN."""
+    import numpy as np
+
+    y = np.asarray(losses, dtype=float)
+    half = width // 2
+    out = []
+    for i in range(len(y)):
+        part = y[max(0, i - half):i + half + 1]
+        part = part[np.isfinite(part)]
+        out.append(float(part.mean()) if part.size and np.isfinite(y[i]) else math.nan)
+    return out
+
+
+def suggest(rates_: list[float], smoothed: list[float], width: int) -> tuple[float | None, float | None, int | None]:
+    """(rate, slope per decade, index of the lowest smoothed loss): the steepest descent of the
+    smoothed loss against log10(rate) (the slope of a straight line fitted over `width` points
+    around each one) in the descent that leads to the lowest point: from the last rate where the
+    smoothed loss was still at its starting level (the median of the first tenth of the steps), so
+    that a wobble of the noise on the flat start is not taken for the descent."""
+    import numpy as np
+
+    y = np.asarray(smoothed, dtype=float)
+    x = np.log10(np.asarray(rates_[:len(y)], dtype=float))
+    finite = np.isfinite(y)
+    if finite.sum() < 3:
+        return None, None, None
+    lowest = int(np.nanargmin(np.where(finite, y, np.nan)))
+    half = width // 2
+    start_level = float(np.nanmedian(y[:max(3, len(y) // 10)]))
+    above = [k for k in range(lowest) if np.isfinite(y[k]) and y[k] >= start_level]
+    first = max(above[-1] if above else 0, half)
+    best, best_slope = None, 0.0
+    for i in range(first, lowest + 1):
+        lo, hi = i - half, min(len(y), i + half + 1)
+        xs, ys = x[lo:hi], y[lo:hi]
+        keep = np.isfinite(ys)
+        if keep.sum() < 3:
+            continue
+        slope = float(np.polyfit(xs[keep], ys[keep], 1)[0])
+        if slope < best_slope:
+            best, best_slope = i, slope
+    if best is None:
+        return None, None, lowest
+    return float(rates_[best]), best_slope, lowest
+
+
+def lr_find(config: str | Path, overrides: Iterable[str] = (), *, min_lr: float = 1e-6, max_lr: float = 1.0,
+            steps: int = 100, output: str | Path | None = None) -> LRFindResult:
+    min_lr, max_lr, steps = check_range(min_lr, max_lr, steps)
+    from nettrain.config import load_config
+
+    cfg = load_config(config, overrides)
+    out = Path(output) if output is not None else default_output(cfg)
+    check_output(out)
+
+    from nettrain.training import runtime  # noqa: F401 - loads TensorFlow without its native start-up chatter
+    from nettrain.model.compile import compile_model, make_optimizer
+    from nettrain.store import guard
+    from nettrain.training.feed import EpochCursor
+    from nettrain.training.fit import new_model, prepare
+
+    prep = prepare(cfg)
+    model = new_model(prep)
+    with prep.scope():
+        optimizer = make_optimizer(cfg, min_lr)
+        compile_model(cfg, model, prep.dataset.schema, optimizer=optimizer)
+    class_weight = prep.feed.class_weight(cfg)
+    schedule = rates(min_lr, max_lr, steps)
+    done_rates: list[float] = []
+    losses: list[float] = []
+    running: list[float] = []  # running average (bias-corrected), for the stop rule
+    stopped = None
+    average = 0.0
+    cursor = EpochCursor(1)
+    epoch = 1
+    while len(done_rates) < steps and stopped is None:
+        cursor.epoch.assign(epoch)
+        for xb, yb in prep.feed.training(model, cursor):
+            rate = schedule[len(done_rates)]
+            model.optimizer.learning_rate = rate
+            model.reset_metrics()
+            logs = model.train_on_batch(xb, yb, class_weight=class_weight, return_dict=True)
+            guard.poll()
+            loss = float(logs["loss"])
+            done_rates.append(rate)
+            losses.append(loss)
+            if not math.isfinite(loss):
+                stopped = f"the loss became {loss} at learning rate {rate:.3g}"
+                break
+            average = BETA * average + (1 - BETA) * loss
+            running.append(average / (1 - BETA ** (len(running) + 1)))
+            if len(running) > WARMUP and running[-1] > EXPLODED * min(running):
+                stopped = (f"the smoothed loss exploded at learning rate {rate:.3g}: above {EXPLODED:g} times "
+                           f"its lowest value")
+                break
+            if len(done_rates) >= steps:
+                break
+        epoch += 1
+    width = window(schedule)
+    smoothed = smooth(losses, width)  # centred: no lag, unlike the running average of the stop rule
+    suggestion, slope, lowest = suggest(done_rates, smoothed, width)
+    result = LRFindResult(output=out, rates=done_rates, losses=losses, smoothed=smoothed, steps_planned=steps,
+                          min_lr=min_lr, max_lr=max_lr, suggestion=suggestion, steepest_slope=slope,
+                          lowest_rate=done_rates[lowest] if lowest is not None else None,
+                          lowest_loss=smoothed[lowest] if lowest is not None else None, stopped=stopped)
+    _write(result)
+    return result
+
+
+def _write(result: LRFindResult) -> None:
+    import csv
+    import io
+
+    from nettrain.report.lrfind import lr_find_plot
+    from nettrain.store import atomic
+
+    out = result.output
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the lr-find folder {out}: {e.strerror or e}") from None
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["step", "learning_rate", "loss", "smoothed_loss"])
+    for i, (rate, loss, smooth_loss) in enumerate(zip(result.rates, result.losses, result.smoothed), 1):
+        writer.writerow([i, repr(rate), repr(loss), repr(smooth_loss)])
+    csv_path = atomic.write_text(out / CSV, buf.getvalue())
+    png_path = lr_find_plot(result, out / PNG)
+    result.files = [Path(csv_path), Path(png_path)]

@@ -1,0 +1,340 @@
+"""`nettrain sweep`: an Optuna study whose trials are ordinary nettrain runs, one process each.
+
+This process asks the study for trials and keeps up to `--jobs` trial processes running
+(`python -m nettrain.sweep.trial`); each trial tells the study how it ended. Any number of such
+processes, on one machine or many, can share a study: `sweep.trials` is the total across them.
+The study's storage (and the study) is created here once, before any trial process starts.
+
+Ctrl-C (or SIGTERM) stops the running trials at their next epoch end: their runs and trials are
+marked interrupted, they do not count toward `sweep.trials`, and the same command continues
+the study. The sweep then exits 130.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from nettrain.config import Config, load_config
+from nettrain.errors import Interrupted, UsageError
+from nettrain.store import atomic
+from nettrain.sweep import space as S
+from nettrain.sweep import study as ST
+
+STOP_WAIT = 120.0    # seconds a trial gets to finish its epoch after Ctrl-C before it is killed
+POLL = 0.2
+
+
+@dataclass
+class Running:
+    number: int
+    process: subprocess.Popen
+    run_dir: Path
+    log: Path
+    started: float
+
+
+@dataclass
+class SweepResult:
+    folder: Path
+    storage: str                       # password hidden
+    study: str
+    metric: str
+    direction: str
+    trials: list[dict[str, Any]]       # counted trials, best first (see study.trial_rows)
+    best: dict[str, Any] | None
+    files: list[str] = field(default_factory=list)
+    ran: int = 0                       # trials this process ran
+
+    def to_json(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "storage": self.storage, "study": self.study, "metric": self.metric,
+                "direction": self.direction, "best": self.best, "trials": self.trials, "files": self.files}
+
+
+@dataclass
+class Plan:
+    cfg: Config
+    config: Path
+    overrides: list[str]
+    study: str
+    storage: str
+    folder: Path
+    trials: int
+    jobs: int
+    timeout: float | None
+
+
+def plan(config: str | Path, overrides: Iterable[str] = (), *, trials: int | None = None,
+         storage: str | None = None, study: str | None = None, jobs: int = 1) -> Plan:
+    """Everything checked before a trial runs: config, search space, metric, counts, storage URL."""
+    overrides = list(overrides)
+    cfg = load_config(config, overrides)
+    sweep = S.sweep_of(cfg)
+    if trials is not None and not 1 <= trials <= 100_000:
+        raise UsageError(f"--trials {trials}: expected a count from 1 to 100000")
+    if not 1 <= jobs <= 256:
+        raise UsageError(f"--jobs {jobs}: expected a number of worker processes from 1 to 256")
+    name = study if study is not None else (cfg.name or "run")
+    if not name or len(name) > 200 or not name.isprintable():
+        raise UsageError(f"--study {name!r}: expected a printable name of at most 200 characters")
+    S.check_space(cfg, config, overrides)
+    folder = ST.sweep_folder(cfg, name) if study is None or _safe(name) else ST.sweep_folder(cfg, _slug(name))
+    url = storage or sweep.storage or ST.default_storage(folder)
+    return Plan(cfg, Path(config).resolve(), overrides, name, url, folder, trials or sweep.trials, jobs, sweep.timeout)
+
+
+def _safe(name: str) -> bool:
+    return all(c.isascii() and (c.isalnum() or c in "._-") for c in name) and not name.startswith(".")
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in name).lstrip(".-")[:80] or "study"
+
+
+def run_sweep(p: Plan, *, say: Callable[[str], None],
+              watch: Callable[[list[tuple[int, Path, float]]], None] | None = None) -> SweepResult:
+    """Run trials until the study has `p.trials` (or this worker's timeout); `say` gets one line per
+    finished trial, `watch` (a live view) the running trials (number, run dir, start) as it waits."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opened = ST.open_study(p.cfg, p.storage, p.study)
+    study = opened.study
+    sweep = p.cfg.sweep
+    direction = S.direction(sweep)
+    p.folder.mkdir(parents=True, exist_ok=True)
+    _write_sweep_json(p, direction)
+    done = sum(ST.counted(t) for t in study.get_trials(deepcopy=False))
+    say(f"sweep {p.study}: {p.trials} trials{f' ({done} done or running)' if done else ''} in {p.folder} "
+        f"(storage {ST.shown(p.storage)}, {p.jobs} process{'es' if p.jobs != 1 else ''} here)")
+    for n in ST.fail_orphans(study):
+        say(f"trial {n}: left running by a sweep process that is gone; marked interrupted")
+    dists = S.distributions(sweep)
+    running: dict[int, Running] = {}
+    started, ran = time.monotonic(), 0
+    best_line = _Best(direction)
+    try:
+        while True:
+            for number, r in list(running.items()):
+                if r.process.poll() is not None:
+                    del running[number]
+                    ran += 1
+                    _settle(study, r, say, best_line, sweep.metric)
+            out_of_time = p.timeout is not None and time.monotonic() - started >= p.timeout
+            if not out_of_time and len(running) < p.jobs:
+                trial = _ask(study, p, dists)
+                if trial is not None:
+                    running[trial.number] = _start(p, trial, direction)
+                    continue
+                if not running:
+                    break
+            elif not running:
+                break
+            if watch is not None:
+                watch([(r.number, r.run_dir, r.started) for r in running.values()])
+            time.sleep(POLL)
+    except KeyboardInterrupt:
+        _stop(study, running, say)
+        raise Interrupted(f"sweep interrupted; {len(running)} running trial(s) marked interrupted. The study "
+                          f"continues with the same command (storage {ST.shown(p.storage)})") from None
+    return finish(p, study, direction, ran=ran)
+
+
+class _Best:
+    def __init__(self, direction: str):
+        self.direction, self.value, self.number = direction, None, None
+
+    def offer(self, number: int, value: float | None) -> None:
+        if value is None:
+            return
+        better = self.value is None or (value > self.value if self.direction == "maximize" else value < self.value)
+        if better:
+            self.value, self.number = value, number
+
+
+def _ask(study, p: Plan, dists: dict[str, Any]):
+    """A new trial, or None when the study has its `trials` (counted across every worker)."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    if sum(ST.counted(t) for t in trials) >= p.trials:
+        return None
+    study.sampler = ST.sampler(p.cfg.sweep, p.cfg.seed + len(trials))  # seeded, and apart from other workers'
+    trial = study.ask(dists)
+    for k, v in ST.owner_marks().items():
+        trial.set_user_attr(k, v)
+    before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and ST.counted(t)]
+    if len(before) >= p.trials:  # another worker took the last one at the same moment
+        trial.set_user_attr(ST.SURPLUS, True)
+        study.tell(trial, state=TrialState.FAIL)
+        return None
+    return trial
+
+
+def _start(p: Plan, trial, direction: str) -> Running:
+    run_dir = p.folder / f"trial-{trial.number:04d}"
+    logs = p.folder / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    trial.set_user_attr(ST.RUN_DIR, str(run_dir))
+    spec = {"config": str(p.config), "overrides": [*p.overrides, *S.set_args(trial.params)], "storage": p.storage,
+            "study": p.study, "number": trial.number, "run_dir": str(run_dir), "metric": p.cfg.sweep.metric,
+            "direction": direction}
+    spec_path = logs / f"trial-{trial.number:04d}.json"
+    atomic.write_json(spec_path, spec)
+    log = logs / f"trial-{trial.number:04d}.log"
+    with open(log, "wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "nettrain.sweep.trial", str(spec_path)],
+                                   stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True,  # Ctrl-C reaches the sweep, which stops the trials
+                                   env={**os.environ, "NETTRAIN_SWEEP_TRIAL": str(trial.number)})
+    return Running(trial.number, process, run_dir, log, time.monotonic())
+
+
+def _settle(study, r: Running, say: Callable[[str], None], best: "_Best", metric: str) -> None:
+    """After a trial process ended: make sure the study knows (a crash that could not tell it is a
+    failure with the log's last error line), then one progress line."""
+    from optuna.trial import TrialState
+
+    code = r.process.returncode
+    message = _last_error(r.log) or f"the trial process exited with code {code}; see {r.log}"
+    ST.end(study, r.number, TrialState.FAIL, {ST.ERROR: message})
+    row = next((t for t in ST.trial_rows(study) if t["number"] == r.number), None)
+    if row is None:
+        return
+    best.offer(r.number, row["value"] if row["state"] == "complete" else None)
+    seconds = time.monotonic() - r.started
+    what = {"complete": f"{metric} {_fmt(row['value'])}", "pruned": f"pruned after epoch {row['epochs']}",
+            "interrupted": "interrupted", "failed": f"failed: {row['error'] or message}"}[row["state"]] \
+        if row["state"] in ("complete", "pruned", "interrupted", "failed") else row["state"]
+    best_text = f"best {_fmt(best.value)} (trial {best.number})" if best.value is not None else "no result yet"
+    say(f"trial {r.number}: {what}; {best_text}; {seconds:.1f} s; {_params(row['params'])}")
+
+
+def _fmt(v: Any) -> str:
+    from nettrain.report.tables import format_value
+
+    return format_value(v)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
+def _last_error(log: Path) -> str | None:
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: "):][:1000]
+    return None
+
+
+def _stop(study, running: dict[int, Running], say: Callable[[str], None]) -> None:
+    """Each running trial gets one SIGINT (it ends at its epoch's end, run interrupted); then marked."""
+    from optuna.trial import TrialState
+
+    for r in running.values():
+        if r.process.poll() is None:
+            try:
+                r.process.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + STOP_WAIT
+    for r in running.values():
+        try:
+            r.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            r.process.kill()
+            r.process.wait()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            r.process.kill()
+            r.process.wait()
+        ST.end(study, r.number, TrialState.FAIL, {ST.INTERRUPTED: True, ST.ERROR: "interrupted"})
+        say(f"trial {r.number}: interrupted")
+
+
+def _write_sweep_json(p: Plan, direction: str) -> None:
+    atomic.write_json(p.folder / "sweep.json", {"storage": ST.shown(p.storage), "study": p.study,
+                                                 "config": str(p.config), "metric": p.cfg.sweep.metric,
+                                                 "direction": direction})
+
+
+# ----------------------------------------------------------------------------- the end
+
+def finish(p: Plan, study, direction: str, *, ran: int = 0) -> SweepResult:
+    """The trial table (best first), best.yaml and the plots in the sweep folder."""
+    rows = sort_rows(ST.trial_rows(study), direction)
+    best = rows[0] if rows and rows[0]["state"] == "complete" else None
+    files = []
+    if best is not None and best.get("run_dir"):
+        config = Path(best["run_dir"]) / "config.yaml"
+        if config.is_file():
+            atomic.write_text(p.folder / "best.yaml", config.read_text(encoding="utf-8"))
+            files.append(str(p.folder / "best.yaml"))
+    atomic.write_json(p.folder / "trials.json", rows)
+    files.append(str(p.folder / "trials.json"))
+    if p.cfg.output.plots:
+        from nettrain.report.sweep import sweep_plots
+
+        files += [str(f) for f in sweep_plots(study, p.folder / "plots", p.cfg.sweep.metric)]
+    return SweepResult(p.folder, ST.shown(p.storage), p.study, p.cfg.sweep.metric, direction, rows, best, files, ran)
+
+
+def sort_rows(rows: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """Completed trials by value (best first), then pruned, running, failed, interrupted by number."""
+    order = {"complete": 0, "pruned": 1, "running": 2, "waiting": 2, "failed": 3, "interrupted": 4}
+    sign = -1.0 if direction == "maximize" else 1.0
+
+    def key(row):
+        value = row["value"] if row["state"] == "complete" and row["value"] is not None else 0.0
+        return (order.get(row["state"], 5), sign * value, row["number"])
+
+    return sorted(rows, key=key)
+
+
+def status(folder: str | Path | None = None, *, storage: str | None = None, study: str | None = None) -> SweepResult:
+    """`nettrain sweep-status`: the table of a sweep folder's study (or of `--storage`/`--study`)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    record: dict[str, Any] = {}
+    if folder is not None:
+        path = Path(folder)
+        if not (path / "sweep.json").is_file():
+            raise UsageError(f"{path} is not a sweep folder (no sweep.json); give the folder nettrain sweep "
+                             "printed, or --storage URL --study NAME")
+        try:
+            record = json.loads((path / "sweep.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read {path / 'sweep.json'}: {e}") from None
+    url = storage or record.get("storage")
+    if not url:
+        raise UsageError("give a sweep folder or --storage URL")
+    if "***" in url and storage is None:
+        raise UsageError(f"{folder}/sweep.json keeps the storage without its password; give --storage URL")
+    name = study or record.get("study")
+    st = ST.open_storage(url)
+    names = [s.study_name for s in st.get_all_studies()]
+    if name is None:
+        if len(names) != 1:
+            raise UsageError(f"the storage {ST.shown(url)} holds {len(names)} studies; name one with --study "
+                             f"({', '.join(names) or 'none'})")
+        name = names[0]
+    if name not in names:
+        raise UsageError(f"no study {name!r} in {ST.shown(url)}; it holds: {', '.join(names) or 'none'}")
+    s = optuna.load_study(study_name=name, storage=st)
+    pinned = s.user_attrs.get(ST.STUDY_ATTR) or {}
+    direction = s.direction.name.lower()
+    rows = sort_rows(ST.trial_rows(s), direction)
+    best = rows[0] if rows and rows[0]["state"] == "complete" else None
+    return SweepResult(Path(folder) if folder else Path("."), ST.shown(url), name, pinned.get("metric", "value"),
+                       direction, rows, best)

@@ -1,0 +1,246 @@
+"""The Optuna study of a sweep: where it is stored, opening it, its sampler and pruner, its trials.
+
+Optuna is imported inside the functions: `nettrain --help` and the other commands never load it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nettrain.config import Config
+from nettrain.config.sweep import SweepConfig
+from nettrain.errors import UsageError
+from nettrain.sweep import space as S
+
+# Trial user attributes nettrain sets (the rest of a trial is Optuna's own record).
+RUN_DIR, EPOCHS, ERROR, INTERRUPTED, SURPLUS, HOST, PID = (
+    "run_dir", "epochs", "error", "interrupted", "surplus", "host", "pid")
+STUDY_ATTR = "nettrain"     # the study's pinned metric, direction and search space
+MEDIAN_STARTUP = 3          # finished trials before the median pruner stops any
+
+
+def sweep_folder(cfg: Config, study: str) -> Path:
+    """`<output.dir>/<name>/sweep/` (or `sweep-<study>/` for a study named otherwise than the config)."""
+    base = Path(cfg.output.dir) / (cfg.name or "run")
+    return base / ("sweep" if study == (cfg.name or "run") else f"sweep-{study}")
+
+
+def default_storage(folder: Path) -> str:
+    return f"sqlite:///{(folder / 'study.db').resolve()}"
+
+
+def shown(url: str) -> str:
+    """The URL with its password hidden, for messages and files."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not an SQLAlchemy URL: show no more than its scheme
+        return url.split("://", 1)[0] + "://..."
+
+
+def _check_driver(url: str) -> None:
+    scheme = url.split("://", 1)[0].lower()
+    dialect, _, driver = scheme.partition("+")
+    need = {("postgresql", "psycopg"): ("psycopg", "pip install 'nettrain[postgres]' (psycopg 3)"),
+            ("postgresql", ""): ("psycopg2", "use postgresql+psycopg://... with pip install 'nettrain[postgres]'"),
+            ("postgresql", "psycopg2"): ("psycopg2", "pip install psycopg2-binary, or use postgresql+psycopg://"),
+            ("mysql", ""): ("MySQLdb", "pip install mysqlclient, or use mysql+pymysql:// with pip install pymysql"),
+            ("mysql", "pymysql"): ("pymysql", "pip install pymysql")}
+    if dialect not in ("sqlite", "postgresql", "mysql"):
+        raise UsageError(f"sweep storage {shown(url)}: unsupported database {dialect!r}; use sqlite:///FILE, "
+                         "postgresql+psycopg://USER@HOST/DB or mysql+pymysql://USER@HOST/DB")
+    module, fix = need.get((dialect, driver), (None, ""))
+    if module is not None:
+        import importlib.util
+
+        if importlib.util.find_spec(module) is None:
+            raise UsageError(f"sweep storage {shown(url)}: the database driver {module} is not installed; {fix}")
+
+
+def open_storage(url: str):
+    """Optuna's RDB storage at `url`, its tables created once. Two processes that create a new
+    storage at the same moment race in Optuna's table creation: the loser retries."""
+    import optuna
+    import sqlalchemy.exc
+
+    _check_driver(url)
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            folder = Path(path).parent
+            if folder.exists() and not folder.is_dir():
+                raise UsageError(f"sweep storage {url}: {folder} is not a folder")
+            folder.mkdir(parents=True, exist_ok=True)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}  # wait for another worker's write
+    else:
+        kwargs["engine_kwargs"] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    last: Exception | None = None
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:  # the creation race
+            last = e
+            time.sleep(0.2 + random.random() * (attempt + 1) * 0.3)
+        except sqlalchemy.exc.OperationalError as e:
+            if "already exists" in str(e) or "locked" in str(e):
+                last = e
+                time.sleep(0.2 + random.random() * (attempt + 1) * 0.3)
+                continue
+            raise UsageError(f"cannot reach the sweep storage {shown(url)}: {_first_line(e)}") from None
+        except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ValueError) as e:
+            raise UsageError(f"sweep storage {shown(url)}: {_first_line(e)}") from None
+    raise UsageError(f"cannot create the sweep storage {shown(url)}: {_first_line(last)}")
+
+
+def _first_line(err: BaseException | None) -> str:
+    text = str(err or "").strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:300]
+
+
+def sampler(sweep: SweepConfig, seed: int):
+    import optuna
+
+    if sweep.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if sweep.sampler == "grid":
+        return optuna.samplers.GridSampler(S.grid_space(sweep), seed=seed)
+    if sweep.sampler == "cmaes":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def pruner(sweep: SweepConfig, epochs: int):
+    import optuna
+
+    if sweep.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP, n_warmup_steps=1)
+    if sweep.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, epochs))
+    return optuna.pruners.NopPruner()
+
+
+@dataclass
+class Opened:
+    study: Any        # optuna.Study
+    url: str
+    created: bool
+
+
+def open_study(cfg: Config, url: str, name: str) -> Opened:
+    """The study `name` at `url`, created on first use and pinned to the sweep's metric and space;
+    a study that exists with another metric, direction or search space is refused."""
+    import optuna
+
+    sweep = S.sweep_of(cfg)
+    storage = open_storage(url)
+    pinned = S.space_record(sweep)
+    try:
+        existing = {s.study_name for s in storage.get_all_studies()}
+    except Exception as e:  # noqa: BLE001 - an unreachable server is a usage problem, not a crash
+        raise UsageError(f"cannot read the sweep storage {shown(url)}: {_first_line(e)}") from None
+    created = name not in existing
+    study = optuna.create_study(study_name=name, storage=storage, direction=pinned["direction"],
+                                load_if_exists=True, sampler=sampler(sweep, cfg.seed),
+                                pruner=pruner(sweep, cfg.training.epochs))
+    have = study.user_attrs.get(STUDY_ATTR)
+    if have is None:
+        if study.trials and not created:
+            raise UsageError(f"the study {name!r} in {shown(url)} was not made by nettrain sweep; "
+                             "choose another --study name")
+        study.set_user_attr(STUDY_ATTR, pinned)
+    elif have != pinned or study.direction.name.lower() != pinned["direction"]:
+        raise UsageError(f"the study {name!r} in {shown(url)} exists with another {_difference(have, pinned)}; "
+                         "a study keeps one search: use another --study name (or sweep.storage) for this one")
+    return Opened(study, url, created)
+
+
+def _difference(have: dict, want: dict) -> str:
+    if have.get("metric") != want["metric"]:
+        return f"metric ({have.get('metric')} there, {want['metric']} here)"
+    if have.get("direction") != want["direction"]:
+        return f"direction ({have.get('direction')} there, {want['direction']} here)"
+    return "search space (sweep.params)"
+
+
+# ----------------------------------------------------------------------------- trials
+
+def counted(trial) -> bool:
+    """Whether a trial counts toward sweep.trials: every trial but those interrupted or surplus."""
+    from optuna.trial import TrialState
+
+    if trial.state == TrialState.FAIL and (trial.user_attrs.get(INTERRUPTED) or trial.user_attrs.get(SURPLUS)):
+        return False
+    return True
+
+
+def owner_marks() -> dict[str, Any]:
+    return {HOST: socket.gethostname(), PID: os.getpid()}
+
+
+def fail_orphans(study) -> list[int]:
+    """Trials left `running` by a sweep process of this machine that no longer exists (killed):
+    marked failed and interrupted, so they do not count and the study can finish. Returns their numbers."""
+    from optuna.trial import TrialState
+
+    host, done = socket.gethostname(), []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = t.user_attrs.get(PID)
+        if t.user_attrs.get(HOST) != host or not isinstance(pid, int) or _alive(pid):
+            continue
+        end(study, t.number, TrialState.FAIL, {INTERRUPTED: True})
+        done.append(t.number)
+    return done
+
+
+def end(study, number: int, state, attrs: dict[str, Any] | None = None, value: float | None = None) -> None:
+    """Finish trial `number` (its user attributes first) unless it already is."""
+    import optuna
+
+    frozen = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
+        study._study_id, number))  # Optuna has no public lookup of a trial by number
+    if frozen.state.is_finished():
+        return
+    trial = optuna.trial.Trial(study, frozen._trial_id)
+    for k, v in (attrs or {}).items():
+        trial.set_user_attr(k, v)
+    study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state,
+               skip_if_finished=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def trial_rows(study) -> list[dict[str, Any]]:
+    """Every counted trial as plain data: number, state, params, value, epochs, seconds, run_dir, error."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(SURPLUS):
+            continue
+        state = t.state.name.lower()
+        if state == "fail":
+            state = "interrupted" if t.user_attrs.get(INTERRUPTED) else "failed"
+        seconds = None
+        if t.datetime_start is not None and t.datetime_complete is not None:
+            seconds = round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
+        rows.append({"number": t.number, "state": state, "params": dict(t.params), "value": t.value,
+                     "epochs": t.user_attrs.get(EPOCHS), "seconds": seconds, "run_dir": t.user_attrs.get(RUN_DIR),
+                     "error": t.user_attrs.get(ERROR)})
+    return rows

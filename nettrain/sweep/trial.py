@@ -1,0 +1,123 @@
+"""One sweep trial in its own process: `python -m nettrain.sweep.trial SPEC.json`.
+
+The sweep process asks Optuna for a trial and starts this one per trial (so TensorFlow's memory
+goes back to the system when the trial ends). It loads the config with the trial's values applied
+through `--set`, trains one ordinary run into the trial's folder with a pruning callback, and
+tells the study how the trial ended: complete with its value, pruned (run.json status `pruned`),
+or failed with the message a user would have seen. Exit codes are the command line's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from nettrain.errors import EXIT_FAILED, EXIT_INTERRUPTED, Interrupted, NettrainError
+
+
+def pruning_callback(trial, metric: str):
+    """A Keras callback: report `metric` after every epoch; stop training when the pruner says so.
+
+    Hand-written rather than optuna_integration's (the same few lines) so that the sweep process
+    needs no TensorFlow; training stops at the epoch's end, so the run is whole up to it."""
+    import keras
+
+    class Pruning(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.values: list[float] = []
+            self.pruned_at: int | None = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(metric)
+            if value is None:
+                return
+            value = float(value)
+            self.values.append(value)
+            if not math.isfinite(value):
+                return
+            trial.report(value, step=epoch + 1)
+            if trial.should_prune():
+                self.pruned_at = epoch + 1
+                self.model.stop_training = True
+
+    return Pruning()
+
+
+def best_value(values: list[float], direction: str) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    return max(finite) if direction == "maximize" else min(finite)
+
+
+def run_trial(spec: dict[str, Any]) -> int:
+    import optuna
+
+    from nettrain.config import load_config
+    from nettrain.sweep import study as ST
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = ST.open_storage(spec["storage"])
+    study = optuna.load_study(study_name=spec["study"], storage=storage)
+    number = int(spec["number"])
+    state = optuna.trial.TrialState
+
+    def fail(message: str, **attrs: Any) -> None:
+        ST.end(study, number, state.FAIL, {ST.ERROR: message[:1000], **attrs})
+
+    try:
+        cfg = load_config(spec["config"], spec["overrides"])
+        study.pruner = ST.pruner(cfg.sweep, cfg.training.epochs)
+        frozen_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        trial = optuna.trial.Trial(study, frozen_id)
+        from nettrain.lifecycle import orchestrate
+
+        pruning = pruning_callback(trial, spec["metric"])
+        result = orchestrate.fresh_run(cfg, run_dir=Path(spec["run_dir"]), quiet=True,
+                                       extra_callbacks=[pruning])
+    except Interrupted as e:
+        fail(e.message, **{ST.INTERRUPTED: True})
+        sys.stderr.write(f"error: {e.message}\n")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        fail("interrupted", **{ST.INTERRUPTED: True})
+        return EXIT_INTERRUPTED
+    except NettrainError as e:
+        fail(e.message)
+        sys.stderr.write(f"error: {e.message}\n")
+        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - a trial's crash is its failure, not the sweep's
+        traceback.print_exc()
+        fail(f"internal error: {type(e).__name__}: {str(e).strip()[:300]}")
+        return EXIT_FAILED
+    attrs = {ST.EPOCHS: result.epochs_done}
+    if pruning.pruned_at is not None:
+        from nettrain.store import rundir
+
+        rundir.RunRecord.load(result.run_dir).update(status="pruned", pruned_epoch=pruning.pruned_at)
+        ST.end(study, number, state.PRUNED, attrs)
+        return 0
+    value = best_value(pruning.values, spec["direction"])
+    if value is None:
+        fail(f"the run logged no finite {spec['metric']}", **attrs)
+        return EXIT_FAILED
+    ST.end(study, number, state.COMPLETE, attrs, value=value)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nettrain.store import guard
+
+    guard.install()
+    args = sys.argv[1:] if argv is None else argv
+    spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    return run_trial(spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,586 @@
+"""Training under a distribution strategy: `runtime.distribute: mirrored` and `multi_worker`.
+
+The strategy (`make_strategy`): `tf.distribute.MirroredStrategy` over all local GPUs or the devices
+of `runtime.devices` (`[cpu:0, cpu:1]` splits the CPU into logical devices, to try a mirrored config
+on a laptop), or `tf.distribute.MultiWorkerMirroredStrategy` with the cluster of `TF_CONFIG`. The
+model, its optimizer and its metrics are built in the strategy's scope (`fit.Prepared.scope`).
+
+The training step is Keras's own `model.train_step`, run by `strategy.run` on every replica inside a
+`tf.function` of nettrain's (as `engine.ArrayLoop` runs it on one device), because Keras 3's
+`model.fit` and `model.evaluate` fail under `MultiWorkerMirroredStrategy` (keras-team/keras#20585:
+the symbolic build reduces a batch of `PerReplica` values eagerly; measured with Keras 3.15.1 and
+TensorFlow 2.21). One code path serves both strategies:
+
+- Batches. `training.batch_size` is the global batch. Rows in memory: every process holds all the
+  training rows and draws the same (seed, epoch) permutation as the one-device run; replica r of R
+  takes rows [r * ceil(B / R), (r + 1) * ceil(B / R)) of each global batch of B, gathered inside the
+  graph (no per-batch input pipeline, as `engine.ArrayLoop`). That is data sharding of each global
+  batch (what `tf.data.experimental.AutoShardPolicy.DATA` does), with the one-device run's batches.
+  Streamed rows (`data.stream`): the feed's `tf.data` batches through
+  `strategy.experimental_distribute_dataset` with `AutoShardPolicy.DATA` (every worker reads the file
+  and keeps its replicas' share of each global batch). Validation and the final evaluation use the
+  same distributed datasets, with `model.test_step`.
+- Loss scaling. Keras divides each replica's mean loss by the number of replicas
+  (`keras.losses.Loss` -> `scale_loss_for_distribution`) and the optimizer sums the replicas'
+  gradients (`optimizer.apply_gradients` all-reduces them in the replica context), so an update is
+  the mean gradient over the global batch when its replicas' shares are equal: the one-device
+  update. The last, partial batch of an epoch is split unevenly (e.g. 7 rows as 4 + 3): each share's
+  mean counts 1/R, as under Keras's own `fit` with a strategy.
+- Metrics. Keras's metric variables are sum-aggregated on read (`synchronization=ON_READ`), so the
+  logs read outside `strategy.run` (`model.get_metrics_result()`) are the global values, the same on
+  every worker; early stopping, schedules, checkpoints and the NaN guard therefore decide the same
+  on every worker. A worker's stop is all-reduced at the end of each epoch all the same.
+- Multi-worker. Variables are created from the chief's initial values (the strategy broadcasts them)
+  and are broadcast again from the chief before the first step (`sync_from_chief`), so a resumed or
+  retrained model starts identical everywhere; `broadcast_bytes` carries the chief's plan to the
+  workers (`nettrain.lifecycle.worker`). A peer that dies is noticed by TensorFlow's coordination
+  service heartbeat (about 10 s) or by the collective timeout (`runtime.worker_timeout`, a hung peer),
+  and `peers` turns the error into a `JobFailed` naming the peer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from typing import Any, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+import keras
+
+from nettrain.config.schema import Config
+from nettrain.errors import JobFailed
+from nettrain.training import engine
+from nettrain.training.feed import epoch_order
+
+# ------------------------------------------------------------------------------ the strategy
+
+WORKER_TIMEOUT = 600.0  # seconds, runtime.worker_timeout's default
+_STRATEGIES: dict[Any, tf.distribute.Strategy] = {}  # one per process and settings (TensorFlow allows one MWMS)
+
+
+def make_strategy(cfg: Config) -> tf.distribute.Strategy | None:
+    """The strategy of `runtime.distribute` (None for `none`), made once per process."""
+    rt = cfg.runtime
+    if rt.distribute == "none":
+        return None
+    key = (rt.distribute, tuple(rt.devices or ()), rt.worker_timeout, os.environ.get("TF_CONFIG"))
+    if key in _STRATEGIES:
+        return _STRATEGIES[key]
+    if rt.distribute == "mirrored":
+        strategy = tf.distribute.MirroredStrategy(devices=mirrored_devices(cfg))
+    else:
+        from nettrain.config import cluster as C
+
+        C.from_env()  # a missing or malformed TF_CONFIG: one line, exit 2
+        if any(isinstance(s, tf.distribute.MultiWorkerMirroredStrategy) for s in _STRATEGIES.values()):
+            raise cfg.error("runtime.distribute", "multi_worker: this process already joined a cluster with "
+                            "other settings; start a new process for each multi_worker run")
+        options = tf.distribute.experimental.CommunicationOptions(
+            timeout_seconds=rt.worker_timeout or WORKER_TIMEOUT)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    _STRATEGIES[key] = strategy
+    return strategy
+
+
+def mirrored_devices(cfg: Config) -> list[str] | None:
+    """TensorFlow device names for `runtime.devices` (None: all local GPUs, else the CPU). CPU devices
+    beyond the one physical CPU device become logical devices (possible only before TensorFlow starts)."""
+    devices = cfg.runtime.devices
+    if not devices:
+        return None
+    kinds = {d.split(":")[0] for d in devices}
+    indexes = [int(d.split(":")[1]) for d in devices]
+    if kinds == {"gpu"}:
+        gpus = tf.config.list_physical_devices("GPU")
+        missing = [d for d, i in zip(devices, indexes) if i >= len(gpus)]
+        if missing:
+            raise cfg.error("runtime.devices", f"{', '.join(missing)}: TensorFlow sees {len(gpus)} GPU(s)"
+                            + (f" (gpu:0..gpu:{len(gpus) - 1})" if gpus else " (install the CUDA build: "
+                               "pip install 'nettrain[gpu]', or use cpu:N devices)"))
+        return [f"/gpu:{i}" for i in indexes]
+    logical_cpus(max(indexes) + 1, cfg)
+    return [f"/cpu:{i}" for i in indexes]
+
+
+def logical_cpus(count: int, cfg: Config | None = None) -> None:
+    """At least `count` logical CPU devices (the physical CPU split), when TensorFlow has not started yet."""
+    cpus = tf.config.list_physical_devices("CPU")
+    current = tf.config.get_logical_device_configuration(cpus[0]) or []
+    if len(current) >= count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:  # TensorFlow started already: its devices are fixed
+        have = tf.config.list_logical_devices("CPU")
+        if len(have) < count:
+            message = (f"cpu:{count - 1} needs {count} logical CPU devices, but TensorFlow already started in this "
+                       f"process with {len(have)}; run nettrain in a new process")
+            if cfg is None:
+                raise JobFailed(message) from None
+            raise cfg.error("runtime.devices", message) from None
+
+
+def replicas(strategy: tf.distribute.Strategy | None) -> int:
+    return 1 if strategy is None else int(strategy.num_replicas_in_sync)
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
+    """Whether this process writes the run (the chief of a cluster, or the only process)."""
+    return strategy is None or bool(strategy.extended.should_checkpoint)
+
+
+def per_replica_batch(batch_size: int, count: int) -> int:
+    return -(-batch_size // max(1, count))
+
+
+def describe(strategy: tf.distribute.Strategy | None, batch_size: int) -> str:
+    """'mirrored over 2 replicas (cpu:0, cpu:1), batch 32 = 16 per replica' (for run.json and validate)."""
+    if strategy is None:
+        return "one device"
+    n = replicas(strategy)
+    batch = f"global batch {batch_size} = {per_replica_batch(batch_size, n)} per replica"
+    devices = ", ".join(_short(d) for d in strategy.extended.worker_devices)
+    if is_multi_worker(strategy):
+        workers = _workers(strategy)
+        return (f"multi_worker over {n} replica(s): {workers} worker(s) x {n // max(1, workers)} ({devices}), "
+                f"{batch}")
+    return f"mirrored over {n} replica(s) ({devices}), {batch}"
+
+
+def describe_config(cfg: Config) -> str:
+    """What `runtime.distribute` will train on, without starting a strategy (`validate --build`): the
+    strategy, the replicas and the per-replica batch."""
+    rt, batch = cfg.runtime, cfg.training.batch_size
+    if rt.distribute == "none":
+        return f"distribute: none (one device: {rt.device}), batch {batch}"
+    gpus = [] if rt.device == "cpu" else tf.config.list_physical_devices("GPU")
+    if rt.distribute == "mirrored":
+        devices = list(rt.devices or []) or [f"gpu:{i}" for i in range(len(gpus))] or ["cpu:0"]
+        n = len(devices)
+        return (f"distribute: mirrored over {n} replica(s) ({', '.join(devices)}), global batch {batch} = "
+                f"{per_replica_batch(batch, n)} per replica")
+    from nettrain.config import cluster as C
+
+    cluster = C.from_env()
+    local = 1 if rt.device.startswith("gpu:") else max(1, len(gpus))
+    n = cluster.size * local
+    return (f"distribute: multi_worker over {n} replica(s): {cluster.size} worker(s) x {local} "
+            f"{'GPU' if gpus else 'CPU'} replica(s) (cluster from TF_CONFIG; this process is {cluster.name()}"
+            f"{', the chief' if cluster.is_chief else ''}), global batch {batch} = {per_replica_batch(batch, n)} "
+            "per replica")
+
+
+def _workers(strategy: tf.distribute.Strategy) -> int:
+    spec = strategy.cluster_resolver.cluster_spec().as_dict() if strategy.cluster_resolver else {}
+    return max(1, sum(len(v) for k, v in spec.items() if k in ("chief", "worker")))
+
+
+def _short(device: str) -> str:
+    m = re.search(r"device:([A-Z]+):(\d+)$", device)
+    return f"{m.group(1).lower()}:{m.group(2)}" if m else device
+
+
+# ------------------------------------------------------------------------------ failures of peers
+
+_PEER = re.compile(r"/job:(chief|worker)/(?:replica:\d+/)?task:(\d+)")
+_ADDRESS = re.compile(r"ipv[46]:([^\s,;]+:\d+)")
+
+
+def peer_failure(error: BaseException) -> str | None:
+    """What a collective's error says about the other processes, in one line; None when it is not one."""
+    if not isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                              tf.errors.CancelledError, tf.errors.InternalError, tf.errors.FailedPreconditionError)):
+        return None
+    text = str(error)
+    lower = text.lower()
+    if not any(w in lower for w in ("collective", "coordination", "heartbeat", "rpc", "connect", "unhealthy",
+                                    "socket", "peer")):
+        return None
+    who = _who(text)
+    if isinstance(error, tf.errors.DeadlineExceededError) or "timed out" in lower:
+        return (f"{who or 'a peer'} did not take part in a collective step within runtime.worker_timeout "
+                f"(it hangs or is far behind)")
+    if "unhealthy" in lower or "heartbeat" in lower:
+        return f"{who or 'a peer'} stopped (no heartbeat: it was killed, crashed or lost its network)"
+    if any(w in lower for w in ("connection reset", "connection refused", "failed to connect", "socket closed",
+                                "coordination service", "connection aborted", "broken pipe")):
+        return f"{who or 'a peer'} stopped or cannot be reached (killed, crashed or off the network)"
+    return f"a collective step with {who or 'the other workers'} failed ({_first_line(text)})"
+
+
+def _who(text: str) -> str | None:
+    """'worker 1 (host:port)': the first other process the error names."""
+    from nettrain.config import cluster as C
+
+    try:
+        cluster = C.from_env()
+    except Exception:  # noqa: BLE001 - the message is still useful without names
+        return None
+    for m in _PEER.finditer(text):
+        rank = cluster.rank_of(m.group(1), int(m.group(2)))
+        if rank is not None and rank != cluster.rank:
+            return cluster.name(rank)
+    for m in _ADDRESS.finditer(text):
+        rank = cluster.rank_of_address(m.group(1))
+        if rank is not None and rank != cluster.rank:
+            return cluster.name(rank)
+    return None
+
+
+def _first_line(text: str) -> str:
+    m = re.search(r"aborted by: ([^\n]+)", text)
+    if m:
+        return m.group(1).strip()[:200]
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("{{") and not line.endswith("error:") and "Detected at node" not in line:
+            return line[:200]
+    return text.strip()[:200]
+
+
+@contextlib.contextmanager
+def peers(strategy: tf.distribute.Strategy | None, doing: str = "training") -> Iterator[None]:
+    """Turns the failure of another process of the cluster into one `JobFailed` line."""
+    try:
+        yield
+    except tf.errors.OpError as e:
+        why = peer_failure(e) if is_multi_worker(strategy) else None
+        if why is None:
+            raise
+        raise JobFailed(f"{doing} stopped: {why}; a multi_worker run cannot go on without every worker") from None
+
+
+# ------------------------------------------------------------------------------ collectives of the cluster
+
+_COLLECTIVES: dict[tuple[int, str], Any] = {}  # (id of a strategy, op) -> its graph function
+
+
+def _collective(strategy: tf.distribute.Strategy, op: str):
+    """A graph function over all replicas: "SUM" sums a tensor, "GATHER" stacks one per replica, "FIRST"
+    sums replica 0's tensor with zeros from the others (a broadcast from the chief). Traced once per
+    strategy and op (and shape kind), not at every call."""
+    key = (id(strategy), op)
+    if key not in _COLLECTIVES:
+        def replica(v):
+            ctx = tf.distribute.get_replica_context()
+            v = tf.identity(v)
+            if op == "GATHER":
+                return ctx.all_gather(tf.expand_dims(v, 0), axis=0)
+            if op == "FIRST":
+                v = tf.where(tf.equal(ctx.replica_id_in_sync_group, 0), v, tf.zeros_like(v))
+            return ctx.all_reduce("SUM", v)
+
+        @tf.function(reduce_retracing=True)
+        def run(v):
+            return strategy.run(replica, args=(v,))
+
+        _COLLECTIVES[key] = run
+    return _COLLECTIVES[key]
+
+
+def _all_reduce(strategy: tf.distribute.Strategy, value, op: str) -> np.ndarray:
+    out = _collective(strategy, op)(tf.convert_to_tensor(value))
+    return strategy.experimental_local_results(out)[0].numpy()
+
+
+def broadcast_bytes(strategy: tf.distribute.Strategy, payload: bytes | None) -> bytes:
+    """The chief's `payload` on every process (the others pass None or anything: it is ignored)."""
+    chief = is_chief(strategy)
+    data = (payload or b"") if chief else b""
+    size = int(_all_reduce(strategy, np.int64(len(data)), "FIRST"))
+    if not size:
+        return b""
+    buf = np.zeros(-(-size // 4) * 4, np.uint8)
+    if chief:
+        buf[:size] = np.frombuffer(data, np.uint8)
+    summed = _all_reduce(strategy, buf.view(np.int32), "FIRST")  # only the chief's first replica counts
+    return summed.view(np.uint8)[:size].tobytes()
+
+
+def agree(strategy: tf.distribute.Strategy, value: float) -> tuple[float, float]:
+    """(min, max) of `value` over all processes (equal when they agree)."""
+    out = _all_reduce(strategy, np.float64(value), "GATHER")
+    return float(np.min(out)), float(np.max(out))
+
+
+def sync_from_chief(strategy: tf.distribute.Strategy, variables: list) -> None:
+    """Every variable set to the chief's value on every worker (a multi-worker strategy only)."""
+    if not is_multi_worker(strategy) or not variables:
+        return
+    values = [v.value if hasattr(v, "value") and not isinstance(v, tf.Variable) else v for v in variables]
+
+    @tf.function
+    def run():
+        def replica():
+            ctx = tf.distribute.get_replica_context()
+            first = tf.equal(ctx.replica_id_in_sync_group, 0)
+            return [ctx.all_reduce("SUM", tf.where(first, tf.identity(v), tf.zeros_like(v))) for v in values]
+
+        return strategy.run(replica)
+
+    with peers(strategy, "starting"):
+        synced = run()
+    for var, value in zip(values, synced):
+        var.assign(strategy.experimental_local_results(value)[0])
+
+
+def weights_digest(weights: list[np.ndarray]) -> str:
+    """sha256 of a model's weights (`model.get_weights()`), to show that two processes hold the same."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for w in weights:
+        w = np.ascontiguousarray(w)
+        h.update(f"{w.dtype}{w.shape}".encode())
+        h.update(w.tobytes())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------ the loops
+
+def _python(logs: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in logs.items()}
+
+
+class _DistributedLoop(engine._Loop):  # noqa: SLF001 - the epoch driver of engine, shared on purpose
+    """`engine._Loop`'s epochs with validation by an `Evaluator`, the stop agreed by all workers and
+    a peer's failure reported as one line."""
+
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, *, steps: int, steps_per_call: int):
+        super().__init__(model, steps=steps, steps_per_call=steps_per_call)
+        self.strategy = strategy
+        self.evaluate = Evaluator(model, strategy)
+
+    def fit(self, *, initial_epoch: int, epochs: int, callbacks: list[keras.callbacks.Callback],
+            validation_data: tf.data.Dataset | None = None) -> keras.callbacks.History:
+        model, strategy = self.model, self.strategy
+        with peers(strategy):
+            build_state(model, strategy, self.first_batch())
+            sync_from_chief(strategy, list(model.variables) + _optimizer_variables(model))
+            cbs = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=False, model=model,
+                                               verbose=0, epochs=epochs, steps=self.steps)
+            model.stop_training = False
+            cbs.on_train_begin()
+            logs: dict[str, float] = {}
+            for epoch in range(initial_epoch, epochs):
+                model.reset_metrics()
+                cbs.on_epoch_begin(epoch)
+                epoch_logs = dict(self._epoch(epoch + 1, engine._Calls(cbs, model)))  # noqa: SLF001
+                if validation_data is not None:
+                    val = self.evaluate(validation_data, cbs.callbacks)
+                    epoch_logs.update({f"val_{k}": v for k, v in val.items()})
+                cbs.on_epoch_end(epoch, epoch_logs)
+                logs = epoch_logs
+                if self._stop():
+                    break
+            cbs.on_train_end(logs)
+        return model.history
+
+    def first_batch(self) -> tuple:
+        """A few training rows (x, y), to build the model's state before the first step."""
+        raise NotImplementedError
+
+    def _stop(self) -> bool:
+        """Whether any worker stops (all do then); on one machine, model.stop_training."""
+        stop = bool(self.model.stop_training)
+        if is_multi_worker(self.strategy):
+            stop = agree(self.strategy, 1.0 if stop else 0.0)[1] > 0
+            self.model.stop_training = stop
+        return stop
+
+
+def build_state(model: keras.Model, strategy: tf.distribute.Strategy, batch: tuple) -> None:
+    """The compiled loss's, the metrics' and the optimizer's variables created now, in the strategy's
+    scope, from one eager inference pass on `batch` (x, y), as Keras's fit does before its first step
+    (with symbolic tensors): created inside the training step's graph, under a strategy, they break
+    its loop. The metrics it touched are reset; no weight changes."""
+    x, y = batch[0], batch[1]
+    with strategy.scope():
+        y_pred = model(x, training=False)
+        model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+        model.compute_metrics(x, y, y_pred)
+        model.reset_metrics()
+        opt = getattr(model, "optimizer", None)
+        if opt is not None and not getattr(opt, "built", False):
+            opt.build(model.trainable_variables)
+
+
+def _optimizer_variables(model: keras.Model) -> list:
+    opt = getattr(model, "optimizer", None)
+    return list(opt.variables) if opt is not None and getattr(opt, "built", False) else []
+
+
+class DistributedArrayLoop(_DistributedLoop):
+    """`engine.ArrayLoop` under a strategy: the same (seed, epoch) batches of `batch_size` global rows,
+    each replica gathering its share inside the graph and running Keras's `train_step`."""
+
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, x: dict[str, tf.Tensor], y: tf.Tensor,
+                 *, batch_size: int, seed: int, steps_per_call: int, class_weight: dict[int, float] | None = None,
+                 mode: str = "regression"):
+        self.n = int(y.shape[0])
+        super().__init__(model, strategy, steps=-(-self.n // batch_size), steps_per_call=steps_per_call)
+        weights = engine.class_sample_weights(y.numpy(), mode, class_weight)
+        self.x, self.y = x, y
+        self.w = None if weights is None else tf.constant(weights)
+        self.batch_size, self.seed = batch_size, seed
+        self.share = per_replica_batch(batch_size, replicas(strategy))
+        self._run = tf.function(self._steps, reduce_retracing=True)
+
+    def first_batch(self) -> tuple:
+        return {k: v[:2] for k, v in self.x.items()}, self.y[:2]
+
+    def _replica_step(self, order: tf.Tensor, i: tf.Tensor):
+        ctx = tf.distribute.get_replica_context()
+        r = tf.cast(ctx.replica_id_in_sync_group, tf.int64)
+        start = i * self.batch_size
+        end = tf.minimum(start + self.batch_size, self.n)
+        lo = tf.minimum(start + r * self.share, end)
+        idx = order[lo:tf.minimum(lo + self.share, end)]
+        xb = {k: tf.gather(v, idx) for k, v in self.x.items()}
+        yb = tf.gather(self.y, idx)
+        self.model.train_step((xb, yb) if self.w is None else (xb, yb, tf.gather(self.w, idx)))
+
+    def _steps(self, order: tf.Tensor, first: tf.Tensor, count: tf.Tensor):
+        for i in tf.range(first, first + count):
+            self.strategy.run(self._replica_step, args=(order, i))
+        return self.model.get_metrics_result()
+
+    def _epoch(self, epoch: int, calls: engine._Calls) -> dict[str, float]:  # noqa: SLF001
+        order = epoch_order(self.n, self.seed, epoch)
+        return engine.each_call(self.steps, self.per_call, calls, lambda first, count: self._run(order, first, count))
+
+
+class DistributedDatasetLoop(_DistributedLoop):
+    """Training batches from a `tf.data` dataset of global batches (a stream's), distributed by the
+    strategy with data sharding and iterated afresh each epoch (the epoch's order comes from the feed's
+    epoch cursor, a callback that runs before the epoch's first batch); `steps` batches per epoch."""
+
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, dataset: tf.data.Dataset, *, steps: int,
+                 steps_per_call: int, first: tuple):
+        super().__init__(model, strategy, steps=steps, steps_per_call=steps_per_call)
+        self.dataset, self.first = distribute_dataset(strategy, dataset), first
+        self._run = tf.function(self._steps, reduce_retracing=True)
+
+    def first_batch(self) -> tuple:
+        return self.first
+
+    def _steps(self, iterator, count: tf.Tensor):
+        for _ in tf.range(count):
+            self.strategy.run(self.model.train_step, args=(next(iterator),))
+        return self.model.get_metrics_result()
+
+    def _epoch(self, epoch: int, calls: engine._Calls) -> dict[str, float]:  # noqa: SLF001
+        iterator = iter(self.dataset)
+        for first in range(0, self.steps, self.per_call):
+            count = min(self.per_call, self.steps - first)
+            if not calls.run(count, lambda: self._run(iterator, tf.constant(count, tf.int64))):
+                break
+        return calls.logs
+
+
+def distribute_dataset(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
+    """`dataset` (global batches) split over the replicas: each worker keeps its share of every batch."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+
+class Evaluator:
+    """`model.evaluate(dataset, return_dict=True)` under `strategy`: Keras's `test_step` on every
+    replica of a distributed dataset, the metrics read once at the end (summed over all replicas and
+    workers, so every worker gets the same logs). One per model: its graph functions are traced once."""
+
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy):
+        self.model, self.strategy = model, strategy
+
+        def step(batch):
+            strategy.run(model.test_step, args=(batch,))
+
+        self._step = tf.function(step, reduce_retracing=True)
+        self._results = tf.function(model.get_metrics_result)
+
+    def __call__(self, dataset: tf.data.Dataset, callbacks: list[keras.callbacks.Callback] = ()) -> dict[str, float]:
+        model = self.model
+        cbs = keras.callbacks.CallbackList(list(callbacks), add_history=False, add_progbar=False, model=model,
+                                           verbose=0)
+        with peers(self.strategy, "evaluation"):
+            model.reset_metrics()
+            cbs.on_test_begin()
+            for i, batch in enumerate(distribute_dataset(self.strategy, dataset)):
+                cbs.on_test_batch_begin(i)
+                self._step(batch)
+                cbs.on_test_batch_end(i, {})
+            logs = _python(self._results())
+            cbs.on_test_end(logs)
+        return logs
+
+
+def evaluate_feed(model: keras.Model, feed,
+                  callbacks: list[keras.callbacks.Callback] = ()) -> dict[str, dict[str, float]]:
+    """The final metrics {split: {metric: value}} of `feed.evaluation` under the model's strategy."""
+    evaluate = Evaluator(model, model.distribute_strategy)
+    return {name: evaluate(ds, callbacks) for name, ds in feed.evaluation(model).items()}
+
+
+def needs_own_evaluation(model: keras.Model) -> bool:
+    """Whether the model was built under a strategy of nettrain's: Keras's `model.evaluate` fails under
+    a multi-worker strategy (keras-team/keras#20585) and, with string inputs (a categorical or text
+    column), under a mirrored one too (its symbolic build reduces the batch); an `Evaluator` does not."""
+    return isinstance(model.distribute_strategy, (tf.distribute.MirroredStrategy,
+                                                  tf.distribute.MultiWorkerMirroredStrategy))
+
+
+def session_loop(session, cursor, *, batch_size: int, steps_per_call: int, class_weight: dict[int, float] | None,
+                 mode: str) -> _DistributedLoop | None:
+    """The loop that trains `session` under its strategy: rows in memory (`DistributedArrayLoop`) or a
+    stream (`DistributedDatasetLoop` over the feed's batches of the epoch `cursor` says); None for a
+    feed of another kind."""
+    from nettrain.training.feed import ArrayFeed, StreamFeed
+
+    model, strategy, feed = session.model, session.strategy, session.feed
+    if isinstance(feed, ArrayFeed):
+        x, y = feed.train_tensors(model)
+        return DistributedArrayLoop(model, strategy, x, y, batch_size=batch_size, seed=session.prep.cfg.seed,
+                                    steps_per_call=steps_per_call, class_weight=class_weight, mode=mode)
+    if isinstance(feed, StreamFeed):
+        dataset = feed.training(model, cursor)
+        if class_weight:
+            dataset = dataset.map(_weighting(class_weight, mode))
+        return DistributedDatasetLoop(model, strategy, dataset, steps=feed.steps, steps_per_call=steps_per_call,
+                                      first=_first_stream_rows(feed, model))
+    return None
+
+
+def _first_stream_rows(feed, model: keras.Model) -> tuple:
+    """The first 2 training rows of a stream (file order, read apart from the epochs and their cache)."""
+    from nettrain.model.compile import encode_targets
+    from nettrain.training.feed import model_inputs
+
+    rows = feed.dataset.reader.rows(feed.dataset.codes["train"], limit=2)
+    try:
+        first = next(rows)
+    finally:
+        rows.close()
+    return model_inputs(model, first.inputs), tf.constant(encode_targets(first.y, feed.mode, feed.n_classes))
+
+
+def _weighting(class_weight: dict[int, float], mode: str):
+    """(x, y) -> (x, y, the rows' class weights), as Keras's `fit(class_weight=...)` adds them."""
+    table = np.ones(int(max(class_weight)) + 1, np.float32)
+    for k, w in class_weight.items():
+        table[int(k)] = float(w)
+    table_t = tf.constant(table)
+
+    def add(x, y):
+        labels = tf.argmax(y, axis=-1) if mode == "one_hot" else tf.reshape(tf.cast(y, tf.int64), [-1])
+        known = labels < len(table)
+        return x, y, tf.where(known, tf.gather(table_t, tf.where(known, labels, 0)), 1.0)
+
+    return add

@@ -1,0 +1,272 @@
+"""The sweep section and its search space: parsing, checks against the config, direction, Optuna
+distributions, storage and study errors. No trial runs here (tests/test_sweep.py runs them)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from nettrain.config import load_config, parse_override
+from nettrain.config.sweep import Param
+from nettrain.errors import ConfigError, UsageError
+from nettrain.sweep import space as S
+
+BASE = """
+data: {source: "sklearn:iris", target: target}
+model:
+  layers:
+    - {type: Dense, units: 8, activation: relu}
+    - {type: Dropout, rate: 0.1}
+training: {epochs: 2}
+sweep:
+  trials: 5
+  params:
+"""
+
+
+def config(write_config, params: str, extra: str = "") -> str:
+    text = BASE + "".join(f"    {line}\n" for line in params.strip().splitlines()) + extra
+    return str(write_config(text))
+
+
+# ----------------------------------------------------------------------------- the section
+
+@pytest.mark.parametrize("spec, kind, bounds", [
+    ({"choice": [32, 64]}, "choice", None),
+    ({"uniform": [0.0, 0.5]}, "uniform", (0.0, 0.5)),
+    ({"uniform": [0.0, 0.5], "step": 0.1}, "uniform", (0.0, 0.5)),
+    ({"log_uniform": [1e-4, 1e-1]}, "log_uniform", (1e-4, 1e-1)),
+    ({"int": [16, 128], "step": 16}, "int", (16, 128)),
+    ({"int": [1, 1024], "log": True}, "int", (1, 1024)),
+])
+def test_every_distribution_parses(spec, kind, bounds):
+    p = Param.model_validate(spec)
+    assert p.kind == kind
+    if bounds:
+        assert p.bounds == bounds
+    assert Param.model_validate(p.model_dump(mode="json")) == p  # config.yaml round trip
+    assert "int_" not in p.model_dump() and "integer" not in p.model_dump()
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"int": [4, 2]}, "low must be below high"),
+    ({"uniform": [1, 1]}, "low must be below high"),
+    ({"log_uniform": [0, 1]}, "low must be > 0"),
+    ({"log_uniform": [-1, 1]}, "low must be > 0"),
+    ({"uniform": [0, 1], "choice": [1]}, "exactly one of"),
+    ({}, "exactly one of"),
+    ({"choice": []}, "at least one value"),
+    ({"choice": [[1, 2]]}, "numbers, strings, booleans or null"),
+    ({"choice": [1, 1]}, "listed twice"),
+    ({"int": [1, 8], "step": 1.5}, "whole step"),
+    ({"int": [1, 8], "step": 20}, "larger than the range"),
+    ({"log_uniform": [1e-3, 1], "step": 0.1}, "step goes with int or uniform"),
+    ({"uniform": [0, 1], "log": True}, "log: true goes with int"),
+    ({"int": [0, 8], "log": True}, "low >= 1"),
+    ({"uniform": [0, 1, 2]}, "expected [low, high]"),
+    ({"uniform": [0, "x"]}, "valid number"),
+    ({"foo": [1, 2]}, "extra"),
+])
+def test_bad_ranges_are_refused_with_the_value(spec, words):
+    with pytest.raises(Exception) as info:
+        Param.model_validate(spec)
+    assert words.lower() in str(info.value).lower()
+
+
+def test_config_errors_name_the_key_path_and_line(write_config):
+    path = config(write_config, "model.layers.0.units: {int: [64, 8]}")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "sweep.params.model.layers.0.units" in str(info.value)
+    assert "[64, 8]" in str(info.value) and f"{path}:" in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["seed", "name", "output.dir", "sweep.trials", "not a key", "a..b"])
+def test_keys_a_sweep_cannot_search(write_config, key):
+    path = config(write_config, f"'{key}': {{choice: [1, 2]}}")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert key in str(info.value)
+
+
+def test_sweep_section_defaults_and_other_commands_keep_it(write_config):
+    cfg = load_config(config(write_config, "training.batch_size: {choice: [16, 32]}"))
+    s = cfg.sweep
+    assert (s.trials, s.metric, s.direction, s.sampler, s.pruner, s.timeout, s.storage) == \
+        (5, "val_loss", "auto", "tpe", "median", None, None)
+    assert cfg.to_dict()["sweep"]["params"] == {"training.batch_size": {"choice": [16, 32]}}
+
+
+def test_a_config_without_sweep_section(write_config):
+    cfg = load_config(write_config(BASE.split("sweep:")[0]))
+    with pytest.raises(ConfigError) as info:
+        S.check_space(cfg, cfg.source.file)
+    assert "no sweep section" in str(info.value)
+
+
+@pytest.mark.parametrize("storage", ["not a url", "sqlite:/x"])
+def test_storage_must_be_a_url(write_config, storage):
+    path = config(write_config, "training.batch_size: {choice: [16, 32]}", f"  storage: '{storage}'\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "sweep.storage" in str(info.value)
+
+
+# ----------------------------------------------------------------------------- against the config
+
+def test_unknown_key_is_refused_before_any_trial(write_config):
+    path = config(write_config, "model.layers.0.unitz: {choice: [8, 16]}")
+    cfg = load_config(path)
+    with pytest.raises(ConfigError) as info:
+        S.check_space(cfg, path)
+    text = str(info.value)
+    assert "sweep.params.model.layers.0.unitz" in text and "unitz" in text
+
+
+def test_a_value_the_config_refuses(write_config):
+    path = config(write_config, "model.layers.1.rate: {uniform: [0.0, 1.5]}")
+    cfg = load_config(path)
+    with pytest.raises(ConfigError) as info:
+        S.check_space(cfg, path)
+    assert "sweep.params.model.layers.1.rate" in str(info.value) and "1.5" in str(info.value)
+
+
+def test_a_layer_index_that_does_not_exist(write_config):
+    path = config(write_config, "model.layers.7.units: {choice: [8, 16]}")
+    cfg = load_config(path)
+    with pytest.raises((ConfigError, UsageError)) as info:
+        S.check_space(cfg, path)
+    assert "model.layers" in str(info.value)
+
+
+def test_metric_the_run_does_not_log(write_config):
+    path = config(write_config, "training.batch_size: {choice: [16, 32]}", "  metric: val_acuracy\n")
+    cfg = load_config(path)
+    with pytest.raises(ConfigError) as info:
+        S.check_space(cfg, path)
+    assert "sweep.metric" in str(info.value) and "val_acuracy" in str(info.value)
+    assert "val_accuracy" in str(info.value)  # the suggestion
+
+
+def test_validation_metric_without_validation_rows(write_config):
+    path = config(write_config, "training.batch_size: {choice: [16, 32]}")
+    cfg = load_config(path, ["data.split.validation=0"])
+    with pytest.raises(ConfigError) as info:
+        S.check_space(cfg, path, ["data.split.validation=0"])
+    assert "validation" in str(info.value)
+
+
+def test_kfold_trials_are_refused(write_config):
+    path = config(write_config, "training.batch_size: {choice: [16, 32]}")
+    cfg = load_config(path, ["data.split.folds=3"])
+    with pytest.raises(ConfigError) as info:
+        S.check_space(cfg, path, ["data.split.folds=3"])
+    assert "data.split.folds" in str(info.value)
+
+
+def test_a_good_space_passes(write_config):
+    path = config(write_config, """
+training.optimizer.learning_rate: {log_uniform: [1.0e-4, 1.0e-1]}
+model.layers.0.units: {int: [16, 128], step: 16}
+model.layers.1.rate: {uniform: [0.0, 0.5]}
+training.batch_size: {choice: [32, 128]}
+model.layers.0.activation: {choice: [relu, tanh]}
+""")
+    cfg = load_config(path)
+    S.check_space(cfg, path)
+
+
+@pytest.mark.parametrize("value", [0.001, 1e-10, 64, "relu", "1", True, None, "a: b", -3])
+def test_set_arg_round_trips_through_the_set_parser(value):
+    _, parsed = parse_override(S.set_arg("training.x", value))
+    assert parsed == value and type(parsed) is type(value)
+
+
+# ----------------------------------------------------------------------------- direction, distributions
+
+@pytest.mark.parametrize("metric, direction, expected", [
+    ("val_loss", "auto", "minimize"), ("val_accuracy", "auto", "maximize"), ("val_auc", "auto", "maximize"),
+    ("mae", "auto", "minimize"), ("val_mean_squared_error", "auto", "minimize"),
+    ("val_loss", "maximize", "maximize"), ("val_accuracy", "minimize", "minimize"),
+])
+def test_direction(write_config, metric, direction, expected):
+    path = config(write_config, "training.batch_size: {choice: [16, 32]}",
+                  f"  metric: {metric}\n  direction: {direction}\n")
+    assert S.direction(load_config(path).sweep) == expected
+
+
+def test_distributions_and_grid(write_config):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    path = config(write_config, """
+training.optimizer.learning_rate: {log_uniform: [1.0e-4, 1.0e-1]}
+model.layers.0.units: {int: [16, 64], step: 16}
+model.layers.1.rate: {uniform: [0.0, 0.5], step: 0.25}
+training.batch_size: {choice: [32, 128]}
+""")
+    sweep = load_config(path).sweep
+    d = S.distributions(sweep)
+    assert isinstance(d["training.optimizer.learning_rate"], FloatDistribution) and d[
+        "training.optimizer.learning_rate"].log
+    assert isinstance(d["model.layers.0.units"], IntDistribution) and d["model.layers.0.units"].step == 16
+    assert isinstance(d["training.batch_size"], CategoricalDistribution)
+    with pytest.raises(ConfigError) as info:
+        S.grid_space(sweep)  # the log-uniform range has no grid
+    assert "training.optimizer.learning_rate" in str(info.value)
+    del sweep.params["training.optimizer.learning_rate"]
+    grid = S.grid_space(sweep)
+    assert grid == {"model.layers.0.units": [16, 32, 48, 64], "model.layers.1.rate": [0.0, 0.25, 0.5],
+                    "training.batch_size": [32, 128]}
+
+
+# ----------------------------------------------------------------------------- storage and study
+
+def test_unreachable_storage_is_a_usage_error():
+    from nettrain.sweep.study import open_storage
+
+    with pytest.raises(UsageError) as info:
+        open_storage("postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+    text = str(info.value)
+    assert "cannot reach" in text and "secret" not in text and "127.0.0.1:1" in text
+
+
+def test_missing_driver_names_what_to_install():
+    from nettrain.sweep.study import open_storage
+
+    with pytest.raises(UsageError) as info:
+        open_storage("mysql://user@127.0.0.1/db")
+    assert "pip install" in str(info.value)
+    with pytest.raises(UsageError) as info:
+        open_storage("oracle://user@host/db")
+    assert "unsupported database" in str(info.value)
+
+
+def test_a_study_keeps_its_search(write_config, tmp_path):
+    from nettrain.sweep.study import open_study
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    first = load_config(config(write_config, "training.batch_size: {choice: [16, 32]}"))
+    opened = open_study(first, url, "s")
+    assert opened.created
+    assert not open_study(first, url, "s").created  # the same search continues
+    other = load_config(config(write_config, "training.batch_size: {choice: [16, 64]}"))
+    with pytest.raises(UsageError) as info:
+        open_study(other, url, "s")
+    assert "search space" in str(info.value)
+    metric = load_config(config(write_config, "training.batch_size: {choice: [16, 32]}",
+                                "  metric: val_accuracy\n"))
+    with pytest.raises(UsageError) as info:
+        open_study(metric, url, "s")
+    assert "metric" in str(info.value)
+
+
+def test_cli_help_and_validate_do_not_import_optuna(write_config):
+    path = config(write_config, "training.batch_size: {choice: [16, 32]}")
+    code = ("import sys; from nettrain.cli import app; from typer.testing import CliRunner; "
+            f"r = CliRunner().invoke(app, ['validate', {path!r}]); assert r.exit_code == 0, r.output; "
+            "r = CliRunner().invoke(app, ['sweep', '--help']); assert r.exit_code == 0; "
+            "bad = [m for m in ('optuna', 'tensorflow', 'sqlalchemy') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
