@@ -270,3 +270,28 @@ def test_cli_help_and_validate_do_not_import_optuna(write_config):
             "bad = [m for m in ('optuna', 'tensorflow', 'sqlalchemy') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_trial_whose_sweep_process_stopped_beating_is_lost_and_does_not_count(write_config, tmp_path,
+                                                                                 monkeypatch):
+    """A worker on another machine died: its running trial stops getting heartbeats; past the grace
+    period the next sweep process fails it as lost (shown interrupted, not counted)."""
+    import time
+
+    from nettrain.sweep import study as ST
+
+    monkeypatch.setattr(ST, "HEARTBEAT", 1)
+    monkeypatch.setattr(ST, "GRACE", 1)
+    cfg = load_config(config(write_config, "training.batch_size: {choice: [16, 32]}"))
+    opened = ST.open_study(cfg, f"sqlite:///{tmp_path / 'study.db'}", "s")
+    study = opened.study
+    alive = study.ask(S.distributions(cfg.sweep))
+    lost = study.ask(S.distributions(cfg.sweep))
+    lost.set_user_attr(ST.HOST, "another-machine")
+    ST.beat(study, [alive, lost])
+    time.sleep(2.5)  # SQLite's clock has whole seconds: a beat 1.5 s ago may read as 1 s
+    ST.beat(study, [alive])  # this worker is still alive; the other one stopped beating
+    ST.fail_lost(study)
+    rows = {r["number"]: r["state"] for r in ST.trial_rows(study)}
+    assert rows == {alive.number: "running", lost.number: "interrupted"}
+    assert [ST.counted(t) for t in study.get_trials()] == [True, False]

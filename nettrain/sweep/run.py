@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -35,6 +36,7 @@ POLL = 0.2
 @dataclass
 class Running:
     number: int
+    trial: Any                         # the optuna Trial (its heartbeats)
     process: subprocess.Popen
     run_dir: Path
     log: Path
@@ -120,8 +122,12 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
     running: dict[int, Running] = {}
     started, ran = time.monotonic(), 0
     best_line = _Best(direction)
+    last_beat = time.monotonic()
     try:
         while True:
+            if running and time.monotonic() - last_beat >= ST.HEARTBEAT / 3:
+                ST.beat(study, [r.trial for r in running.values()])
+                last_beat = time.monotonic()
             for number, r in list(running.items()):
                 if r.process.poll() is not None:
                     del running[number]
@@ -132,6 +138,7 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
                 trial = _ask(study, p, dists)
                 if trial is not None:
                     running[trial.number] = _start(p, trial, direction)
+                    ST.beat(study, [trial])
                     continue
                 if not running:
                     break
@@ -163,11 +170,14 @@ def _ask(study, p: Plan, dists: dict[str, Any]):
     """A new trial, or None when the study has its `trials` (counted across every worker)."""
     from optuna.trial import TrialState
 
+    ST.fail_lost(study)  # a trial whose machine or sweep process died does not hold its place
     trials = study.get_trials(deepcopy=False)
     if sum(ST.counted(t) for t in trials) >= p.trials:
         return None
     study.sampler = ST.sampler(p.cfg.sweep, p.cfg.seed + len(trials))  # seeded, and apart from other workers'
-    trial = study.ask(dists)
+    with warnings.catch_warnings():  # Optuna's heartbeats serve its optimize(); nettrain beats itself
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        trial = study.ask(dists)
     for k, v in ST.owner_marks().items():
         trial.set_user_attr(k, v)
     before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and ST.counted(t)]
@@ -194,7 +204,7 @@ def _start(p: Plan, trial, direction: str) -> Running:
                                    stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True,  # Ctrl-C reaches the sweep, which stops the trials
                                    env={**os.environ, "NETTRAIN_SWEEP_TRIAL": str(trial.number)})
-    return Running(trial.number, process, run_dir, log, time.monotonic())
+    return Running(trial.number, trial, process, run_dir, log, time.monotonic())
 
 
 def _settle(study, r: Running, say: Callable[[str], None], best: "_Best", metric: str) -> None:

@@ -24,6 +24,9 @@ RUN_DIR, EPOCHS, ERROR, INTERRUPTED, SURPLUS, HOST, PID = (
     "run_dir", "epochs", "error", "interrupted", "surplus", "host", "pid")
 STUDY_ATTR = "nettrain"     # the study's pinned metric, direction and search space
 MEDIAN_STARTUP = 3          # finished trials before the median pruner stops any
+# A sweep process beats for its running trials every HEARTBEAT seconds; a running trial without a
+# beat for GRACE seconds was lost with its process or machine: failed, it does not count.
+HEARTBEAT, GRACE = 30, 180
 
 
 def sweep_folder(cfg: Config, study: str) -> Path:
@@ -65,9 +68,10 @@ def _check_driver(url: str) -> None:
             raise UsageError(f"sweep storage {shown(url)}: the database driver {module} is not installed; {fix}")
 
 
-def open_storage(url: str):
+def open_storage(url: str, *, heartbeat: bool = False):
     """Optuna's RDB storage at `url`, its tables created once. Two processes that create a new
-    storage at the same moment race in Optuna's table creation: the loser retries."""
+    storage at the same moment race in Optuna's table creation: the loser retries. With `heartbeat`
+    (a sweep process) running trials carry heartbeats (see HEARTBEAT, GRACE)."""
     import optuna
     import sqlalchemy.exc
 
@@ -83,10 +87,14 @@ def open_storage(url: str):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}  # wait for another worker's write
     else:
         kwargs["engine_kwargs"] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    if heartbeat:
+        kwargs.update(heartbeat_interval=HEARTBEAT, grace_period=GRACE)
     last: Exception | None = None
     for attempt in range(6):
         try:
-            return optuna.storages.RDBStorage(url, **kwargs)
+            with warnings.catch_warnings():  # Optuna marks the heartbeat arguments experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, **kwargs)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:  # the creation race
             last = e
             time.sleep(0.2 + random.random() * (attempt + 1) * 0.3)
@@ -143,7 +151,7 @@ def open_study(cfg: Config, url: str, name: str) -> Opened:
     import optuna
 
     sweep = S.sweep_of(cfg)
-    storage = open_storage(url)
+    storage = open_storage(url, heartbeat=True)
     pinned = S.space_record(sweep)
     try:
         existing = {s.study_name for s in storage.get_all_studies()}
@@ -176,12 +184,32 @@ def _difference(have: dict, want: dict) -> str:
 # ----------------------------------------------------------------------------- trials
 
 def counted(trial) -> bool:
-    """Whether a trial counts toward sweep.trials: every trial but those interrupted or surplus."""
+    """Whether a trial counts toward sweep.trials: every trial but those interrupted, lost or surplus."""
     from optuna.trial import TrialState
 
-    if trial.state == TrialState.FAIL and (trial.user_attrs.get(INTERRUPTED) or trial.user_attrs.get(SURPLUS)):
-        return False
-    return True
+    return not (trial.state == TrialState.FAIL and (_lost(trial) or trial.user_attrs.get(SURPLUS)))
+
+
+def _lost(trial) -> bool:
+    """A failed trial that was interrupted, or failed without a message: nettrain gives every failure
+    it sees its message, so that one was failed by the heartbeat check (its process is gone)."""
+    return bool(trial.user_attrs.get(INTERRUPTED)) or trial.user_attrs.get(ERROR) is None
+
+
+def beat(study, trials) -> None:
+    """A heartbeat for each running trial (Optuna Trial objects) of this sweep process."""
+    for trial in trials:
+        study._storage.record_heartbeat(trial._trial_id)  # Optuna records beats by trial id only
+
+
+def fail_lost(study) -> None:
+    """Running trials of any machine whose sweep process stopped beating GRACE seconds ago: failed
+    (shown as interrupted, not counted), so the study can still reach sweep.trials."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def owner_marks() -> dict[str, Any]:
@@ -236,7 +264,7 @@ def trial_rows(study) -> list[dict[str, Any]]:
             continue
         state = t.state.name.lower()
         if state == "fail":
-            state = "interrupted" if t.user_attrs.get(INTERRUPTED) else "failed"
+            state = "interrupted" if _lost(t) else "failed"
         seconds = None
         if t.datetime_start is not None and t.datetime_complete is not None:
             seconds = round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
