@@ -237,7 +237,7 @@ def sweep(config: str | Path, overrides: Iterable[str] = (), *, trials: int | No
     line per finished trial (`say`, default stderr), then the trial table (or one JSON object), and
     writes best.yaml, trials.json and plots/. Raises GateFailed when a `fail_under` gate misses on the
     best trial. Returns a `SweepResult`."""
-    from nettrain.lifecycle.evaluate import parse_gates
+    from nettrain.report.gates import parse_gates
     from nettrain.sweep import run as R
 
     gates = parse_gates(fail_under)
@@ -285,7 +285,7 @@ def _sweep_gates(result, gates) -> None:
     if not gates:
         return
     from nettrain.errors import GateFailed
-    from nettrain.lifecycle.evaluate import check_gate_names
+    from nettrain.report.gates import check_gate_names
     from nettrain.report.tables import format_value
 
     if result.best is None:

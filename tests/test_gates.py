@@ -2,7 +2,7 @@
 
 import pytest
 
-from nettrain.lifecycle.evaluate import Gate, higher_is_better
+from nettrain.report.gates import Gate, higher_is_better
 from nettrain.report.metrics import metric_direction
 
 

@@ -212,17 +212,15 @@ def _settle(study, r: Running, say: Callable[[str], None], best: "_Best", metric
     failure with the log's last error line), then one progress line."""
     from optuna.trial import TrialState
 
-    code = r.process.returncode
-    message = _last_error(r.log) or f"the trial process exited with code {code}; see {r.log}"
-    ST.end(study, r.number, TrialState.FAIL, {ST.ERROR: message})
-    row = next((t for t in ST.trial_rows(study) if t["number"] == r.number), None)
-    if row is None:
-        return
+    row = ST.trial_row(study, r.number)
+    if row["state"] == "running":  # the process ended without telling the study
+        message = _last_error(r.log) or f"the trial process exited with code {r.process.returncode}; see {r.log}"
+        ST.end(study, r.number, TrialState.FAIL, {ST.ERROR: message})
+        row = ST.trial_row(study, r.number)
     best.offer(r.number, row["value"] if row["state"] == "complete" else None)
     seconds = time.monotonic() - r.started
     what = {"complete": f"{metric} {_fmt(row['value'])}", "pruned": f"pruned after epoch {row['epochs']}",
-            "interrupted": "interrupted", "failed": f"failed: {row['error'] or message}"}[row["state"]] \
-        if row["state"] in ("complete", "pruned", "interrupted", "failed") else row["state"]
+            "failed": f"failed: {row['error']}"}.get(row["state"], row["state"])
     best_text = f"best {_fmt(best.value)} (trial {best.number})" if best.value is not None else "no result yet"
     say(f"trial {r.number}: {what}; {best_text}; {seconds:.1f} s; {_params(row['params'])}")
 

@@ -231,12 +231,16 @@ def fail_orphans(study) -> list[int]:
     return done
 
 
+def trial_id(study, number: int) -> int:
+    """The storage's id of trial `number` (Optuna has no public lookup of a trial by number)."""
+    return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+
+
 def end(study, number: int, state, attrs: dict[str, Any] | None = None, value: float | None = None) -> None:
     """Finish trial `number` (its user attributes first) unless it already is."""
     import optuna
 
-    frozen = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
-        study._study_id, number))  # Optuna has no public lookup of a trial by number
+    frozen = study._storage.get_trial(trial_id(study, number))
     if frozen.state.is_finished():
         return
     trial = optuna.trial.Trial(study, frozen._trial_id)
@@ -258,17 +262,21 @@ def _alive(pid: int) -> bool:
 
 def trial_rows(study) -> list[dict[str, Any]]:
     """Every counted trial as plain data: number, state, params, value, epochs, seconds, run_dir, error."""
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get(SURPLUS):
-            continue
-        state = t.state.name.lower()
-        if state == "fail":
-            state = "interrupted" if _lost(t) else "failed"
-        seconds = None
-        if t.datetime_start is not None and t.datetime_complete is not None:
-            seconds = round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
-        rows.append({"number": t.number, "state": state, "params": dict(t.params), "value": t.value,
-                     "epochs": t.user_attrs.get(EPOCHS), "seconds": seconds, "run_dir": t.user_attrs.get(RUN_DIR),
-                     "error": t.user_attrs.get(ERROR)})
-    return rows
+    return [row_of(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
+
+
+def trial_row(study, number: int) -> dict[str, Any]:
+    """Trial `number` as a row of `trial_rows`."""
+    return row_of(study._storage.get_trial(trial_id(study, number)))
+
+
+def row_of(t) -> dict[str, Any]:
+    state = t.state.name.lower()
+    if state == "fail":
+        state = "interrupted" if _lost(t) else "failed"
+    seconds = None
+    if t.datetime_start is not None and t.datetime_complete is not None:
+        seconds = round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
+    return {"number": t.number, "state": state, "params": dict(t.params), "value": t.value,
+            "epochs": t.user_attrs.get(EPOCHS), "seconds": seconds, "run_dir": t.user_attrs.get(RUN_DIR),
+            "error": t.user_attrs.get(ERROR)}

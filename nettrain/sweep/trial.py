@@ -73,8 +73,7 @@ def run_trial(spec: dict[str, Any]) -> int:
     try:
         cfg = load_config(spec["config"], spec["overrides"])
         study.pruner = ST.pruner(cfg.sweep, cfg.training.epochs)
-        frozen_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-        trial = optuna.trial.Trial(study, frozen_id)
+        trial = optuna.trial.Trial(study, ST.trial_id(study, number))
         from nettrain.lifecycle import orchestrate
 
         pruning = pruning_callback(trial, spec["metric"])

@@ -345,10 +345,6 @@ def weights_digest(weights: list[np.ndarray]) -> str:
 
 # ------------------------------------------------------------------------------ the loops
 
-def _python(logs: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in logs.items()}
-
-
 class _DistributedLoop(engine._Loop):  # noqa: SLF001 - the epoch driver of engine, shared on purpose
     """`engine._Loop`'s epochs with validation by an `Evaluator`, the stop agreed by all workers and
     a peer's failure reported as one line."""
@@ -358,30 +354,15 @@ class _DistributedLoop(engine._Loop):  # noqa: SLF001 - the epoch driver of engi
         self.strategy = strategy
         self.evaluate = Evaluator(model, strategy)
 
-    def fit(self, *, initial_epoch: int, epochs: int, callbacks: list[keras.callbacks.Callback],
-            validation_data: tf.data.Dataset | None = None) -> keras.callbacks.History:
-        model, strategy = self.model, self.strategy
-        with peers(strategy):
-            build_state(model, strategy, self.first_batch())
-            sync_from_chief(strategy, list(model.variables) + _optimizer_variables(model))
-            cbs = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=False, model=model,
-                                               verbose=0, epochs=epochs, steps=self.steps)
-            model.stop_training = False
-            cbs.on_train_begin()
-            logs: dict[str, float] = {}
-            for epoch in range(initial_epoch, epochs):
-                model.reset_metrics()
-                cbs.on_epoch_begin(epoch)
-                epoch_logs = dict(self._epoch(epoch + 1, engine._Calls(cbs, model)))  # noqa: SLF001
-                if validation_data is not None:
-                    val = self.evaluate(validation_data, cbs.callbacks)
-                    epoch_logs.update({f"val_{k}": v for k, v in val.items()})
-                cbs.on_epoch_end(epoch, epoch_logs)
-                logs = epoch_logs
-                if self._stop():
-                    break
-            cbs.on_train_end(logs)
-        return model.history
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[None]:
+        with peers(self.strategy):
+            build_state(self.model, self.strategy, self.first_batch())
+            sync_from_chief(self.strategy, list(self.model.variables) + _optimizer_variables(self.model))
+            yield
+
+    def _validate(self, data: tf.data.Dataset, callbacks: list[keras.callbacks.Callback]) -> dict[str, float]:
+        return self.evaluate(data, callbacks)
 
     def first_batch(self) -> tuple:
         """A few training rows (x, y), to build the model's state before the first step."""
@@ -517,7 +498,7 @@ class Evaluator:
                 cbs.on_test_batch_begin(i)
                 self._step(batch)
                 cbs.on_test_batch_end(i, {})
-            logs = _python(self._results())
+            logs = engine._python(self._results())  # noqa: SLF001
             cbs.on_test_end(logs)
         return logs
 

@@ -18,6 +18,7 @@ out one graph call at a time), both without a distribution strategy; under a str
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -47,24 +48,37 @@ class _Loop:
     def fit(self, *, initial_epoch: int, epochs: int, callbacks: list[keras.callbacks.Callback],
             validation_data: tf.data.Dataset | None = None) -> keras.callbacks.History:
         model = self.model
-        cbs = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=False, model=model,
-                                           verbose=0, epochs=epochs, steps=self.steps)
-        model.stop_training = False
-        cbs.on_train_begin()
-        logs: dict[str, float] = {}
-        for epoch in range(initial_epoch, epochs):
-            model.reset_metrics()
-            cbs.on_epoch_begin(epoch)
-            epoch_logs = dict(self._epoch(epoch + 1, _Calls(cbs, model)))
-            if validation_data is not None:  # as fit: also after a stop within the epoch
-                val = model.evaluate(validation_data, verbose=0, return_dict=True, callbacks=cbs.callbacks)
-                epoch_logs.update({f"val_{k}": float(v) for k, v in val.items()})
-            cbs.on_epoch_end(epoch, epoch_logs)
-            logs = epoch_logs
-            if model.stop_training:
-                break
-        cbs.on_train_end(logs)
+        with self._session():
+            cbs = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=False, model=model,
+                                               verbose=0, epochs=epochs, steps=self.steps)
+            model.stop_training = False
+            cbs.on_train_begin()
+            logs: dict[str, float] = {}
+            for epoch in range(initial_epoch, epochs):
+                model.reset_metrics()
+                cbs.on_epoch_begin(epoch)
+                epoch_logs = dict(self._epoch(epoch + 1, _Calls(cbs, model)))
+                if validation_data is not None:  # as fit: also after a stop within the epoch
+                    val = self._validate(validation_data, cbs.callbacks)
+                    epoch_logs.update({f"val_{k}": v for k, v in val.items()})
+                cbs.on_epoch_end(epoch, epoch_logs)
+                logs = epoch_logs
+                if self._stop():
+                    break
+            cbs.on_train_end(logs)
         return model.history
+
+    def _session(self) -> contextlib.AbstractContextManager:
+        """What surrounds the whole training (a distributed loop: its peers, its state built first)."""
+        return contextlib.nullcontext()
+
+    def _validate(self, data: tf.data.Dataset, callbacks: list[keras.callbacks.Callback]) -> dict[str, float]:
+        """The validation metrics after an epoch."""
+        return _python(self.model.evaluate(data, verbose=0, return_dict=True, callbacks=callbacks))
+
+    def _stop(self) -> bool:
+        """Whether training stops after this epoch."""
+        return bool(self.model.stop_training)
 
 
 class _Calls:
