@@ -223,6 +223,18 @@ def test_bad_value_in_a_late_parquet_row_group(run, big, small_chunks, tmp_path)
     assert not out.exists()
 
 
+def test_a_late_line_with_a_field_too_many_is_named_by_its_line(run, big, small_chunks, tmp_path):
+    lines = big.read_text().splitlines()
+    lines[2501] += ",extra"    # line 2502
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out" / "preds.csv"
+    result = cli("predict", run, bad, "--output", out)
+    assert result.exit_code == 2, result.output
+    assert f"{bad}: cannot read it as csv: expected 5 fields in line 2502, saw 6: " in result.stderr, result.stderr
+    assert "Traceback" not in result.output and not out.exists()
+
+
 # ------------------------------------------------------------------------------ memory
 
 def _predict_peak(target, model, path: Path, out: Path) -> int:

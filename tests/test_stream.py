@@ -7,6 +7,7 @@ pyarrow block, ~100 rows a chunk) and the streamed code paths run over many chun
 
 import dataclasses
 import json
+import os
 import signal
 import textwrap
 import warnings
@@ -25,7 +26,7 @@ from nettrain.data import split as SP
 from nettrain.data import stream as S
 from nettrain.data.stats import train_stats
 from nettrain.errors import DataError
-from tests.helpers import Proc, mixed_csv
+from tests.helpers import Proc, mixed_csv, regression_csv
 
 runner = CliRunner()
 
@@ -542,6 +543,69 @@ def test_a_bad_value_in_a_parquet_stream_names_its_row(tmp_path, small_chunks):
         loaded(cfg)
 
 
+def _numbers_file(path: Path, sep: str, edit: dict[int, str], last: str | None = None) -> None:
+    """1000 rows of x,y,z (line 1 the header) with the lines in `edit` replaced and the last line
+    cut to `last`; .gz: compressed."""
+    import gzip
+
+    lines = ["x,y,z"] + [f"{i % 97},{i % 13}.5,{i % 7}" for i in range(1000)]
+    for number, text in edit.items():
+        lines[number - 1] = text
+    if last is not None:
+        lines[-1] = last
+    text = "\n".join(line.replace(",", sep) for line in lines) + ("\n" if last is None else "")
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.tsv", "d.csv.gz"])
+def test_a_line_with_the_wrong_number_of_fields_is_named_by_its_line(tmp_path, small_chunks, name):
+    """Far past the first chunk (chunks of ~100 rows): line 702 holds a field too many, and the last
+    line (1001) is cut short; the first pass names line 702, then (702 mended) line 1001."""
+    sep = "\t" if ".tsv" in name else ","
+    _numbers_file(tmp_path / name, sep, {702: "1,2,3,4"}, last="5,")
+    cfg = config(tmp_path, f"data: {{source: {name}, target: z, stream: true}}\nmodel: {{layers: []}}\n")
+    with pytest.raises(DataError) as err:
+        loaded(cfg)
+    shown = repr(sep.join("1234"))
+    assert str(err.value) == f"{tmp_path / name}: cannot read it as {name.split('.')[1]}: expected 3 fields in " \
+                             f"line 702, saw 4: {shown}"
+    _numbers_file(tmp_path / name, sep, {}, last="5,")
+    with pytest.raises(DataError) as err:
+        loaded(cfg)
+    assert f"expected 3 fields in line 1001, saw 2 (the last line: the file looks cut short): {repr('5' + sep)}" \
+        in str(err.value)
+
+
+def test_a_line_that_is_not_utf8_is_named_by_its_line(tmp_path, small_chunks):
+    _numbers_file(tmp_path / "d.csv", ",", {})
+    lines = (tmp_path / "d.csv").read_bytes().split(b"\n")
+    lines[801] = b"1,2\xff,3"    # line 802
+    (tmp_path / "d.csv").write_bytes(b"\n".join(lines))
+    cfg = config(tmp_path, "data: {source: d.csv, target: z, stream: true}\nmodel: {layers: []}\n")
+    with pytest.raises(DataError, match=r"d.csv: line 802 is not UTF-8 text \(invalid start byte at byte 3 "
+                                        r"of the line\); save the file as UTF-8"):
+        loaded(cfg)
+
+
+def test_a_damaged_parquet_row_group_is_named(tmp_path):
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame({"a": np.arange(300) * 1.5, "b": np.arange(300) % 7 * 1.0, "y": np.arange(300) % 3 * 1.0})
+    path = tmp_path / "d.parquet"
+    frame.to_parquet(path, row_group_size=100, compression=None)
+    column = pq.ParquetFile(path).metadata.row_group(1).column(0)
+    data = bytearray(path.read_bytes())
+    start = column.dictionary_page_offset or column.data_page_offset
+    data[start:start + 40] = b"\xff" * 40    # the page header of row group 2's first column
+    path.write_bytes(bytes(data))
+    cfg = config(tmp_path, "data: {source: d.parquet, target: y, stream: true}\nmodel: {layers: []}\n")
+    with pytest.raises(DataError, match=r"d.parquet: cannot read row group 2 of 3 \(rows 101-200\): "):
+        loaded(cfg)
+
+
 def test_a_file_changed_after_the_first_pass_is_an_error(tmp_path):
     mixed_csv(tmp_path / "m.csv", n=100)
     cfg = config(tmp_path, "data: {source: m.csv, target: label, stream: true}\nmodel: {layers: []}\n")
@@ -549,8 +613,43 @@ def test_a_file_changed_after_the_first_pass_is_an_error(tmp_path):
     assert len(list(ds.reader.rows(ds.codes["train"]))) == 1
     with open(tmp_path / "m.csv", "a") as f:
         f.write("r999,0.5,10.0,red,high\n")
-    with pytest.raises(DataError, match="changed since its first pass"):
+    with pytest.raises(DataError, match=r"m.csv changed during the run \(its size went from"):
         list(ds.reader.rows(ds.codes["train"]))
+
+
+def _cached_pass(tmp_path: Path):
+    """A stream of numbers whose training rows were read once into a complete cache."""
+    regression_csv(tmp_path / "r.csv", n=120)
+    cfg = config(tmp_path, "data: {source: r.csv, target: y, stream: true}\nmodel: {layers: []}\n")
+    ds = loaded(cfg)
+    cache = S.SplitCache(tmp_path / ".cache" / "train.bin")
+    first = list(ds.reader.rows(ds.codes["train"], cache=cache))
+    assert cache.complete and len(first) == 1
+    return ds, cache
+
+
+def test_a_file_touched_after_the_first_epoch_is_an_error_also_when_the_epoch_reads_the_cache(tmp_path):
+    ds, cache = _cached_pass(tmp_path)
+    assert len(list(ds.reader.rows(ds.codes["train"], cache=cache))) == 1   # unchanged: the cache serves it
+    st = (tmp_path / "r.csv").stat()
+    os.utime(tmp_path / "r.csv", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))   # same bytes, touched
+    with pytest.raises(DataError, match=r"r.csv changed during the run \(its modification time changed\)"):
+        list(ds.reader.rows(ds.codes["train"], cache=cache))
+
+
+def test_a_file_replaced_by_one_of_the_same_size_and_time_is_an_error(tmp_path):
+    ds, cache = _cached_pass(tmp_path)
+    path = tmp_path / "r.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    new = tmp_path / "new.csv"
+    new.write_text(lines[0] + "".join(reversed(lines[1:])))   # the same bytes in another order
+    st = path.stat()
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(new, path)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    with pytest.raises(DataError) as err:
+        list(ds.reader.windows(ds.codes["validation"], cache=cache))
+    assert str(err.value).startswith(f"{path} changed during the run (it was replaced by another file)")
 
 
 def test_kfold_with_a_validation_file_is_refused(tmp_path):
@@ -682,7 +781,7 @@ def test_streamed_fit_end_to_end_records_the_path_and_class_shares(tmp_path, sma
     path.write_text(textwrap.dedent(STREAMED))
     run = tmp_path / "run"
     result = fit(path, "--run-dir", run)
-    assert "epoch 2/2" in result.stdout
+    assert "epoch 2/2" in result.stderr and "epoch 2/2" not in result.stdout
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed" and record["epochs_done"] == 2
     data = record["data"]
@@ -847,24 +946,36 @@ def test_resume_of_a_killed_streamed_run_continues_on_the_same_rows(tmp_path, sm
 
 
 @pytest.mark.slow
-def test_a_file_changed_during_a_streamed_run_fails_it_with_exit_2(tmp_path):
-    """The file is appended to while epoch 2's checkpoint is written: epoch 3 cannot read it again. The
-    run ends `failed` with the reason, exit 2, no traceback, epoch 2's checkpoint kept, no model.h5."""
-    mixed_csv(tmp_path / "mixed.csv", n=300)
+def test_a_file_replaced_during_a_streamed_run_fails_it_with_exit_2(tmp_path):
+    """Numbers only, so epochs 2 on read the cache of prepared rows: the file is replaced (by one of
+    the same size and modification time) while epoch 2's checkpoint is written, and epoch 3's start
+    notices. The run ends `failed` with the reason, exit 2, one line, no traceback, epoch 2's
+    checkpoint kept, no model.h5, no cache left."""
+    regression_csv(tmp_path / "reg.csv", n=300)
     path = tmp_path / "s.yaml"
-    path.write_text(textwrap.dedent(STREAMED).replace("epochs: 2", "epochs: 4"))
+    path.write_text("data: {source: reg.csv, target: y, stream: true}\n"
+                    "model: {layers: [{type: Dense, units: 4, activation: relu}]}\n"
+                    "training: {epochs: 4, batch_size: 32}\noutput: {plots: false}\n")
     run = tmp_path / "run"
     proc = Proc(["fit", path, "--run-dir", run, "--quiet"], tmp_path, fault="slow:last:3")
     assert proc.wait_for("writing last"), "".join(proc.err)[-2000:]
-    with open(tmp_path / "mixed.csv", "a") as f:
-        f.write("r999,0.5,10.0,red,high\n")
-    rc, _, err = proc.finish(timeout=120)
+    data = tmp_path / "reg.csv"
+    lines = data.read_text().splitlines(keepends=True)
+    (tmp_path / "new.csv").write_text(lines[0] + "".join(reversed(lines[1:])))
+    st = data.stat()
+    os.utime(tmp_path / "new.csv", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp_path / "new.csv", data)
+    rc, out, err = proc.finish(timeout=120)
     assert rc == 2, err[-2000:]
-    assert "mixed.csv changed since its first pass" in err and "Traceback" not in err
+    said = [line for line in err.splitlines() if "changed during the run" in line]
+    assert said == [f"error: {data} changed during the run (it was replaced by another file); a streamed run "
+                    "reads it again at every epoch: put the file back as it was, or start a new run"], err[-2000:]
+    assert "Traceback" not in err and "changed" not in out
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "failed" and "changed since its first pass" in record["error"]
+    assert record["status"] == "failed" and "changed during the run" in record["error"]
     assert record["epochs_done"] == 2 and list(pd.read_csv(run / "metrics.csv")["epoch"]) == [1, 2]
     assert not (run / "model.h5").exists() and (run / "checkpoints" / "last.h5").is_file()
+    assert not (run / ".cache").exists()
 
 
 @pytest.mark.slow

@@ -108,12 +108,15 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
     names = header(p)
     wanted = columns or names
     types = {c: (pa.float64() if c in numeric else pa.string()) for c in wanted}
-    reader = pc.open_csv(
-        pa.input_stream(str(p), compression="detect"),
-        read_options=pc.ReadOptions(block_size=BLOCK_BYTES),
-        parse_options=pc.ParseOptions(delimiter="\t" if kind_of(p) == ".tsv" else ","),
-        convert_options=pc.ConvertOptions(column_types=types, include_columns=wanted,
-                                          strings_can_be_null=True, quoted_strings_can_be_null=False))
+    try:  # (the first block is read here)
+        reader = pc.open_csv(
+            pa.input_stream(str(p), compression="detect"),
+            read_options=pc.ReadOptions(block_size=BLOCK_BYTES),
+            parse_options=pc.ParseOptions(delimiter="\t" if kind_of(p) == ".tsv" else ","),
+            convert_options=pc.ConvertOptions(column_types=types, include_columns=wanted,
+                                              strings_can_be_null=True, quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid as e:
+        raise _bad_value(p, 0, numeric, wanted, e) from None
     numbers = [c for c in wanted if c in numeric]
     start, pending = 0, None
     while True:
@@ -188,16 +191,27 @@ def _parquet_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows
         f = pq.ParquetFile(p)
     except Exception as e:  # noqa: BLE001
         raise DataError(f"{p}: cannot read it as parquet: {_reason(e)}") from None
+    import pyarrow as pa
+
     start = 0
     for group in range(f.num_row_groups):  # row_groups=[i]: iter_batches would otherwise buffer the file
-        for batch in f.iter_batches(batch_size=rows, row_groups=[group], columns=columns):
-            import pyarrow as pa
-
+        first = start
+        batches = f.iter_batches(batch_size=rows, row_groups=[group], columns=columns)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except (pa.ArrowException, OSError) as e:  # a damaged row group (pyarrow does not say which)
+                size = f.metadata.row_group(group).num_rows
+                raise DataError(f"{p}: cannot read row group {group + 1} of {f.num_row_groups} (rows {first + 1}-"
+                                f"{first + size}): {_reason(e)}") from None
             chunk = _chunk(pa.Table.from_batches([batch]), start)
             for name in numeric:
                 chunk.frame[name] = _as_numbers(p, chunk, name)
-            yield chunk
             start += batch.num_rows
+            del batch
+            yield chunk
 
 
 def _chunk(table, start: int) -> Chunk:
@@ -250,7 +264,78 @@ def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], 
             offset += len(frame)
     except Exception:  # noqa: BLE001 - the first error is the one to report
         pass
-    return DataError(f"{p}: after row {first_row}: {_reason(err)}")
+    found = bad_line(p)
+    if found is not None:
+        return found
+    return DataError(f"{p}: cannot read it as {kind_of(p)[1:]} past line {first_row + 1} (the rows up to there "
+                     f"were read): {_reason(err)}")
+
+
+FIELD_LIMIT = 1 << 24  # characters in one value that `bad_line` reads (pyarrow reads none longer than a block)
+
+
+def bad_line(p: Path) -> DataError | None:
+    """The first line of a CSV/TSV that pyarrow's parser refuses, which it does not name: the file
+    read again with Python's csv module (quoted values, also across lines, as pyarrow reads them) up
+    to the first record whose number of fields is not the header's, or a line that is not UTF-8.
+    Lines are numbered as in a text editor, from 1 (the header); a record that spans lines is named by
+    its first. None when no such line is found (the caller then says what pyarrow said)."""
+    import csv
+
+    kind = kind_of(p)
+    count = [0]  # lines read
+    limit = csv.field_size_limit(FIELD_LIMIT)
+    lines = _text_lines(p, count)
+    try:
+        reader = csv.reader(lines, delimiter="\t" if kind == ".tsv" else ",")
+        width, line = None, 1
+        for record in reader:
+            if record:  # (pyarrow skips empty lines)
+                if width is None:
+                    width = len(record)
+                elif len(record) != width:
+                    return _wrong_width(p, kind, line, width, record, _at_end(reader))
+            line = reader.line_num + 1
+    except UnicodeDecodeError as e:
+        return DataError(f"{p}: line {count[0]} is not UTF-8 text ({e.reason} at byte {e.start} of the line); "
+                         "save the file as UTF-8")
+    except csv.Error as e:
+        return DataError(f"{p}: cannot read it as {kind[1:]}: line {line}: {_reason(e)}")
+    except Exception:  # noqa: BLE001 - unreadable otherwise (a damaged .gz): the caller says what pyarrow said
+        return None
+    finally:
+        lines.close()
+        csv.field_size_limit(limit)
+    return None
+
+
+def _at_end(reader) -> bool:
+    """Whether `reader` has no record left (False when what follows cannot be read)."""
+    try:
+        return not any(record for record in reader)  # (stops at the first record that is not empty)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _wrong_width(p: Path, kind: str, line: int, width: int, record: list[str], last: bool) -> DataError:
+    seen = len(record)
+    last = last and seen < width
+    text = show_name(repr(("\t" if kind == ".tsv" else ",").join(record)), 60)
+    return DataError(f"{p}: cannot read it as {kind[1:]}: expected {width} fields in line {line}, saw {seen}"
+                     f"{' (the last line: the file looks cut short)' if last else ''}: {text}")
+
+
+def _text_lines(p: Path, count: list[int]) -> Iterator[str]:
+    """The file's lines as text (gzip/bz2 opened as pyarrow opens them); `count[0]`: lines read."""
+    import bz2
+    import gzip
+
+    name = p.name.lower()
+    opener = gzip.open if name.endswith(".gz") else bz2.open if name.endswith(".bz2") else open
+    with opener(p, "rb") as f:
+        for raw in f:
+            count[0] += 1
+            yield raw.decode("utf-8-sig" if count[0] == 1 else "utf-8")
 
 
 def _reason(e: BaseException) -> str:

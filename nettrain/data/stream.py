@@ -12,7 +12,9 @@ the task, the statistics of the training rows (`data.stats`: one `stats_of` per 
 fill values of the missing-value policy, the class shares per split, whether the file is ordered by
 its target, and a fingerprint (sha256 of the file bytes and the split). Every later pass reads the
 file again (`RowReader.rows`): each row's split is a function of its row number and the seed
-(`split.HashedSplit`), so evaluate and --resume find the same rows.
+(`split.HashedSplit`), so evaluate and --resume find the same rows. Every pass, one that reads the
+cache of prepared rows too, first checks that each file's size, mtime and inode (`Stamp`) are those
+of the first pass: a file changed during a run is a DataError naming it.
 
 Shuffling: rows are permuted within windows of `SHUFFLE_WINDOW` consecutive chunks, by a numpy
 permutation seeded from (seed, epoch, window number), so an epoch's order depends on nothing else
@@ -193,7 +195,7 @@ class Part:
     columns: list[str] = field(default_factory=list)   # columns read
     typed: list[str] = field(default_factory=list)     # text columns typed like read_csv
     whole: list[str] = field(default_factory=list)     # numeric columns given back as int64 when whole numbers
-    stamp: tuple[int, int] | None = None               # (size, mtime_ns) at the first pass
+    stamp: "Stamp | None" = None                       # the file's size, mtime and inode at the first pass
 
     @property
     def where(self) -> str:
@@ -220,7 +222,7 @@ class Part:
         """The file's chunks, text columns typed like read_csv; reading errors as DataError."""
         import pyarrow as pa
 
-        self._check_unchanged()
+        self.check_unchanged()
         it = C.exact_chunks(self.path, numeric=self.numeric, columns=self.columns or None,
                             rows=rows or C.CHUNK_ROWS)
         count = 0
@@ -231,7 +233,7 @@ class Part:
                 except StopIteration:
                     return
                 except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
-                    raise DataError(f"{self.path}: cannot read it after row {count}: {_reason(e)}") from None
+                    raise self._unreadable(count, e) from None
                 if self.text:
                     for name in self.typed:
                         chunk.frame[name] = typed_like_read_csv(chunk.frame[name])
@@ -246,20 +248,53 @@ class Part:
                 del chunk
                 yield hand.pop()  # (this generator keeps no reference while the consumer works on it)
 
-    def _check_unchanged(self) -> None:
+    def _unreadable(self, count: int, err: BaseException) -> DataError:
+        """What a failed read says: the file's line (CSV/TSV) or row after the `count` rows read."""
+        kind = C.kind_of(self.path)[1:]
+        if not self.text:
+            return DataError(f"{self.path}: cannot read it as {kind} after row {count}: {_reason(err)}")
+        return C.bad_line(self.path) or DataError(f"{self.path}: cannot read it as {kind} past line {count + 1} "
+                                                  f"(the rows up to there were read): {_reason(err)}")
+
+    def check_unchanged(self) -> None:
+        """A DataError when the file is not the one the first pass read (see `Stamp.change`)."""
         if self.stamp is None:
             return
-        if _stamp(self.path) != self.stamp:
-            raise DataError(f"{self.path} changed since its first pass (size or modification time); a streamed "
-                            "run reads the file again every epoch: start the run again")
+        change = self.stamp.change(Stamp.of(self.path))
+        if change is not None:
+            raise DataError(f"{self.path} changed during the run ({change}); a streamed run reads it again at "
+                            "every epoch: put the file back as it was, or start a new run")
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
+@dataclass(frozen=True)
+class Stamp:
+    """What says a file is still the one a stream's first pass read: its size, modification time
+    (ns) and inode (a file replaced by another, e.g. `mv new.csv data.csv`, has another inode). A
+    file touched with the same bytes counts as changed; its bytes are not read again."""
+
+    size: int
+    mtime_ns: int
+    inode: tuple[int, int]   # (device, inode)
+
+    @classmethod
+    def of(cls, path: Path) -> "Stamp | None":
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return cls(st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino))
+
+    def change(self, now: "Stamp | None") -> str | None:
+        """How `now` differs from this stamp, in words; None when it does not."""
+        if now is None:
+            return "it is gone or cannot be read"
+        if now.inode != self.inode:
+            return "it was replaced by another file"
+        if now.size != self.size:
+            return f"its size went from {self.size:,} to {now.size:,} bytes"
+        if now.mtime_ns != self.mtime_ns:
+            return "its modification time changed"
         return None
-    return (st.st_size, st.st_mtime_ns)
 
 
 def _reason(e: BaseException) -> str:
@@ -277,6 +312,11 @@ class RowReader:
 
     def __init__(self, parts: list[Part], schema: FeatureSchema, policy: str):
         self.parts, self.schema, self.policy = parts, schema, policy
+
+    def check_unchanged(self) -> None:
+        """A DataError naming the first file that changed since the first pass (`Part.check_unchanged`)."""
+        for part in self.parts:
+            part.check_unchanged()
 
     def kept(self, part: Part, frame: pd.DataFrame) -> np.ndarray | None:
         """Mask of the rows the missing-value policy keeps (None: all)."""
@@ -388,7 +428,9 @@ class RowReader:
         takes a few rows at a time in that order (`engine.StreamLoop`) never needs the permuted copy.
         `bare`: inputs and targets only (no ids, no row numbers: what training reads). A complete
         `cache` also serves a pass with a `limit`. `side`: (codes, cache) of other splits that a pass
-        parsing the file fills on the way (`prepared`)."""
+        parsing the file fills on the way (`prepared`). Every pass, one from the cache too, starts by
+        checking that no file changed since the first pass (`check_unchanged`)."""
+        self.check_unchanged()
         if cache is not None and cache.complete:
             source = cache.splits() if limit is None else _head(cache.splits(), limit)
         elif cache is not None and limit is None:
@@ -890,7 +932,7 @@ class _FirstPass:
             self.parts.append(Part(name=part, path=p, splitter=self._splitter(part, p), fixed=_FIXED.get(part),
                                    text=text, numeric=numeric + ([target] if numeric_target and text else []),
                                    columns=read, typed=[*text_cols] + ([] if numeric_target else [target]) if text
-                                   else [], whole=[target] if numeric_target and text else [], stamp=_stamp(p)))
+                                   else [], whole=[target] if numeric_target and text else [], stamp=Stamp.of(p)))
         self.reader = RowReader(self.parts, self.schema, self.policy)
         del first, raw  # the first chunk (its text copy the largest part) is not held through the pass
         C.release_memory()
