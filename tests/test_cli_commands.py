@@ -1,5 +1,6 @@
 """One CliRunner test per remaining command, and the data mistakes a user makes, end to end."""
 
+import re
 import shutil
 
 import numpy as np
@@ -118,3 +119,84 @@ def test_data_mistakes_exit_2_naming_the_culprit(csv_case, tmp_path, case, words
     for w in words:
         assert w.lower() in result.stderr.lower(), result.stderr
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------ output streams
+
+STREAMS = """\
+name: streams
+seed: 4
+data:
+  source: {generator: make_classification, n_samples: 120, n_features: 4, n_informative: 3, n_redundant: 0,
+           random_state: 0}
+model: {layers: [{type: Dense, units: 4, activation: relu}]}
+training: {epochs: 2, batch_size: 16}
+callbacks: {early_stopping: {monitor: val_loss, patience: 5, restore_best_weights: true}}
+output: {dir: runs, plots: false}
+sweep:
+  trials: 1
+  sampler: random
+  pruner: none
+  params:
+    training.optimizer.learning_rate: {log_uniform: [1.0e-3, 1.0e-2]}
+"""
+EPOCH_LINE = re.compile(r"^epoch \d+/\d+  ", re.M)
+NOTICES = ("best epoch", "best checkpoint", "fold 1/2:", "fold 2/2:", "refit:", "refit model", "retraining",
+           "restored the best weights", "early stopping at")
+
+
+def only_results(result, first: str | None = None, last: str | None = None, progress: bool = True) -> None:
+    """stdout holds results only: no epoch line, no notice; they are on stderr (when the command has any)."""
+    assert result.exit_code == 0, result.output
+    out, err = result.stdout, result.stderr
+    assert not EPOCH_LINE.search(out), out
+    assert not [n for n in NOTICES if n in out], out
+    if progress:
+        assert EPOCH_LINE.search(err), err
+    lines = [line for line in out.splitlines() if line.strip()]
+    if first is not None:
+        assert lines[0].startswith(first), out
+    if last is not None:
+        assert lines[-1] == last, out
+
+
+@pytest.mark.slow
+def test_every_command_keeps_stdout_for_results_and_stderr_for_progress(tmp_path, monkeypatch):
+    """docs/config.md, Output streams: epoch lines and notices on stderr, results on stdout, for fit
+    (plain, --quiet, --json, k-fold with refit), retrain, evaluate, predict, inspect, lr-find and sweep."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text(STREAMS)
+    fit = runner.invoke(app, ["fit", "c.yaml", "--run-dir", "run"])
+    only_results(fit, first="Final metrics", last="run directory: run")
+    assert "best epoch" in fit.stderr
+    quiet = runner.invoke(app, ["fit", "c.yaml", "--run-dir", "quiet", "--quiet"])
+    only_results(quiet, first="Final metrics", last="run directory: quiet")
+    as_json = runner.invoke(app, ["fit", "c.yaml", "--run-dir", "json", "--quiet", "--json"])
+    only_results(as_json)
+    assert json.loads(as_json.stdout)["run_dir"] == "json" and "run directory: json" in as_json.stderr
+    folds = runner.invoke(app, ["fit", "c.yaml", "--run-dir", "kf", "--quiet", "--set", "data.split.folds=2",
+                                "--set", "data.split.refit=true"])
+    only_results(folds, first="Refit model", last="run directory: kf")
+    assert "run directory: kf/fold-1" not in folds.stdout
+    err = folds.stderr  # each fold's header comes before its epoch lines, on the same stream
+    assert err.index("fold 1/2:") < err.index("epoch 1/2") < err.index("fold 2/2:") < err.index("refit:")
+    retrain = runner.invoke(app, ["retrain", "run", "--epochs", "1"])
+    only_results(retrain, first="Final metrics", last="run directory: run")
+    assert "retraining" in retrain.stderr and "epoch 3/3" in retrain.stderr
+
+    evaluate = runner.invoke(app, ["evaluate", "run"])
+    only_results(evaluate, first="evaluated run/model.h5", progress=False)
+    only_results(runner.invoke(app, ["evaluate", "run", "--json"]), first="{", progress=False)
+    rows = pd.DataFrame(np.random.default_rng(0).normal(size=(5, 4)), columns=[f"x{i}" for i in range(4)])
+    rows.to_csv("rows.csv", index=False)
+    predict = runner.invoke(app, ["predict", "run", "rows.csv", "--proba"])
+    only_results(predict, first="prediction,proba_0,proba_1", progress=False)
+    assert len(predict.stdout.splitlines()) == 6 and predict.stderr == ""
+    only_results(runner.invoke(app, ["inspect", "run"]), first="inspect run: the trained", progress=False)
+    found = runner.invoke(app, ["lr-find", "c.yaml", "--steps", "10", "--output", "lr"])
+    only_results(found, first="lr-find: 10 steps", progress=False)
+    sweep = runner.invoke(app, ["sweep", "c.yaml", "--json", "--set", "training.epochs=1"])
+    only_results(sweep, progress=False)
+    assert json.loads(sweep.stdout)["trials"][0]["state"] == "complete" and "trial 0" in sweep.stderr

@@ -53,9 +53,9 @@ def test_fit_writes_the_run_directory(mixed_config, tmp_path):
     assert lines[0].split(",")[:3] == ["epoch", "loss", "accuracy"]
     assert "learning_rate" in lines[0] and "val_loss" in lines[0]
     assert len(lines) == 4
-    # the epoch lines and the final table
-    assert "epoch 3/3" in result.stdout and "Final metrics" in result.stdout
-    assert "\x1b[" not in result.stdout
+    # the epoch lines on stderr, the final table on stdout (docs/config.md, Output streams)
+    assert "epoch 3/3" in result.stderr and "epoch 3/3" not in result.stdout and "Final metrics" in result.stdout
+    assert "\x1b[" not in result.stdout + result.stderr
     config = (run / "config.yaml").read_text()
     assert "batch_size: 16" in config and "terminate_on_nan: true" in config
 
@@ -209,3 +209,18 @@ def test_keras_export_matches_model_h5_with_optimizer_state(mixed_config, tmp_pa
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     for a, b in zip(native.get_weights(), legacy.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_progress_and_notices_go_to_stderr_also_on_a_terminal(capsys):
+    """Output streams: the Rich display (a terminal), the plain epoch lines and every notice are on
+    stderr, whether or not stdout carries --json; stdout is left to the results."""
+    from nettrain.training.progress import PlainProgress, RichProgress, notice, report_result
+
+    assert PlainProgress(3).stream is sys.stderr
+    rich = RichProgress(3, 10)
+    assert rich.progress.console.file is sys.stderr
+    notice("fold 1/2: 10 training rows", json_output=False)
+    report_result({"test": {"loss": 0.5}}, "runs/x", json_output=False)
+    out, err = capsys.readouterr()
+    assert "fold 1/2" in err and "fold 1/2" not in out
+    assert "Final metrics" in out and out.rstrip().endswith("run directory: runs/x")

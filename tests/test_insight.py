@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -176,6 +177,26 @@ def test_batch_gradients_put_moving_statistics_and_random_state_back():
     assert result.outputs[model.layers[1].name].shape == (16, 4)
 
 
+@pytest.mark.slow
+def test_inspect_names_the_heads_activation_softmax_and_sigmoid(tmp_path):
+    """The builder's softmax head showed as "-": the activation comes from the layer's config."""
+    iris = tmp_path / "iris.yaml"
+    iris.write_text("data: {source: sklearn:iris}\nmodel: {layers: [{type: Dense, units: 4, activation: relu}]}\n")
+    report = inspect_json(str(iris), "--batch", "16")
+    head = next(x for x in report["layers"] if x["key"] == "model.output")
+    assert head["activation"] == "softmax", head
+    assert "vanishing_gradients" not in kinds(report) and "saturated_units" not in kinds(report)
+    text = runner.invoke(app, ["inspect", str(iris), "--batch", "16"])
+    assert text.exit_code == 0, text.output
+    row = next(line for line in text.stdout.splitlines() if "model.output" in line and "Dense" in line)
+    assert row.split()[3] == "softmax", row  # layer, type, config key, activation
+    binary = tmp_path / "binary.yaml"
+    binary.write_text("data: {source: {generator: make_classification, n_samples: 60, n_features: 4, "
+                      "random_state: 0}}\nmodel: {layers: [], output: {type: Dense, units: 1, activation: sigmoid}}\n")
+    head = next(x for x in inspect_json(str(binary))["layers"] if x["key"] == "model.output")
+    assert head["activation"] == "sigmoid", head
+
+
 def test_inspect_bad_arguments_are_one_line(tmp_path):
     config = deep_config(tmp_path, "relu", "he_normal")
     for args, pattern in ((["--batch", "0"], "--batch 0: expected a whole number"),
@@ -266,6 +287,73 @@ def test_lr_find_suggests_the_steepest_descent_of_a_known_curve():
     assert lrs[lowest] < 1.0
     flat = suggest(lrs, [1.0] * len(lrs), width)
     assert flat[0] is None
+
+
+def _lr_result(losses, rates_, chance, stopped=None):
+    from nettrain.lifecycle.lrfind import LRFindResult, smooth, suggest, window
+
+    width = window(rates_)
+    smoothed = smooth(list(losses), width)
+    best, slope, lowest = suggest(rates_, smoothed, width)
+    return LRFindResult(output=Path("x"), rates=list(rates_), losses=list(losses), smoothed=smoothed,
+                        steps_planned=len(rates_), min_lr=rates_[0], max_lr=rates_[-1], suggestion=best,
+                        steepest_slope=slope, lowest_rate=rates_[lowest], lowest_loss=smoothed[lowest],
+                        stopped=stopped, chance_loss=chance, chance_what="the class shares"), width
+
+
+def test_lr_find_judges_a_curve_that_never_beats_chance():
+    """Noise around chance (after a fall from a worse start, then a rise) is no learning; a real
+    descent well below chance is."""
+    from nettrain.lifecycle.lrfind import no_learning, rates
+
+    lrs = rates(1e-6, 1.0, 100)
+    x = np.log10(lrs)
+    noise = np.random.default_rng(0).normal(scale=0.05, size=x.size)
+    priors = 0.693 + 0.1 * (x < -5) + np.where(x > -1, 2.0 * (x + 1) ** 2, 0.0) + noise  # learns the shares only
+    result, width = _lr_result(priors, lrs, chance=0.693)
+    assert result.suggestion is not None  # what lr-find suggested before
+    why = no_learning(result, width)
+    assert why and why.startswith("the network learned nothing") and "no better than chance (0.6930" in why
+    assert "labels do not seem to depend on the features" in why
+    flat, width = _lr_result(0.70 + noise[:40], lrs[:40], chance=0.693)  # 1e-6 to 1e-4 only: nothing moves
+    assert "too small to change the weights" in no_learning(flat, width) and "--max" in no_learning(flat, width)
+    curve = 0.693 - 0.5 / (1.0 + np.exp(-(x + 2.0) * 3.0)) + noise  # falls to 0.19, far below chance
+    learned, width = _lr_result(curve, lrs, chance=0.693)
+    assert no_learning(learned, width) is None
+
+
+@pytest.mark.slow
+def test_lr_find_on_random_labels_says_the_network_learned_nothing(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2400, 4))
+    frame = pd.DataFrame(x, columns=["a", "b", "c", "d"]).assign(label=rng.integers(0, 2, size=2400))
+    frame.to_csv(tmp_path / "noise.csv", index=False)
+    config = tmp_path / "noise.yaml"
+    config.write_text("seed: 3\ndata: {source: noise.csv, target: label}\n"
+                      "model: {layers: [{type: Dense, units: 16, activation: relu}]}\ntraining: {batch_size: 32}\n")
+    result = runner.invoke(app, ["lr-find", str(config), "--steps", "50", "--output", str(tmp_path / "lr"),
+                                 "--json"])
+    assert result.exit_code == 0, result.output  # the test ran; its answer is "no rate"
+    found = json.loads(result.stdout)
+    assert found["suggestion"] is None and found["learned"] is False, found
+    assert found["chance_loss"] == pytest.approx(math.log(2), abs=0.01)
+    assert found["reason"].startswith("the network learned nothing") and "no better than chance" in found["reason"]
+    text = runner.invoke(app, ["lr-find", str(config), "--steps", "50", "--output", str(tmp_path / "lr")])
+    assert text.exit_code == 0, text.output
+    assert "no suggestion: the network learned nothing" in text.stdout and "suggested" not in text.stdout
+
+
+@pytest.mark.slow
+def test_lr_find_with_rates_far_too_small_suggests_nothing(tmp_path):
+    iris = tmp_path / "iris.yaml"
+    iris.write_text("data: {source: sklearn:iris}\nmodel: {layers: [{type: Dense, units: 8, activation: relu}]}\n"
+                    "training: {batch_size: 16}\n")
+    result = runner.invoke(app, ["lr-find", str(iris), "--min", "1e-10", "--max", "1e-8", "--steps", "30",
+                                 "--output", str(tmp_path / "lr"), "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["suggestion"] is None and found["learned"] is False, found
+    assert "too small to change the weights" in found["reason"] and "--max" in found["reason"]
 
 
 def test_lr_find_bad_arguments_are_refused_before_anything_runs(tmp_path):

@@ -25,4 +25,7 @@ def test_kfold_runs_each_fold_and_reports_mean_and_std(kfold_run):
     # every non-test row validates in exactly one fold and trains in the two others
     assert sum(r["validation"] for r in rows) == 120
     assert all(r["train"] + r["validation"] == 120 for r in rows)
-    assert "mean ± std" in (run.parent / "fit-output.txt").read_text()
+    out = (run.parent / "fit-output.txt").read_text()  # what `fit --quiet` printed on stdout
+    assert "mean ± std" in out and out.rstrip().endswith(f"run directory: {run}")
+    # the folds' headers, epoch lines and notices are on stderr with the rest of the progress
+    assert "fold 1/3" not in out and "epoch 1/2" not in out and "best epoch" not in out

@@ -51,6 +51,7 @@ def refit_run(tmp_path_factory):
     (d / "refit.yaml").write_text(textwrap.dedent(REFIT).lstrip())
     result = fit(d / "refit.yaml", "--run-dir", d / "run")
     (d / "fit-output.txt").write_text(result.stdout)
+    (d / "fit-notices.txt").write_text(result.stderr)
     return d / "run"
 
 
@@ -88,8 +89,9 @@ def test_refit_trains_one_model_on_all_non_test_rows_for_the_mean_best_epoch(ref
     assert saved["epoch"] == expected and saved["config"]["training"]["epochs"] == expected
     assert saved["config"]["callbacks"]["early_stopping"] is None
     assert saved["config"]["data"]["split"] == {**saved["config"]["data"]["split"], "folds": 3, "refit": True}
-    out = (run.parent / "fit-output.txt").read_text()
-    assert "refit:" in out and "Refit model" in out and "mean ± std" in out
+    out = (run.parent / "fit-output.txt").read_text()  # results on stdout, notices on stderr
+    assert "refit:" not in out and "Refit model" in out and "mean ± std" in out
+    assert "refit: " in (run.parent / "fit-notices.txt").read_text()
 
 
 @pytest.mark.slow
@@ -173,7 +175,8 @@ def test_a_refit_cut_off_is_resumed_from_its_last_checkpoint(refit_run, tmp_path
     _cut_refit_after(run, epochs - 1)
     folds = {i: (run / f"fold-{i}" / "metrics.json").read_bytes() for i in (1, 2, 3)}
     result = fit(refit_run.parent / "refit.yaml", "--resume", run)
-    assert "already done" in result.stdout and "refit: resumed" in result.stdout
+    assert "already done" in result.stderr and "refit: resumed" in result.stderr
+    assert "already done" not in result.stdout and "refit: resumed" not in result.stdout
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed" and record["epochs_done"] == epochs
     assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == list(range(1, epochs + 1))
@@ -195,7 +198,7 @@ def test_a_refit_without_a_checkpoint_is_trained_again(refit_run, tmp_path):
     _cut_refit_after(run, epochs)
     shutil.rmtree(run / "checkpoints")  # as with callbacks.checkpoint: false, or cut before its first epoch
     result = fit(refit_run.parent / "refit.yaml", "--resume", run)
-    assert f"refit: {epochs} epoch(s)" in result.stdout
+    assert f"refit: {epochs} epoch(s)" in result.stderr and "refit: " not in result.stdout
     after = json.loads((run / "metrics.json").read_text())["refit"]
     assert after["test"]["loss"] == pytest.approx(before["test"]["loss"], rel=1e-4)
     assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == list(range(1, epochs + 1))

@@ -114,18 +114,27 @@ def test_without_target_and_id_with_unseen_category_and_extra_column(run, tmp_pa
     np.testing.assert_allclose(pred[[f"proba_{c}" for c in CLASSES]].sum(axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.slow
-def test_binary_proba_is_p_and_one_minus_p(tmp_path):
+@pytest.fixture(scope="module")
+def binary_run(tmp_path_factory):
+    """A 2-epoch model of a yes/no target (sigmoid head) on 120 rows of bin.csv, next to it. Read-only."""
+    tmp_path = tmp_path_factory.mktemp("binary")
+
     def make():
         rng = np.random.default_rng(1)
         x = rng.normal(size=(120, 2))
         pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": np.where(x.sum(axis=1) > 0, "yes", "no")}) \
             .to_csv(tmp_path / "bin.csv", index=False)
-    run = train(tmp_path, make, """
+    return train(tmp_path, make, """
         data: {source: bin.csv, target: y}
         training: {epochs: 2}
         output: {plots: false}
     """)
+
+
+@pytest.mark.slow
+def test_binary_proba_is_p_and_one_minus_p(binary_run):
+    run = binary_run
+    tmp_path = run.parent
     _, pred = predict_csv(run, tmp_path / "bin.csv", "--proba")
     assert list(pred.columns) == ["prediction", "proba_no", "proba_yes"]
     frame = pd.read_csv(tmp_path / "bin.csv")
@@ -134,6 +143,42 @@ def test_binary_proba_is_p_and_one_minus_p(tmp_path):
     np.testing.assert_allclose(pred["proba_yes"], p, atol=1e-6, rtol=0)
     np.testing.assert_allclose(pred["proba_no"], 1 - p, atol=1e-6, rtol=0)
     assert pred["prediction"].tolist() == np.where(p > 0.5, "yes", "no").tolist()
+
+
+def float32_text(field: str) -> bool:
+    """`field` is a float32 value in float32's shortest digits (0.1, not 0.10000000149011612)."""
+    value = np.float32(field)
+    mantissa = field.lstrip("-").lower().split("e")[0].replace(".", "").lstrip("0")
+    return len(mantissa) <= 9 and float(field) == float(str(value))  # numpy's shortest float32 digits
+
+
+def number_fields(text: str, prefix: str) -> list[str]:
+    """The fields of the CSV `text`'s columns whose names start with `prefix`, as written."""
+    lines = text.splitlines()
+    columns = [i for i, name in enumerate(lines[0].split(",")) if name.startswith(prefix)]
+    return [line.split(",")[i] for line in lines[1:] for i in columns]
+
+
+@pytest.mark.slow
+def test_probabilities_and_predictions_print_float32_digits(binary_run, run, data, regression_run, tmp_path):
+    """--proba of a sigmoid head gave float64 digits of float32 values (0.3815126419067383): every
+    probability and regression prediction, on stdout and in --output files, is written in float32's
+    shortest form, and parquet keeps float32 columns."""
+    binary_data = binary_run.parent / "bin.csv"
+    for target, rows, prefix in ((binary_run, binary_data, "proba_"), (run, data, "proba_")):
+        result, _ = predict_csv(target, rows, "--proba")
+        fields = number_fields(result.stdout, prefix)
+        assert fields and all(float32_text(f) for f in fields), [f for f in fields if not float32_text(f)][:5]
+        out = tmp_path / f"{target.parent.name}.csv"
+        assert cli("predict", target, rows, "--proba", "-o", out).exit_code == 0
+        assert out.read_text() == result.stdout  # the same text in a file as on stdout
+    parquet = tmp_path / "bin.parquet"
+    assert cli("predict", binary_run, binary_data, "--proba", "-o", parquet).exit_code == 0
+    frame = pd.read_parquet(parquet)
+    assert frame["proba_no"].dtype == np.float32 and frame["proba_yes"].dtype == np.float32
+    result, _ = predict_csv(regression_run, regression_run.parent / "reg.csv")
+    fields = number_fields(result.stdout, "prediction")
+    assert fields and all(float32_text(f) for f in fields), fields[:5]
 
 
 def test_regression_predictions_are_numbers(regression_run):

@@ -92,7 +92,7 @@ def resume_completes(data_dir, run):
     record = assert_agree(run)
     assert record["status"] == "completed" and record["epochs_done"] == EPOCHS
     assert (run / "metrics.json").exists() and (run / "model.h5").exists()
-    return out
+    return out, err
 
 
 def handlers_installed(pid, timeout=30) -> bool:
@@ -197,8 +197,8 @@ def test_signal_during_final_save_then_resume_only_finishes(data_dir):
     with h5py.File(run / "model.h5", "r") as f:  # the save it waited for is whole
         assert json.loads(f.attrs["nettrain"])["epoch"] == EPOCHS
     assert not (run / "metrics.json").exists()
-    out = resume_completes(data_dir, run)
-    assert "finishing" in out
+    out, err = resume_completes(data_dir, run)
+    assert "finishing" in err and "finishing" not in out  # a notice: stderr
     assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == list(range(1, EPOCHS + 1))
 
 
@@ -315,7 +315,7 @@ def test_kfold_run_interrupted_mid_fold_resumes_fold_by_fold(data_dir, tmp_path)
 
     rc, out, err = Proc(["fit", str(cfg), "--resume", str(run), "--quiet"], tmp_path).finish()
     assert rc == 0, err
-    assert "fold 1/3: already done" in out and "fold 2/3: resumed" in out
+    assert "fold 1/3: already done" in err and "fold 2/3: resumed" in err and "fold 1/3" not in out
     parent = json.loads((run / "run.json").read_text())
     assert parent["status"] == "completed" and parent["folds_done"] == 3
     metrics = json.loads((run / "metrics.json").read_text())

@@ -66,17 +66,18 @@ def test_retrain_trains_the_epochs_asked_for_after_an_early_stop(folder):
     run = folder / "es-run"
     result = cli("fit", cfg, "--run-dir", run, "--quiet")
     assert result.exit_code == 0, result.output
-    assert "early stopping at epoch 3: val_loss did not improve for 2 epoch(s)" in result.stdout
-    assert "the model keeps the weights of epoch 1 (restore_best_weights)" in result.stdout
+    assert "early stopping at epoch 3: val_loss did not improve for 2 epoch(s)" in result.stderr
+    assert "the model keeps the weights of epoch 1 (restore_best_weights)" in result.stderr
+    assert "early stopping" not in result.stdout  # notices on stderr, results on stdout
     assert json.loads((run / "run.json").read_text())["weights_epoch"] == 1
 
     result = cli("retrain", run, "--epochs", "2", "--quiet")
     assert result.exit_code == 0, result.output
     assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == [1, 2, 3, 4, 5]  # both epochs trained
-    assert "early stopping" not in result.stdout
+    assert "early stopping" not in result.stdout + result.stderr
     record = json.loads((run / "run.json").read_text())
     assert record["epochs_done"] == 5 and record["stopped_epoch"] is None and record["weights_epoch"] == 4
-    assert "the model keeps the weights of epoch 4" in result.stdout
+    assert "the model keeps the weights of epoch 4" in result.stderr
 
 
 @pytest.mark.slow
@@ -89,7 +90,8 @@ def test_the_best_checkpoint_is_named_at_the_end(folder):
     result = cli("fit", cfg, "--run-dir", folder / "plain-run", "--quiet")
     assert result.exit_code == 0, result.output
     best = int(json.loads((folder / "plain-run" / "run.json").read_text())["best_epoch"])
-    assert f"best epoch {best} (val_loss " in result.stdout and "checkpoints/best.h5" in result.stdout
+    assert f"best epoch {best} (val_loss " in result.stderr and "checkpoints/best.h5" in result.stderr
+    assert "best epoch" not in result.stdout
 
 
 # --------------------------------------------------------------------------- text models

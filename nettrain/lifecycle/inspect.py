@@ -232,7 +232,7 @@ def _report(model, cfg, x, y, *, target: str, kind: str, state: str, learning_ra
         trainable = sum(int(np.prod(v.shape)) for v in layer.trainable_variables)
         non_trainable = sum(int(np.prod(v.shape)) for v in layer.non_trainable_weights)
         report = LayerReport(name=layer.name, type=type(layer).__name__, key=keys.get(layer.name),
-                             activation=g.activation_name(layer),
+                             activation=shown_activation(layer),
                              initializer=g.initializer_name(g.initializer_of(layer)),
                              initializer_family=g.initializer_family(g.initializer_of(layer)),
                              units=_units(layer), trainable=trainable, non_trainable=non_trainable)
@@ -271,6 +271,27 @@ def _report(model, cfg, x, y, *, target: str, kind: str, state: str, learning_ra
                          optimizer=opt if isinstance(opt, str) else opt["name"], learning_rate=float(learning_rate),
                          learning_rate_from=lr_from, layers=layers, variables=variables,
                          findings=findings(layers, result.loss, result))
+
+
+def shown_activation(layer) -> str | None:
+    """The activation a layer applies, as inspect shows it: the one the findings read
+    (`gradients.activation_name`), else the name in the layer's config (a softmax or log_softmax
+    head, the builder's included) or a Softmax layer; None for none or linear."""
+    from nettrain.training import gradients as g
+
+    name = g.activation_name(layer)
+    if name is not None:
+        return name
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
+    try:
+        configured = layer.get_config().get("activation")
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return None
+    if isinstance(configured, dict):  # a serialized activation object
+        inner = configured.get("config")
+        configured = inner.get("name") if isinstance(inner, dict) else configured.get("class_name")
+    return configured if isinstance(configured, str) and configured not in ("", "linear") else None
 
 
 def _units(layer) -> int | None:

@@ -137,13 +137,16 @@ def check_outputs(target: Target, raw: np.ndarray) -> None:
 
 
 def probabilities(target: Target, raw: np.ndarray) -> np.ndarray:
-    """(n, n_classes) class probabilities from the model outputs (see the module docstring)."""
+    """(n, n_classes) class probabilities from the model outputs (see the module docstring), float32
+    as the model gives them, so that they print with float32's shortest digits (0.1, not
+    0.10000000149011612)."""
+    one = np.float32(1.0)
     if target.label_mode == "binary":
-        p = raw[:, 0].astype(np.float64)
+        p = raw[:, 0].astype(np.float32)
         if target.threshold == 0.0:  # tanh head: a score in [-1, 1]
-            p = np.clip((p + 1.0) / 2.0, 0.0, 1.0)
-        return np.stack([1.0 - p, p], axis=1)
-    return raw
+            p = np.clip((p + one) / np.float32(2.0), np.float32(0.0), one)
+        return np.stack([one - p, p], axis=1)
+    return raw.astype(np.float32, copy=False)
 
 
 def prediction_frame(target: Target, raw: np.ndarray, ids: np.ndarray | None, *, proba: bool) -> pd.DataFrame:

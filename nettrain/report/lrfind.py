@@ -1,5 +1,5 @@
 """`nettrain lr-find`'s plot: the loss against the learning rate (log axis), raw and smoothed, with
-the suggested rate (steepest descent) and the lowest point marked."""
+the suggested rate (steepest descent), the lowest point and the chance level marked."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ def lr_find_plot(result: Any, path: str | os.PathLike) -> Path:
     if result.lowest_rate is not None and result.lowest_loss is not None:
         ax.plot([result.lowest_rate], [result.lowest_loss], linestyle="none", marker="o", color="tab:green",
                 label=f"lowest smoothed loss (lr {result.lowest_rate:.3g})")
+    chance = getattr(result, "chance_loss", None)
+    if chance is not None and math.isfinite(chance):
+        ax.axhline(chance, color="tab:orange", linestyle="--", linewidth=1.0,
+                   label=f"chance ({chance:.4g}: a constant prediction)")
     if result.suggestion is not None:
         at = float(np.interp(math.log10(result.suggestion), np.log10(x), smooth))
         ax.axvline(result.suggestion, color="tab:red", linestyle=":", linewidth=1.2)
@@ -34,6 +38,8 @@ def lr_find_plot(result: Any, path: str | os.PathLike) -> Path:
     if finite.any():  # y up to the smoothed loss before its lowest point: an explosion at the end stays off the scale
         lowest = int(np.nanargmin(np.where(finite, smooth, np.nan)))
         low, top = float(smooth[lowest]), float(np.nanmax(smooth[:lowest + 1]))
+        if chance is not None and math.isfinite(chance):
+            top = max(top, chance)  # the chance line stays in view
         raw_finite = raw[np.isfinite(raw)]
         bottom = min(low, float(raw_finite.min()) if raw_finite.size else low)
         span = max(top - bottom, 1e-12)
@@ -44,6 +50,8 @@ def lr_find_plot(result: Any, path: str | os.PathLike) -> Path:
     title = "learning-rate range test"
     if result.suggestion is not None:
         title += f": suggested {result.suggestion:.3g}"
+    elif getattr(result, "learned", None) is False:
+        title += ": the network learned nothing"
     ax.set_title(title)
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(loc="best", fontsize="small")

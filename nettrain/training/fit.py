@@ -462,7 +462,7 @@ def _earlier_best_weights(s: Session, es) -> Callable[[], list] | None:
 def _progress(s: Session) -> keras.callbacks.Callback:
     from nettrain.training.progress import PlainProgress, RichProgress, interactive
 
-    stream = sys.stderr if s.json_output else sys.stdout
+    stream = sys.stderr  # progress and epoch lines: stderr, whatever stdout carries (docs: Output streams)
     if interactive(stream, s.quiet or s.json_output):
         return RichProgress(s.last_epoch, s.feed.steps, first_epoch=s.first_epoch + 1)
     return PlainProgress(s.last_epoch, stream)

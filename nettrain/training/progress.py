@@ -1,4 +1,8 @@
-"""What the user sees while training: a Rich display on a terminal, plain lines otherwise."""
+"""What the user sees while training: a Rich display on a terminal, plain lines otherwise.
+
+The output streams rule (docs/config.md, "Output streams"): progress, epoch lines and notices go
+to stderr, for every command and role; stdout carries only results (the final metrics table and
+the `run directory:` line, or with --json the one JSON object)."""
 
 from __future__ import annotations
 
@@ -11,17 +15,19 @@ from typing import TextIO
 
 import keras
 
-from nettrain.report.tables import epoch_line, format_value, print_metrics
+from nettrain.report.tables import epoch_line, format_value, make_console, print_metrics
 from nettrain.training.callbacks import current_lr
 
 
-def notice(text: str, json_output: bool) -> None:
-    """A line about what a command is doing: stdout, or stderr when stdout carries --json."""
-    print(text, file=sys.stderr if json_output else sys.stdout, flush=True)
+def notice(text: str, json_output: bool = False) -> None:
+    """A line about what a command is doing: always on stderr, so that stdout holds only results
+    (`json_output` is accepted for the callers' convenience and changes nothing)."""
+    print(text, file=sys.stderr, flush=True)
 
 
 def report_result(metrics: dict, out: Path, json_output: bool) -> None:
-    """The final metrics table and the run directory (only the directory, on stderr, with --json)."""
+    """The results on stdout: the final metrics table and the run directory; with --json (whose
+    object on stdout holds both) only the directory, as a notice on stderr."""
     if json_output:
         print(f"run directory: {out}", file=sys.stderr)
         return
@@ -54,7 +60,7 @@ class PlainProgress(keras.callbacks.Callback):
 
     def __init__(self, epochs: int, stream: TextIO | None = None):
         super().__init__()
-        self.epochs, self.stream = epochs, stream or sys.stdout
+        self.epochs, self.stream = epochs, stream or sys.stderr
         self._t0 = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -73,7 +79,7 @@ class PlainProgress(keras.callbacks.Callback):
 
 
 class RichProgress(keras.callbacks.Callback):
-    """Epoch bar, batch bar with live loss and metrics, ETA. Updates at most ~10 times a second."""
+    """Epoch bar, batch bar with live loss and metrics, ETA, on stderr. Updates at most ~10 times a second."""
 
     live = True  # a person watches: the bar should move at least every second (see feed.lively_steps)
 
@@ -85,6 +91,7 @@ class RichProgress(keras.callbacks.Callback):
         self.epochs, self.steps, self.first = epochs, steps, first_epoch
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                 console=make_console(stderr=True), redirect_stdout=False,  # results stay on stdout
                                  refresh_per_second=8, transient=False)
         self._last = 0.0
 
