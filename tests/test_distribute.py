@@ -7,8 +7,10 @@
   the same global batch and seed.
 - multi_worker with 2 worker processes on 127.0.0.1: both finish with the same weights, the chief's
   run directory is complete and `evaluate` reads it, the result is the one-process run's; a worker
-  killed mid-run stops the chief with one line in bounded time, and `--resume` on the chief's run
-  (with both processes started again) finishes it.
+  killed mid-run stops the chief with one line in bounded time (no raw gRPC text), and `--resume` on the
+  chief's run (with both processes started again) finishes it.
+- A peer that never starts: the chief ends after runtime.worker_timeout with one line naming it (exit
+  1), and SIGTERM/SIGINT end the wait (130); a port in use is one line naming host:port (exit 2).
 
 The data are sized so that every global batch splits evenly over 2 replicas (160 training rows,
 batch 16): then a distributed step is the one-device step, up to the order of float additions.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +48,8 @@ callbacks:
 output: {dir: runs, plots: false}
 """
 TOLERANCE = 1e-3   # relative: the same steps, the float additions in another order
+NATIVE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages|Additional GRPC error|:UNKNOWN:|/job:)")
+EPOCH = re.compile(r"^epoch \d+/\d+ ")
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +277,13 @@ def test_multi_worker_two_processes_train_one_run(project, one_device, tmp_path)
     assert record["cluster"] == {"strategy": "multi_worker", "workers": addresses, "replicas": 2, "batch_size": 16,
                                  "per_replica_batch": 8}
     assert f"worker 0 ({addresses[0]}), the chief: final weights {worker['weights'][:16]}" in err0
+    # streams: stdout holds the JSON only; the worker names no path of its temporary folder
+    for out, err in ((out0, err0), (out1, err1)):
+        assert "epoch 1/6" not in out and "epoch 6/6" in err
+        assert not [line for line in err.splitlines() if NATIVE.match(line)], err
+    assert "nettrain-worker-" not in err1 and str(tmp_path) not in err1 and "run directory:" not in err1, err1
+    assert f"worker 1 ({addresses[1]}): training in step with the chief, worker 0 ({addresses[0]})" in err1
+    assert f"the chief, worker 0 ({addresses[0]}), wrote the run" in err1
     for name in ("config.yaml", "features.json", "metrics.csv", "metrics.json", "model.h5", "summary.txt",
                  "checkpoints/best.h5", "checkpoints/last.h5"):
         assert (run / name).is_file(), name
@@ -301,6 +313,8 @@ def test_multi_worker_peer_dies_then_resume_finishes(project, tmp_path):
     assert waited < 30, f"the chief took {waited:.0f} s to notice"
     line = [x for x in err.splitlines() if x.startswith("error: ")][-1]
     assert "worker 1 (127.0.0.1:" in line and "stopped" in line and f"--resume {run}" in line, line
+    # only nettrain's lines: the epochs, then the error line (no gRPC or TensorFlow text before it)
+    assert all(EPOCH.match(x) for x in err.splitlines()[:-1]) and err.splitlines()[-1] == line, err[-3000:]
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "failed" and 2 <= record["epochs_done"] < 14
     # both processes again, the chief with --resume: the run finishes where it stopped
@@ -309,8 +323,108 @@ def test_multi_worker_peer_dies_then_resume_finishes(project, tmp_path):
     assert rc0 == 0, err0[-3000:]
     assert rc1 == 0, err1[-3000:]
     assert "resuming" in err0
+    assert not [x for x in (err0 + err1).splitlines() if NATIVE.match(x)], err0 + err1
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed" and record["epochs_done"] == 14
     assert [int(r.split(",")[0]) for r in (run / "metrics.csv").read_text().splitlines()[1:]] == list(range(1, 15))
     assert json.loads(out1)["weights"] == final_weights_digest(run / "model.h5")
     assert not list(tmp_path.glob("nettrain-worker-*")), "a killed worker's folder is removed by the next one"
+
+
+# ------------------------------------------------------------------------------ a peer that never starts
+
+def lone_chief(project: Path, run: Path, timeout: float) -> tuple[Nettrain, list[str]]:
+    """Worker 0 of a 2-worker cluster whose worker 1 is never started."""
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    return Nettrain(["fit", project / "config.yaml", "--run-dir", run, "--json", "--worker", 0, "--workers",
+                     ",".join(addresses), "--set", f"runtime.worker_timeout={timeout}"], cwd=project), addresses
+
+
+@pytest.mark.slow
+def test_chief_whose_peer_never_starts_ends_after_worker_timeout(project):
+    run = project / "lonely"
+    chief, addresses = lone_chief(project, run, 5)
+    try:
+        assert chief.wait_for("waiting for worker 1", timeout=90), "".join(chief.err)[-3000:]
+        waiting = time.time()
+        rc, out, err = chief.finish(timeout=60)
+        waited = time.time() - waiting
+    finally:
+        chief.kill()
+    assert rc == 1, err[-3000:]
+    assert waited < 5 + 10, f"ended {waited:.0f} s after it began to wait (runtime.worker_timeout 5 s)"
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"worker 0 ({addresses[0]}): waiting for worker 1"), err
+    assert lines[1].startswith(f"error: worker 1 ({addresses[1]}) never joined the cluster"), err
+    assert "runtime.worker_timeout (5 s)" in lines[1], err
+    assert out == "" and not run.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_wait_for_peers(project, sig):
+    run = project / f"waiting-{sig.name}"
+    chief, _ = lone_chief(project, run, 120)
+    try:
+        assert chief.wait_for("waiting for worker 1", timeout=90), "".join(chief.err)[-3000:]
+        chief.p.send_signal(sig)
+        sent = time.time()
+        rc, out, err = chief.finish(timeout=30)
+        took = time.time() - sent
+    finally:
+        chief.kill()
+    assert rc == 130, err[-3000:]
+    assert took < 10 and err.splitlines()[-1] == "interrupted", (took, err)
+    assert not run.exists()
+
+
+def test_a_port_in_use_is_one_line_naming_it_and_exit_2(project, monkeypatch):
+    busy, other = free_ports(2)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", busy))
+        s.listen()
+        p = Nettrain(["fit", "config.yaml", "--run-dir", project / "busy", "--worker", 0, "--workers",
+                      f"127.0.0.1:{busy},127.0.0.1:{other}"], cwd=project)
+        rc, out, err = p.finish(timeout=120)
+    assert rc == 2, err[-3000:]
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: worker 0 (127.0.0.1:{busy}): cannot listen on port "
+                                                    f"{busy}"), err
+    assert "free that port, or give this worker another one in --workers" in lines[0]
+    assert "tensorflow" not in err.lower() and not (project / "busy").exists()
+
+
+def test_retrain_names_what_asked_for_multi_worker(project, one_device):
+    """The run was trained on one device: the refusal names the --set, not a multi_worker training."""
+    result = CliRunner().invoke(app, ["retrain", str(project / "one"), "--epochs", "1", "--set",
+                                      "runtime.distribute=multi_worker"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "was trained with" not in lines[0], result.output
+    assert lines[0].startswith("error: --set runtime.distribute=multi_worker: retrain runs in one process")
+
+
+@pytest.mark.slow
+def test_a_peer_that_answers_but_never_joins_ends_the_chief(project):
+    """Worker 1's port answers (a plain socket: a process that died after it was seen), so the chief passes
+    its wait and TensorFlow's uninterruptible bring-up starts: it still ends, after worker_timeout + 30 s."""
+    from nettrain.training.distributed import GRACE
+
+    chief_port, peer_port = free_ports(2)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as peer:
+        peer.bind(("127.0.0.1", peer_port))
+        peer.listen(64)
+        run = project / "half-joined"
+        chief = Nettrain(["fit", project / "config.yaml", "--run-dir", run, "--json", "--worker", 0, "--workers",
+                          f"127.0.0.1:{chief_port},127.0.0.1:{peer_port}", "--set", "runtime.worker_timeout=3"],
+                         cwd=project)
+        started = time.time()
+        try:
+            rc, out, err = chief.finish(timeout=3 + GRACE + 90)
+        finally:
+            chief.kill()
+    assert rc == 1, err[-3000:]
+    assert time.time() - started < 3 + GRACE + 60
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: joining the cluster took more than 33 s"), err
+    assert out == "" and not run.exists()

@@ -6,19 +6,31 @@ that names what is wrong and what is allowed. The cluster is TensorFlow's own de
 nettrain trains with: `worker` tasks, and optionally one `chief` task. The chief (the `chief`
 task, else worker 0) owns the run directory; every other task is a worker that trains in step with
 it and writes only to a temporary folder of its own.
+
+`gather` runs before TensorFlow joins the cluster: it takes this process's port (a port in use is a
+`UsageError` naming the address) and waits, in an interruptible Python loop, until every other
+process answers on its port, at most `runtime.worker_timeout` seconds (then a `JobFailed` naming the
+ones that never started). TensorFlow's own wait for the cluster blocks in C++ with the interpreter
+held: no signal and no timeout of nettrain's could end it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import socket
+import time
 from dataclasses import dataclass
+from typing import Callable
 
-from nettrain.errors import UsageError
+from nettrain.errors import JobFailed, UsageError
 
 ENV = "TF_CONFIG"
 ROLES = ("chief", "worker")
+POLL = 0.25       # seconds between two looks at the peers' ports
+TELL_AFTER = 2.0  # seconds of waiting before the one "waiting for" notice
 EXAMPLE = '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}'
 _ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252}))?:(\d{1,5})")
 
@@ -148,3 +160,123 @@ def from_options(worker: int | None, workers: str | None) -> str:
         raise UsageError(f"--worker {worker}: out of range for {len(addresses)} worker(s) in --workers "
                          f"(0..{len(addresses) - 1}; 0 is the chief)")
     return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": worker}})
+
+
+# ------------------------------------------------------------------------------ before TensorFlow joins
+
+def gather(cluster: Cluster, timeout: float, tell: Callable[[str], None] | None = None) -> None:
+    """Take this process's port, then wait until every other process of the cluster answers on its own
+    (at most `timeout` seconds). A port in use: `UsageError`; peers that never start: `JobFailed`. The
+    port is held (connections accepted and dropped) so that the others see this process too, and let go
+    at the end for TensorFlow's server. SIGINT/SIGTERM end the wait (`KeyboardInterrupt`)."""
+    listener = _listen(cluster)
+    try:
+        _wait_for_peers(cluster, listener, timeout, tell)
+    finally:
+        listener.close()
+
+
+def check_port(cluster: Cluster) -> None:
+    """This process's port can be taken now (else the `UsageError` of `port_in_use`): a quick look before
+    anything slow; `gather` takes it for good."""
+    _listen(cluster).close()
+
+
+def port_in_use(cluster: Cluster, why: str = "another process listens there") -> UsageError:
+    """The one line for a port this process cannot take."""
+    return UsageError(f"{cluster.name()}: cannot listen on port {_split(cluster.tasks[cluster.rank][2])[1]} "
+                      f"({why}); free that port, or give this worker another one in --workers (or TF_CONFIG), "
+                      "the same list on every worker")
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+def _listen(cluster: Cluster) -> socket.socket:
+    """A listening socket on this process's port, on every interface (as TensorFlow's server binds it)."""
+    port = _split(cluster.tasks[cluster.rank][2])[1]
+    try:
+        sock = _bound(port)
+    except OSError as e:
+        why = "another process listens there" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+        raise port_in_use(cluster, why) from None
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock
+
+
+def _bound(port: int) -> socket.socket:
+    """A socket bound to `port` on all addresses: IPv6 and IPv4 where the machine has IPv6, else IPv4."""
+    families = [socket.AF_INET6, socket.AF_INET] if socket.has_ipv6 else [socket.AF_INET]
+    for family in families:
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:  # no IPv6 on this machine
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a past connection's TIME_WAIT is no use
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+            return sock
+        except OSError as e:
+            sock.close()
+            if family == socket.AF_INET6 and e.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                continue
+            raise
+    raise OSError(errno.EAFNOSUPPORT, "no IPv4 or IPv6 socket")
+
+
+def _wait_for_peers(cluster: Cluster, listener: socket.socket, timeout: float,
+                    tell: Callable[[str], None] | None) -> None:
+    start = time.monotonic()
+    waiting = [rank for rank in range(cluster.size) if rank != cluster.rank]
+    told = False
+    while True:
+        _drop_connections(listener)
+        waiting = [rank for rank in waiting if not _answers(cluster.tasks[rank][2])]
+        if not waiting:
+            return
+        waited = time.monotonic() - start
+        if waited >= timeout:
+            raise JobFailed(_never_started(cluster, waiting, timeout))
+        if not told and waited >= TELL_AFTER and tell is not None:
+            tell(f"{cluster.name()}: waiting for {_names(cluster, waiting)} to start (at most {timeout:g} s, "
+                 "runtime.worker_timeout)")
+            told = True
+        time.sleep(min(POLL, max(0.0, timeout - waited)))
+
+
+def _drop_connections(listener: socket.socket) -> None:
+    """Accept the peers' looks at this port and close them at once (a full backlog would hide this process)."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:  # none waiting (BlockingIOError), or the socket is gone
+            return
+        conn.close()
+
+
+def _answers(address: str) -> bool:
+    """Whether something accepts a connection at host:port (a connection to itself does not count: a
+    loopback connect to a free port in the ephemeral range can pair with its own source port)."""
+    host, port = _split(address)
+    try:
+        with socket.create_connection((host, port), timeout=1.0) as sock:
+            return sock.getsockname()[:2] != sock.getpeername()[:2]
+    except OSError:
+        return False
+
+
+def _names(cluster: Cluster, ranks: list[int]) -> str:
+    return ", ".join(cluster.name(rank) for rank in ranks)
+
+
+def _never_started(cluster: Cluster, ranks: list[int], timeout: float) -> str:
+    one = len(ranks) == 1
+    return (f"{_names(cluster, ranks)} never joined the cluster: nothing answered at "
+            f"{'its address' if one else 'their addresses'} within runtime.worker_timeout ({timeout:g} s); start "
+            f"{'it' if one else 'them'} with the same config and cluster (--worker I --workers LIST, or TF_CONFIG) "
+            "and this worker again, or check the address and the firewall")

@@ -3,8 +3,9 @@
 Every process runs the same `nettrain fit CONFIG` with its own `TF_CONFIG` (or `--worker I --workers
 LIST`). The order is the same everywhere, so the collective steps pair up:
 
-1. `runtime.setup` joins the cluster (`MultiWorkerMirroredStrategy`; each process waits there for the
-   others to start).
+1. `runtime.setup` joins the cluster: `cluster.gather` waits (interruptibly, at most
+   `runtime.worker_timeout`) until every process answers on its port, then TensorFlow forms the cluster
+   (`distributed.join_cluster`). A port in use is exit 2, before TensorFlow loads (`cluster.check_port`).
 2. Each process loads the data itself, with the same seed: the same split, the same normalization
    statistics and vocabularies (computed from the rows, identically).
 3. The chief (the `chief` task, else worker 0) decides what runs: a fresh run, the continuation of
@@ -18,7 +19,7 @@ LIST`). The order is the same everywhere, so the collective steps pair up:
    each worker's in a temporary folder of its own (its checkpoints, metrics.csv and run.json only
    keep its callbacks identical to the chief's), removed when the worker ends, however it ends.
    Workers neither draw plots nor log to MLflow. Their weights are the chief's at the start of the
-   session and stay identical (each update is all-reduced).
+   session and stay identical (each update is all-reduced). A worker prints no path of its folder.
 
 A process that dies stops the others with one line (`distributed.peers`); the chief's run is then
 `failed` (or `interrupted`) after its last complete epoch, and `nettrain fit CONFIG --resume RUN_DIR`
@@ -28,6 +29,7 @@ which is one process (`orchestrate.fresh_run` and the rest, unchanged).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -70,8 +72,10 @@ def fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None,
         tracking.preflight(cfg)
         if run_dir is not None:
             rundir.check_run_dir(run_dir, force=force)  # before the slow part
+    C.check_port(cluster)  # a port in use: exit 2 before TensorFlow loads
+    quiet_native_logs()
+    from nettrain.training import runtime  # first: TensorFlow's import chatter is hidden there
     from nettrain.training import distributed as D
-    from nettrain.training import runtime
 
     _, strategy = runtime.setup(cfg)  # joins the cluster: waits here until every process has started
     with D.peers(strategy):  # a peer's failure anywhere (a model built, a checkpoint loaded): one line
@@ -79,6 +83,17 @@ def fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None,
             return _chief(cfg, cluster, run_dir=run_dir, resume=resume, quiet=quiet, json_output=json_output,
                           force=force)
         return _worker(cfg, cluster, quiet=quiet, json_output=json_output)
+
+
+def quiet_native_logs() -> None:
+    """Before TensorFlow loads: its native log lines and gRPC's off (the collective's errors after a peer
+    died, a dataset's warnings), since nettrain says what happened in its own line. TF_CPP_MIN_LOG_LEVEL=0,
+    set by the user, keeps them all."""
+    if "tensorflow" in sys.modules:
+        return  # too late: TensorFlow read them when it loaded
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() != "0":
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 
 # ------------------------------------------------------------------------------ the chief
@@ -281,16 +296,67 @@ def _worker(cfg: Config, cluster: C.Cluster, *, quiet: bool, json_output: bool) 
         if plan["kind"] == "done":
             F.notice(f"{me}: the chief's run ({chief}) is complete already: nothing to train", json_output)
             return WorkerResult("completed", {}, me, chief)
-        print(f"{me}: training in step with the chief, {chief}, which writes the run", file=sys.stderr, flush=True)
-        result = _train_here(prep, folder / "run", plan, quiet=quiet)
+        F.notice(f"{me}: training in step with the chief, {chief}, which writes the run", json_output)
+        with _hiding(folder):
+            result = _train_here(prep, folder / "run", plan, quiet=quiet)
         from nettrain.store import h5
 
         digest = D.weights_digest(h5.load_model(result.run_dir / rundir.MODEL, restore_optimizer=False).get_weights())
-        F.notice(f"{me}: done, final weights {digest[:16]} (the chief prints its own); the run is written by the "
-                 f"chief, {chief}", json_output)
+        F.notice(f"{me}: done, final weights {digest[:16]} (the chief prints its own); the chief, {chief}, wrote "
+                 "the run", json_output)
         return WorkerResult("completed", result.metrics, me, chief, digest)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class _Hiding(io.TextIOBase):
+    """A text stream writing to `target` every line that does not name the worker's temporary folder."""
+
+    def __init__(self, target, hidden: tuple[str, ...]):
+        super().__init__()
+        self.target, self.hidden, self.pending = target, hidden, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self._line(line + "\n")
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        if not any(h in line for h in self.hidden):
+            self.target.write(line)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def end(self) -> None:
+        if self.pending:
+            self._line(self.pending)
+        self.pending = ""
+        self.flush()
+
+
+@contextlib.contextmanager
+def _hiding(folder: Path):
+    """While a worker trains: no line naming its temporary folder (removed when it ends: the chief's run is
+    the one to look at), and nothing on stdout (results only: the worker's own, printed at the end)."""
+    hidden = tuple({str(folder), str(folder.resolve())})
+    stream = _Hiding(sys.stderr, hidden)
+    with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        try:
+            yield
+        finally:
+            stream.end()
 
 
 FOLDER_PREFIX = "nettrain-worker-"

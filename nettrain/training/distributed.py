@@ -33,7 +33,8 @@ TensorFlow 2.21). One code path serves both strategies:
 - Multi-worker. Variables are created from the chief's initial values (the strategy broadcasts them)
   and are broadcast again from the chief before the first step (`sync_from_chief`), so a resumed or
   retrained model starts identical everywhere; `broadcast_bytes` carries the chief's plan to the
-  workers (`nettrain.lifecycle.worker`). A peer that dies is noticed by TensorFlow's coordination
+  workers (`nettrain.lifecycle.worker`). A peer that never starts is found before TensorFlow joins the
+  cluster (`join_cluster`, `cluster.gather`); a peer that dies is noticed by TensorFlow's coordination
   service heartbeat (about 10 s) or by the collective timeout (`runtime.worker_timeout`, a hung peer),
   and `peers` turns the error into a `JobFailed` naming the peer.
 """
@@ -72,17 +73,65 @@ def make_strategy(cfg: Config) -> tf.distribute.Strategy | None:
     if rt.distribute == "mirrored":
         strategy = tf.distribute.MirroredStrategy(devices=mirrored_devices(cfg))
     else:
-        from nettrain.config import cluster as C
-
-        C.from_env()  # a missing or malformed TF_CONFIG: one line, exit 2
         if any(isinstance(s, tf.distribute.MultiWorkerMirroredStrategy) for s in _STRATEGIES.values()):
             raise cfg.error("runtime.distribute", "multi_worker: this process already joined a cluster with "
                             "other settings; start a new process for each multi_worker run")
-        options = tf.distribute.experimental.CommunicationOptions(
-            timeout_seconds=rt.worker_timeout or WORKER_TIMEOUT)
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        strategy = join_cluster(rt.worker_timeout or WORKER_TIMEOUT)
     _STRATEGIES[key] = strategy
     return strategy
+
+
+def join_cluster(timeout: float) -> tf.distribute.MultiWorkerMirroredStrategy:
+    """The multi-worker strategy of TF_CONFIG's cluster, once every process answers on its port
+    (`cluster.gather`: a port in use is exit 2, a peer that never starts exit 1 after `timeout`, and
+    signals work while it waits). TensorFlow's own bring-up then holds the interpreter (no signal, no
+    Python timer): a peer that dies just then ends this process with exit 1 after `timeout` + `GRACE`
+    seconds (`_bring_up_watchdog`)."""
+    from nettrain.config import cluster as C
+    from nettrain.training.progress import notice
+
+    cluster = C.from_env()  # a missing or malformed TF_CONFIG: one line, exit 2
+    C.gather(cluster, timeout, notice)
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    try:
+        with _bring_up_watchdog(timeout + GRACE):
+            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    except tf.errors.UnknownError as e:
+        if "grpc server" in str(e).lower():  # the port was taken between the check and TensorFlow's start
+            raise C.port_in_use(cluster) from None
+        raise
+
+
+GRACE = 30.0  # seconds for TensorFlow's bring-up once every process answers (it takes about one)
+_WATCH = ("import os, select, sys\n"
+          "if not select.select([0], [], [], float(sys.argv[1]))[0]:\n"
+          "    os.write(2, sys.argv[2].encode() + b'\\n')\n")
+
+
+@contextlib.contextmanager
+def _bring_up_watchdog(seconds: float) -> Iterator[None]:
+    """Exit 1 with one line if the block still runs after `seconds`. While TensorFlow's bring-up holds the
+    interpreter only native threads run: `faulthandler`'s timer ends the process (its thread report goes
+    to /dev/null) and a small helper process, which ends with the block, prints the line just before."""
+    import faulthandler
+    import subprocess
+    import sys
+
+    line = (f"error: joining the cluster took more than {seconds:g} s after every worker had answered: a worker "
+            "stopped while the cluster formed, or was given another cluster list; start every worker again with "
+            "the same --workers list (or TF_CONFIG cluster)")
+    sys.stderr.flush()
+    helper = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCH, str(seconds), line],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    sink = open(os.devnull, "w")  # noqa: SIM115 - open as long as the timer may fire
+    faulthandler.dump_traceback_later(seconds + 1.0, exit=True, file=sink)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        sink.close()
+        helper.stdin.close()  # the helper sees the end of its input and exits without a word
+        helper.wait()
 
 
 def mirrored_devices(cfg: Config) -> list[str] | None:
