@@ -250,6 +250,7 @@ def sweep(config: str | Path, overrides: Iterable[str] = (), *, trials: int | No
     else:
         result = R.run_sweep(p, say=say or (lambda line: sys.stderr.write(line + "\n")))
     _show_sweep(result, json_output)
+    R.check_trials(result)  # every trial run here failed: exit 1 with the first failure's message
     _sweep_gates(result, gates)
     return result
 

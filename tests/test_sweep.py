@@ -3,6 +3,7 @@ started from the system's binaries, pruning, Ctrl-C, and `fit best.yaml` reprodu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -142,6 +143,23 @@ def test_a_failing_trial_is_a_failed_trial_not_a_crash(work):
     failed = next(t for t in result["trials"] if t["state"] == "failed")
     assert "nan" in failed["error"].lower() and "failed:" in r.stderr
     assert result["best"]["params"]["training.optimizer.learning_rate"] == 0.01
+    assert "1 of 2 trials run here failed (1 complete, 0 pruned)" in r.stderr  # said, yet exit 0
+
+
+def test_a_sweep_whose_every_trial_failed_exits_1_with_the_first_message(work):
+    (work / "nan.yaml").write_text(CONFIG.replace(
+        "training.optimizer.learning_rate: {log_uniform: [1.0e-3, 1.0e-1]}",
+        "training.optimizer.learning_rate: {choice: [1.0e+30, 1.0e+31]}").replace(
+        "training: {epochs: 2, batch_size: 16}", "training: {epochs: 1, batch_size: 16, optimizer: sgd}").replace(
+        "sampler: random", "sampler: grid").replace("{int: [4, 16], step: 4}", "{choice: [8]}"))
+    r = nettrain(["sweep", "nan.yaml", "--trials", "2", "--json"], work)
+    assert r.returncode == 1, r.stderr
+    table = json.loads(r.stdout)  # the results still go to stdout
+    assert [t["state"] for t in table["trials"]] == ["failed", "failed"]
+    first = min(table["trials"], key=lambda t: t["number"])
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: all 2 trials of the sweep failed; the first, trial {first['number']}: ")
+    assert first["error"].splitlines()[0] in last and "nan" in last.lower() and "Traceback" not in r.stderr
 
 
 def test_pruning_stops_trials_in_a_bad_learning_rate_region(work):
@@ -192,6 +210,85 @@ def test_ctrl_c_marks_the_running_trial_and_the_study_continues(work):
     assert r.returncode == 0, r.stderr
     states = sorted(t["state"] for t in status(folder, work)["trials"])
     assert states == ["complete", "complete", "interrupted"]
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` is alive (a zombie nobody reaped yet is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_kill_9_of_the_sweep_process_ends_its_trial_and_both_records_say_interrupted(work):
+    (work / "long.yaml").write_text(CONFIG.replace("epochs: 2", "epochs: 2000").replace("trials: 6", "trials: 2"))
+    p = Proc(["sweep", "long.yaml"], work)
+    folder = work / "runs" / "iris-sweep" / "sweep"
+    run = folder / "trial-0000"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if json.loads((run / "run.json").read_text()).get("epochs_done", 0) >= 1:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    else:
+        p.send(signal.SIGKILL)
+        pytest.fail("trial 0 never started an epoch")
+    trial_pid = int((run / ".lock").read_text().split()[0])  # the run's writer: the trial process
+    assert trial_pid != p.pid and _running(trial_pid)
+    p.send(signal.SIGKILL)
+    p.finish(timeout=30)
+    deadline = time.time() + 20
+    while _running(trial_pid) and time.time() < deadline:
+        time.sleep(0.1)
+    if _running(trial_pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(trial_pid, signal.SIGKILL)
+        pytest.fail("the trial process went on training after its sweep process was killed")
+    log = (folder / "logs" / "trial-0000.log").read_text()
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted", log
+    assert [t["state"] for t in status(folder, work)["trials"]] == ["interrupted"], log
+    assert "interrupted" in log
+
+
+def test_a_trial_without_prctl_watches_its_sweep_process_through_a_pipe(tmp_path):
+    """The portable way (no PR_SET_PDEATHSIG): the end of the pipe the sweep process holds is seen in
+    the trial, which sends itself SIGTERM. A real parent process, killed with SIGKILL."""
+    child = ("import os, signal, sys, threading, time\n"
+             "from nettrain.sweep.trial import _wait_for_parent\n"
+             "signal.signal(signal.SIGTERM, lambda *a: (open(sys.argv[3], 'w').write('SIGTERM'), os._exit(0)))\n"
+             "watch = (int(sys.argv[1]), int(sys.argv[2]))\n"
+             "threading.Thread(target=_wait_for_parent, args=watch, daemon=True).start()\n"
+             "time.sleep(60)\n")
+    parent = ("import os, subprocess, sys, time\n"
+              "r, w = os.pipe()\n"
+              "c = subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid()), str(r), sys.argv[2]],"
+              " pass_fds=(r,), start_new_session=True)\n"
+              "os.close(r)\n"
+              "print(c.pid, flush=True)\n"
+              "time.sleep(60)\n")
+    marker = tmp_path / "ended"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen([sys.executable, "-c", parent, child, str(marker)], stdout=subprocess.PIPE, text=True,
+                         env=env)
+    try:
+        child_pid = int(p.stdout.readline())
+        time.sleep(1.0)  # the child is importing and watching
+        assert not marker.exists()
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.time() + 20
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    if not marker.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child_pid, signal.SIGKILL)
+    assert marker.read_text() == "SIGTERM"
 
 
 # ----------------------------------------------------------------------------- PostgreSQL

@@ -295,3 +295,118 @@ def test_a_trial_whose_sweep_process_stopped_beating_is_lost_and_does_not_count(
     rows = {r["number"]: r["state"] for r in ST.trial_rows(study)}
     assert rows == {alive.number: "running", lost.number: "interrupted"}
     assert [ST.counted(t) for t in study.get_trials()] == [True, False]
+
+
+# ----------------------------------------------------------------------------- storage that cannot be used
+
+def _cli(*args):
+    """The real command line in this process: (exit code, stderr)."""
+    from typer.testing import CliRunner
+
+    from nettrain.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    return result.exit_code, result.stderr.strip()
+
+
+def _tree(root):
+    """Every file and folder under `root` with the sha256 of each file."""
+    import hashlib
+    from pathlib import Path
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(Path(root).rglob("*"))}
+
+
+@pytest.fixture
+def studies(write_config, tmp_path, monkeypatch):
+    """tmp_path (the working folder) with data/study.db (a real study), a sweep config, an SQLite
+    database of someone else's, a text file, an empty file and a damaged copy of the study."""
+    from nettrain.sweep.study import open_study
+
+    monkeypatch.chdir(tmp_path)
+    path = config(write_config, "training.batch_size: {choice: [16, 32]}")
+    (tmp_path / "data").mkdir()
+    open_study(load_config(path), "sqlite:///data/study.db", "s")
+    import sqlite3
+
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("create table notes (line text)")
+    other.commit()
+    other.close()
+    (tmp_path / "notes.db").write_text("my notes, not a database\n")
+    (tmp_path / "empty.db").write_bytes(b"")
+    damaged = bytearray((tmp_path / "data" / "study.db").read_bytes())
+    for offset in range(4096, len(damaged), 4096):  # every page after the first scribbled over
+        damaged[offset:offset + 64] = b"\xa5" * 64
+    (tmp_path / "damaged.db").write_bytes(bytes(damaged))
+    return tmp_path, path
+
+
+@pytest.mark.parametrize("url, words", [
+    ("sqlite:///typo-folder/stduy.db", [r"no study database at typo-folder/stduy\.db"]),
+    ("sqlite:///data/stduy.db", [r"no study database at data/stduy\.db; did you mean .*data/study\.db\?"]),
+    ("sqlite:///dat/study.db", [r"did you mean .*data/study\.db\?"]),
+    ("sqlite:///other.db", [r"sqlite:///other\.db holds no sweep study"]),
+    ("sqlite:///empty.db", [r"empty\.db is an empty file, not a study database"]),
+    ("sqlite:///notes.db", [r"notes\.db is not an SQLite database"]),
+    ("sqlite:///damaged.db", [r"damaged\.db is a damaged SQLite database \(database disk image is malformed\)"]),
+    ("sqlite:///data", [r"data is a folder, not a database file"]),
+    ("sqlite:///:memory:", [r"--storage sqlite:///:memory:: an SQLite database without a file holds no study"]),
+    ("sqlite://", [r"--storage sqlite://: an SQLite database without a file"]),
+])
+def test_sweep_status_on_storage_it_cannot_read_is_exit_2_and_writes_nothing(studies, url, words):
+    import re
+
+    root, _ = studies
+    before = _tree(root)
+    code, message = _cli("sweep-status", "--storage", url)
+    assert code == 2, message
+    assert message.startswith("error: ") and len(message.splitlines()) == 1, message
+    for pattern in words:
+        assert re.search(pattern, message), (pattern, message)
+    assert _tree(root) == before  # no folder, no database, not a byte changed
+
+
+@pytest.mark.parametrize("url, words", [
+    ("sqlite:///notes.db", r"notes\.db is not an SQLite database"),
+    ("sqlite:///damaged.db", r"damaged\.db is a damaged SQLite database"),
+    ("sqlite:///data", r"data is a folder, not a database file"),
+    ("sqlite:///:memory:", r"--storage sqlite:///:memory:: an SQLite database without a file lives inside one "
+                           r"process, and every trial runs in a process of its own"),
+    ("sqlite://", r"--storage sqlite://: an SQLite database without a file"),
+    ("sqlite:///file::memory:?uri=true", r"--storage sqlite:///file::memory:\?uri=true: an SQLite database"),
+])
+def test_a_sweep_on_storage_it_cannot_use_is_exit_2_before_any_trial(studies, url, words):
+    import re
+
+    root, path = studies
+    before = _tree(root)
+    code, message = _cli("sweep", path, "--storage", url)
+    assert code == 2, message
+    assert message.startswith("error: ") and len(message.splitlines()) == 1, message
+    assert re.search(words, message), message
+    assert _tree(root) == before  # the file left byte for byte, no sweep folder made
+
+
+def test_sweep_storage_without_a_file_in_the_config_names_the_key(studies):
+    root, path = studies
+    for url in ("sqlite:///:memory:", "sqlite://"):
+        code, message = _cli("sweep", path, "--set", f"sweep.storage='{url}'")
+        assert code == 2 and "sweep.storage: " in message and "lives inside one process" in message, message
+    assert not (root / "runs").exists()
+
+
+def test_a_sweep_of_multi_worker_is_refused_before_any_trial(write_config):
+    from nettrain.sweep.run import plan
+
+    path = config(write_config, "training.batch_size: {choice: [16, 32]}")
+    with pytest.raises(ConfigError) as info:
+        plan(path, ["runtime.distribute=multi_worker"])
+    assert info.value.path == "runtime.distribute" and "no other worker joins" in str(info.value)
+    swept = config(write_config, "runtime.distribute: {choice: [none, multi_worker]}")
+    with pytest.raises(ConfigError) as info:
+        plan(swept)
+    assert info.value.path == "sweep.params.runtime.distribute" and "multi_worker" in str(info.value)
+    assert plan(config(write_config, "runtime.distribute: {choice: [none, mirrored]}")).trials == 5

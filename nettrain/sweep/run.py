@@ -7,7 +7,8 @@ The study's storage (and the study) is created here once, before any trial proce
 
 Ctrl-C (or SIGTERM) stops the running trials at their next epoch end: their runs and trials are
 marked interrupted, they do not count toward `sweep.trials`, and the same command continues
-the study. The sweep then exits 130.
+the study. The sweep then exits 130. A sweep process that is killed outright takes its trials with
+it the same way: each trial process gets SIGTERM when its parent dies (see trial.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from nettrain.config import Config, load_config
-from nettrain.errors import Interrupted, UsageError
+from nettrain.errors import Interrupted, JobFailed, UsageError
 from nettrain.store import atomic
 from nettrain.sweep import space as S
 from nettrain.sweep import study as ST
@@ -41,6 +42,7 @@ class Running:
     run_dir: Path
     log: Path
     started: float
+    lifeline: int                      # the write end of the trial's pipe: closed when this process dies
 
 
 @dataclass
@@ -54,6 +56,7 @@ class SweepResult:
     best: dict[str, Any] | None
     files: list[str] = field(default_factory=list)
     ran: int = 0                       # trials this process ran
+    failed: list[dict[str, Any]] = field(default_factory=list)  # the rows of those that failed, in order
 
     def to_json(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "storage": self.storage, "study": self.study, "metric": self.metric,
@@ -89,6 +92,10 @@ def plan(config: str | Path, overrides: Iterable[str] = (), *, trials: int | Non
     S.check_space(cfg, config, overrides)
     folder = ST.sweep_folder(cfg, name) if study is None or _safe(name) else ST.sweep_folder(cfg, _slug(name))
     url = storage or sweep.storage or ST.default_storage(folder)
+    if ST.unshareable(url):  # every trial is a process of its own: it must reach the same study
+        if storage is not None:
+            raise UsageError(f"--storage {ST.shown(url)}: {ST.IN_MEMORY}")
+        raise cfg.error("sweep.storage", f"{ST.shown(url)}: {ST.IN_MEMORY}")
     return Plan(cfg, Path(config).resolve(), overrides, name, url, folder, trials or sweep.trials, jobs, sweep.timeout)
 
 
@@ -120,7 +127,7 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
         say(f"trial {n}: left running by a sweep process that is gone; marked interrupted")
     dists = S.distributions(sweep)
     running: dict[int, Running] = {}
-    started, ran = time.monotonic(), 0
+    started, ended = time.monotonic(), []
     best_line = _Best(direction)
     last_beat = time.monotonic()
     try:
@@ -131,8 +138,7 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
             for number, r in list(running.items()):
                 if r.process.poll() is not None:
                     del running[number]
-                    ran += 1
-                    _settle(study, r, say, best_line, sweep.metric)
+                    ended.append(_settle(study, r, say, best_line, sweep.metric))
             out_of_time = p.timeout is not None and time.monotonic() - started >= p.timeout
             if not out_of_time and len(running) < p.jobs:
                 trial = _ask(study, p, dists)
@@ -151,7 +157,27 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
         _stop(study, running, say)
         raise Interrupted(f"sweep interrupted; {len(running)} running trial(s) marked interrupted. The study "
                           f"continues with the same command (storage {ST.shown(p.storage)})") from None
-    return finish(p, study, direction, ran=ran)
+    failed = [row for row in ended if row["state"] == "failed"]
+    if failed and len(failed) < len(ended):
+        say(f"sweep {p.study}: {len(failed)} of {len(ended)} trials run here failed ({_count(ended, 'complete')} "
+            f"complete, {_count(ended, 'pruned')} pruned); each failure's message is in the table")
+    result = finish(p, study, direction, ran=len(ended))
+    result.failed = failed
+    return result
+
+
+def _count(rows: list[dict[str, Any]], state: str) -> int:
+    return sum(row["state"] == state for row in rows)
+
+
+def check_trials(result: SweepResult) -> None:
+    """JobFailed (exit 1) when every trial this process ran failed: the first failure's message.
+    Pruned trials are not failures; a sweep with some failed and some finished trials passes."""
+    if result.ran and len(result.failed) == result.ran:
+        first = result.failed[0]
+        message = str(first.get("error") or "no message").strip().splitlines() or ["no message"]
+        raise JobFailed(f"all {result.ran} trial{'s' if result.ran != 1 else ''} of the sweep failed; the first, "
+                        f"trial {first['number']}: {message[0]}")
 
 
 class _Best:
@@ -196,22 +222,40 @@ def _start(p: Plan, trial, direction: str) -> Running:
     spec = {"config": str(p.config), "overrides": [*p.overrides, *S.set_args(trial.params)], "storage": p.storage,
             "study": p.study, "number": trial.number, "run_dir": str(run_dir), "metric": p.cfg.sweep.metric,
             "direction": direction}
+    read_end, lifeline = os.pipe()  # the trial sees its end close when this process dies (see trial.py)
+    spec.update(parent=os.getpid(), lifeline=read_end)
     spec_path = logs / f"trial-{trial.number:04d}.json"
     atomic.write_json(spec_path, spec)
     log = logs / f"trial-{trial.number:04d}.log"
-    with open(log, "wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "nettrain.sweep.trial", str(spec_path)],
-                                   stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True,  # Ctrl-C reaches the sweep, which stops the trials
-                                   env={**os.environ, "NETTRAIN_SWEEP_TRIAL": str(trial.number)})
-    return Running(trial.number, trial, process, run_dir, log, time.monotonic())
+    try:
+        with open(log, "wb") as sink:
+            process = subprocess.Popen([sys.executable, "-m", "nettrain.sweep.trial", str(spec_path)],
+                                       stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True,  # Ctrl-C reaches the sweep, which stops the trials
+                                       pass_fds=(read_end,),
+                                       env={**os.environ, "NETTRAIN_SWEEP_TRIAL": str(trial.number)})
+    except BaseException:
+        os.close(lifeline)
+        raise
+    finally:
+        os.close(read_end)
+    return Running(trial.number, trial, process, run_dir, log, time.monotonic(), lifeline)
 
 
-def _settle(study, r: Running, say: Callable[[str], None], best: "_Best", metric: str) -> None:
+def _release(r: Running) -> None:
+    """The trial process has ended: its lifeline is no longer needed."""
+    try:
+        os.close(r.lifeline)
+    except OSError:
+        pass
+
+
+def _settle(study, r: Running, say: Callable[[str], None], best: "_Best", metric: str) -> dict[str, Any]:
     """After a trial process ended: make sure the study knows (a crash that could not tell it is a
-    failure with the log's last error line), then one progress line."""
+    failure with the log's last error line), then one progress line. Returns the trial's row."""
     from optuna.trial import TrialState
 
+    _release(r)
     row = ST.trial_row(study, r.number)
     if row["state"] == "running":  # the process ended without telling the study
         message = _last_error(r.log) or f"the trial process exited with code {r.process.returncode}; see {r.log}"
@@ -223,6 +267,7 @@ def _settle(study, r: Running, say: Callable[[str], None], best: "_Best", metric
             "failed": f"failed: {row['error']}"}.get(row["state"], row["state"])
     best_text = f"best {_fmt(best.value)} (trial {best.number})" if best.value is not None else "no result yet"
     say(f"trial {r.number}: {what}; {best_text}; {seconds:.1f} s; {_params(row['params'])}")
+    return row
 
 
 def _fmt(v: Any) -> str:
@@ -266,6 +311,7 @@ def _stop(study, running: dict[int, Running], say: Callable[[str], None]) -> Non
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
             r.process.kill()
             r.process.wait()
+        _release(r)
         ST.end(study, r.number, TrialState.FAIL, {ST.INTERRUPTED: True, ST.ERROR: "interrupted"})
         say(f"trial {r.number}: interrupted")
 
@@ -330,7 +376,10 @@ def status(folder: str | Path | None = None, *, storage: str | None = None, stud
     if "***" in url and storage is None:
         raise UsageError(f"{folder}/sweep.json keeps the storage without its password; give --storage URL")
     name = study or record.get("study")
-    st = ST.open_storage(url)
+    if ST.unshareable(url):
+        raise UsageError(f"--storage {ST.shown(url)}: an SQLite database without a file holds no study; give the "
+                         "storage URL nettrain sweep used (sqlite:///PATH/study.db or a server URL)")
+    st = ST.open_storage(url, mode="read")  # writes nothing, creates nothing
     names = [s.study_name for s in st.get_all_studies()]
     if name is None:
         if len(names) != 1:

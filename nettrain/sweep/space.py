@@ -64,6 +64,7 @@ def check_space(cfg: Config, config: str | Path, overrides: Iterable[str] = ()) 
     if cfg.data.split.folds > 1:
         raise cfg.error("data.split.folds", f"a sweep trial is one run; k-fold trials are not supported "
                         f"(got folds: {cfg.data.split.folds}): sweep with folds: 1, then run k-fold on best.yaml")
+    _check_distribute(cfg, sweep)
     for key, param in sweep.params.items():
         for value in probes(param):
             try:
@@ -82,6 +83,18 @@ def check_space(cfg: Config, config: str | Path, overrides: Iterable[str] = ()) 
                         "sweep on a training metric (loss) or give a validation fraction")
     if sweep.sampler == "grid":
         grid_space(sweep)
+
+
+def _check_distribute(cfg: Config, sweep: SweepConfig) -> None:
+    """multi_worker needs a cluster of processes started together for one run; a trial is one process
+    that no worker joins, so every trial would fail: refused before any trial."""
+    why = ("a sweep trial is one process that no other worker joins, so multi_worker cannot train it: "
+           "sweep with runtime.distribute none or mirrored, then train best.yaml with multi_worker")
+    if cfg.runtime.distribute == "multi_worker":
+        raise cfg.error("runtime.distribute", f"multi_worker: {why}")
+    param = sweep.params.get("runtime.distribute")
+    if param is not None and "multi_worker" in probes(param):
+        raise cfg.error("sweep.params.runtime.distribute", f"the choice multi_worker: {why}")
 
 
 def direction(sweep: SweepConfig) -> str:

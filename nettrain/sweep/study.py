@@ -41,6 +41,8 @@ def default_storage(folder: Path) -> str:
 
 def shown(url: str) -> str:
     """The URL with its password hidden, for messages and files."""
+    if url.startswith("sqlite:"):  # a file, no password: shown as given (`:memory:` unescaped)
+        return url
     try:
         from sqlalchemy.engine import make_url
 
@@ -68,25 +70,31 @@ def _check_driver(url: str) -> None:
             raise UsageError(f"sweep storage {shown(url)}: the database driver {module} is not installed; {fix}")
 
 
-def open_storage(url: str, *, heartbeat: bool = False):
-    """Optuna's RDB storage at `url`, its tables created once. Two processes that create a new
-    storage at the same moment race in Optuna's table creation: the loser retries. With `heartbeat`
-    (a sweep process) running trials carry heartbeats (see HEARTBEAT, GRACE)."""
+def open_storage(url: str, *, heartbeat: bool = False, mode: str = "create"):
+    """Optuna's RDB storage at `url`. `mode`: "create" (a sweep process: the storage and its tables
+    are made on first use; two processes that create it at the same moment race in Optuna's table
+    creation and the loser retries), "existing" (a trial process: the SQLite file must be there) or
+    "read" (`sweep-status`: nothing is created or written, an SQLite file is opened read-only).
+    An SQLite file that is not a database, or a damaged one, is refused and left as it is. With
+    `heartbeat` (a sweep process) running trials carry heartbeats (see HEARTBEAT, GRACE)."""
     import optuna
     import sqlalchemy.exc
 
     _check_driver(url)
+    is_sqlite, path = sqlite_target(url)
+    if is_sqlite and not path:
+        raise UsageError(f"sweep storage {shown(url)}: {IN_MEMORY}")
     kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            folder = Path(path).parent
-            if folder.exists() and not folder.is_dir():
-                raise UsageError(f"sweep storage {url}: {folder} is not a folder")
-            folder.mkdir(parents=True, exist_ok=True)
+    if is_sqlite:
+        _check_sqlite_file(url, Path(path), mode)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}  # wait for another worker's write
+        if mode == "read":
+            kwargs["engine_kwargs"] = {"creator": _read_only_connect(Path(path))}
     else:
         kwargs["engine_kwargs"] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    if mode == "read":
+        _check_tables(url, kwargs["engine_kwargs"])
+        kwargs["skip_table_creation"] = True
     if heartbeat:
         kwargs.update(heartbeat_interval=HEARTBEAT, grace_period=GRACE)
     last: Exception | None = None
@@ -104,9 +112,151 @@ def open_storage(url: str, *, heartbeat: bool = False):
                 time.sleep(0.2 + random.random() * (attempt + 1) * 0.3)
                 continue
             raise UsageError(f"cannot reach the sweep storage {shown(url)}: {_first_line(e)}") from None
-        except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ValueError) as e:
+        except sqlalchemy.exc.DatabaseError as e:
+            raise UsageError(f"sweep storage {shown(url)}: a damaged database: {_first_line(e)}") from None
+        except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ValueError, RuntimeError) as e:
             raise UsageError(f"sweep storage {shown(url)}: {_first_line(e)}") from None
     raise UsageError(f"cannot create the sweep storage {shown(url)}: {_first_line(last)}")
+
+
+IN_MEMORY = ("an SQLite database without a file lives inside one process, and every trial runs in a "
+             "process of its own; give a file (sqlite:///PATH/study.db) or a database server URL")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+OPTUNA_TABLES = ("studies", "trials", "version_info", "alembic_version")
+
+
+def sqlite_target(url: str) -> tuple[bool, str]:
+    """(True, file) for an SQLite URL (file "" when it names none: `sqlite://`, `:memory:`), else (False, "")."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        u = make_url(url)
+        backend = u.get_backend_name()
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: open_storage reports it
+        return False, ""
+    if backend != "sqlite":
+        return False, ""
+    db = u.database or ""
+    if str(u.query.get("uri", "")).lower() in ("true", "1"):
+        if u.query.get("mode") == "memory" or ":memory:" in db:
+            return True, ""
+        db = db[len("file:"):] if db.startswith("file:") else db
+    return True, "" if db == ":memory:" else db
+
+
+def unshareable(url: str) -> bool:
+    """Whether trial processes could not share the storage (an SQLite database without a file)."""
+    is_sqlite, path = sqlite_target(url)
+    return is_sqlite and not path
+
+
+def _check_sqlite_file(url: str, path: Path, mode: str) -> None:
+    """The file of an SQLite storage must be an SQLite database that passes quick_check; with mode
+    create it may also be empty, or absent (then its folder is made). Nothing else is written."""
+    if path.is_dir():
+        raise UsageError(f"sweep storage {shown(url)}: {path} is a folder, not a database file")
+    if not path.exists():
+        if mode == "create":
+            folder = path.parent
+            if folder.exists() and not folder.is_dir():
+                raise UsageError(f"sweep storage {shown(url)}: {folder} is not a folder")
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        raise UsageError(f"no study database at {path}; {_near(path)}give the storage URL nettrain sweep used")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as e:
+        from nettrain.errors import describe_os_error
+
+        raise UsageError(f"cannot read the sweep storage {path}: {describe_os_error(e)}") from None
+    if not head and mode == "create":
+        return
+    if not head:
+        raise UsageError(f"{path} is an empty file, not a study database (sweep storage {shown(url)})")
+    if head != SQLITE_MAGIC:
+        raise UsageError(f"{path} is not an SQLite database (sweep storage {shown(url)}); it was left as it "
+                         "is: give the study.db of a sweep, or a new file")
+    problem = _damage(path)
+    if problem:
+        raise UsageError(f"{path} is a damaged SQLite database ({problem}); it was left as it is: "
+                         "restore it from a copy or give a new file")
+
+
+def _read_only_connect(path: Path):
+    """A connection factory for `path` in SQLite's read-only mode: no write, no file created."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    return lambda: sqlite3.connect(uri, uri=True, timeout=120, check_same_thread=False)
+
+
+def _damage(path: Path) -> str | None:
+    """SQLite's quick_check of `path` (read-only): None when it is whole, else what is wrong."""
+    import sqlite3
+
+    try:
+        con = _read_only_connect(path)()
+    except sqlite3.Error:
+        return None  # cannot open it (permissions): Optuna's own error says so
+    try:
+        rows = con.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.OperationalError:
+        return None  # locked or busy, not damaged
+    except sqlite3.DatabaseError as e:
+        return _first_line(e)
+    finally:
+        con.close()
+    if rows == [("ok",)]:
+        return None
+    return str(rows[0][0])[:200] if rows else "no answer to quick_check"
+
+
+def _check_tables(url: str, engine_kwargs: dict[str, Any]) -> None:
+    """A storage opened to read holds Optuna's tables (else nothing would be there to show)."""
+    import sqlalchemy
+    import sqlalchemy.exc
+
+    try:
+        engine = sqlalchemy.create_engine(url, **engine_kwargs)
+        try:
+            names = set(sqlalchemy.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+    except sqlalchemy.exc.OperationalError as e:
+        raise UsageError(f"cannot reach the sweep storage {shown(url)}: {_first_line(e)}") from None
+    except sqlalchemy.exc.DatabaseError as e:
+        raise UsageError(f"sweep storage {shown(url)}: a damaged database: {_first_line(e)}") from None
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ValueError) as e:
+        raise UsageError(f"sweep storage {shown(url)}: {_first_line(e)}") from None
+    missing = [t for t in OPTUNA_TABLES if t not in names]
+    if missing:
+        raise UsageError(f"sweep storage {shown(url)} holds no sweep study (no Optuna table {missing[0]!r}); "
+                         "give the storage URL nettrain sweep used")
+
+
+def _near(path: Path) -> str:
+    """"did you mean X? " when correcting each missing part of `path` to its closest neighbour's name
+    gives an existing file, else ""."""
+    import difflib
+    import itertools
+
+    path = Path(os.path.abspath(path))
+    fixed = Path(path.anchor)
+    for name in path.parts[1:]:
+        if not (fixed / name).exists():
+            try:
+                with os.scandir(fixed) as entries:
+                    names = [e.name for e in itertools.islice(entries, 10_000)]
+            except OSError:
+                return ""
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            if not close:
+                return ""
+            name = close[0]
+        fixed = fixed / name
+    return f"did you mean {fixed}? " if fixed.is_file() else ""
 
 
 def _first_line(err: BaseException | None) -> str:

@@ -5,13 +5,23 @@ goes back to the system when the trial ends). It loads the config with the trial
 through `--set`, trains one ordinary run into the trial's folder with a pruning callback, and
 tells the study how the trial ended: complete with its value, pruned (run.json status `pruned`),
 or failed with the message a user would have seen. Exit codes are the command line's.
+
+A trial never outlives its sweep process: when that process dies (even by SIGKILL) the trial gets
+SIGTERM, its normal Ctrl-C path, so it stops at its epoch's end with its run and its trial both
+`interrupted`. Linux: the kernel signals the death (prctl PR_SET_PDEATHSIG, SIGUSR1, turned into
+one SIGTERM); elsewhere a thread waits for the end of a pipe whose other end only the sweep
+process holds to close.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -62,7 +72,7 @@ def run_trial(spec: dict[str, Any]) -> int:
     from nettrain.sweep import study as ST
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = ST.open_storage(spec["storage"])
+    storage = ST.open_storage(spec["storage"], mode="existing")
     study = optuna.load_study(study_name=spec["study"], storage=storage)
     number = int(spec["number"])
     state = optuna.trial.TrialState
@@ -71,6 +81,8 @@ def run_trial(spec: dict[str, Any]) -> int:
         ST.end(study, number, state.FAIL, {ST.ERROR: message[:1000], **attrs})
 
     try:
+        if orphaned(spec):  # the sweep process died before this one could watch it
+            raise KeyboardInterrupt
         cfg = load_config(spec["config"], spec["overrides"])
         study.pruner = ST.pruner(cfg.sweep, cfg.training.epochs)
         trial = optuna.trial.Trial(study, ST.trial_id(study, number))
@@ -109,13 +121,75 @@ def run_trial(spec: dict[str, Any]) -> int:
     return 0
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_DIED = getattr(signal, "SIGUSR1", None)  # the kernel's word that the sweep process died
+
+
+def die_with_parent(spec: dict[str, Any]) -> str | None:
+    """SIGTERM to this process, once, when the sweep process (`spec["parent"]`) dies. Returns how it
+    is watched: "prctl" (Linux), "pipe" (the end of `spec["lifeline"]`), or None (not a sweep's trial)."""
+    if not isinstance(spec.get("parent"), int):
+        return None
+    if sys.platform.startswith("linux") and PARENT_DIED is not None:
+        try:
+            import ctypes
+
+            signal.signal(PARENT_DIED, _parent_died)
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DIED), 0, 0, 0) == 0:
+                return "prctl"
+        except (OSError, AttributeError, ValueError):
+            pass
+    threading.Thread(target=_wait_for_parent, args=(spec["parent"], spec.get("lifeline")), daemon=True,
+                     name="nettrain-sweep-lifeline").start()
+    return "pipe"
+
+
+def _parent_died(signum, frame) -> None:
+    """The parent-death signal comes once per thread of the dead sweep process (Linux re-parents the
+    trial to each in turn): the first becomes one SIGTERM, the normal stop; the others are ignored
+    (a second SIGTERM would stop the trial at once, before it tells the study)."""
+    signal.signal(signum, signal.SIG_IGN)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _wait_for_parent(parent: int, fd: int | None) -> None:
+    """Block until the sweep process is gone (its pipe's end, else its pid polled), then SIGTERM."""
+    if not (isinstance(fd, int) and _until_closed(fd)):
+        while os.getppid() == parent:
+            time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _until_closed(fd: int) -> bool:
+    """Read the pipe `fd` until its other end is closed: True then, False when it cannot be read."""
+    try:
+        while os.read(fd, 1):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+def orphaned(spec: dict[str, Any]) -> bool:
+    """Whether the sweep process that started this trial is gone (this one was adopted)."""
+    return isinstance(spec.get("parent"), int) and os.getppid() != spec["parent"]
+
+
 def main(argv: list[str] | None = None) -> int:
     from nettrain.store import guard
 
     guard.install()
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-    return run_trial(spec)
+    try:
+        die_with_parent(spec)
+        return run_trial(spec)
+    except KeyboardInterrupt:  # the sweep process died while this one was starting: no run yet
+        return EXIT_INTERRUPTED
+    except NettrainError as e:  # the study cannot be opened: the sweep process shows this line
+        sys.stderr.write(f"error: {e.message}\n")
+        return e.exit_code
 
 
 if __name__ == "__main__":
