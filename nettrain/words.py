@@ -6,6 +6,7 @@ No imports from nettrain: config/ and data/ (and anything else) can use it witho
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Iterable
 
 # difflib is quadratic in the length of what it compares: longer words and choices are never matched.
@@ -33,3 +34,20 @@ def did_you_mean(word: str, choices: Iterable) -> str:
 
 def _fold(text: str) -> str:
     return text.lower().replace("_", "").replace(" ", "")
+
+
+# A URI's password: what nettrain shows and stores has `user:***@` and `?password=***`.
+_URI_NETLOC = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31}://)([^/?#\s]*)")  # linear: a bounded scheme
+_SECRET_QUERY = re.compile(r"(?i)([?&;](?:password|passwd|pwd|token|secret|api_key|access_token)=)[^&#;\s]*")
+
+
+def masked_uri(text: str) -> str:
+    """`text` with the password of every URI in it (`//user:PASSWORD@host`, `?password=...`) as `***`:
+    what nettrain shows and stores; the real URI stays in memory only."""
+    def one(m: re.Match) -> str:
+        userinfo, at, host = m.group(2).rpartition("@")
+        if not at or ":" not in userinfo:
+            return m.group(0)
+        return f"{m.group(1)}{userinfo.split(':', 1)[0]}:***@{host}"
+
+    return _SECRET_QUERY.sub(r"\1***", _URI_NETLOC.sub(one, text))

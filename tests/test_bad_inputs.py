@@ -74,6 +74,9 @@ def sandbox(mixed_run, tmp_path_factory) -> Path:
     frame.assign(label=np.nan).to_csv(box / "nan_target.csv", index=False)
     frame.drop(columns=["x2"]).to_csv(box / "lacks_x2.csv", index=False)
     (box / "empty.csv").write_text("")
+    cut = (box / "mixed.csv").read_text().splitlines()
+    cut[60] += ",extra"    # line 61: a field too many, read by a stream
+    (box / "cut.csv").write_text("\n".join(cut) + "\n")
     (box / "data.xlsx").write_text("not really")
     np.savez(box / "objects.npz", x=np.array([[1, 2], [3]], dtype=object), y=np.array([0, 1]))
     (box / "notes.txt").write_text("not a model\n")
@@ -182,6 +185,8 @@ CASES = [
     ("unknown-extension", "fit {cfg}", GOOD.replace("mixed.csv", "data.xlsx"), 2,
      [r"data\.source: unknown data file type '\.xlsx'"]),
     ("empty-data", "fit {cfg}", GOOD.replace("mixed.csv", "empty.csv"), 2, [r"empty\.csv: the file is empty"]),
+    ("stream-bad-line", "fit {cfg}", GOOD.replace("mixed.csv", "cut.csv").replace("id: id}", "id: id, stream: true}"),
+     2, [r"cut\.csv: cannot read it as csv: expected 5 fields in line 61, saw 6"]),
     ("pickled-npz", "fit {cfg}", GOOD.replace("mixed.csv", "objects.npz").replace("target: label, id: id", "target: target"),
      2, [r"objects\.npz: .*(object|pickle)"]),
     ("keras-set-absent", "fit {cfg}", "data: {source: 'keras:mnist'}\n", 2,
@@ -314,6 +319,26 @@ CASES = [
      GOOD + SWEEP.format("training.batch_size: {choice: [8, 16]}"), 2, [r"unsupported database 'mongodb'"]),
     ("sweep-status-user-folder", "sweep-status {box}/mine", None, 2, [r"mine is not a sweep folder"]),
     ("sweep-status-nothing", "sweep-status", None, 2, [r"give a sweep folder or --storage URL"]),
+    ("sweep-status-missing-db", "sweep-status --storage sqlite:///{box}/typo-folder/stduy.db", None, 2,
+     [r"no study database at .*typo-folder/stduy\.db"]),
+    ("sweep-status-not-sqlite", "sweep-status --storage sqlite:///{box}/mixed.csv", None, 2,
+     [r"mixed\.csv is not an SQLite database"]),
+    ("sweep-storage-not-sqlite", "sweep {cfg} --storage sqlite:///{box}/mixed.csv",
+     GOOD + SWEEP.format("training.batch_size: {choice: [8, 16]}"), 2, [r"mixed\.csv is not an SQLite database"]),
+    ("sweep-storage-in-memory", "sweep {cfg} --storage sqlite:///:memory:",
+     GOOD + SWEEP.format("training.batch_size: {choice: [8, 16]}"), 2,
+     [r"--storage sqlite:///:memory:: an SQLite database without a file lives inside one process"]),
+    ("sweep-multi-worker", "sweep {cfg} --set runtime.distribute=multi_worker",
+     GOOD + SWEEP.format("training.batch_size: {choice: [8, 16]}"), 2,
+     [r"runtime\.distribute: multi_worker: a sweep trial is one process"]),
+    ("tracking-timeout-zero", "validate {cfg} --set tracking.timeout=0", GOOD, 2,
+     [r"tracking\.timeout: got 0; expected a number in \(0, 600\]"]),
+    ("tracking-password-in-a-bad-uri", "validate {cfg} --set tracking.mlflow=ftp://me:hunter2@host/x", GOOD, 2,
+     [r"^(?!.*hunter2)error: .*tracking\.mlflow: .*got 'ftp://me:\*\*\*@host/x'"]),
+    ("tracking-file-store-under-a-file", "fit {cfg} --set tracking.mlflow=file://{box}/notes.txt/mlruns", GOOD, 2,
+     [r"tracking\.mlflow: file:///.*/notes\.txt/mlruns: .*notes\.txt is a file, not a folder"]),
+    ("tracking-retrain-masked-password", "retrain {box}/run/model.h5 --set tracking.mlflow=http://me:***@127.0.0.1:1",
+     None, 2, [r"tracking\.mlflow: .*the password of this MLflow URI is not stored with a run"]),
     ("schema-extra-argument", "schema extra", None, 2, [r"(?i)unexpected extra argument|Got unexpected"]),
     ("unknown-command", "fitt {box}/good.yaml", None, 2, [r"(?i)no such command"]),
 ]

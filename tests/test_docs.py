@@ -315,3 +315,23 @@ def test_app_options_and_shell_completion_are_documented():
         assert opt in commands_doc, f"nettrain {opt} undocumented in docs/config.md (## Commands)"
     for opt in ("--install-completion", "--show-completion"):
         assert opt in readme, f"nettrain {opt} missing from the README's Commands section"
+
+
+def _slug(heading: str) -> str:
+    """A heading's anchor as GitHub makes it: lower case, punctuation but '-' and '_' dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_to_a_section_of_the_docs_finds_its_heading():
+    """`config.md#anchor` links (README, docs) and `](#anchor)` links inside a doc name a heading that exists."""
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    anchors = {p.name: {_slug(h) for h in re.findall(r"^#+ (.+)$", p.read_text(), re.M)} for p in docs.glob("*.md")}
+    assert "output-streams" in anchors["config.md"] and "tracking" in anchors["config.md"]  # the walker works
+    broken = []
+    for page in [README, *docs.glob("*.md")]:
+        text = page.read_text()
+        for target, anchor in re.findall(r"\]\((?:[\w./-]*/)?([\w-]+\.md)?#([\w-]+)\)", text):
+            name = target or page.name
+            if name in anchors and anchor not in anchors[name]:
+                broken.append(f"{page.name}: {name}#{anchor}")
+    assert not broken, f"links to headings that do not exist: {broken}"

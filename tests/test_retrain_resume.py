@@ -144,6 +144,26 @@ def test_resume_refuses_a_changed_config(data_dir, straight):
     assert "training.batch_size" in result.stderr and "--force" in result.stderr
 
 
+def test_resume_takes_a_key_an_older_nettrain_did_not_write_as_its_default(data_dir, straight, tmp_path):
+    """A run whose config.yaml lacks a key added since (here tracking.timeout) resumes when the config gives
+    that key its default, and is still refused when the config sets it to something else."""
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "older"
+    shutil.copytree(straight, run, ignore=shutil.ignore_patterns(".lock"))
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert "timeout" in saved["tracking"]
+    del saved["tracking"]["timeout"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    config = write_config(data_dir, "five", 5)
+    result = runner.invoke(app, ["fit", str(config), "--resume", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["fit", str(config), "--resume", str(run), "--set", "tracking.timeout=9"])
+    assert result.exit_code == 2 and "tracking.timeout (None -> 9.0)" in result.stderr, result.output
+
+
 def test_resume_with_dropout_is_close(data_dir, tmp_path):
     config = write_config(data_dir, "drop", 4, dropout=True)
     fit(config, "--run-dir", tmp_path / "full")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from nettrain.config import catalog, coherence
 from nettrain.config.args import MAX_NAME, Arg, ArgError, show
-from nettrain.config.schema import Config, ConfigSource, LayerSpec
+from nettrain.config.schema import Config, ConfigSource, LayerSpec, masked_uri
 from nettrain.config.template import check_template, possible_log_names
 from nettrain.config.yamlread import INT_KEYS, MAX_DEPTH, clip, dotted, quote, read_file, read_yaml
 from nettrain.errors import ConfigError, UsageError
@@ -64,8 +64,9 @@ def parse_override(text: str) -> tuple[tuple, Any]:
 
 
 def set_arg(text: str) -> str:
-    """How a --set argument is named in messages (cut short, control characters escaped)."""
-    shown = text if text.isprintable() else repr(text)[1:-1]
+    """How a --set argument is named in messages (cut short, control characters escaped, a URI's
+    password masked)."""
+    shown = masked_uri(text if text.isprintable() else repr(text)[1:-1])
     return "--set " + clip(shown, 80)
 
 

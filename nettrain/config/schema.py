@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Mapping, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_serializer, field_validator,
+                      model_validator)
 
 from nettrain.config.args import (CODE_LAYERS, GENERATOR_ARGS, LAYER_ARG_SUFFIXES, LAYER_ARGS, LOSS_METRIC_ARGS,
                                   MAX_EPOCHS, MAX_GENERATED, MAX_INT, MAX_LAYERS, MAX_NAME, MAX_SEED, MAX_SIZE,
@@ -19,6 +20,7 @@ from nettrain.config.args import (CODE_LAYERS, GENERATOR_ARGS, LAYER_ARG_SUFFIXE
 from nettrain.config.sweep import SweepConfig
 from nettrain.config.template import check_template
 from nettrain.errors import ConfigError
+from nettrain.words import masked_uri  # noqa: F401 - also for config users (loader, retrain)
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
@@ -353,9 +355,9 @@ class RuntimeConfig(Section):
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
     devices: list[str] | None = Field(None, description="mirrored: the devices to train on ([gpu:0, gpu:1], or "
                                       "[cpu:0, cpu:1] to split the CPU into logical devices); default: all GPUs")
-    worker_timeout: float | None = Field(None, gt=0, le=86400, description="multi_worker: seconds a worker waits at "
-                                         "one step for the others before the run fails (a peer that dies is noticed "
-                                         "sooner); default 600")
+    worker_timeout: float | None = Field(None, gt=0, le=86400, description="multi_worker: seconds a process waits at "
+                                         "the start for the others to start, and at one step for the others, before the "
+                                         "run fails (a peer that dies is noticed sooner); default 600")
 
     @field_validator("device")
     @classmethod
@@ -394,10 +396,22 @@ class RuntimeConfig(Section):
 TRACKING_SCHEMES = ("file", "sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
 
+MAX_TRACKING_TIMEOUT = 600
+
+
 class TrackingConfig(Section):
     mlflow: str | None = Field(
         None, description="MLflow tracking URI (file:PATH, sqlite:///PATH, http(s)://HOST:PORT, ...): params, "
-        "per-epoch metrics, final metrics, plots and model.h5 logged there; needs the mlflow extra")
+        "per-epoch metrics, final metrics, plots and model.h5 logged there; needs the mlflow extra; a password "
+        "in it is never shown, stored or logged (written as user:***@)")
+    timeout: float = Field(
+        5.0, gt=0, le=MAX_TRACKING_TIMEOUT, description="seconds a tracking call may take before nettrain gives up "
+        "on tracking (before training: exit 2; during training: training goes on, the failure is reported once)")
+
+    @field_serializer("mlflow")
+    def _no_password(self, v: str | None) -> str | None:
+        """config.yaml, checkpoint metadata and MLflow params get the URI with its password masked."""
+        return masked_uri(v) if v else v
 
     @field_validator("mlflow")
     @classmethod
@@ -411,10 +425,10 @@ class TrackingConfig(Section):
         if scheme not in TRACKING_SCHEMES:
             raise ValueError(f"expected an MLflow tracking URI starting with one of "
                              f"{', '.join(s + ':' for s in TRACKING_SCHEMES)} (e.g. sqlite:///mlflow.db or "
-                             f"http://localhost:5000), got {show(v)}")
+                             f"http://localhost:5000), got {show(masked_uri(v))}")
         rest = m.group(2)
         if scheme in ("http", "https") and not re.fullmatch(r"//[^/\s?#]+.*", rest, flags=re.S):
-            raise ValueError(f"an {scheme} URI needs a host, e.g. {scheme}://localhost:5000, got {show(v)}")
+            raise ValueError(f"an {scheme} URI needs a host, e.g. {scheme}://localhost:5000, got {show(masked_uri(v))}")
         if scheme in ("file", "sqlite"):
             source = (info.context or {}).get("source") if isinstance(info.context, dict) else None
             return _absolute_store_uri(scheme, rest, v, source)

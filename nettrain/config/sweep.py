@@ -18,9 +18,10 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_serializer, model_validator
 
 from nettrain.config.args import MAX_INT, show
+from nettrain.words import masked_uri
 
 MAX_TRIALS = 100_000
 MAX_CHOICES = 1_000
@@ -142,8 +143,14 @@ class SweepConfig(BaseModel):
     def _storage(cls, v):
         if v is not None and not re.fullmatch(r"[a-z][a-z0-9+]*://.*", v, flags=re.S):
             raise ValueError(f"expected an Optuna storage URL such as sqlite:///study.db or "
-                             f"postgresql+psycopg://user@host/db, got {show(v)}")
+                             f"postgresql+psycopg://user@host/db, got {show(masked_uri(v))}")
         return v
+
+    @field_serializer("storage")
+    def _no_password(self, v: str | None) -> str | None:
+        """config.yaml of every trial and best.yaml get the URL with its password masked (the sweep and its
+        trial processes use the real one, from the config file or --storage)."""
+        return masked_uri(v) if v else v
 
     @field_validator("params")
     @classmethod

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from nettrain.config.schema import Config
-from nettrain.errors import UsageError
 from nettrain.lifecycle import resume as R
 from nettrain.lifecycle import retrain as RT
 from nettrain.store import guard, rundir
@@ -117,11 +116,10 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
             json_output: bool = False) -> "FitResult":
     """`nettrain retrain`: N more epochs from a checkpoint, in its run or in a new one."""
     plan = RT.plan_retrain(checkpoint, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir)
-    if plan.cfg.runtime.distribute == "multi_worker":
-        raise UsageError(f"retrain runs in one process; {checkpoint} was trained with runtime.distribute: "
-                         "multi_worker: add --set runtime.distribute=none (or mirrored)")
     from nettrain.training import fit as F
+    from nettrain.training import tracking
 
+    tracking.preflight(plan.cfg)  # tracking.mlflow: the store answers, its password given again (masked in runs)
     prep = F.prepare(plan.cfg)
     model = RT.restore_model(plan, prep)
     monitors = F.check_monitors(plan.cfg, prep.dataset.schema, prep.has_val)

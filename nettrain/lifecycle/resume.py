@@ -25,17 +25,40 @@ from nettrain.errors import UsageError
 from nettrain.store import atomic, h5, rundir
 
 
-def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two resolved configs."""
+def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "",
+                   defaults: Config | None = None) -> list[str]:
+    """Dotted keys whose values differ between two resolved configs. With `defaults` (the new config), a
+    key that the old config lacks (written by a nettrain that did not have it) counts as its default."""
     out: list[str] = []
     for key in sorted(set(old) | set(new), key=str):
         path = f"{prefix}{key}"
         a, b = old.get(key), new.get(key)
+        if key not in old and defaults is not None and _is_default(defaults, path, b):
+            continue
         if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(config_changes(a, b, path + "."))
+            out.extend(config_changes(a, b, path + ".", defaults))
         elif a != b:
             out.append(f"{path} ({a!r} -> {b!r})")
     return out
+
+
+def _is_default(cfg: Config, path: str, value: Any) -> bool:
+    """Whether `value` (plain data) is the schema's default of the dotted key `path` in `cfg`'s sections."""
+    from pydantic import BaseModel
+
+    *parents, name = path.split(".")
+    section: Any = cfg
+    for part in parents:
+        section = getattr(section, part, None)
+        if not isinstance(section, BaseModel):
+            return False
+    field = type(section).model_fields.get(name)
+    if field is None or field.is_required():
+        return False
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, BaseModel):
+        default = default.model_dump(mode="json", exclude_none=False)
+    return default == value
 
 
 def _saved_config(run_dir: Path) -> dict[str, Any] | None:
@@ -67,7 +90,7 @@ def finished_metrics(run_dir: Path, record: rundir.RunRecord, epochs: int) -> di
 
 def check_resumable(cfg: Config, run_dir: Path, record: rundir.RunRecord, force: bool) -> None:
     saved = _saved_config(run_dir)
-    changes = config_changes(saved, cfg.to_dict()) if saved is not None else []
+    changes = config_changes(saved, cfg.to_dict(), defaults=cfg) if saved is not None else []
     if changes and not force:
         raise UsageError(f"--resume {run_dir}: the config differs from the run's config.yaml at "
                          f"{'; '.join(changes[:5])}{' ...' if len(changes) > 5 else ''}. Resume with the same "

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from nettrain.config import Config, load_config, parse_override
 from nettrain.config.args import MAX_EPOCHS
+from nettrain.config.schema import masked_uri
 from nettrain.errors import UsageError
 from nettrain.lifecycle.target import Target, resolve_target
 from nettrain.store import atomic, h5, rundir
@@ -66,9 +67,10 @@ def plan_retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides
         raise UsageError(f"{target.model_path} is at epoch {start}; {more} more would pass the limit of "
                          f"{MAX_EPOCHS} epochs")
     cfg = load_config(None, overrides + [f"training.epochs={start + more}"], data=base, origin=target.model_path)
+    _refuse_multi_worker(cfg, target, overrides)
     in_place = target.run_dir is not None and run_dir is None and _epochs_done(target.run_dir) == start
     entry = {"at": rundir.now(), "from": str(target.model_path), "from_epoch": start, "epochs": more,
-             "overrides": overrides, "data": str(data) if data else None}
+             "overrides": [masked_uri(o) for o in overrides], "data": str(data) if data else None}
     return RetrainPlan(target, cfg, start, more, in_place, entry, Path(run_dir) if run_dir is not None else None)
 
 
@@ -115,6 +117,20 @@ def start_run(plan: RetrainPlan, prep, model, out: Path, monitors: dict[str, str
 
 def describe(plan: RetrainPlan, out: Path) -> str:
     return f"retraining {plan.target.model_path} from epoch {plan.start} for {plan.more} more epoch(s) into {out}"
+
+
+def _refuse_multi_worker(cfg: Config, target: Target, overrides: list[str]) -> None:
+    """retrain runs in one process: `runtime.distribute: multi_worker` is refused, with where it came from
+    (the checkpoint's run was trained so, or this command's --set asked for it)."""
+    if cfg.runtime.distribute != "multi_worker":
+        return
+    key = ("runtime", "distribute")
+    asked = next((t for t in reversed(overrides) if key[:len(parse_override(t)[0])] == parse_override(t)[0]), None)
+    if asked is not None:
+        raise UsageError(f"--set {asked}: retrain runs in one process, not over a cluster; use "
+                         "runtime.distribute none or mirrored (nettrain fit trains multi_worker runs)")
+    raise UsageError(f"{target.model_path} was trained with runtime.distribute: multi_worker, and retrain runs in "
+                     "one process: add --set runtime.distribute=none (or mirrored)")
 
 
 def _refuse_kfold_refit(target: Target) -> None:

@@ -29,6 +29,7 @@ from nettrain.errors import Interrupted, JobFailed, UsageError
 from nettrain.store import atomic
 from nettrain.sweep import space as S
 from nettrain.sweep import study as ST
+from nettrain.words import masked_uri
 
 STOP_WAIT = 120.0    # seconds a trial gets to finish its epoch after Ctrl-C before it is killed
 POLL = 0.2
@@ -96,6 +97,9 @@ def plan(config: str | Path, overrides: Iterable[str] = (), *, trials: int | Non
         if storage is not None:
             raise UsageError(f"--storage {ST.shown(url)}: {ST.IN_MEMORY}")
         raise cfg.error("sweep.storage", f"{ST.shown(url)}: {ST.IN_MEMORY}")
+    from nettrain.training import tracking
+
+    tracking.preflight(cfg)  # tracking.mlflow: a store no trial could use is exit 2 now, not a failure per trial
     return Plan(cfg, Path(config).resolve(), overrides, name, url, folder, trials or sweep.trials, jobs, sweep.timeout)
 
 
@@ -225,15 +229,22 @@ def _start(p: Plan, trial, direction: str) -> Running:
     read_end, lifeline = os.pipe()  # the trial sees its end close when this process dies (see trial.py)
     spec.update(parent=os.getpid(), lifeline=read_end)
     spec_path = logs / f"trial-{trial.number:04d}.json"
-    atomic.write_json(spec_path, spec)
+    # the record on disk has every password masked; the process reads the real spec on its standard input
+    atomic.write_json(spec_path, {**spec, "storage": ST.shown(p.storage),
+                                  "overrides": [masked_uri(o) for o in spec["overrides"]]})
     log = logs / f"trial-{trial.number:04d}.log"
     try:
         with open(log, "wb") as sink:
-            process = subprocess.Popen([sys.executable, "-m", "nettrain.sweep.trial", str(spec_path)],
-                                       stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            process = subprocess.Popen([sys.executable, "-m", "nettrain.sweep.trial", "-"],
+                                       stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
                                        start_new_session=True,  # Ctrl-C reaches the sweep, which stops the trials
                                        pass_fds=(read_end,),
                                        env={**os.environ, "NETTRAIN_SWEEP_TRIAL": str(trial.number)})
+        try:
+            with process.stdin:  # the trial reads it first thing
+                process.stdin.write(json.dumps(spec).encode("utf-8"))
+        except BrokenPipeError:  # the trial died at once: settled as a crash with its log (_settle)
+            pass
     except BaseException:
         os.close(lifeline)
         raise

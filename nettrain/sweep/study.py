@@ -18,6 +18,7 @@ from nettrain.config import Config
 from nettrain.config.sweep import SweepConfig
 from nettrain.errors import UsageError
 from nettrain.sweep import space as S
+from nettrain.words import masked_uri
 
 # Trial user attributes nettrain sets (the rest of a trial is Optuna's own record).
 RUN_DIR, EPOCHS, ERROR, INTERRUPTED, SURPLUS, HOST, PID = (
@@ -40,15 +41,8 @@ def default_storage(folder: Path) -> str:
 
 
 def shown(url: str) -> str:
-    """The URL with its password hidden, for messages and files."""
-    if url.startswith("sqlite:"):  # a file, no password: shown as given (`:memory:` unescaped)
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not an SQLAlchemy URL: show no more than its scheme
-        return url.split("://", 1)[0] + "://..."
+    """The URL with its password hidden, for messages and files (one rule for every URI: `words.masked_uri`)."""
+    return masked_uri(url)
 
 
 def _check_driver(url: str) -> None:

@@ -1,4 +1,5 @@
-"""One sweep trial in its own process: `python -m nettrain.sweep.trial SPEC.json`.
+"""One sweep trial in its own process: `python -m nettrain.sweep.trial SPEC.json` (or `-`: the spec on
+standard input, as the sweep process gives it, so that no password is in a file).
 
 The sweep process asks Optuna for a trial and starts this one per trial (so TensorFlow's memory
 goes back to the system when the trial ends). It loads the config with the trial's values applied
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     guard.install()
     args = sys.argv[1:] if argv is None else argv
-    spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    spec = json.loads(sys.stdin.read() if args[0] == "-" else Path(args[0]).read_text(encoding="utf-8"))
     try:
         die_with_parent(spec)
         return run_trial(spec)

@@ -17,22 +17,33 @@ the k-fold run's); the k-fold run gets `cv_mean_<split>_<metric>` and `cv_std_..
 learning curves and, with `data.split.refit`, the refit model's epochs, metrics and model.h5.
 
 `mlflow` is imported only here and only when `tracking.mlflow` is set (`nettrain --help`,
-`validate` and `schema` never load it). A missing extra or an unreachable server is a ConfigError
-naming `tracking.mlflow` (exit 2) before training starts; a store that fails once training runs is
-a warning and the logging stops: the run itself goes on.
+`validate` and `schema` never load it). Every MLflow call runs in a thread of its own and is given
+`tracking.timeout` seconds (MLflow's own retries are turned off, its HTTP timeout set to the same):
+before training the store is really used (the experiment read or made), and a missing extra, a
+store that refuses, errs or does not answer in time is a ConfigError naming `tracking.mlflow`
+(exit 2); once training runs, the first call that fails or takes too long is one warning and the
+logging stops for the rest of the command: the run itself goes on.
+
+A password in the URI never leaves memory: `Config.to_dict()` (config.yaml, checkpoint metadata,
+the params logged) and run.json hold the URI masked (`user:***@`), messages are scrubbed, and
+MLflow's own "View run" line (which would print the URI to stdout) is off.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import os
 import re
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
+from urllib.parse import unquote, urlsplit
 
-from nettrain.config.schema import Config
+from nettrain.config.schema import Config, masked_uri
 from nettrain.errors import ConfigError
 from nettrain.store import rundir
 
@@ -43,25 +54,114 @@ RUN_DIR_TAG = "nettrain.run_dir"
 _MAX_PARAM_VALUE = 6000         # MLflow's limit on a param value
 _MAX_KEY = 250
 _BATCH = 100                    # params per log_batch call (MLflow's limit)
+SETUP_SECONDS = 60.0            # at least this long to make a new database's tables (MLflow's migrations)
+UPLOAD_BYTES_PER_SECOND = 1e6   # an artifact upload gets tracking.timeout plus a second per MB
+SQL_SCHEMES = ("postgresql", "mysql", "mssql")
+MASK = ":***@"
+
+_READY: dict[tuple[str, str], str] = {}  # (uri, experiment name) -> experiment id, checked in this process
+_GAVE_UP: set[str] = set()               # URIs whose tracking failed during this command (reported once)
 
 
 def uri_of(cfg: Config) -> str | None:
     return getattr(getattr(cfg, "tracking", None), "mlflow", None)
 
 
+def timeout_of(cfg: Config) -> float:
+    return float(getattr(getattr(cfg, "tracking", None), "timeout", 5.0))
+
+
 def shown(uri: str) -> str:
-    """The URI for messages, a password in it masked."""
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", uri)
+    """The URI for messages and files, a password in it masked."""
+    return masked_uri(uri)
+
+
+def scrub(text: str, uri: str) -> str:
+    """`text` (an error message, which may quote the URI) without the URI's password."""
+    text = masked_uri(text)
+    try:
+        password = urlsplit(uri).password
+    except ValueError:
+        password = None
+    for secret in {password, unquote(password)} if password else ():
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+class TimedOut(Exception):
+    """An MLflow call that did not return within its time."""
+
+
+def bounded(call: Callable[[], Any], seconds: float) -> Any:
+    """`call()` in a daemon thread, waited for `seconds` at most: its result or its exception, else
+    TimedOut (the thread is left to end on its own: MLflow's HTTP timeout is set to the same)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=run, name="nettrain-mlflow", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimedOut(f"no answer within {seconds:g} s (tracking.timeout)")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 
 # ------------------------------------------------------------------------------ before training
 
 def preflight(cfg: Config) -> None:
-    """Before the data is read: the mlflow extra is installed and the store can be reached (a sqlite
-    database's folder exists, an http server answers). Nothing is imported without tracking.mlflow."""
+    """At the start of a command, before the data is read: the mlflow extra is installed and the store
+    is really used (the experiment read, or made), each call within tracking.timeout; else a
+    ConfigError naming tracking.mlflow (exit 2). Nothing is imported without tracking.mlflow."""
     uri = uri_of(cfg)
     if uri is None:
         return
+    _GAVE_UP.discard(uri)
+    _READY.pop((uri, _name(cfg)), None)
+    _ready(cfg, uri)
+
+
+def _name(cfg: Config) -> str:
+    return cfg.name or "nettrain"
+
+
+def _scheme(uri: str) -> str:
+    return uri.split(":", 1)[0].lower().split("+")[0]
+
+
+def _ready(cfg: Config, uri: str) -> str:
+    """The id of the config's experiment at `uri`; the store is checked on its first use in this process."""
+    key = (uri, _name(cfg))
+    if key not in _READY:
+        _check_installed(cfg)
+        _check_masked(cfg, uri)
+        _check_place(cfg, uri)
+        client = _mlflow_client(cfg, uri)
+        _READY[key] = _use(cfg, uri, "reading the experiment", lambda: _experiment(cfg, client, uri),
+                           timeout_of(cfg))
+    return _READY[key]
+
+
+def _use(cfg: Config, uri: str, what: str, call: Callable[[], Any], seconds: float) -> Any:
+    """`call()` within `seconds`; any failure is a ConfigError naming tracking.mlflow."""
+    try:
+        return bounded(call, seconds)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a store we cannot use: the user's URI, exit 2
+        raise cfg.error("tracking.mlflow", f"MLflow at {shown(uri)} cannot be used: {what} failed "
+                                           f"({_reason(e, uri)}); fix the store or the URI, or remove "
+                                           "tracking.mlflow") from None
+
+
+def _check_installed(cfg: Config) -> None:
     try:
         installed = importlib.util.find_spec("mlflow") is not None
     except (ImportError, ValueError):  # a broken or half-removed installation
@@ -69,55 +169,143 @@ def preflight(cfg: Config) -> None:
     if not installed:
         raise cfg.error("tracking.mlflow", f"logging to MLflow needs the mlflow package, which is not installed: "
                                            f"{INSTALL} (or pip install mlflow-skinny), or remove tracking.mlflow")
-    scheme = uri.split(":", 1)[0].lower()
+
+
+def _check_masked(cfg: Config, uri: str) -> None:
+    """A URI read back from a run (retrain: the checkpoint's config) has its password masked."""
+    if MASK in uri:
+        raise cfg.error("tracking.mlflow", f"{uri}: the password of this MLflow URI is not stored with a run; "
+                                           "give the URI again (--set tracking.mlflow=<URI with its password>), "
+                                           "or leave it out of the URI and set MLFLOW_TRACKING_USERNAME and "
+                                           "MLFLOW_TRACKING_PASSWORD")
+
+
+def _check_place(cfg: Config, uri: str) -> None:
+    """Quick checks with a clear reason: a local store's folder exists and can be written, a server
+    answers, a database accepts a connection."""
+    scheme = _scheme(uri)
     if scheme == "sqlite":
-        folder = Path(uri[len("sqlite:///"):]).parent
-        if not folder.is_dir():
-            raise cfg.error("tracking.mlflow", f"{shown(uri)}: the folder {folder} of the MLflow database does not "
-                                               "exist; create it or name another database file")
+        db = Path(uri[len("sqlite:///"):])
+        _check_writable(cfg, uri, db.parent, folder=True)  # sqlite writes its journal next to the file
+        if db.exists():
+            _check_writable(cfg, uri, db, folder=False)
+            _use(cfg, uri, "reading the database", lambda: _sqlite_version(db), timeout_of(cfg))
+    elif scheme == "file":
+        folder = Path(unquote(urlsplit(uri).path))
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # MLflow makes the missing folders
+        _check_writable(cfg, uri, folder, folder=True)
     elif scheme in ("http", "https"):
         _probe(cfg, uri)
+    elif scheme in SQL_SCHEMES:
+        _connect(cfg, uri)
+
+
+def _sqlite_version(db: Path) -> None:
+    """A file that is not an SQLite database fails here at once (MLflow would retry for minutes)."""
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db.as_uri() + "?mode=ro", uri=True)) as con:
+        con.execute("pragma schema_version").fetchone()
+
+
+def _check_writable(cfg: Config, uri: str, path: Path, *, folder: bool) -> None:
+    """`path` (a folder, or the database file) exists and this process may write it (a read-only
+    mount says no even to root)."""
+    if not path.exists():
+        raise cfg.error("tracking.mlflow", f"{shown(uri)}: the folder {path} of the MLflow database does not "
+                                           "exist; create it or name another database file")
+    if folder and not path.is_dir():
+        raise cfg.error("tracking.mlflow", f"{shown(uri)}: {path} is a file, not a folder; name another place "
+                                           "for the MLflow store")
+    if not os.access(path, os.W_OK):
+        raise cfg.error("tracking.mlflow", f"{shown(uri)}: {path} is read-only; the MLflow store cannot be "
+                                           "written there: name a writable place")
 
 
 def _probe(cfg: Config, uri: str) -> None:
-    """Any HTTP answer counts; a refused connection, an unknown host or a timeout is a ConfigError
-    now rather than MLflow's minutes of retries later."""
+    """Any HTTP answer counts here (what it says is judged by the first real call); a refused
+    connection, an unknown host or no answer within tracking.timeout is a ConfigError now."""
     import requests
 
+    seconds = timeout_of(cfg)
     try:
         requests.get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/get-by-name",
-                     params={"experiment_name": cfg.name or "nettrain"}, timeout=(5, 15))
+                     params={"experiment_name": _name(cfg)}, timeout=(seconds, seconds))
     except requests.exceptions.RequestException as e:
-        reason = _reason(e)
-        raise cfg.error("tracking.mlflow", f"cannot reach the MLflow server at {shown(uri)} ({reason}); start it "
-                                           "(e.g. mlflow server --port 5000) or fix the URI") from None
+        reason = _reason(TimedOut(f"no answer within {seconds:g} s (tracking.timeout)")
+                         if isinstance(e, requests.exceptions.Timeout) else e, uri)
+        raise cfg.error("tracking.mlflow", f"cannot reach the MLflow server at {shown(uri)} ({reason}); "
+                                           "start it (e.g. mlflow server --port 5000) or fix the URI") from None
 
 
-def _reason(e: BaseException) -> str:
-    text = str(getattr(e, "message", None) or e)
+def _connect(cfg: Config, uri: str) -> None:
+    """One connection to a PostgreSQL/MySQL/MSSQL store, within tracking.timeout (MLflow itself
+    would retry for minutes)."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    seconds = timeout_of(cfg)
+    args = {"connect_timeout": max(1, math.ceil(seconds))} if _scheme(uri) in ("postgresql", "mysql") else {}
+
+    def attempt() -> None:
+        engine = sqlalchemy.create_engine(uri, poolclass=NullPool, connect_args=args)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+
+    _use(cfg, uri, "connecting to the database", attempt, seconds)
+
+
+def _reason(e: BaseException, uri: str = "") -> str:
+    text = str(getattr(e, "message", None) or e) or type(e).__name__
     for pattern in ("Connection refused", "Name or service not known", "nodename nor servname",
                     "timed out", "No route to host", "Temporary failure in name resolution"):
-        if pattern.lower() in text.lower():
+        if pattern.lower() in text.lower() and not isinstance(e, TimedOut):
             return pattern.lower()
-    text = " ".join(text.split())
+    text = re.sub(r"\(Background on this error at: [^)]*\)", "", text)
+    text = " ".join(scrub(text, uri).split())
     return text if len(text) <= 200 else text[:197] + "..."
 
 
 # ------------------------------------------------------------------------------ the MLflow run
 
-def _mlflow_client(cfg: Config, uri: str):
-    preflight(cfg)  # the extra (a session started without the fit command's preflight: retrain, a sweep)
-    if uri.startswith("file:"):
-        import os
+_CLIENTS: dict[str, Any] = {}
 
+
+def _mlflow_env(uri: str, seconds: float) -> None:
+    """MLflow's knobs: no retries with back-off (minutes against a 503), its HTTP timeout our own, no
+    "View run <URL>" on stdout (results only there, and the URL would carry the password)."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, math.ceil(seconds)))
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    if uri.startswith("file:"):
         # MLflow 3 keeps its file store "in maintenance mode" and refuses it unless asked: the user asked
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+
+def _mlflow_client(cfg: Config, uri: str):
+    """The client of `uri` (one per process). Making it opens a database store, whose tables a new
+    database gets then: that call may take up to SETUP_SECONDS."""
+    _mlflow_env(uri, timeout_of(cfg))
+    if uri in _CLIENTS:
+        return _CLIENTS[uri]
     try:
         from mlflow.tracking import MlflowClient
     except ImportError as e:
         raise cfg.error("tracking.mlflow", f"the mlflow package cannot be imported ({_reason(e)}); reinstall it: "
                                            f"{INSTALL}") from None
-    return MlflowClient(tracking_uri=uri)
+    import logging
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.ERROR)  # "will be retried" lines: we stop first
+    database = _scheme(uri) in ("sqlite", *SQL_SCHEMES)
+    seconds = max(timeout_of(cfg), SETUP_SECONDS) if database else timeout_of(cfg)
+    client = _use(cfg, uri, "opening the store", lambda: MlflowClient(tracking_uri=uri), seconds)
+    _CLIENTS[uri] = client
+    return client
 
 
 def _experiment(cfg: Config, client, uri: str) -> str:
@@ -126,7 +314,7 @@ def _experiment(cfg: Config, client, uri: str) -> str:
     `./mlruns` in whatever folder the command runs from)."""
     from mlflow.exceptions import MlflowException
 
-    name = cfg.name or "nettrain"
+    name = _name(cfg)
     exp = client.get_experiment_by_name(name)
     if exp is None:
         location = None
@@ -171,21 +359,30 @@ def _key(name: str) -> str:
 
 
 class Tracker:
-    """One nettrain run's MLflow run. A failure after it was opened is one warning, then silence."""
+    """One nettrain run's MLflow run. Each call gets tracking.timeout seconds; the first that fails or
+    takes longer is one warning, then silence for the rest of the command (every run on that URI)."""
 
-    def __init__(self, client, run_id: str, uri: str):
-        self.client, self.run_id, self.uri = client, run_id, uri
-        self.broken = False
+    def __init__(self, client, run_id: str | None, uri: str, timeout: float):
+        self.client, self.run_id, self.uri, self.timeout = client, run_id, uri, timeout
+        self.broken = uri in _GAVE_UP
 
-    def _safely(self, what: str, call: Callable[[], Any]) -> None:
-        if self.broken:
+    def _safely(self, what: str, call: Callable[[], Any], extra: float = 0.0) -> None:
+        if self.broken or self.uri in _GAVE_UP:
+            self.broken = True
             return
         try:
-            call()
+            bounded(call, self.timeout + extra)
         except Exception as e:  # noqa: BLE001 - the store's trouble never stops the training
-            self.broken = True
-            warnings.warn(f"MLflow at {shown(self.uri)}: {what} failed ({_reason(e)}); nothing more is logged "
-                          f"there for this run (the run directory holds everything)", stacklevel=2)
+            self.give_up(what, e)
+
+    def give_up(self, what: str, e: BaseException) -> None:
+        """Stop logging to this URI for the rest of the command, with one warning."""
+        self.broken = True
+        if self.uri in _GAVE_UP:
+            return
+        _GAVE_UP.add(self.uri)
+        warnings.warn(f"MLflow at {shown(self.uri)}: {what} failed ({_reason(e, self.uri)}); nothing more is "
+                      "logged there (training goes on; the run directory holds everything)", stacklevel=2)
 
     def metrics(self, values: dict[str, Any], step: int | None = None) -> None:
         import time
@@ -212,18 +409,25 @@ class Tracker:
         self.metrics(flat)
 
     def artifacts(self, out: Path, names: Iterable[str]) -> None:
-        """Files of the run directory (`plots` is the folder's PNG files), kept under the same names."""
+        """Files of the run directory (`plots` is the folder's PNG files), kept under the same names; an
+        upload gets a second more per MB."""
         for name in names:
             path = out / name
             if path.is_dir():
                 for png in sorted(path.glob("*.png")):
                     self._safely(f"uploading {name}/{png.name}",
-                                 lambda p=png, n=name: self.client.log_artifact(self.run_id, str(p), n))
+                                 lambda p=png, n=name: self.client.log_artifact(self.run_id, str(p), n),
+                                 _upload_seconds(png))
             elif path.is_file():
-                self._safely(f"uploading {name}", lambda p=path: self.client.log_artifact(self.run_id, str(p)))
+                self._safely(f"uploading {name}", lambda p=path: self.client.log_artifact(self.run_id, str(p)),
+                             _upload_seconds(path))
 
     def end(self, status: str = "FINISHED") -> None:
         self._safely(f"ending the run ({status})", lambda: self.client.set_terminated(self.run_id, status))
+
+
+def _upload_seconds(path: Path) -> float:
+    return path.stat().st_size / UPLOAD_BYTES_PER_SECOND
 
 
 def _number(v: Any) -> bool:
@@ -242,45 +446,59 @@ def open_run(cfg: Config, out: Path, record: rundir.RunRecord, *, kind: str, run
     """The MLflow run of the nettrain run `out`: the one its run.json names (continued: `--resume`,
     an in-place retrain, the refit of a k-fold run), else a new one (params and tags logged, the
     `history` rows as its first epochs, its id written into run.json). None without tracking.mlflow.
-    A store that cannot be opened is a ConfigError (exit 2)."""
+    A store that cannot be used on its first use in this process is a ConfigError (exit 2); one
+    that fails later gives a Tracker that logs nothing (one warning)."""
     uri = uri_of(cfg)
     if uri is None:
         return None
+    experiment_id = _ready(cfg, uri)
     client = _mlflow_client(cfg, uri)
-    known = record.data.get(RECORD_KEY)
+    tracker = Tracker(client, None, uri, timeout_of(cfg))
+    if tracker.broken:
+        return tracker
+    all_tags = {RUN_DIR_TAG: str(Path(out).resolve()), KIND_TAG: kind, "nettrain.config": cfg.source.file or "",
+                "mlflow.source.name": "nettrain", **(tags or {})}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
     try:
-        if isinstance(known, dict) and known.get("uri") == uri and isinstance(known.get("run_id"), str):
-            try:
-                run = client.get_run(known["run_id"])
-            except Exception:  # noqa: BLE001 - gone from the store: a new run below
-                run = None
-            if run is not None and run.info.lifecycle_stage == "active":
-                if run.info.status != "RUNNING":
-                    client.update_run(run.info.run_id, status="RUNNING")
-                return Tracker(client, run.info.run_id, uri)
-        experiment_id = _experiment(cfg, client, uri)
-        all_tags = {RUN_DIR_TAG: str(Path(out).resolve()), KIND_TAG: kind, "nettrain.config": cfg.source.file or "",
-                    "mlflow.source.name": "nettrain", **(tags or {})}
-        if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
-        run = client.create_run(experiment_id, run_name=run_name or Path(out).name, tags=all_tags)
-    except ConfigError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a store we cannot use: the user's URI, exit 2
-        raise cfg.error("tracking.mlflow", f"MLflow at {shown(uri)} cannot be used: {_reason(e)}") from None
-    tracker = Tracker(client, run.info.run_id, uri)
+        run_id = bounded(lambda: _continued(client, record.data.get(RECORD_KEY), uri), tracker.timeout)
+        if run_id is not None:
+            tracker.run_id = run_id
+            return tracker
+        run = bounded(lambda: client.create_run(experiment_id, run_name=run_name or Path(out).name, tags=all_tags),
+                      tracker.timeout)
+    except Exception as e:  # noqa: BLE001 - training goes on without MLflow
+        tracker.give_up("opening the run", e)
+        return tracker
+    tracker.run_id = run.info.run_id
     from mlflow.entities import Param
 
-    params = [Param(k, v) for k, v in params_of(cfg.to_dict()).items()]
+    params = [Param(k, v) for k, v in params_of(cfg.to_dict()).items()]  # to_dict masks the URI's password
     for i in range(0, len(params), _BATCH):
         tracker._safely("logging the config", lambda part=params[i:i + _BATCH]: client.log_batch(
             tracker.run_id, params=part))
     tracker.history(history)
-    record.update(**{RECORD_KEY: {"uri": uri, "experiment_id": experiment_id, "run_id": tracker.run_id}})
+    record.update(**{RECORD_KEY: {"uri": shown(uri), "experiment_id": experiment_id, "run_id": tracker.run_id}})
     if kind != "fold":
-        print(f"mlflow: run {tracker.run_id} in experiment {cfg.name or 'nettrain'!r} at {shown(uri)}",
-              file=sys.stderr, flush=True)
+        print(f"mlflow: run {tracker.run_id} in experiment {_name(cfg)!r} at {shown(uri)}", file=sys.stderr,
+              flush=True)
     return tracker
+
+
+def _continued(client, known: Any, uri: str) -> str | None:
+    """The id of the MLflow run that run.json names (its URI stored masked), running again; None when
+    there is none or it is gone from the store."""
+    if not (isinstance(known, dict) and known.get("uri") in (uri, shown(uri)) and isinstance(known.get("run_id"), str)):
+        return None
+    try:
+        run = client.get_run(known["run_id"])
+    except Exception:  # noqa: BLE001 - gone from the store: a new run
+        return None
+    if run.info.lifecycle_stage != "active":
+        return None
+    if run.info.status != "RUNNING":
+        client.update_run(run.info.run_id, status="RUNNING")
+    return run.info.run_id
 
 
 def recorded_run_id(run_dir: Path) -> str | None:
@@ -367,7 +585,7 @@ def finish_session(callbacks: Iterable[Any], out: Path, metrics: dict[str, Any])
     tracker = tracker_in(callbacks)
     if tracker is None:
         return
-    tracker.final(metrics)
+    tracker.final(metrics, prefix="final_")  # model.h5's metrics (the restored best epoch's weights, if restored)
     tracker.artifacts(out, FINAL_FILES)
     tracker.end("FINISHED")
 
