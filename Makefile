@@ -23,7 +23,8 @@ test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # The quick subset while editing: no test marked slow (own training runs, nettrain subprocesses,
-# signals, k-fold, retrain/resume, the example configs). `make test` stays the complete suite.
+# signals, k-fold, retrain/resume, the example configs; tests/conftest.py also marks every test that
+# uses a fixture under helpers.slow_fixture, the shared runs included). `make test` stays the complete suite.
 test-fast: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 

@@ -111,7 +111,7 @@ def evaluation(*a, **k):
     return f"evaluate {calls[0]}"
 marked(S, "load_stream", "first pass")
 marked(F, "new_model", "model built")
-marked(E.StreamLoop, "_epoch", lambda self, epoch, calls: f"training, epoch {epoch}")
+marked(E.Loop, "_epoch", lambda self, epoch, calls: f"training, epoch {epoch}")
 marked(keras.Model, "evaluate", evaluation)
 marked(F, "_plots", "plots: held-out rows, predictions")
 marked(F, "_finish", "final files and evaluation")

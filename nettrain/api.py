@@ -1,5 +1,11 @@
 """One plain function per command, usable from Python and tests without Typer.
 
+Each returns a result object and prints nothing of it: `nettrain.render` draws it for the command
+line. A command that fails after producing a result (a missed --fail-under gate, a sweep whose
+trials all failed) raises with the result attached as the error's `result`, so the CLI can show
+the tables before the error. (fit and retrain still print their epoch lines, final metrics table
+and run directory while training; `json_output` keeps that table off stdout.)
+
 Imports that pull in TensorFlow (model/, training/) happen inside the functions that need them.
 """
 
@@ -7,12 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from nettrain.config import Config, load_config
-from nettrain.errors import UsageError
+from nettrain.errors import NettrainError, UsageError
+
+
+def _attach(err: NettrainError, result: Any) -> NettrainError:
+    """`err` carrying what the command produced before it failed (the CLI shows it first)."""
+    err.result = result
+    return err
 
 
 def fit(config: str | Path, overrides: Iterable[str] = (), *, run_dir: str | Path | None = None,
@@ -97,13 +109,18 @@ def describe(cfg: Config) -> str:
 
 
 def evaluate(target: str | Path, *, data: str | Path | None = None, split: str | None = None,
-             fail_under: Iterable[str] = (), json_output: bool = False):
-    """Measure a run directory or .h5 on its run's split or a data file; prints the tables (or one
-    JSON object), writes eval-<name>.json into the run, raises GateFailed when a gate is missed.
-    Returns an `EvalResult`."""
-    from nettrain.lifecycle.evaluate import run_evaluate
+             fail_under: Iterable[str] = ()):
+    """Measure a run directory or .h5 on its run's split or a data file; writes eval-<name>.json
+    into the run. Returns an `EvalResult` (a `KFoldResult` for a k-fold run without a refit model);
+    raises GateFailed, carrying it as `result`, when a gate is missed."""
+    from nettrain.lifecycle.evaluate import check_gates, evaluate as _evaluate
 
-    return run_evaluate(target, data=data, split=split, fail_under=fail_under, json_output=json_output)
+    result = _evaluate(target, data=data, split=split, fail_under=fail_under)
+    try:
+        check_gates(result)
+    except NettrainError as err:
+        raise _attach(err, result) from None
+    return result
 
 
 def predict(target: str | Path, input: str | Path, *, output: str | Path | None = None, proba: bool = False,
@@ -149,12 +166,30 @@ def init_config(data: str | Path, target: str, *, output: str | Path | None = No
     return suggestion.text
 
 
-def list_runs(directory: str | Path = "runs", *, json_output: bool = False, sort: str | None = None,
-              filters: Iterable[str] = (), last: int | None = None) -> list[dict[str, Any]]:
-    """List the runs under `directory`: a table on stdout, or with `json_output` one JSON array (the
-    note on unreadable run.json files then goes to stderr). `filters` are `KEY=VALUE` run.json
-    fields, `last` keeps the N newest of the matching runs, `sort` orders them by a metric, best
-    first. Returns the listed runs (dicts)."""
+@dataclass
+class RunListing:
+    """What `runs` lists: the selected `runs` (run.json records, in order) out of `found` under `root`,
+    and the note on run.json files that could not be read ("" when none)."""
+
+    root: Path
+    found: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+    note: str = ""
+    filters: list[str] = field(default_factory=list)
+    sort: str | None = None
+    last: int | None = None
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """What `runs --json` prints: one summary per listed run."""
+        from nettrain.report.runs import run_summary
+
+        return [run_summary(r) for r in self.runs]
+
+
+def list_runs(directory: str | Path = "runs", *, sort: str | None = None, filters: Iterable[str] = (),
+              last: int | None = None) -> RunListing:
+    """The runs under `directory`: `filters` are `KEY=VALUE` run.json fields, `last` keeps the N
+    newest of the matching runs, `sort` orders them by a metric, best first. Returns a `RunListing`."""
     from nettrain.report import runs as report_runs
 
     root = Path(directory)
@@ -162,13 +197,9 @@ def list_runs(directory: str | Path = "runs", *, json_output: bool = False, sort
         raise UsageError(f"no runs directory at {root}" + (" (it is a file)" if root.exists() else "")
                          + "; give the folder runs are written to (output.dir, default runs)")
     filters = list(filters)
-    if not json_output:
-        return list(report_runs.print_runs(root, filters=filters, sort=sort, last=last))
-    listed, note = report_runs.runs_json(root, filters=filters, sort=sort, last=last)
-    if note:
-        sys.stderr.write(note + "\n")
-    sys.stdout.write(json.dumps(listed, allow_nan=False, default=str) + "\n")
-    return listed
+    found = report_runs.collect_runs(root)
+    runs = report_runs.select_runs(found, filters=filters, last=last, sort=sort)
+    return RunListing(root, found, runs, report_runs.skipped_note(found, root), filters, sort, last)
 
 
 def plot_runs(runs: Iterable[str | Path], *, metric: str = "loss", output: str | Path | None = None) -> Path:
@@ -216,73 +247,51 @@ def _check_plot_output(out: Path) -> None:
                              "only while training it: choose a file outside (default ./learning-curves.png)")
 
 
-def compare_runs(a: str | Path, b: str | Path, *, json_output: bool = False) -> dict[str, Any]:
+def compare_runs(a: str | Path, b: str | Path) -> dict[str, Any]:
     """Two runs side by side: config differences, final metrics per split with the delta, and
-    status/epochs/best epoch; printed as tables, or with `json_output` as one JSON object. Returns
-    the comparison (see `nettrain.report.compare.compare_runs`)."""
-    from nettrain.report.compare import compare_runs as _compare, print_comparison
+    status/epochs/best epoch. Returns the comparison (see `nettrain.report.compare.compare_runs`)."""
+    from nettrain.report.compare import compare_runs as _compare
 
-    result = _compare(a, b)
-    if json_output:
-        sys.stdout.write(json.dumps(result, allow_nan=False, default=str) + "\n")
-    else:
-        print_comparison(result)
-    return result
+    return _compare(a, b)
 
 
 def sweep(config: str | Path, overrides: Iterable[str] = (), *, trials: int | None = None,
           storage: str | None = None, study: str | None = None, jobs: int = 1, fail_under: Iterable[str] = (),
-          json_output: bool = False, say=None):
-    """Search hyperparameters with Optuna: every trial a full run under the sweep folder. Prints one
-    line per finished trial (`say`, default stderr), then the trial table (or one JSON object), and
-    writes best.yaml, trials.json and plots/. Raises GateFailed when a `fail_under` gate misses on the
-    best trial. Returns a `SweepResult`."""
+          say=None, live=None):
+    """Search hyperparameters with Optuna: every trial a full run under the sweep folder; writes
+    best.yaml, trials.json and plots/. `say(line)` gets one line per finished trial; `live(total)`,
+    when given, is a context manager whose `say` and `watch` show the running trials instead (the
+    CLI's live panel in a terminal). Returns a `SweepResult` with its checked `gates`; raises, the
+    result attached, JobFailed when every trial run here failed and GateFailed when a `fail_under`
+    gate misses on the best trial."""
     from nettrain.report.gates import parse_gates
     from nettrain.sweep import run as R
 
     gates = parse_gates(fail_under)
     p = R.plan(config, overrides, trials=trials, storage=storage, study=study, jobs=jobs)
-    if say is None and sys.stderr.isatty() and not (os.environ.get("CI") or os.environ.get("NO_COLOR")):
-        from nettrain.report.sweep import LiveView
-
-        with LiveView(p.trials) as view:
+    if live is not None:
+        with live(p.trials) as view:
             result = R.run_sweep(p, say=view.say, watch=view.watch)
     else:
-        result = R.run_sweep(p, say=say or (lambda line: sys.stderr.write(line + "\n")))
-    _show_sweep(result, json_output)
-    R.check_trials(result)  # every trial run here failed: exit 1 with the first failure's message
-    _sweep_gates(result, gates)
+        result = R.run_sweep(p, say=say or (lambda line: None))
+    try:
+        R.check_trials(result)  # every trial run here failed: exit 1 with the first failure's message
+        _sweep_gates(result, gates)
+    except NettrainError as err:
+        raise _attach(err, result) from None
     return result
 
 
-def sweep_status(folder: str | Path | None = None, *, storage: str | None = None, study: str | None = None,
-                 json_output: bool = False):
+def sweep_status(folder: str | Path | None = None, *, storage: str | None = None, study: str | None = None):
     """The trial table of a sweep (its folder, or `storage` and `study`), best first. Returns a `SweepResult`."""
     from nettrain.sweep import run as R
 
-    result = R.status(folder, storage=storage, study=study)
-    _show_sweep(result, json_output)
-    return result
-
-
-def _show_sweep(result, json_output: bool) -> None:
-    if json_output:
-        sys.stdout.write(json.dumps(result.to_json(), allow_nan=False, default=str) + "\n")
-        return
-    from nettrain.report.sweep import print_trials
-
-    best = result.best
-    title = (f"study {result.study}: best trial {best['number']}, {result.metric} {best['value']:.6g}"
-             if best else f"study {result.study}: no completed trial yet")
-    print_trials(result.trials, result.metric, title=title)
-    if best and any(f.endswith("best.yaml") for f in result.files):
-        sys.stdout.write(f"best config: {result.folder / 'best.yaml'} (train it with: nettrain fit "
-                         f"{result.folder / 'best.yaml'})\n")
+    return R.status(folder, storage=storage, study=study)
 
 
 def _sweep_gates(result, gates) -> None:
     """`--fail-under METRIC=V` on the best trial: the sweep metric, or a final metric of its run
-    (`test.accuracy`, or `accuracy` for the test split)."""
+    (`test.accuracy`, or `accuracy` for the test split). Fills `result.gates`; GateFailed on a miss."""
     if not gates:
         return
     from nettrain.errors import GateFailed
@@ -307,44 +316,29 @@ def _sweep_gates(result, gates) -> None:
     missed = []
     for gate in gates:
         gate.value = values[gate.metric]
-        sys.stderr.write(f"gate: {gate.describe()}\n")
         if not gate.passed:
             missed.append(f"{gate.metric} {format_value(gate.value)}")
+    result.gates = gates
     if missed:
         raise GateFailed(f"the best trial ({result.best['number']}) missed --fail-under: {', '.join(missed)}")
 
 
-def inspect_model(target: str | Path, overrides: Iterable[str] = (), *, batch: int | None = None,
-                  json_output: bool = False):
+def inspect_model(target: str | Path, overrides: Iterable[str] = (), *, batch: int | None = None):
     """Variables, weight statistics, gradient norms, activation statistics and update sizes of a
     CONFIG's freshly initialized model (or a run's / .h5 file's trained one) on one batch of its
     training rows, with plain-words findings (vanishing or exploding gradients, dead or saturated
-    units, initializers that do not fit the activation). Prints tables (or one JSON object with
-    `json_output`); writes nothing. Returns an `InspectReport`."""
+    units, initializers that do not fit the activation). Writes nothing. Returns an `InspectReport`."""
     from nettrain.lifecycle.inspect import inspect as _inspect
 
-    report = _inspect(target, overrides=overrides, batch=batch)
-    if json_output:
-        sys.stdout.write(json.dumps(report.to_dict(), allow_nan=False) + "\n")
-    else:
-        from nettrain.report.inspect import print_report
-
-        print_report(report)
-    return report
+    return _inspect(target, overrides=overrides, batch=batch)
 
 
 def lr_find(config: str | Path, overrides: Iterable[str] = (), *, min_lr: float = 1e-6, max_lr: float = 1.0,
-            steps: int = 100, output: str | Path | None = None, json_output: bool = False):
+            steps: int = 100, output: str | Path | None = None):
     """The learning-rate range test from CONFIG's initial weights: lr_find.csv and lr_find.png in
     `output` (default <output.dir>/<name>/lr-find-<time>/, never inside a run), and a suggested
-    rate (steepest descent of the smoothed loss) with its reasoning printed (or one JSON object with
-    `json_output`). Returns an `LRFindResult`."""
+    rate (steepest descent of the smoothed loss) with its reasoning. Returns an `LRFindResult`."""
     from nettrain.lifecycle.lrfind import check_range, lr_find as _lr_find
 
     check_range(min_lr, max_lr, steps)  # before the config and TensorFlow load
-    result = _lr_find(config, overrides, min_lr=min_lr, max_lr=max_lr, steps=steps, output=output)
-    if json_output:
-        sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
-    else:
-        sys.stdout.write("\n".join(result.reasoning()) + "\n")
-    return result
+    return _lr_find(config, overrides, min_lr=min_lr, max_lr=max_lr, steps=steps, output=output)

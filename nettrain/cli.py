@@ -1,7 +1,8 @@
-"""The command line: parse arguments, call one library function, print, map errors to exit codes.
+"""The command line: parse arguments, call one library function, show its result, map errors to exit codes.
 
-Nothing here imports TensorFlow; `nettrain.api` imports it lazily, only in commands that train
-or load a model.
+Results are drawn by `nettrain.render` (tables, or one JSON line with --json); `--set`, `--json`
+and `--debug` are declared once here. Nothing here imports TensorFlow; `nettrain.api` imports it
+lazily, only in commands that train or load a model.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import List, Optional
 import typer
 from typer.core import TyperCommand
 
-from nettrain import __version__
+from nettrain import __version__, render
 from nettrain.errors import EXIT_FAILED, EXIT_INTERRUPTED, NettrainError
 from nettrain.store import guard
 
@@ -85,6 +86,18 @@ app = _App(
 SET_HELP = "Override a config key by dotted path, e.g. --set training.epochs=5 (VALUE is YAML). Repeatable."
 DEBUG_OPTION = typer.Option(False, "--debug", help="Show the full traceback of an error, for bug reports "
                             "(also NETTRAIN_DEBUG=1).")
+FIT_JSON_HELP = ("Print one JSON object on stdout: run_dir, the files written and the final metrics per split; "
+                 "progress goes to stderr.")
+
+
+def _set_option(extra: str = ""):
+    """`--set KEY=VALUE` (repeatable); `extra` says what it may change in this command."""
+    return typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP + extra)
+
+
+def _json_option(what: str):
+    """`--json`: the result as one JSON line on stdout (`nettrain.render.print_json`); `what` says what it holds."""
+    return typer.Option(False, "--json", help=what)
 
 
 def _debugging(flag: bool) -> bool:
@@ -96,19 +109,26 @@ def _own_line(code: int) -> str:
     return "\n" if code == EXIT_INTERRUPTED and sys.stderr.isatty() else ""
 
 
-def _run(name: str, *args, debug: bool = False, **kwargs):
-    """Call `nettrain.api.<name>`, turning every error into one message and an exit code.
+def _run(name: str, *args, debug: bool = False, show=None, **kwargs):
+    """Call `nettrain.api.<name>` and `show` its result, turning every error into one message and
+    an exit code.
 
-    A user mistake (NettrainError) prints its message; anything else is an internal error: one
-    line and exit 1, the traceback only with --debug. The api is imported inside, so a signal
-    that arrives while it loads is reported like any other.
+    A user mistake (NettrainError) prints its message, after showing the result it carries (the
+    tables of a missed gate); anything else is an internal error: one line and exit 1, the
+    traceback only with --debug. The api is imported inside, so a signal that arrives while it
+    loads is reported like any other.
     """
     debug = _debugging(debug)
     try:
         from nettrain import api
 
-        return getattr(api, name)(*args, **kwargs)
+        result = getattr(api, name)(*args, **kwargs)
+        if show is not None:
+            show(result)
+        return result
     except NettrainError as err:
+        if show is not None and getattr(err, "result", None) is not None:
+            show(err.result)
         if debug:
             traceback.print_exc()
         typer.echo(_own_line(err.exit_code) + f"error: {err.message}", err=True)
@@ -145,14 +165,13 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 @app.command()
 def fit(
     config: Path = typer.Argument(..., metavar="CONFIG", help="Experiment spec (YAML)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
+    set_: Optional[List[str]] = _set_option(),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", metavar="DIR", help="Write the run here instead of <output.dir>/<name>/<time>."),
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN_DIR", help="Continue an interrupted run from its last complete epoch."),
     force: bool = typer.Option(False, "--force", help="With --resume: continue even if the config or data changed. "
                                "With --run-dir: replace the nettrain run there (nothing else is ever replaced)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="One plain line per epoch, no progress bars."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout: run_dir, the files written "
-                                 "and the final metrics per split; progress goes to stderr."),
+    as_json: bool = _json_option(FIT_JSON_HELP),
     worker: Optional[int] = typer.Option(None, "--worker", metavar="I", help="With --workers: this machine is worker I "
                                          "of the list (0, the chief, writes the run). Sets TF_CONFIG and "
                                          "runtime.distribute: multi_worker."),
@@ -161,36 +180,31 @@ def fit(
     debug: bool = DEBUG_OPTION,
 ):
     """Train a model from CONFIG and write a run directory."""
-    result = _run("fit", config, overrides=set_ or [], run_dir=run_dir, resume=resume,
-                  quiet=quiet or as_json, json_output=as_json, force=force, worker=worker, workers=workers,
-                  debug=debug)
-    if as_json:
-        typer.echo(json.dumps(result.to_json(), sort_keys=True))
+    _run("fit", config, overrides=set_ or [], run_dir=run_dir, resume=resume, quiet=quiet or as_json,
+         json_output=as_json, force=force, worker=worker, workers=workers, debug=debug,
+         show=lambda result: render.show_fit(result, as_json))
 
 
 @app.command()
 def retrain(
     checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT_OR_RUN", help="A run directory (its model.h5) or any .h5 checkpoint."),
     epochs: Optional[int] = typer.Option(None, "--epochs", metavar="N", help="How many more epochs (default: the config's training.epochs)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP + " Training keys only: the architecture is kept."),
+    set_: Optional[List[str]] = _set_option(" Training keys only: the architecture is kept."),
     data: Optional[Path] = typer.Option(None, "--data", metavar="FILE", help="Train on this data file instead of the run's data."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", metavar="DIR", help="Write a new run directory here instead of continuing the run in place."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="One plain line per epoch, no progress bars."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout: run_dir, the files written "
-                                 "and the final metrics per split; progress goes to stderr."),
+    as_json: bool = _json_option(FIT_JSON_HELP),
     debug: bool = DEBUG_OPTION,
 ):
     """Continue training from an .h5 checkpoint for N more epochs, optimizer state included."""
-    result = _run("retrain", checkpoint, epochs=epochs, overrides=set_ or [], data=data, run_dir=run_dir,
-                  quiet=quiet or as_json, json_output=as_json, debug=debug)
-    if as_json:
-        typer.echo(json.dumps(result.to_json(), sort_keys=True))
+    _run("retrain", checkpoint, epochs=epochs, overrides=set_ or [], data=data, run_dir=run_dir,
+         quiet=quiet or as_json, json_output=as_json, debug=debug, show=lambda result: render.show_fit(result, as_json))
 
 
 @app.command()
 def validate(
     config: Path = typer.Argument(..., metavar="CONFIG", help="Experiment spec (YAML)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
+    set_: Optional[List[str]] = _set_option(),
     build: bool = typer.Option(False, "--build", help="Also load the data, build the model and print its summary (imports TensorFlow)."),
     debug: bool = DEBUG_OPTION,
 ):
@@ -204,13 +218,13 @@ def evaluate(
     target: Path = typer.Argument(..., metavar="TARGET", help="A run directory or an .h5 model file."),
     data: Optional[Path] = typer.Option(None, "--data", metavar="FILE", help="Evaluate on this data file instead of the run's own data."),
     split: Optional[str] = typer.Option(None, "--split", metavar="SPLIT", help="Which part of the run's data: test (default), validation or train."),
-    as_json: bool = typer.Option(False, "--json", help="Print every metric as one JSON object on stdout."),
+    as_json: bool = _json_option("Print every metric as one JSON object on stdout."),
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="METRIC=VALUE: exit 3 when METRIC misses VALUE (a lower bound; an upper bound for loss-like metrics). Repeatable."),
     debug: bool = DEBUG_OPTION,
 ):
     """Measure a trained model on its test split (or another split, or a data file)."""
-    _run("evaluate", target, data=data, split=split, fail_under=fail_under or [], json_output=as_json,
-         debug=debug)
+    _run("evaluate", target, data=data, split=split, fail_under=fail_under or [], debug=debug,
+         show=lambda result: render.show_evaluate(result, as_json))
 
 
 @app.command()
@@ -256,8 +270,8 @@ def init(
 @app.command()
 def runs(
     directory: Path = typer.Argument(Path("runs"), metavar="DIR", help="Runs root to list.", show_default=True),
-    as_json: bool = typer.Option(False, "--json", help="Print the runs as one JSON array on stdout (path, name, status, "
-                                 "times, epochs, best epoch, the listed metrics and their split, final_metrics)."),
+    as_json: bool = _json_option("Print the runs as one JSON array on stdout (path, name, status, times, epochs, "
+                                 "best epoch, the listed metrics and their split, final_metrics)."),
     sort: Optional[str] = typer.Option(None, "--sort", metavar="METRIC", help="Sort by METRIC, best first (higher is "
                                        "better for accuracy-like metrics, lower for loss-like ones): a listed metric "
                                        "(accuracy), val_loss, or SPLIT.METRIC (test.accuracy). Runs without it last."),
@@ -269,7 +283,8 @@ def runs(
     debug: bool = DEBUG_OPTION,
 ):
     """Table of runs and their final metrics, newest first."""
-    _run("list_runs", directory, json_output=as_json, sort=sort, filters=filter_ or [], last=last, debug=debug)
+    _run("list_runs", directory, sort=sort, filters=filter_ or [], last=last, debug=debug,
+         show=lambda listing: render.show_runs(listing, as_json))
 
 
 @app.command()
@@ -291,11 +306,11 @@ def plot(
 def compare(
     run_a: Path = typer.Argument(..., metavar="RUN", help="The first run directory (A)."),
     run_b: Path = typer.Argument(..., metavar="RUN", help="The second run directory (B)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the comparison as one JSON object on stdout."),
+    as_json: bool = _json_option("Print the comparison as one JSON object on stdout."),
     debug: bool = DEBUG_OPTION,
 ):
     """Two runs side by side: config differences, final metrics with deltas, epochs and status."""
-    _run("compare_runs", run_a, run_b, json_output=as_json, debug=debug)
+    _run("compare_runs", run_a, run_b, debug=debug, show=lambda result: render.show_compare(result, as_json))
 
 
 @app.command()
@@ -309,8 +324,8 @@ def sweep(
     study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Study name (default: the config's "
                                         "name). The same command again continues it."),
     jobs: int = typer.Option(1, "--jobs", "-j", metavar="N", help="Trial processes to run at once on this machine."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the trial table as one JSON object on stdout."),
+    set_: Optional[List[str]] = _set_option(),
+    as_json: bool = _json_option("Print the trial table as one JSON object on stdout."),
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 3 when "
                                                    "the best trial misses VALUE: the sweep metric, or a final "
                                                    "metric of its run (test.accuracy). Repeatable."),
@@ -318,7 +333,17 @@ def sweep(
 ):
     """Search hyperparameters with Optuna; every trial is a full run. Writes best.yaml and plots."""
     _run("sweep", config, overrides=set_ or [], trials=trials, storage=storage, study=study, jobs=jobs,
-         fail_under=fail_under or [], json_output=as_json, debug=debug)
+         fail_under=fail_under or [], live=_live_view(), say=lambda line: typer.echo(line, err=True), debug=debug,
+         show=lambda result: render.show_sweep(result, as_json))
+
+
+def _live_view():
+    """In a terminal (not CI, not NO_COLOR): the sweep's live panel of running trials, on stderr."""
+    if not sys.stderr.isatty() or os.environ.get("CI") or os.environ.get("NO_COLOR"):
+        return None
+    from nettrain.report.sweep import LiveView
+
+    return LiveView
 
 
 @app.command("sweep-status")
@@ -328,11 +353,12 @@ def sweep_status(
                                           "a folder."),
     study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="The study's name (default: the "
                                         "folder's, or the only one in the storage)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the trial table as one JSON object on stdout."),
+    as_json: bool = _json_option("Print the trial table as one JSON object on stdout."),
     debug: bool = DEBUG_OPTION,
 ):
     """The trials of a sweep so far, best first (while it runs, too)."""
-    _run("sweep_status", folder, storage=storage, study=study, json_output=as_json, debug=debug)
+    _run("sweep_status", folder, storage=storage, study=study, debug=debug,
+         show=lambda result: render.show_sweep(result, as_json))
 
 
 @app.command()
@@ -341,13 +367,13 @@ def inspect(
                                   "model), a run directory or an .h5 model file (the trained model)."),
     batch: Optional[int] = typer.Option(None, "--batch", metavar="N", help="Rows of training data to measure on "
                                         "(default: training.batch_size, at least 256)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP + " With a CONFIG only."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout: layers, variables, "
-                                 "findings."),
+    set_: Optional[List[str]] = _set_option(" With a CONFIG only."),
+    as_json: bool = _json_option("Print one JSON object on stdout: layers, variables, findings."),
     debug: bool = DEBUG_OPTION,
 ):
     """Variables, gradients, activations and update sizes on one batch, with findings in plain words."""
-    _run("inspect_model", target, overrides=set_ or [], batch=batch, json_output=as_json, debug=debug)
+    _run("inspect_model", target, overrides=set_ or [], batch=batch, debug=debug,
+         show=lambda report: render.show_inspect(report, as_json))
 
 
 @app.command("lr-find")
@@ -357,15 +383,15 @@ def lr_find(
     max_lr: float = typer.Option(1.0, "--max", metavar="LR", help="The last learning rate.", show_default=True),
     steps: int = typer.Option(100, "--steps", metavar="N", help="Training steps (batches) from --min to --max.",
                               show_default=True),
-    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
+    set_: Optional[List[str]] = _set_option(),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="DIR", help="Folder for lr_find.csv and "
                                           "lr_find.png (default <output.dir>/<name>/lr-find-<time>; never in a run)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the suggestion and the files as one JSON object."),
+    as_json: bool = _json_option("Print the suggestion and the files as one JSON object."),
     debug: bool = DEBUG_OPTION,
 ):
     """Learning-rate range test from the initial weights; suggests a rate (steepest descent of the loss)."""
     _run("lr_find", config, overrides=set_ or [], min_lr=min_lr, max_lr=max_lr, steps=steps, output=output,
-         json_output=as_json, debug=debug)
+         debug=debug, show=lambda result: render.show_lr_find(result, as_json))
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:

@@ -54,6 +54,12 @@ class JobFailed(NettrainError):
     exit_code = EXIT_FAILED
 
 
+class PeerLost(JobFailed):
+    """Another process of a multi_worker cluster stopped, hung or cannot be reached. Exit 1.
+
+    Raised by `training.distributed.peers`; the worker path catches the type to add how to resume."""
+
+
 class GateFailed(NettrainError):
     """A --fail-under gate was not met. Exit 3."""
 

@@ -7,7 +7,8 @@ writes eval-*.json, retrain and resume write everything) works on `helpers.copy_
 Each worker checks at the end of the session that the shared runs are byte for byte as trained.
 
 Tests that train for more than a few seconds or start nettrain in a subprocess carry the `slow`
-marker: `pytest -m "not slow"` is the quick subset, `make test` runs everything.
+marker: `pytest -m "not slow"` is the quick subset, `make test` runs everything. A fixture that trains
+or starts a subprocess carries `helpers.slow_fixture`, and every test that uses it is marked by rule.
 """
 
 import contextlib
@@ -27,7 +28,13 @@ os.environ.setdefault("CI", "1")  # plain progress lines in tests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import digest, mixed_csv, regression_csv  # noqa: E402
+from tests.helpers import digest, mark_slow_by_fixture, mixed_csv, regression_csv, slow_fixture  # noqa: E402
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    """Mark slow every test that uses a fixture that trains or starts a subprocess."""
+    mark_slow_by_fixture(items)
 
 
 @pytest.fixture
@@ -100,6 +107,7 @@ MIXED = """
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def mixed_run(tmp_path_factory) -> Path:
     """A weak 3-class model (1 epoch, 80 rows of helpers.mixed_csv; accuracy is its default metric)
     with an id column: its run directory, next to mixed.csv and mixed.yaml. Read-only."""
@@ -115,6 +123,7 @@ REGRESSION = """
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def regression_run(tmp_path_factory) -> Path:
     """A regression run that has learned its linear target (30 epochs, 200 rows of
     helpers.regression_csv, plots on): its run directory, next to reg.csv. Read-only."""
@@ -124,7 +133,7 @@ def regression_run(tmp_path_factory) -> Path:
 
 
 KFOLD = """
-    data: {source: mixed.csv, target: label, split: {folds: 3, test: 0.2}}
+    data: {source: mixed.csv, target: label, drop: [id], split: {folds: 3, test: 0.2}}
     model: {layers: [{type: Dense, units: 8, activation: relu}]}
     training: {epochs: 2, metrics: [accuracy]}
     output: {plots: false}
@@ -132,9 +141,10 @@ KFOLD = """
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def kfold_run(tmp_path_factory) -> Path:
-    """A 3-fold run (2 epochs per fold) on 150 rows of helpers.mixed_csv, 30 of them held out for
-    the test: its run directory, next to mixed.csv and fit-output.txt (what fit printed). Read-only."""
+    """A 3-fold run (2 epochs per fold) on 150 rows of helpers.mixed_csv (id dropped), 30 of them held
+    out for the test: its run directory, next to mixed.csv and fit-output.txt (what fit printed). Read-only."""
     run = _train_once(tmp_path_factory, "kfold", lambda d: mixed_csv(d / "mixed.csv", n=150), KFOLD)
     yield run
     _check_untouched(run)

@@ -39,6 +39,23 @@ def regression_csv(path: Path, n: int = 200, seed: int = 0) -> Path:
     return path
 
 
+def slow_fixture(function):
+    """Mark a fixture that trains a model or starts nettrain in a subprocess (put it under
+    `@pytest.fixture`): every test that uses it, directly or through other fixtures, is marked slow."""
+    function.marks_slow = True
+    return function
+
+
+def mark_slow_by_fixture(items) -> None:
+    """The `slow` rule (conftest's collection hook): add the marker to each item that uses a fixture
+    marked by `slow_fixture`; the marks set by hand stay."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)  # absent on items that are not test functions
+        defs = info.name2fixturedefs.values() if info else ()
+        if any(getattr(d.func, "marks_slow", False) for chain in defs for d in chain):
+            item.add_marker("slow")
+
+
 def digest(root: Path) -> dict[str, str]:
     """sha256 of every file under `root` by relative path (a run's `.lock` aside)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -50,6 +67,25 @@ def copy_run(run: Path, dest: Path) -> Path:
     the copied run directory. The copy's config.yaml still names the original data file (read-only)."""
     shutil.copytree(run.parent, dest, ignore=shutil.ignore_patterns(".lock", "*.lock", "trained.json"))
     return dest / run.name
+
+
+def as_unprivileged(*owned: Path) -> list[str]:
+    """The argv prefix that runs a command without root's right to write anywhere: none for a user
+    other than root. Root runs it as `nobody` (setpriv, no groups) keeping only the right to read and
+    search any folder (CAP_DAC_READ_SEARCH) so that it can run the code and the venv under root's
+    private folders. That right does not count in access(2), by which the command line checks its
+    arguments: pass those in a folder of `owned` (given to nobody with all they hold), not in pytest's
+    folders, which only root may enter."""
+    if os.geteuid() != 0:
+        return []
+    import pwd
+
+    user = pwd.getpwnam("nobody")
+    for top in owned:
+        for path in [Path(top), *Path(top).rglob("*")]:
+            os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
+            "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", "--"]
 
 
 class Proc:

@@ -1,7 +1,9 @@
 """One CliRunner test per remaining command, and the data mistakes a user makes, end to end."""
 
+import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,7 @@ runner = CliRunner()
 def test_validate_build_prints_the_model_summary(tmp_path):
     mixed_csv(tmp_path / "m.csv")
     cfg = tmp_path / "m.yaml"
-    cfg.write_text("data: {source: m.csv, target: label}\nmodel: {layers: [{type: Dense, units: 7}]}\n")
+    cfg.write_text("data: {source: m.csv, target: label, id: id}\nmodel: {layers: [{type: Dense, units: 7}]}\n")
     result = runner.invoke(app, ["validate", str(cfg), "--build"])
     assert result.exit_code == 0, result.output
     assert "task multiclass" in result.stdout and "3 classes" in result.stdout
@@ -93,6 +95,7 @@ def frame(n=50, **cols):
     ("missing_error", ["'a'", "missing"]),
     ("tiny_split", ["data.split"]),
 ])
+@pytest.mark.filterwarnings(r"ignore:data\.split\.\w+. cannot stratify:UserWarning")  # tiny_split
 def test_data_mistakes_exit_2_naming_the_culprit(csv_case, tmp_path, case, words):
     if case == "missing_file":
         cfg = csv_case(frame())
@@ -176,6 +179,7 @@ def test_every_command_keeps_stdout_for_results_and_stderr_for_progress(tmp_path
     as_json = runner.invoke(app, ["fit", "c.yaml", "--run-dir", "json", "--quiet", "--json"])
     only_results(as_json)
     assert json.loads(as_json.stdout)["run_dir"] == "json" and "run directory: json" in as_json.stderr
+    assert not breaks(json.loads(as_json.stdout), shape("fit"))
     folds = runner.invoke(app, ["fit", "c.yaml", "--run-dir", "kf", "--quiet", "--set", "data.split.folds=2",
                                 "--set", "data.split.refit=true"])
     only_results(folds, first="Refit model", last="run directory: kf")
@@ -200,3 +204,109 @@ def test_every_command_keeps_stdout_for_results_and_stderr_for_progress(tmp_path
     sweep = runner.invoke(app, ["sweep", "c.yaml", "--json", "--set", "training.epochs=1"])
     only_results(sweep, progress=False)
     assert json.loads(sweep.stdout)["trials"][0]["state"] == "complete" and "trial 0" in sweep.stderr
+    assert not breaks(json.loads(sweep.stdout), shape("sweep")) and json.loads(sweep.stdout)["trials"]
+
+
+# ------------------------------------------------------------------------------ --json shapes
+
+PUBLISHED = json.loads((Path(__file__).resolve().parents[1] / "docs" / "json-output.schema.json").read_text())
+KINDS = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None), "integer": int,
+         "number": (int, float)}
+
+
+def resolved(schema: dict, root: dict) -> dict:
+    """`schema` with its local `$ref` ("#/a/b") followed."""
+    while "$ref" in schema:
+        target = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        schema = target
+    return schema
+
+
+def _type_breaks(value, schema: dict, where: str) -> list[str]:
+    allowed = schema.get("type")
+    if allowed is None:
+        return []
+    allowed = [allowed] if isinstance(allowed, str) else allowed
+    fits = [t for t in allowed if isinstance(value, KINDS[t])
+            and not (t in ("integer", "number") and isinstance(value, bool))]
+    return [] if fits else [f"{where}: {type(value).__name__} is not {' or '.join(allowed)}"]
+
+
+def breaks(value, schema: dict, where: str = "$", root: dict = PUBLISHED) -> list[str]:
+    """Where `value` breaks `schema`, a small JSON Schema (type, required, properties, items,
+    additionalProperties, minItems, maxItems, local $ref into `root`): one line per place."""
+    schema = resolved(schema, root)
+    out = _type_breaks(value, schema, where)
+    if out:
+        return out
+    if isinstance(value, dict):
+        out += [f"{where}: no key {k!r}" for k in schema.get("required", []) if k not in value]
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for k, v in value.items():
+            if k in props:
+                out += breaks(v, props[k], f"{where}.{k}", root)
+            elif isinstance(extra, dict):
+                out += breaks(v, extra, f"{where}.{k}", root)
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            out.append(f"{where}: {len(value)} items, fewer than {schema['minItems']}")
+        if len(value) > schema.get("maxItems", len(value)):
+            out.append(f"{where}: {len(value)} items, more than {schema['maxItems']}")
+        for i, item in enumerate(value):
+            out += breaks(item, schema.get("items", {}), f"{where}[{i}]", root)
+    return out
+
+
+def shape(command: str) -> dict:
+    """The published schema of `command --json` (docs/json-output.schema.json)."""
+    return PUBLISHED["commands"][command]
+
+
+def test_the_schema_check_finds_what_breaks_it():
+    fit = shape("fit")
+    assert breaks({"run_dir": "r", "files": [], "train": {"loss": 0.5}, "test": {"loss": None}}, fit) == []
+    found = breaks({"run_dir": 3, "files": ["a", 1], "train": {"loss": "x"}}, fit)
+    assert found == ["$: no key 'test'", "$.run_dir: int is not string", "$.files[1]: int is not string",
+                     "$.train.loss: str is not number or null"]
+    assert breaks([True], {"type": "array", "items": {"type": "integer"}, "minItems": 2}) == [
+        "$: 1 items, fewer than 2", "$[0]: bool is not integer"]
+    assert breaks({"runs": [{}, {}, {}]}, shape("compare"))[:2] == ["$: no key 'config_differences'",
+                                                                     "$: no key 'metrics'"]
+    assert set(PUBLISHED["commands"]) == {"fit", "retrain", "evaluate", "runs", "compare", "inspect", "lr-find",
+                                          "sweep", "sweep-status"}
+
+
+def test_json_is_one_line_with_null_for_nan_and_text_for_paths():
+    from nettrain import render
+
+    text = render.json_text({"loss": float("nan"), "top": float("-inf"), "run_dir": Path("a/b"), "n": [1, 2.5]})
+    assert text == '{"loss": null, "top": null, "run_dir": "a/b", "n": [1, 2.5]}'
+
+
+def test_every_json_follows_its_schema_and_a_missed_gate_prints_it_first(mixed_run, tmp_path):
+    """docs/config.md, JSON output: evaluate shares fit's keys (run_dir, files, the split's metrics);
+    runs, compare, inspect and lr-find print one line each that fits the published schema; a missed
+    gate prints the object, then the error."""
+    for name in ("a", "b"):
+        shutil.copytree(mixed_run, tmp_path / "runs" / name, ignore=shutil.ignore_patterns(".lock"))
+    a, b = str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "b")
+    evaluated = runner.invoke(app, ["evaluate", a, "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert len(evaluated.stdout.splitlines()) == 1
+    shown = json.loads(evaluated.stdout)
+    assert not breaks(shown, shape("evaluate")), breaks(shown, shape("evaluate"))
+    assert shown["test"] == shown["metrics"] and shown["split"] == "test" and shown["run_dir"] == a
+    missed = runner.invoke(app, ["evaluate", b, "--json", "--fail-under", "accuracy=0.999"])
+    assert missed.exit_code == 3, missed.output
+    assert json.loads(missed.stdout)["passed"] is False and "missed" in missed.stderr
+    config = str(mixed_run.parent / "mixed.yaml")
+    for args in (["runs", str(tmp_path / "runs")], ["compare", a, b], ["inspect", a],
+                 ["lr-find", config, "--steps", "10", "--output", str(tmp_path / "lr")]):
+        result = runner.invoke(app, [*args, "--json"])
+        assert result.exit_code == 0, result.output
+        assert len(result.stdout.splitlines()) == 1, result.stdout
+        shown = json.loads(result.stdout)
+        assert not breaks(shown, shape(args[0])), (args[0], breaks(shown, shape(args[0])))
+        assert shown if args[0] != "runs" else len(shown) == 2

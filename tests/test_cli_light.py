@@ -83,3 +83,25 @@ def test_missing_config_file_exits_2(tmp_path):
     result = runner.invoke(app, ["validate", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 2
     assert "not found" in result.stderr
+
+
+def test_set_json_and_debug_are_one_option_each_everywhere():
+    """--set, --json and --debug come from one definition in cli.py: the same flag, kind and
+    default on every command, and --set's and --debug's help start alike."""
+    import typer.main
+
+    from nettrain.cli import SET_HELP
+
+    seen: dict[str, list] = {"--set": [], "--json": [], "--debug": []}
+    for name, command in typer.main.get_command(app).commands.items():
+        for param in command.params:
+            flag = next((o for o in param.opts if o in seen), None)
+            if flag is not None:
+                seen[flag].append((name, param.opts, param.default, param.multiple, param.help))
+    assert len(seen["--debug"]) == 14 and len(seen["--set"]) == 6 and len(seen["--json"]) == 9, seen
+    for name, opts, default, multiple, help in seen["--set"]:
+        assert opts == ["--set"] and multiple and help.startswith(SET_HELP), name
+    for flag in ("--json", "--debug"):
+        for name, opts, default, multiple, help in seen[flag]:
+            assert opts == [flag] and default is False and not multiple, (flag, name)
+    assert len({h for *_, h in seen["--debug"]}) == 1

@@ -135,6 +135,21 @@ def test_runs_json_is_one_array_on_stdout_and_notes_go_to_stderr(root):
     assert "skipped" not in result.stdout
 
 
+def test_the_library_returns_the_listing_and_the_comparison_and_prints_nothing(root, capfd):
+    """api returns, cli renders: `list_runs` and `compare_runs` hand back what `runs` and
+    `compare` show, and write nothing to stdout or stderr themselves."""
+    from nettrain import api
+
+    listing = api.list_runs(root, sort="loss", filters=["name=iris"])
+    comparison = api.compare_runs(root / IRIS_JAN, root / HOUSING)
+    assert capfd.readouterr() == ("", "")
+    assert [Path(r["path"]).relative_to(root).as_posix() for r in listing.to_json()] == [IRIS_FEB, IRIS_JAN]
+    assert len(listing.found) == 4 and "broken/r1/run.json" in listing.note
+    assert comparison["runs"][1]["status"] == "failed"
+    shown = runner.invoke(app, ["runs", str(root), "--json", "--sort", "loss", "--filter", "name=iris"])
+    assert strict_json(shown.stdout) == listing.to_json()
+
+
 def test_runs_json_writes_nan_as_null(tmp_path):
     make_run(tmp_path, "a", name="a", status="failed", final_metrics={"validation": {"loss": math.nan, "mae": 1.0}})
     result = runner.invoke(app, ["runs", str(tmp_path), "--json"])

@@ -155,6 +155,7 @@ def frame_with_target(values) -> pd.DataFrame:
     return pd.DataFrame({"x": np.linspace(0, 1, n), "y": values})
 
 
+@pytest.mark.filterwarnings(r"ignore:data\.split\.\w+. cannot stratify:UserWarning")  # 20 or 30 classes in 60 rows
 @pytest.mark.parametrize("values,task,names", [
     (np.linspace(0, 5, 60), "regression", None),
     (np.array(["a", "b"] * 30), "binary", ["a", "b"]),
@@ -177,6 +178,7 @@ def test_task_inferred_from_target(tmp_path, values, task, names):
         assert [names[i] for i in ds.train.y] == labels
 
 
+@pytest.mark.filterwarnings(r"ignore:data\.split\.\w+. cannot stratify:UserWarning")  # 20 or 30 classes in 60 rows
 @pytest.mark.parametrize("loss,values,task", [
     ("mean_squared_error", np.arange(60) % 3, "regression"),
     ({"name": "huber", "delta": 1.0}, np.arange(60) % 3, "regression"),

@@ -317,6 +317,7 @@ def fake_keras_home(root: Path) -> Path:
     return root / "khome"
 
 
+@pytest.mark.filterwarnings(r"ignore:data\.split\.\w+. cannot stratify:UserWarning")
 def test_keras_mnist_from_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(fake_keras_home(tmp_path)))
     ds = load_dataset(make_cfg(tmp_path, {"source": "keras:mnist"}))
@@ -325,6 +326,7 @@ def test_keras_mnist_from_cache(tmp_path, monkeypatch):
     assert ds.schema.task == "multiclass" and len(ds.schema.class_names) == 10
 
 
+@pytest.mark.filterwarnings(r"ignore:data\.split\.\w+. cannot stratify:UserWarning")
 def test_keras_text_sets_become_text_columns(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(fake_keras_home(tmp_path)))
     ds = load_dataset(make_cfg(tmp_path, {"source": "keras:imdb"}))

@@ -35,7 +35,7 @@ from typer.testing import CliRunner
 from nettrain.cli import app
 from nettrain.config import cluster as C
 from nettrain.errors import UsageError
-from tests.helpers import ROOT, regression_csv
+from tests.helpers import ROOT, regression_csv, slow_fixture
 
 CONFIG = """\
 data: {source: data.csv, target: y, split: {test: 0.2, validation: 0.2}}
@@ -61,6 +61,7 @@ def project(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def one_device(project) -> dict:
     """The one-process run every distributed run is compared with (trained in this process)."""
     from nettrain import api
@@ -329,6 +330,34 @@ def test_multi_worker_peer_dies_then_resume_finishes(project, tmp_path):
     assert [int(r.split(",")[0]) for r in (run / "metrics.csv").read_text().splitlines()[1:]] == list(range(1, 15))
     assert json.loads(out1)["weights"] == final_weights_digest(run / "model.h5")
     assert not list(tmp_path.glob("nettrain-worker-*")), "a killed worker's folder is removed by the next one"
+
+
+def test_a_lost_peer_is_a_peer_lost_and_only_it_gets_the_resume_hint(tmp_path):
+    """`peers` raises the type `PeerLost`; the worker path adds the resume hint by the type, not by
+    matching the text of the message (a JobFailed with the same words is left as it is)."""
+    import tensorflow as tf
+
+    from nettrain.errors import JobFailed, PeerLost
+    from nettrain.lifecycle.worker import _failing_with_resume_hint
+    from nettrain.training import distributed as D
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy.__new__(tf.distribute.MultiWorkerMirroredStrategy)
+    with pytest.raises(PeerLost) as lost:
+        with D.peers(strategy):
+            raise tf.errors.UnavailableError(None, None, "Socket closed: connection reset by peer")
+    assert lost.value.exit_code == 1 and isinstance(lost.value, JobFailed)
+    assert lost.value.message.startswith("training stopped: a peer stopped or cannot be reached")
+    assert lost.value.message.endswith("a multi_worker run cannot go on without every worker")
+
+    def fail(error):
+        raise error
+
+    with pytest.raises(PeerLost, match=f"The run so far is in {tmp_path}: .* --resume {tmp_path}$"):
+        _failing_with_resume_hint(tmp_path, lambda: fail(lost.value))
+    same_words = JobFailed("the chief said: a multi_worker run cannot go on without every worker")
+    with pytest.raises(JobFailed) as kept:
+        _failing_with_resume_hint(tmp_path, lambda: fail(same_words))
+    assert kept.value is same_words
 
 
 # ------------------------------------------------------------------------------ a peer that never starts

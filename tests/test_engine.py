@@ -24,12 +24,12 @@ def determinism():
     tf.config.experimental.enable_op_determinism()
 
 
-def _model(spe: int, loss="binary_crossentropy", out_activation="sigmoid", units=1):
+def _model(spe: int, loss="binary_crossentropy", out_activation="sigmoid", units=1, **adam):
     keras.utils.set_random_seed(1)
     inp = keras.Input((5,), name="numeric")
     hidden = keras.layers.Dense(8, activation="relu")(inp)
     model = keras.Model({"numeric": inp}, keras.layers.Dense(units, activation=out_activation)(hidden))
-    model.compile(keras.optimizers.Adam(0.01), loss, metrics=["accuracy"], steps_per_execution=spe)
+    model.compile(keras.optimizers.Adam(0.01, **adam), loss, metrics=["accuracy"], steps_per_execution=spe)
     return model
 
 
@@ -70,6 +70,22 @@ def test_array_loop_trains_what_fit_trains_on_the_feeds_batches(spe):
     _same(a, b)
     assert ra.epochs == rb.epochs
     assert set(rb.epochs[-1][1]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_the_loop_ends_as_fit_ends_with_the_ema_weights_swapped_in():
+    """`use_ema`: fit puts the moving averages into the weights after the last epoch
+    (`finalize_variable_values`); the own loop does too, so the final weights are the same."""
+    x, y = _data()
+    a, cursor = _model(4, use_ema=True, ema_momentum=0.9), FD.EpochCursor(1)
+    a.fit(FD.training_dataset({"numeric": tf.constant(x)}, y, batch_size=64, seed=2, cursor=cursor),
+          epochs=2, callbacks=[cursor], verbose=0, shuffle=False)
+    b = _model(4, use_ema=True, ema_momentum=0.9)
+    before = []
+    engine.ArrayLoop(b, {"numeric": tf.constant(x)}, tf.constant(y), batch_size=64, seed=2, steps_per_call=4).fit(
+        initial_epoch=0, epochs=2, callbacks=[keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda e, logs: before.append(b.get_weights()))])
+    _same(a, b)
+    assert not np.array_equal(before[-1][0], b.get_weights()[0])  # the averages, not the last step's weights
 
 
 def test_array_loop_resumes_at_an_epoch_as_fit_does():
@@ -278,3 +294,55 @@ def test_predict_rows_gives_what_predict_gives_across_slices(monkeypatch):
     out = engine.predict_rows(model, {"numeric": tf.constant(x)}, between=lambda: polls.append(1))
     np.testing.assert_allclose(out, model.predict({"numeric": x}, verbose=0), rtol=1e-6, atol=1e-6)
     assert out.shape == (1000, 1) and len(polls) == 4
+
+
+# ------------------------------------------------------------------------------ one engine, TensorBoard a callback
+
+@pytest.mark.slow
+def test_tensorboard_is_a_callback_on_the_own_loop_and_use_ema_ends_as_fit(tmp_path, monkeypatch):
+    """`nettrain fit` with `use_ema`, with and without TensorBoard, saves in model.h5 what model.fit on
+    the feed's batches ends with (the averaged weights, not last.h5's); model.fit never trains; the
+    event files hold the epoch scalars, the histograms and the training step's graph."""
+    from typer.testing import CliRunner
+
+    from nettrain.cli import app
+    from nettrain.store import h5
+    from tests.helpers import regression_csv
+
+    regression_csv(tmp_path / "reg.csv")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(textwrap.dedent("""
+        data: {source: reg.csv, target: y}
+        model: {layers: [{type: Dense, units: 8, activation: relu}]}
+        training: {epochs: 2, batch_size: 16, optimizer: {name: adam, use_ema: true, ema_momentum: 0.9}}
+        output: {plots: false}
+    """))
+    prep = F.prepare(load_config(cfg))
+    plain, cursor = F.new_model(prep), FD.EpochCursor(1)
+    plain.fit(prep.feed.training(plain, cursor), epochs=2, callbacks=[cursor], verbose=0, shuffle=False)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("model.fit trained: the engine switched")
+
+    monkeypatch.setattr(keras.Model, "fit", no_fit)
+    for name, extra in (("own", []), ("tb", ["--set", "callbacks.tensorboard={histogram_freq: 1, write_graph: true}"])):
+        result = CliRunner().invoke(app, ["fit", str(cfg), "--run-dir", str(tmp_path / name), "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+        saved = h5.load_model(tmp_path / name / "model.h5", restore_optimizer=False).get_weights()
+        for p, q in zip(saved, plain.get_weights()):
+            np.testing.assert_array_equal(p, q)
+        last = h5.load_model(tmp_path / name / "checkpoints" / "last.h5", restore_optimizer=False).get_weights()
+        assert not np.array_equal(last[0], saved[0])  # epoch 2's checkpoint: before the averages went in
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train = EventAccumulator(str(tmp_path / "tb" / "tensorboard" / "train"), size_guidance={"tensors": 0})
+    train.Reload()
+    assert [e.step for e in train.Tensors("epoch_loss")] == [0, 1]
+    tags = train.Tags()["tensors"]
+    assert "epoch_learning_rate" in tags and any(t.endswith("kernel/histogram") for t in tags)
+    ops = {n.op for n in train.Graph().node}  # the step: forward, gradients, the optimizer's updates
+    assert {"MatMul", "ReluGrad", "AssignVariableOp"} <= ops
+    val = EventAccumulator(str(tmp_path / "tb" / "tensorboard" / "validation"), size_guidance={"tensors": 0})
+    val.Reload()
+    assert [e.step for e in val.Tensors("epoch_loss")] == [0, 1]

@@ -14,6 +14,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 import zipfile
@@ -32,6 +33,7 @@ from nettrain.cli import app
 from nettrain.config import load_config
 from nettrain.data import load_dataset, read_table
 from nettrain.errors import DataError
+from tests.helpers import as_unprivileged, copy_run
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -763,12 +765,29 @@ def test_predict_output_in_a_missing_folder_is_created(run, data, tmp_path, unto
     assert pd.read_csv(out).columns.tolist() == ["id", "prediction"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
-def test_predict_output_in_a_read_only_folder(run, data, tmp_path, untouched):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+def test_predict_output_in_a_read_only_folder(run, data, untouched):
+    """In a process of its own, as a user who may not write into the folder (root may write into any
+    folder, so root runs it as nobody: helpers.as_unprivileged), on a copy of the run in /tmp."""
+    work = Path(tempfile.mkdtemp(prefix="nettrain-read-only-"))
     try:
-        assert_clean_exit_2(cli("predict", run, data, "--output", locked / "p.csv"), "not writable")
+        copy = copy_run(run, work / "mixed")
+        locked, home = work / "locked", work / "home"
+        locked.mkdir()
+        home.mkdir()
+        as_user = as_unprivileged(work)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": str(home)}
+        reach = subprocess.run([*as_user, sys.executable, "-c", "import nettrain"], capture_output=True, text=True,
+                               env=env)
+        assert reach.returncode == 0, f"{as_user} cannot read the code or the venv: {reach.stderr}"
+        locked.chmod(0o500)
+        proc = subprocess.run([*as_user, sys.executable, "-m", "nettrain", "predict", str(copy),
+                               str(copy.parent / data.name), "--output", str(locked / "p.csv")],
+                              capture_output=True, text=True, env=env, timeout=300)
+        message = proc.stderr.strip()
+        assert (proc.returncode, proc.stdout) == (2, ""), (proc.returncode, proc.stdout, message)
+        assert message.startswith("error: ") and len(message.splitlines()) <= 2 and "Traceback" not in message, \
+            message
+        assert f"the folder {locked} is not writable" in message, message
+        assert list(locked.iterdir()) == []
     finally:
-        locked.chmod(0o700)
+        shutil.rmtree(work)

@@ -19,6 +19,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from nettrain import keras_compat as compat  # noqa: E402
+from tests.helpers import slow_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = keras.__version__
@@ -192,6 +193,7 @@ def test_nettrain_early_stopping_resolves_auto_and_resumes():
 # ------------------------------------------------------------------------------ saving
 
 @pytest.fixture()
+@slow_fixture
 def trained(tmp_path):
     keras.utils.set_random_seed(0)  # another test in this process may have enabled op determinism
     x = np.random.default_rng(0).random((32, 2)).astype("float32")

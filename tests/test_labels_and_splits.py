@@ -21,7 +21,10 @@ from nettrain.cli import app
 from nettrain.config import load_config
 from nettrain.data import load_dataset
 from nettrain.errors import ConfigError
-from tests.helpers import copy_run
+from tests.helpers import copy_run, slow_fixture
+
+# int_run's data lacks one label on purpose: fit, evaluate and predict each drop that row with a warning
+pytestmark = pytest.mark.filterwarnings(r"ignore:.*int_labels.* dropped 1 of 150 rows with a missing value:UserWarning")
 
 runner = CliRunner()
 
@@ -65,6 +68,7 @@ def integer_labels_csv(path: Path, n: int = 150) -> Path:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def int_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("int_labels")
     integer_labels_csv(root / "d.csv")
@@ -166,6 +170,7 @@ def test_binary_minus_one_and_one_labels(tmp_path):
     (["b", "a", "c"] * 20, ["a", "b", "c"], "str"),
     (["10", "9"] * 30, [9, 10], "int"),                            # numbers written as text
 ])
+@pytest.mark.filterwarnings(r"ignore:.* dropped \d+ of \d+ rows with a missing value:UserWarning")  # the NaN case
 def test_class_labels_keep_the_target_type(tmp_path, values, labels, kind):
     frame = pd.DataFrame({"x": np.linspace(0, 1, len(values)), "y": values})
     frame.to_json(tmp_path / "d.jsonl", orient="records", lines=True)

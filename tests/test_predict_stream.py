@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from nettrain.cli import app
 from nettrain.data import chunks
-from tests.helpers import ROOT, copy_run, mixed_csv, regression_csv
+from tests.helpers import ROOT, copy_run, mixed_csv, regression_csv, slow_fixture
 
 runner = CliRunner()
 CLASSES = ["high", "low", "mid"]
@@ -370,6 +370,7 @@ STREAM_REG = """
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def stream_run(tmp_path_factory):
     """A regression run trained with `data.stream: true` on 2000 rows, read in ~30 chunks."""
     mp = pytest.MonkeyPatch()
@@ -424,6 +425,7 @@ STREAM_KFOLD = """
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def stream_kfold(tmp_path_factory):
     """A 3-fold run trained on streamed data whose labels are the integers -1, 0 and 10."""
     mp = pytest.MonkeyPatch()

@@ -122,7 +122,8 @@ def test_r2_score():
     assert r2_score([1, 2, 3, 4], [1, 2, 3, 4]) == pytest.approx(1.0)
     assert r2_score([1, 2, 3, 4], [2.5, 2.5, 2.5, 2.5]) == pytest.approx(0.0)
     assert r2_score([1, 2, 3], [1, 2, 4]) == pytest.approx(1 - 1 / 2)
-    assert math.isnan(r2_score([2, 2, 2], [1, 2, 3]))
+    # a constant target: scikit-learn's rule (issue 21), 0 when missed, 1 when predicted exactly
+    assert r2_score([2, 2, 2], [1, 2, 3]) == 0.0 and r2_score([2, 2, 2], [2, 2, 2]) == 1.0
 
 
 def test_plots_overwrite_in_place(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nettrain.cli import app
-from tests.helpers import Proc
+from tests.helpers import Proc, slow_fixture
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow
@@ -65,6 +65,7 @@ def fit(*args):
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def straight(data_dir):
     fit(write_config(data_dir, "five", 5), "--run-dir", data_dir / "straight")
     return data_dir / "straight"

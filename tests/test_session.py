@@ -97,7 +97,7 @@ def test_a_caller_callback_can_stop_the_session_and_the_run_is_whole(session):
 
 def test_the_loop_takes_its_examples_from_the_feed(session):
     _, feed, _ = session
-    assert feed.calls.count("training") == 1 and feed.calls.count("validation") == 1
+    assert feed.calls.count("train_tensors") == 1 and feed.calls.count("validation") == 1
     assert "class_weight" in feed.calls and "evaluation" in feed.calls
 
 

@@ -235,6 +235,7 @@ def test_a_split_that_gets_no_rows_is_an_error(tmp_path):
 
 # ------------------------------------------------------------------------------ the first pass
 
+@pytest.mark.filterwarnings(r"ignore:.* dropped \d+ of \d+ rows with a missing value:UserWarning")  # drop_rows
 @pytest.mark.parametrize("policy", ["mean", "most_frequent", "drop_rows"])
 def test_first_pass_statistics_equal_those_of_the_rows_in_memory(tmp_path, small_chunks, policy):
     explicit_files(tmp_path)
@@ -983,7 +984,7 @@ def test_kfold_on_a_stream_trains_every_fold_on_its_hashed_rows(tmp_path):
     mixed_csv(tmp_path / "mixed.csv", n=400)
     path = tmp_path / "k.yaml"
     path.write_text(textwrap.dedent("""
-        data: {source: mixed.csv, target: label, stream: true, split: {folds: 3, test: 0.2}}
+        data: {source: mixed.csv, target: label, drop: [id], stream: true, split: {folds: 3, test: 0.2}}
         model: {layers: [{type: Dense, units: 4, activation: relu}]}
         training: {epochs: 1, batch_size: 32}
         output: {plots: false}

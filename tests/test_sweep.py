@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, Proc
+from tests.helpers import ROOT, Proc, slow_fixture
 
 pytestmark = pytest.mark.slow
 
@@ -307,6 +307,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
+@slow_fixture
 def postgres():
     """A PostgreSQL server of the system's binaries on a free port of 127.0.0.1, trusted local logins;
     run as the `postgres` user when the tests run as root (the server refuses root)."""

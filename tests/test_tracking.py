@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from nettrain.cli import app
 from nettrain.config import load_config
 from nettrain.errors import ConfigError
-from tests.helpers import ROOT, mixed_csv, regression_csv
+from tests.helpers import ROOT, mixed_csv, regression_csv, slow_fixture
 
 runner = CliRunner()
 
@@ -547,6 +547,7 @@ def test_fit_without_tracking_never_imports_mlflow(tmp_path):
 # ------------------------------------------------------------------------------ a real sqlite store
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def tracked(tmp_path_factory):
     """A 3-epoch classification run logged to a sqlite store, fit from another folder (nothing of
     MLflow's may land there): (run directory, store URI, fit --json output)."""

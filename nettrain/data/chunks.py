@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from nettrain.data.cells import FALSE_TEXT, NA_TEXT, TRUE_TEXT  # noqa: F401 - the one rule's words
 from nettrain.data.words import show_name
 from nettrain.errors import DataError
 
@@ -28,9 +29,6 @@ BLOCK_BYTES = 1 << 18
 STREAMABLE = (".csv", ".tsv", ".parquet")
 # Compressions the chunk reader cannot open (pyarrow detects gzip and bz2 only): such files are read whole.
 NOT_STREAMED = (".xz", ".zip", ".zst")
-# What pandas.read_csv reads as booleans (in a column holding nothing else).
-TRUE_TEXT = ("True", "TRUE", "true")
-FALSE_TEXT = ("False", "FALSE", "false")
 
 
 @dataclass
@@ -114,7 +112,8 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
             read_options=pc.ReadOptions(block_size=BLOCK_BYTES),
             parse_options=pc.ParseOptions(delimiter="\t" if kind_of(p) == ".tsv" else ","),
             convert_options=pc.ConvertOptions(column_types=types, include_columns=wanted,
-                                              strings_can_be_null=True, quoted_strings_can_be_null=False))
+                                              strings_can_be_null=True, quoted_strings_can_be_null=False,
+                                              null_values=list(NA_TEXT)))
     except pa.ArrowInvalid as e:
         raise _bad_value(p, 0, numeric, wanted, e) from None
     numbers = [c for c in wanted if c in numeric]
@@ -248,7 +247,8 @@ def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], 
             read_options=pc.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=first_row),
             parse_options=pc.ParseOptions(delimiter="\t" if kind_of(p) == ".tsv" else ","),
             convert_options=pc.ConvertOptions(column_types={c: pa.string() for c in columns},
-                                              include_columns=columns, strings_can_be_null=True))
+                                              include_columns=columns, strings_can_be_null=True,
+                                              null_values=list(NA_TEXT)))
         offset = 0
         for batch in reader:
             frame = batch.to_pandas()

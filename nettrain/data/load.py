@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from nettrain.data.cells import cell_types
 from nettrain.data.columns import as_strings, select_columns, to_numbers, type_columns
 from nettrain.data.inputs import MISSING_POLICIES, missing_counts, missing_rows, prepare_inputs
 from nettrain.data.sources import read_source
@@ -75,7 +76,8 @@ def _typed_frames(cfg, raw, notes: list[str]):
     where = {part: raw.paths.get(part, raw.description) for part in raw.frames}
     target, features, id_col = select_columns(cfg, raw.frames[main], where[main], raw.default_target)
     columns = type_columns(cfg, raw.frames[main], features, raw.kinds, where[main], notes)
-    schema = FeatureSchema(task="regression", target=target, columns=columns, id_column=id_col)
+    schema = FeatureSchema(task="regression", target=target, columns=columns, id_column=id_col,
+                           cell_types=cell_types(raw.frames[main], [*features, id_col, target]))
     for part, frame in raw.frames.items():
         if part != main:
             _same_columns(cfg, part, frame, [target, *features] + ([id_col] if id_col else []), where[part])

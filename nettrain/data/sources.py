@@ -63,7 +63,7 @@ def table_kind(path: str | os.PathLike) -> str:
     return Path(name).suffix
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, text: list[str] | None = None) -> pd.DataFrame:
     """Read a data file into a DataFrame, choosing the reader by extension.
 
     .csv, .tsv (tab separated), .parquet, .jsonl (one JSON object per line), .npz (arrays
@@ -74,14 +74,17 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     a file that parses but cannot be used as a table: duplicate column names, a row with more
     fields than the header, NUL bytes (binary data), nested JSON or parquet values, JSON lines
     that are not objects, and .npz arrays that hold Python objects (nothing is ever unpickled).
+
+    `text`: columns of a CSV/TSV read as the text of their cells (None where missing), for a reader
+    that types them by a stored cell type (`data.cells.typed`).
     """
-    return _read(path, split=False)[SOURCE]
+    return _read(path, split=False, text=text)[SOURCE]
 
 
-def read_parts(path: str | os.PathLike) -> dict[str, pd.DataFrame]:
+def read_parts(path: str | os.PathLike, text: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """Like `read_table`, but an .npz holding its own split (x_train, y_train, x_test, y_test)
     comes back as {"train": ..., "test": ...}; every other file as {"source": table}."""
-    return _read(path, split=True)
+    return _read(path, split=True, text=text)
 
 
 SOURCE = "source"
@@ -92,7 +95,7 @@ def part_name(path, part: str) -> str:
     return f"{path} (x_{part}, y_{part})"
 
 
-def _read(path: str | os.PathLike, split: bool) -> dict[str, pd.DataFrame]:
+def _read(path: str | os.PathLike, split: bool, text: list[str] | None = None) -> dict[str, pd.DataFrame]:
     p = Path(path)
     kind = table_kind(p)
     if kind not in TABLE_EXTENSIONS:
@@ -106,7 +109,7 @@ def _read(path: str | os.PathLike, split: bool) -> dict[str, pd.DataFrame]:
         if kind == ".npz":
             return _read_npz(p, split)
         elif kind in (".csv", ".tsv"):
-            frame = _read_delimited(p, "\t" if kind == ".tsv" else ",")
+            frame = _read_delimited(p, "\t" if kind == ".tsv" else ",", text)
         elif kind == ".parquet":
             frame = _read_parquet(p)
         else:
@@ -159,8 +162,8 @@ def _check_unique(p: Path, names: list[str]) -> None:
                         "needs its own name: rename or remove the copies")
 
 
-def _read_delimited(p: Path, sep: str) -> pd.DataFrame:
-    frame = pd.read_csv(p, sep=sep)
+def _read_delimited(p: Path, sep: str, text: list[str] | None = None) -> pd.DataFrame:
+    frame = pd.read_csv(p, sep=sep, dtype={name: object for name in text} if text else None)
     if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
             and frame.index.name is None):
         # pandas turns the extra leading fields of rows longer than the header into an index

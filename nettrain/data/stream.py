@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data import chunks as C
+from nettrain.data.cells import cell_types, typed, typed_like_read_csv
 from nettrain.data.columns import as_strings, row_label, select_columns, type_columns
 from nettrain.data.inputs import missing_counts, missing_rows, prepare_inputs
 from nettrain.data.split import FOLD0, TEST, TRAIN, VALIDATION, HashedSplit, fold_codes
@@ -162,26 +163,6 @@ def _bytes(n: int) -> str:
 
 # ------------------------------------------------------------------------------ reading typed chunks
 
-def typed_like_read_csv(series: pd.Series) -> pd.Series:
-    """A column of a CSV chunk read as text (None where empty), typed the way `pandas.read_csv`
-    types a column of a whole file: numbers when every value is one, booleans when every value is
-    True/False (pandas' spellings), else the text. So a label or category written `1` or `true`
-    gives the same value (and text) as when the file is read whole."""
-    present = series.dropna()
-    if present.empty:
-        return series
-    try:
-        numbers = pd.to_numeric(present)
-    except (ValueError, TypeError):
-        truth = {**{t: True for t in C.TRUE_TEXT}, **{f: False for f in C.FALSE_TEXT}}
-        if present.isin(list(truth)).all():
-            return series.map(truth)
-        return series
-    if len(present) == len(series):
-        return numbers
-    return pd.to_numeric(series)
-
-
 @dataclass
 class Part:
     """One data file of a streamed dataset and how its rows fall into splits."""
@@ -193,7 +174,8 @@ class Part:
     text: bool = True                # CSV/TSV: typed like read_csv, messages name lines
     numeric: list[str] = field(default_factory=list)   # columns the chunk reader converts to numbers
     columns: list[str] = field(default_factory=list)   # columns read
-    typed: list[str] = field(default_factory=list)     # text columns typed like read_csv
+    typed: list[str] = field(default_factory=list)     # text columns typed by `data.cells`
+    cell_types: dict[str, str] = field(default_factory=dict)  # their cell types (from the first chunk)
     whole: list[str] = field(default_factory=list)     # numeric columns given back as int64 when whole numbers
     stamp: "Stamp | None" = None                       # the file's size, mtime and inode at the first pass
 
@@ -235,8 +217,8 @@ class Part:
                 except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
                     raise self._unreadable(count, e) from None
                 if self.text:
-                    for name in self.typed:
-                        chunk.frame[name] = typed_like_read_csv(chunk.frame[name])
+                    for name in self.typed:  # as the first chunk typed them
+                        chunk.frame[name] = typed(chunk.frame[name], self.cell_types.get(name))
                     for name in self.whole:  # as read_csv types a column of whole numbers
                         values = chunk.frame[name].to_numpy()
                         if not np.isnan(values).any() and (np.mod(values, 1) == 0).all() \
@@ -915,6 +897,7 @@ class _FirstPass:
         wanted = [*features, target]
         # the id column travels with its rows (as in memory: a split's `ids`), typed like read_csv
         text_cols = [c.name for c in columns if c.kind != "numeric"] + ([id_column] if id_column else [])
+        self.schema.cell_types = cell_types(first, [*features, id_column, target])  # later chunks are read by them
         numeric = [c for c in self.schema.numeric_columns if not _looks_boolean(raw[c])]
         # A target of numbers is read as numbers (fast); a later value that is not one is an error
         # naming its line (labels that mix numbers and words must show a word in the first chunk).
@@ -932,7 +915,8 @@ class _FirstPass:
             self.parts.append(Part(name=part, path=p, splitter=self._splitter(part, p), fixed=_FIXED.get(part),
                                    text=text, numeric=numeric + ([target] if numeric_target and text else []),
                                    columns=read, typed=[*text_cols] + ([] if numeric_target else [target]) if text
-                                   else [], whole=[target] if numeric_target and text else [], stamp=Stamp.of(p)))
+                                   else [], whole=[target] if numeric_target and text else [], stamp=Stamp.of(p),
+                                   cell_types=self.schema.cell_types))
         self.reader = RowReader(self.parts, self.schema, self.policy)
         del first, raw  # the first chunk (its text copy the largest part) is not held through the pass
         C.release_memory()

@@ -48,6 +48,10 @@ class FeatureSchema:
     # what the class names stand for: "int", "float", "bool" or "str"; None (files written before it
     # existed) reads as "str". `class_names` stays text so every model file keeps one shape.
     class_type: str | None = None
+    # column -> how its CSV/TSV cells are read ("number", "bool" or "str", `data.cells`), for every
+    # feature, the target and the id, decided once at fit; empty (files written before it existed):
+    # each read types the cells by their own values
+    cell_types: dict[str, str] = field(default_factory=dict)
 
     @property
     def class_labels(self) -> list[Any] | None:

@@ -13,7 +13,6 @@ import copy
 import json
 import math
 import re
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from nettrain.errors import GateFailed, UsageError
 from nettrain.lifecycle.target import (Rows, Target, aligned, batch_size, execution_rows, file_rows, load_model,
                                        model_feed, model_outputs, n_classes, resolve_target, table_rows)
 from nettrain.report.gates import Gate, check_gate_names, parse_gates
+from nettrain.report.metrics import r2_from_sums
 from nettrain.store import atomic, rundir
 
 # TensorFlow is imported only once a model is loaded, so a bad TARGET, data file or argument is
@@ -89,7 +89,7 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
     """Measure the model at `target_path`; writes `eval-<name>.json` into its run directory.
 
     A k-fold run without a refit model (`fold-<i>/` runs, no model.h5 of its own) is measured
-    fold by fold: see `evaluate_kfold`. Gates are filled in but not enforced here (see `run_evaluate`).
+    fold by fold: see `evaluate_kfold`. Gates are filled in but not enforced here (see `check_gates`).
     """
     gates = parse_gates(fail_under)
     if split is not None and split not in EVAL_SPLITS:
@@ -171,17 +171,8 @@ def kfold_parent(path: Path) -> dict[str, Any] | None:
     return record if _is_kfold_parent(record) else None
 
 
-def run_evaluate(target_path: str | Path, *, data: str | Path | None = None, split: str | None = None,
-                 fail_under: Iterable[str] = (), json_output: bool = False) -> "EvalResult | KFoldResult":
-    """`evaluate`, then print (tables, or one JSON object with `json_output`) and enforce the gates."""
-    result = evaluate(target_path, data=data, split=split, fail_under=fail_under)
-    if json_output:
-        sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
-        sys.stdout.flush()
-    elif isinstance(result, KFoldResult):
-        print_kfold_result(result)
-    else:
-        print_result(result)
+def check_gates(result: "EvalResult | KFoldResult") -> None:
+    """GateFailed (exit 3) naming every --fail-under gate `result` missed."""
     missed = [g for g in result.gates if not g.passed]
     if missed:
         parts = [f"{g.metric} {_num(g.value)} {'<' if g.higher_is_better else '>'} {g.bound:g} "
@@ -190,7 +181,6 @@ def run_evaluate(target_path: str | Path, *, data: str | Path | None = None, spl
         of_mean = " (k-fold: the mean over the folds)" if isinstance(result, KFoldResult) else ""
         raise GateFailed(f"{len(missed)} of {total} --fail-under gate{'s' if total > 1 else ''} missed{of_mean}: "
                          f"{'; '.join(parts)}")
-    return result
 
 
 def print_result(result: EvalResult) -> None:
@@ -315,10 +305,11 @@ def data_rows(target: Target, path: Path) -> Rows:
     """The rows of a --data file: a CSV/TSV/Parquet file streamed chunk by chunk; another file read
     whole, and of an .npz holding its own split the test part (x_test, y_test)."""
     from nettrain.data.sources import SOURCE, part_name, read_parts
+    from nettrain.lifecycle.target import text_columns
 
     if streamed(path):
         return file_rows(path, target.schema, require_target=True)
-    frames = read_parts(path)
+    frames = read_parts(path, text=text_columns(target.schema))  # typed as fit typed them (`table_rows`)
     frame, where = (frames[SOURCE], str(path)) if SOURCE in frames else (frames["test"], part_name(path, "test"))
     return table_rows(frame, target.schema, where, require_target=True)
 
@@ -462,15 +453,7 @@ class Tally:
         if self.mode == "regression":
             n = self.rows
             mse = float(np.mean(self.sq_err / n))
-            if n > 1:
-                # sklearn's r2_score: 1 - SSE / SST per output (1 when both are 0, 0 when only SST is), averaged
-                scores = np.ones_like(self.sq_err)
-                valid = (self.m2 != 0) & (self.sq_err != 0)
-                scores[valid] = 1.0 - self.sq_err[valid] / self.m2[valid]
-                scores[(self.sq_err != 0) & (self.m2 == 0)] = 0.0
-                r2 = float(np.mean(scores))
-            else:
-                r2 = float("nan")
+            r2 = r2_from_sums(self.sq_err, self.m2, n)  # scikit-learn's r2_score, the one R² of nettrain
             return {"mae": float(np.mean(self.abs_err / n)), "mse": mse, "rmse": math.sqrt(mse), "r2": r2}
         from sklearn.metrics import classification_report
 

@@ -219,12 +219,34 @@ class Rows:
 
 def table_rows(frame, schema: FeatureSchema, where: str, *, require_target: bool) -> Rows:
     """A table held in memory as Rows; without `require_target` its target column is not used
-    (predict: gaps or labels the model does not know are no error)."""
+    (predict: gaps or labels the model does not know are no error). The columns of `text_columns`
+    read as text are typed by the cell types fit stored (`data.cells.typed`)."""
     from nettrain.data import prepare_inputs
+    from nettrain.data.cells import typed
 
     if not require_target and schema.target is not None and schema.target in frame.columns:
         frame = frame.drop(columns=[schema.target])
+    frame = frame.assign(**{name: typed(frame[name], schema.cell_types.get(name))
+                            for name in text_columns(schema) if name in frame.columns
+                            and not _typed_already(frame[name])})
     return Rows.of(prepare_inputs(frame, schema, require_target=require_target, source=where), where)
+
+
+def text_columns(schema: FeatureSchema) -> list[str]:
+    """The columns a file read whole gives as the text of their cells, to be typed by the cell type
+    fit stored (`schema.cell_types`): all but the numeric ones read as numbers, which the reader
+    parses itself, as at fit. None for a schema written before cell types were stored (such a file
+    is read as it always was)."""
+    numeric = set(schema.numeric_columns) | ({schema.target} if schema.task == "regression" else set())
+    return [name for name, kind in schema.cell_types.items() if not (name in numeric and kind == "number")]
+
+
+def _typed_already(series) -> bool:
+    """A column its reader typed (a number, boolean or category dtype: parquet, jsonl, a CSV read
+    without `text`), not the text of its cells."""
+    import pandas as pd
+
+    return not (series.dtype == object or pd.api.types.is_string_dtype(series.dtype))
 
 
 def file_rows(path: str | Path, schema: FeatureSchema, *, require_target: bool) -> Rows:
@@ -234,7 +256,8 @@ def file_rows(path: str | Path, schema: FeatureSchema, *, require_target: bool) 
     if not streamable(path):
         from nettrain.data import read_table
 
-        return table_rows(read_table(path), schema, str(path), require_target=require_target)
+        return table_rows(read_table(path, text=text_columns(schema)), schema, str(path),
+                          require_target=require_target)
     return Rows(str(path), lambda: _stream(Path(path), schema, require_target))
 
 
@@ -245,6 +268,7 @@ def _stream(p: Path, schema: FeatureSchema, require_target: bool):
     import pyarrow as pa
 
     from nettrain.data import prepare_inputs
+    from nettrain.data.cells import typed as typed_cells
     from nettrain.data.chunks import CHUNK_ROWS, _bad_value, iter_chunks, kind_of
     from nettrain.data.stream import check_table_file
     from nettrain.data.words import list_names
@@ -263,7 +287,7 @@ def _stream(p: Path, schema: FeatureSchema, require_target: bool):
         wanted.append(ident)
     numeric = list(schema.numeric_columns) + ([target] if target and schema.task == "regression" else [])
     if text and numeric:
-        numeric = _parsed_by_arrow(p, numeric, iter_chunks)
+        numeric = _read_as_numbers(p, numeric, schema, iter_chunks)
     typed = [c.name for c in schema.other_columns] + [c for c in (target, ident) if c and c not in numeric]
     chunks = iter_chunks(p, numeric=numeric, columns=wanted, rows=CHUNK_ROWS)
     count = 0
@@ -279,8 +303,8 @@ def _stream(p: Path, schema: FeatureSchema, require_target: bool):
                 raise _unreadable(p, kind, count, e) from None
             frame = chunk.frame
             if text:
-                for name in typed:
-                    frame[name] = typed_like_read_csv(frame[name])
+                for name in typed:  # as fit typed them
+                    frame[name] = typed_cells(frame[name], schema.cell_types.get(name))
             count += len(frame)
             yield prepare_inputs(frame, schema, require_target=require_target, source=str(p),
                                  line_offset=2 if text else None)
@@ -305,6 +329,15 @@ def _check_columns(p: Path, names: list[str], schema: FeatureSchema, require_tar
     check(pd.DataFrame({n: [None] for n in names}), schema, str(p), require_target)
 
 
+def _read_as_numbers(p: Path, numeric: list[str], schema: FeatureSchema, iter_chunks) -> list[str]:
+    """The numeric columns the chunk reader reads as numbers: those whose cells fit read as numbers
+    (`schema.cell_types`; a column of true/false is read as text and converted by `prepare_inputs`);
+    for a schema written before cell types were kept, as its first row suggests (`_parsed_by_arrow`)."""
+    if all(name in schema.cell_types for name in numeric):
+        return [name for name in numeric if schema.cell_types[name] == "number"]
+    return _parsed_by_arrow(p, numeric, iter_chunks)
+
+
 def _parsed_by_arrow(p: Path, numeric: list[str], iter_chunks) -> list[str]:
     """The numeric columns read as numbers by the chunk reader: all but those whose first rows hold
     true/false (a boolean column, numeric to nettrain), which are read as text and converted by
@@ -320,45 +353,6 @@ def _parsed_by_arrow(p: Path, numeric: list[str], iter_chunks) -> list[str]:
         except (StopIteration, pa.ArrowException, OSError, UnicodeDecodeError):
             return numeric  # no rows, or a file the real read reports on
     return [c for c in numeric if not frame[c].dropna().str.strip().str.lower().isin(["true", "false"]).any()]
-
-
-def typed_like_read_csv(series):
-    """A column of a CSV chunk read as text (None where empty), typed the way `pandas.read_csv`
-    types a column when the file is read whole: int64 when every value is an integer (float64 when
-    some are missing), float64 when every value is a number, bool when every value is True/False
-    (any of pandas' spellings), else the text. So a category written `1.0`, `true` or `007` gives
-    the value training saw (`1`, `True`, `7`), and an integer id stays an integer.
-    """
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    try:
-        text = pa.array(series.to_numpy(), type=pa.string(), from_pandas=True)
-    except (pa.ArrowException, TypeError, ValueError):  # not text after all
-        return series
-    if text.null_count == len(text):
-        return series
-    first = text.drop_null()[0].as_py()  # a cast that fails costs as much as one that works: look first
-    for kind, parse in ((pa.int64(), int), (pa.float64(), float)):
-        try:
-            parse(first)
-        except ValueError:
-            continue
-        try:
-            numbers = pc.cast(text, kind)
-        except (pa.ArrowException, TypeError, ValueError):
-            continue
-        if text.null_count and kind == pa.int64():
-            numbers = pc.cast(numbers, pa.float64())
-        values = numbers.to_numpy(zero_copy_only=False)
-        return pd.Series(values, index=series.index, name=series.name)
-    from nettrain.data.chunks import FALSE_TEXT, TRUE_TEXT
-
-    words = {**{t: True for t in TRUE_TEXT}, **{f: False for f in FALSE_TEXT}}
-    if pc.all(pc.is_in(text.drop_null(), value_set=pa.array(list(words)))).as_py():
-        return series.map(words)
-    return series
 
 
 def aligned(parts, multiple: int):

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from nettrain.config import cluster as C
 from nettrain.config.schema import Config
-from nettrain.errors import JobFailed, NettrainError, UsageError
+from nettrain.errors import JobFailed, NettrainError, PeerLost, UsageError
 from nettrain.lifecycle import orchestrate as O
 from nettrain.lifecycle import resume as R
 from nettrain.store import guard, rundir
@@ -207,10 +207,8 @@ def _failing_with_resume_hint(out: Path, run):
     """`run()`, a failure of the cluster told with how to continue the run."""
     try:
         return run()
-    except JobFailed as e:
-        if "cannot go on without every worker" not in e.message:
-            raise
-        raise JobFailed(f"{e.message}. The run so far is in {out}: start every worker again, the chief with "
+    except PeerLost as e:
+        raise PeerLost(f"{e.message}. The run so far is in {out}: start every worker again, the chief with "
                         f"nettrain fit CONFIG --resume {out}") from None
 
 

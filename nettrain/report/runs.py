@@ -386,23 +386,30 @@ def print_runs(root: str | os.PathLike, console: Console | None = None, *, filte
                sort: str | None = None, last: int | None = None) -> RunList:
     """Print the runs under `root` as a table, newest first (or as `select_runs` orders them);
     returns what was listed."""
-    console = console or make_console()
     root = Path(root)
     found = collect_runs(root)
     runs = select_runs(found, filters=filters, last=last, sort=sort)
+    print_listing(root, found, runs, console, filters=filters, sort=sort, last=last)
+    return runs
+
+
+def print_listing(root: Path, found: RunList, runs: RunList, console: Console | None = None, *,
+                  filters: Sequence[str] = (), sort: str | None = None, last: int | None = None) -> None:
+    """Print `runs` (selected from `found` under `root`) as a table with its notes: which
+    selection it is, and which run.json files could not be read."""
+    console = console or make_console()
     note = skipped_note(found, root)
     if not runs:
         what = (f"no runs match {' and '.join(str(f).strip() for f in filters)} under {root} "
                 f"({len(found)} run{'s' if len(found) != 1 else ''} there)") if found else f"no runs found under {root}"
         console.print(Text(what + (f" ({note})" if note else "")), soft_wrap=True)
-        return runs
+        return
     print_table(console, runs_table(runs, title=f"Runs under {root}", sort=sort))
     selection = _selection_line(filters, last, sort, len(runs), len(found))
     if selection:
         console.print(Text(selection), soft_wrap=True)
     if note:
         console.print(Text(note), soft_wrap=True)
-    return runs
 
 
 def run_summary(run: Mapping[str, Any]) -> dict[str, Any]:

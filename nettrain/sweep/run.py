@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 
 from nettrain.config import Config, load_config
 from nettrain.errors import Interrupted, JobFailed, UsageError
+from nettrain.report.metrics import BestTracker, better_way, is_finite
 from nettrain.store import atomic
 from nettrain.sweep import space as S
 from nettrain.sweep import study as ST
@@ -58,6 +59,7 @@ class SweepResult:
     files: list[str] = field(default_factory=list)
     ran: int = 0                       # trials this process ran
     failed: list[dict[str, Any]] = field(default_factory=list)  # the rows of those that failed, in order
+    gates: list[Any] = field(default_factory=list)  # --fail-under on the best trial (report.gates.Gate), checked
 
     def to_json(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "storage": self.storage, "study": self.study, "metric": self.metric,
@@ -132,7 +134,7 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
     dists = S.distributions(sweep)
     running: dict[int, Running] = {}
     started, ended = time.monotonic(), []
-    best_line = _Best(direction)
+    best_line = BestTracker(direction)  # the best trial so far, for the progress lines
     last_beat = time.monotonic()
     try:
         while True:
@@ -182,18 +184,6 @@ def check_trials(result: SweepResult) -> None:
         message = str(first.get("error") or "no message").strip().splitlines() or ["no message"]
         raise JobFailed(f"all {result.ran} trial{'s' if result.ran != 1 else ''} of the sweep failed; the first, "
                         f"trial {first['number']}: {message[0]}")
-
-
-class _Best:
-    def __init__(self, direction: str):
-        self.direction, self.value, self.number = direction, None, None
-
-    def offer(self, number: int, value: float | None) -> None:
-        if value is None:
-            return
-        better = self.value is None or (value > self.value if self.direction == "maximize" else value < self.value)
-        if better:
-            self.value, self.number = value, number
 
 
 def _ask(study, p: Plan, dists: dict[str, Any]):
@@ -261,7 +251,7 @@ def _release(r: Running) -> None:
         pass
 
 
-def _settle(study, r: Running, say: Callable[[str], None], best: "_Best", metric: str) -> dict[str, Any]:
+def _settle(study, r: Running, say: Callable[[str], None], best: BestTracker, metric: str) -> dict[str, Any]:
     """After a trial process ended: make sure the study knows (a crash that could not tell it is a
     failure with the log's last error line), then one progress line. Returns the trial's row."""
     from optuna.trial import TrialState
@@ -272,11 +262,11 @@ def _settle(study, r: Running, say: Callable[[str], None], best: "_Best", metric
         message = _last_error(r.log) or f"the trial process exited with code {r.process.returncode}; see {r.log}"
         ST.end(study, r.number, TrialState.FAIL, {ST.ERROR: message})
         row = ST.trial_row(study, r.number)
-    best.offer(r.number, row["value"] if row["state"] == "complete" else None)
+    best.offer(row["value"] if row["state"] == "complete" else None, r.number)
     seconds = time.monotonic() - r.started
     what = {"complete": f"{metric} {_fmt(row['value'])}", "pruned": f"pruned after epoch {row['epochs']}",
             "failed": f"failed: {row['error']}"}.get(row["state"], row["state"])
-    best_text = f"best {_fmt(best.value)} (trial {best.number})" if best.value is not None else "no result yet"
+    best_text = f"best {_fmt(best.best)} (trial {best.best_at})" if best.best is not None else "no result yet"
     say(f"trial {r.number}: {what}; {best_text}; {seconds:.1f} s; {_params(row['params'])}")
     return row
 
@@ -355,13 +345,14 @@ def finish(p: Plan, study, direction: str, *, ran: int = 0) -> SweepResult:
 
 
 def sort_rows(rows: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
-    """Completed trials by value (best first), then pruned, running, failed, interrupted by number."""
+    """Completed trials by value (best first, as `BestTracker` ranks them: of equal values the first
+    trial; a value that is not finite last), then pruned, running, failed, interrupted by number."""
     order = {"complete": 0, "pruned": 1, "running": 2, "waiting": 2, "failed": 3, "interrupted": 4}
-    sign = -1.0 if direction == "maximize" else 1.0
+    sign = -1.0 if better_way(direction) == "max" else 1.0
 
     def key(row):
-        value = row["value"] if row["state"] == "complete" and row["value"] is not None else 0.0
-        return (order.get(row["state"], 5), sign * value, row["number"])
+        ranked = row["state"] == "complete" and is_finite(row["value"])
+        return (order.get(row["state"], 5), not ranked, sign * float(row["value"]) if ranked else 0.0, row["number"])
 
     return sorted(rows, key=key)
 

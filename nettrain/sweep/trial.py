@@ -60,10 +60,10 @@ def pruning_callback(trial, metric: str):
 
 
 def best_value(values: list[float], direction: str) -> float | None:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return None
-    return max(finite) if direction == "maximize" else min(finite)
+    """The trial's value: the best of its epochs' values by the one monitor rule (None without a finite one)."""
+    from nettrain.report.metrics import best_of
+
+    return best_of(enumerate(values, 1), direction).best
 
 
 def run_trial(spec: dict[str, Any]) -> int:

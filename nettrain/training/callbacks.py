@@ -15,14 +15,13 @@ import keras
 
 from nettrain import keras_compat as compat
 from nettrain.errors import JobFailed
+from nettrain.report.metrics import BestTracker
 from nettrain.store import atomic, guard
 from nettrain.store.rundir import BEST, LAST, MetricsCSV
 
 def monitor_mode(monitor: str, mode: str = "auto") -> str:
     """`min` or `max`: the given mode, or for `auto` the one rule of which metrics are better higher."""
-    from nettrain.report.metrics import metric_direction
-
-    return mode if mode != "auto" else metric_direction(monitor)
+    return BestTracker.for_metric(monitor, mode).direction
 
 
 def current_lr(model: keras.Model) -> float | None:
@@ -188,18 +187,22 @@ class Checkpointer:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.save, self.save_native, self.filename, self.monitor = save, save_native, filename, monitor
-        self.mode = monitor_mode(monitor, mode)
+        self.tracker = BestTracker.for_metric(monitor, mode, best=best)  # Keras's rule, no min_delta
+        self.mode = self.tracker.direction
         self.save_best_only, self.keep = save_best_only, keep
-        self.best = best
-        self.best_epoch: int | None = None
         existing = [p for p in self.dir.iterdir() if p.suffix in (".h5", ".keras") and p.name not in (BEST, LAST)
                     and not atomic.is_leftover(p.name)]
         self.kept: list[Path] = sorted(existing, key=lambda p: p.stat().st_mtime)
 
-    def _improved(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        return value < self.best if self.mode == "min" else value > self.best
+    @property
+    def best(self) -> float | None:
+        """The best monitored value so far (best.h5's)."""
+        return self.tracker.best
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch of `best` in this session (None before one improved)."""
+        return self.tracker.best_at
 
     def stage(self, epoch: int, logs: dict) -> _Plan | None:
         """Write this epoch's files under temporary names (None after a diverged epoch: a good
@@ -209,7 +212,7 @@ class Checkpointer:
         if not _finite(logs.get("loss", 0.0)):
             return None
         value = logs.get(self.monitor)
-        improved = value is not None and _finite(value) and self._improved(float(value))
+        improved = self.tracker.improves(value)
         named = None
         if improved or not self.save_best_only:
             try:
@@ -233,7 +236,7 @@ class Checkpointer:
     def commit(self, plan: _Plan) -> None:
         plan.staged.commit()
         if plan.improved:
-            self.best, self.best_epoch = plan.value, plan.epoch
+            self.tracker.offer(plan.value, plan.epoch)
         if plan.named is not None:
             self.kept = [p for p in self.kept if p != plan.named] + [plan.named]
             while self.keep is not None and len(self.kept) > self.keep:

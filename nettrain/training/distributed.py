@@ -36,7 +36,7 @@ TensorFlow 2.21). One code path serves both strategies:
   workers (`nettrain.lifecycle.worker`). A peer that never starts is found before TensorFlow joins the
   cluster (`join_cluster`, `cluster.gather`); a peer that dies is noticed by TensorFlow's coordination
   service heartbeat (about 10 s) or by the collective timeout (`runtime.worker_timeout`, a hung peer),
-  and `peers` turns the error into a `JobFailed` naming the peer.
+  and `peers` turns the error into a `PeerLost` (a `JobFailed`) naming the peer.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ import tensorflow as tf
 import keras
 
 from nettrain.config.schema import Config
-from nettrain.errors import JobFailed
+from nettrain.errors import JobFailed, PeerLost
 from nettrain.training import engine
 from nettrain.training.feed import epoch_order
 
@@ -296,14 +296,14 @@ def _first_line(text: str) -> str:
 
 @contextlib.contextmanager
 def peers(strategy: tf.distribute.Strategy | None, doing: str = "training") -> Iterator[None]:
-    """Turns the failure of another process of the cluster into one `JobFailed` line."""
+    """Turns the failure of another process of the cluster into one `PeerLost` line."""
     try:
         yield
     except tf.errors.OpError as e:
         why = peer_failure(e) if is_multi_worker(strategy) else None
         if why is None:
             raise
-        raise JobFailed(f"{doing} stopped: {why}; a multi_worker run cannot go on without every worker") from None
+        raise PeerLost(f"{doing} stopped: {why}; a multi_worker run cannot go on without every worker") from None
 
 
 # ------------------------------------------------------------------------------ collectives of the cluster

@@ -1,5 +1,5 @@
-"""The epoch loop for data held in memory: Keras's own `train_step` and `test_step`, driven by one
-`tf.function` per run of `steps_per_execution` batches that are gathered inside the graph from
+"""nettrain's one epoch engine: Keras's own `train_step` and `test_step`, driven by one
+`tf.function` per run of `steps_per_execution` batches that are cut inside the graph from
 tensors, instead of `model.fit` pulling each batch from a `tf.data` iterator.
 
 The step is Keras's (loss, compiled metrics, optimizer update, loss scaling), the callbacks are
@@ -10,10 +10,14 @@ differs. Measured on the bench MLP (200k x 20, Dense 64-64, batch 256, 2 CPU cor
 1.5-1.6x the samples/s of Keras `fit` with `steps_per_execution=32` on numpy arrays, because
 nothing crosses from the host per batch (no iterator `get_next`, no per-execution input copy).
 
-`ArrayLoop` serves a feed that holds arrays, `StreamLoop` a stream (its windows of rows copied
-out one graph call at a time), both without a distribution strategy; under a strategy
-`training.distributed` runs the same `train_step` through `strategy.run`, and with TensorBoard
-`model.fit` trains (its graph is what TensorBoard draws).
+One `Loop` trains on one device; what varies is its batch iterator: `Arrays` (rows held as
+tensors, each call's batches gathered in the graph by the epoch's order; `ArrayLoop` builds
+that loop) or `Windows` (a stream's pieces, one graph call's rows copied out at a time;
+`StreamLoop`). Under a strategy `training.distributed` runs the same `train_step` through
+`strategy.run` on `_Loop`, the epoch driver `Loop` shares. TensorBoard is one of
+the callbacks, whatever the loop; `StepGraph` writes the graph of the loop's training step
+(Keras's callback draws only `model.train_function`'s, which `fit` alone builds). Training ends
+as `fit`'s does: `optimizer.finalize_variable_values` (with `use_ema`, the averaged weights).
 """
 
 from __future__ import annotations
@@ -34,13 +38,17 @@ def _python(logs: dict[str, Any]) -> dict[str, float]:
 
 
 class _Loop:
-    """The epoch driver both loops share: Keras callbacks in a CallbackList, called as `fit` calls
-    them (batch hooks once per graph call of up to `steps_per_call` batches), validation through
-    `model.evaluate` after each epoch, `model.stop_training` obeyed after every call."""
+    """The epoch driver every loop shares (`Loop`, the distributed ones): Keras callbacks in a
+    CallbackList, called as `fit` calls them (batch hooks once per graph call of up to
+    `steps_per_call` batches), validation through `model.evaluate` after each epoch,
+    `model.stop_training` obeyed after every call, `finalize` at the end."""
 
     def __init__(self, model: keras.Model, *, steps: int, steps_per_call: int):
         self.model, self.steps = model, max(1, steps)
         self.per_call = max(1, min(int(steps_per_call), self.steps))
+        self.graph: tf.Graph | None = None  # the training step's graph, once traced for a `StepGraph`
+        self._want_graph = False
+        self._cbs: keras.callbacks.CallbackList | None = None  # inside `fit`
 
     def _epoch(self, epoch: int, calls: "_Calls") -> dict[str, float]:
         raise NotImplementedError
@@ -48,9 +56,13 @@ class _Loop:
     def fit(self, *, initial_epoch: int, epochs: int, callbacks: list[keras.callbacks.Callback],
             validation_data: tf.data.Dataset | None = None) -> keras.callbacks.History:
         model = self.model
+        for c in callbacks:
+            if isinstance(c, StepGraph):
+                c.loop, self._want_graph = self, True
         with self._session():
             cbs = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=False, model=model,
                                                verbose=0, epochs=epochs, steps=self.steps)
+            self._cbs = cbs
             model.stop_training = False
             cbs.on_train_begin()
             logs: dict[str, float] = {}
@@ -65,20 +77,58 @@ class _Loop:
                 logs = epoch_logs
                 if self._stop():
                     break
+            finalize(model, epochs)
             cbs.on_train_end(logs)
         return model.history
+
+    def _traced(self, run, *args) -> dict[str, Any]:
+        """`run(*args)` (the loop's `tf.function`), keeping its graph the first time a `StepGraph` wants it."""
+        logs = run(*args)
+        if self._want_graph and self.graph is None:
+            self.graph = run.get_concrete_function(*args).graph  # the trace just made: no new one
+        return logs
 
     def _session(self) -> contextlib.AbstractContextManager:
         """What surrounds the whole training (a distributed loop: its peers, its state built first)."""
         return contextlib.nullcontext()
 
     def _validate(self, data: tf.data.Dataset, callbacks: list[keras.callbacks.Callback]) -> dict[str, float]:
-        """The validation metrics after an epoch."""
-        return _python(self.model.evaluate(data, verbose=0, return_dict=True, callbacks=callbacks))
+        """The validation metrics after an epoch, `callbacks` called as `fit` calls them: through the
+        training's own CallbackList (a new one would `set_model` each callback again, and TensorBoard
+        would start new event files at every validation)."""
+        return _python(self.model.evaluate(data, verbose=0, return_dict=True, callbacks=self._cbs))
 
     def _stop(self) -> bool:
         """Whether training stops after this epoch."""
         return bool(self.model.stop_training)
+
+
+def finalize(model: keras.Model, epochs: int) -> None:
+    """What Keras's `fit` does once its epochs are over (`epochs` > 0, even when none was left to run),
+    before `on_train_end`: `optimizer.finalize_variable_values`, which with `use_ema` puts the moving
+    averages into the model's weights."""
+    if isinstance(model.optimizer, keras.optimizers.Optimizer) and epochs > 0:
+        model.optimizer.finalize_variable_values(model.trainable_weights)
+
+
+class StepGraph(keras.callbacks.Callback):
+    """`callbacks.tensorboard.write_graph`: the graph of the loop's training step (one graph call of
+    `steps_per_call` batches, Keras's `train_step` inside), written to `log_dir` after the first call.
+    Only a loop of this module traces one; under a distribution strategy none is written."""
+
+    def __init__(self, log_dir: str):
+        super().__init__()
+        self.log_dir, self.loop, self.written = log_dir, None, False
+
+    def on_train_batch_end(self, batch, logs=None):
+        graph = None if self.written or self.loop is None else self.loop.graph
+        if graph is None:
+            return
+        writer = tf.summary.create_file_writer(self.log_dir)
+        with writer.as_default():
+            tf.summary.graph(graph)
+        writer.close()
+        self.written = True
 
 
 class _Calls:
@@ -96,40 +146,75 @@ class _Calls:
         return not self.model.stop_training
 
 
-class ArrayLoop(_Loop):
-    """Train `model` on `x`/`y` (tensors of all training rows) in batches of `batch_size`, in the
-    order drawn from (seed, epoch counted from 1), `steps_per_call` batches per graph call."""
+class Loop(_Loop):
+    """The one-device loop: each epoch's graph calls come from `batches` (`Arrays` or `Windows`),
+    each call runs up to `steps_per_call` of Keras's `train_step` inside one `tf.function`, on the
+    batches `batches.batch(data, i)` cuts from what the call was given."""
 
-    def __init__(self, model: keras.Model, x: dict[str, tf.Tensor], y: tf.Tensor, *, batch_size: int, seed: int,
-                 steps_per_call: int, class_weight: dict[int, float] | None = None, mode: str = "regression"):
-        self.n = int(y.shape[0])
-        super().__init__(model, steps=-(-self.n // batch_size), steps_per_call=steps_per_call)
-        weights = class_sample_weights(y.numpy(), mode, class_weight)
-        self.x, self.y = x, y
-        self.w = None if weights is None else tf.constant(weights)
-        self.batch_size, self.seed = batch_size, seed
+    def __init__(self, model: keras.Model, batches: "Arrays | Windows", *, steps: int, steps_per_call: int):
+        super().__init__(model, steps=steps, steps_per_call=steps_per_call)
+        self.batches = batches
         self._run = tf.function(self._steps, reduce_retracing=True)
 
-    def order(self, epoch: int) -> tf.Tensor:
-        """Row order of `epoch` (from 1): the permutation `feed.training_dataset` gives too."""
-        return epoch_order(self.n, self.seed, epoch)
+    def _steps(self, data, first: tf.Tensor, count: tf.Tensor):
+        logs = self.model.train_step(self.batches.batch(data, first))  # the loop's state needs the logs' structure
+        for i in tf.range(first + 1, first + count):
+            logs = self.model.train_step(self.batches.batch(data, i))
+        return logs
 
-    def _step(self, order: tf.Tensor, i: tf.Tensor):
+    def _epoch(self, epoch: int, calls: _Calls) -> dict[str, float]:
+        with contextlib.closing(self.batches.calls(epoch, self.per_call)) as each:
+            for data, first, count in each:
+                run = (data, tf.constant(first, tf.int64), tf.constant(count, tf.int64))
+                if not calls.run(count, lambda: self._traced(self._run, *run)):
+                    break
+                del data, run  # a window's call: its rows are let go before the next call's are taken
+        return calls.logs
+
+
+def ArrayLoop(model: keras.Model, x: dict[str, tf.Tensor], y: tf.Tensor, *, batch_size: int, seed: int,
+              steps_per_call: int, class_weight: dict[int, float] | None = None, mode: str = "regression") -> Loop:
+    """The `Loop` over `Arrays` that trains `model` on `x`/`y` (tensors of all training rows) in
+    batches of `batch_size`, in the order drawn from (seed, epoch counted from 1), `steps_per_call`
+    batches per graph call."""
+    weights = class_sample_weights(y.numpy(), mode, class_weight)
+    batches = Arrays(x, y, batch_size=batch_size, seed=seed, weights=weights)
+    return Loop(model, batches, steps=batches.steps, steps_per_call=steps_per_call)
+
+
+def StreamLoop(model: keras.Model, chunks, *, steps: int, batch_size: int, steps_per_call: int,
+               class_weight: dict[int, float] | None = None, mode: str = "regression") -> Loop:
+    """The `Loop` over `Windows` that trains `model` on an epoch's rows that arrive in pieces
+    (`chunks`); `steps` is the epoch's number of batches (for the callbacks' progress)."""
+    return Loop(model, Windows(chunks, batch_size=batch_size, class_weight=class_weight, mode=mode),
+                steps=steps, steps_per_call=steps_per_call)
+
+
+class Arrays:
+    """The batches of rows held as tensors: each graph call gets the epoch's row order (the
+    permutation of (seed, epoch) that `feed.training_dataset` gives too) and gathers its batches
+    from the tensors inside the graph, so nothing crosses from the host per batch."""
+
+    def __init__(self, x: dict[str, tf.Tensor], y: tf.Tensor, *, batch_size: int, seed: int,
+                 weights: np.ndarray | None = None):
+        self.x, self.y, self.n = x, y, int(y.shape[0])
+        self.w = None if weights is None else tf.constant(weights)
+        self.batch_size, self.seed = batch_size, seed
+        self.steps = -(-self.n // batch_size)
+
+    def calls(self, epoch: int, per_call: int):
+        """(order, first batch, batches) of each graph call of `epoch` (from 1)."""
+        order = epoch_order(self.n, self.seed, epoch)
+        steps = max(1, self.steps)
+        for first in range(0, steps, per_call):
+            yield order, first, min(per_call, steps - first)
+
+    def batch(self, order: tf.Tensor, i: tf.Tensor) -> tuple:
         start = i * self.batch_size
         idx = order[start:tf.minimum(start + self.batch_size, self.n)]
         xb = {k: tf.gather(v, idx) for k, v in self.x.items()}
         yb = tf.gather(self.y, idx)
-        return self.model.train_step((xb, yb) if self.w is None else (xb, yb, tf.gather(self.w, idx)))
-
-    def _steps(self, order: tf.Tensor, first: tf.Tensor, count: tf.Tensor):
-        logs = self._step(order, first)  # the loop's state needs the logs' structure first
-        for i in tf.range(first + 1, first + count):
-            logs = self._step(order, i)
-        return logs
-
-    def _epoch(self, epoch: int, calls: _Calls) -> dict[str, float]:
-        order = self.order(epoch)
-        return each_call(self.steps, self.per_call, calls, lambda first, count: self._run(order, first, count))
+        return (xb, yb) if self.w is None else (xb, yb, tf.gather(self.w, idx))
 
 
 def each_call(steps: int, per_call: int, calls: "_Calls", run) -> dict[str, float]:
@@ -142,54 +227,41 @@ def each_call(steps: int, per_call: int, calls: "_Calls", run) -> dict[str, floa
     return calls.logs
 
 
-class StreamLoop(_Loop):
-    """Train `model` on an epoch's rows that arrive in pieces: `chunks(epoch)` yields (x, y) numpy
+class Windows:
+    """The batches of an epoch's rows that arrive in pieces: `chunks(epoch)` yields (x, y) numpy
     pieces in the epoch's order, or (x, y, order) pieces whose rows are served in `order` (positions
     into x and y: a shuffle window held once, in file order). The rows are cut into batches of
     `batch_size` that run across piece ends (the rows a piece leaves over go in front of the next
-    one), as `Dataset.rebatch` cuts them; the last batch of the epoch may be short. `steps` is the
-    epoch's number of batches (for the callbacks' progress). Only one graph call's rows are copied out
-    of a piece at a time (`np.take` of its positions), and they are what becomes tensors."""
+    one), as `Dataset.rebatch` cuts them; the last batch of the epoch may be short. Only one graph
+    call's rows are copied out of a piece at a time (`np.take` of its positions), and they are what
+    becomes tensors: each call gets (x, y, weights) of its rows and slices its batches from them."""
 
-    def __init__(self, model: keras.Model, chunks, *, steps: int, batch_size: int, steps_per_call: int,
-                 class_weight: dict[int, float] | None = None, mode: str = "regression"):
-        super().__init__(model, steps=steps, steps_per_call=steps_per_call)
+    def __init__(self, chunks, *, batch_size: int, class_weight: dict[int, float] | None = None,
+                 mode: str = "regression"):
         self.chunks, self.batch_size, self.mode, self.class_weight = chunks, batch_size, mode, class_weight
-        self._run = tf.function(self._steps, reduce_retracing=True)
 
-    def _steps(self, x, y, w, first: tf.Tensor, count: tf.Tensor):
-        def step(i):
-            lo = i * self.batch_size
-            hi = tf.minimum(lo + self.batch_size, tf.shape(y, out_type=tf.int64)[0])
-            xb = {k: v[lo:hi] for k, v in x.items()}
-            return self.model.train_step((xb, y[lo:hi]) if w is None else (xb, y[lo:hi], w[lo:hi]))
+    def batch(self, data: tuple, i: tf.Tensor) -> tuple:
+        x, y, w = data
+        lo = i * self.batch_size
+        hi = tf.minimum(lo + self.batch_size, tf.shape(y, out_type=tf.int64)[0])
+        xb = {k: v[lo:hi] for k, v in x.items()}
+        return (xb, y[lo:hi]) if w is None else (xb, y[lo:hi], w[lo:hi])
 
-        logs = step(first)
-        for i in tf.range(first + 1, first + count):
-            logs = step(i)
-        return logs
-
-    def _call(self, x: dict[str, np.ndarray], y: np.ndarray, count: int, calls: _Calls) -> bool:
-        """One graph call over the rows of x/y (`count` batches); False when stopped."""
+    def _tensors(self, x: dict[str, np.ndarray], y: np.ndarray) -> tuple:
         weights = class_sample_weights(y, self.mode, self.class_weight)
-        xt = {k: tf.constant(v) for k, v in x.items()}
-        yt, wt = tf.constant(y), None if weights is None else tf.constant(weights)
-        zero = tf.constant(0, tf.int64)
-        return calls.run(count, lambda: self._run(xt, yt, wt, zero, tf.constant(count, tf.int64)))
+        return ({k: tf.constant(v) for k, v in x.items()}, tf.constant(y),
+                None if weights is None else tf.constant(weights))
 
-    def _block(self, piece: "_Piece", rows: int, calls: _Calls) -> bool:
-        """Train on the first `rows` rows of `piece` (whole batches, but for the epoch's last); False
-        when stopped."""
+    def _block(self, piece: "_Piece", rows: int, per_call: int):
+        """The graph calls over the first `rows` rows of `piece` (whole batches, but for the epoch's last)."""
         steps = -(-rows // self.batch_size)
-        for first in range(0, steps, self.per_call):  # only one call's rows become tensors at a time
-            count = min(self.per_call, steps - first)
+        for first in range(0, steps, per_call):  # only one call's rows become tensors at a time
+            count = min(per_call, steps - first)
             lo = first * self.batch_size
-            x, y = piece.rows(lo, min(rows, lo + count * self.batch_size))
-            if not self._call(x, y, count, calls):
-                return False
-        return True
+            yield self._tensors(*piece.rows(lo, min(rows, lo + count * self.batch_size))), 0, count
 
-    def _epoch(self, epoch: int, calls: _Calls) -> dict[str, float]:
+    def calls(self, epoch: int, per_call: int):
+        """(x, y, weights), 0, batches of each graph call of `epoch`; the pieces are closed at the end."""
         rest: _Piece | None = None  # rows of earlier pieces not trained on yet (less than a batch)
         pieces = self.chunks(epoch)
         try:
@@ -198,16 +270,15 @@ class StreamLoop(_Loop):
                 del item
                 whole = len(piece) - len(piece) % self.batch_size
                 rest = _Piece(*piece.rows(whole, len(piece))) if whole < len(piece) else None
-                if whole and not self._block(piece, whole, calls):
-                    return calls.logs
+                if whole:
+                    yield from self._block(piece, whole, per_call)
                 del piece
             if rest is not None:
-                self._block(rest, len(rest), calls)
+                yield from self._block(rest, len(rest), per_call)
         finally:
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()
-        return calls.logs
 
 
 class _Piece:

@@ -6,7 +6,7 @@ The leaf of `nettrain fit`: `prepare` (config and data), `new_model`, `start_run
 sessions differ only in where the model and the first epoch come from.
 
 `train` reads in two hops: `_callbacks` (what Keras calls at each epoch, in order), `_fit` (the
-model.fit call) and `_finish` (how training ended, then the final files).
+epochs, by nettrain's own loop: `_loop`) and `_finish` (how training ended, then the final files).
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from nettrain.data.types import Dataset  # noqa: E402
 from nettrain.model import (build_model, compile_model, initial_learning_rate, label_mode,  # noqa: E402
                             metric_names, model_summary, output_activation_kind)
 from nettrain.model.outputs import predicted_classes  # noqa: E402
+from nettrain.report.metrics import BestTracker  # noqa: E402
 from nettrain.report.tables import format_value  # noqa: E402
 from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
-from nettrain.training.engine import ArrayLoop, StreamLoop, predict_rows  # noqa: E402
+from nettrain.training.engine import ArrayLoop, StepGraph, StreamLoop, predict_rows  # noqa: E402
 from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, lively_steps,  # noqa: E402
                                     steps_per_epoch)
 from nettrain.training.progress import notice, report_result, tell_the_end  # noqa: E402
@@ -284,10 +285,12 @@ def _callbacks(s: Session) -> _Callbacks:
     if early is not None:
         callbacks.append(early)
     tb = cfg.callbacks.tensorboard
-    if tb is not None:
+    if tb is not None:  # a callback like any other: the loop is the same with or without it
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / rundir.TENSORBOARD),
                                                      histogram_freq=tb.histogram_freq, update_freq=tb.update_freq,
                                                      write_graph=tb.write_graph))
+        if tb.write_graph:  # Keras's callback draws only model.fit's train_function
+            callbacks.append(StepGraph(str(out / rundir.TENSORBOARD / "train")))
     from nettrain.training import tracking
 
     logger = tracking.session_callback(s, nan_guard)  # tracking.mlflow: each epoch, once it is on disk
@@ -333,20 +336,14 @@ def _early_stopping(s: Session) -> cb.EarlyStopping | None:
 
 
 def _fit(s: Session, kit: _Callbacks) -> None:
-    """The model.fit call: the feed's batches, the training step under the session's strategy."""
+    """The epochs: the feed's batches through nettrain's own loop (`_loop`), the callbacks of `kit`."""
     cfg, model = s.prep.cfg, s.model
     if getattr(kit.progress, "live", False) and cfg.training.steps_per_execution == "auto":
         model.steps_per_execution = lively_steps(model, s.feed.first_batch(model), s.prep.spe)
     val_ds = s.feed.validation(model)
     try:
-        loop = _own_loop(s, kit.cursor)  # same step, batches and callbacks as model.fit, without its per-batch input feed
-        if loop is not None:
-            loop.fit(initial_epoch=s.first_epoch, epochs=s.last_epoch, callbacks=kit.all, validation_data=val_ds)
-            return
-        train_ds = s.feed.training(model, kit.cursor)
-        with strategy_scope(s.strategy):
-            model.fit(train_ds, initial_epoch=s.first_epoch, epochs=s.last_epoch, validation_data=val_ds,
-                      shuffle=False, callbacks=kit.all, verbose=0, class_weight=s.feed.class_weight(cfg))
+        loop = _loop(s, kit.cursor)  # same step, batches and callbacks as model.fit, without its per-batch input feed
+        loop.fit(initial_epoch=s.first_epoch, epochs=s.last_epoch, callbacks=kit.all, validation_data=val_ds)
     except Exception:
         failure = getattr(s.feed, "failure", None)  # a streamed file that could not be read again
         if failure is not None:
@@ -356,27 +353,28 @@ def _fit(s: Session, kit: _Callbacks) -> None:
         kit.progress.close()
 
 
-def _own_loop(s: Session, cursor: EpochCursor) -> Any:
-    """The loop that trains the session: under a distribution strategy the loop of
-    `training.distributed` (Keras's train_step on every replica; Keras 3's fit fails under a
-    multi-worker strategy); else, without TensorBoard (which draws `model.train_function`'s graph),
-    `engine.ArrayLoop` for rows held in memory and `engine.StreamLoop` for a stream; None: `model.fit`."""
+def _loop(s: Session, cursor: EpochCursor) -> Any:
+    """The loop that trains the session, whatever its callbacks (TensorBoard too): under a
+    distribution strategy the loop of `training.distributed` (Keras's train_step on every replica;
+    Keras 3's fit fails under a multi-worker strategy); else `engine.ArrayLoop` for rows held in
+    memory and `engine.StreamLoop` for a stream."""
     cfg, model = s.prep.cfg, s.model
     common = dict(batch_size=cfg.training.batch_size, steps_per_call=int(model.steps_per_execution),
                   class_weight=s.feed.class_weight(cfg), mode=s.prep.mode)
+    loop = None
     if s.strategy is not None:
         from nettrain.training import distributed
 
-        return distributed.session_loop(s, cursor, **common)
-    if cfg.callbacks.tensorboard is not None:
-        return None
-    if isinstance(s.feed, ArrayFeed):
+        loop = distributed.session_loop(s, cursor, **common)
+    elif hasattr(s.feed, "train_tensors"):  # rows in memory (ArrayFeed, or a feed that wraps one)
         x, y = s.feed.train_tensors(model)
-        return ArrayLoop(model, x, y, seed=cfg.seed, **common)
-    if isinstance(s.feed, StreamFeed):
+        loop = ArrayLoop(model, x, y, seed=cfg.seed, **common)
+    elif hasattr(s.feed, "epoch_arrays"):  # a stream's windows (StreamFeed)
         feed = s.feed
-        return StreamLoop(model, lambda epoch: feed.epoch_arrays(model, epoch), steps=feed.steps, **common)
-    return None
+        loop = StreamLoop(model, lambda epoch: feed.epoch_arrays(model, epoch), steps=feed.steps, **common)
+    if loop is None:
+        raise TypeError(f"no training loop for a feed of type {type(s.feed).__name__}")
+    return loop
 
 
 @dataclass
@@ -498,22 +496,20 @@ def check_monitors(cfg: Config, schema, has_val: bool) -> dict[str, str]:
     return {"checkpoint": ck_monitor, "best": best}
 
 
-def _monitored(history: list[dict], monitor: str) -> list[tuple[float, int]]:
-    values = [(r.get(monitor), int(r["epoch"])) for r in history if r.get(monitor) is not None]
-    return [(v, e) for v, e in values if np.isfinite(v)]
+def _best(history: list[dict], monitor: str, mode: str) -> BestTracker:
+    """The run's best epoch (`best_at`) and value (`best`) in `history`, by the one monitor rule."""
+    tracker = BestTracker.for_metric(monitor, mode)
+    for row in history:
+        tracker.offer(row.get(monitor), int(row["epoch"]))
+    return tracker
 
 
 def _best_epoch(history: list[dict], monitor: str, mode: str) -> int | None:
-    values = _monitored(history, monitor)
-    if not values:
-        return None
-    pick = max if cb.monitor_mode(monitor, mode) == "max" else min
-    return pick(values, key=lambda ve: ve[0])[1]
+    return _best(history, monitor, mode).best_at
 
 
 def _best_value(history: list[dict], monitor: str, mode: str) -> float | None:
-    epoch = _best_epoch(history, monitor, mode)
-    return None if epoch is None else dict((e, v) for v, e in _monitored(history, monitor))[epoch]
+    return _best(history, monitor, mode).best
 
 
 def evaluate_splits(model: keras.Model, feed: Feed) -> dict[str, dict[str, float]]:

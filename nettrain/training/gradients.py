@@ -168,7 +168,7 @@ def batch_gradients(model: keras.Model, x: Any, y: Any, *, watch: list[keras.lay
     watch = [layer for layer in watch if layer is not None]
     probe = None
     if watch:
-        probe = keras.Model(inputs=model.inputs, outputs=[model.outputs[0]] + [layer.output for layer in watch])
+        probe = keras.Model(inputs=model.input, outputs=[model.outputs[0]] + [layer.output for layer in watch])
     with preserved_state(model):
         with tf.GradientTape() as tape:
             if probe is None:
