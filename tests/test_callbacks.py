@@ -75,6 +75,8 @@ def test_early_stopping_stops_on_a_plateau_and_restores_best_weights(reg):
     assert result.exit_code == 0, result.output
     record = json.loads((run / "run.json").read_text())
     assert record["epochs_done"] == 3 and record["stopped_epoch"] == 3
+    # early stopping's rule (min_delta 1000: only epoch 1 improves) names the best epoch, the one restored
+    assert record["best_epoch"] == record["weights_epoch"] == 1
     assert len(pd.read_csv(run / "metrics.csv")) == 3
     final = keras.models.load_model(run / "model.h5", compile=False).get_weights()
     first = keras.models.load_model(run / "checkpoints" / "epoch001.h5", compile=False).get_weights()

@@ -424,7 +424,8 @@ def _ending(s: Session, kit: _Callbacks) -> _Ending:
     stopped = int(early.stopped_epoch) + 1 if early is not None and early.stopped_epoch else None
     if stopped is None and s.first_epoch >= s.last_epoch:
         stopped = record.data.get("stopped_epoch")  # finishing a run that had stopped early
-    best_epoch = _best_epoch(history, s.monitors["best"], es.mode if es else "auto")
+    # early stopping's rule (its min_delta too) when it is on: run.json's best epoch is the one it restores
+    best_epoch = _best_epoch(history, s.monitors["best"], es.mode if es else "auto", es.min_delta if es else 0.0)
     if kit.nan_guard.where is not None:
         epoch, batch_no = kit.nan_guard.where
         record.update(status="failed", ended=rundir.now(), best_epoch=best_epoch,
@@ -453,6 +454,10 @@ def _earlier_best_weights(s: Session, es) -> Callable[[], list] | None:
         return None
     best = s.out / rundir.CHECKPOINTS / rundir.BEST
     if not best.exists() or s.monitors["checkpoint"] != es.monitor:
+        return None
+    # best.h5 follows the checkpoint's rule (no min_delta, its own mode): used only when it holds the epoch
+    # that early stopping's rule picks from the same history
+    if h5.read_meta(best).get("epoch") != _best_epoch(s.history, es.monitor, es.mode, es.min_delta):
         return None
     return lambda: h5.load_model(best, restore_optimizer=False).get_weights()
 
@@ -496,16 +501,16 @@ def check_monitors(cfg: Config, schema, has_val: bool) -> dict[str, str]:
     return {"checkpoint": ck_monitor, "best": best}
 
 
-def _best(history: list[dict], monitor: str, mode: str) -> BestTracker:
+def _best(history: list[dict], monitor: str, mode: str, min_delta: float = 0.0) -> BestTracker:
     """The run's best epoch (`best_at`) and value (`best`) in `history`, by the one monitor rule."""
-    tracker = BestTracker.for_metric(monitor, mode)
+    tracker = BestTracker.for_metric(monitor, mode, min_delta=min_delta)
     for row in history:
         tracker.offer(row.get(monitor), int(row["epoch"]))
     return tracker
 
 
-def _best_epoch(history: list[dict], monitor: str, mode: str) -> int | None:
-    return _best(history, monitor, mode).best_at
+def _best_epoch(history: list[dict], monitor: str, mode: str, min_delta: float = 0.0) -> int | None:
+    return _best(history, monitor, mode, min_delta).best_at
 
 
 def _best_value(history: list[dict], monitor: str, mode: str) -> float | None:
