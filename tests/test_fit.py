@@ -219,7 +219,7 @@ def test_progress_and_notices_go_to_stderr_also_on_a_terminal(capsys):
     assert PlainProgress(3).stream is sys.stderr
     rich = RichProgress(3, 10)
     assert rich.progress.console.file is sys.stderr
-    notice("fold 1/2: 10 training rows", json_output=False)
+    notice("fold 1/2: 10 training rows")
     report_result({"test": {"loss": 0.5}}, "runs/x", json_output=False)
     out, err = capsys.readouterr()
     assert "fold 1/2" in err and "fold 1/2" not in out

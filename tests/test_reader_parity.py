@@ -123,15 +123,20 @@ def _fit_rows(target):
     return _by_row(parts)
 
 
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 32 rows read in 1 kB blocks: the tricky file spans several chunks."""
+    monkeypatch.setattr(chunks, "BLOCK_BYTES", 1024)
+    monkeypatch.setattr(chunks, "CHUNK_ROWS", 32)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["memory", "stream"])
 @pytest.mark.parametrize("suffix", [".csv", ".csv.xz"])
-def test_every_reader_gives_the_rows_fit_trained_on(runs, mode, suffix, monkeypatch):
+def test_every_reader_gives_the_rows_fit_trained_on(runs, mode, suffix, small_chunks):
     from nettrain.lifecycle.evaluate import data_rows
     from nettrain.lifecycle.target import file_rows, resolve_target
 
-    monkeypatch.setattr(chunks, "BLOCK_BYTES", 1024)
-    monkeypatch.setattr(chunks, "CHUNK_ROWS", 32)
     by_mode, folder = runs
     target = resolve_target(by_mode[mode])
     path = folder / f"tricky{suffix}"
@@ -149,12 +154,10 @@ def test_every_reader_gives_the_rows_fit_trained_on(runs, mode, suffix, monkeypa
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["memory", "stream"])
 @pytest.mark.parametrize("suffix", [".csv", ".csv.xz"])
-def test_predict_gives_the_models_outputs_on_evaluates_rows(runs, mode, suffix, monkeypatch):
+def test_predict_gives_the_models_outputs_on_evaluates_rows(runs, mode, suffix, small_chunks):
     from nettrain.lifecycle.evaluate import data_rows
     from nettrain.lifecycle.target import batch_size, load_model, model_outputs, resolve_target
 
-    monkeypatch.setattr(chunks, "BLOCK_BYTES", 1024)
-    monkeypatch.setattr(chunks, "CHUNK_ROWS", 32)
     by_mode, folder = runs
     path = folder / f"tricky{suffix}"
     out = folder / f"pred-{mode}{suffix.replace('.', '-')}.csv"

@@ -183,21 +183,25 @@ def test_pruning_stops_trials_in_a_bad_learning_rate_region(work):
     assert "pruned after epoch" in r.stderr
 
 
-def test_ctrl_c_marks_the_running_trial_and_the_study_continues(work):
-    (work / "long.yaml").write_text(CONFIG.replace("epochs: 2", "epochs: 400").replace("trials: 6", "trials: 2"))
-    p = Proc(["sweep", "long.yaml"], work)
-    run = work / "runs" / "iris-sweep" / "sweep" / "trial-0000"
+def _wait_for_first_epoch(p: Proc, run: Path) -> None:
+    """Until trial `run` has finished an epoch (its sweep process `p` killed and the test failed after 120 s)."""
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
             if json.loads((run / "run.json").read_text()).get("epochs_done", 0) >= 1:
-                break
+                return
         except (OSError, ValueError):
             pass
         time.sleep(0.1)
-    else:
-        p.send(signal.SIGKILL)
-        pytest.fail("trial 0 never started an epoch")
+    p.send(signal.SIGKILL)
+    pytest.fail("trial 0 never started an epoch")
+
+
+def test_ctrl_c_marks_the_running_trial_and_the_study_continues(work):
+    (work / "long.yaml").write_text(CONFIG.replace("epochs: 2", "epochs: 400").replace("trials: 6", "trials: 2"))
+    p = Proc(["sweep", "long.yaml"], work)
+    run = work / "runs" / "iris-sweep" / "sweep" / "trial-0000"
+    _wait_for_first_epoch(p, run)
     p.send(signal.SIGINT)
     rc, out, err = p.finish(timeout=180)
     assert rc == 130, err
@@ -227,17 +231,7 @@ def test_kill_9_of_the_sweep_process_ends_its_trial_and_both_records_say_interru
     p = Proc(["sweep", "long.yaml"], work)
     folder = work / "runs" / "iris-sweep" / "sweep"
     run = folder / "trial-0000"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if json.loads((run / "run.json").read_text()).get("epochs_done", 0) >= 1:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    else:
-        p.send(signal.SIGKILL)
-        pytest.fail("trial 0 never started an epoch")
+    _wait_for_first_epoch(p, run)
     trial_pid = int((run / ".lock").read_text().split()[0])  # the run's writer: the trial process
     assert trial_pid != p.pid and _running(trial_pid)
     p.send(signal.SIGKILL)

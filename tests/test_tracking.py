@@ -297,7 +297,7 @@ def test_tracking_timeout_is_a_number_of_seconds_within_bounds(tmp_path):
 
 
 def test_a_password_in_a_uri_is_masked_in_what_is_stored_and_shown(tmp_path):
-    from nettrain.config.schema import masked_uri
+    from nettrain.words import masked_uri
 
     for uri, shown in ((f"http://alice:{PASSWORD}@h:5000/x", "http://alice:***@h:5000/x"),
                        (f"https://alice:p@{PASSWORD}@h/", "https://alice:***@h/"),

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from nettrain.config import catalog, coherence
 from nettrain.config.args import MAX_NAME, Arg, ArgError, show
-from nettrain.config.schema import Config, ConfigSource, LayerSpec, masked_uri
+from nettrain.config.schema import Config, ConfigSource, LayerSpec
+from nettrain.words import masked_uri
 from nettrain.config.template import check_template, possible_log_names
 from nettrain.config.yamlread import INT_KEYS, MAX_DEPTH, clip, dotted, quote, read_file, read_yaml
 from nettrain.errors import ConfigError, UsageError

@@ -20,7 +20,7 @@ from nettrain.config.args import (CODE_LAYERS, GENERATOR_ARGS, LAYER_ARG_SUFFIXE
 from nettrain.config.sweep import SweepConfig
 from nettrain.config.template import check_template
 from nettrain.errors import ConfigError
-from nettrain.words import masked_uri  # noqa: F401 - also for config users (loader, retrain)
+from nettrain.words import masked_uri
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)

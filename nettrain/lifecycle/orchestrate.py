@@ -125,7 +125,7 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
     monitors = F.check_monitors(plan.cfg, prep.dataset.schema, prep.has_val)
     with RT.open_run(plan) as out, guard.deferred():
         record, history = RT.start_run(plan, prep, model, out, monitors)
-        F.notice(RT.describe(plan, out), json_output)
+        F.notice(RT.describe(plan, out))
         return _train(prep, model, out, record, monitors, first_epoch=plan.start, last_epoch=plan.start + plan.more,
                       history=history, quiet=quiet, json_output=json_output, continue_early_stopping=False)
 
@@ -150,8 +150,7 @@ def _run_folds(prep: "Prepared", out: Path, record: rundir.RunRecord, *, quiet: 
         from nettrain.report.tables import print_metrics
 
         info = record.data["refit"]
-        F.notice(f"refit model {out / rundir.MODEL}: {info['epochs']} epoch(s) on all {info.get('rows')} non-test rows",
-                 json_output)
+        F.notice(f"refit model {out / rundir.MODEL}: {info['epochs']} epoch(s) on all {info.get('rows')} non-test rows")
         print_metrics(refit, title="Refit model")
     F.report_result(metrics, out, json_output)
     return F.FitResult(out, "completed", metrics, cfg.training.epochs)
@@ -172,12 +171,12 @@ def _refit(prep: "Prepared", out: Path, record: rundir.RunRecord, k: int, *, qui
     rp = kfold.refit_prep(prep, plan["epochs"])
     monitors = F.check_monitors(rp.cfg, rp.dataset.schema, rp.has_val)
     if started and (out / rundir.CHECKPOINTS / rundir.LAST).is_file():
-        F.notice(f"refit: resumed ({plan['epochs']} epoch(s) in all)", json_output)
+        F.notice(f"refit: resumed ({plan['epochs']} epoch(s) in all)")
         return _continue(rp, out, record, quiet=quiet, json_output=True).metrics
     model = kfold.start_refit(rp, out, record, monitors, plan)
     F.notice(f"refit: {plan['epochs']} epoch(s), the mean of the folds' best epochs {plan['fold_best_epochs']}"
              f"{' (' + plan['monitor'] + ')' if plan.get('monitor') else ''}, on all "
-             f"{F.split_rows(rp.dataset)['train']} non-test rows", json_output)
+             f"{F.split_rows(rp.dataset)['train']} non-test rows")
     return _train(rp, model, out, record, monitors, last_epoch=plan["epochs"], quiet=quiet, json_output=True).metrics
 
 
@@ -195,13 +194,13 @@ def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, 
         if done is None:
             done = _continue(fold_prep, fold_dir, fold_record, quiet=quiet, json_output=True,
                              **kfold.fold_fields(i, out)).metrics
-            F.notice(f"fold {i}/{k}: resumed", json_output)
+            F.notice(f"fold {i}/{k}: resumed")
         else:
-            F.notice(f"fold {i}/{k}: already done", json_output)
+            F.notice(f"fold {i}/{k}: already done")
         return done
     model, fold_record = kfold.start_fold(fold_prep, out, i, monitors)
     rows = F.split_rows(fold_prep.dataset)
-    F.notice(f"fold {i}/{k}: {rows['train']} training rows, {rows['validation']} validation rows", json_output)
+    F.notice(f"fold {i}/{k}: {rows['train']} training rows, {rows['validation']} validation rows")
     return _train(fold_prep, model, fold_dir, fold_record, monitors, last_epoch=fold_prep.cfg.training.epochs,
                   quiet=quiet, json_output=True).metrics
 
@@ -214,7 +213,7 @@ def _continue(prep: "Prepared", run_dir: Path, record: rundir.RunRecord, *, quie
     monitors = F.check_monitors(prep.cfg, prep.dataset.schema, prep.has_val)
     with guard.deferred():
         restored = R.restore(prep, run_dir, record, monitors, **start_extra)
-        F.notice(restored.describe(run_dir), json_output)
+        F.notice(restored.describe(run_dir))
         return _train(prep, restored.model, run_dir, record, monitors, first_epoch=restored.epoch,
                       last_epoch=restored.end, history=restored.history, quiet=quiet, json_output=json_output)
 

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 from nettrain.config import Config, load_config, parse_override
 from nettrain.config.args import MAX_EPOCHS
-from nettrain.config.schema import masked_uri
+from nettrain.words import masked_uri
 from nettrain.errors import UsageError
 from nettrain.lifecycle.target import Target, resolve_target
 from nettrain.store import atomic, h5, rundir

@@ -151,7 +151,7 @@ def _tell_weights(result: "FitResult", cluster: C.Cluster, json_output: bool) ->
     from nettrain.training import fit as F
 
     weights = h5.load_model(result.run_dir / rundir.MODEL, restore_optimizer=False).get_weights()
-    F.notice(f"{cluster.name()}, the chief: final weights {D.weights_digest(weights)[:16]}", json_output)
+    F.notice(f"{cluster.name()}, the chief: final weights {D.weights_digest(weights)[:16]}")
 
 
 class _telling_failures:
@@ -292,16 +292,16 @@ def _worker(cfg: Config, cluster: C.Cluster, *, quiet: bool, json_output: bool) 
         if worst != OK:
             raise JobFailed(f"{_disagreement(int(worst))}; every worker stops (that worker's output says more)")
         if plan["kind"] == "done":
-            F.notice(f"{me}: the chief's run ({chief}) is complete already: nothing to train", json_output)
+            F.notice(f"{me}: the chief's run ({chief}) is complete already: nothing to train")
             return WorkerResult("completed", {}, me, chief)
-        F.notice(f"{me}: training in step with the chief, {chief}, which writes the run", json_output)
+        F.notice(f"{me}: training in step with the chief, {chief}, which writes the run")
         with _hiding(folder):
             result = _train_here(prep, folder / "run", plan, quiet=quiet)
         from nettrain.store import h5
 
         digest = D.weights_digest(h5.load_model(result.run_dir / rundir.MODEL, restore_optimizer=False).get_weights())
         F.notice(f"{me}: done, final weights {digest[:16]} (the chief prints its own); the chief, {chief}, wrote "
-                 "the run", json_output)
+                 "the run")
         return WorkerResult("completed", result.metrics, me, chief, digest)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

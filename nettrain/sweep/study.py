@@ -40,9 +40,7 @@ def default_storage(folder: Path) -> str:
     return f"sqlite:///{(folder / 'study.db').resolve()}"
 
 
-def shown(url: str) -> str:
-    """The URL with its password hidden, for messages and files (one rule for every URI: `words.masked_uri`)."""
-    return masked_uri(url)
+shown = masked_uri  # a URL for messages and files: its password masked (one rule: words.masked_uri)
 
 
 def _check_driver(url: str) -> None:

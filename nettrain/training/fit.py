@@ -408,7 +408,7 @@ def _finish(s: Session, kit: _Callbacks) -> FitResult:
     if end.best_epoch is not None and best_file.exists():
         value = next((r.get(s.monitors["best"]) for r in end.history if int(r["epoch"]) == end.best_epoch), None)
         notice(f"best epoch {end.best_epoch} ({s.monitors['best']} {format_value(value)}); best checkpoint: "
-               f"{best_file}", s.json_output)
+               f"{best_file}")
     from nettrain.training import tracking
 
     tracking.finish_session(kit.all, out, metrics)  # tracking.mlflow: final metrics, files, FINISHED
@@ -441,7 +441,7 @@ def _ending(s: Session, kit: _Callbacks) -> _Ending:
     if early is not None and es.restore_best_weights and early.best_weights is not None:
         weights_epoch = int(early.best_epoch) + 1
     if s.first_epoch < s.last_epoch and early is not None:
-        tell_the_end(es, early, stopped, weights_epoch, epochs_done, s.json_output)
+        tell_the_end(es, early, stopped, weights_epoch, epochs_done)
     # Recorded before the final files, so a run stopped early and interrupted now is finished, not continued.
     record.update(epochs_done=epochs_done, best_epoch=best_epoch, stopped_epoch=stopped,
                   weights_epoch=weights_epoch)

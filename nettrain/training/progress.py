@@ -19,9 +19,8 @@ from nettrain.report.tables import epoch_line, format_value, make_console, print
 from nettrain.training.callbacks import current_lr
 
 
-def notice(text: str, json_output: bool = False) -> None:
-    """A line about what a command is doing: always on stderr, so that stdout holds only results
-    (`json_output` is accepted for the callers' convenience and changes nothing)."""
+def notice(text: str) -> None:
+    """A line about what a command is doing: always on stderr, so that stdout holds only results."""
     print(text, file=sys.stderr, flush=True)
 
 
@@ -35,7 +34,7 @@ def report_result(metrics: dict, out: Path, json_output: bool) -> None:
     print(f"run directory: {out}")
 
 
-def tell_the_end(es, early, stopped: int | None, weights_epoch: int, last: int, json_output: bool) -> None:
+def tell_the_end(es, early, stopped: int | None, weights_epoch: int, last: int) -> None:
     """Say how training ended when it is not the plain last epoch: an early stop (`es` the config of
     the `early` callback), or the weights of an earlier epoch kept."""
     best = f"best {es.monitor} {format_value(early.best)} at epoch {int(early.best_epoch) + 1}" \
@@ -44,9 +43,9 @@ def tell_the_end(es, early, stopped: int | None, weights_epoch: int, last: int, 
         " (restore_best_weights)" if weights_epoch != last else ", the last")
     if stopped is not None:
         notice(f"early stopping at epoch {stopped}: {es.monitor} did not improve for {es.patience} epoch(s); "
-               f"{best}; {kept}", json_output)
+               f"{best}; {kept}")
     elif weights_epoch != last:
-        notice(f"restored the best weights: {best}; {kept}", json_output)
+        notice(f"restored the best weights: {best}; {kept}")
 
 
 def interactive(stream: TextIO, quiet: bool) -> bool:

@@ -43,9 +43,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
-from nettrain.config.schema import Config, masked_uri
+from nettrain.config.schema import Config
 from nettrain.errors import ConfigError
 from nettrain.store import rundir
+from nettrain.words import masked_uri
 
 INSTALL = "pip install 'nettrain[mlflow]'"
 RECORD_KEY = "mlflow"          # run.json: {"uri", "experiment_id", "run_id"}
@@ -71,9 +72,7 @@ def timeout_of(cfg: Config) -> float:
     return float(getattr(getattr(cfg, "tracking", None), "timeout", 5.0))
 
 
-def shown(uri: str) -> str:
-    """The URI for messages and files, a password in it masked."""
-    return masked_uri(uri)
+shown = masked_uri  # a URI for messages and files: its password masked (one rule: words.masked_uri)
 
 
 def scrub(text: str, uri: str) -> str:
