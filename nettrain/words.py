@@ -1,4 +1,5 @@
-"""Words for one-line messages that every layer of nettrain shares: "did you mean".
+"""Words for one-line messages that every layer of nettrain shares: "did you mean", text cut short,
+the first line of an exception, a URI with its password masked.
 
 No imports from nettrain: config/ and data/ (and anything else) can use it without a cycle.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Iterable
+from typing import Any, Iterable
 
 # difflib is quadratic in the length of what it compares: longer words and choices are never matched.
 MAX_WORD = 200
@@ -51,3 +52,28 @@ def masked_uri(text: str) -> str:
         return f"{m.group(1)}{userinfo.split(':', 1)[0]}:***@{host}"
 
     return _SECRET_QUERY.sub(r"\1***", _URI_NETLOC.sub(one, text))
+
+
+# ------------------------------------------------------------------------------ short text
+
+def clip(text: str, limit: int = 40) -> str:
+    """`text` when it has at most `limit` characters, else its first `limit - 3` and "..." (`limit` in all)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_line(value: Any, limit: int | None = None) -> str:
+    """`str(value)` with every run of whitespace (line breaks included) as one space, ends trimmed;
+    clipped to `limit` characters when one is given. An empty message stays empty."""
+    text = " ".join(str(value).split())
+    return text if limit is None else clip(text, limit)
+
+
+def first_line(value: BaseException | str, limit: int | None = None) -> str:
+    """The first line of a message (an exception's or a text's), the whole message trimmed first; an
+    exception whose message is empty gives its class name (a text gives ""). Clipped to `limit`
+    characters when one is given."""
+    text = str(value).strip()
+    if not text:
+        return type(value).__name__ if isinstance(value, BaseException) else ""
+    line = text.splitlines()[0]
+    return line if limit is None else clip(line, limit)

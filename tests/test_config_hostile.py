@@ -251,6 +251,17 @@ def test_values_that_used_to_crash_later(cfg, text, path, words):
         assert w in str(err), str(err)
 
 
+@pytest.mark.parametrize("text, path, detail", [
+    ("training: {steps_per_execution: 0}\n", "training.steps_per_execution",
+     "must be 'auto' or an integer in [1, 2147483647], got 0"),
+    ("callbacks: {tensorboard: {update_freq: 3000000000}}\n", "callbacks.tensorboard.update_freq",
+     "must be epoch, batch or an integer in [1, 2147483647] (batches), got 3000000000"),
+])
+def test_a_word_or_a_count_names_both(cfg, text, path, detail):
+    err = fails(cfg(text))
+    assert err.path == path and err.detail == detail, str(err)
+
+
 @pytest.mark.parametrize("value, path, words", [
     ("{name: adam, learning_rate: fast}", "training.optimizer.learning_rate", ["got 'fast'", "number > 0"]),
     ("{name: adam, learning_rate: {a: 1}}", "training.optimizer.learning_rate", ["{'a': 1}"]),

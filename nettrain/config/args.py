@@ -1,7 +1,7 @@
 """Limits and the rules for free-form arguments, in one table.
 
 Layer, optimizer, loss, metric and generator arguments are passed to Keras/sklearn as written.
-Their names are checked against the Keras catalog (loader.py); the types and ranges of the common
+Their names are checked against the Keras catalog (names.py); the types and ranges of the common
 ones are checked here, so `learning_rate: fast` fails at validate time, not mid-fit. Arguments
 not in the table stay Keras's job when the model is built. No TensorFlow here.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+from nettrain.words import clip
 
 # Upper bounds: hostile or mistyped numbers stop here instead of crashing (or allocating) later.
 MAX_INT = 2**31 - 1        # counts, steps, batch sizes
@@ -31,7 +33,7 @@ def show(value: Any, limit: int = 60) -> str:
         text = repr(value)
     except ValueError:  # an integer too long to print
         text = f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else "<unprintable>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(text, limit)
 
 
 class ArgError(ValueError):

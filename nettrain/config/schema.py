@@ -22,22 +22,35 @@ from nettrain.config.template import check_template
 from nettrain.errors import ConfigError
 from nettrain.words import masked_uri
 
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class WithArguments(BaseModel):
+    """A mapping whose keys other than the fields are arguments passed on as written (`kwargs()`)."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _count_or_word(v: Any, words: str, unit: str = "") -> Any:
+    """A field that takes a word or a count: `v` when it is no integer or one in [1, MAX_INT]."""
+    if isinstance(v, int) and not 1 <= v <= MAX_INT:
+        raise ValueError(f"must be {words} or an integer in [1, {MAX_INT}]{unit}, got {show(v)}")
+    return v
 
 
 # ---------------------------------------------------------------------------------- data
 
 
 
-class GeneratorSource(BaseModel):
+class GeneratorSource(WithArguments):
     """`{generator: make_regression, n_samples: 200, ...}`: any argument of the sklearn function."""
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     generator: Literal["make_regression", "make_classification", "make_blobs"]
-
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
     @model_validator(mode="after")
     def _arguments(self) -> "GeneratorSource":
@@ -143,14 +156,10 @@ class PreprocessingConfig(Section):
 
 # ---------------------------------------------------------------------------------- model
 
-class LayerSpec(BaseModel):
+class LayerSpec(WithArguments):
     """`{type: Dense, units: 64, ...}`: the other keys are the layer's constructor arguments."""
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     type: str
-
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
     @model_validator(mode="after")
     def _arguments(self) -> "LayerSpec":
@@ -202,9 +211,7 @@ class TrainingConfig(Section):
     @field_validator("steps_per_execution")
     @classmethod
     def _positive(cls, v):
-        if isinstance(v, int) and not 1 <= v <= MAX_INT:
-            raise ValueError(f"must be 'auto' or an integer in [1, {MAX_INT}], got {show(v)}")
-        return v
+        return _count_or_word(v, "'auto'")
 
     @field_validator("loss", "optimizer")
     @classmethod
@@ -317,9 +324,7 @@ class TensorBoardConfig(Section):
     @field_validator("update_freq")
     @classmethod
     def _batches(cls, v):
-        if isinstance(v, int) and not 1 <= v <= MAX_INT:
-            raise ValueError(f"must be epoch, batch or an integer in [1, {MAX_INT}] (batches), got {show(v)}")
-        return v
+        return _count_or_word(v, "epoch, batch", " (batches)")
 
 
 class GradientStatsConfig(Section):

@@ -15,6 +15,7 @@ import re
 import string
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from nettrain.config.args import show
 from nettrain.config.coherence import AUTO_METRICS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,22 +42,17 @@ ALLOWED = ("a plain file name ending in .h5 or .keras inside checkpoints/, with 
            "and an optional numeric format spec, e.g. epoch{epoch:03d}-{val_loss:.4f}.h5")
 
 
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _fields(template: str) -> list[tuple[str, str]]:
     """(name, spec) of every field, after the syntax checks; ValueError naming the problem."""
     if not isinstance(template, str):
-        raise ValueError(f"must be a string, got {_show(template)}")
+        raise ValueError(f"must be a string, got {show(template)}")
     if len(template) > MAX_TEMPLATE:
         raise ValueError(f"must be at most {MAX_TEMPLATE} characters, got {len(template)} "
-                         f"({_show(template)})")
+                         f"({show(template)})")
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as e:  # a single '{' or '}'
-        raise ValueError(f"{_show(template)} is not a valid template ({e}; write '{{{{' or '}}}}' for a "
+        raise ValueError(f"{show(template)} is not a valid template ({e}; write '{{{{' or '}}}}' for a "
                          f"literal brace); allowed: {ALLOWED}") from None
     out = []
     for _literal, name, spec, conversion in parsed:
@@ -66,24 +62,24 @@ def _fields(template: str) -> list[tuple[str, str]]:
         if not FIELD.fullmatch(name):
             what = ("an empty field" if name == "" else
                     "attribute or index access" if any(c in name for c in ".[]") else "not a plain name")
-            raise ValueError(f"field {_show(shown)} in {_show(template)}: {what} is not allowed; "
+            raise ValueError(f"field {show(shown)} in {show(template)}: {what} is not allowed; "
                              "a field is {epoch} or a metric name such as {val_loss}")
         if conversion is not None:
-            raise ValueError(f"field {_show(shown)} in {_show(template)}: conversions (!r, !s, !a) are "
+            raise ValueError(f"field {show(shown)} in {show(template)}: conversions (!r, !s, !a) are "
                              "not allowed")
         if spec and not SPEC.fullmatch(spec):
-            raise ValueError(f"field {_show(shown)} in {_show(template)}: format spec {spec!r} is not "
+            raise ValueError(f"field {show(shown)} in {show(template)}: format spec {spec!r} is not "
                              "allowed; use a plain numeric spec such as 03d, .4f, .2e or 08.3f "
                              "(width and precision below 100, no fill character)")
         out.append((name, spec))
     if len(out) > MAX_FIELDS:
-        raise ValueError(f"{_show(template)} has {len(out)} fields; at most {MAX_FIELDS} are allowed")
+        raise ValueError(f"{show(template)} has {len(out)} fields; at most {MAX_FIELDS} are allowed")
     return out
 
 
 def _check_name(name: str, template: str) -> None:
     """ValueError unless `name` is a plain file name usable inside checkpoints/."""
-    got = f"got {_show(template)}" if name == template else f"{_show(template)} gives {_show(name)}"
+    got = f"got {show(template)}" if name == template else f"{show(template)} gives {show(name)}"
     if BAD_CHARS.search(name) or name.startswith("."):
         raise ValueError("must be a plain file name inside checkpoints/ (no '/', '\\', control characters "
                          f"or leading '.'), {got}")
@@ -93,7 +89,7 @@ def _check_name(name: str, template: str) -> None:
     if not name.endswith(SUFFIXES) or name in SUFFIXES:
         raise ValueError(f"must end in .h5 (nettrain's format) or .keras (the native Keras format), {got}")
     if name in RESERVED:
-        raise ValueError(f"{_show(name)} is reserved: best.h5 and last.h5 are always written; pick another name")
+        raise ValueError(f"{show(name)} is reserved: best.h5 and last.h5 are always written; pick another name")
 
 
 def _render(template: str, fields: list[tuple[str, str]], values: Mapping[str, Any]) -> str:
@@ -119,10 +115,10 @@ def check_template(template: str, names: Iterable[str] | None = None) -> str:
         for name, _spec in fields:
             if name not in allowed:
                 shown = ", ".join(sorted(allowed, key=lambda n: (n != "epoch", n.startswith("val_"), n)))
-                raise ValueError(f"unknown field {{{name}}} in {_show(template)}; available: {shown}")
+                raise ValueError(f"unknown field {{{name}}} in {show(template)}; available: {shown}")
     if not template.endswith(SUFFIXES):
         raise ValueError(f"must end in .h5 (nettrain's format) or .keras (the native Keras format), got "
-                         f"{_show(template)}")
+                         f"{show(template)}")
     for epoch in SAMPLE_EPOCHS:
         for metric in SAMPLE_METRICS:
             values = {name: (epoch if name == "epoch" else metric) for name, _spec in fields}
@@ -131,10 +127,10 @@ def check_template(template: str, names: Iterable[str] | None = None) -> str:
             except (ValueError, TypeError, OverflowError) as e:
                 bad = next(((n, sp) for n, sp in fields if not _fits(values[n], sp)), None)
                 if bad is None:
-                    raise ValueError(f"{_show(template)} cannot be filled ({e})") from None
+                    raise ValueError(f"{show(template)} cannot be filled ({e})") from None
                 n, sp = bad
                 kind = "the epoch, an integer" if n == "epoch" else "a metric, a number that may be nan or inf"
-                raise ValueError(f"{{{n}:{sp}}} in {_show(template)} does not fit {kind} ({e}); "
+                raise ValueError(f"{{{n}:{sp}}} in {show(template)} does not fit {kind} ({e}); "
                                  "use e.g. {epoch:03d} or {val_loss:.4f}") from None
             _check_name(name, template)
     return template
@@ -161,7 +157,7 @@ def render_checkpoint_name(template: str, epoch: int, logs: Mapping[str, float])
                 raise ValueError
             epoch = int(epoch)
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"epoch must be an integer, got {_show(epoch)}") from None
+            raise ValueError(f"epoch must be an integer, got {show(epoch)}") from None
     values: dict[str, Any] = {}
     for name, _spec in fields:
         if name == "epoch":
@@ -169,15 +165,15 @@ def render_checkpoint_name(template: str, epoch: int, logs: Mapping[str, float])
             continue
         if name not in logs:
             available = ", ".join(["epoch", *sorted(str(k) for k in logs)])
-            raise ValueError(f"unknown field {{{name}}} in {_show(template)}; available: {available}")
+            raise ValueError(f"unknown field {{{name}}} in {show(template)}; available: {available}")
         try:
             values[name] = float(logs[name])
         except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"{name} is not a number at epoch {epoch}: {_show(logs[name])}") from None
+            raise ValueError(f"{name} is not a number at epoch {epoch}: {show(logs[name])}") from None
     try:
         name = _render(template, fields, values)
     except (ValueError, TypeError, OverflowError) as e:
-        raise ValueError(f"checkpoint file name {_show(template)} cannot be filled at epoch {epoch}: {e}") from None
+        raise ValueError(f"checkpoint file name {show(template)} cannot be filled at epoch {epoch}: {e}") from None
     _check_name(name, template)
     return name
 

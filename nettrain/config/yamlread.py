@@ -17,6 +17,7 @@ import yaml
 
 from nettrain.config.args import show as _show
 from nettrain.errors import ConfigError, UsageError
+from nettrain.words import clip, one_line
 
 # Limits that keep hostile documents (billion laughs, deep nesting, huge files) cheap to refuse.
 MAX_BYTES = 1 << 20          # a config file (or one --set value)
@@ -92,10 +93,6 @@ class _Loader(yaml.SafeLoader):
                 self.open_anchors.discard(anchor)
 
 
-def clip(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _line_of(text: str, position: int) -> int:
     return text.count("\n", 0, position) + 1
 
@@ -144,37 +141,32 @@ def read_yaml(text: str, file: str, prefix: tuple = (), *, with_lines: bool = Tr
         if e.problem and "constructor for the tag" in e.problem:
             raise fail(f"YAML tag not allowed ({e.problem}): configs hold plain data only (mappings, lists, "
                        "strings, numbers, booleans)", line) from None
-        raise fail(f"malformed YAML: {_one_line(e.problem or e.context or e)}", line) from None
+        raise fail(f"malformed YAML: {one_line(e.problem or e.context or e, 200)}", line) from None
     except yaml.composer.ComposerError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else None
         if e.context and "single document" in e.context:
-            raise fail(f"one YAML document per file expected ({_one_line(e.problem)})", line) from None
+            raise fail(f"one YAML document per file expected ({one_line(e.problem, 200)})", line) from None
         if e.context and e.context_mark and e.problem:  # duplicate anchor: first and second occurrence
-            raise fail(f"malformed YAML: {_one_line(e.context)} at line {e.context_mark.line + 1}, "
-                       f"{_one_line(e.problem)} at line {line}", line) from None
-        raise fail(f"malformed YAML: {_one_line(e.problem or e.context)}", line) from None
+            raise fail(f"malformed YAML: {one_line(e.context, 200)} at line {e.context_mark.line + 1}, "
+                       f"{one_line(e.problem, 200)} at line {line}", line) from None
+        raise fail(f"malformed YAML: {one_line(e.problem or e.context, 200)}", line) from None
     except yaml.reader.ReaderError as e:
-        raise fail(f"unreadable YAML: {_one_line(e.reason)} (character #x{e.character:04x})"
-                   if isinstance(e.character, int) else f"unreadable YAML: {_one_line(e.reason)}",
+        raise fail(f"unreadable YAML: {one_line(e.reason, 200)} (character #x{e.character:04x})"
+                   if isinstance(e.character, int) else f"unreadable YAML: {one_line(e.reason, 200)}",
                    _line_of(text, e.position) if isinstance(e.position, int) else None) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
         context = getattr(e, "context", None)
-        msg = f"malformed YAML: {_one_line(problem)}" + (f" ({_one_line(context)})" if context else "")
+        msg = f"malformed YAML: {one_line(problem, 200)}" + (f" ({one_line(context, 200)})" if context else "")
         raise fail(msg, mark.line + 1 if mark else None) from None
     except RecursionError:
         raise fail(f"nested too deeply to read; a config needs only a few levels (at most {MAX_DEPTH})") from None
     except Exception as e:  # noqa: BLE001 - whatever PyYAML trips over is still the file's fault
-        raise fail(f"unreadable YAML ({type(e).__name__}: {_one_line(e)})") from None
+        raise fail(f"unreadable YAML ({type(e).__name__}: {one_line(e, 200)})") from None
     finally:
         if loader is not None:
             loader.dispose()
-
-
-def _one_line(value: Any, limit: int = 200) -> str:
-    text = " ".join(str(value).split())
-    return clip(text, limit)
 
 
 def _children(node: yaml.Node) -> list:

@@ -18,7 +18,7 @@ import keras
 
 from nettrain import keras_compat
 from nettrain.config import catalog, coherence
-from nettrain.config.loader import check_layer
+from nettrain.config.names import check_layer
 from nettrain.config.schema import Config, LayerSpec
 from nettrain.data.stats import NumericStats, TextSource, TrainStats, train_stats
 from nettrain.data.types import NUMERIC_INPUT, ColumnInfo, Dataset, FeatureSchema
