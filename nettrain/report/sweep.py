@@ -1,7 +1,8 @@
 """A sweep's trial table (Rich) and its plots (Optuna's matplotlib backend, no plotly).
 
-The table takes plain trial rows (see `nettrain.sweep.study.trial_rows`); the plots take the
-Optuna study and import Optuna and matplotlib only when called.
+The table takes plain trial rows (see `nettrain.sweep.study.Study.rows`); the plots take the
+optuna.Study itself (`Study.optuna`: they are Optuna's own plot functions, which read it through its
+public API only) and import Optuna and matplotlib only when called.
 """
 
 from __future__ import annotations

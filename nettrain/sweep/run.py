@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -39,7 +38,6 @@ POLL = 0.2
 @dataclass
 class Running:
     number: int
-    trial: Any                         # the optuna Trial (its heartbeats)
     process: subprocess.Popen
     run_dir: Path
     log: Path
@@ -54,7 +52,7 @@ class SweepResult:
     study: str
     metric: str
     direction: str
-    trials: list[dict[str, Any]]       # counted trials, best first (see study.trial_rows)
+    trials: list[dict[str, Any]]       # counted trials, best first (see study.Study.rows)
     best: dict[str, Any] | None
     files: list[str] = field(default_factory=list)
     ran: int = 0                       # trials this process ran
@@ -120,16 +118,15 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    opened = ST.open_study(p.cfg, p.storage, p.study)
-    study = opened.study
+    study = ST.open_study(p.cfg, p.storage, p.study).study
     sweep = p.cfg.sweep
     direction = S.direction(sweep)
     p.folder.mkdir(parents=True, exist_ok=True)
     _write_sweep_json(p, direction)
-    done = sum(ST.counted(t) for t in study.get_trials(deepcopy=False))
+    done = sum(ST.counted(t) for t in study.trials())
     say(f"sweep {p.study}: {p.trials} trials{f' ({done} done or running)' if done else ''} in {p.folder} "
         f"(storage {ST.shown(p.storage)}, {p.jobs} process{'es' if p.jobs != 1 else ''} here)")
-    for n in ST.fail_orphans(study):
+    for n in study.fail_orphans():
         say(f"trial {n}: left running by a sweep process that is gone; marked interrupted")
     dists = S.distributions(sweep)
     running: dict[int, Running] = {}
@@ -139,7 +136,7 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
     try:
         while True:
             if running and time.monotonic() - last_beat >= ST.HEARTBEAT / 3:
-                ST.beat(study, [r.trial for r in running.values()])
+                study.beat(list(running))
                 last_beat = time.monotonic()
             for number, r in list(running.items()):
                 if r.process.poll() is not None:
@@ -150,7 +147,7 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
                 trial = _ask(study, p, dists)
                 if trial is not None:
                     running[trial.number] = _start(p, trial, direction)
-                    ST.beat(study, [trial])
+                    study.beat([trial.number])
                     continue
                 if not running:
                     break
@@ -186,24 +183,18 @@ def check_trials(result: SweepResult) -> None:
                         f"trial {first['number']}: {message[0]}")
 
 
-def _ask(study, p: Plan, dists: dict[str, Any]):
+def _ask(study: ST.Study, p: Plan, dists: dict[str, Any]):
     """A new trial, or None when the study has its `trials` (counted across every worker)."""
-    from optuna.trial import TrialState
-
-    ST.fail_lost(study)  # a trial whose machine or sweep process died does not hold its place
-    trials = study.get_trials(deepcopy=False)
+    study.fail_lost()  # a trial whose machine or sweep process died does not hold its place
+    trials = study.trials()
     if sum(ST.counted(t) for t in trials) >= p.trials:
         return None
-    study.sampler = ST.sampler(p.cfg.sweep, p.cfg.seed + len(trials))  # seeded, and apart from other workers'
-    with warnings.catch_warnings():  # Optuna's heartbeats serve its optimize(); nettrain beats itself
-        warnings.filterwarnings("ignore", message="Heartbeat of storage")
-        trial = study.ask(dists)
+    trial = study.ask(dists, ST.sampler(p.cfg.sweep, p.cfg.seed + len(trials)))  # seeded, apart from other workers'
     for k, v in ST.owner_marks().items():
         trial.set_user_attr(k, v)
-    before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and ST.counted(t)]
+    before = [t for t in study.trials() if t.number < trial.number and ST.counted(t)]
     if len(before) >= p.trials:  # another worker took the last one at the same moment
-        trial.set_user_attr(ST.SURPLUS, True)
-        study.tell(trial, state=TrialState.FAIL)
+        study.withdraw(trial)
         return None
     return trial
 
@@ -240,7 +231,7 @@ def _start(p: Plan, trial, direction: str) -> Running:
         raise
     finally:
         os.close(read_end)
-    return Running(trial.number, trial, process, run_dir, log, time.monotonic(), lifeline)
+    return Running(trial.number, process, run_dir, log, time.monotonic(), lifeline)
 
 
 def _release(r: Running) -> None:
@@ -251,17 +242,17 @@ def _release(r: Running) -> None:
         pass
 
 
-def _settle(study, r: Running, say: Callable[[str], None], best: BestTracker, metric: str) -> dict[str, Any]:
+def _settle(study: ST.Study, r: Running, say: Callable[[str], None], best: BestTracker, metric: str) -> dict[str, Any]:
     """After a trial process ended: make sure the study knows (a crash that could not tell it is a
     failure with the log's last error line), then one progress line. Returns the trial's row."""
     from optuna.trial import TrialState
 
     _release(r)
-    row = ST.trial_row(study, r.number)
+    row = study.row(r.number)
     if row["state"] == "running":  # the process ended without telling the study
         message = _last_error(r.log) or f"the trial process exited with code {r.process.returncode}; see {r.log}"
-        ST.end(study, r.number, TrialState.FAIL, {ST.ERROR: message})
-        row = ST.trial_row(study, r.number)
+        study.end(r.number, TrialState.FAIL, {ST.ERROR: message})
+        row = study.row(r.number)
     best.offer(row["value"] if row["state"] == "complete" else None, r.number)
     seconds = time.monotonic() - r.started
     what = {"complete": f"{metric} {_fmt(row['value'])}", "pruned": f"pruned after epoch {row['epochs']}",
@@ -292,7 +283,7 @@ def _last_error(log: Path) -> str | None:
     return None
 
 
-def _stop(study, running: dict[int, Running], say: Callable[[str], None]) -> None:
+def _stop(study: ST.Study, running: dict[int, Running], say: Callable[[str], None]) -> None:
     """Each running trial gets one SIGINT (it ends at its epoch's end, run interrupted); then marked."""
     from optuna.trial import TrialState
 
@@ -313,7 +304,7 @@ def _stop(study, running: dict[int, Running], say: Callable[[str], None]) -> Non
             r.process.kill()
             r.process.wait()
         _release(r)
-        ST.end(study, r.number, TrialState.FAIL, {ST.INTERRUPTED: True, ST.ERROR: "interrupted"})
+        study.end(r.number, TrialState.FAIL, {ST.INTERRUPTED: True, ST.ERROR: "interrupted"})
         say(f"trial {r.number}: interrupted")
 
 
@@ -325,9 +316,9 @@ def _write_sweep_json(p: Plan, direction: str) -> None:
 
 # ----------------------------------------------------------------------------- the end
 
-def finish(p: Plan, study, direction: str, *, ran: int = 0) -> SweepResult:
+def finish(p: Plan, study: ST.Study, direction: str, *, ran: int = 0) -> SweepResult:
     """The trial table (best first), best.yaml and the plots in the sweep folder."""
-    rows = sort_rows(ST.trial_rows(study), direction)
+    rows = sort_rows(study.rows(), direction)
     best = rows[0] if rows and rows[0]["state"] == "complete" else None
     files = []
     if best is not None and best.get("run_dir"):
@@ -340,7 +331,7 @@ def finish(p: Plan, study, direction: str, *, ran: int = 0) -> SweepResult:
     if p.cfg.output.plots:
         from nettrain.report.sweep import sweep_plots
 
-        files += [str(f) for f in sweep_plots(study, p.folder / "plots", p.cfg.sweep.metric)]
+        files += [str(f) for f in sweep_plots(study.optuna, p.folder / "plots", p.cfg.sweep.metric)]
     return SweepResult(p.folder, ST.shown(p.storage), p.study, p.cfg.sweep.metric, direction, rows, best, files, ran)
 
 
@@ -390,10 +381,10 @@ def status(folder: str | Path | None = None, *, storage: str | None = None, stud
         name = names[0]
     if name not in names:
         raise UsageError(f"no study {name!r} in {ST.shown(url)}; it holds: {', '.join(names) or 'none'}")
-    s = optuna.load_study(study_name=name, storage=st)
+    s = ST.Study.load(st, name)
     pinned = s.user_attrs.get(ST.STUDY_ATTR) or {}
-    direction = s.direction.name.lower()
-    rows = sort_rows(ST.trial_rows(s), direction)
+    direction = s.direction
+    rows = sort_rows(s.rows(), direction)
     best = rows[0] if rows and rows[0]["state"] == "complete" else None
     return SweepResult(Path(folder) if folder else Path("."), ST.shown(url), name, pinned.get("metric", "value"),
                        direction, rows, best)

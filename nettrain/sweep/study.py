@@ -1,5 +1,6 @@
 """The Optuna study of a sweep: where it is stored, opening it, its sampler and pruner, its trials.
 
+`Study` is the one face of an Optuna study that the rest of nettrain sees (see its docstring).
 Optuna is imported inside the functions: `nettrain --help` and the other commands never load it.
 """
 
@@ -12,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from nettrain.config import Config
 from nettrain.config.sweep import SweepConfig
@@ -280,9 +281,155 @@ def pruner(sweep: SweepConfig, epochs: int):
     return optuna.pruners.NopPruner()
 
 
+class Study:
+    """A sweep's Optuna study together with the storage it lives in.
+
+    The one place that knows how Optuna keeps a study's trials: by the storage's trial ids, where
+    nettrain (the sweep process, each trial process, sweep-status) names a trial by its number.
+    Callers use these methods and read trials as Optuna's FrozenTrial records; `optuna` (the
+    optuna.Study itself) goes only to Optuna's own functions (plots, importances).
+
+    No line here reads a private attribute of Optuna (`Study._storage`, `Study._study_id`,
+    `Trial._trial_id`): the study's id and a trial's id come from the storage's own lookups,
+    `get_study_id_from_name` and `get_trial_id_from_study_id_trial_number` (methods of Optuna's
+    storage interface, `optuna.storages.BaseStorage`), asked of the RDBStorage that nettrain opened
+    itself (`open_storage`) rather than through the study's private `_storage` (Optuna's caching
+    wrapper around that same RDBStorage, which passes heartbeats and lookups through unchanged).
+    A trial another process asked for is rebuilt with Optuna's public `Trial(study, trial_id)`.
+    `tests/test_sweep_study.py` fails if those private names appear in nettrain/ outside this class.
+    """
+
+    def __init__(self, study: Any, storage: Any):
+        self.optuna = study       # optuna.Study
+        self.storage = storage    # the RDBStorage of open_storage (the study wraps it in Optuna's cache)
+        self.id: int = storage.get_study_id_from_name(study.study_name)
+        self._ids: dict[int, int] = {}  # trial number -> the storage's trial id (fixed once the trial exists)
+
+    @classmethod
+    def create(cls, storage: Any, name: str, *, direction: str, sampler: Any, pruner: Any) -> "Study":
+        """The study `name` in `storage`, made on first use (else the one there)."""
+        import optuna
+
+        return cls(optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True,
+                                       sampler=sampler, pruner=pruner), storage)
+
+    @classmethod
+    def load(cls, storage: Any, name: str) -> "Study":
+        """The existing study `name` in `storage`."""
+        import optuna
+
+        return cls(optuna.load_study(study_name=name, storage=storage), storage)
+
+    @property
+    def name(self) -> str:
+        return self.optuna.study_name
+
+    @property
+    def direction(self) -> str:
+        """"minimize" or "maximize"."""
+        return self.optuna.direction.name.lower()
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        return self.optuna.user_attrs
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self.optuna.set_user_attr(key, value)
+
+    def trials(self, states: tuple | None = None) -> list:
+        """The trials (FrozenTrial records, by number; not copies: read them, never change them)."""
+        return self.optuna.get_trials(deepcopy=False, states=states)
+
+    def use_pruner(self, pruner: Any) -> None:
+        self.optuna.pruner = pruner
+
+    def ask(self, distributions: dict[str, Any], sampler: Any):
+        """A new running trial (an optuna Trial) with its values drawn from `distributions` by `sampler`."""
+        self.optuna.sampler = sampler
+        with warnings.catch_warnings():  # Optuna's heartbeats serve its optimize(); nettrain beats itself
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            return self.optuna.ask(distributions)
+
+    def withdraw(self, trial) -> None:
+        """Fail a trial this process just asked for that the study turned out not to need (another
+        worker took the last place at the same moment): marked surplus, it is never counted."""
+        from optuna.trial import TrialState
+
+        trial.set_user_attr(SURPLUS, True)
+        self.optuna.tell(trial, state=TrialState.FAIL)
+
+    # ------------------------------------------------------------------ trials by number
+
+    def trial_id(self, number: int) -> int:
+        """The storage's id of trial `number` (the storage's lookup: Optuna has none by number elsewhere)."""
+        if number not in self._ids:
+            self._ids[number] = self.storage.get_trial_id_from_study_id_trial_number(self.id, number)
+        return self._ids[number]
+
+    def frozen(self, number: int):
+        """Trial `number` as the storage holds it now (FrozenTrial)."""
+        return self.storage.get_trial(self.trial_id(number))
+
+    def trial(self, number: int):
+        """Trial `number` as an optuna Trial (to report to and ask the pruner), in a process other than
+        the one that asked for it: Optuna's public Trial(study, trial_id) constructor, since ask()
+        only makes new trials."""
+        import optuna
+
+        return optuna.trial.Trial(self.optuna, self.trial_id(number))
+
+    def beat(self, numbers: Iterable[int]) -> None:
+        """A heartbeat for each running trial (by number) of this sweep process."""
+        for number in numbers:
+            self.storage.record_heartbeat(self.trial_id(number))  # Optuna records beats by trial id only
+
+    def fail_lost(self) -> None:
+        """Running trials of any machine whose sweep process stopped beating GRACE seconds ago: failed
+        (shown as interrupted, not counted), so the study can still reach sweep.trials."""
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.optuna)
+
+    def fail_orphans(self) -> list[int]:
+        """Trials left `running` by a sweep process of this machine that no longer exists (killed):
+        marked failed and interrupted, so they do not count and the study can finish. Returns their numbers."""
+        from optuna.trial import TrialState
+
+        host, done = socket.gethostname(), []
+        for t in self.trials(states=(TrialState.RUNNING,)):
+            pid = t.user_attrs.get(PID)
+            if t.user_attrs.get(HOST) != host or not isinstance(pid, int) or _alive(pid):
+                continue
+            self.end(t.number, TrialState.FAIL, {INTERRUPTED: True})
+            done.append(t.number)
+        return done
+
+    def end(self, number: int, state, attrs: dict[str, Any] | None = None, value: float | None = None) -> None:
+        """Finish trial `number` (its user attributes first) unless it already is."""
+        import optuna
+
+        if self.frozen(number).state.is_finished():
+            return
+        trial = self.trial(number)
+        for k, v in (attrs or {}).items():
+            trial.set_user_attr(k, v)
+        self.optuna.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state,
+                         skip_if_finished=True)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every counted trial as plain data: number, state, params, value, epochs, seconds, run_dir, error."""
+        return [row_of(t) for t in self.trials() if not t.user_attrs.get(SURPLUS)]
+
+    def row(self, number: int) -> dict[str, Any]:
+        """Trial `number` as a row of `rows`."""
+        return row_of(self.frozen(number))
+
+
 @dataclass
 class Opened:
-    study: Any        # optuna.Study
+    study: Study
     url: str
     created: bool
 
@@ -290,8 +437,6 @@ class Opened:
 def open_study(cfg: Config, url: str, name: str) -> Opened:
     """The study `name` at `url`, created on first use and pinned to the sweep's metric and space;
     a study that exists with another metric, direction or search space is refused."""
-    import optuna
-
     sweep = S.sweep_of(cfg)
     storage = open_storage(url, heartbeat=True)
     pinned = S.space_record(sweep)
@@ -300,16 +445,15 @@ def open_study(cfg: Config, url: str, name: str) -> Opened:
     except Exception as e:  # noqa: BLE001 - an unreachable server is a usage problem, not a crash
         raise UsageError(f"cannot read the sweep storage {shown(url)}: {_first_line(e)}") from None
     created = name not in existing
-    study = optuna.create_study(study_name=name, storage=storage, direction=pinned["direction"],
-                                load_if_exists=True, sampler=sampler(sweep, cfg.seed),
-                                pruner=pruner(sweep, cfg.training.epochs))
+    study = Study.create(storage, name, direction=pinned["direction"], sampler=sampler(sweep, cfg.seed),
+                         pruner=pruner(sweep, cfg.training.epochs))
     have = study.user_attrs.get(STUDY_ATTR)
     if have is None:
-        if study.trials and not created:
+        if study.trials() and not created:
             raise UsageError(f"the study {name!r} in {shown(url)} was not made by nettrain sweep; "
                              "choose another --study name")
         study.set_user_attr(STUDY_ATTR, pinned)
-    elif have != pinned or study.direction.name.lower() != pinned["direction"]:
+    elif have != pinned or study.direction != pinned["direction"]:
         raise UsageError(f"the study {name!r} in {shown(url)} exists with another {_difference(have, pinned)}; "
                          "a study keeps one search: use another --study name (or sweep.storage) for this one")
     return Opened(study, url, created)
@@ -338,58 +482,8 @@ def _lost(trial) -> bool:
     return bool(trial.user_attrs.get(INTERRUPTED)) or trial.user_attrs.get(ERROR) is None
 
 
-def beat(study, trials) -> None:
-    """A heartbeat for each running trial (Optuna Trial objects) of this sweep process."""
-    for trial in trials:
-        study._storage.record_heartbeat(trial._trial_id)  # Optuna records beats by trial id only
-
-
-def fail_lost(study) -> None:
-    """Running trials of any machine whose sweep process stopped beating GRACE seconds ago: failed
-    (shown as interrupted, not counted), so the study can still reach sweep.trials."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-
-
 def owner_marks() -> dict[str, Any]:
     return {HOST: socket.gethostname(), PID: os.getpid()}
-
-
-def fail_orphans(study) -> list[int]:
-    """Trials left `running` by a sweep process of this machine that no longer exists (killed):
-    marked failed and interrupted, so they do not count and the study can finish. Returns their numbers."""
-    from optuna.trial import TrialState
-
-    host, done = socket.gethostname(), []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = t.user_attrs.get(PID)
-        if t.user_attrs.get(HOST) != host or not isinstance(pid, int) or _alive(pid):
-            continue
-        end(study, t.number, TrialState.FAIL, {INTERRUPTED: True})
-        done.append(t.number)
-    return done
-
-
-def trial_id(study, number: int) -> int:
-    """The storage's id of trial `number` (Optuna has no public lookup of a trial by number)."""
-    return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-
-
-def end(study, number: int, state, attrs: dict[str, Any] | None = None, value: float | None = None) -> None:
-    """Finish trial `number` (its user attributes first) unless it already is."""
-    import optuna
-
-    frozen = study._storage.get_trial(trial_id(study, number))
-    if frozen.state.is_finished():
-        return
-    trial = optuna.trial.Trial(study, frozen._trial_id)
-    for k, v in (attrs or {}).items():
-        trial.set_user_attr(k, v)
-    study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state,
-               skip_if_finished=True)
 
 
 def _alive(pid: int) -> bool:
@@ -400,16 +494,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def trial_rows(study) -> list[dict[str, Any]]:
-    """Every counted trial as plain data: number, state, params, value, epochs, seconds, run_dir, error."""
-    return [row_of(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS)]
-
-
-def trial_row(study, number: int) -> dict[str, Any]:
-    """Trial `number` as a row of `trial_rows`."""
-    return row_of(study._storage.get_trial(trial_id(study, number)))
 
 
 def row_of(t) -> dict[str, Any]:

@@ -73,20 +73,19 @@ def run_trial(spec: dict[str, Any]) -> int:
     from nettrain.sweep import study as ST
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = ST.open_storage(spec["storage"], mode="existing")
-    study = optuna.load_study(study_name=spec["study"], storage=storage)
+    study = ST.Study.load(ST.open_storage(spec["storage"], mode="existing"), spec["study"])
     number = int(spec["number"])
     state = optuna.trial.TrialState
 
     def fail(message: str, **attrs: Any) -> None:
-        ST.end(study, number, state.FAIL, {ST.ERROR: message[:1000], **attrs})
+        study.end(number, state.FAIL, {ST.ERROR: message[:1000], **attrs})
 
     try:
         if orphaned(spec):  # the sweep process died before this one could watch it
             raise KeyboardInterrupt
         cfg = load_config(spec["config"], spec["overrides"])
-        study.pruner = ST.pruner(cfg.sweep, cfg.training.epochs)
-        trial = optuna.trial.Trial(study, ST.trial_id(study, number))
+        study.use_pruner(ST.pruner(cfg.sweep, cfg.training.epochs))
+        trial = study.trial(number)
         from nettrain.lifecycle import orchestrate
 
         pruning = pruning_callback(trial, spec["metric"])
@@ -112,13 +111,13 @@ def run_trial(spec: dict[str, Any]) -> int:
         from nettrain.store import rundir
 
         rundir.RunRecord.load(result.run_dir).update(status="pruned", pruned_epoch=pruning.pruned_at)
-        ST.end(study, number, state.PRUNED, attrs)
+        study.end(number, state.PRUNED, attrs)
         return 0
     value = best_value(pruning.values, spec["direction"])
     if value is None:
         fail(f"the run logged no finite {spec['metric']}", **attrs)
         return EXIT_FAILED
-    ST.end(study, number, state.COMPLETE, attrs, value=value)
+    study.end(number, state.COMPLETE, attrs, value=value)
     return 0
 
 
