@@ -3,8 +3,9 @@
 Each returns a result object and prints nothing of it: `nettrain.render` draws it for the command
 line. A command that fails after producing a result (a missed --fail-under gate, a sweep whose
 trials all failed) raises with the result attached as the error's `result`, so the CLI can show
-the tables before the error. (fit and retrain still print their epoch lines, final metrics table
-and run directory while training; `json_output` keeps that table off stdout.)
+the tables before the error. fit and retrain write only progress while they train (epoch lines and
+notices, on stderr; with `json_output` also the run directory as it ends): their final metrics
+table is drawn from the `FitResult` they return.
 
 Imports that pull in TensorFlow (model/, training/) happen inside the functions that need them.
 """
@@ -30,7 +31,8 @@ def _attach(err: NettrainError, result: Any) -> NettrainError:
 def fit(config: str | Path, overrides: Iterable[str] = (), *, run_dir: str | Path | None = None,
         resume: str | Path | None = None, quiet: bool = False, json_output: bool = False, force: bool = False,
         worker: int | None = None, workers: str | None = None):
-    """Train from a config file; returns a `FitResult` (run directory, metrics).
+    """Train from a config file; returns a `FitResult` (run directory, metrics; a k-fold run's also the
+    refit model's metrics, `refit`, when it trained in this call).
 
     `worker`/`workers` (`--worker I --workers HOST:PORT,...`): this process is worker I of that cluster;
     sets TF_CONFIG for it and `runtime.distribute: multi_worker` (a worker other than 0 returns a

@@ -4,7 +4,9 @@ Each function says why it is needed, the public API that would replace it (if an
 versions it was checked against. `tests/test_keras_compat.py` exercises every function against
 the installed Keras; when an internal moves, the test (and the function) fails with a message
 that names the Keras version and this module. Nothing outside this module may reach into
-`keras.src`, an underscore attribute of a Keras object or the legacy `.h5` layout.
+`keras.src`, an underscore attribute of a Keras object or the legacy `.h5` layout, nor call a
+TensorFlow `experimental` API (`tf.*.experimental.*`, `experimental_*` methods and options): those
+are the functions at the end of this module, each saying why no stable API does the job.
 
 Checked against Keras 3.15.1 (the version pyproject.toml allows and the test suite runs on). The
 notes on 3.5.0 and 3.10.0 come from throwaway environments used only to learn what breaks: with
@@ -296,3 +298,44 @@ def assert_cardinality(dataset, steps: int):
     import tensorflow as tf
 
     return dataset.apply(tf.data.experimental.assert_cardinality(steps))
+
+
+# ------------------------------------------------------------------ TensorFlow: distribution
+
+def collective_timeout(seconds: float):
+    """The communication options of a `MultiWorkerMirroredStrategy` whose collectives give up after
+    `seconds` (`runtime.worker_timeout`: a hung peer ends the run instead of blocking it forever).
+
+    TensorFlow keeps `CommunicationOptions` in `tf.distribute.experimental` (since 2.4, still there
+    in 2.21); it is the only way to pass a timeout to the strategy's collectives.
+    """
+    import tensorflow as tf
+
+    return tf.distribute.experimental.CommunicationOptions(timeout_seconds=seconds)
+
+
+def local_results(strategy, value) -> tuple:
+    """The values of this process's replicas in a result of `strategy.run` (a per-replica or mirrored
+    value; a plain tensor gives a tuple of itself), in replica order.
+
+    TensorFlow names the method `experimental_local_results` (since 2.1, still in 2.21): no stable
+    method unwraps a distributed value; `strategy.reduce` would add a collective across the workers.
+    """
+    return strategy.experimental_local_results(value)
+
+
+def distribute_dataset(strategy, dataset):
+    """`dataset` (of global batches) split over the strategy's replicas by data sharding: every
+    worker reads the whole dataset and each replica keeps its share of every global batch (a
+    multi-worker run's workers read the same file, so they see the same batches).
+
+    TensorFlow keeps the sharding policy in `tf.data.experimental.AutoShardPolicy` and the options
+    in `Options.experimental_distribute`, and the strategy's method is
+    `experimental_distribute_dataset` (all since 2.2 at least, still in 2.21); the stable
+    `distribute_datasets_from_function` would leave the splitting of each batch to nettrain.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return strategy.experimental_distribute_dataset(dataset.with_options(options))

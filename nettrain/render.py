@@ -1,4 +1,5 @@
-"""How the command line shows a result: one JSON rule, tables through `nettrain.report`.
+"""How the command line shows a result: one JSON rule, tables through `nettrain.report` (fit's and
+evaluate's are put together here from `report.tables`).
 
 `nettrain.api` returns result objects and never prints; `cli.py` hands each one to the `show_*`
 function of its command. Results go to stdout; notes about them (an unreadable run.json, a sweep's
@@ -34,10 +35,24 @@ def note(line: str) -> None:
 
 
 def show_fit(result, as_json: bool) -> None:
-    """`fit`/`retrain`: the metrics table and run directory were printed as training ended; with
-    --json the one object (run_dir, files, metrics per split)."""
+    """`fit`/`retrain`: the final metrics table (a k-fold run's refit model's first, when it trained)
+    and the `run directory:` line, or with --json the one object (run_dir, files, metrics per split;
+    the run directory was named on stderr as training ended). A worker of a cluster shows nothing
+    but its JSON: the run and its table are the chief's."""
     if as_json:
         print_json(result.to_json())
+        return
+    run_dir = getattr(result, "run_dir", None)
+    if run_dir is None:
+        return
+    from nettrain.report.tables import make_console, print_metrics
+
+    console = make_console()
+    refit = getattr(result, "refit", None)
+    if refit is not None:
+        print_metrics(refit, console, title="Refit model")
+    print_metrics(result.metrics, console)
+    sys.stdout.write(f"run directory: {run_dir}\n")
 
 
 def evaluate_json(result) -> dict[str, Any]:
@@ -57,9 +72,48 @@ def show_evaluate(result, as_json: bool) -> None:
     if as_json:
         print_json(evaluate_json(result))
         return
-    from nettrain.lifecycle.evaluate import KFoldResult, print_kfold_result, print_result
+    from nettrain.lifecycle.evaluate import KFoldResult
 
-    (print_kfold_result if isinstance(result, KFoldResult) else print_result)(result)
+    (_kfold_evaluation if isinstance(result, KFoldResult) else _evaluation)(result)
+
+
+def _evaluation(result) -> None:
+    """An `EvalResult`: what was measured, the metrics, for a classifier the per-class report and the
+    confusion matrix, the gates and the file written."""
+    from nettrain.report.tables import (classification_report_table, confusion_matrix_table, make_console,
+                                        metrics_table, print_table)
+
+    console = make_console()
+    where = f"split '{result.split}'" if result.split else result.data
+    epoch = f" (epoch {result.epoch})" if result.epoch else ""
+    if result.note:
+        console.print(result.note, markup=False, soft_wrap=True)
+    console.print(f"evaluated {result.model_path}{epoch} on {where}: {result.rows} rows", markup=False)
+    print_table(console, metrics_table({result.name: result.metrics}, title="Metrics"))
+    if result.report is not None:
+        print_table(console, classification_report_table(result.report))
+        print_table(console, confusion_matrix_table(result.confusion_matrix, result.class_names))
+    for gate in result.gates:
+        console.print(f"gate: {gate.describe()}", markup=False)
+    if result.eval_file is not None:
+        console.print(f"wrote {result.eval_file}", markup=False)
+
+
+def _kfold_evaluation(result) -> None:
+    """A `KFoldResult`: the metrics per fold, their mean ± std, the gates (on the mean) and the files."""
+    from nettrain.report.tables import make_console, metrics_table, print_table
+
+    console = make_console()
+    console.print(f"{result.note}: {', '.join(str(f.rows) for f in result.folds)} rows", markup=False,
+                  soft_wrap=True)
+    per_fold = {f"fold-{i}": f.metrics for i, f in enumerate(result.folds, start=1)}
+    print_table(console, metrics_table(per_fold, title="Per fold"))
+    print_table(console, metrics_table({"folds": [f.metrics for f in result.folds], "mean": result.mean,
+                                        "std": result.std}, title="Metrics"))
+    for gate in result.gates:
+        console.print(f"gate (mean over the folds): {gate.describe()}", markup=False)
+    for path in result.files:
+        console.print(f"wrote {path}", markup=False)
 
 
 def show_runs(listing, as_json: bool) -> None:

@@ -199,6 +199,39 @@ def test_separate_train_validation_test_files(tmp_path):
     assert ds.n_rows == 60
 
 
+def test_separate_files_are_typed_by_the_training_files_cell_types(tmp_path):
+    """A validation or test file is typed by the cell types the training file decided (`data.cells`),
+    as predict and a stream type it, not by its own values: a column of "+1"/"-1" (numbers on their
+    own) stays the text the training file's column holds, a label "+1" stays the class "+1"."""
+    n = 40
+    pd.DataFrame({"x": np.arange(n, dtype=float), "code": ["+1", "a", "-1", "b"] * (n // 4),
+                  "label": ["+1", "x"] * (n // 2)}).to_csv(tmp_path / "train.csv", index=False)
+    for name in ("val.csv", "test.csv"):
+        pd.DataFrame({"x": [1.5, 2.5, 3.5, 4.5], "code": ["+1", "-1", "+1", "-1"],
+                      "label": ["+1"] * 4}).to_csv(tmp_path / name, index=False)
+    assert read_table(tmp_path / "val.csv")["code"].tolist() == [1, -1, 1, -1]  # what pandas alone makes of it
+    data = {"train": "train.csv", "validation": "val.csv", "test": "test.csv", "target": "label",
+            "columns": {"code": {"type": "categorical"}}}
+    ds = load_dataset(make_cfg(tmp_path, data))
+    assert ds.schema.cell_types["code"] == ds.schema.cell_types["label"] == "str"
+    assert ds.schema.class_names == ["+1", "x"]
+    for split in (ds.validation, ds.test):
+        assert split.inputs["code"][:, 0].tolist() == ["+1", "-1", "+1", "-1"]
+        assert split.y.tolist() == [0, 0, 0, 0]
+    # the same rows as a stream gives them, and as predict reads the file with the run's schema
+    from nettrain.data.rows import file_rows
+    from nettrain.data.stream import load_stream
+
+    with pytest.warns(UserWarning, match="hold no row of class 'x'"):  # (all its validation and test rows are "+1")
+        streamed = load_stream(make_cfg(tmp_path, {**data, "stream": True}))
+    assert streamed.schema.cell_types == ds.schema.cell_types and streamed.schema.class_names == ["+1", "x"]
+    for name, split in (("validation", ds.validation), ("test", ds.test)):
+        (rows,) = list(streamed.reader.rows(streamed.codes[name]))
+        assert rows.inputs["code"].tolist() == split.inputs["code"].tolist() and rows.y.tolist() == split.y.tolist()
+    (predicted,) = list(file_rows(tmp_path / "val.csv", ds.schema, require_target=True))
+    assert predicted.inputs["code"].tolist() == ds.validation.inputs["code"].tolist()
+
+
 def test_separate_train_file_carves_validation(tmp_path):
     table(50).to_csv(tmp_path / "train.csv", index=False)
     ds = load_dataset(make_cfg(tmp_path, {"train": "train.csv", "target": "label"}))

@@ -346,3 +346,72 @@ def test_tensorboard_is_a_callback_on_the_own_loop_and_use_ema_ends_as_fit(tmp_p
     val = EventAccumulator(str(tmp_path / "tb" / "tensorboard" / "validation"), size_guidance={"tensors": 0})
     val.Reload()
     assert [e.step for e in val.Tensors("epoch_loss")] == [0, 1]
+
+
+# ------------------------------------------------------------------------------ the strategy branch
+
+def test_shares_give_each_replica_its_ceil_share_of_every_batch(monkeypatch):
+    """Under a strategy of R replicas, replica r takes rows [r * ceil(B / R), (r + 1) * ceil(B / R)) of
+    each batch of the one-device order (the epoch's last batch is short: a replica may get none), and
+    together the shares are the one-device batch, in order."""
+    n, b = 23, 7
+    arrays = engine.Arrays({"numeric": tf.reshape(tf.range(n, dtype=tf.float32), (n, 1))},
+                           tf.range(n, dtype=tf.float32), batch_size=b, seed=3)
+    order = FD.epoch_order(n, 3, 1)
+    for replicas, sizes in ((2, [[4, 3]] * 3 + [[2, 0]]), (3, [[3, 3, 1]] * 3 + [[2, 0, 0]])):
+        shares = engine.Shares(arrays, replicas)
+        assert shares.steps == 4
+        for i, want in enumerate(sizes):
+            i = tf.constant(i, tf.int64)
+            positions = shares.batch(order, i)
+            got = []
+            for r in range(replicas):
+                context = type("Context", (), {"replica_id_in_sync_group": r})()
+                monkeypatch.setattr(tf.distribute, "get_replica_context", lambda c=context: c)
+                xb, yb = shares.share(positions)
+                np.testing.assert_array_equal(xb["numeric"].numpy()[:, 0], yb.numpy())
+                got.append(yb.numpy())
+            monkeypatch.undo()
+            assert [len(g) for g in got] == want
+            np.testing.assert_array_equal(np.concatenate(got), arrays.batch(order, i)[1].numpy())
+
+
+@pytest.mark.parametrize("source", ["shares", "distributed dataset"])
+def test_the_strategy_branch_trains_what_one_device_trains(source):
+    """The same `Loop` with its strategy branch (`replicas`) on one replica (a MirroredStrategy over
+    this process's CPU): Keras's train_step through `strategy.run` on `Shares` of the arrays, or on a
+    distributed dataset's batches, validation by the `Evaluator`, ends where the one-device loop ends."""
+    from nettrain import keras_compat
+    from nettrain.training import distributed as D
+
+    x, y = _data(512)
+    weight = {0: 0.5, 1: 2.0} if source == "shares" else None
+    val = FD.evaluation_dataset({"numeric": tf.constant(x[:128])}, y[:128], 64)
+    a, ra = _model(3), Record()
+    engine.ArrayLoop(a, {"numeric": tf.constant(x)}, tf.constant(y), batch_size=64, seed=5, steps_per_call=3,
+                     class_weight=weight, mode="binary").fit(initial_epoch=0, epochs=2, callbacks=[ra],
+                                                             validation_data=val)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        b = _model(3)
+    rb, callbacks = Record(), []
+    replicas = D.Replicas(b, strategy, ({"numeric": tf.constant(x[:2])}, tf.constant(y[:2])))
+    if source == "shares":
+        loop = engine.ArrayLoop(b, {"numeric": tf.constant(x)}, tf.constant(y), batch_size=64, seed=5,
+                                steps_per_call=3, class_weight=weight, mode="binary", replicas=replicas)
+        assert isinstance(loop.batches, engine.Shares)
+    else:
+        cursor = FD.EpochCursor(1)
+        callbacks = [cursor]
+        dataset = FD.training_dataset({"numeric": tf.constant(x)}, y, batch_size=64, seed=5, cursor=cursor)
+        loop = engine.Loop(b, engine.DistributedBatches(keras_compat.distribute_dataset(strategy, dataset), steps=8),
+                           steps=8, steps_per_call=3, replicas=replicas)
+    loop.fit(initial_epoch=0, epochs=2, callbacks=callbacks + [rb], validation_data=val)
+    assert int(b.optimizer.iterations.numpy()) == int(a.optimizer.iterations.numpy()) == 16
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(p, q, rtol=1e-5, atol=1e-6)
+    assert [e for e, _ in ra.epochs] == [e for e, _ in rb.epochs] == [0, 1]
+    for (_, la), (_, lb) in zip(ra.epochs, rb.epochs):
+        assert la.keys() == lb.keys() == {"loss", "accuracy", "val_loss", "val_accuracy"}
+        for k in la:
+            assert la[k] == pytest.approx(lb[k], rel=1e-5, abs=1e-6), k

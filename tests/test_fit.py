@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 import textwrap
 
 import h5py
@@ -214,13 +215,17 @@ def test_keras_export_matches_model_h5_with_optimizer_state(mixed_config, tmp_pa
 def test_progress_and_notices_go_to_stderr_also_on_a_terminal(capsys):
     """Output streams: the Rich display (a terminal), the plain epoch lines and every notice are on
     stderr, whether or not stdout carries --json; stdout is left to the results."""
+    from nettrain.render import show_fit
+    from nettrain.training.fit import FitResult
     from nettrain.training.progress import PlainProgress, RichProgress, notice, report_result
 
     assert PlainProgress(3).stream is sys.stderr
     rich = RichProgress(3, 10)
     assert rich.progress.console.file is sys.stderr
     notice("fold 1/2: 10 training rows")
-    report_result({"test": {"loss": 0.5}}, "runs/x", json_output=False)
+    report_result({"test": {"loss": 0.5}}, "runs/x", json_output=False)  # the library prints no result
     out, err = capsys.readouterr()
-    assert "fold 1/2" in err and "fold 1/2" not in out
-    assert "Final metrics" in out and out.rstrip().endswith("run directory: runs/x")
+    assert "fold 1/2" in err and out == ""
+    show_fit(FitResult(Path("runs/x"), "completed", {"test": {"loss": 0.5}}), as_json=False)
+    out, err = capsys.readouterr()
+    assert "Final metrics" in out and out.rstrip().endswith("run directory: runs/x") and err == ""

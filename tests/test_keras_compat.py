@@ -268,6 +268,21 @@ def test_tensorflow_experimental_helpers():
     assert int(compat.assert_cardinality(ds, 5).cardinality()) == 5
 
 
+def test_tensorflow_distribution_helpers():
+    """The experimental distribution APIs training/distributed.py and engine's distributed batches use,
+    on a one-replica MirroredStrategy (the CPU of this process)."""
+    import tensorflow as tf
+
+    assert compat.collective_timeout(7.5).timeout_seconds == 7.5
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    out = strategy.run(lambda: tf.constant([3.0, 4.0]))
+    [local] = compat.local_results(strategy, out)
+    np.testing.assert_array_equal(local.numpy(), [3.0, 4.0])
+    batches = compat.distribute_dataset(strategy, tf.data.Dataset.range(10).batch(4))
+    got = [[int(v) for v in compat.local_results(strategy, b)[0].numpy()] for b in batches]
+    assert got == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]  # one replica: every global batch, in order
+
+
 # --------------------------------------------------------------------------- one place
 
 PRIVATE_KERAS = re.compile(r"keras\.src|ALL_OBJECTS_DICT|_lookup_layer|_compile_config|_set_monitor_op"
@@ -284,6 +299,49 @@ def test_private_keras_is_used_in_keras_compat_only():
             if PRIVATE_KERAS.search(code) and not _in_docstring(path, lineno):
                 offenders.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}")
     assert not offenders, "Keras internals belong in nettrain/keras_compat.py:\n" + "\n".join(offenders)
+
+
+def experimental_uses(source: str) -> list[int]:
+    """Lines of `source` that use a TensorFlow (or any) `experimental` API: an attribute, an import or
+    a `getattr` name with "experimental" in it (comments and docstrings are not code: not counted)."""
+    lines = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and "experimental" in node.attr:
+            lines.add(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and ("experimental" in (node.module or "")
+                                                   or any("experimental" in a.name for a in node.names)):
+            lines.add(node.lineno)
+        elif isinstance(node, ast.Import) and any("experimental" in a.name for a in node.names):
+            lines.add(node.lineno)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and re.fullmatch(r"experimental\w*", node.value):
+            lines.add(node.lineno)
+    return sorted(lines)
+
+
+def test_the_experimental_finder_sees_each_kind_of_use():
+    code = ('"""The experimental API is wrapped."""\n'
+            "import tensorflow as tf  # not experimental\n"
+            "a = tf.distribute.experimental.CommunicationOptions()\n"
+            "b = strategy.experimental_local_results(v)\n"
+            "from tensorflow.data import experimental\n"
+            "import tensorflow.data.experimental as tde\n"
+            "c = getattr(strategy, 'experimental_distribute_dataset')\n"
+            "d = warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)\n")
+    assert experimental_uses(code) == [3, 4, 5, 6, 7]
+
+
+def test_tensorflow_experimental_is_used_in_keras_compat_only():
+    offenders = []
+    for path in sorted((ROOT / "nettrain").rglob("*.py")):
+        if path.name == "keras_compat.py":
+            continue
+        lines = path.read_text(encoding="utf-8").splitlines()
+        offenders += [f"{path.relative_to(ROOT)}:{n}: {lines[n - 1].strip()}"
+                      for n in experimental_uses("\n".join(lines))]
+    assert not offenders, ("TensorFlow `experimental` APIs belong in nettrain/keras_compat.py (a named function "
+                           "saying why):\n" + "\n".join(offenders))
+    assert experimental_uses((ROOT / "nettrain" / "keras_compat.py").read_text(encoding="utf-8"))  # they live there
 
 
 def _in_docstring(path: Path, lineno: int) -> bool:

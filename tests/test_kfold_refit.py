@@ -280,9 +280,17 @@ def test_refit_config_drops_early_stopping_and_validation_monitors():
     assert new.callbacks.lr_schedule.monitor == "loss" and new.data == cfg.data
     assert cfg.training.epochs == 40 and cfg.callbacks.early_stopping is not None  # the run's config untouched
     # half up, at least 1; a fold without a best epoch counts with the epochs it trained
-    assert mean_best_epoch([{"best_epoch": 3}, {"best_epoch": 4}])[0] == 4
-    assert mean_best_epoch([{"best_epoch": 3}, {"best_epoch": None, "epochs_done": 8}, {"best_epoch": 2}])[0] == 4
-    assert mean_best_epoch([{"best_epoch": 1}])[0] == 1
+    from nettrain.store.record import RunRecord
+
+    def folds(*records):
+        return [RunRecord.of(r) for r in records]
+
+    assert mean_best_epoch(folds({"best_epoch": 3}, {"best_epoch": 4}))[0] == 4
+    assert mean_best_epoch(folds({"best_epoch": 3}, {"best_epoch": None, "epochs_done": 8}, {"best_epoch": 2}))[0] == 4
+    assert mean_best_epoch(folds({"best_epoch": 1}))[0] == 1
+    # the monitor of the first fold that names one; a hand-edited value of another type counts as none
+    assert mean_best_epoch(folds({"best_epoch": 2, "monitor": 5}, {"best_epoch": "x", "epochs_done": 4,
+                                                                   "monitor": "val_loss"})) == (3, "val_loss", [2, 4])
 
 
 def test_mean_curves_of_folds_that_stopped_at_different_epochs(tmp_path):

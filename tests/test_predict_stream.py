@@ -45,20 +45,20 @@ def evaluate_json(*args):
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """2 kB CSV blocks and chunks of at least 64 rows (about 40 rows per block here): ~75 chunks for
-    3000 rows. Returns the list of chunk sizes read (the reader is spied on)."""
+    """2 kB CSV blocks (about 40 rows each here) and chunks of 64 rows: ~47 chunks for 3000 rows.
+    Returns the list of chunk sizes read (the chunk reader of a stream, `chunks.exact_chunks`, which
+    `data.rows.file_rows` reads a file with, is spied on)."""
     monkeypatch.setattr(chunks, "BLOCK_BYTES", 2048)
     monkeypatch.setattr(chunks, "CHUNK_ROWS", 64)
     sizes: list[int] = []
-    real = chunks.iter_chunks
+    real = chunks.exact_chunks
 
     def spy(path, *, numeric=None, columns=None, rows=chunks.CHUNK_ROWS):
         for chunk in real(path, numeric=numeric, columns=columns, rows=rows):
-            if rows > 1:  # not the one-row peek at the column types
-                sizes.append(len(chunk.frame))
+            sizes.append(len(chunk.frame))
             yield chunk
 
-    monkeypatch.setattr(chunks, "iter_chunks", spy)
+    monkeypatch.setattr(chunks, "exact_chunks", spy)
     return sizes
 
 
@@ -239,12 +239,12 @@ def test_a_late_line_with_a_field_too_many_is_named_by_its_line(run, big, small_
 
 def _predict_peak(target, model, path: Path, out: Path) -> int:
     """tracemalloc's peak (bytes) while predicting `path` into `out` (the model loaded beforehand)."""
+    from nettrain.data.rows import file_rows
     from nettrain.lifecycle import predict as P
-    from nettrain.lifecycle import target as T
 
     tracemalloc.start()
     try:
-        rows = T.file_rows(path, target.schema, require_target=False)
+        rows = file_rows(path, target.schema, require_target=False)
         written = P.write_file(P.prediction_frames(target, model, rows, proba=True), out)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -255,11 +255,11 @@ def _predict_peak(target, model, path: Path, out: Path) -> int:
 
 def _whole_inputs(target, path: Path) -> int:
     """tracemalloc's peak (bytes) while reading `path` as one chunk: the file's rows held as model inputs."""
-    from nettrain.lifecycle import target as T
+    from nettrain.data.rows import file_rows
 
     tracemalloc.start()
     try:
-        split = next(iter(T.file_rows(path, target.schema, require_target=False)))
+        split = next(iter(file_rows(path, target.schema, require_target=False)))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -135,7 +135,8 @@ def small_chunks(monkeypatch):
 @pytest.mark.parametrize("suffix", [".csv", ".csv.xz"])
 def test_every_reader_gives_the_rows_fit_trained_on(runs, mode, suffix, small_chunks):
     from nettrain.lifecycle.evaluate import data_rows
-    from nettrain.lifecycle.target import file_rows, resolve_target
+    from nettrain.data.rows import file_rows
+    from nettrain.lifecycle.target import resolve_target
 
     by_mode, folder = runs
     target = resolve_target(by_mode[mode])
@@ -205,7 +206,7 @@ def test_a_stored_type_wins_over_the_values_of_a_later_chunk():
 
 def test_a_model_without_cell_types_reads_files_as_before():
     from nettrain.data.types import ColumnInfo, FeatureSchema
-    from nettrain.lifecycle.target import text_columns
+    from nettrain.data.cells import text_columns
 
     columns = [ColumnInfo("x", "numeric"), ColumnInfo("color", "categorical")]
     old = FeatureSchema(task="binary", target="y", columns=columns, class_names=["a", "b"])

@@ -24,7 +24,9 @@ from nettrain.data import chunks as C
 from nettrain.data import load_dataset
 from nettrain.data import split as SP
 from nettrain.data import stream as S
+from nettrain.data.stream import path as stream_path  # where `choose` looks up `available_memory`
 from nettrain.data.stats import train_stats
+from nettrain.data.types import Split
 from nettrain.errors import DataError
 from tests.helpers import Proc, mixed_csv, regression_csv
 
@@ -107,16 +109,16 @@ def test_choose_auto_streams_files_larger_than_a_quarter_of_the_available_memory
     size = (tmp_path / "m.csv").stat().st_size
     cfg = config(tmp_path, "data: {source: m.csv, target: label}\nmodel: {layers: []}\n")
     assert cfg.data.stream == "auto"
-    monkeypatch.setattr(S, "available_memory", lambda: 4 * size + 4)   # the file is under a quarter
+    monkeypatch.setattr(stream_path, "available_memory", lambda: 4 * size + 4)   # the file is under a quarter
     small = S.choose(cfg)
     assert not small.stream and "less than a quarter" in small.why
-    monkeypatch.setattr(S, "available_memory", lambda: 4 * size - 4)   # the file is over a quarter
+    monkeypatch.setattr(stream_path, "available_memory", lambda: 4 * size - 4)   # the file is over a quarter
     big = S.choose(cfg)
     assert big.stream and "more than a quarter" in big.why and "m.csv" in big.why
     assert big.describe().startswith("data: streamed (data.stream: auto")
     # a resumed run keeps the path it started on, whatever the memory now
     assert S.choose(cfg, recorded=False).stream is False
-    monkeypatch.setattr(S, "available_memory", lambda: None)
+    monkeypatch.setattr(stream_path, "available_memory", lambda: None)
     assert not S.choose(cfg).stream
 
 
@@ -381,7 +383,7 @@ def test_chunk_frames_are_what_pyarrow_gives_for_the_whole_block(tmp_path, monke
 def test_windows_give_the_rows_of_rows_unpermuted_with_their_order(tmp_path, small_chunks):
     """`windows` holds a shuffle window once, in file order, with the order its rows are served in:
     taken in that order they are `rows`' permuted windows; `bare` leaves ids and row numbers out;
-    `joined` joins splits as `join_splits` does, as they come."""
+    `joined` joins splits as `Split.concat` does, as they come."""
     n = 2500
     pd.DataFrame({"id": np.arange(n), "x": np.arange(n) % 17, "y": np.arange(n) % 5 * 1.5}).to_csv(tmp_path / "d.csv",
                                                                                                 index=False)
@@ -394,7 +396,7 @@ def test_windows_give_the_rows_of_rows_unpermuted_with_their_order(tmp_path, sma
     assert len(windows) == len(rows) > 2
     for w, r in zip(windows, rows):
         assert np.all(np.diff(w.split.ids.astype(int)) > 0)           # held in file order
-        served = S.take(w.split, w.order)
+        served = w.split.take(w.order)
         np.testing.assert_array_equal(served.ids, r.ids)
         np.testing.assert_array_equal(served.inputs["numeric"], r.inputs["numeric"])
         np.testing.assert_array_equal(served.y, r.y)
@@ -405,15 +407,15 @@ def test_windows_give_the_rows_of_rows_unpermuted_with_their_order(tmp_path, sma
                                   np.concatenate([r.y for r in rows]))
     plain = [w.split for w in ds.reader.windows(ds.codes["test"])]
     assert len(plain) > 2 and all(w.order is None for w in ds.reader.windows(ds.codes["test"]))
-    together, expected = S.joined(iter(plain)), S.join_splits(plain)
+    together, expected = S.joined(iter(plain)), Split.concat(plain)
     for field in ("y", "ids", "row_index"):
         np.testing.assert_array_equal(getattr(together, field), getattr(expected, field))
     np.testing.assert_array_equal(together.inputs["numeric"], expected.inputs["numeric"])
     assert S.joined(iter(plain[:1])) is plain[0] and S.joined(iter([])) is None
     # ids that change type from one chunk to the next are joined as np.concatenate joins them
-    mixed = [S.Split(inputs={"n": np.zeros((2, 1), np.float32)}, y=None, ids=np.array([1, 2])),
-             S.Split(inputs={"n": np.ones((3, 1), np.float32)}, y=None, ids=np.array(["a", None, "c"], dtype=object))]
-    assert S.joined(iter(mixed)).ids.tolist() == S.join_splits(mixed).ids.tolist() == [1, 2, "a", None, "c"]
+    mixed = [Split(inputs={"n": np.zeros((2, 1), np.float32)}, y=None, ids=np.array([1, 2])),
+             Split(inputs={"n": np.ones((3, 1), np.float32)}, y=None, ids=np.array(["a", None, "c"], dtype=object))]
+    assert S.joined(iter(mixed)).ids.tolist() == Split.concat(mixed).ids.tolist() == [1, 2, "a", None, "c"]
 
 
 def test_the_training_pass_fills_the_caches_of_the_other_splits(tmp_path, small_chunks):
@@ -470,8 +472,8 @@ def test_a_cache_writer_winding_down_late_cannot_spoil_the_pass_that_took_over(t
     """A pass stopped early ends on its reading thread while the consumer already reads the split
     again (the validation after a stop within the first epoch): the new pass's writer owns the cache,
     the old one's late writes and its abort change nothing."""
-    def part(value: float, n: int = 3) -> S.Split:
-        return S.Split(inputs={"numeric": np.full((n, 2), value, dtype=np.float32)}, y=np.full(n, value, np.float32))
+    def part(value: float, n: int = 3) -> Split:
+        return Split(inputs={"numeric": np.full((n, 2), value, dtype=np.float32)}, y=np.full(n, value, np.float32))
 
     cache = S.SplitCache(tmp_path / "c" / "validation.bin")
     old = cache.writer()
@@ -690,7 +692,7 @@ def test_an_untrained_streamed_model_predicts_like_the_in_memory_one(tmp_path, s
     vocabulary = layer(b, "TextVectorization").get_vocabulary()
     assert vocabulary == layer(a, "TextVectorization").get_vocabulary() and len(vocabulary) <= 5
     # the test rows, read by the stream's reader, through both models
-    test = S.join_splits(list(streamed.reader.rows(streamed.codes["test"])))
+    test = Split.concat(list(streamed.reader.rows(streamed.codes["test"])))
     assert test.ids.tolist() == memory.test.ids.tolist()
     x = model_inputs(a, test.inputs)
     pa, pb = a.predict(x, verbose=0), b.predict(x, verbose=0)
@@ -818,7 +820,7 @@ def test_validate_build_says_which_path_the_data_takes(tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
         assert line in result.stdout, (setting, result.stdout)
         assert "data: 120 rows, task multiclass" in result.stdout
-    monkeypatch.setattr(S, "available_memory", lambda: 1000)   # as if the file did not fit
+    monkeypatch.setattr(stream_path, "available_memory", lambda: 1000)   # as if the file did not fit
     result = runner.invoke(app, ["validate", str(path), "--build"])
     assert "data: streamed (data.stream: auto; mixed.csv is" in result.stdout and "more than a quarter" in result.stdout
     jsonl = textwrap.dedent(STREAMED).replace("mixed.csv", "mixed.jsonl")

@@ -5,7 +5,8 @@
 - `read_table(path)`: a data file -> DataFrame (.csv .tsv .parquet .jsonl .npz); `read_parts(path)`
   keeps the train/test parts of an .npz that holds its own split.
 - `prepare_inputs(frame, schema)`: raw rows (e.g. a predict file) -> a `Split` with the same
-  preprocessing as training.
+  preprocessing as training; `data.rows.file_rows(path, schema)`: a data file's rows as such Splits,
+  read chunk by chunk with the reader of a stream (`data.stream`, data larger than memory).
 - `suggest_config(path, target)`: YAML text of a starting config for a data file.
 """
 

@@ -8,15 +8,21 @@ and 7; 20-digit integers stay exact), booleans when every present cell is a word
 
 The type of each column that is not read as a number (categorical and text features, the target,
 the id column) is decided once, from the whole table in memory or from a stream's first chunk
-(`cell_types`), stored in the feature schema (`FeatureSchema.cell_types`), and every later read
-converts that column by it (`typed`): a later chunk, `evaluate --data` and `predict` give a cell
-the value fit gave it, whatever the other cells of their chunk hold.
+(`cell_types`) of the training file, stored in the feature schema (`FeatureSchema.cell_types`), and
+every later read converts that column by it (`typed`; a table read whole, its `text_columns` read
+as text: `typed_table`): a later chunk, a separate data.validation / data.test file, `evaluate
+--data` and `predict` give a cell the value fit gave it, whatever their other cells hold.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from nettrain.data.types import FeatureSchema
 
 # What pandas.read_csv reads as missing (pyarrow's defaults lack "None" and "<NA>").
 NA_TEXT = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
@@ -90,6 +96,34 @@ def typed(series: pd.Series, kind: str | None) -> pd.Series:
 def cell_types(frame: pd.DataFrame, names) -> dict[str, str]:
     """{column: cell type} of the columns `names` of a table as its reader typed it."""
     return {name: cell_type(frame[name]) for name in dict.fromkeys(n for n in names if n is not None)}
+
+
+def text_columns(schema: "FeatureSchema") -> list[str]:
+    """The columns a file read whole gives as the text of their cells, to be typed by the cell type
+    fit stored (`schema.cell_types`): all but the numeric ones read as numbers, which the reader
+    parses itself, as at fit. None for a schema written before cell types were stored (such a file
+    is read as it always was)."""
+    numeric = set(schema.numeric_columns) | ({schema.target} if schema.task == "regression" else set())
+    return [name for name, kind in schema.cell_types.items() if not (name in numeric and kind == "number")]
+
+
+def typed_table(frame: pd.DataFrame, schema: "FeatureSchema") -> pd.DataFrame:
+    """A table read whole (`read_table(path, text=text_columns(schema))`) with the columns of
+    `text_columns` typed by the cell types fit stored (`typed`); a column its reader typed already
+    (parquet, jsonl, a CSV read without `text`) is left as it is."""
+    columns = {name: typed(frame[name], schema.cell_types.get(name)) for name in text_columns(schema)
+               if name in frame.columns and not _typed_already(frame[name])}
+    if not columns:
+        return frame
+    out = frame.copy(deep=False)  # (not `assign`: a column may be named like one of its parameters)
+    for name, values in columns.items():
+        out[name] = values
+    return out
+
+
+def _typed_already(series: pd.Series) -> bool:
+    """A column its reader typed (a number, boolean or category dtype), not the text of its cells."""
+    return not (series.dtype == object or pd.api.types.is_string_dtype(series.dtype))
 
 
 def _present(series: pd.Series):

@@ -264,11 +264,17 @@ def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], 
             offset += len(frame)
     except Exception:  # noqa: BLE001 - the first error is the one to report
         pass
-    found = bad_line(p)
-    if found is not None:
-        return found
-    return DataError(f"{p}: cannot read it as {kind_of(p)[1:]} past line {first_row + 1} (the rows up to there "
-                     f"were read): {_reason(err)}")
+    return unreadable(p, first_row, err)
+
+
+def unreadable(p: Path, count: int, err: BaseException) -> DataError:
+    """What a read that failed after `count` rows says: of a CSV/TSV, the first line its parser
+    refuses (`bad_line`), else the line it got past; of a Parquet file, the row after those read."""
+    kind = kind_of(p)
+    if kind == ".parquet":
+        return DataError(f"{p}: cannot read it as parquet after row {count}: {_reason(err)}")
+    return bad_line(p) or DataError(f"{p}: cannot read it as {kind[1:]} past line {count + 1} (the rows up to "
+                                    f"there were read): {_reason(err)}")
 
 
 FIELD_LIMIT = 1 << 24  # characters in one value that `bad_line` reads (pyarrow reads none longer than a block)

@@ -1,7 +1,9 @@
 """`load_dataset(cfg)`: config -> raw table -> typed columns + task -> missing values -> splits.
 
-Fill values and the statistics the model is built from (`Dataset.stats`) are learned from the
-training rows only; every split goes through `prepare_inputs`, the same function predict uses.
+The cells of separate data.validation / data.test files are typed by the training file's cell
+types (`data.cells`), as predict and evaluate type a file, not by their own values. Fill values and
+the statistics the model is built from (`Dataset.stats`) are learned from the training rows only;
+every split goes through `prepare_inputs`, the same function predict uses.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from nettrain.data.cells import cell_types
+from nettrain.data.cells import cell_types, text_columns, typed_table
 from nettrain.data.columns import as_strings, select_columns, to_numbers, type_columns
 from nettrain.data.inputs import MISSING_POLICIES, missing_counts, missing_rows, prepare_inputs
-from nettrain.data.sources import read_source
+from nettrain.data.sources import read_later, read_source
 from nettrain.data.words import list_names
 from nettrain.data.split import fingerprint, hold_out, make_folds, should_stratify, split_rows
 from nettrain.data.stats import FILL_POLICIES, imputation_values, stats_of
@@ -52,7 +54,7 @@ def load_dataset(cfg) -> Dataset:
 
     pool = prepare(rest, "train") if folds is not None else None
     if folds is not None:  # the first fold stands for "the" split; k-fold takes the others from the pool
-        train, valid = take_rows(pool, folds[0][0]), take_rows(pool, folds[0][1])
+        train, valid = pool.take(folds[0][0]), pool.take(folds[0][1])
     else:  # rows without missing values are already as the model takes them
         train = unfilled if not stats.missing else prepare(rest, "train")
         valid = prepare(validation, "validation")
@@ -73,11 +75,13 @@ def _typed_frames(cfg, raw, notes: list[str]):
     """The feature schema (columns, kinds, task, classes) and each part's rows after the missing-value
     policy: (schema, frames by part, the main part, where each part came from)."""
     main = "source" if "source" in raw.frames else "train"
-    where = {part: raw.paths.get(part, raw.description) for part in raw.frames}
+    where = {part: raw.paths.get(part, raw.description) for part in [*raw.frames, *raw.later]}
     target, features, id_col = select_columns(cfg, raw.frames[main], where[main], raw.default_target)
     columns = type_columns(cfg, raw.frames[main], features, raw.kinds, where[main], notes)
     schema = FeatureSchema(task="regression", target=target, columns=columns, id_column=id_col,
                            cell_types=cell_types(raw.frames[main], [*features, id_col, target]))
+    for part, frame in read_later(cfg, raw, text_columns(schema)).items():  # typed as the training file
+        raw.frames[part] = typed_table(frame, schema)
     for part, frame in raw.frames.items():
         if part != main:
             _same_columns(cfg, part, frame, [target, *features] + ([id_col] if id_col else []), where[part])
@@ -121,17 +125,13 @@ def _split_frames(cfg, schema: FeatureSchema, frames: dict[str, pd.DataFrame], m
 def fold_dataset(dataset: Dataset, train_positions: np.ndarray, validation_positions: np.ndarray) -> Dataset:
     """One k-fold fold of `dataset`: its training and validation rows of the pool, and the statistics of
     its own training rows (the model of each fold is built from its own rows)."""
-    train = take_rows(dataset.pool, train_positions)
-    return dataclasses.replace(dataset, train=train, validation=take_rows(dataset.pool, validation_positions),
+    train = dataset.pool.take(train_positions)
+    return dataclasses.replace(dataset, train=train, validation=dataset.pool.take(validation_positions),
                                folds=None, pool=None, stats=stats_of(dataset.schema, train))
 
 
-def take_rows(split: Split, positions: np.ndarray) -> Split:
-    """The rows of `split` at `positions` (a k-fold part of the pool)."""
-    return Split(inputs={k: v[positions] for k, v in split.inputs.items()},
-                 y=None if split.y is None else split.y[positions],
-                 ids=None if split.ids is None else split.ids[positions],
-                 row_index=None if split.row_index is None else split.row_index[positions])
+# The rows of a Split at positions: `Split.take` (the name lifecycle/evaluate.py calls).
+take_rows = Split.take
 
 
 def _official_split(cfg, raw, frames: dict[str, pd.DataFrame], notes: list[str]) -> None:

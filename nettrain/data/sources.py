@@ -49,6 +49,9 @@ class RawData:
     # a source with its own train/test split (Keras sets, an .npz with x_train ... y_test): frames
     # "train" and "test"; this says where the split comes from, for notes and messages
     official: str | None = None
+    # data.validation / data.test files, checked but not read yet (part -> path): `read_later` reads
+    # them once the training file's columns are typed, so that their cells are typed by its types
+    later: dict[str, str] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------- files
@@ -183,15 +186,22 @@ _MANGLED = re.compile(r"^(.*)\.\d+$", re.S)
 
 def _read_parquet(p: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
-    from pyarrow import types as pat
 
     schema = pq.read_schema(p)
     _check_unique(p, [str(n) for n in schema.names])
+    check_flat(p, schema)
+    return pd.read_parquet(p)
+
+
+def check_flat(p: Path, schema) -> None:
+    """A parquet file's columns (its pyarrow `schema`) hold one number or string per cell: a nested
+    column (lists, structs, maps) is a DataError naming it."""
+    from pyarrow import types as pat
+
     for f in schema:
         if pat.is_nested(f.type) or (pat.is_dictionary(f.type) and pat.is_nested(f.type.value_type)):
             raise DataError(f"{p}: column '{show_name(f.name)}' holds nested values ({show_name(str(f.type), 80)}); "
                             "nettrain reads flat columns: one number or string per cell")
-    return pd.read_parquet(p)
 
 
 def _read_jsonl(p: Path) -> pd.DataFrame:
@@ -370,18 +380,21 @@ def arrays_to_frame(x: np.ndarray, y: np.ndarray, where: str) -> pd.DataFrame:
 # ------------------------------------------------------------------------- the config
 
 def read_source(cfg) -> RawData:
-    """The raw table(s) a config's `data` section names. Mistakes raise cfg.error / DataError."""
+    """The raw table(s) a config's `data` section names. Mistakes raise cfg.error / DataError.
+
+    Of separate files, data.train is read; data.validation and data.test are checked (a known file
+    type that exists) and left to `read_later`."""
     data = cfg.data
     if data.source is None:
-        frames, paths = {}, {}
-        for part in ("train", "validation", "test"):
-            path = getattr(data, part)
-            if path is not None:
-                frames[part] = _read_file(cfg, f"data.{part}", path)
-                paths[part] = path
+        paths = {part: getattr(data, part) for part in ("train", "validation", "test")
+                 if getattr(data, part) is not None}
+        frames = {"train": _read_file(cfg, "data.train", paths["train"])}
+        later = {part: path for part, path in paths.items() if part != "train"}
+        for part, path in later.items():
+            _check_path(cfg, f"data.{part}", path)
         desc = ", ".join(f"{k}={v}" for k, v in paths.items())
         return RawData(frames, desc, paths,
-                       default_target=DEFAULT_TARGET if table_kind(data.train) == ".npz" else None)
+                       default_target=DEFAULT_TARGET if table_kind(data.train) == ".npz" else None, later=later)
     src = data.source
     if not isinstance(src, str):
         return _generate(cfg, src)
@@ -399,20 +412,31 @@ def read_source(cfg) -> RawData:
                    official=f"{src} holds its own split (x_train, y_train / x_test, y_test)")
 
 
-def _read_parts(cfg, key: str, path: str) -> dict[str, pd.DataFrame]:
+def read_later(cfg, raw: RawData, text: list[str]) -> dict[str, pd.DataFrame]:
+    """{part: table} of the files `read_source` left for later (data.validation, data.test), the
+    columns `text` of a CSV/TSV read as the text of their cells (`data.cells.text_columns` of the
+    training file's schema), to be typed by the training file's cell types (`data.cells.typed_table`)."""
+    return {part: _read_file(cfg, f"data.{part}", path, text) for part, path in raw.later.items()}
+
+
+def _check_path(cfg, key: str, path: str) -> Path:
     p = Path(path)
     if table_kind(p) not in TABLE_EXTENSIONS:
         raise cfg.error(key, f"unknown data file type {table_kind(p) or '(no extension)'!r} ({path}); "
                         f"allowed: {', '.join(TABLE_EXTENSIONS)}, sklearn:NAME, keras:NAME or a generator")
     if not p.exists():
         raise cfg.error(key, f"data file not found: {path}")
-    return read_parts(p)
+    return p
 
 
-def _read_file(cfg, key: str, path: str) -> pd.DataFrame:
+def _read_parts(cfg, key: str, path: str, text: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    return read_parts(_check_path(cfg, key, path), text=text)
+
+
+def _read_file(cfg, key: str, path: str, text: list[str] | None = None) -> pd.DataFrame:
     """One file of data.train / data.validation / data.test: a plain table. An .npz holding its own
     train/test split is refused there: its test rows would silently join this part."""
-    frames = _read_parts(cfg, key, path)
+    frames = _read_parts(cfg, key, path, text)
     if SOURCE not in frames:
         raise cfg.error(key, f"{path} holds its own train/test split (x_train, y_train, x_test, y_test); give it "
                         "as data.source, where its x_test rows become the test split, or save the rows of "

@@ -258,34 +258,16 @@ def _summary(path, target, what, numeric, categorical, text, id_col, drop) -> st
 
 def check_output(output: Path, data: Path, force: bool) -> Path:
     """Where `init --output` may write (UsageError saying why not): a .yaml/.yml file that is not the
-    data file, not inside a run directory, and (without `force`) not there yet."""
-    from nettrain.data.outputs import existing_folder, run_dir_around, same_file
+    data file, not inside a run directory, and (without `force`) not there yet. The path rules are
+    the one output-path policy, `nettrain.store.paths.check_output_path`."""
+    from nettrain.store.paths import check_output_path
 
     path = Path(output)
-    flag = f"--output {path}"
     if path.suffix.lower() not in CONFIG_EXTENSIONS:
-        raise UsageError(f"{flag}: a config file name ends in .yaml or .yml; got "
+        raise UsageError(f"--output {path}: a config file name ends in .yaml or .yml; got "
                          f"{path.suffix or '(no extension)'!r}")
-    try:
-        if path.is_dir():
-            raise UsageError(f"{flag} is a folder; give a file name ending in .yaml")
-        if same_file(path, Path(data)):
-            raise UsageError(f"{flag} is the data file; choose another name for the config")
-        if path.exists() or path.is_symlink():
-            if not path.is_file():
-                raise UsageError(f"{flag} exists and is not a regular file; choose another name")
-            if not force:
-                raise UsageError(f"{flag} already exists; choose another name, or replace it with --force")
-        folder = existing_folder(path)
-        run = run_dir_around(folder)
-        if run is not None:
-            raise UsageError(f"{flag}: {run} is a nettrain run directory (it holds run.json); init never "
-                             "writes into a run: choose a file outside it")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise UsageError(f"{flag}: the folder {folder} is not writable")
-    except (OSError, RuntimeError) as e:
-        raise UsageError(f"{flag}: cannot use this path: {getattr(e, 'strerror', None) or e}") from None
-    return path
+    return check_output_path(path, writer="init", wanted="a file name ending in .yaml", force=force,
+                             not_the=[(data, "the data file; choose another name for the config")])
 
 
 def write_config_file(path: Path, text: str, force: bool) -> None:

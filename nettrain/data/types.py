@@ -7,7 +7,7 @@ No TensorFlow, no pandas in these types: arrays and JSON-able schema only, so th
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 import numpy as np
 
@@ -113,6 +113,30 @@ class Split:
     def __len__(self) -> int:
         first = next(iter(self.inputs.values()))
         return len(first)
+
+    def take(self, positions) -> "Split":
+        """The rows at `positions` (an array of positions, a boolean mask or a slice), every field
+        alike: a fold of a pool, a chunk cut short, a window in serving order."""
+        def pick(a):
+            return None if a is None else a[positions]
+
+        return Split(inputs={k: v[positions] for k, v in self.inputs.items()}, y=pick(self.y), ids=pick(self.ids),
+                     row_index=pick(self.row_index))
+
+    @staticmethod
+    def concat(splits: "Iterable[Split]") -> "Split":
+        """The rows of `splits` one after the other (one Split is given back as it is). The inputs
+        are those of the first split; a field that some split lacks (None) is None in the result."""
+        splits = list(splits)
+        if len(splits) == 1:
+            return splits[0]
+
+        def cat(arrays):
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+        return Split(inputs={k: np.concatenate([s.inputs[k] for s in splits]) for k in splits[0].inputs},
+                     y=cat([s.y for s in splits]), ids=cat([s.ids for s in splits]),
+                     row_index=cat([s.row_index for s in splits]))
 
 
 @dataclass

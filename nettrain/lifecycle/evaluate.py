@@ -10,7 +10,6 @@ result into an exit code for CI.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 import warnings
@@ -21,13 +20,15 @@ from typing import Any, Iterable
 import numpy as np
 
 from nettrain.data.chunks import streamable as streamed
+from nettrain.data.rows import Rows, aligned, file_rows, table_rows
 from nettrain.data.stream import read_ahead
 from nettrain.errors import GateFailed, UsageError
-from nettrain.lifecycle.target import (Rows, Target, aligned, batch_size, execution_rows, file_rows, load_model,
-                                       model_feed, model_outputs, n_classes, resolve_target, table_rows)
+from nettrain.lifecycle.target import (Target, batch_size, execution_rows, load_model, model_feed, model_outputs,
+                                       n_classes, resolve_target)
 from nettrain.report.gates import Gate, check_gate_names, parse_gates
 from nettrain.report.metrics import r2_from_sums
 from nettrain.store import atomic, rundir
+from nettrain.store.record import RunRecord, read_record
 
 # TensorFlow is imported only once a model is loaded, so a bad TARGET, data file or argument is
 # reported without paying for the TensorFlow start-up.
@@ -112,9 +113,9 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
 
     model = load_model(target)
     result = _measure(target, model, rows, name, split_name)
-    if target.run_dir is not None and _is_kfold_parent(record) and target.model_path.parent == target.run_dir:
+    if target.run_dir is not None and record.is_kfold_parent and target.model_path.parent == target.run_dir:
         result.note = (f"k-fold run: evaluated the refit model {target.model_path.name} (trained on all the "
-                       f"non-test rows after the {record['folds']} folds); to measure the fold models: "
+                       f"non-test rows after the {record.folds} folds); to measure the fold models: "
                        f"nettrain evaluate {target.run_dir / 'fold-1'} (and the others)")
     _apply_gates(gates, result.metrics)
     result.gates = gates
@@ -144,31 +145,20 @@ def _write_eval(path: Path, content) -> Path | None:
     return path
 
 
-def run_record(run_dir: Path | None) -> dict[str, Any]:
-    """A run's run.json as a mapping ({} when there is none or it cannot be read)."""
-    if run_dir is None:
-        return {}
+def run_record(run_dir: Path | None) -> RunRecord:
+    """A run's run.json (an empty record when there is none or it cannot be read)."""
+    return read_record(run_dir) or RunRecord()
+
+
+def kfold_parent(path: Path) -> RunRecord | None:
+    """run.json of a k-fold parent run directory (`RunRecord.is_kfold_parent`), else None."""
     try:
-        record = json.loads((Path(run_dir) / rundir.RUN).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def _is_kfold_parent(record: dict[str, Any]) -> bool:
-    folds = record.get("folds")
-    return isinstance(folds, int) and not isinstance(folds, bool) and folds > 1 and record.get("fold") is None
-
-
-def kfold_parent(path: Path) -> dict[str, Any] | None:
-    """run.json of a k-fold parent run directory (it names `folds`, and is no fold itself), else None."""
-    try:
-        if not (path.is_dir() and (path / rundir.RUN).is_file()):
+        if not path.is_dir():
             return None
     except OSError:
         return None
-    record = run_record(path)
-    return record if _is_kfold_parent(record) else None
+    record = read_record(path)
+    return record if record is not None and record.is_kfold_parent else None
 
 
 def check_gates(result: "EvalResult | KFoldResult") -> None:
@@ -183,27 +173,7 @@ def check_gates(result: "EvalResult | KFoldResult") -> None:
                          f"{'; '.join(parts)}")
 
 
-def print_result(result: EvalResult) -> None:
-    from nettrain.report.tables import (classification_report_table, confusion_matrix_table, make_console,
-                                        metrics_table, print_table)
-
-    console = make_console()
-    where = f"split '{result.split}'" if result.split else result.data
-    epoch = f" (epoch {result.epoch})" if result.epoch else ""
-    if result.note:
-        console.print(result.note, markup=False, soft_wrap=True)
-    console.print(f"evaluated {result.model_path}{epoch} on {where}: {result.rows} rows", markup=False)
-    print_table(console, metrics_table({result.name: result.metrics}, title="Metrics"))
-    if result.report is not None:
-        print_table(console, classification_report_table(result.report))
-        print_table(console, confusion_matrix_table(result.confusion_matrix, result.class_names))
-    for gate in result.gates:
-        console.print(f"gate: {gate.describe()}", markup=False)
-    if result.eval_file is not None:
-        console.print(f"wrote {result.eval_file}", markup=False)
-
-
-def _run_dataset(target: Target, record: dict[str, Any]):
+def _run_dataset(target: Target, record: RunRecord):
     """Re-create the run's data from its saved config; the data must not have changed.
 
     A run trained on streamed data (run.json `data.stream: true`, or for an .h5 away from its run,
@@ -215,16 +185,14 @@ def _run_dataset(target: Target, record: dict[str, Any]):
     from nettrain.data.stream import choose, load_stream
 
     cfg = load_config(target.model_path, data=copy.deepcopy(target.config), check_names=False)
-    data = record.get("data") if isinstance(record.get("data"), dict) else {}
-    recorded = data.get("stream") if isinstance(data.get("stream"), bool) else None
     try:
-        path = choose(cfg, recorded=recorded)
+        path = choose(cfg, recorded=record.stream)
         dataset = load_stream(cfg, path.why) if path.stream else load_dataset(cfg)
     except UsageError as e:
         raise type(e)(f"{e.message} (re-creating the run's data to evaluate it; to evaluate on another file "
                       "use --data FILE)") from None
-    expected = data.get("fingerprint")
-    if isinstance(expected, str) and expected and dataset.fingerprint != expected:
+    expected = record.fingerprint
+    if expected is not None and dataset.fingerprint != expected:
         raise UsageError(f"the data changed since training: {dataset.source} no longer gives the rows and "
                          f"splits the run was trained on (fingerprint {dataset.fingerprint[:12]}, run.json has "
                          f"{expected[:12]}); evaluate on a file with --data FILE"
@@ -246,20 +214,19 @@ def _folds_of(dataset) -> int:
     return len(dataset.folds or [])
 
 
-def _parts(dataset, record: dict[str, Any]) -> dict[str, Any]:
+def _parts(dataset, record: RunRecord) -> dict[str, Any]:
     """{split: rows} of the model a run record describes. A k-fold fold (`fold: i`) trained on its
     fold's rows and validated on the rest; a k-fold parent's (refit) model trained on all non-test rows.
     In memory the rows are Splits; of a stream, the split codes of its rows (`StreamDataset.codes`)."""
     from nettrain.data.load import take_rows
 
-    fold = record.get("fold")
-    fold = fold if isinstance(fold, int) and not isinstance(fold, bool) else None
+    fold = record.fold
     if _is_stream(dataset):
         k = _folds_of(dataset)
         parts = dict(dataset.codes)
         if k and fold is not None and 1 <= fold <= k:
             parts = dict(dataset.for_fold(fold).codes)
-        elif k and _is_kfold_parent(record):
+        elif k and record.is_kfold_parent:
             from nettrain.data.split import fold_codes
 
             train, valid = fold_codes(1, k)
@@ -270,7 +237,7 @@ def _parts(dataset, record: dict[str, Any]) -> dict[str, Any]:
         if fold is not None and 1 <= fold <= len(dataset.folds):
             tr, va = dataset.folds[fold - 1]
             parts.update(train=take_rows(dataset.pool, tr), validation=take_rows(dataset.pool, va))
-        elif _is_kfold_parent(record):
+        elif record.is_kfold_parent:
             parts.update(train=dataset.pool, validation=None)
     return parts
 
@@ -294,7 +261,7 @@ def _pick(dataset, parts: dict[str, Any], split: str, what: str = "the run") -> 
     return Rows.of(part, dataset.source)
 
 
-def _run_split_rows(target: Target, split: str, record: dict[str, Any] | None = None) -> Rows:
+def _run_split_rows(target: Target, split: str, record: RunRecord | None = None) -> Rows:
     """The rows of one split of the run's own data, re-created from its saved config."""
     record = run_record(target.run_dir) if record is None else record
     dataset = _run_dataset(target, record)
@@ -305,7 +272,7 @@ def data_rows(target: Target, path: Path) -> Rows:
     """The rows of a --data file: a CSV/TSV/Parquet file streamed chunk by chunk; another file read
     whole, and of an .npz holding its own split the test part (x_test, y_test)."""
     from nettrain.data.sources import SOURCE, part_name, read_parts
-    from nettrain.lifecycle.target import text_columns
+    from nettrain.data.cells import text_columns
 
     if streamed(path):
         return file_rows(path, target.schema, require_target=True)
@@ -539,10 +506,10 @@ class KFoldResult:
                 "files": [str(p) for p in self.files]}
 
 
-def evaluate_kfold(run_dir: Path, record: dict[str, Any], *, data: str | Path | None, split: str | None,
+def evaluate_kfold(run_dir: Path, record: RunRecord, *, data: str | Path | None, split: str | None,
                    gates: list[Gate]) -> KFoldResult:
     """Each `fold-<i>/model.h5` on its fold's validation rows (or `split`, or the --data file)."""
-    k = int(record["folds"])
+    k = record.folds
     fold_dirs = [run_dir / f"fold-{i}" for i in range(1, k + 1)]
     unfinished = [d for d in fold_dirs if not (d / rundir.MODEL).is_file()]
     if unfinished:
@@ -567,7 +534,7 @@ def evaluate_kfold(run_dir: Path, record: dict[str, Any], *, data: str | Path | 
         if data is not None:
             rows = data_rows(target, Path(data))
         else:
-            rows = _pick(dataset, _parts(dataset, {"fold": i}), split_name, f"fold {i} of {run_dir}")
+            rows = _pick(dataset, _parts(dataset, RunRecord(fold=i)), split_name, f"fold {i} of {run_dir}")
         rows.check()
         model = load_model(target)
         result = _measure(target, model, rows, name, split_name)
@@ -584,19 +551,3 @@ def evaluate_kfold(run_dir: Path, record: dict[str, Any], *, data: str | Path | 
                       task=results[0].task, folds=results, mean=mean, std=std, gates=gates)
     out.eval_file = _write_eval(run_dir / f"eval-{name}.json", out.to_dict)
     return out
-
-
-def print_kfold_result(result: KFoldResult) -> None:
-    from nettrain.report.tables import make_console, metrics_table, print_table
-
-    console = make_console()
-    console.print(f"{result.note}: {', '.join(str(f.rows) for f in result.folds)} rows", markup=False,
-                  soft_wrap=True)
-    per_fold = {f"fold-{i}": f.metrics for i, f in enumerate(result.folds, start=1)}
-    print_table(console, metrics_table(per_fold, title="Per fold"))
-    print_table(console, metrics_table({"folds": [f.metrics for f in result.folds], "mean": result.mean,
-                                        "std": result.std}, title="Metrics"))
-    for gate in result.gates:
-        console.print(f"gate (mean over the folds): {gate.describe()}", markup=False)
-    for path in result.files:
-        console.print(f"wrote {path}", markup=False)

@@ -122,16 +122,13 @@ def _leftover(name: str) -> bool:
 
 
 def check_output(out: Path) -> None:
-    """An lr-find folder: not inside a run directory, and new, empty or an earlier lr-find's output."""
-    from nettrain.store import rundir
+    """An lr-find folder: where the one output-path policy lets a folder be written
+    (`nettrain.store.paths.check_output_path`: not inside a run directory, no file in its way, a
+    writable folder), and new, empty or an earlier lr-find's output."""
+    from nettrain.store.paths import check_output_path
 
-    resolved = out.resolve()
-    for parent in (resolved, *resolved.parents):
-        if (parent / rundir.RUN).is_file():
-            raise UsageError(f"--output {out} is inside the run directory {parent}; lr-find never writes into a "
-                             "run: choose a folder outside it (default <output.dir>/<name>/lr-find-<time>)")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--output {out} is a file; give a folder for {CSV} and {PNG}")
+    check_output_path(out, writer="lr-find", kind="folder", wanted=f"a folder for {CSV} and {PNG}",
+                      outside=" (default <output.dir>/<name>/lr-find-<time>)")
     if out.is_dir():
         others = sorted(p.name for p in out.iterdir() if p.name not in (CSV, PNG) and not _leftover(p.name))
         if others:

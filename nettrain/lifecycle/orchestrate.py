@@ -93,9 +93,12 @@ def resume_run(cfg: Config, run_dir: Path, *, quiet: bool = False, json_output: 
         if metrics is not None:
             F.report_result(metrics, run_dir, json_output)
             if folds:
-                return F.FitResult(run_dir, "completed", metrics, cfg.training.epochs)
-            return F.FitResult(run_dir, "completed", metrics, record.data.get("epochs_done") or 0,
-                               record.data.get("best_epoch"), record.data.get("stopped_epoch"))
+                from nettrain.training.kfold import KFoldFitResult
+
+                return KFoldFitResult(run_dir, "completed", metrics, cfg.training.epochs)
+            done = record.typed
+            return F.FitResult(run_dir, "completed", metrics, done.epochs_done or 0, done.best_epoch,
+                               done.stopped_epoch)
         prep = F.prepare(cfg, stream=_recorded_stream(record))
         R.check_same_data(prep, run_dir, record, force)
         if folds:
@@ -106,9 +109,7 @@ def resume_run(cfg: Config, run_dir: Path, *, quiet: bool = False, json_output: 
 def _recorded_stream(record: rundir.RunRecord) -> bool | None:
     """Whether the run was started on streamed data (run.json `data.stream`): `--resume` keeps that path
     under `data.stream: auto` even when the available memory changed since."""
-    data = record.data.get("data")
-    value = data.get("stream") if isinstance(data, dict) else None
-    return value if isinstance(value, bool) else None
+    return record.typed.stream
 
 
 def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
@@ -132,7 +133,8 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
 
 def _run_folds(prep: "Prepared", out: Path, record: rundir.RunRecord, *, quiet: bool,
                json_output: bool) -> "FitResult":
-    """Every fold of the locked k-fold run `out`, in order; then the parent's metrics (mean, std)."""
+    """Every fold of the locked k-fold run `out`, in order; then the parent's metrics (mean, std), and
+    the refit model's when the config asks for one (its table is drawn from the result)."""
     from nettrain.training import fit as F
     from nettrain.training import kfold
 
@@ -147,13 +149,10 @@ def _run_folds(prep: "Prepared", out: Path, record: rundir.RunRecord, *, quiet: 
         refit = _refit(prep, out, record, k, quiet=quiet, json_output=json_output) if cfg.data.split.refit else None
         metrics = kfold.finish(prep, out, record, per_fold, refit)
     if refit is not None and not json_output:
-        from nettrain.report.tables import print_metrics
-
-        info = record.data["refit"]
-        F.notice(f"refit model {out / rundir.MODEL}: {info['epochs']} epoch(s) on all {info.get('rows')} non-test rows")
-        print_metrics(refit, title="Refit model")
+        plan = record.typed.refit
+        F.notice(f"refit model {out / rundir.MODEL}: {plan.epochs} epoch(s) on all {plan.rows} non-test rows")
     F.report_result(metrics, out, json_output)
-    return F.FitResult(out, "completed", metrics, cfg.training.epochs)
+    return kfold.KFoldFitResult(out, "completed", metrics, cfg.training.epochs, refit=refit)
 
 
 def _refit(prep: "Prepared", out: Path, record: rundir.RunRecord, k: int, *, quiet: bool,
@@ -164,10 +163,9 @@ def _refit(prep: "Prepared", out: Path, record: rundir.RunRecord, k: int, *, qui
     from nettrain.training import fit as F
     from nettrain.training import kfold
 
-    plan = record.data.get("refit")
-    started = isinstance(plan, dict) and isinstance(plan.get("epochs"), int)
-    if not started:
-        plan = kfold.refit_plan(prep, out, k)
+    recorded = record.typed.refit
+    started = recorded is not None and recorded.epochs is not None
+    plan = record.data["refit"] if started else kfold.refit_plan(prep, out, k)
     rp = kfold.refit_prep(prep, plan["epochs"])
     monitors = F.check_monitors(rp.cfg, rp.dataset.schema, rp.has_val)
     if started and (out / rundir.CHECKPOINTS / rundir.LAST).is_file():

@@ -31,44 +31,29 @@ from typing import Iterable, Iterator, TextIO
 import numpy as np
 import pandas as pd
 
-from nettrain.data.outputs import existing_folder as _existing_folder
-from nettrain.data.outputs import run_dir_around as _run_dir_around
-from nettrain.data.outputs import same_file as _same_file
+from nettrain.data.rows import Rows, aligned, file_rows
 from nettrain.data.stream import read_ahead
 from nettrain.errors import DataError, UsageError
-from nettrain.lifecycle.target import (Rows, Target, aligned, batch_size, execution_rows, file_rows, load_model,
-                                       model_outputs, resolve_target)
+from nettrain.lifecycle.target import Target, batch_size, execution_rows, load_model, model_outputs, resolve_target
 from nettrain.store import atomic, guard
 
 OUTPUT_KINDS = (".csv", ".parquet")
 
 
 def check_output(output: str | Path | None, input_path: str | Path | None = None) -> Path | None:
-    """The --output path if predictions may be written there (see the module docstring), else UsageError."""
+    """The --output path if predictions may be written there (see the module docstring), else
+    UsageError. The path rules are the one output-path policy, `nettrain.store.paths.check_output_path`."""
+    from nettrain.store.paths import check_output_path
+
     if output is None:
         return None
     path = Path(output)
     if path.suffix.lower() not in OUTPUT_KINDS:
         raise UsageError(f"--output {path}: unknown output type {path.suffix or '(no extension)'!r}; "
                          f"allowed: {', '.join(OUTPUT_KINDS)}")
-    try:
-        if path.is_dir():
-            raise UsageError(f"--output {path} is a folder; give a file name ending in .csv or .parquet")
-        if path.exists() and not path.is_file():
-            raise UsageError(f"--output {path} exists and is not a regular file; choose another name")
-        folder = _existing_folder(path)
-        if input_path is not None and _same_file(path, Path(input_path)):
-            raise UsageError(f"--output {path} is the input file {input_path}; predict never overwrites its input: "
-                             "choose another output file")
-        run = _run_dir_around(folder)
-        if run is not None:
-            raise UsageError(f"--output {path}: {run} is a nettrain run directory (it holds run.json); predict "
-                             "never writes into a run: choose a file outside it")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise UsageError(f"--output {path}: the folder {folder} is not writable")
-    except (OSError, RuntimeError) as e:  # a name too long, a folder without access, a symlink loop
-        raise UsageError(f"--output {path}: cannot use this path: {getattr(e, 'strerror', None) or e}") from None
-    return path
+    protect = [] if input_path is None else [
+        (input_path, f"the input file {input_path}; predict never overwrites its input: choose another output file")]
+    return check_output_path(path, writer="predict", wanted="a file name ending in .csv or .parquet", not_the=protect)
 
 
 @dataclass

@@ -139,8 +139,7 @@ def _refuse_kfold_refit(target: Target) -> None:
     run = target.run_dir
     if run is None or not (run / rundir.RUN).is_file():
         return
-    data = rundir.RunRecord.load(run).data
-    if data.get("folds") and data.get("fold") is None:
+    if rundir.RunRecord.load(run).typed.is_kfold_parent:
         raise UsageError(f"{target.model_path} is the refit model of the k-fold run {run}; retrain does not "
                          "continue a k-fold run (it would train on one fold's rows): train more epochs with "
                          "nettrain fit on its config with data.split.refit and a larger training.epochs, or "
@@ -149,7 +148,7 @@ def _refuse_kfold_refit(target: Target) -> None:
 
 def _epochs_done(run_dir: Path) -> int:
     """Epochs the run has done: a checkpoint of that epoch continues the run in place."""
-    return int(rundir.RunRecord.load(run_dir).data.get("epochs_done") or 0)
+    return rundir.RunRecord.load(run_dir).typed.epochs_done or 0
 
 
 def _check_same_features(target, schema) -> None:

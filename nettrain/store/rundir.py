@@ -22,13 +22,16 @@ import platform
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import yaml
 
 from nettrain import __version__
 from nettrain.errors import Interrupted, UsageError
 from nettrain.store import atomic, guard
+
+if TYPE_CHECKING:
+    from nettrain.store import record
 
 try:
     import fcntl
@@ -283,7 +286,8 @@ _RECORD_FIELDS: dict[str, tuple[type, ...]] = {
 
 
 class RunRecord:
-    """run.json: rewritten atomically at every change so a crash leaves the last good state."""
+    """run.json: rewritten atomically at every change so a crash leaves the last good state. What it
+    holds, typed, for the code that reads it: `typed`, and `store.record.read_record`."""
 
     def __init__(self, run_dir: Path, data: dict[str, Any] | None = None):
         self.path = Path(run_dir) / RUN
@@ -312,6 +316,13 @@ class RunRecord:
         if fingerprint is not None and not isinstance(fingerprint, str):
             raise UsageError(f"{path}: 'data.fingerprint' holds {fingerprint!r}, expected a string")
         return cls(run_dir, data)
+
+    @property
+    def typed(self) -> "record.RunRecord":
+        """The fields as nettrain reads them (`store.record.RunRecord`)."""
+        from nettrain.store import record
+
+        return record.RunRecord.of(self.data)
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)

@@ -6,20 +6,20 @@ on a laptop), or `tf.distribute.MultiWorkerMirroredStrategy` with the cluster of
 model, its optimizer and its metrics are built in the strategy's scope (`fit.Prepared.scope`).
 
 The training step is Keras's own `model.train_step`, run by `strategy.run` on every replica inside a
-`tf.function` of nettrain's (as `engine.ArrayLoop` runs it on one device), because Keras 3's
-`model.fit` and `model.evaluate` fail under `MultiWorkerMirroredStrategy` (keras-team/keras#20585:
-the symbolic build reduces a batch of `PerReplica` values eagerly; measured with Keras 3.15.1 and
-TensorFlow 2.21). One code path serves both strategies:
+`tf.function` of nettrain's: the strategy branch of `engine.Loop` (`Replicas` here is what the branch
+needs besides the step), because Keras 3's `model.fit` and `model.evaluate` fail under
+`MultiWorkerMirroredStrategy` (keras-team/keras#20585: the symbolic build reduces a batch of
+`PerReplica` values eagerly; measured with Keras 3.15.1 and TensorFlow 2.21). One code path serves
+both strategies:
 
-- Batches. `training.batch_size` is the global batch. Rows in memory: every process holds all the
-  training rows and draws the same (seed, epoch) permutation as the one-device run; replica r of R
-  takes rows [r * ceil(B / R), (r + 1) * ceil(B / R)) of each global batch of B, gathered inside the
-  graph (no per-batch input pipeline, as `engine.ArrayLoop`). That is data sharding of each global
-  batch (what `tf.data.experimental.AutoShardPolicy.DATA` does), with the one-device run's batches.
-  Streamed rows (`data.stream`): the feed's `tf.data` batches through
-  `strategy.experimental_distribute_dataset` with `AutoShardPolicy.DATA` (every worker reads the file
-  and keeps its replicas' share of each global batch). Validation and the final evaluation use the
-  same distributed datasets, with `model.test_step`.
+- Batches. `training.batch_size` is the global batch. Rows in memory (`engine.Shares`): every process
+  holds all the training rows and draws the same (seed, epoch) permutation as the one-device run;
+  replica r of R takes rows [r * ceil(B / R), (r + 1) * ceil(B / R)) of each global batch of B,
+  gathered inside the graph (no per-batch input pipeline). That is data sharding of each global
+  batch, with the one-device run's batches. Streamed rows (`data.stream`, `engine.DistributedBatches`):
+  the feed's `tf.data` batches distributed with data sharding (`keras_compat.distribute_dataset`:
+  every worker reads the file and keeps its replicas' share of each global batch). Validation and the
+  final evaluation use the same distributed datasets, with `model.test_step`.
 - Loss scaling. Keras divides each replica's mean loss by the number of replicas
   (`keras.losses.Loss` -> `scale_loss_for_distribution`) and the optimizer sums the replicas'
   gradients (`optimizer.apply_gradients` all-reduces them in the replica context), so an update is
@@ -51,10 +51,10 @@ import tensorflow as tf
 
 import keras
 
+from nettrain import keras_compat
 from nettrain.config.schema import Config
 from nettrain.errors import JobFailed, PeerLost
 from nettrain.training import engine
-from nettrain.training.feed import epoch_order
 
 # ------------------------------------------------------------------------------ the strategy
 
@@ -92,7 +92,7 @@ def join_cluster(timeout: float) -> tf.distribute.MultiWorkerMirroredStrategy:
 
     cluster = C.from_env()  # a missing or malformed TF_CONFIG: one line, exit 2
     C.gather(cluster, timeout, notice)
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    options = keras_compat.collective_timeout(timeout)
     try:
         with _bring_up_watchdog(timeout + GRACE):
             return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
@@ -336,7 +336,7 @@ def _collective(strategy: tf.distribute.Strategy, op: str):
 
 def _all_reduce(strategy: tf.distribute.Strategy, value, op: str) -> np.ndarray:
     out = _collective(strategy, op)(tf.convert_to_tensor(value))
-    return strategy.experimental_local_results(out)[0].numpy()
+    return keras_compat.local_results(strategy, out)[0].numpy()
 
 
 def broadcast_bytes(strategy: tf.distribute.Strategy, payload: bytes | None) -> bytes:
@@ -377,7 +377,7 @@ def sync_from_chief(strategy: tf.distribute.Strategy, variables: list) -> None:
     with peers(strategy, "starting"):
         synced = run()
     for var, value in zip(values, synced):
-        var.assign(strategy.experimental_local_results(value)[0])
+        var.assign(keras_compat.local_results(strategy, value)[0])
 
 
 def weights_digest(weights: list[np.ndarray]) -> str:
@@ -392,32 +392,27 @@ def weights_digest(weights: list[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-# ------------------------------------------------------------------------------ the loops
+# ------------------------------------------------------------------------------ the strategy branch
 
-class _DistributedLoop(engine._Loop):  # noqa: SLF001 - the epoch driver of engine, shared on purpose
-    """`engine._Loop`'s epochs with validation by an `Evaluator`, the stop agreed by all workers and
-    a peer's failure reported as one line."""
+class Replicas:
+    """What `engine.Loop`'s strategy branch needs besides its step (Keras's `train_step` through
+    `strategy.run`): the session around the training (peers watched, the model's state built from
+    `first`, a few training rows (x, y), and synced from the chief), the validation by an `Evaluator`,
+    and the stop agreed by all workers."""
 
-    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, *, steps: int, steps_per_call: int):
-        super().__init__(model, steps=steps, steps_per_call=steps_per_call)
-        self.strategy = strategy
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, first: tuple):
+        self.model, self.strategy, self.first = model, strategy, first
+        self.count = replicas(strategy)
         self.evaluate = Evaluator(model, strategy)
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[None]:
+    def session(self) -> Iterator[None]:
         with peers(self.strategy):
-            build_state(self.model, self.strategy, self.first_batch())
+            build_state(self.model, self.strategy, self.first)
             sync_from_chief(self.strategy, list(self.model.variables) + _optimizer_variables(self.model))
             yield
 
-    def _validate(self, data: tf.data.Dataset, callbacks: list[keras.callbacks.Callback]) -> dict[str, float]:
-        return self.evaluate(data, callbacks)
-
-    def first_batch(self) -> tuple:
-        """A few training rows (x, y), to build the model's state before the first step."""
-        raise NotImplementedError
-
-    def _stop(self) -> bool:
+    def stop(self) -> bool:
         """Whether any worker stops (all do then); on one machine, model.stop_training."""
         stop = bool(self.model.stop_training)
         if is_multi_worker(self.strategy):
@@ -447,81 +442,6 @@ def _optimizer_variables(model: keras.Model) -> list:
     return list(opt.variables) if opt is not None and getattr(opt, "built", False) else []
 
 
-class DistributedArrayLoop(_DistributedLoop):
-    """`engine.ArrayLoop` under a strategy: the same (seed, epoch) batches of `batch_size` global rows,
-    each replica gathering its share inside the graph and running Keras's `train_step`."""
-
-    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, x: dict[str, tf.Tensor], y: tf.Tensor,
-                 *, batch_size: int, seed: int, steps_per_call: int, class_weight: dict[int, float] | None = None,
-                 mode: str = "regression"):
-        self.n = int(y.shape[0])
-        super().__init__(model, strategy, steps=-(-self.n // batch_size), steps_per_call=steps_per_call)
-        weights = engine.class_sample_weights(y.numpy(), mode, class_weight)
-        self.x, self.y = x, y
-        self.w = None if weights is None else tf.constant(weights)
-        self.batch_size, self.seed = batch_size, seed
-        self.share = per_replica_batch(batch_size, replicas(strategy))
-        self._run = tf.function(self._steps, reduce_retracing=True)
-
-    def first_batch(self) -> tuple:
-        return {k: v[:2] for k, v in self.x.items()}, self.y[:2]
-
-    def _replica_step(self, order: tf.Tensor, i: tf.Tensor):
-        ctx = tf.distribute.get_replica_context()
-        r = tf.cast(ctx.replica_id_in_sync_group, tf.int64)
-        start = i * self.batch_size
-        end = tf.minimum(start + self.batch_size, self.n)
-        lo = tf.minimum(start + r * self.share, end)
-        idx = order[lo:tf.minimum(lo + self.share, end)]
-        xb = {k: tf.gather(v, idx) for k, v in self.x.items()}
-        yb = tf.gather(self.y, idx)
-        self.model.train_step((xb, yb) if self.w is None else (xb, yb, tf.gather(self.w, idx)))
-
-    def _steps(self, order: tf.Tensor, first: tf.Tensor, count: tf.Tensor):
-        for i in tf.range(first, first + count):
-            self.strategy.run(self._replica_step, args=(order, i))
-        return self.model.get_metrics_result()
-
-    def _epoch(self, epoch: int, calls: engine._Calls) -> dict[str, float]:  # noqa: SLF001
-        order = epoch_order(self.n, self.seed, epoch)
-        return engine.each_call(self.steps, self.per_call, calls, lambda first, count: self._run(order, first, count))
-
-
-class DistributedDatasetLoop(_DistributedLoop):
-    """Training batches from a `tf.data` dataset of global batches (a stream's), distributed by the
-    strategy with data sharding and iterated afresh each epoch (the epoch's order comes from the feed's
-    epoch cursor, a callback that runs before the epoch's first batch); `steps` batches per epoch."""
-
-    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, dataset: tf.data.Dataset, *, steps: int,
-                 steps_per_call: int, first: tuple):
-        super().__init__(model, strategy, steps=steps, steps_per_call=steps_per_call)
-        self.dataset, self.first = distribute_dataset(strategy, dataset), first
-        self._run = tf.function(self._steps, reduce_retracing=True)
-
-    def first_batch(self) -> tuple:
-        return self.first
-
-    def _steps(self, iterator, count: tf.Tensor):
-        for _ in tf.range(count):
-            self.strategy.run(self.model.train_step, args=(next(iterator),))
-        return self.model.get_metrics_result()
-
-    def _epoch(self, epoch: int, calls: engine._Calls) -> dict[str, float]:  # noqa: SLF001
-        iterator = iter(self.dataset)
-        for first in range(0, self.steps, self.per_call):
-            count = min(self.per_call, self.steps - first)
-            if not calls.run(count, lambda: self._run(iterator, tf.constant(count, tf.int64))):
-                break
-        return calls.logs
-
-
-def distribute_dataset(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
-    """`dataset` (global batches) split over the replicas: each worker keeps its share of every batch."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
-
-
 class Evaluator:
     """`model.evaluate(dataset, return_dict=True)` under `strategy`: Keras's `test_step` on every
     replica of a distributed dataset, the metrics read once at the end (summed over all replicas and
@@ -543,11 +463,11 @@ class Evaluator:
         with peers(self.strategy, "evaluation"):
             model.reset_metrics()
             cbs.on_test_begin()
-            for i, batch in enumerate(distribute_dataset(self.strategy, dataset)):
+            for i, batch in enumerate(keras_compat.distribute_dataset(self.strategy, dataset)):
                 cbs.on_test_batch_begin(i)
                 self._step(batch)
                 cbs.on_test_batch_end(i, {})
-            logs = engine._python(self._results())  # noqa: SLF001
+            logs = engine.as_floats(self._results())
             cbs.on_test_end(logs)
         return logs
 
@@ -568,23 +488,26 @@ def needs_own_evaluation(model: keras.Model) -> bool:
 
 
 def session_loop(session, cursor, *, batch_size: int, steps_per_call: int, class_weight: dict[int, float] | None,
-                 mode: str) -> _DistributedLoop | None:
-    """The loop that trains `session` under its strategy: rows in memory (`DistributedArrayLoop`) or a
-    stream (`DistributedDatasetLoop` over the feed's batches of the epoch `cursor` says); None for a
-    feed of another kind."""
+                 mode: str) -> engine.Loop | None:
+    """The `engine.Loop` that trains `session` under its strategy (its `Replicas`): rows in memory in
+    `engine.Shares` or a stream's batches in `engine.DistributedBatches` (the feed's batches of the
+    epoch `cursor` says); None for a feed of another kind."""
     from nettrain.training.feed import ArrayFeed, StreamFeed
 
     model, strategy, feed = session.model, session.strategy, session.feed
     if isinstance(feed, ArrayFeed):
         x, y = feed.train_tensors(model)
-        return DistributedArrayLoop(model, strategy, x, y, batch_size=batch_size, seed=session.prep.cfg.seed,
-                                    steps_per_call=steps_per_call, class_weight=class_weight, mode=mode)
+        first = {k: v[:2] for k, v in x.items()}, y[:2]
+        return engine.ArrayLoop(model, x, y, batch_size=batch_size, seed=session.prep.cfg.seed,
+                                steps_per_call=steps_per_call, class_weight=class_weight, mode=mode,
+                                replicas=Replicas(model, strategy, first))
     if isinstance(feed, StreamFeed):
         dataset = feed.training(model, cursor)
         if class_weight:
             dataset = dataset.map(_weighting(class_weight, mode))
-        return DistributedDatasetLoop(model, strategy, dataset, steps=feed.steps, steps_per_call=steps_per_call,
-                                      first=_first_stream_rows(feed, model))
+        replicas = Replicas(model, strategy, _first_stream_rows(feed, model))
+        batches = engine.DistributedBatches(keras_compat.distribute_dataset(strategy, dataset), steps=feed.steps)
+        return engine.Loop(model, batches, steps=feed.steps, steps_per_call=steps_per_call, replicas=replicas)
     return None
 
 

@@ -10,20 +10,25 @@ differs. Measured on the bench MLP (200k x 20, Dense 64-64, batch 256, 2 CPU cor
 1.5-1.6x the samples/s of Keras `fit` with `steps_per_execution=32` on numpy arrays, because
 nothing crosses from the host per batch (no iterator `get_next`, no per-execution input copy).
 
-One `Loop` trains on one device; what varies is its batch iterator: `Arrays` (rows held as
-tensors, each call's batches gathered in the graph by the epoch's order; `ArrayLoop` builds
-that loop) or `Windows` (a stream's pieces, one graph call's rows copied out at a time;
-`StreamLoop`). Under a strategy `training.distributed` runs the same `train_step` through
-`strategy.run` on `_Loop`, the epoch driver `Loop` shares. TensorBoard is one of
-the callbacks, whatever the loop; `StepGraph` writes the graph of the loop's training step
-(Keras's callback draws only `model.train_function`'s, which `fit` alone builds). Training ends
-as `fit`'s does: `optimizer.finalize_variable_values` (with `use_ema`, the averaged weights).
+One `Loop` trains every run; what varies is its batch iterator and, under a distribution strategy,
+its step. The iterators: `Arrays` (rows held as tensors, each call's batches gathered in the graph
+by the epoch's order; `ArrayLoop` builds that loop), `Windows` (a stream's pieces, one graph call's
+rows copied out at a time; `StreamLoop`), and under a strategy `Shares` (the `Arrays` batches, each
+replica gathering its share of every batch) or `DistributedBatches` (a distributed dataset's
+batches, the strategy dealing each replica its share). The strategy branch is `replicas` (a
+`training.distributed.Replicas`): the step is then Keras's `train_step` through `strategy.run` on
+every replica (Keras 3's `fit` fails under `MultiWorkerMirroredStrategy`, keras-team/keras#20585),
+the metrics read once per call, and `replicas` supplies what surrounds the training (its peers,
+the state built and synced first), the validation and the stop all workers agree on. TensorBoard is
+one of the callbacks, whatever the loop; `StepGraph` writes the graph of the one-device training
+step (Keras's callback draws only `model.train_function`'s, which `fit` alone builds). Training
+ends as `fit`'s does: `optimizer.finalize_variable_values` (with `use_ema`, the averaged weights).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
@@ -32,33 +37,43 @@ import keras
 
 from nettrain.training.feed import epoch_order
 
+if TYPE_CHECKING:
+    from nettrain.training.distributed import Replicas
 
-def _python(logs: dict[str, Any]) -> dict[str, float]:
+
+def as_floats(logs: dict[str, Any]) -> dict[str, float]:
+    """Logs of tensors as Python floats (what the callbacks get)."""
     return {k: float(v) for k, v in logs.items()}
 
 
-class _Loop:
-    """The epoch driver every loop shares (`Loop`, the distributed ones): Keras callbacks in a
-    CallbackList, called as `fit` calls them (batch hooks once per graph call of up to
-    `steps_per_call` batches), validation through `model.evaluate` after each epoch,
-    `model.stop_training` obeyed after every call, `finalize` at the end."""
+class Loop:
+    """The one epoch engine: each epoch's graph calls come from `batches` (`Arrays`, `Windows`;
+    under a strategy `Shares`, `DistributedBatches`), each call runs up to `steps_per_call` of Keras's
+    `train_step` inside one `tf.function`, on the batches `batches.batch(data, i)` cuts from what the
+    call was given. Keras callbacks in a CallbackList, called as `fit` calls them (batch hooks once
+    per graph call), validation after each epoch, `model.stop_training` obeyed after every call,
+    `finalize` at the end.
 
-    def __init__(self, model: keras.Model, *, steps: int, steps_per_call: int):
-        self.model, self.steps = model, max(1, steps)
+    `replicas` (None: one device) is the strategy branch: the step runs on every replica
+    (`_replicated`), and `replicas` gives the session around the training, the validation and the
+    stop agreed by all workers."""
+
+    def __init__(self, model: keras.Model, batches, *, steps: int, steps_per_call: int,
+                 replicas: "Replicas | None" = None):
+        self.model, self.batches, self.replicas = model, batches, replicas
+        self.steps = max(1, steps)
         self.per_call = max(1, min(int(steps_per_call), self.steps))
         self.graph: tf.Graph | None = None  # the training step's graph, once traced for a `StepGraph`
         self._want_graph = False
         self._cbs: keras.callbacks.CallbackList | None = None  # inside `fit`
-
-    def _epoch(self, epoch: int, calls: "_Calls") -> dict[str, float]:
-        raise NotImplementedError
+        self._run = tf.function(self._steps if replicas is None else self._replicated, reduce_retracing=True)
 
     def fit(self, *, initial_epoch: int, epochs: int, callbacks: list[keras.callbacks.Callback],
             validation_data: tf.data.Dataset | None = None) -> keras.callbacks.History:
         model = self.model
         for c in callbacks:
-            if isinstance(c, StepGraph):
-                c.loop, self._want_graph = self, True
+            if isinstance(c, StepGraph):  # under a strategy no graph is kept: none is written
+                c.loop, self._want_graph = self, self.replicas is None
         with self._session():
             cbs = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=False, model=model,
                                                verbose=0, epochs=epochs, steps=self.steps)
@@ -81,6 +96,31 @@ class _Loop:
             cbs.on_train_end(logs)
         return model.history
 
+    def _steps(self, data, first: tf.Tensor, count: tf.Tensor):
+        logs = self.model.train_step(self.batches.batch(data, first))  # the loop's state needs the logs' structure
+        for i in tf.range(first + 1, first + count):
+            logs = self.model.train_step(self.batches.batch(data, i))
+        return logs
+
+    def _replicated(self, data, first: tf.Tensor, count: tf.Tensor):
+        """The strategy branch's step: batch i (cut in the cross-replica context) handed to
+        `strategy.run`, each replica running Keras's `train_step` on its share (`batches.share`; the
+        optimizer all-reduces the gradients); the metrics read once after the call (their variables
+        sum over the replicas on read, so every worker gets the global values)."""
+        strategy, model, share = self.replicas.strategy, self.model, self.batches.share
+        for i in tf.range(first, first + count):
+            strategy.run(lambda batch: model.train_step(share(batch)), args=(self.batches.batch(data, i),))
+        return model.get_metrics_result()
+
+    def _epoch(self, epoch: int, calls: "_Calls") -> dict[str, float]:
+        with contextlib.closing(self.batches.calls(epoch, self.per_call)) as each:
+            for data, first, count in each:
+                run = (data, tf.constant(first, tf.int64), tf.constant(count, tf.int64))
+                if not calls.run(count, lambda: self._traced(self._run, *run)):
+                    break
+                del data, run  # a window's call: its rows are let go before the next call's are taken
+        return calls.logs
+
     def _traced(self, run, *args) -> dict[str, Any]:
         """`run(*args)` (the loop's `tf.function`), keeping its graph the first time a `StepGraph` wants it."""
         logs = run(*args)
@@ -89,18 +129,20 @@ class _Loop:
         return logs
 
     def _session(self) -> contextlib.AbstractContextManager:
-        """What surrounds the whole training (a distributed loop: its peers, its state built first)."""
-        return contextlib.nullcontext()
+        """What surrounds the whole training (under a strategy: its peers, its state built first)."""
+        return contextlib.nullcontext() if self.replicas is None else self.replicas.session()
 
     def _validate(self, data: tf.data.Dataset, callbacks: list[keras.callbacks.Callback]) -> dict[str, float]:
         """The validation metrics after an epoch, `callbacks` called as `fit` calls them: through the
         training's own CallbackList (a new one would `set_model` each callback again, and TensorBoard
-        would start new event files at every validation)."""
-        return _python(self.model.evaluate(data, verbose=0, return_dict=True, callbacks=self._cbs))
+        would start new event files at every validation); under a strategy, `replicas.evaluate`."""
+        if self.replicas is not None:
+            return self.replicas.evaluate(data, callbacks)
+        return as_floats(self.model.evaluate(data, verbose=0, return_dict=True, callbacks=self._cbs))
 
     def _stop(self) -> bool:
-        """Whether training stops after this epoch."""
-        return bool(self.model.stop_training)
+        """Whether training stops after this epoch (under a strategy: whether any worker stops)."""
+        return bool(self.model.stop_training) if self.replicas is None else self.replicas.stop()
 
 
 def finalize(model: keras.Model, epochs: int) -> None:
@@ -114,7 +156,7 @@ def finalize(model: keras.Model, epochs: int) -> None:
 class StepGraph(keras.callbacks.Callback):
     """`callbacks.tensorboard.write_graph`: the graph of the loop's training step (one graph call of
     `steps_per_call` batches, Keras's `train_step` inside), written to `log_dir` after the first call.
-    Only a loop of this module traces one; under a distribution strategy none is written."""
+    Only a `Loop` on one device traces one; under a distribution strategy none is written."""
 
     def __init__(self, log_dir: str):
         super().__init__()
@@ -140,46 +182,22 @@ class _Calls:
     def run(self, count: int, call) -> bool:
         """Call `call()` (which runs `count` batches); False once training must stop."""
         self.cbs.on_train_batch_begin(self.done)
-        self.logs = _python(call())
+        self.logs = as_floats(call())
         self.done += count
         self.cbs.on_train_batch_end(self.done - 1, self.logs)
         return not self.model.stop_training
 
 
-class Loop(_Loop):
-    """The one-device loop: each epoch's graph calls come from `batches` (`Arrays` or `Windows`),
-    each call runs up to `steps_per_call` of Keras's `train_step` inside one `tf.function`, on the
-    batches `batches.batch(data, i)` cuts from what the call was given."""
-
-    def __init__(self, model: keras.Model, batches: "Arrays | Windows", *, steps: int, steps_per_call: int):
-        super().__init__(model, steps=steps, steps_per_call=steps_per_call)
-        self.batches = batches
-        self._run = tf.function(self._steps, reduce_retracing=True)
-
-    def _steps(self, data, first: tf.Tensor, count: tf.Tensor):
-        logs = self.model.train_step(self.batches.batch(data, first))  # the loop's state needs the logs' structure
-        for i in tf.range(first + 1, first + count):
-            logs = self.model.train_step(self.batches.batch(data, i))
-        return logs
-
-    def _epoch(self, epoch: int, calls: _Calls) -> dict[str, float]:
-        with contextlib.closing(self.batches.calls(epoch, self.per_call)) as each:
-            for data, first, count in each:
-                run = (data, tf.constant(first, tf.int64), tf.constant(count, tf.int64))
-                if not calls.run(count, lambda: self._traced(self._run, *run)):
-                    break
-                del data, run  # a window's call: its rows are let go before the next call's are taken
-        return calls.logs
-
-
 def ArrayLoop(model: keras.Model, x: dict[str, tf.Tensor], y: tf.Tensor, *, batch_size: int, seed: int,
-              steps_per_call: int, class_weight: dict[int, float] | None = None, mode: str = "regression") -> Loop:
+              steps_per_call: int, class_weight: dict[int, float] | None = None, mode: str = "regression",
+              replicas: "Replicas | None" = None) -> Loop:
     """The `Loop` over `Arrays` that trains `model` on `x`/`y` (tensors of all training rows) in
     batches of `batch_size`, in the order drawn from (seed, epoch counted from 1), `steps_per_call`
-    batches per graph call."""
+    batches per graph call; under a strategy (`replicas`), the same batches in `Shares`."""
     weights = class_sample_weights(y.numpy(), mode, class_weight)
-    batches = Arrays(x, y, batch_size=batch_size, seed=seed, weights=weights)
-    return Loop(model, batches, steps=batches.steps, steps_per_call=steps_per_call)
+    arrays = Arrays(x, y, batch_size=batch_size, seed=seed, weights=weights)
+    batches = arrays if replicas is None else Shares(arrays, replicas.count)
+    return Loop(model, batches, steps=arrays.steps, steps_per_call=steps_per_call, replicas=replicas)
 
 
 def StreamLoop(model: keras.Model, chunks, *, steps: int, batch_size: int, steps_per_call: int,
@@ -210,21 +228,66 @@ class Arrays:
             yield order, first, min(per_call, steps - first)
 
     def batch(self, order: tf.Tensor, i: tf.Tensor) -> tuple:
+        return self.take(self.positions(order, i))
+
+    def positions(self, order: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
+        """The rows of batch i of the epoch whose row order is `order`."""
         start = i * self.batch_size
-        idx = order[start:tf.minimum(start + self.batch_size, self.n)]
+        return order[start:tf.minimum(start + self.batch_size, self.n)]
+
+    def take(self, idx: tf.Tensor) -> tuple:
+        """(x, y) or (x, y, weights) of the rows `idx`, gathered from the tensors."""
         xb = {k: tf.gather(v, idx) for k, v in self.x.items()}
         yb = tf.gather(self.y, idx)
         return (xb, yb) if self.w is None else (xb, yb, tf.gather(self.w, idx))
 
 
-def each_call(steps: int, per_call: int, calls: "_Calls", run) -> dict[str, float]:
-    """An epoch of `steps` batches as graph calls of up to `per_call` batches: `run(first, count)`
-    (int64 tensors) for each, through `calls` (callbacks, stop requests); the epoch's logs."""
-    for first in range(0, steps, per_call):
-        count = min(per_call, steps - first)
-        if not calls.run(count, lambda: run(tf.constant(first, tf.int64), tf.constant(count, tf.int64))):
-            break
-    return calls.logs
+class Shares:
+    """`Arrays` under a strategy of `replicas` replicas: the same (seed, epoch) batches of the global
+    batch size B; batch i's row positions go to every replica, and replica r gathers its share, rows
+    [r * ceil(B / R), (r + 1) * ceil(B / R)) of the batch, inside the graph (no per-batch input
+    pipeline). That is data sharding of each global batch, with the one-device run's batches."""
+
+    def __init__(self, arrays: Arrays, replicas: int):
+        self.arrays, self.steps = arrays, arrays.steps
+        self.rows = -(-arrays.batch_size // max(1, replicas))  # a replica's share of a whole batch
+
+    def calls(self, epoch: int, per_call: int):
+        return self.arrays.calls(epoch, per_call)
+
+    def batch(self, order: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
+        """Batch i's row positions (in the cross-replica context)."""
+        return self.arrays.positions(order, i)
+
+    def share(self, idx: tf.Tensor) -> tuple:
+        """This replica's rows of the batch whose positions are `idx` (in the replica context)."""
+        r = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        n = tf.shape(idx, out_type=tf.int64)[0]
+        lo = tf.minimum(r * self.rows, n)
+        return self.arrays.take(idx[lo:tf.minimum(lo + self.rows, n)])
+
+
+class DistributedBatches:
+    """The batches of a distributed dataset (global batches dealt to the replicas by the strategy:
+    `keras_compat.distribute_dataset`), iterated afresh each epoch (a stream's epoch order comes from
+    the feed's epoch cursor, a callback that runs before the epoch's first batch); `steps` per epoch."""
+
+    def __init__(self, dataset, *, steps: int):
+        self.dataset, self.steps = dataset, max(1, steps)
+
+    def calls(self, epoch: int, per_call: int):
+        """(the epoch's iterator, first batch, batches) of each graph call of `epoch`."""
+        iterator = iter(self.dataset)
+        for first in range(0, self.steps, per_call):
+            yield iterator, first, min(per_call, self.steps - first)
+
+    def batch(self, iterator, i: tf.Tensor):
+        """The next global batch, one share per replica (in the cross-replica context)."""
+        return next(iterator)
+
+    def share(self, batch) -> tuple:
+        """This replica's share: the strategy dealt it already."""
+        return batch
 
 
 class Windows:

@@ -354,10 +354,10 @@ def _fit(s: Session, kit: _Callbacks) -> None:
 
 
 def _loop(s: Session, cursor: EpochCursor) -> Any:
-    """The loop that trains the session, whatever its callbacks (TensorBoard too): under a
-    distribution strategy the loop of `training.distributed` (Keras's train_step on every replica;
-    Keras 3's fit fails under a multi-worker strategy); else `engine.ArrayLoop` for rows held in
-    memory and `engine.StreamLoop` for a stream."""
+    """The `engine.Loop` that trains the session, whatever its callbacks (TensorBoard too): under a
+    distribution strategy with its strategy branch (`distributed.session_loop`: Keras's train_step on
+    every replica; Keras 3's fit fails under a multi-worker strategy); else `engine.ArrayLoop` for
+    rows held in memory and `engine.StreamLoop` for a stream."""
     cfg, model = s.prep.cfg, s.model
     common = dict(batch_size=cfg.training.batch_size, steps_per_call=int(model.steps_per_execution),
                   class_weight=s.feed.class_weight(cfg), mode=s.prep.mode)

@@ -30,10 +30,19 @@ from nettrain.config.schema import Config
 from nettrain.data.load import fold_dataset
 from nettrain.errors import Interrupted
 from nettrain.store import atomic, guard, rundir
+from nettrain.store.record import RunRecord
 from nettrain.training import fit as F
 from nettrain.training import tracking
 
 MEAN_CURVES = "learning_curves_mean.png"   # in the parent's plots/
+
+
+@dataclasses.dataclass
+class KFoldFitResult(F.FitResult):
+    """A k-fold run's result: `metrics` holds every fold's, their mean and std (and the refit's under
+    `refit`); `refit` the refit model's metrics when it trained in this call (its own table)."""
+
+    refit: dict[str, dict[str, float]] | None = None
 
 
 def _streamed(prep: F.Prepared) -> bool:
@@ -102,9 +111,9 @@ def folds_running(out: Path, record: rundir.RunRecord) -> Iterator[None]:
             record.update(status="running", ended=None)
             yield
     except (KeyboardInterrupt, Interrupted):
-        refit = " and epoch {} of the refit".format(record.data.get("epochs_done") or 0) \
-            if isinstance(record.data.get("refit"), dict) else ""
-        raise Interrupted(f"interrupted after {record.data.get('folds_done') or 0} complete fold(s){refit}; the run "
+        now = record.typed
+        refit = f" and epoch {now.epochs_done or 0} of the refit" if now.refit is not None else ""
+        raise Interrupted(f"interrupted after {now.folds_done or 0} complete fold(s){refit}; the run "
                           f"so far is in {out} (continue it with: nettrain fit CONFIG --resume {out})") from None
 
 
@@ -128,9 +137,9 @@ def finish(prep: F.Prepared, out: Path, record: rundir.RunRecord, per_fold: list
     return metrics
 
 
-def fold_records(out: Path, k: int) -> list[dict[str, Any]]:
-    """The folds' run.json contents (checked), in fold order."""
-    return [rundir.RunRecord.load(fold_dir(out, i)).data for i in range(1, k + 1)]
+def fold_records(out: Path, k: int) -> list[RunRecord]:
+    """The folds' run.json records (checked), in fold order."""
+    return [rundir.RunRecord.load(fold_dir(out, i)).typed for i in range(1, k + 1)]
 
 
 def draw_mean_curves(out: Path, k: int, record: rundir.RunRecord) -> Path | None:
@@ -146,9 +155,9 @@ def draw_mean_curves(out: Path, k: int, record: rundir.RunRecord) -> Path | None
         histories.append([{c: v for c, v in row.items() if not is_gradient_column(c)} for row in rows])
     if not any(histories):
         return None
-    info = record.data.get("refit")
-    if isinstance(info, dict) and isinstance(info.get("epochs"), int):
-        best, monitor = info["epochs"], info.get("monitor")
+    plan = record.typed.refit
+    if plan is not None and plan.epochs is not None:
+        best, monitor = plan.epochs, plan.monitor
     else:
         best, monitor, _ = mean_best_epoch(fold_records(out, k))
     (out / rundir.PLOTS).mkdir(exist_ok=True)
@@ -158,15 +167,12 @@ def draw_mean_curves(out: Path, k: int, record: rundir.RunRecord) -> Path | None
 
 # ------------------------------------------------------------------------------ data.split.refit
 
-def mean_best_epoch(records: list[dict[str, Any]]) -> tuple[int, str | None, list[int]]:
+def mean_best_epoch(records: list[RunRecord]) -> tuple[int, str | None, list[int]]:
     """(the mean of the folds' best epochs rounded half up, at least 1; the monitor that chose them;
     each fold's best epoch). A fold without a best epoch (no finite monitored value) counts with the
     epochs it trained."""
-    bests = []
-    for r in records:
-        best = r.get("best_epoch") or r.get("epochs_done") or r.get("epochs") or 1
-        bests.append(int(best))
-    monitors = [r.get("monitor") for r in records if isinstance(r.get("monitor"), str)]
+    bests = [r.best_epoch or r.epochs_done or r.epochs or 1 for r in records]
+    monitors = [r.monitor for r in records if r.monitor is not None]
     mean = max(1, math.floor(sum(bests) / len(bests) + 0.5)) if bests else 1
     return mean, (monitors[0] if monitors else None), bests
 

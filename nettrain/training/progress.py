@@ -2,7 +2,8 @@
 
 The output streams rule (docs/config.md, "Output streams"): progress, epoch lines and notices go
 to stderr, for every command and role; stdout carries only results (the final metrics table and
-the `run directory:` line, or with --json the one JSON object)."""
+the `run directory:` line, or with --json the one JSON object), which the command line draws from
+the result the library returns (`nettrain.render.show_fit`): nothing here writes to stdout."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import keras
 
-from nettrain.report.tables import epoch_line, format_value, make_console, print_metrics
+from nettrain.report.tables import epoch_line, format_value, make_console
 from nettrain.training.callbacks import current_lr
 
 
@@ -24,14 +25,13 @@ def notice(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def report_result(metrics: dict, out: Path, json_output: bool) -> None:
-    """The results on stdout: the final metrics table and the run directory; with --json (whose
-    object on stdout holds both) only the directory, as a notice on stderr."""
+def report_result(metrics: dict[str, Any], out: Path, json_output: bool) -> None:
+    """A training session has its result (`metrics`, in `out`). The table and the `run directory:`
+    line on stdout are the command's to draw from the result returned (`render.show_fit`); with
+    `json_output` (--json, or a session inside another: a k-fold run's fold and refit) the run
+    directory is named here, as a notice on stderr, as the session ends."""
     if json_output:
-        print(f"run directory: {out}", file=sys.stderr)
-        return
-    print_metrics(metrics)
-    print(f"run directory: {out}")
+        notice(f"run directory: {out}")
 
 
 def tell_the_end(es, early, stopped: int | None, weights_epoch: int, last: int) -> None:

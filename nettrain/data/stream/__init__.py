@@ -1,0 +1,59 @@
+"""Data larger than memory (`data.stream`): a CSV/TSV/Parquet file read in chunks, never whole.
+
+Which path a config takes: `choose(cfg)`. `auto` streams when the data files together are larger
+than a quarter of the available memory (`STREAM_SHARE`); only CSV, TSV (also gzip/bz2-compressed)
+and Parquet files stream.
+
+`load_stream(cfg)` makes one first pass over the file(s), chunk by chunk (`Part.chunks`), and keeps
+only what training needs: the column kinds (decided from the first chunk by the same
+`select_columns` / `type_columns` the in-memory path uses; a later value that is not a number in a
+numeric column is an error naming its line), the row count of every split, the distinct labels and
+the task, the statistics of the training rows (`data.stats`: one `stats_of` per chunk, merged), the
+fill values of the missing-value policy, the class shares per split, whether the file is ordered by
+its target, and a fingerprint (sha256 of the file bytes and the split). Every later pass reads the
+file again (`RowReader.rows`): each row's split is a function of its row number and the seed
+(`split.HashedSplit`), so evaluate and --resume find the same rows. Every pass, one that reads the
+cache of prepared rows too, first checks that each file's size, mtime and inode (`Stamp`) are those
+of the first pass: a file changed during a run is a DataError naming it.
+
+Shuffling: rows are permuted within windows of `SHUFFLE_WINDOW` consecutive chunks, by a numpy
+permutation seeded from (seed, epoch, window number), so an epoch's order depends on nothing else
+(a resumed run sees the same batches). Rows further apart than a window are never mixed: a file
+ordered by its target must be shuffled once beforehand (the first pass says so). A CSV's chunks
+hold exactly `chunks.CHUNK_ROWS` rows (`chunks.exact_chunks`), so windows do not depend on the
+reader's block size. Training takes a window as `RowReader.windows` gives it: its chunks joined
+once, in file order, with the order to serve them in (no permuted copy).
+
+Memory (measured on a 20M x 20 CSV, `bench/RESULTS.md`): a pass holds one chunk being parsed (10 MB
+of pyarrow's reader, the chunk's float64 columns, the prepared float32 rows) and, while training,
+two windows (the one trained on, the next one read ahead); no stage keeps a reference to what it
+handed on (a generator drops its item before the consumer works on it).
+
+No TensorFlow here: the feed (`training.feed.StreamFeed`) turns `RowReader.rows` into tf.data.
+
+The modules, by concern: `path` (which path a config takes), `reader` (a file's typed chunks and
+the rows of chosen splits), `windows` (shuffle windows, splits joined as they come), `cache`
+(prepared rows kept between passes), `ahead` (items produced ahead by a thread), `files` (what is
+read of a file besides its rows: checks, first chunk, row count, sha256), `tally` (what the first
+pass counts), `firstpass` (`load_stream`) and `dataset` (`StreamDataset`). The names below are the
+package's; tests that replace one (`available_memory`) replace it in the module that uses it.
+"""
+
+from nettrain.data.stream.ahead import read_ahead
+from nettrain.data.stream.cache import SplitCache
+from nettrain.data.stream.dataset import HOLDOUT_ROWS, StreamDataset
+from nettrain.data.stream.files import check_table_file
+from nettrain.data.stream.firstpass import load_stream
+from nettrain.data.stream.path import SPLIT_NAMES, STREAM_SHARE, DataPath, available_memory, choose, data_files
+from nettrain.data.stream.reader import SHUFFLE_WINDOW, Part, RowReader, Stamp
+from nettrain.data.stream.tally import MAX_LABELS
+from nettrain.data.stream.windows import Window, joined, window_order
+from nettrain.data.types import Split
+
+# Rows of several Splits as one: `Split.concat` (the name training/gradients.py and lifecycle/inspect.py call).
+join_splits = Split.concat
+
+__all__ = ["DataPath", "HOLDOUT_ROWS", "MAX_LABELS", "Part", "RowReader", "SHUFFLE_WINDOW", "SPLIT_NAMES",
+           "STREAM_SHARE", "SplitCache", "Stamp", "StreamDataset", "Window", "available_memory",
+           "check_table_file", "choose", "data_files", "join_splits", "joined", "load_stream", "read_ahead",
+           "window_order"]
