@@ -6,9 +6,11 @@ on purpose: a lazy import runs when its function is called, so it cannot make an
 it is the way the package keeps TensorFlow out of the CLI (`nettrain.api` imports training/ inside
 the commands that train). `if TYPE_CHECKING:` blocks never run and are left out too.
 
-Two rules are stricter and count every import, lazy ones included: training/ never imports
-lifecycle/ (the orchestration calls training, never the other way), and the one-training leaf
-`training/fit.py` knows nothing of k-fold.
+The floor rule counts every import, lazy ones included: each room (subpackage or top-level
+module) sits on a floor (`FLOORS`, the order docs/architecture.md draws) and imports only from the
+floors below it, so a lazy import can keep TensorFlow out of a light command but can never reach
+upwards. Two rules are stricter still: training/ never imports lifecycle/ (the orchestration calls
+training, never the other way), and the one-training leaf `training/fit.py` knows nothing of k-fold.
 """
 
 from __future__ import annotations
@@ -155,6 +157,50 @@ def test_module_level_means_not_inside_functions_nor_type_checking():
     module = [n.names[0].name for n in _import_nodes(tree, lazy=False)]
     assert module == ["a", "c", "d", "e"]
     assert sorted(n.names[0].name for n in _import_nodes(tree, lazy=True)) == list("abcdeg")
+
+
+# The floors of the house, top to bottom (docs/architecture.md): a module imports only from floors
+# below its own, lazily or not. Rooms on one floor do not import each other (data and report).
+FLOORS = {
+    "__main__": 9, "cli": 8, "api": 7, "render": 7, "sweep": 6, "lifecycle": 5, "training": 4,
+    "model": 3.5, "data": 3, "report": 3, "store": 2.5, "config": 2,
+    "errors": 1.5, "keras_compat": 1, "words": 1, "nettrain": 0,
+}
+
+
+def _downward_offenders(edges) -> list[str]:
+    """The edges (source room, target room, where) that do not point to a lower floor."""
+    return [f"{where}: {a} (floor {FLOORS.get(a)}) -> {b} (floor {FLOORS.get(b)})"
+            for a, b, where in edges if FLOORS.get(a) is None or FLOORS.get(b) is None or FLOORS[b] >= FLOORS[a]]
+
+
+def _all_edges(lazy: bool):
+    for name in _modules():
+        for target, line in imports(name, lazy=lazy):
+            inner = _internal(target)
+            if inner is not None and _room(inner) != _room(name):
+                yield _room(name), _room(inner), f"{name}:{line}"
+
+
+def test_every_room_has_a_floor():
+    rooms = {_room(name) for name in _modules()}
+    assert rooms <= set(FLOORS), f"place the new room(s) on a floor in FLOORS: {sorted(rooms - set(FLOORS))}"
+
+
+def test_every_import_points_down_the_floors_lazy_ones_included():
+    """cli -> api -> (sweep) -> lifecycle -> training -> model/data/report -> store/config -> errors/words:
+    an import inside a function obeys the same rule as one at the top of the module."""
+    offenders = _downward_offenders(_all_edges(lazy=True))
+    assert not offenders, "imports against the floors:\n" + "\n".join(offenders)
+
+
+def test_the_floor_rule_sees_a_lazy_import_upwards():
+    tree = ast.parse("def f():\n    from nettrain.lifecycle import evaluate\n")
+    lazy = [n.module for n in _import_nodes(tree, lazy=True)]
+    assert lazy == ["nettrain.lifecycle"]
+    assert _downward_offenders([("data", "lifecycle", "nettrain.data.x:2")])
+    assert _downward_offenders([("data", "report", "nettrain.data.x:2")])  # one floor, two rooms
+    assert not _downward_offenders([("lifecycle", "data", "nettrain.lifecycle.x:2")])
 
 
 def test_training_never_imports_lifecycle_not_even_lazily():
