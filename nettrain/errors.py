@@ -5,6 +5,8 @@ Library code raises these; only the CLI turns them into exit codes and messages.
 
 from __future__ import annotations
 
+from nettrain.words import first_line
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -95,5 +97,4 @@ def describe_os_error(err: BaseException) -> str:
     for code in (_errno.ENOSPC, _errno.EROFS, _errno.EACCES, _errno.EDQUOT, _errno.EIO, _errno.EFBIG):
         if _os.strerror(code) in text or f"errno = {code}," in text:
             return _os.strerror(code)
-    line = text.strip().splitlines()[0] if text.strip() else type(err).__name__
-    return line
+    return first_line(err)

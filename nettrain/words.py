@@ -77,3 +77,30 @@ def first_line(value: BaseException | str, limit: int | None = None) -> str:
         return type(value).__name__ if isinstance(value, BaseException) else ""
     line = text.splitlines()[0]
     return line if limit is None else clip(line, limit)
+
+
+# ------------------------------------------------------------------------------ names in messages
+
+_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {0x7F: "\\x7f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+def show_name(name: Any, limit: int = 60) -> str:
+    """A column name (or value) for a one-line message: control characters escaped, long text cut."""
+    text = str(name).translate(_CONTROL)
+    return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."
+
+
+def list_names(names: Iterable, limit: int = 20, quote: bool = False) -> str:
+    """`a, b, c` (quoted with `quote`), at most `limit` names and then `, ... (N in all)`."""
+    names = list(names)
+    shown = [f"'{show_name(n)}'" if quote else show_name(n) for n in names[:limit]]
+    text = ", ".join(shown)
+    return text + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def reason(e: BaseException, *, all_lines: bool = False) -> str:
+    """Why something failed, for a one-line message: the exception's first line (with `all_lines`, its
+    whole message on one line), control characters escaped, at most 200 characters; its type when
+    the message is empty."""
+    text = one_line(e) if all_lines else first_line(e)
+    return show_name(text, 200) if str(e).strip() else type(e).__name__

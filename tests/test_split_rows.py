@@ -78,11 +78,13 @@ def test_aligned_cuts_every_piece_but_the_last_to_a_multiple(sizes):
     assert numbers(Split.concat(out)) == list(range(total))  # every row once, in order
 
 
-def test_the_names_callers_still_use_are_splits_own():
-    """lifecycle/evaluate.py calls `load.take_rows`, training/gradients.py and lifecycle/inspect.py
-    `stream.join_splits`: the same functions, not copies."""
-    from nettrain.data.load import take_rows
-    from nettrain.data.stream import join_splits
+def test_split_take_and_concat_are_the_only_take_and_join():
+    """No second copy of "rows at these positions" or "these splits as one" anywhere in the package."""
+    import re
+    from pathlib import Path
 
-    assert take_rows is Split.take
-    assert join_splits is Split.concat
+    root = Path(__file__).resolve().parent.parent / "nettrain"
+    pattern = re.compile(r"^\s*(def (take_rows|join_splits|_take|_join)\b|(take_rows|join_splits) = )", re.M)
+    copies = [f"{p.relative_to(root)}: {m.group(0).strip()}" for p in sorted(root.rglob("*.py"))
+              for m in pattern.finditer(p.read_text())]
+    assert copies == [], copies

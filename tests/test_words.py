@@ -82,3 +82,21 @@ def test_config_messages_cut_with_it(tmp_path):
         parse_override("training.epochs." + "9" * 30 + "=1")
     assert f"list index {clip('9' * 30, 20)} is far too large" in str(info.value)
     assert "99999999999999999..." in str(info.value)
+
+
+def test_reason_is_the_first_line_escaped_and_cut_or_the_type():
+    from nettrain.words import reason
+
+    assert reason(ValueError("bad\nmore")) == "bad"
+    assert reason(ValueError("bad\nmore"), all_lines=True) == "bad more"
+    assert reason(ValueError("  ")) == "ValueError"
+    assert reason(OSError("a\x01b")) == "a\\x01b"
+    assert len(reason(ValueError("x" * 500))) == 200
+
+
+def test_show_name_and_list_names():
+    from nettrain.words import list_names, show_name
+
+    assert show_name("a\tb") == "a\\tb" and show_name("y" * 100, 10) == "yyyyyyy..."
+    assert list_names(["a", "b"], quote=True) == "'a', 'b'"
+    assert list_names(range(30), limit=2) == "0, 1, ... (30 in all)"

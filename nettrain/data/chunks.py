@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.cells import FALSE_TEXT, NA_TEXT, TRUE_TEXT  # noqa: F401 - the one rule's words
-from nettrain.data.words import show_name
 from nettrain.errors import DataError
+from nettrain.words import reason, show_name
 
 CHUNK_ROWS = 65_536
 BLOCK_BYTES = 1 << 18
@@ -61,12 +61,12 @@ def header(path: str | os.PathLike) -> list[str]:
         try:
             return [str(n) for n in pq.read_schema(p).names]
         except Exception as e:  # noqa: BLE001 - not parquet, truncated
-            raise DataError(f"{p}: cannot read it as parquet: {_reason(e)}") from None
+            raise DataError(f"{p}: cannot read it as parquet: {reason(e, all_lines=True)}") from None
     sep = "\t" if kind_of(p) == ".tsv" else ","
     try:
         row = pd.read_csv(p, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     except Exception as e:  # noqa: BLE001
-        raise DataError(f"{p}: cannot read its header: {_reason(e)}") from None
+        raise DataError(f"{p}: cannot read its header: {reason(e, all_lines=True)}") from None
     return [str(n) for n in row.iloc[0].tolist()]
 
 
@@ -189,7 +189,7 @@ def _parquet_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows
     try:
         f = pq.ParquetFile(p)
     except Exception as e:  # noqa: BLE001
-        raise DataError(f"{p}: cannot read it as parquet: {_reason(e)}") from None
+        raise DataError(f"{p}: cannot read it as parquet: {reason(e, all_lines=True)}") from None
     import pyarrow as pa
 
     start = 0
@@ -204,7 +204,7 @@ def _parquet_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows
             except (pa.ArrowException, OSError) as e:  # a damaged row group (pyarrow does not say which)
                 size = f.metadata.row_group(group).num_rows
                 raise DataError(f"{p}: cannot read row group {group + 1} of {f.num_row_groups} (rows {first + 1}-"
-                                f"{first + size}): {_reason(e)}") from None
+                                f"{first + size}): {reason(e, all_lines=True)}") from None
             chunk = _chunk(pa.Table.from_batches([batch]), start)
             for name in numeric:
                 chunk.frame[name] = _as_numbers(p, chunk, name)
@@ -272,9 +272,9 @@ def unreadable(p: Path, count: int, err: BaseException) -> DataError:
     refuses (`bad_line`), else the line it got past; of a Parquet file, the row after those read."""
     kind = kind_of(p)
     if kind == ".parquet":
-        return DataError(f"{p}: cannot read it as parquet after row {count}: {_reason(err)}")
+        return DataError(f"{p}: cannot read it as parquet after row {count}: {reason(err, all_lines=True)}")
     return bad_line(p) or DataError(f"{p}: cannot read it as {kind[1:]} past line {count + 1} (the rows up to "
-                                    f"there were read): {_reason(err)}")
+                                    f"there were read): {reason(err, all_lines=True)}")
 
 
 FIELD_LIMIT = 1 << 24  # characters in one value that `bad_line` reads (pyarrow reads none longer than a block)
@@ -306,7 +306,7 @@ def bad_line(p: Path) -> DataError | None:
         return DataError(f"{p}: line {count[0]} is not UTF-8 text ({e.reason} at byte {e.start} of the line); "
                          "save the file as UTF-8")
     except csv.Error as e:
-        return DataError(f"{p}: cannot read it as {kind[1:]}: line {line}: {_reason(e)}")
+        return DataError(f"{p}: cannot read it as {kind[1:]}: line {line}: {reason(e, all_lines=True)}")
     except Exception:  # noqa: BLE001 - unreadable otherwise (a damaged .gz): the caller says what pyarrow said
         return None
     finally:
@@ -344,9 +344,6 @@ def _text_lines(p: Path, count: list[int]) -> Iterator[str]:
             yield raw.decode("utf-8-sig" if count[0] == 1 else "utf-8")
 
 
-def _reason(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return show_name(text, 200) if text else type(e).__name__
 
 
 MMAP_THRESHOLD = 1 << 20  # bytes: glibc's malloc maps allocations this large on their own

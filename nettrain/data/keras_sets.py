@@ -14,9 +14,8 @@ import pandas as pd
 from nettrain.data.npz import NpzReader
 from nettrain.data.sources import (DEFAULT_TARGET, RawData, check_rows, same_shapes, arrays_to_frame,
                                    part_name)
-from nettrain.data.words import list_names, show_name
 from nettrain.errors import DataError
-from nettrain.words import did_you_mean
+from nettrain.words import did_you_mean, list_names, show_name
 
 KERAS_SETS = {  # name -> task of its labels (integers that auto-inference could misread)
     "mnist": "multiclass",

@@ -18,13 +18,12 @@ from nettrain.data.cells import cell_types, text_columns, typed_table
 from nettrain.data.columns import as_strings, select_columns, to_numbers, type_columns
 from nettrain.data.inputs import MISSING_POLICIES, missing_counts, missing_rows, prepare_inputs
 from nettrain.data.sources import read_later, read_source
-from nettrain.data.words import list_names
 from nettrain.data.split import fingerprint, hold_out, make_folds, should_stratify, split_rows
 from nettrain.data.stats import FILL_POLICIES, imputation_values, stats_of
 from nettrain.data.task import class_type, infer_task
 from nettrain.data.types import Dataset, FeatureSchema, Split
 from nettrain.errors import DataError
-from nettrain.words import did_you_mean
+from nettrain.words import did_you_mean, list_names
 
 
 def load_dataset(cfg) -> Dataset:
@@ -128,10 +127,6 @@ def fold_dataset(dataset: Dataset, train_positions: np.ndarray, validation_posit
     train = dataset.pool.take(train_positions)
     return dataclasses.replace(dataset, train=train, validation=dataset.pool.take(validation_positions),
                                folds=None, pool=None, stats=stats_of(dataset.schema, train))
-
-
-# The rows of a Split at positions: `Split.take` (the name lifecycle/evaluate.py calls).
-take_rows = Split.take
 
 
 def _official_split(cfg, raw, frames: dict[str, pd.DataFrame], notes: list[str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nettrain.data.words import reason, show_name
+from nettrain.words import reason, show_name
 from nettrain.errors import DataError
 
 

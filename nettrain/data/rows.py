@@ -21,7 +21,7 @@ from nettrain.data.inputs import prepare_inputs
 from nettrain.data.stream.files import check_table_file, looks_boolean
 from nettrain.data.stream.reader import Part
 from nettrain.data.types import FeatureSchema, Split
-from nettrain.data.words import list_names
+from nettrain.words import list_names
 from nettrain.errors import DataError
 
 

@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.npz import NpzReader
-from nettrain.data.words import list_names, reason, show_name
 from nettrain.errors import DataError
-from nettrain.words import did_you_mean
+from nettrain.words import did_you_mean, list_names, reason, show_name
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".parquet", ".jsonl", ".npz")
 # pandas reads these compressed text files transparently (data.csv.gz, data.jsonl.zst, ...)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from nettrain.config.coherence import loss_task
 from nettrain.data.columns import as_strings, to_numbers
-from nettrain.data.words import list_names
+from nettrain.words import list_names
 
 MAX_INTEGER_CLASSES = 20
 

@@ -218,7 +218,6 @@ def _parts(dataset, record: RunRecord) -> dict[str, Any]:
     """{split: rows} of the model a run record describes. A k-fold fold (`fold: i`) trained on its
     fold's rows and validated on the rest; a k-fold parent's (refit) model trained on all non-test rows.
     In memory the rows are Splits; of a stream, the split codes of its rows (`StreamDataset.codes`)."""
-    from nettrain.data.load import take_rows
 
     fold = record.fold
     if _is_stream(dataset):
@@ -236,7 +235,7 @@ def _parts(dataset, record: RunRecord) -> dict[str, Any]:
     if dataset.folds is not None and dataset.pool is not None:
         if fold is not None and 1 <= fold <= len(dataset.folds):
             tr, va = dataset.folds[fold - 1]
-            parts.update(train=take_rows(dataset.pool, tr), validation=take_rows(dataset.pool, va))
+            parts.update(train=dataset.pool.take(tr), validation=dataset.pool.take(va))
         elif record.is_kfold_parent:
             parts.update(train=dataset.pool, validation=None)
     return parts

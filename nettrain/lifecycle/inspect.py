@@ -155,7 +155,7 @@ def _inspect_config(path: Path, overrides: list[str], batch: int | None) -> Insp
 
 def _inspect_trained(path: Path, batch: int | None) -> InspectReport:
     from nettrain.config import load_config
-    from nettrain.data.stream import join_splits
+    from nettrain.data.types import Split
     from nettrain.lifecycle.evaluate import _run_split_rows, run_record
     from nettrain.lifecycle.target import batch_size, load_model, model_feed, n_classes, resolve_target
 
@@ -168,7 +168,7 @@ def _inspect_trained(path: Path, batch: int | None) -> InspectReport:
         total += len(part)
         if total >= rows_wanted:
             break
-    split = join_splits(pieces)
+    split = Split.concat(pieces)
     cfg = load_config(target.model_path, data=copy.deepcopy(target.config), check_names=False)
     model = load_model(target)
 

@@ -8,7 +8,7 @@ second class and 1 - p for the first; a tanh head (hinge losses) gives a score s
 mapped to (s + 1) / 2 for the second class (clipped to [0, 1]) so that the predicted class is the
 one with proba > 0.5. The input's target column, when present, is ignored.
 
-A CSV/TSV/Parquet input is read in chunks (`target.file_rows`) and the predictions are written as
+A CSV/TSV/Parquet input is read in chunks (`data.rows.file_rows`) and the predictions are written as
 each chunk is done, so memory stays flat however large the file; a bad value names its row and,
 in a CSV/TSV, its line. Other inputs (.jsonl, .npz, .xz/.zip/.zst files) are read whole.
 
@@ -17,7 +17,7 @@ file next to FILE, renamed over it at the end; on an error or an interrupt the t
 removed and FILE is left as it was. Missing parent folders are created.
 Predict never overwrites user data or a run: the output may not be the input file (by any path
 spelling, symlink or hard link), may not lie inside a run directory (a folder holding run.json,
-or a folder directly inside one), and may not pass through an existing file used as a folder.
+at any depth below it: `store.paths`), and may not pass through an existing file used as a folder.
 All of this is checked before the model is loaded.
 """
 
@@ -36,6 +36,7 @@ from nettrain.data.stream import read_ahead
 from nettrain.errors import DataError, UsageError
 from nettrain.lifecycle.target import Target, batch_size, execution_rows, load_model, model_outputs, resolve_target
 from nettrain.store import atomic, guard
+from nettrain.words import first_line
 
 OUTPUT_KINDS = (".csv", ".parquet")
 
@@ -227,7 +228,7 @@ def _write_parquet(frames: Iterable[pd.DataFrame], tmp: Path, path: Path) -> tup
         try:
             return step()
         except (pa.ArrowException, ValueError, TypeError) as e:  # a value Arrow cannot store
-            raise UsageError(f"--output {path}: cannot write parquet: {str(e).splitlines()[0][:300]}") from None
+            raise UsageError(f"--output {path}: cannot write parquet: {first_line(e)[:300]}") from None
 
     rows, writer = 0, None
     with open(tmp, "wb") as f:

@@ -14,6 +14,7 @@ from nettrain.config.coherence import AUTO_METRICS, HINGE_LOSSES, ONE_HOT_LOSSES
 from nettrain.config.schema import Config
 from nettrain.data.stats import TrainStats
 from nettrain.data.types import FeatureSchema
+from nettrain.words import first_line
 
 # The layer that puts a standardized regression output back into the target's units
 # (preprocessing.target: standard); the loss weight is read from it (`target_scale`).
@@ -88,7 +89,7 @@ def _instantiate(cfg: Config, path: str, value: str | dict, module, base: type, 
         return cls(**args)
     except (TypeError, ValueError) as e:
         raise cfg.error(path, f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())}): "
-                        f"{str(e).splitlines()[0]}") from None
+                        f"{first_line(e)}") from None
 
 
 def make_loss(cfg: Config, schema: FeatureSchema):
@@ -220,4 +221,4 @@ def compile_model(cfg: Config, model: keras.Model, schema: FeatureSchema, learni
                       loss=make_loss(cfg, schema), metrics=make_metrics(cfg, schema),
                       loss_weights=loss_weight(cfg, target_scale(model)), steps_per_execution=steps_per_execution)
     except (TypeError, ValueError) as e:
-        raise cfg.error("training", f"cannot compile the model: {str(e).splitlines()[0]}") from None
+        raise cfg.error("training", f"cannot compile the model: {first_line(e)}") from None

@@ -27,6 +27,7 @@ from nettrain.report.metrics import metric_direction
 from nettrain.report.tables import (SPLITS, new_table, ordered_names, split_kfold, format_value, make_console,
                                     print_table)
 from nettrain.store import rundir
+from nettrain.words import one_line
 
 STATUS_STYLES = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan", "killed": "red",
                  "pruned": "magenta"}  # pruned: a sweep trial stopped by its pruner
@@ -79,8 +80,7 @@ def show_time(value: Any) -> str:
 
 def short_text(value: Any, limit: int = 40) -> str:
     """A recorded value as one short line of text (a run.json may hold anything)."""
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return one_line(value, limit)
 
 
 def _iter_run_files(root: Path):

@@ -25,6 +25,7 @@ from nettrain.config.args import CODE_LAYERS
 from nettrain.errors import UsageError
 from nettrain.store import atomic
 from nettrain.store.meta import NUMERIC_INPUT, check_meta
+from nettrain.words import first_line
 
 META_ATTR = "nettrain"
 
@@ -52,7 +53,7 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     except OSError as e:
         raise UsageError(f"{path} is not a readable .h5 model file (not HDF5, or truncated): {e}") from None
     except Exception as e:  # an attribute of a type h5py cannot read back
-        raise UsageError(f"{path}: cannot read its attributes: {_first_line(e)}") from None
+        raise UsageError(f"{path}: cannot read its attributes: {first_line(e)}") from None
     if raw is None:
         return {}
     where = f"{path}: damaged nettrain metadata (the .h5 attribute '{META_ATTR}')"
@@ -121,7 +122,7 @@ def load_model(path: str | os.PathLike, *, restore_optimizer: bool = True):
     try:
         model = keras.models.load_model(path, compile=True, safe_mode=True)
     except Exception as e:  # corrupt content inside a valid HDF5 container, unknown classes
-        text = _first_line(e)
+        text = first_line(e)
         if any(mark in text for mark in ("safe_mode", "Unknown layer", "Could not locate", "Unknown object",
                                          "custom_object", "register_keras_serializable")):
             raise UsageError(f"{path}: refused: the model uses a layer or function that is not part of Keras "
@@ -145,7 +146,7 @@ def load_model(path: str | os.PathLike, *, restore_optimizer: bool = True):
         raise UsageError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError, OSError) as e:
         raise UsageError(f"{path}: the saved training state (optimizer or metrics) is damaged: "
-                         f"{_first_line(e)}") from None
+                         f"{first_line(e)}") from None
     check_model_against_meta(model, meta, path)
     return model
 
@@ -209,6 +210,3 @@ def refuse_code_layers(path: str | os.PathLike) -> None:
 
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from nettrain.errors import UsageError
+from nettrain.words import clip
 
 # The model input that takes every numeric column (one float vector per row); each categorical or
 # text column is an input of its own, named after the column.
@@ -45,7 +46,7 @@ def _kind(value: Any) -> str:
 
 def _show(value: Any) -> str:
     text = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return clip(text, 60)
 
 
 def _need(ok: bool, message: str) -> None:

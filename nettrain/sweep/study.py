@@ -20,6 +20,7 @@ from nettrain.config.sweep import SweepConfig
 from nettrain.errors import UsageError
 from nettrain.sweep import space as S
 from nettrain.words import masked_uri
+from nettrain.words import first_line
 
 # Trial user attributes nettrain sets (the rest of a trial is Optuna's own record).
 RUN_DIR, EPOCHS, ERROR, INTERRUPTED, SURPLUS, HOST, PID = (
@@ -104,12 +105,12 @@ def open_storage(url: str, *, heartbeat: bool = False, mode: str = "create"):
                 last = e
                 time.sleep(0.2 + random.random() * (attempt + 1) * 0.3)
                 continue
-            raise UsageError(f"cannot reach the sweep storage {shown(url)}: {_first_line(e)}") from None
+            raise UsageError(f"cannot reach the sweep storage {shown(url)}: {first_line(e)[:300]}") from None
         except sqlalchemy.exc.DatabaseError as e:
-            raise UsageError(f"sweep storage {shown(url)}: a damaged database: {_first_line(e)}") from None
+            raise UsageError(f"sweep storage {shown(url)}: a damaged database: {first_line(e)[:300]}") from None
         except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ValueError, RuntimeError) as e:
-            raise UsageError(f"sweep storage {shown(url)}: {_first_line(e)}") from None
-    raise UsageError(f"cannot create the sweep storage {shown(url)}: {_first_line(last)}")
+            raise UsageError(f"sweep storage {shown(url)}: {first_line(e)[:300]}") from None
+    raise UsageError(f"cannot create the sweep storage {shown(url)}: {first_line(last)[:300]}")
 
 
 IN_MEMORY = ("an SQLite database without a file lives inside one process, and every trial runs in a "
@@ -198,7 +199,7 @@ def _damage(path: Path) -> str | None:
     except sqlite3.OperationalError:
         return None  # locked or busy, not damaged
     except sqlite3.DatabaseError as e:
-        return _first_line(e)
+        return first_line(e)[:300]
     finally:
         con.close()
     if rows == [("ok",)]:
@@ -218,11 +219,11 @@ def _check_tables(url: str, engine_kwargs: dict[str, Any]) -> None:
         finally:
             engine.dispose()
     except sqlalchemy.exc.OperationalError as e:
-        raise UsageError(f"cannot reach the sweep storage {shown(url)}: {_first_line(e)}") from None
+        raise UsageError(f"cannot reach the sweep storage {shown(url)}: {first_line(e)[:300]}") from None
     except sqlalchemy.exc.DatabaseError as e:
-        raise UsageError(f"sweep storage {shown(url)}: a damaged database: {_first_line(e)}") from None
+        raise UsageError(f"sweep storage {shown(url)}: a damaged database: {first_line(e)[:300]}") from None
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ValueError) as e:
-        raise UsageError(f"sweep storage {shown(url)}: {_first_line(e)}") from None
+        raise UsageError(f"sweep storage {shown(url)}: {first_line(e)[:300]}") from None
     missing = [t for t in OPTUNA_TABLES if t not in names]
     if missing:
         raise UsageError(f"sweep storage {shown(url)} holds no sweep study (no Optuna table {missing[0]!r}); "
@@ -252,9 +253,6 @@ def _near(path: Path) -> str:
     return f"did you mean {fixed}? " if fixed.is_file() else ""
 
 
-def _first_line(err: BaseException | None) -> str:
-    text = str(err or "").strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:300]
 
 
 def sampler(sweep: SweepConfig, seed: int):
@@ -443,7 +441,7 @@ def open_study(cfg: Config, url: str, name: str) -> Opened:
     try:
         existing = {s.study_name for s in storage.get_all_studies()}
     except Exception as e:  # noqa: BLE001 - an unreachable server is a usage problem, not a crash
-        raise UsageError(f"cannot read the sweep storage {shown(url)}: {_first_line(e)}") from None
+        raise UsageError(f"cannot read the sweep storage {shown(url)}: {first_line(e)[:300]}") from None
     created = name not in existing
     study = Study.create(storage, name, direction=pinned["direction"], sampler=sampler(sweep, cfg.seed),
                          pruner=pruner(sweep, cfg.training.epochs))

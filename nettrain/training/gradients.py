@@ -42,7 +42,8 @@ def first_rows(feed: Any, model: keras.Model, rows: int) -> tuple[dict[str, tf.T
     """The first `rows` rows of the training split (in the split's order: shuffled with the seed
     unless `data.split.shuffle` is false; a stream's rows in file order) as (model inputs, encoded
     targets): the batch `inspect` and `gradient_stats` measure on."""
-    from nettrain.data.stream import StreamDataset, join_splits
+    from nettrain.data.stream import StreamDataset
+    from nettrain.data.types import Split
     from nettrain.model.compile import encode_targets
     from nettrain.training.feed import model_inputs
 
@@ -58,7 +59,7 @@ def first_rows(feed: Any, model: keras.Model, rows: int) -> tuple[dict[str, tf.T
                     break
         finally:
             chunks.close()
-        split = join_splits(pieces)
+        split = Split.concat(pieces)
     else:
         split = dataset.train
     inputs = {k: v[:rows] for k, v in split.inputs.items()}

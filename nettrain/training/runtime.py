@@ -55,6 +55,7 @@ tf.get_logger().setLevel("ERROR")  # retracing notices when several models train
 
 from nettrain import keras_compat  # noqa: E402
 from nettrain.config.schema import Config  # noqa: E402
+from nettrain.words import first_line
 
 
 def setup(cfg: Config):
@@ -77,7 +78,7 @@ def setup(cfg: Config):
                 tf.config.set_visible_devices([gpus[index]], "GPU")
                 gpus = [gpus[index]]
             except RuntimeError as e:  # TensorFlow had already started every GPU in this process
-                _tell(f"runtime.device {rt.device}: could not limit TensorFlow to that GPU ({_first_line(e)}); "
+                _tell(f"runtime.device {rt.device}: could not limit TensorFlow to that GPU ({first_line(e)[:200]}); "
                       f"all {len(gpus)} stay visible")
     if rt.distribute == "mirrored" and rt.devices and rt.devices[0].startswith("cpu"):
         from nettrain.training import distributed
@@ -113,12 +114,12 @@ def apply_device_and_determinism(device: str | None, deterministic: bool) -> lis
         try:
             tf.config.set_visible_devices([], "GPU")
         except RuntimeError as e:  # the GPUs were started earlier in this process
-            problems.append(f"GPUs not hidden: {_first_line(e)}")
+            problems.append(f"GPUs not hidden: {first_line(e)[:200]}")
     if deterministic:
         try:
             keras_compat.enable_op_determinism()
         except Exception as e:  # noqa: BLE001 - an older TensorFlow without it
-            problems.append(f"op determinism not enabled: {_first_line(e)}")
+            problems.append(f"op determinism not enabled: {first_line(e)[:200]}")
     for problem in problems:
         _tell(f"runtime: {problem}")
     return problems
@@ -130,6 +131,3 @@ def _tell(message: str) -> None:
     warnings.warn(message, stacklevel=3)
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__

@@ -266,8 +266,7 @@ def _reason(e: BaseException, uri: str = "") -> str:
         if pattern.lower() in text.lower() and not isinstance(e, TimedOut):
             return pattern.lower()
     text = re.sub(r"\(Background on this error at: [^)]*\)", "", text)
-    text = " ".join(scrub(text, uri).split())
-    return text if len(text) <= 200 else text[:197] + "..."
+    return one_line(scrub(text, uri), 200)
 
 
 # ------------------------------------------------------------------------------ the MLflow run

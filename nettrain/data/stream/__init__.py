@@ -48,12 +48,8 @@ from nettrain.data.stream.path import SPLIT_NAMES, STREAM_SHARE, DataPath, avail
 from nettrain.data.stream.reader import SHUFFLE_WINDOW, Part, RowReader, Stamp
 from nettrain.data.stream.tally import MAX_LABELS
 from nettrain.data.stream.windows import Window, joined, window_order
-from nettrain.data.types import Split
-
-# Rows of several Splits as one: `Split.concat` (the name training/gradients.py and lifecycle/inspect.py call).
-join_splits = Split.concat
 
 __all__ = ["DataPath", "HOLDOUT_ROWS", "MAX_LABELS", "Part", "RowReader", "SHUFFLE_WINDOW", "SPLIT_NAMES",
            "STREAM_SHARE", "SplitCache", "Stamp", "StreamDataset", "Window", "available_memory",
-           "check_table_file", "choose", "data_files", "join_splits", "joined", "load_stream", "read_ahead",
+           "check_table_file", "choose", "data_files", "joined", "load_stream", "read_ahead",
            "window_order"]

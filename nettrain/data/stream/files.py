@@ -15,7 +15,7 @@ import pandas as pd
 from nettrain.data import chunks as C
 from nettrain.data.cells import typed_like_read_csv
 from nettrain.data.stream.reader import Part
-from nettrain.data.words import list_names
+from nettrain.words import list_names
 from nettrain.errors import DataError
 
 

@@ -25,7 +25,7 @@ from nettrain.data.stream.reader import SHUFFLE_WINDOW, Part, RowReader, Stamp
 from nettrain.data.stream.tally import MAX_LABELS, Tally
 from nettrain.data.task import class_type, infer_task
 from nettrain.data.types import FeatureSchema
-from nettrain.data.words import list_names
+from nettrain.words import list_names
 from nettrain.errors import DataError
 
 
