@@ -77,6 +77,9 @@ def test_six_trials_two_jobs_best_yaml_plots_table_and_fit_reproduces(work):
         assert run["status"] == "completed"
     logs = "".join(p.read_text() for p in (folder / "logs").glob("*.log"))
     assert "locked" not in logs
+    for t in result["trials"]:  # each trial's log ends as fit's output does: the table, its run directory
+        log = (folder / "logs" / f"trial-{t['number']:04d}.log").read_text()
+        assert "Final metrics" in log and log.rstrip().endswith(f"run directory: {t['run_dir']}"), log[-500:]
     for plot in ("optimization_history.png", "param_importances.png", "slice.png", "contour.png"):
         assert (folder / "plots" / plot).stat().st_size > 5000, plot
     best = result["best"]

@@ -106,6 +106,7 @@ def run_trial(spec: dict[str, Any]) -> int:
         traceback.print_exc()
         fail(f"internal error: {type(e).__name__}: {str(e).strip()[:300]}")
         return EXIT_FAILED
+    _log_result(result)
     attrs = {ST.EPOCHS: result.epochs_done}
     if pruning.pruned_at is not None:
         from nettrain.store import rundir
@@ -119,6 +120,15 @@ def run_trial(spec: dict[str, Any]) -> int:
         return EXIT_FAILED
     study.end(number, state.COMPLETE, attrs, value=value)
     return 0
+
+
+def _log_result(result) -> None:
+    """The trial's final table and run directory at the end of its log (its stdout), as `fit` shows them."""
+    from nettrain.report.tables import make_console, print_metrics
+
+    print_metrics(result.metrics, make_console())
+    sys.stdout.write(f"run directory: {result.run_dir}\n")
+    sys.stdout.flush()
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
