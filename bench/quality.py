@@ -59,38 +59,19 @@ class Goal:
 def hgb_rows(ds):
     """(x_fit, y_fit, x_test, categorical mask) for scikit-learn from a nettrain Dataset: the fit rows are
     nettrain's train + validation rows (after its missing-value policy), the test rows its test rows;
-    categorical columns ordinal-encoded (unknown values -1) and declared categorical."""
+    encoded by the library's `report.baseline.Tabular` (what `nettrain baseline` fits on): categorical
+    columns ordinal-encoded (unknown values -1) and declared categorical."""
     import numpy as np
-    from sklearn.preprocessing import OrdinalEncoder
 
-    from nettrain.data import NUMERIC_INPUT
+    from nettrain.data import Split
+    from nettrain.report.baseline import Tabular
 
-    others = [c.name for c in ds.schema.other_columns if c.kind == "categorical"]
     texts = [c.name for c in ds.schema.other_columns if c.kind == "text"]
     if texts:
         raise ValueError(f"the HGB baseline does not handle text columns ({', '.join(texts)})")
-
-    fit_parts = [s for s in (ds.train, ds.validation) if s is not None and len(s)]
-
-    def block(split, cat_encoder=None):
-        numeric = split.inputs.get(NUMERIC_INPUT)
-        parts = [np.asarray(numeric, dtype=np.float64)] if numeric is not None else []
-        if others:
-            cats = np.concatenate([split.inputs[name].reshape(-1, 1) for name in others], axis=1).astype(str)
-            parts.append(cat_encoder.transform(cats))
-        return np.concatenate(parts, axis=1)
-
-    encoder = None
-    if others:
-        cats = np.concatenate([np.concatenate([s.inputs[name].reshape(-1, 1) for name in others], axis=1)
-                               for s in fit_parts]).astype(str)
-        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                 dtype=np.float64).fit(cats)
-    n_numeric = ds.train.inputs[NUMERIC_INPUT].shape[1] if NUMERIC_INPUT in ds.train.inputs else 0
-    categorical = np.array([False] * n_numeric + [True] * len(others)) if others else None
-    x_fit = np.concatenate([block(s, encoder) for s in fit_parts])
-    y_fit = np.concatenate([s.y for s in fit_parts])
-    return x_fit, y_fit, block(ds.test, encoder), categorical
+    fit = Split.concat([s for s in (ds.train, ds.validation) if s is not None and len(s)])
+    table = Tabular(ds.schema, fit)
+    return table.ordinal(fit), np.asarray(fit.y), table.ordinal(ds.test), table.boosting_categorical
 
 
 def hgb_baseline(config_path: Path) -> tuple[float, str]:

@@ -173,8 +173,8 @@ def run_sklearn(task: str, train_csv: Path, test_csv: Path, target: str) -> dict
     return out
 
 
-def run_nettrain(table: Table, train_csv: Path, test_csv: Path, folder: Path, log: io.StringIO
-                 ) -> tuple[float, float, dict]:
+def run_nettrain(table: Table, train_csv: Path, test_csv: Path, folder: Path, log: io.StringIO,
+                 overrides: list[str] = ()) -> tuple[float, float, dict]:
     import pandas as pd
 
     from nettrain import api
@@ -184,7 +184,8 @@ def run_nettrain(table: Table, train_csv: Path, test_csv: Path, folder: Path, lo
     with contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
         text = init_with_test(api, train_csv, test_csv, table.target, config)
         log.write(text)
-        result = api.fit(config, run_dir=folder / "run", quiet=True, json_output=True)
+        result = api.fit(config, list(overrides), run_dir=folder / "run", quiet=True, json_output=True,
+                         force=True)
     seconds = time.perf_counter() - start
     with contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
         predictions = api.predict(folder / "run", test_csv)
@@ -217,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", help="comma-separated table names (default: all)")
     parser.add_argument("--rows", type=int, help="use only the first N shuffled rows of each table")
     parser.add_argument("--keep", type=Path, help="keep the files and runs in this folder")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a --set on top of init's config for every table (to try a default)")
+    parser.add_argument("--no-baselines", action="store_true", help="nettrain only (the scores of an earlier run)")
     args = parser.parse_args(argv)
     chosen = TABLES if not args.tables else [t for t in TABLES if t.name in args.tables.split(",")]
     base = args.keep or Path(tempfile.mkdtemp(prefix="nettrain-tables-"))
@@ -228,10 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         train_csv, test_csv = write_files(table, folder, args.rows)
         row = {"table": table.name, "task": table.task, "rows": sum(1 for _ in open(train_csv)) - 1}
         try:
-            base_scores = run_sklearn(table.task, train_csv, test_csv, table.target)
-            row.update(hgb=base_scores["hgb"][0], hgb_s=base_scores["hgb"][1],
-                       linear=base_scores["linear"][0], linear_s=base_scores["linear"][1])
-            net, seconds, extra = run_nettrain(table, train_csv, test_csv, folder, log)
+            if args.no_baselines:
+                row.update(hgb=float("nan"), hgb_s=0.0, linear=float("nan"), linear_s=0.0)
+            else:
+                base_scores = run_sklearn(table.task, train_csv, test_csv, table.target)
+                row.update(hgb=base_scores["hgb"][0], hgb_s=base_scores["hgb"][1],
+                           linear=base_scores["linear"][0], linear_s=base_scores["linear"][1])
+            net, seconds, extra = run_nettrain(table, train_csv, test_csv, folder, log, args.overrides)
             row.update(net=net, net_s=seconds, **extra)
         except Exception as e:  # noqa: BLE001  (a table that fails is reported, the others still run)
             row["error"] = f"{type(e).__name__}: {e}".splitlines()[0][:160]

@@ -30,9 +30,12 @@ def _attach(err: NettrainError, result: Any) -> NettrainError:
 
 def fit(config: str | Path, overrides: Iterable[str] = (), *, run_dir: str | Path | None = None,
         resume: str | Path | None = None, quiet: bool = False, json_output: bool = False, force: bool = False,
-        worker: int | None = None, workers: str | None = None):
+        worker: int | None = None, workers: str | None = None, baseline: bool = False):
     """Train from a config file; returns a `FitResult` (run directory, metrics; a k-fold run's also the
     refit model's metrics, `refit`, when it trained in this call).
+
+    `baseline` (`--baseline`): then gradient boosting and a linear model on the run's rows (see
+    `baseline`), written into the run as baseline.json and set on the result as `baseline`.
 
     `worker`/`workers` (`--worker I --workers HOST:PORT,...`): this process is worker I of that cluster;
     sets TF_CONFIG for it and `runtime.distribute: multi_worker` (a worker other than 0 returns a
@@ -53,7 +56,17 @@ def fit(config: str | Path, overrides: Iterable[str] = (), *, run_dir: str | Pat
 
     return orchestrate.fit(cfg, run_dir=Path(run_dir) if run_dir else None,
                            resume=Path(resume) if resume else None, quiet=quiet, json_output=json_output,
-                           force=force)
+                           force=force, baseline=baseline)
+
+
+def baseline(target: str | Path, overrides: Iterable[str] = ()):
+    """scikit-learn's HistGradientBoosting and a linear model (logistic regression or ridge, inputs
+    standardized) fitted on the training rows of a config (`overrides`: its --set) or of a run, as
+    nettrain prepares them, and scored on every split under the run's metric names; a run's network
+    beside them (its metrics.json), and baseline.json written into the run. Returns a `BaselineResult`."""
+    from nettrain.lifecycle.baseline import baseline as _baseline
+
+    return _baseline(target, overrides)
 
 
 def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
@@ -149,18 +162,20 @@ def schema() -> dict[str, Any]:
 
 
 def init_config(data: str | Path, target: str, *, output: str | Path | None = None, force: bool = False,
-                notify=None) -> str:
+                notify=None, test: str | Path | None = None) -> str:
     """A starting config for a data file: column types guessed, task inferred, sane defaults.
 
     Returns the YAML text. With `output` it is also written there (atomically; an existing file
     only with `force`; never the data file or into a run directory), with `data.source` relative
-    to the output's folder; without, `data.source` is relative to the current directory.
+    to the output's folder; without, `data.source` is relative to the current directory. With
+    `test` (a file of test rows) the config names `data.train` and `data.test` instead, and takes
+    only validation rows from the training file.
     `notify(line)`, when given, receives a one-line summary of how the columns were taken.
     """
     from nettrain.data.suggest import check_output, suggest, write_config_file
 
     out = check_output(Path(output), Path(data), force) if output is not None else None
-    suggestion = suggest(Path(data), target, output=out)
+    suggestion = suggest(Path(data), target, output=out, test=Path(test) if test is not None else None)
     if out is not None:
         write_config_file(out, suggestion.text, force)
     if notify is not None:

@@ -177,11 +177,14 @@ def fit(
                                          "runtime.distribute: multi_worker."),
     workers: Optional[str] = typer.Option(None, "--workers", metavar="HOST:PORT,...", help="Every worker's address, "
                                           "the same list on every machine (see --worker)."),
+    baseline: bool = typer.Option(False, "--baseline", help="After training, fit gradient boosting and a linear "
+                                  "model on the same rows (scikit-learn): their metrics beside the network's in "
+                                  "the table, and baseline.json in the run (see nettrain baseline)."),
     debug: bool = DEBUG_OPTION,
 ):
     """Train a model from CONFIG and write a run directory."""
     _run("fit", config, overrides=set_ or [], run_dir=run_dir, resume=resume, quiet=quiet or as_json,
-         json_output=as_json, force=force, worker=worker, workers=workers, debug=debug,
+         json_output=as_json, force=force, worker=worker, workers=workers, baseline=baseline, debug=debug,
          show=lambda result: render.show_fit(result, as_json))
 
 
@@ -228,6 +231,19 @@ def evaluate(
 
 
 @app.command()
+def baseline(
+    target: Path = typer.Argument(..., metavar="CONFIG|RUN", help="A config (YAML) or a run directory (its rows, "
+                                  "and its network's metrics beside the baselines)."),
+    set_: Optional[List[str]] = _set_option(" With a CONFIG only."),
+    as_json: bool = _json_option("Print one JSON object on stdout: every model's metrics per split."),
+    debug: bool = DEBUG_OPTION,
+):
+    """Gradient boosting and a linear model on the same rows and splits as the network (scikit-learn)."""
+    _run("baseline", target, overrides=set_ or [], debug=debug,
+         show=lambda result: render.show_baseline(result, as_json))
+
+
+@app.command()
 def predict(
     target: Path = typer.Argument(..., metavar="TARGET", help="A run directory or an .h5 model file."),
     input: Path = typer.Argument(..., metavar="INPUT", help="Rows to predict (.csv .tsv .parquet .jsonl)."),
@@ -256,10 +272,13 @@ def init(
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the config to FILE "
                                           "(.yaml) instead of stdout; its data path is then relative to FILE's folder."),
     force: bool = typer.Option(False, "--force", help="With --output: replace an existing FILE."),
+    test: Optional[Path] = typer.Option(None, "--test", metavar="FILE", help="A file of test rows: the config "
+                                        "names it as data.test (DATA as data.train) and takes no test split from "
+                                        "DATA, only validation rows."),
     debug: bool = DEBUG_OPTION,
 ):
     """Print (or write) a starting config for a dataset."""
-    text = _run("init_config", data, target, output=output, force=force,
+    text = _run("init_config", data, target, output=output, force=force, test=test,
                 notify=lambda line: typer.echo(line, err=True), debug=debug)
     if output is None:
         typer.echo(text, nl=False)

@@ -39,20 +39,72 @@ def show_fit(result, as_json: bool) -> None:
     and the `run directory:` line, or with --json the one object (run_dir, files, metrics per split;
     the run directory was named on stderr as training ended). A worker of a cluster shows nothing
     but its JSON: the run and its table are the chief's."""
+    baseline = getattr(result, "baseline", None)  # fit --baseline
     if as_json:
-        print_json(result.to_json())
+        out = result.to_json()
+        if baseline is not None:
+            out["baseline"] = baseline.to_dict()
+        print_json(out)
         return
     run_dir = getattr(result, "run_dir", None)
     if run_dir is None:
         return
-    from nettrain.report.tables import make_console, print_metrics
+    from nettrain.report.tables import make_console, metrics_table, print_metrics, print_table
 
     console = make_console()
     refit = getattr(result, "refit", None)
     if refit is not None:
         print_metrics(refit, console, title="Refit model")
-    print_metrics(result.metrics, console)
+    if baseline is None:
+        print_metrics(result.metrics, console)
+    else:
+        print_table(console, metrics_table(result.metrics, others=baseline_models(baseline, network=False)))
+        _baseline_notes(baseline)
     sys.stdout.write(f"run directory: {run_dir}\n")
+
+
+# How the tables name the models of `nettrain baseline` (the JSON keys name them as report.baseline does).
+def baseline_models(result, network: bool = True) -> dict[str, dict[str, dict[str, float]]]:
+    """{label: {split: {metric: value}}} of a `BaselineResult`'s models (the network's first, unless
+    not `network`), labelled by their estimator: `network`, `HistGradientBoosting`, `LogisticRegression`."""
+    out = {}
+    for model in result.models:
+        if model.name == "network":
+            if network:
+                out["network"] = model.metrics
+            continue
+        label = model.estimator.removesuffix("Classifier").removesuffix("Regressor")
+        out[label + (" (failed)" if model.error else "")] = model.metrics
+    return out
+
+
+def _baseline_notes(result) -> None:
+    for line in result.notes:
+        note(f"baseline: {line}")
+    for model in result.models:
+        if model.error:
+            note(f"baseline: {model.estimator} could not be fitted: {model.error}")
+
+
+def show_baseline(result, as_json: bool) -> None:
+    """`baseline`: what was fitted on which rows, one table (per metric a row per model, a column per
+    split), the file written; the notes on stderr. Or with --json one object."""
+    if as_json:
+        _baseline_notes(result)
+        print_json(result.to_dict())
+        return
+    from nettrain.report.tables import baseline_table, make_console, print_table
+
+    console = make_console()
+    rows = ", ".join(f"{split} {n}" for split, n in result.rows.items())
+    what = str(result.run_dir or result.config)
+    fitted = result.rows.get(result.fit_on, 0)
+    console.print(f"baselines for {what} ({result.task}, seed {result.seed}): fitted on the {fitted} {result.fit_on} "
+                  f"rows; scored on {rows}", markup=False, soft_wrap=True)
+    print_table(console, baseline_table(result.metrics, baseline_models(result)))
+    if result.file is not None:
+        console.print(f"wrote {result.file}", markup=False, soft_wrap=True)
+    _baseline_notes(result)
 
 
 def evaluate_json(result) -> dict[str, Any]:
@@ -86,9 +138,12 @@ def _evaluation(result) -> None:
     console = make_console()
     where = f"split '{result.split}'" if result.split else result.data
     epoch = f" (epoch {result.epoch})" if result.epoch else ""
+    if result.restored:
+        epoch = (f" (epoch {result.epoch}: the best, its weights restored by early stopping; trained "
+                 f"{result.epochs_done} epochs)")
     if result.note:
         console.print(result.note, markup=False, soft_wrap=True)
-    console.print(f"evaluated {result.model_path}{epoch} on {where}: {result.rows} rows", markup=False)
+    console.print(f"evaluated {result.model_path}{epoch} on {where}: {result.rows} rows", markup=False, soft_wrap=True)
     print_table(console, metrics_table({result.name: result.metrics}, title="Metrics"))
     if result.report is not None:
         print_table(console, classification_report_table(result.report))
@@ -96,7 +151,7 @@ def _evaluation(result) -> None:
     for gate in result.gates:
         console.print(f"gate: {gate.describe()}", markup=False)
     if result.eval_file is not None:
-        console.print(f"wrote {result.eval_file}", markup=False)
+        console.print(f"wrote {result.eval_file}", markup=False, soft_wrap=True)
 
 
 def _kfold_evaluation(result) -> None:
@@ -113,7 +168,7 @@ def _kfold_evaluation(result) -> None:
     for gate in result.gates:
         console.print(f"gate (mean over the folds): {gate.describe()}", markup=False)
     for path in result.files:
-        console.print(f"wrote {path}", markup=False)
+        console.print(f"wrote {path}", markup=False, soft_wrap=True)
 
 
 def show_runs(listing, as_json: bool) -> None:

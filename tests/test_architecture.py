@@ -203,6 +203,45 @@ def test_the_floor_rule_sees_a_lazy_import_upwards():
     assert not _downward_offenders([("lifecycle", "data", "nettrain.lifecycle.x:2")])
 
 
+def _private_uses(name: str, tree: ast.Module | None = None) -> list[str]:
+    """Where module `name` takes a private name (`_x`, not dunder) of another nettrain module: imported
+    by name, or read as an attribute of a module it imported (`O._train`)."""
+    out, aliases = [], {}
+    tree = tree or _tree(name)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nettrain"):
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in _modules():
+                    aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                elif alias.name.startswith("_") and not alias.name.startswith("__") and node.module != name:
+                    out.append(f"{name}:{node.lineno} imports {node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("nettrain") and alias.asname:
+                    aliases[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")
+                and aliases[node.value.id] != name):
+            out.append(f"{name}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}")
+    return out
+
+
+def test_no_module_uses_another_modules_private_names():
+    """A name another module needs is public (no leading underscore): `lifecycle/worker.py` once drove
+    `orchestrate._train`; what is private may change without a look at its callers."""
+    offenders = [line for name in _modules() for line in _private_uses(name)]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_private_name_check_sees_both_ways():
+    tree = ast.parse("def f():\n    from nettrain.lifecycle import orchestrate as O\n    O._train()\n"
+                     "from nettrain.report.plots import _new_figure\n")
+    found = _private_uses("nettrain.lifecycle.worker", tree)
+    assert found == ["nettrain.lifecycle.worker:4 imports nettrain.report.plots._new_figure",
+                     "nettrain.lifecycle.worker:3 uses nettrain.lifecycle.orchestrate._train"], found
+
+
 def test_training_never_imports_lifecycle_not_even_lazily():
     offenders = [f"{name}:{line} -> {target}" for name in _modules() if _room(name) == "training"
                  for target, line in imports(name, lazy=True) if target.startswith("nettrain.lifecycle")]

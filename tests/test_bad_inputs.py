@@ -339,6 +339,14 @@ CASES = [
      [r"tracking\.mlflow: file:///.*/notes\.txt/mlruns: .*notes\.txt is a file, not a folder"]),
     ("tracking-retrain-masked-password", "retrain {box}/run/model.h5 --set tracking.mlflow=http://me:***@127.0.0.1:1",
      None, 2, [r"tracking\.mlflow: .*the password of this MLflow URI is not stored with a run"]),
+    ("baseline-set-on-run", "baseline {box}/run --set seed=1", None, 2, [r"--set changes a CONFIG"]),
+    ("baseline-user-folder", "baseline {box}/mine", None, 2, [r"mine is not a run directory"]),
+    ("baseline-missing", "baseline {box}/nope.yaml", None, 2, [r"no such config file or run directory: .*nope\.yaml"]),
+    ("baseline-kfold", "baseline {cfg}", GOOD.replace("target: label,", "target: label, split: {folds: 3},"), 2,
+     [r"data\.split\.folds: .*folds: 1"]),
+    ("baseline-edited-data", "baseline {box}/edited-config", None, 2, [r"config\.yaml"]),
+    ("fit-baseline-kfold", "fit {cfg} --baseline --run-dir {box}/mine/new", GOOD.replace(
+        "target: label,", "target: label, split: {folds: 3},"), 2, [r"data\.split\.folds"]),
     ("schema-extra-argument", "schema extra", None, 2, [r"(?i)unexpected extra argument|Got unexpected"]),
     ("unknown-command", "fitt {box}/good.yaml", None, 2, [r"(?i)no such command"]),
 ]

@@ -45,6 +45,21 @@ def test_init_unknown_target_exits_2(tmp_path):
     assert "label" in result.stderr
 
 
+def test_init_with_a_test_file_on_stdout(tmp_path):
+    mixed_csv(tmp_path / "m.csv")
+    mixed_csv(tmp_path / "t.csv", n=60, seed=1)
+    result = runner.invoke(app, ["init", str(tmp_path / "m.csv"), "--target", "label", "--test", str(tmp_path / "t.csv")])
+    assert result.exit_code == 0, result.output
+    import yaml
+
+    data = yaml.safe_load(result.stdout)["data"]
+    assert data["train"] == str(tmp_path / "m.csv") and data["test"] == str(tmp_path / "t.csv")
+    assert data["split"] == {"validation": 0.2, "shuffle": True, "stratify": True}  # no test fraction
+    assert "init:" in result.stderr and "missing: error" not in result.stdout
+    missing = runner.invoke(app, ["init", str(tmp_path / "m.csv"), "--target", "label", "--test", str(tmp_path / "no.csv")])
+    assert missing.exit_code == 2 and "no.csv" in missing.stderr
+
+
 def test_runs_lists_finished_runs(mixed_run, tmp_path):
     shutil.copytree(mixed_run, tmp_path / "runs" / "first", ignore=shutil.ignore_patterns(".lock"))
     result = runner.invoke(app, ["runs", str(tmp_path / "runs")])
@@ -274,8 +289,16 @@ def test_the_schema_check_finds_what_breaks_it():
         "$: 1 items, fewer than 2", "$[0]: bool is not integer"]
     assert breaks({"runs": [{}, {}, {}]}, shape("compare"))[:2] == ["$: no key 'config_differences'",
                                                                      "$: no key 'metrics'"]
-    assert set(PUBLISHED["commands"]) == {"fit", "retrain", "evaluate", "runs", "compare", "inspect", "lr-find",
-                                          "sweep", "sweep-status"}
+    assert set(PUBLISHED["commands"]) == {"fit", "retrain", "evaluate", "baseline", "runs", "compare", "inspect",
+                                          "lr-find", "sweep", "sweep-status"}
+    baseline = {"run_dir": None, "config": "c.yaml", "name": None, "task": "binary", "seed": 1, "fit_on": "train",
+                "rows": {"train": 8}, "metrics": ["auc"], "notes": [], "files": [],
+                "models": {"hist_gradient_boosting": {"estimator": "H", "metrics": {"train": {"auc": 0.5}}},
+                           "linear": {"estimator": "L", "metrics": {"train": {"auc": None}}}}}
+    assert breaks(baseline, shape("baseline")) == []
+    assert breaks({**baseline, "models": {"linear": {"estimator": "L", "metrics": {"train": {"auc": "x"}}}}},
+                  shape("baseline")) == ["$.models: no key 'hist_gradient_boosting'",
+                                         "$.models.linear.metrics.train.auc: str is not number or null"]
 
 
 def test_json_is_one_line_with_null_for_nan_and_text_for_paths():
@@ -302,7 +325,7 @@ def test_every_json_follows_its_schema_and_a_missed_gate_prints_it_first(mixed_r
     assert missed.exit_code == 3, missed.output
     assert json.loads(missed.stdout)["passed"] is False and "missed" in missed.stderr
     config = str(mixed_run.parent / "mixed.yaml")
-    for args in (["runs", str(tmp_path / "runs")], ["compare", a, b], ["inspect", a],
+    for args in (["runs", str(tmp_path / "runs")], ["compare", a, b], ["inspect", a], ["baseline", a],
                  ["lr-find", config, "--steps", "10", "--output", str(tmp_path / "lr")]):
         result = runner.invoke(app, [*args, "--json"])
         assert result.exit_code == 0, result.output

@@ -109,10 +109,14 @@ def test_auto_types(tmp_path):
     assert ds.train.inputs["city"].dtype == object and isinstance(ds.train.inputs["city"][0, 0], str)
 
 
-def test_long_free_text_stays_categorical_unless_configured(tmp_path):
+def test_long_free_text_is_tokenized_unless_configured(tmp_path):
+    # (it stayed categorical before issue 22: init said text, fit one-hot encoded 40 values)
     df = people()
     df["note"] = [f"this is a rather long free text note number {i} about the row" for i in range(len(df))]
-    ds = load(tmp_path, df)
+    ds = load(tmp_path, df, id="id")
+    note = next(c for c in ds.schema.columns if c.name == "note")
+    assert (note.kind, note.output_mode, note.max_tokens) == ("text", "multi_hot", 10000)
+    ds = load(tmp_path, df, id="id", columns={"note": {"type": "categorical"}})
     assert {c.name: c.kind for c in ds.schema.columns}["note"] == "categorical"
     ds = load(tmp_path, df, columns={"note": {"type": "text", "output_mode": "int", "sequence_length": 12}})
     note = next(c for c in ds.schema.columns if c.name == "note")
@@ -138,14 +142,20 @@ def test_declared_numeric_with_text_value_names_column_value_and_row(tmp_path):
     assert "'income'" in msg and "row 6" in msg and "'n/a?'" in msg
 
 
-def test_date_column_needs_drop(tmp_path):
+def test_datetime_column_becomes_numeric_date_parts(tmp_path):
+    # (before issue 22 a datetime column was an error asking for data.drop)
     df = people(10)
-    df["when"] = pd.date_range("2024-01-01", periods=10)
+    df["when"] = pd.date_range("2024-01-30", periods=10)
     df.to_parquet(tmp_path / "d.parquet")
-    with pytest.raises(DataError, match="'when' holds dates.*data.drop"):
-        load_dataset(make_cfg(tmp_path, {"source": "d.parquet", "target": "species"}))
-    ds = load_dataset(make_cfg(tmp_path, {"source": "d.parquet", "target": "species", "drop": ["when"]}))
-    assert "when" not in [c.name for c in ds.schema.columns]
+    ds = load_dataset(make_cfg(tmp_path, {"source": "d.parquet", "target": "species", "id": "id"}))
+    parts = [c.name for c in ds.schema.columns if c.origin is not None]
+    assert parts == ["when.year", "when.month", "when.day", "when.weekday"]  # midnight only: no hour
+    x = ds.train.inputs["numeric"]
+    days = df["when"].iloc[ds.train.row_index]
+    np.testing.assert_array_equal(x[:, ds.schema.numeric_columns.index("when.day")], days.dt.day.to_numpy())
+    np.testing.assert_array_equal(x[:, ds.schema.numeric_columns.index("when.month")], days.dt.month.to_numpy())
+    ds = load_dataset(make_cfg(tmp_path, {"source": "d.parquet", "target": "species", "id": "id", "drop": ["when"]}))
+    assert not any(c.name.startswith("when") for c in ds.schema.columns)
 
 
 # ---------------------------------------------------------------------------------- task
@@ -317,6 +327,27 @@ def test_prepare_inputs_labels_match_across_dtypes():
     assert as_int.y.tolist() == as_float.y.tolist() == as_text.y.tolist() == [2, 0, 1]
 
 
+def test_prepare_inputs_makes_derived_columns_from_their_raw_column():
+    date = {"column": "when", "type": "date", "format": "%d.%m.%Y"}
+    s = FeatureSchema(task="regression", target="y", columns=[
+        ColumnInfo("x", "numeric"), ColumnInfo("when.month", "numeric", origin={**date, "part": "month"}),
+        ColumnInfo("when.weekday", "numeric", origin={**date, "part": "weekday"}),
+        ColumnInfo("ok.y", "numeric", origin={"column": "ok", "type": "boolean", "true": "y", "false": "n"})],
+        imputation={"when.month": 6.0, "when.weekday": 2.0})
+    assert s.file_columns == ["x", "when", "ok"] and s.numeric_file_columns == ["x"]
+    assert s.numeric_columns == ["x", "when.month", "when.weekday", "ok.y"]
+    frame = pd.DataFrame({"x": [1, 2, 3], "when": ["31.01.2017", None, "junk"], "ok": ["Y", "n", None], "y": [1, 2, 3],
+                          "when.month": [99, 99, 99]})  # a column of that name in the data is not read
+    np.testing.assert_array_equal(prepare_inputs(frame.assign(ok=["Y", "n", "n"]), s).inputs["numeric"],
+                                  [[1, 1, 1, 1], [2, 6, 2, 0], [3, 6, 2, 0]])
+    from nettrain.data.inputs import missing_counts, missing_rows
+
+    assert missing_counts(frame, s) == {"when": 2, "ok": 1}  # a value that is no date counts as missing
+    assert missing_rows(frame, s).tolist() == [False, True, True]
+    with pytest.raises(DataError, match=r"missing column 'when'"):
+        prepare_inputs(frame.drop(columns="when"), s)
+
+
 def test_schema_round_trips_through_json(tmp_path):
     import json
 
@@ -357,7 +388,9 @@ def test_suggest_config_regression_with_awkward_names(tmp_path):
     path = tmp_path / "house data.csv"
     df.to_csv(path, index=False)
     text = suggest_config(path, "price (k)")
-    assert "task: regression" in text and "missing: error" in text and "stratify" not in text
+    # (init wrote missing: error for a sample without gaps before issue 22; predict then failed on a gap)
+    assert "task: regression" in text and "missing: median" in text and "stratify" not in text
+    assert "missing: error" not in text
     (tmp_path / "c.yaml").write_text(text)
     cfg = load_config(tmp_path / "c.yaml")
     assert cfg.data.target == "price (k)"
@@ -387,5 +420,10 @@ def test_identifier_like_categorical_column_is_flagged(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = load_dataset(load_config(path))
-    assert any("'key'" in n and "data.drop" in n for n in dataset.notes)
+    # (before issue 22 the column was one-hot encoded, 120 values wide, with a warning)
+    assert [c.name for c in dataset.schema.columns] == ["x"]
+    assert any("'key'" in n and "left out" in n and "data.id" in n for n in dataset.notes)
     assert any("'key'" in str(w.message) for w in caught)
+    chosen = load_dataset(load_config(path, ["data.features=[key, x]"]))  # a column the user chose stays
+    key = next(c for c in chosen.schema.columns if c.name == "key")
+    assert (key.kind, key.embedding_dim) == ("categorical", 16)

@@ -28,6 +28,7 @@ KEY_HEADER = "| key | type / allowed values | default | meaning |"
 CONTRACT_COMMANDS = {
     "fit": ["--set", "--run-dir", "--resume", "--quiet", "--json"],
     "evaluate": ["--data", "--split", "--json", "--fail-under"],
+    "baseline": ["--json", "--set"],
     "predict": ["--output", "--proba"],
     "retrain": ["--epochs", "--set", "--data"],
     "validate": ["--build"],

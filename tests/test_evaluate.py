@@ -5,12 +5,13 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from nettrain.cli import app
-from tests.helpers import copy_run, regression_csv
+from tests.helpers import copy_run, regression_csv, slow_fixture
 
 runner = CliRunner()
 CLASSES = ["high", "low", "mid"]
@@ -261,3 +262,74 @@ def test_bad_target_exits_2_without_traceback_in_a_real_process(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "x.h5" in proc.stderr
     assert proc.stdout == ""
+
+
+# ------------------------------------------------------------------------------ exact AUC, the weights' epoch
+
+def predicted(run, data, tmp_path):
+    """`nettrain predict RUN DATA --proba` as a frame (the model's scores of each row)."""
+    out = tmp_path / "pred.csv"
+    result = cli("predict", run, data, "--output", out, "--proba")
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(out)
+
+
+def test_exact_auc_is_scikit_learns_on_the_predictions_one_vs_rest(run, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    source = pd.read_csv(run.parent / "mixed.csv")
+    source.iloc[:60].to_csv(tmp_path / "rows.csv", index=False)
+    report = evaluate_json(run, "--data", tmp_path / "rows.csv")
+    proba = predicted(run, tmp_path / "rows.csv", tmp_path)[[f"proba_{c}" for c in CLASSES]].to_numpy()
+    truth = source.iloc[:60]["label"].map(CLASSES.index).to_numpy()
+    assert report["metrics"]["auc_exact"] == pytest.approx(roc_auc_score(truth, proba, multi_class="ovr"), abs=1e-9)
+    assert "auc_exact" not in report["keras_metrics"]
+
+
+@pytest.fixture(scope="module")
+@slow_fixture
+def stopped_run(tmp_path_factory):
+    """A binary run (Keras's auc compiled) stopped early, its best epoch's weights restored (lr 0.05,
+    patience 2): best epoch earlier than the last."""
+    folder = tmp_path_factory.mktemp("stopped")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4))
+    y = (x[:, 0] - x[:, 1] + 0.5 * x[:, 2] * x[:, 3] + rng.normal(scale=0.8, size=400) > 0.3).astype(int)
+    pd.DataFrame({**{f"x{i}": x[:, i] for i in range(4)}, "y": y}).to_csv(folder / "bin.csv", index=False)
+    (folder / "bin.yaml").write_text(
+        "data: {source: bin.csv, target: y}\nmodel: {layers: [{type: Dense, units: 32, activation: relu}]}\n"
+        "training: {epochs: 40, optimizer: {name: adam, learning_rate: 0.05}, metrics: [accuracy, auc]}\n"
+        "callbacks: {early_stopping: {patience: 2, restore_best_weights: true}}\noutput: {plots: false}\n")
+    result = cli("fit", folder / "bin.yaml", "--run-dir", folder / "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    return folder / "run"
+
+
+def test_the_evaluated_epoch_is_the_restored_best_epoch(stopped_run):
+    record = json.loads((stopped_run / "run.json").read_text())
+    assert record["best_epoch"] < record["epochs_done"], record  # the case: an earlier epoch's weights kept
+    report = evaluate_json(stopped_run)
+    assert report["epoch"] == record["best_epoch"] == record["weights_epoch"]
+    assert report["epochs_done"] == record["epochs_done"]
+    assert report["keras_metrics"] == fit_metrics(stopped_run)["test"]  # Keras's AUC too, exactly fit's
+    shown = cli("evaluate", stopped_run).stdout.splitlines()[0]
+    assert shown.startswith(f"evaluated {stopped_run / 'model.h5'} (epoch {record['best_epoch']}: the best, its "
+                            f"weights restored by early stopping; trained {record['epochs_done']} epochs)")
+    # a checkpoint holds the epoch it was saved at; a run written before weights_epoch was recorded: best_epoch
+    assert evaluate_json(stopped_run / "checkpoints" / "last.h5")["epoch"] == record["epochs_done"]
+    record.pop("weights_epoch")
+    (stopped_run / "run.json").write_text(json.dumps(record))
+    assert evaluate_json(stopped_run)["epoch"] == record["best_epoch"]
+
+
+def test_exact_auc_of_a_binary_model_beside_keras_approximate_one(stopped_run, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    source = pd.read_csv(stopped_run.parent / "bin.csv")
+    report = evaluate_json(stopped_run, "--data", stopped_run.parent / "bin.csv")
+    proba = predicted(stopped_run, stopped_run.parent / "bin.csv", tmp_path)["proba_1"].to_numpy()
+    exact = roc_auc_score(source["y"], proba)
+    assert report["metrics"]["auc_exact"] == pytest.approx(exact, abs=1e-9)
+    assert list(report["metrics"])[:4] == ["loss", "accuracy", "auc", "auc_exact"]  # beside Keras's auc
+    assert report["metrics"]["auc"] == report["keras_metrics"]["auc"] != report["metrics"]["auc_exact"]
+    assert abs(report["metrics"]["auc"] - exact) < 0.01

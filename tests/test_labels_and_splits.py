@@ -340,7 +340,7 @@ def test_init_output_writes_a_config_that_loads_from_anywhere(project, tmp_path_
     assert yaml.safe_load(text)["data"]["source"] == "../data/e.csv"
     assert "relative to the folder that holds it" in text
     for needle in ("# categorical (one-hot): color", "# text (tokenized): note", "# id: customer_id",
-                   "# dropped: empty (every value is missing)", "# numeric columns (standardized): a"):
+                   "# dropped: empty (every value is missing)", "# numeric columns: a"):
         assert needle in text, needle
     assert "init: data/e.csv: target 'y'" in result.stderr
     assert "1 categorical (color)" in result.stderr and "dropped: empty" in result.stderr

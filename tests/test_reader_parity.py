@@ -112,12 +112,12 @@ def _by_row(splits):
 
 def _fit_rows(target):
     """The rows fit trained on (every split of the run, as the run's reader re-creates them)."""
-    from nettrain.lifecycle.evaluate import _run_split_rows
+    from nettrain.lifecycle.evaluate import run_split_rows
 
     parts = []
     for split in ("train", "validation", "test"):
         try:
-            parts.extend(_run_split_rows(target, split))
+            parts.extend(run_split_rows(target, split))
         except Exception:  # noqa: BLE001 - a split the run does not have
             continue
     return _by_row(parts)

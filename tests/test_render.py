@@ -104,11 +104,12 @@ def test_evaluate_of_a_kfold_run_shows_each_fold_and_the_mean(capsys):
 
 def test_the_library_modules_draw_no_tables():
     """The tables are drawn here: evaluate returns results, the training loop writes only progress."""
-    from nettrain.lifecycle import evaluate
+    from nettrain.lifecycle import baseline, evaluate
 
-    assert not [name for name in vars(evaluate) if name.startswith("print_")]
-    source = Path(evaluate.__file__).read_text(encoding="utf-8")
-    assert "make_console" not in source and "print_table" not in source
+    for module in (evaluate, baseline):
+        assert not [name for name in vars(module) if name.startswith("print_")]
+        source = Path(module.__file__).read_text(encoding="utf-8")
+        assert "make_console" not in source and "print_table" not in source and "print(" not in source
     progress = (Path(render.__file__).parent / "training" / "progress.py").read_text(encoding="utf-8")
     assert "print_metrics" not in progress
 
@@ -144,3 +145,57 @@ def test_fit_and_retrain_return_their_result_and_print_none(tmp_path, monkeypatc
     # resumed when complete: reported again, without a refit that did not train now
     done = api.fit("c.yaml", ["data.split.folds=2", "data.split.refit=true"], resume="kf", quiet=True)
     assert done.refit is None and done.metrics == kfold.metrics
+
+
+def test_evaluate_names_the_restored_epoch_of_the_weights(capsys):
+    render.show_evaluate(evaluation(epoch=4, epochs_done=7, note=None), as_json=False)
+    assert lines(capsys.readouterr().out)[0] == ("evaluated run/model.h5 (epoch 4: the best, its weights restored by "
+                                                 "early stopping; trained 7 epochs) on split 'test': 30 rows")
+    render.show_evaluate(evaluation(epoch=7, epochs_done=7, note=None), as_json=False)
+    assert lines(capsys.readouterr().out)[0] == "evaluated run/model.h5 (epoch 7) on split 'test': 30 rows"
+
+
+def baseline_result(**fields):
+    from nettrain.lifecycle.baseline import BaselineResult
+    from nettrain.report.baseline import Scored
+
+    split = {"train": {"accuracy": 0.9, "auc": 0.95}, "test": {"accuracy": 0.8, "auc": 0.85}}
+    models = [Scored("network", "nettrain network (metrics.json)", metrics={"test": {"accuracy": 0.75}}),
+              Scored("hist_gradient_boosting", "HistGradientBoostingClassifier", metrics=split, seconds=0.1),
+              Scored("linear", "LogisticRegression", error="one class only")]
+    base = dict(task="binary", seed=42, rows={"train": 80, "test": 20}, metrics=["accuracy", "auc"], models=models,
+                notes=["text column 'note' left out"], run_dir=Path("run"), file=Path("run/baseline.json"))
+    return BaselineResult(**{**base, **fields})
+
+
+def test_baseline_shows_a_row_per_model_under_each_metric_and_notes_on_stderr(capsys):
+    render.show_baseline(baseline_result(), as_json=False)
+    out, err = capsys.readouterr()
+    shown = [re.split(r"\s{2,}", line) for line in lines(out)]
+    assert shown[0] == ["baselines for run (binary, seed 42): fitted on the 80 train rows; scored on train 80, "
+                        "test 20"]
+    assert shown[1:3] == [["Baselines"], ["metric", "model", "train", "test"]]
+    assert shown[4:] == [["accuracy", "network", "-", "0.7500"], ["HistGradientBoosting", "0.9000", "0.8000"],
+                         ["LogisticRegression (failed)", "-", "-"], ["auc", "network", "-", "-"],
+                         ["HistGradientBoosting", "0.9500", "0.8500"], ["LogisticRegression (failed)", "-", "-"],
+                         ["wrote run/baseline.json"]]
+    assert lines(err) == ["baseline: text column 'note' left out",
+                          "baseline: LogisticRegression could not be fitted: one class only"]
+    render.show_baseline(baseline_result(), as_json=True)
+    out, _ = capsys.readouterr()
+    shown = json.loads(out)
+    assert list(shown["models"]) == ["network", "hist_gradient_boosting", "linear"]
+    assert shown["models"]["linear"]["error"] == "one class only" and shown["files"] == ["run/baseline.json"]
+
+
+def test_fit_with_baselines_shows_them_below_the_network_and_in_its_json(capsys):
+    result = fit_result(baseline=baseline_result())
+    render.show_fit(result, as_json=False)
+    out, _ = capsys.readouterr()
+    shown = [re.split(r"\s{2,}", line) for line in lines(out)]
+    assert [r[0] for r in shown[3:-1]] == ["loss", "accuracy", "accuracy (HistGradientBoosting)",
+                                           "auc (HistGradientBoosting)"]
+    assert shown[5] == ["accuracy (HistGradientBoosting)", "0.9000", "-", "0.8000"]
+    assert "network" not in out and shown[-1] == ["run directory: runs/x"]
+    render.show_fit(result, as_json=True)
+    assert json.loads(capsys.readouterr().out)["baseline"]["models"]["hist_gradient_boosting"]["seconds"] == 0.1

@@ -185,6 +185,35 @@ def test_filled_statistics_are_those_of_the_filled_rows():
     assert imputation_values(SCHEMA, raw, "most_frequent", "d.csv")["z"] == float(z.mode().iloc[0])
 
 
+def test_filled_statistics_give_the_quantiles_of_the_filled_rows():
+    df = frame()
+    raw = stats_of(SCHEMA, prepare_inputs(df, SCHEMA, require_target=True, keep_missing=True), value_counts=True)
+    fills = imputation_values(SCHEMA, raw, "mean", "d.csv")
+    schema = FeatureSchema(**{**SCHEMA.__dict__, "imputation": fills})
+    direct = stats_of(schema, prepare_inputs(df, schema, require_target=True)).numeric
+    filled = raw.filled(schema, fills).numeric
+    levels = np.linspace(0, 1, 17)
+    # before filling, a missing cell is left out; after, it counts as its fill value
+    assert len(raw.numeric.values(0)) == 200 - 29 and len(filled.values(0)) == 200
+    for a, b in zip(filled.quantiles(levels), direct.quantiles(levels)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(raw.numeric.quantiles(levels)[0], filled.quantiles(levels)[0])
+    # merged chunks keep every row of the sample (in this order or another: the same quantiles)
+    parts = [df.iloc[a:b] for a, b in ((0, 1), (1, 64), (64, 200))]
+    merged = None
+    for part in parts:
+        one = stats_of(SCHEMA, prepare_inputs(part, SCHEMA, require_target=True, keep_missing=True))
+        merged = one if merged is None else merged.merge(one)
+    assert merged.numeric.sample_rows == 200 and merged.numeric.sample.shape == (200, 2)
+    for a, b in zip(merged.numeric.quantiles(levels), raw.numeric.quantiles(levels)):
+        np.testing.assert_array_equal(a, b)
+    # no sample asked for: none kept, and quantiles say so
+    bare = stats_of(SCHEMA, prepare_inputs(df, SCHEMA, require_target=True, keep_missing=True), sample=False)
+    assert bare.numeric.sample is None
+    with pytest.raises(ValueError, match="no sample"):
+        bare.numeric.quantiles(levels)
+
+
 def test_fill_values():
     df = frame()
     raw = stats_of(SCHEMA, prepare_inputs(df, SCHEMA, require_target=True, keep_missing=True), value_counts=True)

@@ -98,14 +98,16 @@ class SplitConfig(Section):
 
 
 class ColumnConfig(Section):
-    type: Literal["numeric", "categorical", "text"]
+    type: Literal["numeric", "categorical", "text", "date"] = Field(
+        description="numeric, categorical, text, or date (expanded into year, month, day, weekday and hour numbers)")
     max_tokens: int | None = Field(None, ge=2, le=MAX_INT, description="text: vocabulary size (default 10000)")
     output_mode: Literal["multi_hot", "count", "tf_idf", "int"] | None = Field(
         None, description="text: multi_hot (default), count, tf_idf or int token sequences")
     sequence_length: int | None = Field(None, ge=1, le=MAX_SIZE,
                                         description="text with output_mode int: pad/cut to this length")
     embedding_dim: int | None = Field(None, ge=1, le=MAX_SIZE,
-                                      description="categorical with embedding, or text with int mode")
+                                      description="categorical: an embedding this wide (whatever preprocessing.categorical "
+                                      "says); text with output_mode int: an Embedding after it")
 
     @model_validator(mode="after")
     def _text_only(self) -> "ColumnConfig":
@@ -113,6 +115,9 @@ class ColumnConfig(Section):
             for key in ("max_tokens", "output_mode", "sequence_length"):
                 if getattr(self, key) is not None:
                     raise ValueError(f"'{key}' applies only to columns of type text, this column is {self.type}")
+        if self.type == "date" and self.embedding_dim is not None:
+            raise ValueError("'embedding_dim' applies to categorical and text columns; a date column becomes numbers "
+                             "(year, month, day, weekday, hour)")
         return self
 
 
@@ -145,7 +150,10 @@ class DataConfig(Section):
 # ---------------------------------------------------------------------------- preprocessing
 
 class PreprocessingConfig(Section):
-    numeric: Literal["standard", "minmax", "none"] = "standard"
+    numeric: Literal["standard", "minmax", "none", "quantile", "piecewise", "auto"] = Field(
+        "standard", description="numeric columns: standard (z-score), minmax, none, quantile (normal scores of the "
+        "training distribution), piecewise (piecewise-linear encoding), auto (piecewise, with quantile scores for "
+        "heavy-tailed columns)")
     categorical: Literal["one_hot", "embedding", "none"] = "one_hot"
     missing: Literal["error", "mean", "median", "most_frequent", "drop_rows"] = "error"
     labels: Literal["auto", "sparse", "one_hot"] = "auto"

@@ -1,10 +1,14 @@
 """Which columns are features, target and id, and what kind each feature is.
 
-Auto-typing knows two kinds: numeric (number and boolean dtypes, and text columns whose every
-value parses as a number or is true/false) and categorical (everything else). A column is typed
-`text` only when the config says so (`data.columns: {review: {type: text}}`) or a bundled set
-implies it (keras:imdb, keras:reuters): free text is too easy to mistake for a high-cardinality
-category, so nettrain never guesses it.
+A column the config does not type (`data.columns`) and the source does not imply (keras:imdb,
+keras:reuters) is typed by `data.typing.column_type`, the rule `init` follows too: numbers and
+booleans are numeric; dates are expanded into numeric parts (`when.year`, ...); yes/no columns
+become 1/0 (`smoker.yes`); long free text is tokenized; text whose values are (nearly) all
+different, and columns with no value, are left out with a note; other text is categorical, with
+an embedding instead of one-hot when it has more than 50 values (under `preprocessing.categorical:
+one_hot`). Whole numbers stay numeric whatever init offers for them (codes, a row index): fit never
+changes the kind of a column of numbers on its own. Columns listed in `data.features` are never
+left out.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from nettrain.data.words import list_names, show_name
+from nettrain.data import typing as T
 from nettrain.data.types import ColumnInfo
 from nettrain.errors import DataError
-from nettrain.words import did_you_mean
+from nettrain.words import did_you_mean, list_names, show_name
 
 TEXT_DEFAULTS = {"max_tokens": 10000, "output_mode": "multi_hot"}
 _BOOL_WORDS = {"true": 1.0, "false": 0.0}
+_DERIVED = "nettrain.derived"  # frame.attrs: the derived columns type_columns added to a table
 
 
 # ----------------------------------------------------------------------------- selection
@@ -90,60 +95,107 @@ def select_columns(cfg, frame: pd.DataFrame, where: str, default_target: str | N
 
 def type_columns(cfg, frame: pd.DataFrame, features: list[str], implied: dict[str, str],
                  where: str, notes: list[str] | None = None) -> list[ColumnInfo]:
-    """ColumnInfo per feature: `data.columns` overrides, else what the source implies, else auto."""
-    infos = []
+    """ColumnInfo per model feature: `data.columns` overrides, else what the source implies, else
+    `data.typing.column_type`. A date or yes/no column gives the numeric columns made from it
+    (`ColumnInfo.origin`), which are also added to `frame` (the training table) as the columns they
+    are, so the fill values of preprocessing.missing come from them like from any column (every
+    other table gains them in `prepare_inputs`). Columns left out are said in `notes` (and warned)."""
+    infos: list[ColumnInfo] = []
+    chosen = cfg.data.features is not None
     for name in features:
         series = frame[name]
         override = cfg.data.columns.get(name)
         if override is not None:
-            kind = override.type
-            if kind == "numeric":
-                check_numeric(series, name, where, key=f"data.columns.{name}.type", cfg=cfg)
-        else:
-            kind = implied.get(name) or auto_kind(series, name, where)
-            if kind == "categorical":
-                _warn_if_identifier(series, name, notes)
+            infos += _declared(cfg, frame, name, override, where)
+            continue
+        if implied.get(name):
+            infos.append(_info(ColumnInfo(name=name, kind=implied[name])))
+            continue
+        ct = T.column_type(series, name, offers=False)
+        if not ct.feature:
+            if not chosen:
+                _note(notes, f"{where}: column '{show_name(name)}' is left out ({ct.reason}); "
+                      + (f"declare data.columns.{name}.type to use it, or name it as data.id to pass it through "
+                         "predict" if ct.kind == "identifier" else "drop it with data.drop to say so"))
+                continue
+            ct = T.ColumnType("numeric", ct.reason) if ct.kind == "empty" else _categorical_type(series)
+        if ct.kind in ("date", "boolean") and T.derived_origins(name, ct):
+            infos += _derived(cfg, frame, name, ct, where, f"data.columns.{name}")
+            continue
+        kind = "numeric" if ct.kind == "boolean" else ct.kind
         info = ColumnInfo(name=name, kind=kind)
-        if override is not None:
-            info.embedding_dim = override.embedding_dim
-            if kind == "text":
-                info.max_tokens = override.max_tokens
-                info.output_mode = override.output_mode
-                info.sequence_length = override.sequence_length
-        if kind == "text":
-            info.max_tokens = info.max_tokens or TEXT_DEFAULTS["max_tokens"]
-            info.output_mode = info.output_mode or TEXT_DEFAULTS["output_mode"]
-        infos.append(info)
+        if kind == "categorical" and cfg.preprocessing.categorical == "one_hot":
+            info.embedding_dim = ct.embedding_dim
+        infos.append(_info(info))
     return infos
 
 
-def _warn_if_identifier(series: pd.Series, name: str, notes: list[str] | None) -> None:
-    """A categorical column whose values are (nearly) all different teaches the model nothing."""
-    distinct, rows = series.nunique(dropna=True), int(series.notna().sum())
-    if rows >= 50 and distinct > 0.5 * rows:
-        text = (f"column '{name}' is categorical with {distinct} distinct values in {rows} rows (an identifier, "
-                f"a date or free text?): add it to data.drop, name it as data.id, or declare it "
-                f"data.columns.{name}.type: text")
-        if notes is not None:
-            notes.append(text)
-        warnings.warn(text, stacklevel=3)
+def _declared(cfg, frame: pd.DataFrame, name: str, override, where: str) -> list[ColumnInfo]:
+    """The columns of a feature typed in `data.columns`."""
+    key = f"data.columns.{name}.type"
+    kind = override.type
+    if kind == "numeric":
+        check_numeric(frame[name], name, where, key=key, cfg=cfg)
+    if kind == "date":
+        return _derived(cfg, frame, name, _date_type(cfg, frame[name], name, where, key), where, key)
+    info = ColumnInfo(name=name, kind=kind, embedding_dim=override.embedding_dim)
+    if kind == "text":
+        info.max_tokens = override.max_tokens
+        info.output_mode = override.output_mode
+        info.sequence_length = override.sequence_length
+    return [_info(info)]
 
 
-def auto_kind(series: pd.Series, name: str = "", where: str = "") -> str:
-    """numeric or categorical (see the module docstring)."""
-    dtype = series.dtype
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
-        raise DataError(f"{where}: column '{name}' holds dates/times ({dtype}); nettrain does not encode "
-                        "them: add it to data.drop, or convert it to numbers (e.g. days) in the file")
-    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
-        return "numeric"
-    if isinstance(dtype, pd.CategoricalDtype):
-        return "categorical"
-    values = series.dropna()
-    if len(values) == 0:
-        return "numeric"  # all missing: the missing-value policy reports it
-    _, bad = to_numbers(values)
-    return "categorical" if bad.any() else "numeric"
+def _info(info: ColumnInfo) -> ColumnInfo:
+    if info.kind == "text":
+        info.max_tokens = info.max_tokens or TEXT_DEFAULTS["max_tokens"]
+        info.output_mode = info.output_mode or TEXT_DEFAULTS["output_mode"]
+    return info
+
+
+def _categorical_type(series: pd.Series) -> T.ColumnType:
+    """A column the user chose (data.features) that auto-typing would leave out: categorical."""
+    distinct = int(series.nunique(dropna=True))
+    return T.ColumnType("categorical", f"{distinct} distinct values",
+                        embedding_dim=T.embedding_size(distinct) if distinct > T.EMBED_OVER else None)
+
+
+def _date_type(cfg, series: pd.Series, name: str, where: str, key: str) -> T.ColumnType:
+    """The date type of a column declared `type: date`; a ConfigError when its values are no dates."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return T.column_type(series, name)
+    present = T.present_values(series)
+    text = present.astype(str).str.strip()
+    fmt, share = T.date_format(text)
+    if fmt is None:
+        sample = text.iloc[0] if len(text) else "nothing"
+        raise cfg.error(key, f"column '{show_name(name)}' of {where} is declared a date, but "
+                        + (f"no date format fits {share:.0%} of its values (first value: "
+                           f"{show_name(repr(sample), 40)}); " if len(text) else "it has no values; ")
+                        + f"at least {T.DATE_SHARE:.0%} must parse with one of: {T.FORMATS_SHOWN}")
+    return T.ColumnType("date", f"dates written {T.show_format(fmt)}", date_format=fmt, time="%H" in fmt)
+
+
+def _derived(cfg, frame: pd.DataFrame, name: str, ct: T.ColumnType, where: str, key: str) -> list[ColumnInfo]:
+    """The numeric columns made from date or yes/no column `name`; added to `frame` (see type_columns)."""
+    origins = T.derived_origins(name, ct)
+    ours = frame.attrs.get(_DERIVED, [])
+    clash = [d for d in origins if d in frame.columns and d not in ours]
+    if clash:
+        raise cfg.error(key, f"column '{show_name(name)}' makes the feature '{show_name(clash[0])}', which is also a "
+                        f"column of {where}; rename that column, or type '{show_name(name)}' otherwise "
+                        f"(data.columns.{name}.type: categorical) or drop it")
+    values, _ = T.derived_values(frame[name], origins)
+    for derived, column in values.items():
+        frame[derived] = column
+    frame.attrs[_DERIVED] = [*ours, *[d for d in values if d not in ours]]
+    return [ColumnInfo(name=derived, kind="numeric", origin=origin) for derived, origin in origins.items()]
+
+
+def _note(notes: list[str] | None, text: str) -> None:
+    if notes is not None:
+        notes.append(text)
+    warnings.warn(text, stacklevel=4)
 
 
 def to_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:

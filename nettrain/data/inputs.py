@@ -2,7 +2,9 @@
 
 `prepare_inputs` applies a FeatureSchema to any DataFrame (a split of the training table, a chunk
 of a stream or a file given to predict); the fill values come from the training rows only
-(`data.stats.imputation_values`).
+(`data.stats.imputation_values`). The numeric columns made from another column (a date's parts,
+a yes/no column's 1/0: `ColumnInfo.origin`) are made here from the raw column, for every table
+alike (`with_derived`), so predict gives a saved model what fit gave it.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nettrain.data import typing as T
 from nettrain.data.columns import as_strings, row_label, to_numbers
-from nettrain.data.words import list_names
 from nettrain.data.types import NUMERIC_INPUT, FeatureSchema, Split
 from nettrain.errors import DataError
-from nettrain.words import did_you_mean
+from nettrain.words import did_you_mean, list_names
 
 MISSING_POLICIES = ("error", "mean", "median", "most_frequent", "drop_rows")
 
@@ -37,7 +39,8 @@ def prepare_inputs(frame: pd.DataFrame, schema: FeatureSchema, *, require_target
     the training rows `data.stats.stats_of` learns the fill values from, before there are any.
     """
     where = source or "the data"
-    _check_columns(frame, schema, where, require_target)
+    check_columns(frame, schema, where, require_target)
+    frame = with_derived(frame, schema, where, line_offset)
     n = len(frame)
     inputs: dict[str, np.ndarray] = {}
     numeric = schema.numeric_columns
@@ -63,9 +66,11 @@ def prepare_inputs(frame: pd.DataFrame, schema: FeatureSchema, *, require_target
     return Split(inputs=inputs, y=y, ids=ids, row_index=row_index)
 
 
-def _check_columns(frame: pd.DataFrame, schema: FeatureSchema, where: str, require_target: bool) -> None:
+def check_columns(frame: pd.DataFrame, schema: FeatureSchema, where: str, require_target: bool) -> None:
+    """A DataError naming the columns the model reads (or the target, when required) that `frame` lacks,
+    or saying it has no rows."""
     have = [str(c) for c in frame.columns]
-    needed = [c.name for c in schema.columns]
+    needed = schema.file_columns
     lost = [c for c in needed if c not in frame.columns]
     if lost:
         hint = did_you_mean(lost[0], have)
@@ -77,6 +82,32 @@ def _check_columns(frame: pd.DataFrame, schema: FeatureSchema, where: str, requi
                         f"{did_you_mean(str(schema.target), have)}the data has: {list_names(have)}")
     if len(frame) == 0:
         raise DataError(f"{where}: no rows")
+
+
+def with_derived(frame: pd.DataFrame, schema: FeatureSchema, where: str = "the data",
+                 line_offset: int | None = None) -> pd.DataFrame:
+    """`frame` with the derived columns of `schema` (made from their raw columns, whatever the frame
+    held under their names); `frame` itself when the schema has none. A yes/no column holding
+    another word is a DataError naming its row."""
+    groups: dict[str, dict[str, dict]] = {}
+    for info in schema.columns:
+        if info.origin is not None:
+            groups.setdefault(info.origin["column"], {})[info.name] = info.origin
+    if not groups:
+        return frame
+    out = frame.copy(deep=False)
+    for column, origins in groups.items():
+        values, bad = T.derived_values(frame[column], origins)
+        if bad.any():
+            pos = int(np.argmax(bad))
+            first = next(iter(origins.values()))
+            raise DataError(f"{where}: column '{column}' holds {frame[column].iloc[pos]!r} in "
+                            f"{row_label(frame.index[pos], line_offset)}"
+                            + (f" ({int(bad.sum())} such values)" if bad.sum() > 1 else "")
+                            + f"; the model knows only {first['true']!r} and {first['false']!r} there (or a missing value)")
+        for name, array in values.items():
+            out[name] = array
+    return out
 
 
 def _numeric_matrix(frame: pd.DataFrame, columns: list[str], imputation: dict, where: str,
@@ -160,10 +191,18 @@ def encode_target(target: pd.Series, schema: FeatureSchema, where: str,
 # ------------------------------------------------------------------------------ missing
 
 def missing_counts(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, int]:
-    """column -> number of missing values, for the feature columns and the target."""
+    """column -> number of missing values, for the feature columns and the target. A derived
+    column's gaps count under its raw column (a value that is no date counts as missing)."""
     counts = {}
+    frame = with_derived(frame, schema)
     for info in schema.columns:
         series = frame[info.name]
+        if info.origin is not None:
+            n = int(np.isnan(series.to_numpy(dtype=np.float64)).sum())
+            column = info.origin["column"]
+            if n:
+                counts[column] = max(counts.get(column, 0), n)
+            continue
         if info.kind == "numeric":
             n = int(np.isnan(to_numbers(series)[0]).sum())
         else:
@@ -180,6 +219,7 @@ def missing_counts(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, int]
 def missing_rows(frame: pd.DataFrame, schema: FeatureSchema) -> np.ndarray:
     """Boolean mask of rows with a missing feature or target value."""
     mask = np.zeros(len(frame), dtype=bool)
+    frame = with_derived(frame, schema)
     for info in schema.columns:
         series = frame[info.name]
         mask |= np.isnan(to_numbers(series)[0]) if info.kind == "numeric" else series.isna().to_numpy()

@@ -16,7 +16,7 @@ import pandas as pd
 
 from nettrain.data import chunks as C
 from nettrain.data.cells import text_columns, typed_table
-from nettrain.data.inputs import _check_columns as check_frame_columns
+from nettrain.data.inputs import check_columns as check_frame_columns
 from nettrain.data.inputs import prepare_inputs
 from nettrain.data.stream.files import check_table_file, looks_boolean
 from nettrain.data.stream.reader import Part
@@ -82,7 +82,7 @@ def _stream(p: Path, schema: FeatureSchema, require_target: bool) -> Iterator[Sp
     """Prepared chunks of a CSV/TSV/Parquet file; the file checks of `read_table` first."""
     names = check_table_file(p)
     _check_columns(p, names, schema, require_target)
-    wanted = [c.name for c in schema.columns]
+    wanted = schema.file_columns
     target = schema.target if schema.target is not None and schema.target in names and require_target else None
     if target is not None:
         wanted.append(target)
@@ -90,7 +90,7 @@ def _stream(p: Path, schema: FeatureSchema, require_target: bool) -> Iterator[Sp
     if ident is not None and ident not in wanted:
         wanted.append(ident)
     text = C.kind_of(p) != ".parquet"
-    numeric = list(schema.numeric_columns) + ([target] if target and schema.task == "regression" else [])
+    numeric = schema.numeric_file_columns + ([target] if target and schema.task == "regression" else [])
     if text and numeric:
         numeric = _read_as_numbers(p, numeric, schema)
     typed = [c.name for c in schema.other_columns] + [c for c in (target, ident) if c and c not in numeric]

@@ -106,7 +106,7 @@ def _read(path: str | os.PathLike, split: bool, text: list[str] | None = None) -
                         f"{', '.join(COMPRESSIONS)})")
     check_file(p)
     if kind in (".csv", ".tsv", ".jsonl") and p.suffix.lower() not in COMPRESSIONS:
-        _sniff_text(p, kind)
+        sniff_text(p, kind)
     try:
         if kind == ".npz":
             return _read_npz(p, split)
@@ -129,17 +129,17 @@ def _read(path: str | os.PathLike, split: bool, text: list[str] | None = None) -
     if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1):
         # parquet may restore a saved index: keep a named one as a column; rows are numbered by position
         named = [str(n) for n in frame.index.names if n is not None]
-        _check_unique(p, [str(c) for c in frame.columns] + named)
+        check_unique(p, [str(c) for c in frame.columns] + named)
         frame = frame.reset_index(drop=not named)
     frame.columns = [str(c) for c in frame.columns]
-    _check_unique(p, list(frame.columns))
+    check_unique(p, list(frame.columns))
     if len(frame) == 0:
         raise DataError(f"{p}: the file has a header but no rows (columns: {list_names(frame.columns)})")
     _check_cells(p, frame)
     return {SOURCE: frame}
 
 
-def _sniff_text(p: Path, kind: str) -> None:
+def sniff_text(p: Path, kind: str) -> None:
     """A binary file (an image, a spreadsheet, UTF-16 text) under a text extension: say so up front."""
     try:
         with open(p, "rb") as f:
@@ -152,7 +152,7 @@ def _sniff_text(p: Path, kind: str) -> None:
                         f"(UTF-16?); nettrain reads {kind[1:]} files as UTF-8 text")
 
 
-def _check_unique(p: Path, names: list[str]) -> None:
+def check_unique(p: Path, names: list[str]) -> None:
     """Two columns of one name (`a,a` in a header; columns 1 and "1"): refused, never renamed."""
     seen: dict[str, int] = {}
     for name in names:
@@ -176,7 +176,7 @@ def _read_delimited(p: Path, sep: str, text: list[str] | None = None) -> pd.Data
     if any(m and m.group(1) in present for m in map(_MANGLED.match, columns)):
         # pandas renames a repeated header name `a` to `a.1`: read the header as written
         raw = pd.read_csv(p, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
-        _check_unique(p, [n for n in raw.iloc[0].tolist() if n != ""])
+        check_unique(p, [n for n in raw.iloc[0].tolist() if n != ""])
     return frame
 
 
@@ -187,7 +187,7 @@ def _read_parquet(p: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(p)
-    _check_unique(p, [str(n) for n in schema.names])
+    check_unique(p, [str(n) for n in schema.names])
     check_flat(p, schema)
     return pd.read_parquet(p)
 

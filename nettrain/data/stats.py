@@ -9,7 +9,11 @@ from the same numbers.
 
 Numeric statistics are kept as (count, mean, M2 = sum of squared deviations, min, max) per column
 and combined with Chan et al.'s parallel formula, which stays exact in float64 where the
-textbook sum of squares cancels (values ~1e9 with a spread of 1).
+textbook sum of squares cancels (values ~1e9 with a spread of 1). The quantiles that
+`preprocessing.numeric` quantile / piecewise / auto need come from a sample of the training rows
+kept beside them (`NumericStats.sample`): all of them for data held in memory (exact quantiles), a
+seeded uniform sample of at most `sample_limit(k)` rows merged chunk by chunk for a stream
+(bounded memory, and exact again while the stream has no more rows than that).
 
 numpy and pandas only, no TensorFlow.
 """
@@ -17,6 +21,7 @@ numpy and pandas only, no TensorFlow.
 from __future__ import annotations
 
 import collections
+import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
@@ -35,6 +40,31 @@ STREAMABLE_MISSING = ("mean", "most_frequent", "drop_rows", "error")
 # stream (numeric `most_frequent` fill values); past it the column's counts are dropped (None).
 MAX_VALUE_COUNTS = 100_000
 
+# The sample of training rows a stream keeps for the numeric quantiles: at most SAMPLE_ROWS rows and
+# SAMPLE_CELLS values (wide tables keep fewer rows), never fewer than MIN_SAMPLE_ROWS rows.
+SAMPLE_ROWS = 100_000
+SAMPLE_CELLS = 4_000_000
+MIN_SAMPLE_ROWS = 2_000
+SAMPLE_SEED = 20220122   # the sample's draws are seeded: the same file gives the same model
+
+# preprocessing.numeric: auto sends a column to the quantile map when its training values are
+# heavy-tailed or skewed (`heavy_tailed`): |skewness| > AUTO_SKEW, or a value beyond the 1st/99th
+# percentile by more than AUTO_TAIL interquartile ranges, or positive values whose 1st to 99th
+# percentiles span more than AUTO_DECADES orders of magnitude.
+AUTO_SKEW = 2.0
+AUTO_TAIL = 3.0
+AUTO_DECADES = 3.0
+
+
+# preprocessing.numeric values whose layers are built from quantiles of the training rows (a stream
+# keeps its sample of rows only for them).
+QUANTILE_MODES = ("quantile", "piecewise", "auto")
+
+
+def sample_limit(columns: int) -> int:
+    """The most rows of `columns` numeric columns a stream's sample keeps."""
+    return max(MIN_SAMPLE_ROWS, min(SAMPLE_ROWS, SAMPLE_CELLS // max(columns, 1)))
+
 
 # ------------------------------------------------------------------------------ numeric
 
@@ -48,15 +78,26 @@ class NumericStats:
     m2: np.ndarray      # float64: sum of squared deviations from the mean
     min: np.ndarray     # float64 (nan when count == 0)
     max: np.ndarray     # float64 (nan when count == 0)
+    # float32 (s, k): rows drawn uniformly from the `sample_rows` rows these statistics are of, NaN =
+    # missing (all of them in memory: exact quantiles); None when no sample was asked for
+    sample: np.ndarray | None = None
+    sample_rows: int = 0
+    # the fill value per column that the sample's NaN cells stand for (`TrainStats.filled`); None or
+    # NaN: no fill value (the column's missing cells are left out of its quantiles)
+    fill: np.ndarray | None = None
 
     @classmethod
-    def of(cls, x: np.ndarray) -> "NumericStats":
+    def of(cls, x: np.ndarray, *, sample: np.ndarray | None = None) -> "NumericStats":
         """The statistics of `x` (n, k) (a 1-D array is one column), NaN = missing.
 
         Computed the way numpy's `mean` and `var` compute them (a float64 sum divided by the count,
         then the sum of the squared deviations), so a matrix without NaN gives bit for bit the
-        numbers `x.mean(axis=0)` and `x.var(axis=0)` give.
+        numbers `x.mean(axis=0)` and `x.var(axis=0)` give. `sample`: the same rows as the model sees
+        them (float32, kept as they are, not copied), for the quantiles.
         """
+        if sample is not None:
+            sample = np.asarray(sample, dtype=np.float32)
+            sample = sample.reshape(len(sample), -1)
         x = np.asarray(x, dtype=np.float64)
         if x.ndim == 1:
             x = x.reshape(-1, 1)
@@ -83,7 +124,10 @@ class NumericStats:
             lo = hi = np.full(x.shape[1], np.nan)
         mean, m2 = np.where(empty, np.nan, mean), np.where(empty, 0.0, m2)
         lo, hi = np.where(empty, np.nan, lo), np.where(empty, np.nan, hi)
-        return cls(count=count, mean=mean, m2=m2, min=lo, max=hi)
+        if sample is not None and sample.shape != x.shape:
+            raise ValueError(f"the sample has shape {sample.shape}, the rows {x.shape}")
+        return cls(count=count, mean=mean, m2=m2, min=lo, max=hi, sample=sample,
+                   sample_rows=len(sample) if sample is not None else 0)
 
     @classmethod
     def constant(cls, count: np.ndarray, value: np.ndarray) -> "NumericStats":
@@ -113,7 +157,9 @@ class NumericStats:
         m2 = np.where(b_empty, self.m2, np.where(a_empty, other.m2, m2))
         lo = np.where(b_empty, self.min, np.where(a_empty, other.min, np.fmin(self.min, other.min)))
         hi = np.where(b_empty, self.max, np.where(a_empty, other.max, np.fmax(self.max, other.max)))
-        return NumericStats(count=n, mean=mean, m2=m2, min=lo, max=hi)
+        sample, rows = _merged_sample(self, other)
+        fill = self.fill if self.fill is not None else other.fill
+        return NumericStats(count=n, mean=mean, m2=m2, min=lo, max=hi, sample=sample, sample_rows=rows, fill=fill)
 
     @property
     def variance(self) -> np.ndarray:
@@ -128,6 +174,89 @@ class NumericStats:
     @property
     def columns(self) -> int:
         return len(self.count)
+
+    def values(self, j: int) -> np.ndarray:
+        """Column `j`'s sampled training values as the model sees them (float64 of float32): its
+        missing cells as its fill value, or left out when it has none. Empty without a sample."""
+        if self.sample is None:
+            return np.empty(0)
+        column = self.sample[:, j].astype(np.float64)
+        missing = np.isnan(column)
+        if not missing.any():
+            return column
+        fill = self.fill[j] if self.fill is not None else np.nan
+        return np.where(missing, fill, column) if np.isfinite(fill) else column[~missing]
+
+    def quantiles(self, levels: np.ndarray) -> list[np.ndarray]:
+        """Per column, its values' quantiles at `levels` (in [0, 1], numpy's linear interpolation)
+        as float64 of float32 numbers (what the model compares its float32 inputs with); an empty
+        array for a column without values. No NaN ever reaches the computation."""
+        if self.sample is None:
+            raise ValueError("these statistics hold no sample of the rows for quantiles (NumericStats.of(..., "
+                             "sample=...))")
+        levels = np.asarray(levels, dtype=np.float64)
+        out = []
+        for j in range(self.columns):
+            column = self.values(j)
+            out.append(np.quantile(column, levels).astype(np.float32).astype(np.float64) if len(column)
+                       else np.empty(0))
+        return out
+
+
+def _merged_sample(a: NumericStats, b: NumericStats) -> tuple[np.ndarray | None, int]:
+    """A uniform sample of the rows of both sides: each side's sample whole while both fit in
+    `sample_limit`, else the limit's rows drawn without replacement, how many from each side by the
+    hypergeometric law of their row counts (so every row of either side is equally likely to stay).
+    Seeded by the row counts: the same chunks give the same sample."""
+    if a.sample is None or b.sample is None:
+        return (a.sample, a.sample_rows) if b.sample is None else (b.sample, b.sample_rows)
+    rows = a.sample_rows + b.sample_rows
+    limit = sample_limit(a.sample.shape[1])
+    if len(a.sample) + len(b.sample) <= limit and len(a.sample) == a.sample_rows \
+            and len(b.sample) == b.sample_rows:
+        return np.concatenate([a.sample, b.sample]), rows
+    size = min(limit, rows)
+    rng = np.random.default_rng([SAMPLE_SEED, a.sample_rows, b.sample_rows])
+    from_a = int(rng.hypergeometric(a.sample_rows, b.sample_rows, size)) if a.sample_rows and b.sample_rows \
+        else (size if a.sample_rows else 0)
+    # a side's sample is a uniform sample of its rows; drawing from it stays uniform (it is never
+    # smaller than what is drawn from it: len(side) = min(its rows, limit) >= the draw)
+    from_a = min(from_a, len(a.sample))
+    from_b = min(size - from_a, len(b.sample))
+    pick_a = np.sort(rng.choice(len(a.sample), from_a, replace=False))
+    pick_b = np.sort(rng.choice(len(b.sample), from_b, replace=False))
+    return np.concatenate([a.sample[pick_a], b.sample[pick_b]]), rows
+
+
+def heavy_tailed(numeric: NumericStats) -> np.ndarray:
+    """Per column, whether `preprocessing.numeric: auto` gives it the quantile map (else standard
+    scaling), from its sampled training values: |skewness| > AUTO_SKEW; or its minimum or maximum
+    beyond the 1st / 99th percentile by more than AUTO_TAIL interquartile ranges (outliers; the
+    range of the middle 80% when the quartiles coincide); or its 1st to 99th percentile positive and
+    more than AUTO_DECADES orders of magnitude apart. A column with at most two distinct values (a
+    flag) never."""
+    out = np.zeros(numeric.columns, dtype=bool)
+    for j in range(numeric.columns):
+        x = numeric.values(j)
+        if len(x) < 3 or not np.isfinite(x).all():
+            continue
+        lo, hi = float(x.min()), float(x.max())
+        if len(np.unique(x)) <= 2:
+            continue
+        p1, p10, p25, p75, p90, p99 = np.quantile(x, [0.01, 0.10, 0.25, 0.75, 0.90, 0.99])
+        spread = p75 - p25 if p75 > p25 else p90 - p10
+        std = float(x.std())
+        skew = float(np.mean(((x - x.mean()) / std) ** 3)) if std > 0 else 0.0
+        tail = spread > 0 and max(hi - p99, p1 - lo) > AUTO_TAIL * spread
+        decades = p1 > 0 and np.log10(p99 / p1) > AUTO_DECADES
+        out[j] = abs(skew) > AUTO_SKEW or tail or decades
+    return out
+
+
+def normal_quantile(p: np.ndarray) -> np.ndarray:
+    """The standard normal distribution's quantile function at each `p` in (0, 1)."""
+    dist = statistics.NormalDist()
+    return np.array([dist.inv_cdf(float(v)) for v in np.ravel(p)], dtype=np.float64).reshape(np.shape(p))
 
 
 # ------------------------------------------------------------------------------ training rows
@@ -186,7 +315,8 @@ class TrainStats:
             count = np.array([self.missing.get(c, 0) if c in fills else 0 for c in names], dtype=np.int64)
             value = np.array([float(fills[c]) if c in fills else np.nan for c in names], dtype=np.float64)
             # the model sees float32 inputs: the fill value as the model sees it
-            numeric = numeric.merge(NumericStats.constant(count, value.astype(np.float32).astype(np.float64)))
+            value = value.astype(np.float32).astype(np.float64)
+            numeric = replace(numeric.merge(NumericStats.constant(count, value)), fill=value)
         categories = dict(self.categories)
         for name, counts in self.categories.items():
             n = self.missing.get(name, 0)
@@ -236,20 +366,23 @@ def _added_values(a: collections.Counter | None, b: collections.Counter | None,
 # ------------------------------------------------------------------------------ from a Split
 
 def stats_of(schema: FeatureSchema, split: Split, *, value_counts: bool = False,
-             value_limit: int | None = None) -> TrainStats:
+             value_limit: int | None = None, sample: bool = True) -> TrainStats:
     """The statistics of the rows of `split` (all of a training split in memory, or one chunk).
 
     Missing values are those the split still holds: NaN in the numeric matrix, None (or NaN) in a
     categorical or text column (`prepare_inputs(..., keep_missing=True)`); a split prepared with
     fill values has none. `value_counts`: also count the values of each numeric column (for a
-    numeric `most_frequent` fill value), up to `value_limit` distinct values per column.
+    numeric `most_frequent` fill value), up to `value_limit` distinct values per column. `sample`:
+    keep the numeric rows (a reference to the split's float32 matrix) for the quantiles
+    (`NumericStats.sample`); a stream that needs no quantiles passes False.
     """
     numeric, missing = None, {}
     names = schema.numeric_columns
     values: dict[str, collections.Counter | None] = {}
     if names:
         x = np.asarray(split.inputs[NUMERIC_INPUT], dtype=np.float64).reshape(len(split), len(names))
-        numeric = NumericStats.of(x)
+        rows = np.asarray(split.inputs[NUMERIC_INPUT], dtype=np.float32).reshape(len(split), len(names))
+        numeric = NumericStats.of(x, sample=rows if sample else None)  # the float32 matrix itself, not a copy
         gaps = len(split) - numeric.count
         missing.update({c: int(g) for c, g in zip(names, gaps) if g})
         if value_counts:

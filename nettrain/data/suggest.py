@@ -1,10 +1,14 @@
 """`suggest_config(path, target)`: the YAML text `nettrain init` prints or writes for a data file.
 
-The config says in comments which columns it treats as numeric, categorical, text, the id, and
-which it drops, and why; `Suggestion.summary` says the same on one line (the CLI prints it on
-stderr). `data.source` is written so that the config works where it is meant to live: relative
-to the folder of `output` when the config is written to a file, else as given (relative to the
-current directory, which a comment says).
+Each column is typed by `data.typing.column_type`, the rule fit follows for a column the config
+does not type, so the config and fit agree; init adds what fit never does on its own (whole numbers
+that look like codes offered as categorical, a row index dropped, an identifier-named column as
+data.id). The config says in comments which columns it treats as numeric, categorical, dates,
+text, the id, and which it drops, and why; `Suggestion.summary` says the same on one line (the
+CLI prints it on stderr). `data.source` (with a test file: `data.train` and `data.test`) is
+written so that the config works where it is meant to live: relative to the folder of `output`
+when the config is written to a file, else as given (relative to the current directory, which a
+comment says). `preprocessing.missing` is a fill policy (`_missing_policy`), never `error`.
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from nettrain.data.columns import as_strings, auto_kind, to_numbers
+from nettrain.data import typing as T
+from nettrain.data.columns import as_strings
 from nettrain.data.sources import SOURCE, read_parts
-from nettrain.data.words import list_names, show_name
 from nettrain.data.split import n_held_out
 from nettrain.errors import ConfigError, UsageError, WriteFailed
-from nettrain.words import did_you_mean
+from nettrain.words import did_you_mean, list_names, show_name
 
 _ID_NAME = re.compile(r"(^id$|_id$|^id_|Id$|ID$)")
 CONFIG_EXTENSIONS = (".yaml", ".yml")
@@ -36,10 +40,10 @@ class Suggestion:
     summary: str         # one line: the task and what each column was taken for
 
 
-def suggest_config(path: Path, target: str, *, output: Path | None = None) -> str:
+def suggest_config(path: Path, target: str, *, output: Path | None = None, test: Path | None = None) -> str:
     """A starting config for `path` with label column `target`; loads cleanly with load_config
     (from `output`'s folder when given, else from the current directory)."""
-    return suggest(path, target, output=output).text
+    return suggest(path, target, output=output, test=test).text
 
 
 def source_for(path: Path, output: Path | None) -> str:
@@ -54,20 +58,25 @@ def source_for(path: Path, output: Path | None) -> str:
 
 @dataclass
 class _Roles:
-    """What `init` made of each column besides the target."""
+    """What `init` made of each column besides the target (column -> why, one line each)."""
 
-    numeric: list[str] = field(default_factory=list)
-    categorical: dict[str, str] = field(default_factory=dict)  # column -> why
+    numeric: dict[str, str] = field(default_factory=dict)       # numbers, booleans
+    categorical: dict[str, str] = field(default_factory=dict)   # text values
+    embedded: dict[str, int] = field(default_factory=dict)      # categorical column -> embedding width
+    codes: dict[str, str] = field(default_factory=dict)         # whole numbers offered as categorical
+    dates: dict[str, T.ColumnType] = field(default_factory=dict)
     text: dict[str, str] = field(default_factory=dict)
     id_col: str | None = None
     drop: dict[str, str] = field(default_factory=dict)
 
     @property
     def features(self) -> list[str]:
-        return self.numeric + list(self.categorical) + list(self.text)
+        return [*self.numeric, *self.categorical, *self.codes, *self.dates, *self.text]
 
 
-def suggest(path: Path, target: str, *, output: Path | None = None) -> Suggestion:
+def suggest(path: Path, target: str, *, output: Path | None = None, test: Path | None = None) -> Suggestion:
+    """The config and its summary line; `test`: a file of test rows (`data.test`), so the config
+    trains on all of `path` (`data.train`) but its validation rows."""
     from nettrain.config import load_config
     from nettrain.data.task import infer_task
 
@@ -79,93 +88,147 @@ def suggest(path: Path, target: str, *, output: Path | None = None) -> Suggestio
         raise UsageError(f"{path}: no column '{show_name(target)}' to use as the target; "
                          f"{did_you_mean(target, columns)}columns: {list_names(columns)}")
     _check_target(path, frame[target], target)
-    roles = _column_roles(path, frame, columns, target)
+    roles = _column_roles(frame, columns, target)
     if not roles.features:
         raise UsageError(f"{path}: no usable feature columns besides the target '{show_name(target)}'"
                          + (f" (columns: {list_names(columns)})" if len(columns) > 1 else
                             "; the file holds only the target column"))
+    if test is not None:
+        _check_test(path, Path(test), official, [target, *roles.features] + ([roles.id_col] if roles.id_col else []))
     try:
         probe = load_config(None, data={"data": {"source": str(path), "target": target}}, check_names=False)
         task, classes = infer_task(probe, frame[target], target)
     except ConfigError as e:
         raise UsageError(f"{path}: {e.detail}") from None
     what = f"{task}, {len(classes)} classes" if classes else "regression"
-    text = _render(path, frame, target, task, what, bool(classes), roles, official, source_for(path, output), output)
-    return Suggestion(text=text, summary=_summary(path, target, what, roles.numeric, roles.categorical, roles.text,
-                                                  roles.id_col, roles.drop))
+    paths = {"source": source_for(path, output)} if test is None else \
+        {"train": source_for(path, output), "test": source_for(Path(test), output)}
+    text = _render(path, frame, target, task, what, bool(classes), roles, official, paths, output,
+                   _streams(probe))
+    return Suggestion(text=text, summary=_summary(path, target, what, roles))
 
 
-def _column_roles(path: Path, frame: pd.DataFrame, columns: list[str], target: str) -> _Roles:
+def _check_test(path: Path, test: Path, official: bool, needed: list[str]) -> None:
+    """A --test file that can serve as the config's data.test: a table other than the training file
+    with the columns the config uses."""
+    if official:
+        raise UsageError(f"--test {test}: {path} holds its own test split (x_test, y_test), which the config "
+                         "keeps; leave out --test")
+    if not test.is_file():
+        raise UsageError(f"--test {test}: no such file; give the file of test rows (.csv .tsv .parquet .jsonl)")
+    try:
+        same = test.exists() and Path(path).exists() and os.path.samefile(test, path)
+    except OSError:
+        same = False
+    if same:
+        raise UsageError(f"--test {test}: that is the training file itself; give a file of other rows")
+    parts = read_parts(test)
+    if SOURCE not in parts:
+        raise UsageError(f"--test {test}: it holds a train/test split of its own; give one table of test rows")
+    have = [str(c) for c in parts[SOURCE].columns]
+    lost = [c for c in needed if c not in have]
+    if lost:
+        raise UsageError(f"--test {test}: no column{'s' if len(lost) > 1 else ''} {list_names(lost, quote=True)} "
+                         f"that {path} has and the config uses; {did_you_mean(lost[0], have)}its columns: "
+                         f"{list_names(have)}")
+
+
+def _streams(probe) -> bool:
+    """Whether fit will read the data in chunks (data.stream: auto on a file too large for memory)."""
+    from nettrain.data.stream import choose
+
+    try:
+        return choose(probe).stream
+    except Exception:  # noqa: BLE001 - a file the real run reports on
+        return False
+
+
+def _column_roles(frame: pd.DataFrame, columns: list[str], target: str) -> _Roles:
+    """Each column's role, by `data.typing.column_type` (what fit does with an undeclared column),
+    and what init offers besides: whole numbers that look like codes as categorical, a row index
+    dropped, a column named like an identifier with a different value in every row as data.id."""
     roles, n = _Roles(), len(frame)
     for name in columns:
         if name == target:
             continue
         series = frame[name]
-        if not _present(series).any():
+        ct = T.column_type(series, name)
+        if ct.kind == "empty":
             roles.drop[name] = "every value is missing"
-            continue
-        if roles.id_col is None and _ID_NAME.search(name) and series.nunique(dropna=False) == n:
+        elif roles.id_col is None and _ID_NAME.search(name) and series.nunique(dropna=False) == n:
             roles.id_col = name
-            continue
-        try:
-            kind = auto_kind(series, name, str(path))
-        except UsageError:
-            roles.drop[name] = "dates/times: convert them to numbers to use them"
-            continue
-        if kind != "categorical":
-            roles.numeric.append(name)
-            continue
-        values = series.dropna().astype(str)
-        chars, words = values.str.len().median(), values.str.count(" ").median() + 1
-        if len(values) and chars > 30 and words >= 4:
-            roles.text[name] = f"long free text: median {chars:.0f} characters, {words:.0f} words"
-        elif n >= 20 and values.nunique() == n:
-            roles.drop[name] = "every value is different: looks like an identifier"
+        elif ct.kind == "identifier" or ct.offer == "identifier":
+            roles.drop[name] = ct.reason
+        elif ct.offer == "categorical":
+            roles.codes[name] = ct.reason
+        elif ct.kind in ("numeric", "boolean"):
+            roles.numeric[name] = ct.reason
+        elif ct.kind == "date":
+            roles.dates[name] = ct
+        elif ct.kind == "text":
+            roles.text[name] = ct.reason
         else:
-            roles.categorical[name] = f"text values, {values.nunique()} distinct"
+            roles.categorical[name] = ct.reason
+            if ct.embedding_dim:
+                roles.embedded[name] = ct.embedding_dim
     return roles
 
 
-def _missing_policy(frame: pd.DataFrame, roles: _Roles, target: str) -> tuple[dict[str, int], int, str]:
-    """(missing values per feature, rows missing the target, the preprocessing.missing to suggest)."""
+def _missing_policy(frame: pd.DataFrame, roles: _Roles, target: str, streams: bool
+                    ) -> tuple[dict[str, int], int, str, str]:
+    """(missing values per feature, rows missing the target, the preprocessing.missing to suggest, why).
+
+    Never `error`: the sample in hand having no gaps says nothing of the rows predict will get, and
+    `error` stops predict at the first gap. A fill policy fills a gap in training and at predict time
+    alike, from the training rows: the median of a numeric column (the mean when the data is
+    streamed and the median cannot be), the most frequent value of any other."""
+    from nettrain.data.stats import streaming_missing_problem
+
     missing = {}
     for name in roles.features:
-        series = frame[name]
-        count = int(np.isnan(to_numbers(series)[0]).sum()) if name in roles.numeric else int(series.isna().sum())
+        count = len(frame) - len(T.present_values(frame[name]))
         if count:
             missing[name] = count
     target_missing = int(frame[target].isna().sum())
-    if any(c in roles.numeric for c in missing):
-        return missing, target_missing, "median"
-    if missing:
-        return missing, target_missing, "most_frequent"
-    return missing, target_missing, "drop_rows" if target_missing else "error"
+    numbers = bool(roles.numeric or roles.dates)
+    if not numbers:
+        return missing, target_missing, "most_frequent", "each column's most frequent value"
+    if streams and streaming_missing_problem("median") is not None:
+        return missing, target_missing, "mean", ("a numeric column's mean, any other's most frequent value; not the "
+                                                 "median: the file is streamed, and the median needs it in memory")
+    return missing, target_missing, "median", "a numeric column's median, any other's most frequent value"
 
 
-def _fractions(n: int) -> tuple[float, float]:
-    """Test and validation fractions that leave rows in every part (0 where the data is too small)."""
-    test = 0.2 if n_held_out(0.2, n) >= 1 and n - n_held_out(0.2, n) >= 2 else 0.0
+def _fractions(n: int, test_file: bool = False) -> tuple[float, float]:
+    """Test and validation fractions that leave rows in every part (0 where the data is too small);
+    no test fraction with a test file."""
+    test = 0.2 if not test_file and n_held_out(0.2, n) >= 1 and n - n_held_out(0.2, n) >= 2 else 0.0
     rest = n - n_held_out(test, n)
     validation = 0.2 if n_held_out(0.2, rest) >= 1 and rest - n_held_out(0.2, rest) >= 1 else 0.0
     return test, validation
 
 
 def _render(path: Path, frame: pd.DataFrame, target: str, task: str, what: str, classes: bool, roles: _Roles,
-            official: bool, source: str, output: Path | None) -> str:
-    missing, target_missing, policy = _missing_policy(frame, roles, target)
-    test, validation = _fractions(len(frame))
+            official: bool, paths: dict[str, str], output: Path | None, streams: bool) -> str:
+    missing, target_missing, policy, fill = _missing_policy(frame, roles, target, streams)
+    test_file = "test" in paths
+    test, validation = _fractions(len(frame), test_file)
     out = [f"# Starting config for {show_name(path, 200)}: {len(frame)} rows; target {_q(target)} ({what}).",
            "# Run it with: nettrain fit THIS_FILE   (check it first with: nettrain validate THIS_FILE)"]
     if output is not None:
         out.append("# Paths in this file are relative to the folder that holds it.")
-    elif not Path(source).is_absolute():
+    elif not all(Path(p).is_absolute() for p in paths.values()):
         out.append("# paths are relative to the current directory; save this file here or use --output")
     out += ["",
-            "# data: the file, the label column, and how rows are split into train/validation/test",
+            "# data: the file, the label column, and how rows are split into train/validation/test"
+            if not test_file else
+            "# data: the training file, its test file, the label column, and the validation rows taken from "
+            "the training file",
             "data:"]
-    out += _column_comments(roles.numeric, roles.categorical, roles.text, roles.id_col, roles.drop)
-    out += [f"  source: {_q(source)}",
-            f"  target: {_q(target)}",
+    out += _column_comments(roles)
+    for key, value in paths.items():
+        out.append(f"  {key}: {_q(value)}")
+    out += [f"  target: {_q(target)}",
             f"  task: {task}                # inferred from the target; 'auto' infers it again at each run"]
     if roles.id_col:
         out.append(f"  id: {_q(roles.id_col)}                # never a feature; predict passes it through")
@@ -173,25 +236,34 @@ def _render(path: Path, frame: pd.DataFrame, target: str, task: str, what: str, 
         out.append("  drop:")
         for name, why in roles.drop.items():
             out.append(f"    - {_q(name)}              # {why}")
-    if roles.text:
-        out.append("  columns:                # long free text: tokenized instead of one-hot")
-        for name in roles.text:
-            out.append(f"    {_q(name)}: {{type: text, max_tokens: 10000, output_mode: multi_hot}}")
+    out += _columns_block(roles)
     if official:
         out.append("  # the file holds its own split: its x_test/y_test rows are the test split, validation rows "
                    "come from x_train/y_train")
+        split = f"{{validation: {validation}, shuffle: true"
+    elif test_file:
+        out.append("  # the test rows are the test file's; validation rows come from the training file")
         split = f"{{validation: {validation}, shuffle: true"
     else:
         split = f"{{test: {test}, validation: {validation}, shuffle: true"
     split += ", stratify: true}" if classes else "}"
     out.append(f"  split: {split}")
+    n_categorical = len(roles.categorical) + len(roles.codes)
+    encoded = f"{n_categorical - len(roles.embedded)} categorical one-hot encoded" + \
+        (f", {len(roles.embedded)} embedded" if roles.embedded else "")
     out += ["",
-            f"# preprocessing: {len(roles.numeric)} numeric column(s) standardized, {len(roles.categorical)} "
-            "categorical one-hot encoded; missing values: "
+            f"# preprocessing: {len(roles.numeric)} numeric column(s) by numeric: auto (each standardized and "
+            "encoded piecewise-linearly between its training quantiles; heavy-tailed ones as quantile scores: "
+            "on real tables 1-2 points better than standard)"
+            + (f" (and the parts of {len(roles.dates)} date column(s))" if roles.dates else "")
+            + f", {encoded}; missing values: "
             + (", ".join(f"{_q(c)} {k}" for c, k in missing.items()) or "none in the features")
             + (f"; target missing in {target_missing} rows (dropped)" if target_missing else ""),
+            f"# missing: {policy}: a gap is filled from the training rows ({fill}), in training and at",
+            "# predict time alike (error would stop predict at the first gap in new data); rows without a target "
+            "are dropped",
             "preprocessing:",
-            "  numeric: standard",
+            "  numeric: auto",
             "  categorical: one_hot",
             f"  missing: {policy}",
             ""]
@@ -204,6 +276,28 @@ def _render(path: Path, frame: pd.DataFrame, target: str, task: str, what: str, 
     if validation == 0:
         out.append("  checkpoint: {monitor: loss}")
     return "\n".join(out + [""])
+
+
+def _columns_block(roles: _Roles) -> list[str]:
+    """`data.columns`: the types init chose that fit would not choose by itself (dates it would, but
+    the config says so), each with why."""
+    entries = []
+    for name, ct in roles.dates.items():
+        parts = ", ".join(T.date_parts(ct))
+        entries.append((f"{_q(name)}: {{type: date}}", f"{ct.reason}: {parts} as numbers ({name}.year, ...)"))
+    for name, why in roles.codes.items():
+        entries.append((f"{_q(name)}: {{type: categorical}}",
+                        f"{why} taken as categories, a guess (counts usually start at 0 and stay numbers): "
+                        "delete this line to use them as numbers"))
+    for name, dim in roles.embedded.items():
+        entries.append((f"{_q(name)}: {{type: categorical, embedding_dim: {dim}}}",
+                        f"{roles.categorical[name].split(':')[0]}: an embedding instead of one-hot"))
+    for name, why in roles.text.items():
+        entries.append((f"{_q(name)}: {{type: text, max_tokens: 10000, output_mode: multi_hot}}",
+                        "long free text: tokenized instead of one-hot"))
+    if not entries:
+        return []
+    return ["  columns:"] + [f"    {entry}    # {why}" for entry, why in entries]
 
 
 _MODEL_AND_TRAINING = [
@@ -225,30 +319,39 @@ _MODEL_AND_TRAINING = [
 ]
 
 
-def _column_comments(numeric, categorical, text, id_col, drop) -> list[str]:
-    """`# numeric (standardized): a, b` ...: what each column is taken for, and why."""
+def _column_comments(roles: _Roles) -> list[str]:
+    """`# numeric columns: a, b` ...: what each column is taken for, and why."""
     lines = []
-    if numeric:
-        lines.append(f"  # numeric columns (standardized): {list_names(numeric, 30)}")
-    for name, why in categorical.items():
-        lines.append(f"  # categorical (one-hot): {show_name(name)} ({why})")
-    for name, why in text.items():
+    if roles.numeric:
+        lines.append(f"  # numeric columns: {list_names(list(roles.numeric), 30)}")
+    for name, why in roles.codes.items():
+        lines.append(f"  # categorical (integer codes, one-hot): {show_name(name)} ({why})")
+    for name, why in roles.categorical.items():
+        how = "embedded" if name in roles.embedded else "one-hot"
+        lines.append(f"  # categorical ({how}): {show_name(name)} ({why})")
+    for name, ct in roles.dates.items():
+        lines.append(f"  # date (numeric parts): {show_name(name)} ({ct.reason})")
+    for name, why in roles.text.items():
         lines.append(f"  # text (tokenized): {show_name(name)} ({why})")
-    if id_col:
-        lines.append(f"  # id: {show_name(id_col)} (named like an identifier, a different value in every row; "
+    if roles.id_col:
+        lines.append(f"  # id: {show_name(roles.id_col)} (named like an identifier, a different value in every row; "
                      "not a feature)")
-    for name, why in drop.items():
+    for name, why in roles.drop.items():
         lines.append(f"  # dropped: {show_name(name)} ({why})")
     return lines
 
 
-def _summary(path, target, what, numeric, categorical, text, id_col, drop) -> str:
-    parts = [f"{len(numeric)} numeric",
-             f"{len(categorical)} categorical" + (f" ({list_names(categorical, 5)})" if categorical else ""),
-             f"{len(text)} text" + (f" ({list_names(text, 5)})" if text else "")]
+def _summary(path, target, what, roles: _Roles) -> str:
+    categorical = [*roles.codes, *roles.categorical]
+    parts = [f"{len(roles.numeric)} numeric",
+             f"{len(categorical)} categorical" + (f" ({list_names(categorical, 5)})" if categorical else "")]
+    if roles.dates:
+        parts.append(f"{len(roles.dates)} date ({list_names(list(roles.dates), 5)})")
+    parts.append(f"{len(roles.text)} text" + (f" ({list_names(list(roles.text), 5)})" if roles.text else ""))
     line = f"init: {show_name(path, 200)}: target '{show_name(target)}' ({what}); features: {', '.join(parts)}"
-    if id_col:
-        line += f"; id column: {show_name(id_col)}"
+    if roles.id_col:
+        line += f"; id column: {show_name(roles.id_col)}"
+    drop = roles.drop
     if drop:
         line += "; dropped: " + ", ".join(f"{show_name(n)} ({why})" for n, why in list(drop.items())[:5])
         if len(drop) > 5:

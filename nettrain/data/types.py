@@ -33,6 +33,10 @@ class ColumnInfo:
     sequence_length: int | None = None
     # categorical (embedding) or text (int mode)
     embedding_dim: int | None = None
+    # a numeric column made from another column (a date's part `when.year`, a yes/no column's 1/0
+    # `smoker.yes`): how (`data.typing.derived_origins`: {"column": the raw column, "type": "date" or
+    # "boolean", ...}); None for a column of the data itself. Stored in `FeatureSchema.derived`.
+    origin: dict[str, Any] | None = None
 
 
 @dataclass
@@ -52,6 +56,15 @@ class FeatureSchema:
     # feature, the target and the id, decided once at fit; empty (files written before it existed):
     # each read types the cells by their own values
     cell_types: dict[str, str] = field(default_factory=dict)
+    # derived column -> its `ColumnInfo.origin`, as features.json keeps them (the column entries keep
+    # the shape they always had); given to the columns when the schema is made
+    derived: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for column in self.columns:
+            if column.origin is None and column.name in self.derived:
+                column.origin = self.derived[column.name]
+        self.derived = {c.name: c.origin for c in self.columns if c.origin is not None}
 
     @property
     def class_labels(self) -> list[Any] | None:
@@ -69,14 +82,29 @@ class FeatureSchema:
     def other_columns(self) -> list[ColumnInfo]:
         return [c for c in self.columns if c.kind != "numeric"]
 
+    @property
+    def file_columns(self) -> list[str]:
+        """The columns of the data the model reads, in schema order, each once: a derived column's
+        raw column in its place."""
+        return list(dict.fromkeys(c.origin["column"] if c.origin else c.name for c in self.columns))
+
+    @property
+    def numeric_file_columns(self) -> list[str]:
+        """The numeric columns that are columns of the data (a reader converts them to numbers)."""
+        return [c.name for c in self.columns if c.kind == "numeric" and c.origin is None]
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for column in out["columns"]:
+            column.pop("origin", None)
+        out["derived"] = {c.name: dict(c.origin) for c in self.columns if c.origin is not None}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FeatureSchema":
         d = dict(d)
         d["columns"] = [ColumnInfo(**c) for c in d["columns"]]
-        return cls(**d)
+        return cls(**d)  # (`derived` gives the columns their origin)
 
 
 

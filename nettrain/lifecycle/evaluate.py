@@ -1,9 +1,11 @@
 """`nettrain evaluate`: measure a trained model on its run's own split or on a data file.
 
-The Keras metrics come from the model's own compiled metrics (`model.evaluate` on the same
-batches `fit` used), so evaluating a run's `model.h5` on its test split gives exactly the test
-numbers in `metrics.json`. On top of them: classification gets sklearn's per-class report and
-the confusion matrix, regression gets MAE, MSE, RMSE and R2. `--fail-under` gates turn the
+The Keras metrics come from the model's own compiled metrics (Keras's `test_step` on the same
+batches `fit` used, in one pass that also gives the predictions: `OnePass`), so evaluating a run's
+`model.h5` on its test split gives exactly the test numbers in `metrics.json`. On top of them:
+classification gets scikit-learn's exact AUC (`auc_exact`), per-class report and the confusion
+matrix, regression gets MAE, MSE, RMSE and R2. The result names the epoch whose weights it measured
+(`Target.weights_epoch`: the restored best one of a run stopped early). `--fail-under` gates turn the
 result into an exit code for CI.
 """
 
@@ -23,7 +25,7 @@ from nettrain.data.chunks import streamable as streamed
 from nettrain.data.rows import Rows, aligned, file_rows, table_rows
 from nettrain.data.stream import read_ahead
 from nettrain.errors import GateFailed, UsageError
-from nettrain.lifecycle.target import (Target, batch_size, execution_rows, load_model, model_feed, model_outputs,
+from nettrain.lifecycle.target import (Target, batch_size, check_widths, execution_rows, load_model, model_feed,
                                        n_classes, resolve_target)
 from nettrain.report.gates import Gate, check_gate_names, parse_gates
 from nettrain.report.metrics import r2_from_sums
@@ -43,7 +45,7 @@ EVAL_SPLITS = tuple(reversed(rundir.SPLITS))
 class EvalResult:
     model_path: Path
     run_dir: Path | None
-    epoch: int
+    epoch: int                         # the epoch whose weights were measured (`Target.weights_epoch`)
     name: str                          # split name or data file stem
     split: str | None                  # None with --data
     data: str                          # where the rows came from
@@ -59,6 +61,12 @@ class EvalResult:
     eval_file: Path | None = None
     class_labels: list[Any] | None = None          # the classes as the target held them (2, not "2")
     note: str | None = None                        # what was evaluated, when it is not the obvious
+    epochs_done: int | None = None                 # the epochs the run had trained when the file was saved
+
+    @property
+    def restored(self) -> bool:
+        """Whether the weights are an earlier epoch's than the last one trained (early stopping restored them)."""
+        return self.epochs_done is not None and 0 < self.epoch < self.epochs_done
 
     @property
     def passed(self) -> bool:
@@ -71,7 +79,8 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "model": str(self.model_path), "run_dir": str(self.run_dir) if self.run_dir else None,
-            "epoch": self.epoch, "split": self.split, "data": self.data, "rows": self.rows, "task": self.task,
+            "epoch": self.epoch, "epochs_done": self.epochs_done, "split": self.split, "data": self.data,
+            "rows": self.rows, "task": self.task,
             "metrics": atomic.finite(self.metrics), "keras_metrics": atomic.finite(self.keras_metrics)}
         if self.per_class is not None:
             out["class_names"] = self.class_labels if self.class_labels is not None else self.class_names
@@ -108,7 +117,7 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
         split_name = None
     else:
         split_name = split or "test"
-        rows, name = _run_split_rows(target, split_name, record), split_name
+        rows, name = run_split_rows(target, split_name, record), split_name
     rows.check()  # a missing column or a bad value in the first rows: reported before the model loads
 
     model = load_model(target)
@@ -121,7 +130,7 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
     result.gates = gates
     if target.run_dir is not None:
         suffix = "" if target.model_path.name == rundir.MODEL else f"-{target.model_path.stem}"
-        result.eval_file = _write_eval(target.run_dir / f"eval-{name}{suffix}.json", result.to_dict)
+        result.eval_file = write_into_run(target.run_dir / f"eval-{name}{suffix}.json", result.to_dict)
     return result
 
 
@@ -131,9 +140,9 @@ def _apply_gates(gates: list[Gate], metrics: dict[str, float]) -> None:
         gate.value = metrics[gate.metric]
 
 
-def _write_eval(path: Path, content) -> Path | None:
-    """Write `content()` (plus the time) to `path` under the run's lock; None when another process
-    owns the run (a warning says so). The file lists itself under `files`."""
+def write_into_run(path: Path, content, stamp: str = "evaluated") -> Path | None:
+    """Write `content()` (plus the time, under `stamp`) to `path` under the run's lock; None when another
+    process owns the run (a warning says so). The file lists itself under `files`."""
     lock = rundir.try_lock(path.parent)
     if lock is None:  # one writer per run: a training process owns it now
         warnings.warn(f"not writing {path}: the run is being written by another nettrain process")
@@ -141,7 +150,7 @@ def _write_eval(path: Path, content) -> Path | None:
     with lock:
         body = content()
         body["files"] = sorted(set(body.get("files", [])) | {str(path)})
-        atomic.write_json(path, {**body, "evaluated": rundir.now()})
+        atomic.write_json(path, {**body, stamp: rundir.now()})
     return path
 
 
@@ -174,7 +183,14 @@ def check_gates(result: "EvalResult | KFoldResult") -> None:
 
 
 def _run_dataset(target: Target, record: RunRecord):
-    """Re-create the run's data from its saved config; the data must not have changed.
+    """The data of the run `target`'s model belongs to (`run_dataset`)."""
+    return run_dataset(target.config, record, target.model_path)
+
+
+def run_dataset(config: dict[str, Any], record: RunRecord, where: Path, *, why: str = "to evaluate it; to evaluate "
+                "on another file use --data FILE", instead: str = "; evaluate on a file with --data FILE"):
+    """Re-create a run's data from its saved `config` (named `where` in messages); the data must not
+    have changed (`record`'s fingerprint). `why`, `instead`: what the messages add (what it is for).
 
     A run trained on streamed data (run.json `data.stream: true`, or for an .h5 away from its run,
     a config that streams) is re-created the way it was trained: `data.stream.load_stream` (one pass
@@ -184,24 +200,23 @@ def _run_dataset(target: Target, record: RunRecord):
     from nettrain.data import load_dataset
     from nettrain.data.stream import choose, load_stream
 
-    cfg = load_config(target.model_path, data=copy.deepcopy(target.config), check_names=False)
+    cfg = load_config(where, data=copy.deepcopy(config), check_names=False)
     try:
         path = choose(cfg, recorded=record.stream)
         dataset = load_stream(cfg, path.why) if path.stream else load_dataset(cfg)
     except UsageError as e:
-        raise type(e)(f"{e.message} (re-creating the run's data to evaluate it; to evaluate on another file "
-                      "use --data FILE)") from None
+        raise type(e)(f"{e.message} (re-creating the run's data {why})") from None
     expected = record.fingerprint
     if expected is not None and dataset.fingerprint != expected:
         raise UsageError(f"the data changed since training: {dataset.source} no longer gives the rows and "
                          f"splits the run was trained on (fingerprint {dataset.fingerprint[:12]}, run.json has "
-                         f"{expected[:12]}); evaluate on a file with --data FILE"
+                         f"{expected[:12]}){instead}"
                          + (" (nettrain now keeps the official train/test split of this source: a run trained "
                             "before that had other splits)" if dataset.official_split else ""))
     return dataset
 
 
-def _is_stream(dataset) -> bool:
+def is_stream(dataset) -> bool:
     from nettrain.data.stream import StreamDataset
 
     return isinstance(dataset, StreamDataset)
@@ -209,18 +224,18 @@ def _is_stream(dataset) -> bool:
 
 def _folds_of(dataset) -> int:
     """The number of folds the re-created data has (0: none)."""
-    if _is_stream(dataset):
+    if is_stream(dataset):
         return dataset.n_folds if dataset.n_folds > 1 and dataset.fold_stats else 0
     return len(dataset.folds or [])
 
 
-def _parts(dataset, record: RunRecord) -> dict[str, Any]:
+def run_parts(dataset, record: RunRecord) -> dict[str, Any]:
     """{split: rows} of the model a run record describes. A k-fold fold (`fold: i`) trained on its
     fold's rows and validated on the rest; a k-fold parent's (refit) model trained on all non-test rows.
     In memory the rows are Splits; of a stream, the split codes of its rows (`StreamDataset.codes`)."""
 
     fold = record.fold
-    if _is_stream(dataset):
+    if is_stream(dataset):
         k = _folds_of(dataset)
         parts = dict(dataset.codes)
         if k and fold is not None and 1 <= fold <= k:
@@ -241,30 +256,32 @@ def _parts(dataset, record: RunRecord) -> dict[str, Any]:
     return parts
 
 
-def _pick(dataset, parts: dict[str, Any], split: str, what: str = "the run") -> Rows:
-    """The rows of `split` (see `_parts`) as Rows: held in memory, or read from the stream's file(s)
+def pick_rows(dataset, parts: dict[str, Any], split: str, what: str = "the run") -> Rows:
+    """The rows of `split` (see `run_parts`) as Rows: held in memory, or read from the stream's file(s)
     again, chunk by chunk, in file order."""
     def size(part) -> int:
         if part is None:
             return 0
-        return sum(dataset.code_rows.get(c, 0) for c in part) if _is_stream(dataset) else len(part)
+        return sum(dataset.code_rows.get(c, 0) for c in part) if is_stream(dataset) else len(part)
 
     part = parts.get(split)
     if size(part) == 0:
         have = [s for s in rundir.SPLITS if size(parts.get(s))]
         raise UsageError(f"{what} has no {split} rows; available splits: {', '.join(have)} "
                          f"(--split {have[0] if have else 'train'})")
-    if _is_stream(dataset):
+    if is_stream(dataset):
         reader = dataset.reader
         return Rows(dataset.source, lambda: reader.rows(part))
     return Rows.of(part, dataset.source)
 
 
-def _run_split_rows(target: Target, split: str, record: RunRecord | None = None) -> Rows:
+def run_split_rows(target: Target, split: str, record: RunRecord | None = None) -> Rows:
     """The rows of one split of the run's own data, re-created from its saved config."""
     record = run_record(target.run_dir) if record is None else record
     dataset = _run_dataset(target, record)
-    return _pick(dataset, _parts(dataset, record), split)
+    return pick_rows(dataset, run_parts(dataset, record), split)
+
+
 
 
 def data_rows(target: Target, path: Path) -> Rows:
@@ -296,86 +313,111 @@ def data_name(path: Path) -> str:
 
 
 def _measure(target: Target, model, rows: Rows, name: str, split: str | None) -> EvalResult:
-    """The model's compiled Keras metrics on `rows` (`model.evaluate`, batched as `fit` batches), and
-    the extra metrics from its predictions, accumulated chunk by chunk (`Tally`): memory stays flat
-    for a streamed file, and the numbers are those of all the rows at once."""
+    """The model's compiled Keras metrics and its predictions in one pass over `rows` (`OnePass`: Keras's
+    own `test_step`, batched as `fit` batches, so the numbers are those of `model.evaluate` and of fit's
+    metrics.json), and the extra metrics from the predictions, accumulated chunk by chunk (`Tally`):
+    memory stays flat for a streamed file, and the numbers are those of all the rows at once."""
     tally = Tally(target)
     batch = batch_size(target)
-    # the predictions first: a bad row stops the command here, before Keras reads the rows again
-    for part in read_ahead(aligned(rows, execution_rows(model, batch))):
-        tally.add(part.y, model_outputs(model, part, batch, rows.where))
-    keras_metrics = _keras_metrics(target, model, rows, batch, tally.rows)
-    metrics = dict(keras_metrics)
-    result = EvalResult(model_path=target.model_path, run_dir=target.run_dir, epoch=target.epoch, name=name,
-                        split=split, data=rows.where, rows=tally.rows, task=target.schema.task,
-                        keras_metrics=keras_metrics, metrics=metrics)
+    keras_metrics = OnePass(target, model, batch, rows.where).run(rows, tally)
+    result = EvalResult(model_path=target.model_path, run_dir=target.run_dir, epoch=target.weights_epoch,
+                        name=name, split=split, data=rows.where, rows=tally.rows, task=target.schema.task,
+                        keras_metrics=keras_metrics, metrics={},
+                        epochs_done=target.epoch if target.run_dir is not None else None)
     extra = tally.fill(result)
+    metrics = {}
+    for key, value in keras_metrics.items():
+        metrics[key] = value
+        if key == "auc" and "auc_exact" in extra:  # scikit-learn's exact AUC beside Keras's approximation
+            metrics["auc_exact"] = extra["auc_exact"]
     for key, value in extra.items():
         metrics.setdefault(key, value)  # a compiled Keras metric of the same name wins
+    result.metrics = metrics
     return result
 
 
-def _keras_metrics(target: Target, model, rows: Rows, batch: int, count: int | None = None) -> dict[str, float]:
-    """`model.evaluate` on the rows: one dataset of the same batches as the rows held at once (a
-    streamed file's chunks are re-read and re-cut to whole batches), so the numbers are the same.
-    `count`: the rows a stream holds (counted by the pass before), so Keras knows how many batches
-    come and does not warn that the generated dataset "ran out of data"."""
-    import tensorflow as tf
+class OnePass:
+    """The compiled metrics (`model.evaluate`'s numbers) and the outputs of a model, in one pass over the
+    rows, through one `tf.function` traced once: Keras's `test_step` on each batch of a chunk, cut inside
+    the graph (no `tf.data` iterator, no `steps_per_execution` loop), and the batch's outputs.
 
-    from nettrain import keras_compat
-    from nettrain.model.compile import encode_targets
-    from nettrain.training import feed, runtime
+    What it spares against `model.predict` then `model.evaluate` (the way evaluate ran before): a second
+    pass over the rows (a streamed file read twice), two traced functions and their retraces for the
+    last, short batch and chunk (the input signature leaves the rows' count open)."""
 
-    mode, classes = target.label_mode, n_classes(target)
-    failed: list[BaseException] = []
-    if rows.single is not None:
-        x = model_feed(model, rows.single, rows.where)
-        dataset = feed.evaluation_dataset(x, encode_targets(rows.single.y, mode, classes), batch)
-    else:
-        def pieces():
-            try:
-                for part in aligned(rows, execution_rows(model, batch)):
-                    x = model_feed(model, part, rows.where)
-                    yield {k: v.numpy() for k, v in x.items()}, encode_targets(part.y, mode, classes)
-            except Exception as e:  # noqa: BLE001 - raised again below, not inside TensorFlow
-                failed.append(e)
+    def __init__(self, target: Target, model, batch: int, where: str):
+        self.model, self.batch, self.where = model, max(1, int(batch)), where
+        self.mode, self.classes = target.label_mode, n_classes(target)
+        self._run = None
 
-        stream = pieces()
-        first = next(stream, None)
-        if first is None:
-            raise failed[0] if failed else UsageError(f"{rows.where}: no rows")
+    def run(self, rows: Rows, tally: "Tally") -> dict[str, float]:
+        """Every chunk of `rows` through the model (`tally` gets the outputs); the compiled metrics."""
+        from nettrain.training import runtime
 
-        def spec(a) -> tf.TensorSpec:
-            dtype = tf.string if a.dtype == object or a.dtype.kind in "SU" else tf.as_dtype(a.dtype)
-            return tf.TensorSpec(shape=(None, *a.shape[1:]), dtype=dtype)
-
-        def chunks():
-            yield first
-            yield from stream
-
-        signature = ({k: spec(v) for k, v in first[0].items()}, spec(first[1]))
-        dataset = (tf.data.Dataset.from_generator(chunks, output_signature=signature)
-                   .flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)))
-        if count:
-            dataset = keras_compat.assert_cardinality(dataset, math.ceil(count / batch))
-        dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    try:
         with runtime.quiet_native_stderr():
-            values = model.evaluate(dataset, verbose=0, return_dict=True)
-    except Exception:
-        if failed:  # the rows' own error (the file changed between the passes), not TensorFlow's
-            raise failed[0] from None
-        raise
-    if failed:
-        raise failed[0]
-    return {k: float(v) for k, v in values.items()}
+            for part in read_ahead(aligned(rows, execution_rows(self.model, self.batch))):
+                tally.add(part.y, self._outputs(part))
+            values = self.model.get_metrics_result()
+        return {k: float(v) for k, v in values.items()}
+
+    def _outputs(self, part) -> np.ndarray:
+        from nettrain.model.compile import encode_targets
+
+        x = model_feed(self.model, part, self.where)
+        y = encode_targets(part.y, self.mode, self.classes)
+        if self._run is None:
+            check_widths(self.model, x, self.where)
+            self._run = self._start(x, y)
+        return self._run(x, y).numpy()
+
+    def _start(self, x: dict, y: np.ndarray):
+        """The compiled loss's and metrics' variables made by one eager pass on a batch (as Keras makes them
+        before evaluating: not inside a graph loop), the metrics reset; the graph function."""
+        import tensorflow as tf
+
+        model, batch = self.model, self.batch
+        xb, yb = {k: v[:batch] for k, v in x.items()}, y[:batch]
+        y_pred = model(xb, training=False)
+        model.compute_loss(x=xb, y=yb, y_pred=y_pred, training=False)
+        model.compute_metrics(xb, yb, y_pred)
+        model.reset_metrics()
+        signature = ({k: tf.TensorSpec((None, *v.shape[1:]), v.dtype) for k, v in x.items()},
+                     tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype)))
+
+        def one(xb, yb):
+            model.test_step((xb, yb))
+            return tf.cast(model(xb, training=False), tf.float32)
+
+        if getattr(model, "jit_compile", False) is True:  # XLA where Keras's own test step would use it
+            one = tf.function(one, jit_compile=True, autograph=False)
+
+        def chunk(x, y):
+            rows = tf.shape(y)[0]
+            count = (rows + batch - 1) // batch
+
+            def step(i, outputs):
+                lo = i * batch
+                hi = tf.minimum(lo + batch, rows)
+                pred = one({k: v[lo:hi] for k, v in x.items()}, y[lo:hi])
+                return i + 1, outputs.write(i, tf.reshape(pred, (hi - lo, -1)))
+
+            outputs = tf.TensorArray(tf.float32, size=count, infer_shape=False)
+            _, outputs = tf.while_loop(lambda i, _: i < count, step, (tf.constant(0), outputs))
+            return outputs.concat()
+
+        return tf.function(chunk, input_signature=signature, autograph=False)
+
+
+# The most scores (rows x outputs) evaluate holds for the exact AUC: 80 MB of float32.
+AUC_SCORES = 20_000_000
 
 
 class Tally:
     """The extra metrics of `evaluate`, accumulated chunk by chunk in flat memory, equal to sklearn's
     on all the rows at once. Classification: the confusion matrix (summed), and from it accuracy and
-    sklearn's per-class report. Regression, per output: the sums of absolute and squared errors and
-    the target's count, mean and sum of squared deviations (merged as Chan et al.) for R2."""
+    sklearn's per-class report; and the scores with their classes (float32, up to AUC_SCORES values)
+    for the exact AUC (`auc_exact`). Regression, per output: the sums of absolute and squared errors
+    and the target's count, mean and sum of squared deviations (merged as Chan et al.) for R2."""
 
     def __init__(self, target: Target):
         self.target = target
@@ -384,6 +426,7 @@ class Tally:
         self.k = len(target.schema.class_names or [])
         self.confusion = np.zeros((self.k, self.k), dtype=np.int64)
         self.abs_err = self.sq_err = self.mean = self.m2 = None
+        self.scores: list[tuple[np.ndarray, np.ndarray]] | None = []  # None once past AUC_SCORES
 
     def add(self, y: np.ndarray, pred: np.ndarray) -> None:
         from nettrain.model.outputs import predicted_classes
@@ -412,6 +455,11 @@ class Tally:
             truth = np.asarray(y, dtype=np.int64)
             guess = predicted_classes(pred, self.mode, self.target.threshold)
             self.confusion += np.bincount(truth * self.k + guess, minlength=self.k * self.k).reshape(self.k, self.k)
+            if self.scores is not None:
+                if (self.rows + n) * pred.shape[1] > AUC_SCORES:
+                    self.scores = None  # flat memory wins: no exact AUC of more scores than that
+                else:
+                    self.scores.append((truth.astype(np.int32), pred.astype(np.float32)))
         self.rows += n
 
     def fill(self, result: EvalResult) -> dict[str, float]:
@@ -432,6 +480,14 @@ class Tally:
             if isinstance(values, dict) and "support" in values:
                 values["support"] = int(round(values["support"]))
         extra = {"accuracy": float(np.trace(self.confusion) / self.rows)}
+        if self.scores is not None:
+            from nettrain.report.metrics import roc_auc
+
+            extra["auc_exact"] = roc_auc(np.concatenate([t for t, _ in self.scores]),
+                                         np.concatenate([p for _, p in self.scores]))
+        else:
+            result.note = ((result.note + "; ") if result.note else "") + \
+                f"auc_exact left out: more than {AUC_SCORES:,} scores to hold"
         for avg in ("macro", "weighted"):
             for key, short in (("precision", "precision"), ("recall", "recall"), ("f1-score", "f1")):
                 extra[f"{short}_{avg}"] = float(report[f"{avg} avg"][key])
@@ -533,12 +589,12 @@ def evaluate_kfold(run_dir: Path, record: RunRecord, *, data: str | Path | None,
         if data is not None:
             rows = data_rows(target, Path(data))
         else:
-            rows = _pick(dataset, _parts(dataset, RunRecord(fold=i)), split_name, f"fold {i} of {run_dir}")
+            rows = pick_rows(dataset, run_parts(dataset, RunRecord(fold=i)), split_name, f"fold {i} of {run_dir}")
         rows.check()
         model = load_model(target)
         result = _measure(target, model, rows, name, split_name)
         if target.run_dir is not None:
-            result.eval_file = _write_eval(target.run_dir / f"eval-{name}.json", result.to_dict)
+            result.eval_file = write_into_run(target.run_dir / f"eval-{name}.json", result.to_dict)
         results.append(result)
         del model
     names = [m for m in results[0].metrics if all(m in r.metrics for r in results)]
@@ -548,5 +604,5 @@ def evaluate_kfold(run_dir: Path, record: RunRecord, *, data: str | Path | None,
     _apply_gates(gates, mean)
     out = KFoldResult(run_dir=run_dir, split=split_name, name=name, data=results[0].data,
                       task=results[0].task, folds=results, mean=mean, std=std, gates=gates)
-    out.eval_file = _write_eval(run_dir / f"eval-{name}.json", out.to_dict)
+    out.eval_file = write_into_run(run_dir / f"eval-{name}.json", out.to_dict)
     return out

@@ -156,14 +156,14 @@ def _inspect_config(path: Path, overrides: list[str], batch: int | None) -> Insp
 def _inspect_trained(path: Path, batch: int | None) -> InspectReport:
     from nettrain.config import load_config
     from nettrain.data.types import Split
-    from nettrain.lifecycle.evaluate import _run_split_rows, run_record
+    from nettrain.lifecycle.evaluate import run_split_rows, run_record
     from nettrain.lifecycle.target import batch_size, load_model, model_feed, n_classes, resolve_target
 
     target = resolve_target(path)
     record = run_record(target.run_dir)
     rows_wanted = batch or max(batch_size(target), DEFAULT_ROWS)
     pieces, total = [], 0
-    for part in _run_split_rows(target, "train", record):
+    for part in run_split_rows(target, "train", record):
         pieces.append(part)
         total += len(part)
         if total >= rows_wanted:

@@ -1,7 +1,7 @@
 """What a training command does with runs: the one place that picks and starts training sessions.
 
 `fit` is a fresh run, a k-fold run (one run per fold under a parent run) or, with `--resume`, the
-continuation of either; `retrain` is N more epochs from a checkpoint. Each ends in `_train`, the
+continuation of either; `retrain` is N more epochs from a checkpoint. Each ends in `train_session`, the
 one place a `training.fit.Session` is made: a sweep trial (its pruning callback in
 `extra_callbacks`) or a distributed worker (its strategy) is one more caller of it.
 
@@ -27,8 +27,21 @@ if TYPE_CHECKING:
 
 
 def fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None, quiet: bool = False,
-        json_output: bool = False, force: bool = False) -> "FitResult":
-    """`nettrain fit`: continue the run `resume`, or start a k-fold run or one fresh run."""
+        json_output: bool = False, force: bool = False, baseline: bool = False) -> "FitResult":
+    """`nettrain fit`: continue the run `resume`, or start a k-fold run or one fresh run. With `baseline`
+    (`fit --baseline`), then the baselines on the run's rows (`lifecycle.baseline`, baseline.json), on
+    the result as its `baseline`; what they refuse in the config is said before training."""
+    if not baseline:
+        return _fit(cfg, run_dir=run_dir, resume=resume, quiet=quiet, json_output=json_output, force=force)
+    from nettrain.lifecycle import baseline as B
+
+    B.check_config(cfg)
+    result = _fit(cfg, run_dir=run_dir, resume=resume, quiet=quiet, json_output=json_output, force=force)
+    return B.after_fit(result)
+
+
+def _fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None, quiet: bool = False,
+         json_output: bool = False, force: bool = False) -> "FitResult":
     if cfg.runtime.distribute == "multi_worker":  # one process of a cluster: the chief's run, or a worker's part
         from nettrain.lifecycle import worker
 
@@ -57,7 +70,7 @@ def fresh_run(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False, 
     # deferred: a signal between the first write and the training loop is raised inside it (status interrupted)
     with rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir, force=force) as out, guard.deferred():
         record = F.start_run_dir(prep, model, out, monitors)
-        return _train(prep, model, out, record, monitors, last_epoch=cfg.training.epochs, quiet=quiet,
+        return train_session(prep, model, out, record, monitors, last_epoch=cfg.training.epochs, quiet=quiet,
                       json_output=json_output, extra_callbacks=list(extra_callbacks))
 
 
@@ -91,22 +104,30 @@ def resume_run(cfg: Config, run_dir: Path, *, quiet: bool = False, json_output: 
         from nettrain.training import fit as F
 
         if metrics is not None:
-            F.report_result(metrics, run_dir, json_output)
             if folds:
                 from nettrain.training.kfold import KFoldFitResult
 
+                F.report_result(metrics, run_dir, json_output)
                 return KFoldFitResult(run_dir, "completed", metrics, cfg.training.epochs)
-            done = record.typed
-            return F.FitResult(run_dir, "completed", metrics, done.epochs_done or 0, done.best_epoch,
-                               done.stopped_epoch)
-        prep = F.prepare(cfg, stream=_recorded_stream(record))
+            return completed_result(run_dir, record, metrics, json_output)
+        prep = F.prepare(cfg, stream=recorded_stream(record))
         R.check_same_data(prep, run_dir, record, force)
         if folds:
             return _run_folds(prep, run_dir, record, quiet=quiet, json_output=json_output)
-        return _continue(prep, run_dir, record, quiet=quiet, json_output=json_output)
+        return continue_run(prep, run_dir, record, quiet=quiet, json_output=json_output)
 
 
-def _recorded_stream(record: rundir.RunRecord) -> bool | None:
+def completed_result(run_dir: Path, record: rundir.RunRecord, metrics: dict[str, Any],
+                     json_output: bool) -> "FitResult":
+    """`--resume` of a run that already completed: reported from its record, not trained again."""
+    from nettrain.training import fit as F
+
+    F.report_result(metrics, run_dir, json_output)
+    done = record.typed
+    return F.FitResult(run_dir, "completed", metrics, done.epochs_done or 0, done.best_epoch, done.stopped_epoch)
+
+
+def recorded_stream(record: rundir.RunRecord) -> bool | None:
     """Whether the run was started on streamed data (run.json `data.stream`): `--resume` keeps that path
     under `data.stream: auto` even when the available memory changed since."""
     return record.typed.stream
@@ -127,7 +148,7 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
     with RT.open_run(plan) as out, guard.deferred():
         record, history = RT.start_run(plan, prep, model, out, monitors)
         F.notice(RT.describe(plan, out))
-        return _train(prep, model, out, record, monitors, first_epoch=plan.start, last_epoch=plan.start + plan.more,
+        return train_session(prep, model, out, record, monitors, first_epoch=plan.start, last_epoch=plan.start + plan.more,
                       history=history, quiet=quiet, json_output=json_output, continue_early_stopping=False)
 
 
@@ -170,12 +191,12 @@ def _refit(prep: "Prepared", out: Path, record: rundir.RunRecord, k: int, *, qui
     monitors = F.check_monitors(rp.cfg, rp.dataset.schema, rp.has_val)
     if started and (out / rundir.CHECKPOINTS / rundir.LAST).is_file():
         F.notice(f"refit: resumed ({plan['epochs']} epoch(s) in all)")
-        return _continue(rp, out, record, quiet=quiet, json_output=True).metrics
+        return continue_run(rp, out, record, quiet=quiet, json_output=True).metrics
     model = kfold.start_refit(rp, out, record, monitors, plan)
     F.notice(f"refit: {plan['epochs']} epoch(s), the mean of the folds' best epochs {plan['fold_best_epochs']}"
              f"{' (' + plan['monitor'] + ')' if plan.get('monitor') else ''}, on all "
              f"{F.split_rows(rp.dataset)['train']} non-test rows")
-    return _train(rp, model, out, record, monitors, last_epoch=plan["epochs"], quiet=quiet, json_output=True).metrics
+    return train_session(rp, model, out, record, monitors, last_epoch=plan["epochs"], quiet=quiet, json_output=True).metrics
 
 
 def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, str], *, quiet: bool,
@@ -190,7 +211,7 @@ def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, 
         fold_record = rundir.RunRecord.load(fold_dir)
         done = R.finished_metrics(fold_dir, fold_record, fold_prep.cfg.training.epochs)
         if done is None:
-            done = _continue(fold_prep, fold_dir, fold_record, quiet=quiet, json_output=True,
+            done = continue_run(fold_prep, fold_dir, fold_record, quiet=quiet, json_output=True,
                              **kfold.fold_fields(i, out)).metrics
             F.notice(f"fold {i}/{k}: resumed")
         else:
@@ -199,11 +220,11 @@ def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, 
     model, fold_record = kfold.start_fold(fold_prep, out, i, monitors)
     rows = F.split_rows(fold_prep.dataset)
     F.notice(f"fold {i}/{k}: {rows['train']} training rows, {rows['validation']} validation rows")
-    return _train(fold_prep, model, fold_dir, fold_record, monitors, last_epoch=fold_prep.cfg.training.epochs,
+    return train_session(fold_prep, model, fold_dir, fold_record, monitors, last_epoch=fold_prep.cfg.training.epochs,
                   quiet=quiet, json_output=True).metrics
 
 
-def _continue(prep: "Prepared", run_dir: Path, record: rundir.RunRecord, *, quiet: bool, json_output: bool,
+def continue_run(prep: "Prepared", run_dir: Path, record: rundir.RunRecord, *, quiet: bool, json_output: bool,
               **start_extra: Any) -> "FitResult":
     """Train the run in `run_dir` (locked by the caller) from its last checkpoint to the end."""
     from nettrain.training import fit as F
@@ -212,11 +233,11 @@ def _continue(prep: "Prepared", run_dir: Path, record: rundir.RunRecord, *, quie
     with guard.deferred():
         restored = R.restore(prep, run_dir, record, monitors, **start_extra)
         F.notice(restored.describe(run_dir))
-        return _train(prep, restored.model, run_dir, record, monitors, first_epoch=restored.epoch,
+        return train_session(prep, restored.model, run_dir, record, monitors, first_epoch=restored.epoch,
                       last_epoch=restored.end, history=restored.history, quiet=quiet, json_output=json_output)
 
 
-def _train(prep: "Prepared", model, out: Path, record: rundir.RunRecord, monitors: dict[str, str], *,
+def train_session(prep: "Prepared", model, out: Path, record: rundir.RunRecord, monitors: dict[str, str], *,
            last_epoch: int, first_epoch: int = 0, history: list[dict] | None = None, quiet: bool = False,
            json_output: bool = False, continue_early_stopping: bool = True,
            extra_callbacks: list[Any] | None = None) -> "FitResult":

@@ -46,7 +46,28 @@ class Target:
 
     @property
     def epoch(self) -> int:
+        """The epochs trained when the file was saved (a run's model.h5: all of them; retrain goes on from here)."""
         return int(self.meta.get("epoch") or 0)
+
+    @property
+    def weights_epoch(self) -> int:
+        """The epoch whose weights the file holds: for a run's model.h5 the one run.json records
+        (`weights_epoch`: an earlier, best epoch when early stopping restored its weights; for a run
+        written before it was recorded, `best_epoch` when the config restores the best weights), else
+        the epoch the file was saved at (a checkpoint holds that epoch's weights)."""
+        if self.run_dir is None or self.model_path.name != rundir.MODEL or self.model_path.parent != self.run_dir:
+            return self.epoch
+        record = read_record(self.run_dir)
+        if record is None:
+            return self.epoch
+        kept = (record.model_extra or {}).get("weights_epoch")
+        if isinstance(kept, int) and not isinstance(kept, bool) and kept >= 0:
+            return kept
+        callbacks = self.config.get("callbacks")
+        early = callbacks.get("early_stopping") if isinstance(callbacks, dict) else None
+        if isinstance(early, dict) and early.get("restore_best_weights") and record.best_epoch:
+            return record.best_epoch
+        return self.epoch
 
 
 # ------------------------------------------------------------------------------ the model of a target
@@ -197,13 +218,18 @@ def model_outputs(model, rows, batch: int, where: str):
     from nettrain.training import feed, runtime
 
     x = model_feed(model, rows, where)
+    check_widths(model, x, where)
+    with runtime.quiet_native_stderr():
+        pred = model.predict(feed.evaluation_dataset(x, None, batch), verbose=0)
+    pred = np.asarray(pred)
+    return pred.reshape(len(pred), -1)
+
+
+def check_widths(model, x, where: str) -> None:
+    """Each model input takes as many values per row as the feature schema makes (`x`: model_feed's)."""
     for tensor in model.inputs:
         want, have = tuple(tensor.shape), tuple(x[tensor.name].shape)
         if len(want) == len(have) and len(want) > 1 and want[-1] is not None and want[-1] != have[-1]:
             raise UsageError(f"{where}: the model's input {tensor.name!r} takes {want[-1]} values per row but its "
                              f"feature schema makes {have[-1]}; the .h5 file and its nettrain metadata do not "
                              "belong together")
-    with runtime.quiet_native_stderr():
-        pred = model.predict(feed.evaluation_dataset(x, None, batch), verbose=0)
-    pred = np.asarray(pred)
-    return pred.reshape(len(pred), -1)

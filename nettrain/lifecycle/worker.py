@@ -15,7 +15,7 @@ LIST`). The order is the same everywhere, so the collective steps pair up:
 4. Every process checks that its data and config agree with the chief's (`distributed.agree`: a
    fingerprint of the rows and of the config without its machine-specific paths); any mismatch stops
    all of them with one line.
-5. The same training session everywhere (`orchestrate._train`): the chief's in its run directory,
+5. The same training session everywhere (`orchestrate.train_session`): the chief's in its run directory,
    each worker's in a temporary folder of its own (its checkpoints, metrics.csv and run.json only
    keep its callbacks identical to the chief's), removed when the worker ends, however it ends.
    Workers neither draw plots nor log to MLflow. Their weights are the chief's at the start of the
@@ -110,7 +110,7 @@ def _chief(cfg: Config, cluster: C.Cluster, *, run_dir: Path | None, resume: Pat
                 raise UsageError(f"--resume {resume}: a k-fold run is not distributed over workers; resume it "
                                  "with --set runtime.distribute=none (or mirrored) --force")
             R.check_resumable(cfg, resume, record, force)
-            prep = F.prepare(cfg, stream=O._recorded_stream(record))
+            prep = F.prepare(cfg, stream=O.recorded_stream(record))
             metrics = R.finished_metrics(resume, record, cfg.training.epochs)
             if metrics is None:
                 R.check_same_data(prep, resume, record, force)
@@ -119,10 +119,8 @@ def _chief(cfg: Config, cluster: C.Cluster, *, run_dir: Path | None, resume: Pat
                 plan.update(kind="done")
             _start(cfg, cluster, prep, plan)
             if metrics is not None:
-                F.report_result(metrics, resume, json_output)
-                return F.FitResult(resume, "completed", metrics, record.data.get("epochs_done") or 0,
-                                   record.data.get("best_epoch"), record.data.get("stopped_epoch"))
-            result = _failing_with_resume_hint(resume, lambda: O._continue(
+                return O.completed_result(resume, record, metrics, json_output)
+            result = _failing_with_resume_hint(resume, lambda: O.continue_run(
                 prep, resume, record, quiet=quiet, json_output=json_output))
         _tell_weights(result, cluster, json_output)
         return result
@@ -137,7 +135,7 @@ def _chief(cfg: Config, cluster: C.Cluster, *, run_dir: Path | None, resume: Pat
     monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
     with rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir, force=force) as out, guard.deferred():
         record = F.start_run_dir(prep, model, out, monitors, cluster=_cluster_record(cluster, prep))
-        result = _failing_with_resume_hint(out, lambda: O._train(
+        result = _failing_with_resume_hint(out, lambda: O.train_session(
             prep, model, out, record, monitors, last_epoch=cfg.training.epochs, quiet=quiet,
             json_output=json_output))
     _tell_weights(result, cluster, json_output)
@@ -395,10 +393,10 @@ def _train_here(prep, out: Path, plan: dict[str, Any], *, quiet: bool) -> "FitRe
         out.mkdir(parents=True)
         _unpack(plan["files"], out)
         with R.opened(out) as record:
-            return O._continue(prep, out, record, quiet=True, json_output=True)
+            return O.continue_run(prep, out, record, quiet=True, json_output=True)
     model = F.new_model(prep)
     monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
     with rundir.new_run_dir(cfg.output.dir, "run", out) as run, guard.deferred():
         record = F.start_run_dir(prep, model, run, monitors)
-        return O._train(prep, model, run, record, monitors, last_epoch=cfg.training.epochs, quiet=True,
+        return O.train_session(prep, model, run, record, monitors, last_epoch=cfg.training.epochs, quiet=True,
                         json_output=True)

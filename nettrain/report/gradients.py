@@ -32,14 +32,14 @@ def gradients_plot(history: Mapping[str, Sequence[Any]], path: str | os.PathLike
     gradients in the early layers."""
     import numpy as np
 
-    from nettrain.report.plots import _new_figure, atomic_savefig
+    from nettrain.report.plots import new_figure, atomic_savefig
 
     layers = gradient_columns(history)
     epochs = [float(e) if e is not None else math.nan for e in history.get("epoch", [])]
     if not epochs:
         epochs = [float(i + 1) for i in range(max((len(v) for v in layers.values()), default=0))]
     x = np.asarray(epochs, dtype=float)
-    fig = _new_figure(8.0, 4.8)
+    fig = new_figure(8.0, 4.8)
     ax = fig.add_subplot(1, 1, 1)
     import matplotlib
 

@@ -12,12 +12,12 @@ from typing import Any
 def lr_find_plot(result: Any, path: str | os.PathLike) -> Path:
     import numpy as np
 
-    from nettrain.report.plots import _new_figure, atomic_savefig
+    from nettrain.report.plots import new_figure, atomic_savefig
 
     x = np.asarray(result.rates, dtype=float)
     raw = np.asarray(result.losses, dtype=float)
     smooth = np.asarray(result.smoothed, dtype=float)
-    fig = _new_figure(8.0, 4.8)
+    fig = new_figure(8.0, 4.8)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(x, raw, color="0.75", linewidth=1.0, label="loss (one batch)")
     ax.plot(x, smooth, color="tab:blue", linewidth=2.0, label="smoothed loss")

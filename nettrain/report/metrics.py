@@ -6,8 +6,9 @@ the best epoch; `evaluate --fail-under`, the checkpoint/early-stopping `mode: au
 `sweep.direction: auto` ask the same question and should get the same answer from here.
 
 Also the one monitor rule, `BestTracker` ("is this value better than the best so far": best.h5,
-the run's best epoch, a sweep trial's value, the sweep's best trial), and the one R² (`r2_score`,
-`r2_from_sums`: scikit-learn's).
+the run's best epoch, a sweep trial's value, the sweep's best trial), the one R² (`r2_score`,
+`r2_from_sums`: scikit-learn's) and the one exact ROC AUC (`roc_auc`: scikit-learn's `roc_auc_score`,
+for evaluate's `auc_exact` and the baselines' `auc`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,25 @@ def r2_from_sums(sse: Any, sst: Any, rows: int) -> float:
     scores[valid] = 1.0 - sse[valid] / sst[valid]
     scores[(sse != 0) & (sst == 0)] = 0.0
     return float(np.mean(scores))
+
+
+def roc_auc(y_true: Any, scores: Any) -> float:
+    """The exact area under the ROC curve: scikit-learn's `roc_auc_score` on every score (Keras's `AUC`
+    metric approximates it with 200 thresholds). `y_true`: class indices (rows,); `scores`: (rows,) or
+    (rows, 1) the positive class's score (binary), or (rows, classes) one score per class: one-vs-rest,
+    the mean over the classes (macro) that `y_true` holds together with others (scikit-learn's
+    `multi_class="ovr", average="macro"` when every class is present; it refuses the rows otherwise).
+    NaN when no class can be told from another (one class only, or no rows)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y_true).reshape(-1).astype(np.int64)
+    s = np.asarray(scores, dtype=np.float64).reshape(len(y), -1) if len(y) else np.zeros((0, 1))
+    if s.shape[1] == 1:
+        both = len(y) and (y == 1).any() and (y != 1).any()
+        return float(roc_auc_score(y == 1, s[:, 0])) if both else math.nan
+    per_class = [roc_auc_score(y == c, s[:, c]) for c in range(s.shape[1]) if (y == c).any() and (y != c).any()]
+    return float(np.mean(per_class)) if per_class else math.nan
 
 
 def better_way(direction: str) -> str:

@@ -23,7 +23,7 @@ ANNOTATE_MAX_CLASSES = 20
 TICK_LABEL_MAX_CLASSES = 60
 
 
-def _new_figure(width: float, height: float):
+def new_figure(width: float, height: float):
     import sys
 
     import matplotlib
@@ -169,7 +169,7 @@ def learning_curves(history: Any, path: str | os.PathLike, best_epoch: int | Non
     n = max(len(panels), 1)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig = _new_figure(4.6 * ncols, 3.4 * nrows)
+    fig = new_figure(4.6 * ncols, 3.4 * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     style = {"marker": "o", "markersize": 3} if len(df) <= 30 else {}
     best_label = None
@@ -289,7 +289,7 @@ def mean_learning_curves(histories: Sequence[Any], path: str | os.PathLike, *, m
     n = max(len(panels), 1)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig = _new_figure(4.8 * ncols, 3.6 * nrows)
+    fig = new_figure(4.8 * ncols, 3.6 * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     ragged = bool(len(epochs)) and common < float(epochs.max())
     full = epochs <= common
@@ -352,7 +352,7 @@ def overlay_curves(runs: Sequence[Curves], metric: str, path: str | os.PathLike)
 
     plotted, entries = [], 0
     many = len(runs) > 3
-    fig = _new_figure(11.5 if many else 8.0, 5.0)
+    fig = new_figure(11.5 if many else 8.0, 5.0)
     ax = fig.add_subplot(1, 1, 1)
     xmax = 0.0
     for i, run in enumerate(runs):
@@ -415,7 +415,7 @@ def confusion_matrix_plot(matrix: Any, class_names: Sequence[Any] | None, path: 
         raise ValueError(f"{len(names)} class names for a {n}x{n} confusion matrix")
 
     side = min(max(4.5, 0.4 * n + 2.5), 16.0)
-    fig = _new_figure(side + 1.2, side)
+    fig = new_figure(side + 1.2, side)
     ax = fig.add_subplot(1, 1, 1)
     image = ax.imshow(m, cmap="Blues", interpolation="nearest", vmin=0)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
@@ -460,7 +460,7 @@ def predicted_vs_actual(y_true: Any, y_pred: Any, path: str | os.PathLike,
     from nettrain.report.metrics import r2_score
 
     r2 = r2_score(t, p)
-    fig = _new_figure(5.5, 5.0)
+    fig = new_figure(5.5, 5.0)
     ax = fig.add_subplot(1, 1, 1)
     alpha = 0.7 if t.size <= 500 else 0.3 if t.size <= 5000 else 0.1
     ax.scatter(t, p, s=14 if t.size <= 1000 else 4, alpha=alpha, color="tab:blue", edgecolors="none")

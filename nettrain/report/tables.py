@@ -157,12 +157,15 @@ def _column_order(names: Iterable[str]) -> list[str]:
     return known + [n for n in names if n not in known]
 
 
-def metrics_table(metrics: Mapping[str, Any], title: str | None = "Final metrics") -> Table:
+def metrics_table(metrics: Mapping[str, Any], title: str | None = "Final metrics",
+                  others: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> Table:
     """A table with one row per metric and one column per split.
 
     Plain shape: `{"train": {"loss": 0.3, ...}, "validation": {...}, "test": {...}}`.
     K-fold shape: `{"folds": [...], "mean": {...}, "std": {...}, "test": {...}}`, shown as
     `mean ± std` columns (plus the test column when the held-out test set was evaluated).
+    `others`: other models' metrics of the same shape by their label (fit --baseline's baselines),
+    in a section below, one row per model and metric (`accuracy (HistGradientBoosting)`).
     """
     table = new_table(title)
     table.add_column("metric", no_wrap=True)
@@ -194,6 +197,31 @@ def metrics_table(metrics: Mapping[str, Any], title: str | None = "Final metrics
             else:
                 row.append(Text(format_value(values[name])))
         table.add_row(*row)
+    for i, (label, by_split) in enumerate((others or {}).items()):
+        if i == 0:
+            table.add_section()
+        for name in ordered_names(v for v in by_split.values() if isinstance(v, Mapping)):
+            cells = [Text(format_value((by_split.get(header) or {}).get(name))) for header, _, _ in columns]
+            table.add_row(Text(f"{name} ({label})"), *cells)
+    return table
+
+
+def baseline_table(metrics: Sequence[str], models: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                   title: str | None = "Baselines") -> Table:
+    """One row per model for each metric (a section each), one column per split: `models` is
+    {label: {split: {metric: value}}}, the splits in their order, `-` where a model lacks a value."""
+    table = new_table(title)
+    table.add_column("metric", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    splits = _column_order({s for by_split in models.values() for s, v in by_split.items() if isinstance(v, Mapping)})
+    for split in splits:
+        table.add_column(Text(split), justify="right")
+    for i, name in enumerate(metrics):
+        if i:
+            table.add_section()
+        for j, (label, by_split) in enumerate(models.items()):
+            cells = [Text(format_value((by_split.get(split) or {}).get(name))) for split in splits]
+            table.add_row(Text(str(name) if j == 0 else ""), Text(str(label)), *cells)
     return table
 
 

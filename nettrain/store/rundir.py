@@ -2,7 +2,7 @@
 
 ```
 config.yaml  run.json  metrics.csv  metrics.json  model.h5  labels.json  features.json
-summary.txt  checkpoints/  plots/  tensorboard/  fold-<i>/  eval-*.json  .lock
+summary.txt  checkpoints/  plots/  tensorboard/  fold-<i>/  eval-*.json  baseline.json  .lock
 ```
 
 One process writes a run at a time: it holds an OS lock on `.lock` (released when the process
@@ -53,6 +53,7 @@ TENSORBOARD = "tensorboard"
 CACHE = ".cache"       # a stream's prepared training rows while it trains (removed at the end)
 LOCK = ".lock"
 BEST = "best.h5"
+BASELINE = "baseline.json"  # `nettrain baseline RUN` / `fit --baseline`, written into a finished run as eval-*.json are
 LAST = "last.h5"
 
 # The parts of a run's data, in the order nettrain lists them (run.json `data.rows`, metrics.json,
@@ -60,7 +61,7 @@ LAST = "last.h5"
 SPLITS = ("train", "validation", "test")
 
 # What nettrain writes into a run: anything else there is the user's and is never touched.
-RUN_FILES = {CONFIG, RUN, METRICS_CSV, METRICS_JSON, MODEL, KERAS_EXPORT, LABELS, FEATURES, SUMMARY, LOCK}
+RUN_FILES = {CONFIG, RUN, METRICS_CSV, METRICS_JSON, MODEL, KERAS_EXPORT, LABELS, FEATURES, SUMMARY, BASELINE, LOCK}
 _EVAL_FILE = re.compile(r"^eval-[A-Za-z0-9._-]+\.json$")
 _FOLD_DIR = re.compile(r"^fold-\d+$")
 _FOLDER_FILES = {CHECKPOINTS: (".h5", ".keras"), PLOTS: (".png",), CACHE: (".bin",)}

@@ -22,14 +22,14 @@ from nettrain.errors import DataError
 def check_table_file(p: Path) -> list[str]:
     """The checks `read_table` makes of a whole file, made before its first chunk (it exists, is not
     empty, is not binary, has no column name twice, no nested parquet column); its column names."""
-    from nettrain.data.sources import _check_unique, _sniff_text, check_file, check_flat
+    from nettrain.data.sources import check_unique, sniff_text, check_file, check_flat
 
     check_file(p)
     kind = C.kind_of(p)
     if kind != ".parquet" and p.suffix.lower() == kind:
-        _sniff_text(p, kind)
+        sniff_text(p, kind)
     names = C.header(p)
-    _check_unique(p, names)
+    check_unique(p, names)
     if kind == ".parquet":
         import pyarrow.parquet as pq
 
@@ -39,15 +39,20 @@ def check_table_file(p: Path) -> list[str]:
 
 def first_chunk(p: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the first chunk typed like read_csv, the same rows as read) of a file: what column kinds are
-    decided from."""
+    decided from. A Parquet file's chunks end at its row groups' ends: small row groups are joined
+    until they hold `chunks.CHUNK_ROWS` rows, as a CSV's first chunk does (the kinds count values)."""
     part = Part(name="first", path=p, splitter=None, text=C.kind_of(p) != ".parquet")
     it = part.chunks()
+    frames, rows = [], 0
     with contextlib.closing(it):
-        try:
-            chunk = next(it)
-        except StopIteration:
-            raise DataError(f"{p}: the file has a header but no rows (columns: {list_names(C.header(p))})") from None
-    raw = chunk.frame
+        for chunk in it:
+            frames.append(chunk.frame)
+            rows += len(chunk.frame)
+            if rows >= C.CHUNK_ROWS:
+                break
+    if not frames:
+        raise DataError(f"{p}: the file has a header but no rows (columns: {list_names(C.header(p))})")
+    raw = frames[0] if len(frames) == 1 else pd.concat(frames)
     if not part.text:
         return raw, raw
     typed = pd.DataFrame({name: typed_like_read_csv(raw[name]) for name in raw.columns}, index=raw.index)

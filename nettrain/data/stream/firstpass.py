@@ -16,8 +16,8 @@ from nettrain.data.cells import cell_types
 from nettrain.data.columns import row_label, select_columns, type_columns
 from nettrain.data.inputs import missing_counts, missing_rows, prepare_inputs
 from nettrain.data.split import FOLD0, TEST, TRAIN, VALIDATION, HashedSplit, fold_codes
-from nettrain.data.stats import (FILL_POLICIES, MAX_VALUE_COUNTS, TrainStats, check_streamable_missing,
-                                 imputation_values, stats_of)
+from nettrain.data.stats import (FILL_POLICIES, MAX_VALUE_COUNTS, QUANTILE_MODES, TrainStats,
+                                 check_streamable_missing, imputation_values, stats_of)
 from nettrain.data.stream.dataset import StreamDataset
 from nettrain.data.stream.files import FileHash, check_table_file, count_rows, first_chunk, looks_boolean
 from nettrain.data.stream.path import data_files
@@ -67,7 +67,7 @@ class _FirstPass:
         # the id column travels with its rows (as in memory: a split's `ids`), typed like read_csv
         text_cols = [c.name for c in columns if c.kind != "numeric"] + ([id_column] if id_column else [])
         self.schema.cell_types = cell_types(first, [*features, id_column, target])  # later chunks are read by them
-        numeric = [c for c in self.schema.numeric_columns if not looks_boolean(raw[c])]
+        numeric = [c for c in self.schema.numeric_file_columns if not looks_boolean(raw[c])]
         # A target of numbers is read as numbers (fast); a later value that is not one is an error
         # naming its line (labels that mix numbers and words must show a word in the first chunk).
         numeric_target = pd.api.types.is_numeric_dtype(first[target].dtype) and \
@@ -152,7 +152,8 @@ class _FirstPass:
             tally.code_rows[code] += len(positions)
             if code in tally.stat_codes:
                 rows = split.take(positions)
-                s = stats_of(bare, rows, value_counts=self.policy == "most_frequent", value_limit=MAX_VALUE_COUNTS)
+                s = stats_of(bare, rows, value_counts=self.policy == "most_frequent", value_limit=MAX_VALUE_COUNTS,
+                             sample=self.cfg.preprocessing.numeric in QUANTILE_MODES)
                 tally.stats[code] = s if code not in tally.stats else tally.stats[code].merge(s)
         training = np.isin(codes, np.array(sorted(tally.stat_codes), dtype=np.int8))
         if training.any():
