@@ -28,7 +28,7 @@ def preprocess(mode: str, stats: NumericStats, points, notes=None) -> np.ndarray
     """The numeric preprocessing nettrain builds for `mode`, applied to `points` (n, k)."""
     import keras
 
-    from nettrain.model.build import _numeric_scaling
+    from nettrain.model.numeric import numeric_scaling as _numeric_scaling
 
     inp = keras.Input(shape=(stats.columns,), dtype="float32")
     model = keras.Model(inp, _numeric_scaling(mode, stats, None, notes)(inp))
@@ -45,7 +45,7 @@ def ple(x, edges):
 # ------------------------------------------------------------------------------ the layer math
 
 def test_piecewise_is_the_standardized_value_and_the_encoding_of_known_edges():
-    from nettrain.model.build import PIECEWISE_BINS
+    from nettrain.model.numeric import PIECEWISE_BINS
 
     assert PIECEWISE_BINS == 16
     # 17 rows: the quantiles at 0, 1/16, ..., 1 are the rows themselves, so the edges are known
@@ -66,7 +66,7 @@ def test_piecewise_is_the_standardized_value_and_the_encoding_of_known_edges():
 
 
 def test_quantile_is_monotone_bounded_and_the_interpolated_normal_scores():
-    from nettrain.model.build import QUANTILE_BINS
+    from nettrain.model.numeric import QUANTILE_BINS
 
     rng = np.random.default_rng(0)
     x = rng.lognormal(5.4, 1.2, 5000)        # median ~227, max in the thousands
@@ -90,7 +90,7 @@ def test_quantile_is_monotone_bounded_and_the_interpolated_normal_scores():
 
 
 def test_ties_get_their_mid_rank_and_constant_columns_map_to_zero():
-    from nettrain.model.build import QUANTILE_BINS
+    from nettrain.model.numeric import QUANTILE_BINS
 
     # 50% zeros: the tie sits at the middle of the levels whose quantile it is (about the 23rd
     # percentile, normal score about -0.72), not at the bottom (-2.15)
@@ -225,7 +225,7 @@ def test_streamed_edges_agree_with_the_in_memory_ones(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------ auto
 
 def test_auto_picks_quantile_for_heavy_tails_and_standard_for_the_rest():
-    from nettrain.model.build import PIECEWISE_BINS
+    from nettrain.model.numeric import PIECEWISE_BINS
 
     rng = np.random.default_rng(5)
     n = 3000
