@@ -46,7 +46,7 @@ from urllib.parse import unquote, urlsplit
 from nettrain.config.schema import Config
 from nettrain.errors import ConfigError
 from nettrain.store import rundir
-from nettrain.words import masked_uri
+from nettrain.words import masked_uri, one_line
 
 INSTALL = "pip install 'nettrain[mlflow]'"
 RECORD_KEY = "mlflow"          # run.json: {"uri", "experiment_id", "run_id"}
