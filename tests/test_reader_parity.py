@@ -112,7 +112,7 @@ def _by_row(splits):
 
 def _fit_rows(target):
     """The rows fit trained on (every split of the run, as the run's reader re-creates them)."""
-    from nettrain.lifecycle.evaluate import run_split_rows
+    from nettrain.lifecycle.runrows import run_split_rows
 
     parts = []
     for split in ("train", "validation", "test"):

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nettrain.errors import UsageError
-from nettrain.lifecycle.evaluate import is_stream, run_parts, pick_rows, run_dataset, write_into_run
+from nettrain.lifecycle.evaluate import write_into_run
+from nettrain.lifecycle.runrows import is_stream, pick_rows, run_dataset, run_parts
 from nettrain.report.baseline import BOOSTING, LINEAR, NETWORK, Scored, fit_baselines
 from nettrain.store import atomic, rundir
 from nettrain.store.record import RunRecord, read_record

@@ -11,7 +11,6 @@ result into an exit code for CI.
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 import warnings
@@ -25,6 +24,7 @@ from nettrain.data.chunks import streamable as streamed
 from nettrain.data.rows import Rows, aligned, file_rows, table_rows
 from nettrain.data.stream import read_ahead
 from nettrain.errors import GateFailed, UsageError
+from nettrain.lifecycle.runrows import folds_of, pick_rows, run_dataset_of, run_parts, run_record, run_split_rows
 from nettrain.lifecycle.target import (Target, batch_size, check_widths, execution_rows, load_model, model_feed,
                                        n_classes, resolve_target)
 from nettrain.report.gates import Gate, check_gate_names, parse_gates
@@ -154,11 +154,6 @@ def write_into_run(path: Path, content, stamp: str = "evaluated") -> Path | None
     return path
 
 
-def run_record(run_dir: Path | None) -> RunRecord:
-    """A run's run.json (an empty record when there is none or it cannot be read)."""
-    return read_record(run_dir) or RunRecord()
-
-
 def kfold_parent(path: Path) -> RunRecord | None:
     """run.json of a k-fold parent run directory (`RunRecord.is_kfold_parent`), else None."""
     try:
@@ -180,108 +175,6 @@ def check_gates(result: "EvalResult | KFoldResult") -> None:
         of_mean = " (k-fold: the mean over the folds)" if isinstance(result, KFoldResult) else ""
         raise GateFailed(f"{len(missed)} of {total} --fail-under gate{'s' if total > 1 else ''} missed{of_mean}: "
                          f"{'; '.join(parts)}")
-
-
-def _run_dataset(target: Target, record: RunRecord):
-    """The data of the run `target`'s model belongs to (`run_dataset`)."""
-    return run_dataset(target.config, record, target.model_path)
-
-
-def run_dataset(config: dict[str, Any], record: RunRecord, where: Path, *, why: str = "to evaluate it; to evaluate "
-                "on another file use --data FILE", instead: str = "; evaluate on a file with --data FILE"):
-    """Re-create a run's data from its saved `config` (named `where` in messages); the data must not
-    have changed (`record`'s fingerprint). `why`, `instead`: what the messages add (what it is for).
-
-    A run trained on streamed data (run.json `data.stream: true`, or for an .h5 away from its run,
-    a config that streams) is re-created the way it was trained: `data.stream.load_stream` (one pass
-    over the file, in flat memory; its rows fall into splits by a hash of their row number), not
-    the in-memory split, whose rows and fingerprint differ."""
-    from nettrain.config import load_config
-    from nettrain.data import load_dataset
-    from nettrain.data.stream import choose, load_stream
-
-    cfg = load_config(where, data=copy.deepcopy(config), check_names=False)
-    try:
-        path = choose(cfg, recorded=record.stream)
-        dataset = load_stream(cfg, path.why) if path.stream else load_dataset(cfg)
-    except UsageError as e:
-        raise type(e)(f"{e.message} (re-creating the run's data {why})") from None
-    expected = record.fingerprint
-    if expected is not None and dataset.fingerprint != expected:
-        raise UsageError(f"the data changed since training: {dataset.source} no longer gives the rows and "
-                         f"splits the run was trained on (fingerprint {dataset.fingerprint[:12]}, run.json has "
-                         f"{expected[:12]}){instead}"
-                         + (" (nettrain now keeps the official train/test split of this source: a run trained "
-                            "before that had other splits)" if dataset.official_split else ""))
-    return dataset
-
-
-def is_stream(dataset) -> bool:
-    from nettrain.data.stream import StreamDataset
-
-    return isinstance(dataset, StreamDataset)
-
-
-def _folds_of(dataset) -> int:
-    """The number of folds the re-created data has (0: none)."""
-    if is_stream(dataset):
-        return dataset.n_folds if dataset.n_folds > 1 and dataset.fold_stats else 0
-    return len(dataset.folds or [])
-
-
-def run_parts(dataset, record: RunRecord) -> dict[str, Any]:
-    """{split: rows} of the model a run record describes. A k-fold fold (`fold: i`) trained on its
-    fold's rows and validated on the rest; a k-fold parent's (refit) model trained on all non-test rows.
-    In memory the rows are Splits; of a stream, the split codes of its rows (`StreamDataset.codes`)."""
-
-    fold = record.fold
-    if is_stream(dataset):
-        k = _folds_of(dataset)
-        parts = dict(dataset.codes)
-        if k and fold is not None and 1 <= fold <= k:
-            parts = dict(dataset.for_fold(fold).codes)
-        elif k and record.is_kfold_parent:
-            from nettrain.data.split import fold_codes
-
-            train, valid = fold_codes(1, k)
-            parts.update(train=frozenset(train | valid), validation=None)
-        return parts
-    parts = {"train": dataset.train, "validation": dataset.validation, "test": dataset.test}
-    if dataset.folds is not None and dataset.pool is not None:
-        if fold is not None and 1 <= fold <= len(dataset.folds):
-            tr, va = dataset.folds[fold - 1]
-            parts.update(train=dataset.pool.take(tr), validation=dataset.pool.take(va))
-        elif record.is_kfold_parent:
-            parts.update(train=dataset.pool, validation=None)
-    return parts
-
-
-def pick_rows(dataset, parts: dict[str, Any], split: str, what: str = "the run") -> Rows:
-    """The rows of `split` (see `run_parts`) as Rows: held in memory, or read from the stream's file(s)
-    again, chunk by chunk, in file order."""
-    def size(part) -> int:
-        if part is None:
-            return 0
-        return sum(dataset.code_rows.get(c, 0) for c in part) if is_stream(dataset) else len(part)
-
-    part = parts.get(split)
-    if size(part) == 0:
-        have = [s for s in rundir.SPLITS if size(parts.get(s))]
-        raise UsageError(f"{what} has no {split} rows; available splits: {', '.join(have)} "
-                         f"(--split {have[0] if have else 'train'})")
-    if is_stream(dataset):
-        reader = dataset.reader
-        return Rows(dataset.source, lambda: reader.rows(part))
-    return Rows.of(part, dataset.source)
-
-
-def run_split_rows(target: Target, split: str, record: RunRecord | None = None) -> Rows:
-    """The rows of one split of the run's own data, re-created from its saved config."""
-    record = run_record(target.run_dir) if record is None else record
-    dataset = _run_dataset(target, record)
-    return pick_rows(dataset, run_parts(dataset, record), split)
-
-
 
 
 def data_rows(target: Target, path: Path) -> Rows:
@@ -580,10 +473,10 @@ def evaluate_kfold(run_dir: Path, record: RunRecord, *, data: str | Path | None,
     else:
         split_name = split or "validation"
         name = split_name
-        dataset = _run_dataset(targets[0], record)
-        if _folds_of(dataset) != k:
+        dataset = run_dataset_of(targets[0], record)
+        if folds_of(dataset) != k:
             raise UsageError(f"{run_dir}: run.json names {k} folds but its config gives "
-                             f"{_folds_of(dataset)}; the run was edited or damaged")
+                             f"{folds_of(dataset)}; the run was edited or damaged")
     results = []
     for i, target in enumerate(targets, start=1):
         if data is not None:

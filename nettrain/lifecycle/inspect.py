@@ -156,7 +156,7 @@ def _inspect_config(path: Path, overrides: list[str], batch: int | None) -> Insp
 def _inspect_trained(path: Path, batch: int | None) -> InspectReport:
     from nettrain.config import load_config
     from nettrain.data.types import Split
-    from nettrain.lifecycle.evaluate import run_split_rows, run_record
+    from nettrain.lifecycle.runrows import run_record, run_split_rows
     from nettrain.lifecycle.target import batch_size, load_model, model_feed, n_classes, resolve_target
 
     target = resolve_target(path)
