@@ -374,7 +374,7 @@ def test_suggest_config_loads_and_trains_the_data(tmp_path, monkeypatch):
     assert sum(line.startswith("#") for line in text.splitlines()) >= 5
     (tmp_path / "suggested.yaml").write_text(text)
     cfg = load_config(tmp_path / "suggested.yaml")
-    assert cfg.training.epochs == 50 and cfg.training.optimizer == "adam" and cfg.training.loss == "auto"
+    assert cfg.training.epochs == 50 and cfg.training.optimizer == {"name": "adam", "learning_rate": 0.001} and cfg.training.loss == "auto"
     assert [layer.type for layer in cfg.model.layers] == ["Dense", "Dense"]
     assert cfg.callbacks.early_stopping.patience == 10 and cfg.callbacks.early_stopping.restore_best_weights
     ds = load_dataset(cfg)

@@ -317,6 +317,11 @@ def test_the_evaluated_epoch_is_the_restored_best_epoch(stopped_run):
                             f"weights restored by early stopping; trained {record['epochs_done']} epochs)")
     # a checkpoint holds the epoch it was saved at; a run written before weights_epoch was recorded: best_epoch
     assert evaluate_json(stopped_run / "checkpoints" / "last.h5")["epoch"] == record["epochs_done"]
+    # model.h5 says which epoch's weights it holds itself: a copy away from its run knows it too
+    away = stopped_run.parent / "away"
+    away.mkdir(exist_ok=True)
+    shutil.copy(stopped_run / "model.h5", away / "model.h5")
+    assert evaluate_json(away / "model.h5", "--data", stopped_run.parent / "bin.csv")["epoch"] == record["best_epoch"]
     record.pop("weights_epoch")
     (stopped_run / "run.json").write_text(json.dumps(record))
     assert evaluate_json(stopped_run)["epoch"] == record["best_epoch"]

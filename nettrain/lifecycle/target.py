@@ -54,7 +54,11 @@ class Target:
         """The epoch whose weights the file holds: for a run's model.h5 the one run.json records
         (`weights_epoch`: an earlier, best epoch when early stopping restored its weights; for a run
         written before it was recorded, `best_epoch` when the config restores the best weights), else
-        the epoch the file was saved at (a checkpoint holds that epoch's weights)."""
+        the epoch the file was saved at (a checkpoint holds that epoch's weights). A model.h5 also
+        says so itself (metadata `weights_epoch`), so a copy away from its run knows it too."""
+        own = self.meta.get("weights_epoch")
+        if isinstance(own, int) and not isinstance(own, bool) and own >= 0:
+            return own
         if self.run_dir is None or self.model_path.name != rundir.MODEL or self.model_path.parent != self.run_dir:
             return self.epoch
         record = read_record(self.run_dir)

@@ -265,8 +265,9 @@ def _callbacks(s: Session) -> _Callbacks:
     cfg = prep.cfg
     features, config_dict = prep.features(model), cfg.to_dict()
 
-    def meta(epoch: int) -> dict[str, Any]:
-        return {"features": features, "config": config_dict, "epoch": epoch, "run": cfg.name}
+    def meta(epoch: int, weights_epoch: int | None = None) -> dict[str, Any]:
+        kept = {} if weights_epoch is None or weights_epoch == epoch else {"weights_epoch": weights_epoch}
+        return {"features": features, "config": config_dict, "epoch": epoch, "run": cfg.name, **kept}
 
     csv = rundir.MetricsCSV(out / rundir.METRICS_CSV)
     cursor, nan_guard = EpochCursor(s.first_epoch + 1), cb.NaNGuard()
@@ -383,6 +384,7 @@ class _Ending:
     epochs_done: int
     best_epoch: int | None
     stopped: int | None
+    weights_epoch: int | None = None   # the epoch whose weights model.h5 holds (early stopping's restored best)
 
 
 def _finish(s: Session, kit: _Callbacks) -> FitResult:
@@ -390,7 +392,7 @@ def _finish(s: Session, kit: _Callbacks) -> FitResult:
     and run.json `completed`."""
     end = _ending(s, kit)
     model, out, record, cfg = s.model, s.out, s.record, s.prep.cfg
-    h5.save_model(model, out / rundir.MODEL, kit.meta(end.epochs_done))
+    h5.save_model(model, out / rundir.MODEL, kit.meta(end.epochs_done, end.weights_epoch))
     if cfg.output.keras:
         h5.export_keras(model, out / rundir.KERAS_EXPORT)
     guard.poll()
@@ -445,7 +447,7 @@ def _ending(s: Session, kit: _Callbacks) -> _Ending:
     # Recorded before the final files, so a run stopped early and interrupted now is finished, not continued.
     record.update(epochs_done=epochs_done, best_epoch=best_epoch, stopped_epoch=stopped,
                   weights_epoch=weights_epoch)
-    return _Ending(history, epochs_done, best_epoch, stopped)
+    return _Ending(history, epochs_done, best_epoch, stopped, weights_epoch)
 
 
 def _earlier_best_weights(s: Session, es) -> Callable[[], list] | None:

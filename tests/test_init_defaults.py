@@ -1,0 +1,83 @@
+"""Issue 22, training defaults that generalize: what `init` writes for the model and the training
+(network width, batch size and learning rate growing with the training rows, a learning-rate
+schedule, early stopping that keeps the best weights), each with its reason in a comment, and a
+config that trains as written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from nettrain.cli import app
+from nettrain.config import load_config
+from nettrain.data import suggest
+
+runner = CliRunner()
+
+
+def table(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2],
+                         "y": np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")})
+
+
+def init_text(folder, n: int, *extra: str) -> str:
+    table(n).to_csv(folder / "d.csv", index=False)
+    result = runner.invoke(app, ["init", str(folder / "d.csv"), "--target", "y", *extra])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_batch_size_grows_with_the_training_rows():
+    sizes = [suggest.batch_size_for(n) for n in (10, 1_000, 3_200, 6_400, 20_000, 35_000, 10**6, 10**8)]
+    assert sizes[:3] == [32, 32, 32]                      # small tables keep Keras's 32
+    assert sizes == sorted(sizes) and sizes[-1] == suggest.BATCH_MAX
+    assert all(s & (s - 1) == 0 for s in sizes)           # powers of two
+    assert sizes[4] == 256                                # 20,000 rows: about 80 steps per epoch, not 625
+    # the rate follows the batch: Adam's 0.001 at 32, times the square root of the batch's growth
+    assert suggest.learning_rate_for(32) == pytest.approx(0.001)
+    assert suggest.learning_rate_for(512) == pytest.approx(0.004)
+
+
+def test_a_small_table_gets_the_small_network_and_batch_32(tmp_path):
+    text = init_text(tmp_path, 200)
+    config = yaml.safe_load(text)
+    assert [layer["units"] for layer in config["model"]["layers"]] == suggest.SMALL_NET
+    assert config["training"]["batch_size"] == 32
+    assert config["training"]["optimizer"] == {"name": "adam", "learning_rate": 0.001}
+    # every default with its reason, in the comment on its line
+    assert "# Keras's default, for a table this small" in text
+    assert "a small network for 128 training rows" in text    # 200 rows - 20% test - 20% of the rest
+    assert config["callbacks"]["early_stopping"] == {"monitor": "val_loss", "patience": 10,
+                                                     "restore_best_weights": True}
+    assert config["callbacks"]["lr_schedule"]["type"] == "reduce_on_plateau"
+    assert "halve" in text and "keep the best weights" in text
+    assert "no dropout or weight decay" in text.lower()              # the regularization it left out, and why
+
+
+def test_a_large_table_gets_wider_layers_a_larger_batch_and_rate(tmp_path):
+    n = 12_000
+    table(300, seed=1).to_csv(tmp_path / "t.csv", index=False)
+    text = init_text(tmp_path, n, "--test", str(tmp_path / "t.csv"))
+    config = yaml.safe_load(text)
+    rows = n - round(n * 0.2)                                  # a test file: only validation rows held out
+    assert f"for {rows} training rows" in text
+    assert [layer["units"] for layer in config["model"]["layers"]] == suggest.LARGE_NET
+    batch = suggest.batch_size_for(rows)
+    assert config["training"]["batch_size"] == batch > 32
+    assert config["training"]["optimizer"]["learning_rate"] == pytest.approx(suggest.learning_rate_for(batch))
+    assert f"about {rows // batch} steps per epoch" in text
+
+
+def test_the_written_defaults_validate_and_train(tmp_path):
+    text = init_text(tmp_path, 300)
+    (tmp_path / "c.yaml").write_text(text)
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.callbacks.lr_schedule.type == "reduce_on_plateau" and cfg.callbacks.early_stopping.restore_best_weights
+    fit = runner.invoke(app, ["fit", str(tmp_path / "c.yaml"), "--run-dir", str(tmp_path / "r"), "--quiet",
+                              "--set", "training.epochs=2", "--set", "output.plots=false"])
+    assert fit.exit_code == 0, fit.output
