@@ -79,9 +79,19 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
                                quiet=quiet, json_output=json_output)
 
 
-def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool = False) -> str:
-    """Check a config; with `build`, also load the data and build the model. Returns a report."""
+def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool = False,
+             print_config: bool = False, origins: bool = False) -> str:
+    """Check a config; with `build`, also load the data and build the model. Returns a report.
+
+    With `print_config` (or `origins`) the report is the resolved config as YAML (the run's
+    config.yaml), with `origins` each value's source beside it (FILE:LINE, --set or default)."""
+    if (print_config or origins) and build:
+        raise UsageError("--print-config and --build: give one of them")
     cfg = load_config(config, overrides)
+    if print_config or origins:
+        from nettrain.config.printed import config_yaml
+
+        return config_yaml(cfg, origins=origins).rstrip("\n")
     lines = [f"{config}: valid", describe(cfg)]
     if cfg.data.stream is True and not build:  # a source that cannot stream is a config mistake (no TensorFlow here)
         from nettrain.data.stream import choose
@@ -124,13 +134,15 @@ def describe(cfg: Config) -> str:
 
 
 def evaluate(target: str | Path, *, data: str | Path | None = None, split: str | None = None,
-             fail_under: Iterable[str] = ()):
+             fail_under: Iterable[str] = (), strict: bool = False, notify=None):
     """Measure a run directory or .h5 on its run's split or a data file; writes eval-<name>.json
     into the run. Returns an `EvalResult` (a `KFoldResult` for a k-fold run without a refit model);
-    raises GateFailed, carrying it as `result`, when a gate is missed."""
+    raises GateFailed, carrying it as `result`, when a gate is missed. A --data file is checked
+    against the run's signature.json (`notify(line)`: the drift summary; `strict`: a drift is a
+    DataError before the model is measured)."""
     from nettrain.lifecycle.evaluate import check_gates, evaluate as _evaluate
 
-    result = _evaluate(target, data=data, split=split, fail_under=fail_under)
+    result = _evaluate(target, data=data, split=split, fail_under=fail_under, strict=strict, notify=notify)
     try:
         check_gates(result)
     except NettrainError as err:
@@ -139,7 +151,7 @@ def evaluate(target: str | Path, *, data: str | Path | None = None, split: str |
 
 
 def predict(target: str | Path, input: str | Path, *, output: str | Path | None = None, proba: bool = False,
-            to=None):
+            to=None, strict: bool = False, notify=None):
     """Predictions for the rows of INPUT, in input order.
 
     - `output` (.csv or .parquet): written there chunk by chunk, atomically; returns a `Written`
@@ -147,10 +159,23 @@ def predict(target: str | Path, input: str | Path, *, output: str | Path | None 
     - `to` (a text stream, e.g. sys.stdout): CSV written to it chunk by chunk, header once; returns
       a `Written` summary (`path` None).
     - neither: returns a pandas DataFrame holding every prediction (for small inputs).
+
+    INPUT is checked against the run's signature.json: `notify(line)` hears the drift summary, the
+    result carries the report (`input_check`); `strict`: a drift is a DataError (exit 2) before
+    anything is predicted.
     """
     from nettrain.lifecycle.predict import predict as _predict
 
-    return _predict(target, input, output=output, proba=proba, to=to)
+    return _predict(target, input, output=output, proba=proba, to=to, strict=strict, notify=notify)
+
+
+def export(target: str | Path, *, format: str = "savedmodel", output: str | Path | None = None,
+           force: bool = False):
+    """Export the model of a run directory or .h5 as savedmodel, onnx, litert or keras; returns an
+    `ExportResult` (the folder, the reloaded model's max difference from the run's on held-out rows)."""
+    from nettrain.lifecycle.export import export as _export
+
+    return _export(target, fmt=format, output=output, force=force)
 
 
 def schema() -> dict[str, Any]:

@@ -209,10 +209,13 @@ def validate(
     config: Path = typer.Argument(..., metavar="CONFIG", help="Experiment spec (YAML)."),
     set_: Optional[List[str]] = _set_option(),
     build: bool = typer.Option(False, "--build", help="Also load the data, build the model and print its summary (imports TensorFlow)."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as YAML (defaults filled, paths resolved, extends and --set applied): the run's config.yaml."),
+    origins: bool = typer.Option(False, "--origins", help="With --print-config: each value's source beside it (# FILE:LINE, # --set or # default)."),
     debug: bool = DEBUG_OPTION,
 ):
     """Check CONFIG without training (and without TensorFlow unless --build)."""
-    text = _run("validate", config, overrides=set_ or [], build=build, debug=debug)
+    text = _run("validate", config, overrides=set_ or [], build=build, print_config=print_config,
+                origins=origins, debug=debug)
     typer.echo(text)
 
 
@@ -223,10 +226,12 @@ def evaluate(
     split: Optional[str] = typer.Option(None, "--split", metavar="SPLIT", help="Which part of the run's data: test (default), validation or train."),
     as_json: bool = _json_option("Print every metric as one JSON object on stdout."),
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="METRIC=VALUE: exit 3 when METRIC misses VALUE (a lower bound; an upper bound for loss-like metrics). Repeatable."),
+    strict: bool = typer.Option(False, "--strict", help="With --data: exit 2 before measuring when the file's rows drift from the run's training rows (signature.json)."),
     debug: bool = DEBUG_OPTION,
 ):
     """Measure a trained model on its test split (or another split, or a data file)."""
-    _run("evaluate", target, data=data, split=split, fail_under=fail_under or [], debug=debug,
+    _run("evaluate", target, data=data, split=split, fail_under=fail_under or [], strict=strict,
+         notify=lambda line: typer.echo(line, err=True), debug=debug,
          show=lambda result: render.show_evaluate(result, as_json))
 
 
@@ -249,14 +254,33 @@ def predict(
     input: Path = typer.Argument(..., metavar="INPUT", help="Rows to predict (.csv .tsv .parquet .jsonl)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the predictions to this .csv or .parquet file instead of stdout."),
     proba: bool = typer.Option(False, "--proba", help="Add one proba_<class> column per class (classification)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 2 before predicting anything when INPUT drifts from the run's training rows (signature.json)."),
     debug: bool = DEBUG_OPTION,
 ):
     """Predict the rows of INPUT; labels come back as the original class names."""
     # without --output the CSV goes to stdout chunk by chunk, as the predictions are made
     written = _run("predict", target, input, output=output, proba=proba, to=None if output else sys.stdout,
-                   debug=debug)
+                   strict=strict, notify=lambda line: typer.echo(line, err=True), debug=debug)
     if output is not None:
         typer.echo(f"wrote {written.rows} predictions to {output}", err=True)
+
+
+@app.command()
+def export(
+    target: Path = typer.Argument(..., metavar="RUN_OR_H5", help="A run directory or an .h5 model file."),
+    format_: str = typer.Option("savedmodel", "--format", metavar="FORMAT", help="savedmodel (TF Serving "
+                                "layout <DIR>/1/), onnx (needs the extra 'onnx'), litert or keras."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="DIR", help="Write the export into DIR "
+                                          "(default: <run>/export/<format>/)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing, non-empty DIR (after the new export "
+                               "is verified)."),
+    as_json: bool = _json_option("Print one JSON object on stdout: the folder, inputs, outputs and the check "
+                                 "(max_abs_diff, rows_compared)."),
+    debug: bool = DEBUG_OPTION,
+):
+    """Export a trained model for TF Serving, onnxruntime, LiteRT or Keras, verified on held-out rows."""
+    _run("export", target, format=format_, output=output, force=force, debug=debug,
+         show=lambda result: render.show_export(result, as_json))
 
 
 @app.command()

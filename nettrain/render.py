@@ -171,6 +171,19 @@ def _kfold_evaluation(result) -> None:
         console.print(f"wrote {path}", markup=False, soft_wrap=True)
 
 
+def show_export(result, as_json: bool) -> None:
+    """`export`: where it was written, its inputs and outputs, and the check against the run's model
+    (notes to stderr), or one JSON object."""
+    if as_json:
+        print_json(result.to_dict())
+        return
+    print(f"exported {result.format} to {result.model_path}")
+    print(f"inputs: {', '.join(i['name'] for i in result.inputs)}; outputs: {', '.join(result.outputs)}")
+    print(f"checked on {result.rows_compared} {result.split} rows: max difference {result.max_abs_diff:.3g}")
+    for line in result.notes:
+        note(line)
+
+
 def show_runs(listing, as_json: bool) -> None:
     """`runs`: the table with its notes, or one JSON array (the note on unreadable run.json files
     then on stderr)."""

@@ -268,6 +268,11 @@ CASES = [
     ("predict-output-folder", "predict {box}/run {box}/mixed.csv --output {box}/mine", None, 2,
      [r"--output .*mine"]),
     ("predict-lacks-column", "predict {box}/run {box}/lacks_x2.csv", None, 2, [r"lacks_x2\.csv.*x2"]),
+    # ---------------------------------------------------------------- export
+    ("export-unknown-format", "export {box}/run --format pickle", None, 2,
+     [r"--format 'pickle': unknown export format"]),
+    ("export-not-a-run", "export {box}/mine", None, 2, [r"mine is not a run directory"]),
+    ("export-onnx-string", "export {box}/run --format onnx", None, 2, [r"column 'color' is categorical .*savedmodel, keras"]),
     ("predict-damaged-meta", "predict {box}/edited-meta {box}/mixed.csv", None, 2, [r"edited-meta/model\.h5"]),
     # ---------------------------------------------------------------- init, runs, schema
     ("init-target-missing", "init {box}/mixed.csv --target lable", None, 2,

@@ -290,7 +290,7 @@ def test_the_schema_check_finds_what_breaks_it():
     assert breaks({"runs": [{}, {}, {}]}, shape("compare"))[:2] == ["$: no key 'config_differences'",
                                                                      "$: no key 'metrics'"]
     assert set(PUBLISHED["commands"]) == {"fit", "retrain", "evaluate", "baseline", "runs", "compare", "inspect",
-                                          "lr-find", "sweep", "sweep-status"}
+                                          "lr-find", "sweep", "sweep-status", "export"}
     baseline = {"run_dir": None, "config": "c.yaml", "name": None, "task": "binary", "seed": 1, "fit_on": "train",
                 "rows": {"train": 8}, "metrics": ["auc"], "notes": [], "files": [],
                 "models": {"hist_gradient_boosting": {"estimator": "H", "metrics": {"train": {"auc": 0.5}}},

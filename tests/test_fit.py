@@ -47,7 +47,7 @@ def test_fit_writes_the_run_directory(mixed_config, tmp_path):
     assert record["status"] == "completed" and record["epochs_done"] == 3 and record["seed"] == 42
     assert len(record["data"]["fingerprint"]) == 64
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics) == {"train", "validation", "test"}
+    assert set(metrics) == {"train", "validation", "test", "test_interval"}  # the interval: report.interval
     assert {"loss", "accuracy"} <= set(metrics["test"])
     assert json.loads((run / "labels.json").read_text()) == ["high", "low", "mid"]
     lines = (run / "metrics.csv").read_text().splitlines()
@@ -67,7 +67,7 @@ def test_fit_json_prints_one_object_with_run_dir_files_and_metrics(mixed_config,
                                  "--set", "training.epochs=1"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)  # stdout holds the JSON object and nothing else
-    assert set(report) == {"run_dir", "files", "train", "validation", "test"}
+    assert set(report) == {"run_dir", "files", "train", "validation", "test", "test_interval"}
     assert report["run_dir"] == str(tmp_path / "r")
     assert {"run.json", "config.yaml", "metrics.csv", "metrics.json", "model.h5", "checkpoints/last.h5"} \
         <= set(report["files"])

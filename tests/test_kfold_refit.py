@@ -74,7 +74,7 @@ def test_refit_trains_one_model_on_all_non_test_rows_for_the_mean_best_epoch(ref
     assert not [c for c in history.columns if c.startswith("val_")]
     # metrics.json: the folds, mean and std as before, the refit's train and test metrics beside them
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics) == {"folds", "mean", "std", "refit"} and len(metrics["folds"]) == 3
+    assert set(metrics) == {"folds", "mean", "std", "refit", "test_interval"} and len(metrics["folds"]) == 3
     assert set(metrics["refit"]) == {"train", "test"}
     assert record["final_metrics"] == {"mean": metrics["mean"], "std": metrics["std"], "refit": metrics["refit"]}
     for name in ("model.h5", "features.json", "summary.txt", "checkpoints/last.h5", "checkpoints/best.h5"):

@@ -795,7 +795,7 @@ def test_streamed_fit_end_to_end_records_the_path_and_class_shares(tmp_path, sma
     assert set(data["class_shares"]["test"]) == {"high", "low", "mid"}
     for name in ("model.h5", "metrics.json", "checkpoints/last.h5", "plots/confusion_matrix.png"):
         assert (run / name).is_file(), name
-    assert set(json.loads((run / "metrics.json").read_text())) == {"train", "validation", "test"}
+    assert set(json.loads((run / "metrics.json").read_text())) == {"train", "validation", "test", "test_interval"}
     # evaluate finds the same test rows: the same numbers as the run's final metrics
     result = runner.invoke(app, ["evaluate", str(run), "--json"])
     assert result.exit_code == 0, result.output

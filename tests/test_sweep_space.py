@@ -158,12 +158,14 @@ def test_validation_metric_without_validation_rows(write_config):
     assert "validation" in str(info.value)
 
 
-def test_kfold_trials_are_refused(write_config):
+def test_a_kfold_config_can_be_swept_even_without_a_validation_fraction(write_config):
     path = config(write_config, "training.batch_size: {choice: [16, 32]}")
-    cfg = load_config(path, ["data.split.folds=3"])
-    with pytest.raises(ConfigError) as info:
-        S.check_space(cfg, path, ["data.split.folds=3"])
-    assert "data.split.folds" in str(info.value)
+    args = ["data.split.folds=3", "data.split.validation=0"]
+    cfg = load_config(path, args)
+    S.check_space(cfg, path, args)  # the folds' held-out rows give val_ metrics
+    with pytest.raises(ConfigError) as info:  # one run without validation rows still cannot give val_loss
+        S.check_space(load_config(path, args[1:]), path, args[1:])
+    assert "validation" in str(info.value)
 
 
 def test_a_good_space_passes(write_config):

@@ -14,10 +14,11 @@ from typing import Iterable
 
 from pydantic import ValidationError
 
-from nettrain.config import coherence, names
+from nettrain.config import coherence, env, names
 from nettrain.config.args import MAX_NAME, show
-from nettrain.config.overrides import apply_override, parse_override
-from nettrain.config.problems import describe, error_at
+from nettrain.config.extends import resolve_extends
+from nettrain.config.overrides import NAME_OR_MAPPING, apply_override, parse_override
+from nettrain.config.problems import describe, error_at, set_arg
 from nettrain.config.schema import Config, ConfigSource
 from nettrain.config.template import check_template, possible_log_names
 from nettrain.config.yamlread import MAX_DEPTH, dotted, read_file
@@ -31,7 +32,9 @@ BUNDLED_PREFIXES = ("sklearn:", "keras:")
 
 # -------------------------------------------------------------------------------- paths
 
-def _resolve_paths(data: dict, base: Path, only: Iterable[tuple] | None = None) -> None:
+def _resolve_paths(data: dict, base, only: Iterable[tuple] | None = None, templates: dict | None = None) -> None:
+    """Make the paths of PATH_KEYS absolute from `base(key path)`, the folder of the file that wrote
+    them (a base config's own folder for a key it wrote, the current directory for --set)."""
     for path in PATH_KEYS:
         if only is not None and path not in only:
             continue
@@ -42,7 +45,11 @@ def _resolve_paths(data: dict, base: Path, only: Iterable[tuple] | None = None) 
         if not isinstance(value, str) or not value or value.startswith(BUNDLED_PREFIXES):
             continue
         p = Path(os.path.expanduser(value))
-        section[path[1]] = os.path.normpath(p if p.is_absolute() else base / p)
+        folder = base(path)
+        section[path[1]] = os.path.normpath(p if p.is_absolute() else folder / p)
+        written = (templates or {}).get(path)
+        if written is not None and not written.startswith(("${", "$$", "~", "/", *BUNDLED_PREFIXES)):
+            templates[path] = os.path.join(str(folder), written)  # a relative path keeps its anchor
 
 
 # ---------------------------------------------------------------------------- coherence
@@ -58,6 +65,25 @@ def _check_coherence(cfg: Config, raise_at) -> None:
     found = coherence.metrics_problem(cfg, mode)
     if found:
         raise_at(*found)
+
+
+def _replace_templates(templates: dict, new: dict, opath: tuple, data: dict) -> None:
+    """A --set value replaces what the file wrote at `opath`: its ${env:...} texts go, the value's own
+    come. A reference that --set turned into a mapping's name (`optimizer: ${env:OPT}` with
+    `--set training.optimizer.learning_rate=0.1`) moves to that name."""
+    n = len(opath)
+    for key in list(templates):
+        if key[:n] == opath:
+            del templates[key]
+        elif opath[: len(key)] == key:
+            moved = templates.pop(key)
+            node: object = data
+            for part in key:
+                node = node[part] if isinstance(node, (dict, list)) else None
+            name = NAME_OR_MAPPING.get(key)
+            if isinstance(node, dict) and name is not None and name in node:
+                templates[key + (name,)] = moved
+    templates.update(new)
 
 
 # --------------------------------------------------------------------------------- entry
@@ -84,35 +110,56 @@ def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), *
     if not isinstance(data, dict):
         raise ConfigError(f"the top level must be a mapping of sections (data, model, training, ...), "
                           f"got {type(data).__name__}", file=file, line=1)
+    files: dict[tuple, str] = {}
+    if path is not None:  # `extends:` bases merged under the file, each key knowing its file and line
+        layered = resolve_extends(data, lines, file)
+        data, lines, files = layered.data, layered.lines, layered.files
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
-        raise ConfigError(f"keys must be strings, got {show(bad[0])}", file=file, line=lines.get((bad[0],)))
+        raise ConfigError(f"keys must be strings, got {show(bad[0])}", file=files.get((bad[0],), file),
+                          line=lines.get((bad[0],)))
+    from_file = path is not None
+    templates: dict[tuple, str] = {}  # key path -> the text as written, for values with ${env:...}
+    env.resolve_tree(data, (), lambda loc, msg: error_at(loc, msg, file, lines, [], from_file, files), templates)
 
-    base = Path(file).resolve().parent if path is not None else Path.cwd()
-    _resolve_paths(data, base)
+    here = Path(file).resolve().parent if path is not None else Path.cwd()
+    folders: dict[str, Path] = {}
+
+    def folder_of(key: tuple) -> Path:
+        written_in = files.get(key)
+        if written_in is None or written_in == file:
+            return here
+        return folders.setdefault(written_in, Path(written_in).resolve().parent)
+
+    _resolve_paths(data, folder_of, templates=templates)
     overridden: list[tuple[tuple, str]] = []
     for text in overrides:
         opath, value = parse_override(text)
+        set_templates: dict[tuple, str] = {}
+        value = env.resolve_tree(value, opath, lambda loc, msg, t=text: ConfigError(msg, file=set_arg(t)),
+                                 set_templates)
         apply_override(data, opath, value)
+        _replace_templates(templates, set_templates, opath, data)
         overridden.append((opath, text))
         if opath in PATH_KEYS:
-            _resolve_paths(data, Path.cwd(), only=[opath])
+            _resolve_paths(data, lambda key: Path.cwd(), only=[opath], templates=templates)
     names.keras2_names(data, file)
     if data.get("name") is None and path is not None:
         stem = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in Path(file).stem)
         data["name"] = stem.lstrip("._-")[:MAX_NAME] or "run"
-    from_file = path is not None
 
     def raise_at(loc: tuple, msg: str):
-        raise error_at(loc, msg, file, lines, overridden, from_file)
+        raise error_at(loc, msg, file, lines, overridden, from_file, files)
 
     source = ConfigSource(file=file, lines={dotted(k): v for k, v in lines.items()},
-                          overrides=tuple(dotted(o) for o, _ in overridden))
+                          overrides=tuple(dotted(o) for o, _ in overridden),
+                          files={dotted(k): f for k, f in files.items() if f != file},
+                          env={dotted(k): t for k, t in templates.items()})
     try:
         try:
             cfg = Config.model_validate(data, context={"source": source})
         except ValidationError as e:
-            raise describe(e.errors(), data, file, lines, overridden, from_file) from None
+            raise describe(e.errors(), data, file, lines, overridden, from_file, files) from None
         if not os.path.isabs(cfg.output.dir):  # the default: runs/ under the current directory
             cfg.output.dir = os.path.abspath(cfg.output.dir)
         if check_names:

@@ -28,7 +28,7 @@ def set_arg(text: str) -> str:
 
 
 def error_at(loc: tuple, msg: str, file: str, lines: dict, overridden: list[tuple[tuple, str]],
-             from_file: bool = True) -> ConfigError:
+             from_file: bool = True, files: dict | None = None) -> ConfigError:
     """The ConfigError for key path `loc`: a --set argument when one set it, else the file and line.
 
     Without a config file (`from_file` False: retrain, or data passed in) an overridden key's
@@ -51,6 +51,7 @@ def error_at(loc: tuple, msg: str, file: str, lines: dict, overridden: list[tupl
     for i in range(len(loc), -1, -1):
         if loc[:i] in lines:
             line = lines[loc[:i]]
+            file = (files or {}).get(loc[:i], file)  # written in a base config (extends)
             break
     return ConfigError(msg, file=file, path=dotted(loc) or None, line=line)
 
@@ -70,7 +71,7 @@ _BOUNDS = ("greater_than_equal", "greater_than", "less_than_equal", "less_than",
 
 
 def describe(errors: list[dict], data: Any, file: str, lines: dict, overridden: list,
-             from_file: bool = True) -> ConfigError:
+             from_file: bool = True, files: dict | None = None) -> ConfigError:
     """The ConfigError for pydantic's `errors` on `data`: the most specific one, and how many more."""
     enriched = [(_loc_of(e, data), e) for e in errors]
     # The deepest location is the most specific; among equals, prefer non-type errors.
@@ -107,7 +108,7 @@ def describe(errors: list[dict], data: Any, file: str, lines: dict, overridden: 
     more = len({lc for lc, _ in enriched}) - 1
     if more > 0:
         msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return error_at(loc, msg, file, lines, overridden, from_file)
+    return error_at(loc, msg, file, lines, overridden, from_file, files)
 
 
 def _loc_of(err: dict, data: Any) -> tuple:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Mapping, Union
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_serializer, field_validator,
                       model_validator)
 
+from nettrain.config import env
 from nettrain.config.args import (CODE_LAYERS, GENERATOR_ARGS, LAYER_ARG_SUFFIXES, LAYER_ARGS, LOSS_METRIC_ARGS,
                                   MAX_EPOCHS, MAX_GENERATED, MAX_INT, MAX_LAYERS, MAX_NAME, MAX_SEED, MAX_SIZE,
                                   OPTIMIZER_ARGS, ArgError, check_args, show)
@@ -467,7 +468,7 @@ def _absolute_store_uri(scheme: str, rest: str, v: str, source: "ConfigSource | 
             raise ValueError(f"a file: URI needs a folder, e.g. file:mlruns, got {show(v)}")
     p = Path(os.path.expanduser(path))
     if not p.is_absolute():
-        file = source.file if source is not None else None
+        file = source.file_of("tracking.mlflow") if source is not None else None  # a base's own folder
         by_set = source is not None and source.override_of("tracking.mlflow") is not None
         base = Path(file).resolve().parent if file and file != "<config>" and not by_set else Path.cwd()
         p = base / p
@@ -499,6 +500,35 @@ class ConfigSource:
     """The YAML line of each dotted key path of the file (`"model.layers.0.units" -> 7`). Read only."""
     overrides: tuple[str, ...] = ()
     """The dotted key paths that `--set` arguments set, in order."""
+    files: Mapping[str, str] = field(default_factory=dict)
+    """The file that wrote each dotted key path written in another file than `file` (a base config
+    reached through `extends:`). Read only."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The text as written of each dotted key path whose value came from `${env:NAME}`: what
+    `Config.to_dict()` writes in place of the resolved value. Read only."""
+
+    def file_of(self, path: str) -> str | None:
+        """The file that wrote `path` (or the nearest section holding it that has a line)."""
+        probe = path
+        while probe:
+            if probe in self.lines:
+                return self.files.get(probe, self.file)
+            probe = probe.rpartition(".")[0]
+        return self.file
+
+    def origin(self, path: str) -> str:
+        """Where the value at `path` came from: `--set`, `FILE:LINE`, or `default`."""
+        if self.override_of(path) is not None:
+            return "--set"
+        probe = path
+        while probe:
+            if probe in self.lines:
+                # a key written as a scalar the schema turned into a mapping (optimizer: adam) is its own
+                if probe == path or not any(k.startswith(probe + ".") for k in self.lines):
+                    return f"{self.files.get(probe, self.file)}:{self.lines[probe]}"
+                break
+            probe = probe.rpartition(".")[0]
+        return "default"
 
     def override_of(self, path: str) -> str | None:
         """The --set key path that set `path` (or a key inside it, or a section holding it), else None."""
@@ -521,7 +551,7 @@ class ConfigSource:
         o = self.override_of(path)
         if o is not None:
             return ConfigError(message + f" (set by --set {o}=...)", file=self.file, path=path)
-        return ConfigError(message, file=self.file, path=path, line=self.line_of(path))
+        return ConfigError(message, file=self.file_of(path), path=path, line=self.line_of(path))
 
 
 class Config(Section):
@@ -569,4 +599,7 @@ class Config(Section):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data with every default filled in (what config.yaml in a run holds)."""
-        return self.model_dump(mode="json", exclude_none=False)
+        out = self.model_dump(mode="json", exclude_none=False)
+        env.write_back(out, self._source.env)  # a resolved ${env:...} never leaves memory
+        return out
+

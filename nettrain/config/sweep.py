@@ -115,6 +115,52 @@ class Param(BaseModel):
         return self
 
 
+class MedianPrunerOptions(BaseModel):
+    """`sweep.pruner: {median: {...}}`: Optuna's MedianPruner, with a warm-up in epochs."""
+
+    model_config = ConfigDict(extra="forbid")
+    warmup_epochs: int | None = Field(None, ge=1, le=MAX_INT, description="epochs every trial runs before the "
+                                      "pruner may stop it (at the end of epoch warmup_epochs + 1 at the earliest); "
+                                      "default: a quarter of training.epochs, at least 1")
+    startup_trials: int = Field(3, ge=0, le=MAX_TRIALS, description="finished trials before the pruner stops any")
+
+
+class HyperbandPrunerOptions(BaseModel):
+    """`sweep.pruner: {hyperband: {...}}`: Optuna's HyperbandPruner over min_epochs .. training.epochs."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_epochs: int | None = Field(None, ge=2, le=MAX_INT, description="the first rung: every trial runs at least "
+                                   "this many epochs; default: a quarter of training.epochs, at least 2")
+    reduction_factor: int = Field(3, ge=2, le=100, description="Hyperband's reduction factor")
+
+
+class PrunerSpec(BaseModel):
+    """One of `median`, `hyperband`, `none` with its options (`{median: {warmup_epochs: 5}}`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    median: MedianPrunerOptions | None = None
+    hyperband: HyperbandPrunerOptions | None = None
+    none: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler):  # config.yaml shows the pruner as written: {median: {warmup_epochs: 5}}
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    @model_validator(mode="after")
+    def _one(self) -> "PrunerSpec":
+        given = [k for k in ("median", "hyperband", "none") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of median, hyperband, none, got {', '.join(given) or 'none'}; "
+                             "e.g. {median: {warmup_epochs: 5, startup_trials: 3}}")
+        if self.none:
+            raise ValueError("none takes no options")
+        return self
+
+    @property
+    def name(self) -> str:
+        return next(k for k in ("median", "hyperband", "none") if getattr(self, k) is not None)
+
+
 class SweepConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
     trials: int = Field(20, ge=1, le=MAX_TRIALS, description="total trials across all workers")
@@ -122,13 +168,30 @@ class SweepConfig(BaseModel):
     direction: Literal["auto", "minimize", "maximize"] = Field(
         "auto", description="auto: minimize loss/error-like metrics, maximize accuracy/auc-like ones")
     sampler: Literal["tpe", "random", "grid", "cmaes"] = Field("tpe", description="Optuna's sampler, seeded by seed")
-    pruner: Literal["median", "hyperband", "none"] = Field("median", description="stops unpromising trials; "
-                                                           "the metric is reported every epoch")
+    pruner: Literal["median", "hyperband", "none"] | PrunerSpec = Field(
+        "median", description="stops unpromising trials; the metric is reported every epoch. A name, or one name "
+        "with its options: {median: {warmup_epochs: N, startup_trials: M}}, {hyperband: {min_epochs: N}}")
     timeout: float | None = Field(None, gt=0, description="seconds for this worker (no new trial starts after)")
     storage: str | None = Field(None, description="Optuna storage URL; default sqlite:///<output.dir>/<name>/"
                                 "sweep/study.db")
     params: dict[str, Param] = Field(..., description="dotted keys as --set takes them, each with one "
                                      "distribution")
+
+    @property
+    def pruner_name(self) -> str:
+        """`median`, `hyperband` or `none`, however `pruner` was written."""
+        return self.pruner if isinstance(self.pruner, str) else self.pruner.name
+
+    @property
+    def pruner_options(self) -> "MedianPrunerOptions | HyperbandPrunerOptions | None":
+        """The pruner's options (their defaults when it was given by name; None for none)."""
+        name = self.pruner_name
+        given = None if isinstance(self.pruner, str) else getattr(self.pruner, name)
+        if name == "median":
+            return given or MedianPrunerOptions()
+        if name == "hyperband":
+            return given or HyperbandPrunerOptions()
+        return None
 
     @field_validator("metric")
     @classmethod

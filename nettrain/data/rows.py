@@ -58,30 +58,39 @@ class Rows:
             yield from self._produce()
 
 
-def table_rows(frame: pd.DataFrame, schema: FeatureSchema, where: str, *, require_target: bool) -> Rows:
+def table_rows(frame: pd.DataFrame, schema: FeatureSchema, where: str, *, require_target: bool,
+               watch=None) -> Rows:
     """A table held in memory as Rows; without `require_target` its target column is not used
     (predict: gaps or labels the model does not know are no error). The columns of `text_columns`
-    read as text are typed by the cell types fit stored (`cells.typed_table`)."""
+    read as text are typed by the cell types fit stored (`cells.typed_table`). `watch` (a
+    `data.contract.Watch`) is given the table's columns and its typed rows, before they are prepared."""
+    if watch is not None:
+        watch.header(frame.columns)
     if not require_target and schema.target is not None and schema.target in frame.columns:
         frame = frame.drop(columns=[schema.target])
     frame = typed_table(frame, schema)
+    if watch is not None:
+        watch.add(frame)
     return Rows.of(prepare_inputs(frame, schema, require_target=require_target, source=where), where)
 
 
-def file_rows(path: str | Path, schema: FeatureSchema, *, require_target: bool) -> Rows:
-    """The rows of a data file: streamed when `chunks.streamable(path)`, else read whole (`read_table`)."""
+def file_rows(path: str | Path, schema: FeatureSchema, *, require_target: bool, watch=None) -> Rows:
+    """The rows of a data file: streamed when `chunks.streamable(path)`, else read whole (`read_table`).
+    `watch` (a `data.contract.Watch`) is given the file's header and each chunk's raw rows as read."""
     if not C.streamable(path):
         from nettrain.data.sources import read_table
 
         return table_rows(read_table(path, text=text_columns(schema)), schema, str(path),
-                          require_target=require_target)
-    return Rows(str(path), lambda: _stream(Path(path), schema, require_target))
+                          require_target=require_target, watch=watch)
+    return Rows(str(path), lambda: _stream(Path(path), schema, require_target, watch))
 
 
-def _stream(p: Path, schema: FeatureSchema, require_target: bool) -> Iterator[Split]:
+def _stream(p: Path, schema: FeatureSchema, require_target: bool, watch=None) -> Iterator[Split]:
     """Prepared chunks of a CSV/TSV/Parquet file; the file checks of `read_table` first."""
     names = check_table_file(p)
     _check_columns(p, names, schema, require_target)
+    if watch is not None:
+        watch.header(names)
     wanted = schema.file_columns
     target = schema.target if schema.target is not None and schema.target in names and require_target else None
     if target is not None:
@@ -99,6 +108,8 @@ def _stream(p: Path, schema: FeatureSchema, require_target: bool) -> Iterator[Sp
     count = 0
     for chunk in part.chunks():
         count += len(chunk.frame)
+        if watch is not None:
+            watch.add(chunk.frame)
         split = prepare_inputs(chunk.frame, schema, require_target=require_target, source=str(p),
                                line_offset=part.line_offset)
         del chunk  # (the chunk's raw rows are let go before the consumer works on its inputs)

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from nettrain.data import contract
 from nettrain.data.chunks import streamable as streamed
 from nettrain.data.rows import Rows, aligned, file_rows, table_rows
 from nettrain.data.stream import read_ahead
@@ -62,6 +63,7 @@ class EvalResult:
     class_labels: list[Any] | None = None          # the classes as the target held them (2, not "2")
     note: str | None = None                        # what was evaluated, when it is not the obvious
     epochs_done: int | None = None                 # the epochs the run had trained when the file was saved
+    input_check: dict[str, Any] | None = None      # --data: its drift from the run's signature.json
 
     @property
     def restored(self) -> bool:
@@ -90,18 +92,26 @@ class EvalResult:
         out["passed"] = self.passed
         if self.note:
             out["note"] = self.note
+        if self.input_check is not None:
+            out["input_check"] = self.input_check
         out["files"] = [str(f) for f in self.files]
         return out
 
 
 def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: str | None = None,
-             fail_under: Iterable[str] = ()) -> "EvalResult | KFoldResult":
+             fail_under: Iterable[str] = (), strict: bool = False, notify=None) -> "EvalResult | KFoldResult":
     """Measure the model at `target_path`; writes `eval-<name>.json` into its run directory.
 
     A k-fold run without a refit model (`fold-<i>/` runs, no model.h5 of its own) is measured
     fold by fold: see `evaluate_kfold`. Gates are filled in but not enforced here (see `check_gates`).
+    A --data file is checked against the run's signature.json (`data.contract`): the drift summary
+    goes to `notify`, the report into the result (`input_check`); with `strict` a drift is a
+    DataError before the model loads.
     """
     gates = parse_gates(fail_under)
+    if strict and data is None:
+        raise UsageError("--strict checks a --data file against the run's training rows (signature.json); "
+                         "give --data FILE, or leave --strict out")
     if split is not None and split not in EVAL_SPLITS:
         raise UsageError(f"--split {split!r}: choose one of {', '.join(EVAL_SPLITS)}")
     if split is not None and data is not None:
@@ -109,19 +119,24 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
                          "own data)")
     parent = kfold_parent(Path(target_path))
     if parent is not None and not (Path(target_path) / rundir.MODEL).is_file():
-        return evaluate_kfold(Path(target_path), parent, data=data, split=split, gates=gates)
+        return evaluate_kfold(Path(target_path), parent, data=data, split=split, gates=gates, strict=strict,
+                              notify=notify)
     target = resolve_target(target_path)
     record = run_record(target.run_dir)
+    watch = None
     if data is not None:
-        rows, name = data_rows(target, Path(data)), data_name(Path(data))
+        watch = contract.watch_for(target.run_dir, notify)
+        rows, name = data_rows(target, Path(data), watch), data_name(Path(data))
         split_name = None
     else:
         split_name = split or "test"
         rows, name = run_split_rows(target, split_name, record), split_name
     rows.check()  # a missing column or a bad value in the first rows: reported before the model loads
+    checked = _checked_first(rows, watch, strict, notify)
 
     model = load_model(target)
     result = _measure(target, model, rows, name, split_name)
+    result.input_check = _input_check(rows, watch, checked, notify)
     if target.run_dir is not None and record.is_kfold_parent and target.model_path.parent == target.run_dir:
         result.note = (f"k-fold run: evaluated the refit model {target.model_path.name} (trained on all the "
                        f"non-test rows after the {record.folds} folds); to measure the fold models: "
@@ -177,17 +192,38 @@ def check_gates(result: "EvalResult | KFoldResult") -> None:
                          f"{'; '.join(parts)}")
 
 
-def data_rows(target: Target, path: Path) -> Rows:
+def data_rows(target: Target, path: Path, watch: "contract.Watch | None" = None) -> Rows:
     """The rows of a --data file: a CSV/TSV/Parquet file streamed chunk by chunk; another file read
-    whole, and of an .npz holding its own split the test part (x_test, y_test)."""
+    whole, and of an .npz holding its own split the test part (x_test, y_test). `watch` checks them
+    against the run's signature as they are read (`data.contract`)."""
     from nettrain.data.sources import SOURCE, part_name, read_parts
     from nettrain.data.cells import text_columns
 
     if streamed(path):
-        return file_rows(path, target.schema, require_target=True)
+        return file_rows(path, target.schema, require_target=True, watch=watch)
     frames = read_parts(path, text=text_columns(target.schema))  # typed as fit typed them (`table_rows`)
     frame, where = (frames[SOURCE], str(path)) if SOURCE in frames else (frames["test"], part_name(path, "test"))
-    return table_rows(frame, target.schema, where, require_target=True)
+    return table_rows(frame, target.schema, where, require_target=True, watch=watch)
+
+
+def _checked_first(rows: Rows, watch: "contract.Watch | None", strict: bool, notify) -> bool:
+    """With `strict`, every row of the --data file checked before the model loads (a drift: DataError);
+    whether that was done."""
+    if not strict or watch is None:
+        return False
+    for _ in rows:
+        pass
+    contract.conclude(watch, rows.where, strict=True, notify=notify, what="evaluated")
+    return True
+
+
+def _input_check(rows: Rows, watch: "contract.Watch | None", checked: bool, notify) -> dict[str, Any] | None:
+    """The --data file's drift report once every row was measured (its summary to `notify`, unless
+    `_checked_first` told it already)."""
+    if watch is None:
+        return None
+    report = watch.report if checked else contract.conclude(watch, rows.where, strict=False, notify=notify)
+    return report.to_dict()
 
 
 def data_name(path: Path) -> str:
@@ -415,6 +451,7 @@ class KFoldResult:
     std: dict[str, float]
     gates: list[Gate] = field(default_factory=list)   # on the mean
     eval_file: Path | None = None
+    input_check: dict[str, Any] | None = None         # --data: its drift from the run's signature.json
 
     @property
     def passed(self) -> bool:
@@ -451,11 +488,12 @@ class KFoldResult:
                 "metrics": atomic.finite(self.mean), "mean": atomic.finite(self.mean),
                 "std": atomic.finite(self.std), "folds": folds,
                 "gates": [g.to_dict() for g in self.gates], "passed": self.passed,
+                **({"input_check": self.input_check} if self.input_check is not None else {}),
                 "files": [str(p) for p in self.files]}
 
 
 def evaluate_kfold(run_dir: Path, record: RunRecord, *, data: str | Path | None, split: str | None,
-                   gates: list[Gate]) -> KFoldResult:
+                   gates: list[Gate], strict: bool = False, notify=None) -> KFoldResult:
     """Each `fold-<i>/model.h5` on its fold's validation rows (or `split`, or the --data file)."""
     k = record.folds
     fold_dirs = [run_dir / f"fold-{i}" for i in range(1, k + 1)]
@@ -478,14 +516,20 @@ def evaluate_kfold(run_dir: Path, record: RunRecord, *, data: str | Path | None,
             raise UsageError(f"{run_dir}: run.json names {k} folds but its config gives "
                              f"{folds_of(dataset)}; the run was edited or damaged")
     results = []
+    # a --data file is checked once, with the first fold's rows, against the parent run's signature
+    watch = contract.watch_for(run_dir, notify) if data is not None else None
+    input_check = None
     for i, target in enumerate(targets, start=1):
         if data is not None:
-            rows = data_rows(target, Path(data))
+            rows = data_rows(target, Path(data), watch if i == 1 else None)
         else:
             rows = pick_rows(dataset, run_parts(dataset, RunRecord(fold=i)), split_name, f"fold {i} of {run_dir}")
         rows.check()
+        checked = _checked_first(rows, watch, strict, notify) if i == 1 else False
         model = load_model(target)
         result = _measure(target, model, rows, name, split_name)
+        if i == 1:
+            input_check = result.input_check = _input_check(rows, watch, checked, notify)
         if target.run_dir is not None:
             result.eval_file = write_into_run(target.run_dir / f"eval-{name}.json", result.to_dict)
         results.append(result)
@@ -496,6 +540,6 @@ def evaluate_kfold(run_dir: Path, record: RunRecord, *, data: str | Path | None,
     std = {m: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for m, v in values.items()}
     _apply_gates(gates, mean)
     out = KFoldResult(run_dir=run_dir, split=split_name, name=name, data=results[0].data,
-                      task=results[0].task, folds=results, mean=mean, std=std, gates=gates)
+                      task=results[0].task, folds=results, mean=mean, std=std, gates=gates, input_check=input_check)
     out.eval_file = write_into_run(run_dir / f"eval-{name}.json", out.to_dict)
     return out

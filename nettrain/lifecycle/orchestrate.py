@@ -124,7 +124,9 @@ def completed_result(run_dir: Path, record: rundir.RunRecord, metrics: dict[str,
 
     F.report_result(metrics, run_dir, json_output)
     done = record.typed
-    return F.FitResult(run_dir, "completed", metrics, done.epochs_done or 0, done.best_epoch, done.stopped_epoch)
+    splits = {k: v for k, v in metrics.items() if k != "test_interval"}  # the interval is no split
+    return F.FitResult(run_dir, "completed", splits, done.epochs_done or 0, done.best_epoch, done.stopped_epoch,
+                       test_interval=metrics.get("test_interval"))
 
 
 def recorded_stream(record: rundir.RunRecord) -> bool | None:
@@ -167,8 +169,10 @@ def _run_folds(prep: "Prepared", out: Path, record: rundir.RunRecord, *, quiet: 
         for i, fold_prep in kfold.folds(prep):
             per_fold.append(_fold(fold_prep, out, i, k, monitors, quiet=quiet, json_output=json_output))
             record.update(folds_done=i)
-        refit = _refit(prep, out, record, k, quiet=quiet, json_output=json_output) if cfg.data.split.refit else None
-        metrics = kfold.finish(prep, out, record, per_fold, refit)
+        refitted = _refit(prep, out, record, k, quiet=quiet, json_output=json_output) if cfg.data.split.refit else None
+        refit = refitted.metrics if refitted is not None else None
+        metrics = kfold.finish(prep, out, record, per_fold, refit,
+                               interval=refitted.test_interval if refitted is not None else None)
     if refit is not None and not json_output:
         plan = record.typed.refit
         F.notice(f"refit model {out / rundir.MODEL}: {plan.epochs} epoch(s) on all {plan.rows} non-test rows")
@@ -177,10 +181,11 @@ def _run_folds(prep: "Prepared", out: Path, record: rundir.RunRecord, *, quiet: 
 
 
 def _refit(prep: "Prepared", out: Path, record: rundir.RunRecord, k: int, *, quiet: bool,
-           json_output: bool) -> dict[str, dict[str, float]]:
+           json_output: bool) -> "FitResult":
     """`data.split.refit`: one model on all the non-test rows for the mean best epoch of the folds,
     trained in the k-fold run's own directory; its metrics. A refit that was cut off continues from
-    its last checkpoint (`checkpoints/last.h5`), or starts again when it has none."""
+    its last checkpoint (`checkpoints/last.h5`), or starts again when it has none. Its result (metrics,
+    test interval)."""
     from nettrain.training import fit as F
     from nettrain.training import kfold
 
@@ -191,12 +196,12 @@ def _refit(prep: "Prepared", out: Path, record: rundir.RunRecord, k: int, *, qui
     monitors = F.check_monitors(rp.cfg, rp.dataset.schema, rp.has_val)
     if started and (out / rundir.CHECKPOINTS / rundir.LAST).is_file():
         F.notice(f"refit: resumed ({plan['epochs']} epoch(s) in all)")
-        return continue_run(rp, out, record, quiet=quiet, json_output=True).metrics
+        return continue_run(rp, out, record, quiet=quiet, json_output=True)
     model = kfold.start_refit(rp, out, record, monitors, plan)
     F.notice(f"refit: {plan['epochs']} epoch(s), the mean of the folds' best epochs {plan['fold_best_epochs']}"
              f"{' (' + plan['monitor'] + ')' if plan.get('monitor') else ''}, on all "
              f"{F.split_rows(rp.dataset)['train']} non-test rows")
-    return train_session(rp, model, out, record, monitors, last_epoch=plan["epochs"], quiet=quiet, json_output=True).metrics
+    return train_session(rp, model, out, record, monitors, last_epoch=plan["epochs"], quiet=quiet, json_output=True)
 
 
 def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, str], *, quiet: bool,
@@ -216,7 +221,7 @@ def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, 
             F.notice(f"fold {i}/{k}: resumed")
         else:
             F.notice(f"fold {i}/{k}: already done")
-        return done
+        return {s: v for s, v in done.items() if s != "test_interval"}  # splits, as a fold trained now gives
     model, fold_record = kfold.start_fold(fold_prep, out, i, monitors)
     rows = F.split_rows(fold_prep.dataset)
     F.notice(f"fold {i}/{k}: {rows['train']} training rows, {rows['validation']} validation rows")

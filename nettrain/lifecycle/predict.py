@@ -31,6 +31,7 @@ from typing import Iterable, Iterator, TextIO
 import numpy as np
 import pandas as pd
 
+from nettrain.data import contract
 from nettrain.data.rows import Rows, aligned, file_rows
 from nettrain.data.stream import read_ahead
 from nettrain.errors import DataError, UsageError
@@ -64,10 +65,12 @@ class Written:
     rows: int
     path: Path | None
     columns: list[str]
+    input_check: dict | None = None   # the drift of the input from the run's signature.json (`data.contract`)
 
 
 def predict(target_path: str | Path, input_path: str | Path, *, output: str | Path | None = None,
-            proba: bool = False, to: TextIO | None = None) -> "pd.DataFrame | Written":
+            proba: bool = False, to: TextIO | None = None, strict: bool = False,
+            notify=None) -> "pd.DataFrame | Written":
     """Predictions for the rows of `input_path`, in input order.
 
     With `output` (.csv or .parquet) they are written there chunk by chunk, atomically, and only a
@@ -75,25 +78,48 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
     to it as CSV chunk by chunk (the header once). A CSV/TSV/Parquet input is read in chunks, so
     neither holds more than a chunk in memory. With neither, the predictions come back as one
     DataFrame (every row in memory: for small inputs).
+
+    The input is checked against the run's signature.json (`data.contract`): the summary of any
+    drift goes to `notify` (one line per drifting column; nothing when the rows match), and the report
+    into the result (`Written.input_check`, or the DataFrame's `attrs["input_check"]`). With `strict`
+    a drift is a DataError before anything is predicted: every row is checked first.
     """
     if output is not None and to is not None:
         raise UsageError("predict: give either an output file or a stream to write to, not both")
     out_path = check_output(output, input_path)
+    from nettrain.lifecycle import served
+
+    if served.is_export(target_path):  # an exported SavedModel folder or .onnx file (nettrain export)
+        return served.predict(target_path, input_path, out_path=out_path, proba=proba, to=to)
     target = resolve_target(target_path)
     if proba and target.label_mode == "regression":
         raise UsageError("--proba gives class probabilities, but this is a regression model")
-    rows = file_rows(input_path, target.schema, require_target=False)
+    watch = contract.watch_for(target.run_dir, notify)
+    rows = file_rows(input_path, target.schema, require_target=False, watch=watch)
     rows.check()  # a missing column or a bad value in the first rows: reported before the model loads
+    if strict and watch is not None:
+        for _ in rows:  # every row checked before the model loads and anything is written
+            pass
+        contract.conclude(watch, rows.where, strict=True, notify=notify)
     if out_path is not None:
         _make_folder(out_path)
     model = load_model(target)
     frames = prediction_frames(target, model, rows, proba=proba)
     if out_path is not None:
-        return write_file(frames, out_path)
-    if to is not None:
-        return write_stream(frames, to)
-    parts = list(frames)
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        out = write_file(frames, out_path)
+    elif to is not None:
+        out = write_stream(frames, to)
+    else:
+        parts = list(frames)
+        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    report = watch.report if strict and watch is not None else contract.conclude(watch, rows.where, strict=False,
+                                                                               notify=notify)
+    checked = report.to_dict() if report is not None else None
+    if isinstance(out, Written):
+        out.input_check = checked
+    else:
+        out.attrs["input_check"] = checked
+    return out
 
 
 def prediction_frames(target: Target, model, rows: Rows, *, proba: bool) -> Iterator[pd.DataFrame]:

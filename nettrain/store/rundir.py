@@ -47,6 +47,7 @@ KERAS_EXPORT = "model.keras"
 LABELS = "labels.json"
 FEATURES = "features.json"
 SUMMARY = "summary.txt"
+SIGNATURE = "signature.json"  # the input contract: the training rows' columns (`data.contract`)
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
 TENSORBOARD = "tensorboard"
@@ -55,13 +56,17 @@ LOCK = ".lock"
 BEST = "best.h5"
 BASELINE = "baseline.json"  # `nettrain baseline RUN` / `fit --baseline`, written into a finished run as eval-*.json are
 LAST = "last.h5"
+MODEL_CARD = "MODEL.md"  # the model card (`report.modelcard`), drawn again from the run's files at any time
+EXPORTS = "exports.json"  # the verified exports of the run's models (`nettrain export`)
+EXPORT_DIR = "export"     # where `nettrain export` writes them by default (any files inside)
 
 # The parts of a run's data, in the order nettrain lists them (run.json `data.rows`, metrics.json,
 # the tables). The one definition for the package: `evaluate` prefers them the other way round.
 SPLITS = ("train", "validation", "test")
 
 # What nettrain writes into a run: anything else there is the user's and is never touched.
-RUN_FILES = {CONFIG, RUN, METRICS_CSV, METRICS_JSON, MODEL, KERAS_EXPORT, LABELS, FEATURES, SUMMARY, BASELINE, LOCK}
+RUN_FILES = {CONFIG, RUN, METRICS_CSV, METRICS_JSON, MODEL, KERAS_EXPORT, LABELS, FEATURES, SUMMARY, SIGNATURE, MODEL_CARD, BASELINE, EXPORTS,
+             LOCK}
 _EVAL_FILE = re.compile(r"^eval-[A-Za-z0-9._-]+\.json$")
 _FOLD_DIR = re.compile(r"^fold-\d+$")
 _FOLDER_FILES = {CHECKPOINTS: (".h5", ".keras"), PLOTS: (".png",), CACHE: (".bin",)}
@@ -167,7 +172,7 @@ def foreign_entries(path: Path) -> list[str]:
                     if inner.is_symlink() or not inner.is_file() or not (
                             inner.name.endswith(_FOLDER_FILES[name]) or atomic.is_leftover(inner.name)):
                         out.append(f"{name}/{inner.name}")
-            elif name == TENSORBOARD:
+            elif name in (TENSORBOARD, EXPORT_DIR):
                 out.extend(f"{name}/{p.relative_to(entry)}" for p in entry.rglob("*") if p.is_symlink())
             else:
                 out.append(name + "/")

@@ -1,14 +1,17 @@
-"""`nettrain sweep`: an Optuna study whose trials are ordinary nettrain runs, one process each.
+"""`nettrain sweep`: an Optuna study whose trials are ordinary nettrain runs.
 
-This process asks the study for trials and keeps up to `--jobs` trial processes running
-(`python -m nettrain.sweep.trial`); each trial tells the study how it ended. Any number of such
+This process asks the study for trials and keeps up to `--jobs` warm worker processes
+(`python -m nettrain.sweep.trial --serve`), each running one trial at a time and trial after trial
+with TensorFlow imported once; each trial tells the study how it ended, and its worker tells this
+process on a results pipe. A worker that dies (a crash, a kill) costs only its trial, which is failed
+with the last error line of its log, and the next trial gets a new worker. Any number of such
 processes, on one machine or many, can share a study: `sweep.trials` is the total across them.
 The study's storage (and the study) is created here once, before any trial process starts.
 
 Ctrl-C (or SIGTERM) stops the running trials at their next epoch end: their runs and trials are
 marked interrupted, they do not count toward `sweep.trials`, and the same command continues
 the study. The sweep then exits 130. A sweep process that is killed outright takes its trials with
-it the same way: each trial process gets SIGTERM when its parent dies (see trial.py).
+it the same way: each worker gets SIGTERM when its parent dies (see trial.py).
 """
 
 from __future__ import annotations
@@ -36,13 +39,68 @@ POLL = 0.2
 
 
 @dataclass
+class Worker:
+    """A warm trial process (`python -m nettrain.sweep.trial --serve`): TensorFlow imported once, trials
+    given one JSON line each on its standard input, `NUMBER EXIT_CODE` back on the `results` pipe."""
+
+    process: subprocess.Popen
+    results: int                       # the read end of the results pipe
+    lifeline: int                      # the write end of its lifeline: closed when this process dies
+    log: Path                          # what the worker says outside any trial
+    pending: bytes = b""
+    trial: "Running | None" = None
+    done: int = 0                      # trials it ran
+    last: bool = False                 # it said it takes no more trials (it exits)
+    ready: bool = False                # TensorFlow imported: it takes trials
+
+    def give(self, spec: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(spec) + "\n").encode("utf-8"))
+        self.process.stdin.flush()
+
+    def finished(self) -> list[tuple[int, int]]:
+        """(trial number, exit code) of every trial it reported since the last call (never blocks)."""
+        import select
+
+        out = []
+        while select.select([self.results], [], [], 0)[0]:
+            chunk = os.read(self.results, 4096)
+            if not chunk:
+                break
+            self.pending += chunk
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            if line.strip() == b"ready":
+                self.ready = True
+                continue
+            number, rc, *last = line.split()
+            out.append((int(number), int(rc)))
+            self.last = self.last or bool(last)
+        return out
+
+    def close(self) -> None:
+        """End of its input: an idle worker exits; then the pipes go."""
+        try:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        except OSError:
+            pass
+        for fd in (self.results, self.lifeline):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+@dataclass
 class Running:
     number: int
     process: subprocess.Popen
     run_dir: Path
     log: Path
     started: float
-    lifeline: int                      # the write end of the trial's pipe: closed when this process dies
+    worker: Worker
+    rc: int | None = None               # the exit code its worker reported
 
 
 @dataclass
@@ -130,36 +188,65 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
         say(f"trial {n}: left running by a sweep process that is gone; marked interrupted")
     dists = S.distributions(sweep)
     running: dict[int, Running] = {}
+    workers: list[Worker] = []
+    stillborn = 0                      # workers in a row that died before they were ready
     started, ended = time.monotonic(), []
-    best_line = BestTracker(direction)  # the best trial so far, for the progress lines
+    best_line = BestTracker(direction)  # the best trial so far, for the progress lines: the study's best first
+    for row in study.rows():
+        if row["state"] == "complete":
+            best_line.offer(row["value"], row["number"])
     last_beat = time.monotonic()
     try:
         while True:
             if running and time.monotonic() - last_beat >= ST.HEARTBEAT / 3:
                 study.beat(list(running))
                 last_beat = time.monotonic()
-            for number, r in list(running.items()):
-                if r.process.poll() is not None:
-                    del running[number]
-                    ended.append(_settle(study, r, say, best_line, sweep.metric))
+            for w in list(workers):
+                for number, rc in w.finished():
+                    r = running.pop(number, None)
+                    if r is not None:
+                        r.rc, w.trial = rc, None
+                        w.done += 1
+                        ended.append(_settle(study, r, say, best_line, sweep.metric))
+                if w.process.poll() is not None:  # exited (retired, interrupted) or crashed
+                    workers.remove(w)
+                    w.close()
+                    stillborn = 0 if w.ready else stillborn + 1
+                    if stillborn >= 3:
+                        raise JobFailed(f"trial workers exit before they start (exit code {w.process.returncode})"
+                                        f"{': ' + _last_line(w.log) if _last_line(w.log) else ''}; see {w.log}")
+                    r = w.trial
+                    if r is not None and r.number in running:
+                        del running[r.number]
+                        ended.append(_settle(study, r, say, best_line, sweep.metric))
             out_of_time = p.timeout is not None and time.monotonic() - started >= p.timeout
             if not out_of_time and len(running) < p.jobs:
-                trial = _ask(study, p, dists)
-                if trial is not None:
-                    running[trial.number] = _start(p, trial, direction)
-                    study.beat([trial.number])
-                    continue
-                if not running:
-                    break
+                worker = next((w for w in workers if w.ready and w.trial is None and not w.last), None)
+                if worker is None:  # a trial is asked for only when a worker is ready to run it
+                    if not _needed(study, p):
+                        if not running:
+                            break
+                    elif sum(not w.last for w in workers) < p.jobs:
+                        workers.append(_spawn(p))
+                else:
+                    trial = _ask(study, p, dists)
+                    if trial is not None:
+                        running[trial.number] = _start(p, trial, direction, worker)
+                        study.beat([trial.number])
+                        continue
+                    if not running:
+                        break
             elif not running:
                 break
             if watch is not None:
                 watch([(r.number, r.run_dir, r.started) for r in running.values()])
             time.sleep(POLL)
     except KeyboardInterrupt:
-        _stop(study, running, say)
+        _stop(study, running, workers, say)
         raise Interrupted(f"sweep interrupted; {len(running)} running trial(s) marked interrupted. The study "
                           f"continues with the same command (storage {ST.shown(p.storage)})") from None
+    finally:
+        _retire(workers)
     failed = [row for row in ended if row["state"] == "failed"]
     if failed and len(failed) < len(ended):
         say(f"sweep {p.study}: {len(failed)} of {len(ended)} trials run here failed ({_count(ended, 'complete')} "
@@ -167,6 +254,19 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
     result = finish(p, study, direction, ran=len(ended))
     result.failed = failed
     return result
+
+
+def _retire(workers: list[Worker]) -> None:
+    """The end of the sweep here: each worker's input closed (an idle one exits at once), then waited for."""
+    for w in workers:
+        w.close()
+    for w in workers:
+        try:
+            w.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            w.process.kill()
+            w.process.wait()
+    workers.clear()
 
 
 def _count(rows: list[dict[str, Any]], state: str) -> int:
@@ -181,6 +281,19 @@ def check_trials(result: SweepResult) -> None:
         message = str(first.get("error") or "no message").strip().splitlines() or ["no message"]
         raise JobFailed(f"all {result.ran} trial{'s' if result.ran != 1 else ''} of the sweep failed; the first, "
                         f"trial {first['number']}: {message[0]}")
+
+
+def _needed(study: ST.Study, p: Plan) -> bool:
+    """Whether the study still wants trials (before a worker is started for one)."""
+    return sum(ST.counted(t) for t in study.trials()) < p.trials
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [x for x in log.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def _ask(study: ST.Study, p: Plan, dists: dict[str, Any]):
@@ -199,47 +312,54 @@ def _ask(study: ST.Study, p: Plan, dists: dict[str, Any]):
     return trial
 
 
-def _start(p: Plan, trial, direction: str) -> Running:
+def _spawn(p: Plan) -> Worker:
+    """A new warm trial worker (see trial.serve): its own session (Ctrl-C reaches the sweep, which stops
+    the trials), a results pipe, and a lifeline whose end it sees when this process dies."""
+    logs = p.folder / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    read_end, lifeline = os.pipe()
+    results, write_results = os.pipe()
+    log = logs / "workers.log"
+    try:
+        with open(log, "ab") as sink:
+            process = subprocess.Popen([sys.executable, "-m", "nettrain.sweep.trial", "--serve"],
+                                       stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
+                                       start_new_session=True, pass_fds=(read_end, write_results))
+    except BaseException:
+        for fd in (lifeline, results):
+            os.close(fd)
+        raise
+    finally:
+        os.close(read_end)
+        os.close(write_results)
+    worker = Worker(process, results, lifeline, log)
+    try:
+        worker.give({"parent": os.getpid(), "lifeline": read_end, "results": write_results})
+    except BrokenPipeError:  # it died at once: seen as an exit by the loop
+        pass
+    return worker
+
+
+def _start(p: Plan, trial, direction: str, worker: Worker) -> Running:
     run_dir = p.folder / f"trial-{trial.number:04d}"
     logs = p.folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     trial.set_user_attr(ST.RUN_DIR, str(run_dir))
+    log = logs / f"trial-{trial.number:04d}.log"
     spec = {"config": str(p.config), "overrides": [*p.overrides, *S.set_args(trial.params)], "storage": p.storage,
             "study": p.study, "number": trial.number, "run_dir": str(run_dir), "metric": p.cfg.sweep.metric,
-            "direction": direction}
-    read_end, lifeline = os.pipe()  # the trial sees its end close when this process dies (see trial.py)
-    spec.update(parent=os.getpid(), lifeline=read_end)
-    spec_path = logs / f"trial-{trial.number:04d}.json"
-    # the record on disk has every password masked; the process reads the real spec on its standard input
-    atomic.write_json(spec_path, {**spec, "storage": ST.shown(p.storage),
-                                  "overrides": [masked_uri(o) for o in spec["overrides"]]})
-    log = logs / f"trial-{trial.number:04d}.log"
+            "direction": direction, "log": str(log)}
+    # the record on disk has every password masked; the worker reads the real spec on its standard input
+    atomic.write_json(logs / f"trial-{trial.number:04d}.json", {**spec, "storage": ST.shown(p.storage),
+                                                                "overrides": [masked_uri(o) for o in spec["overrides"]]})
+    log.write_bytes(b"")
+    running = Running(trial.number, worker.process, run_dir, log, time.monotonic(), worker)
+    worker.trial = running
     try:
-        with open(log, "wb") as sink:
-            process = subprocess.Popen([sys.executable, "-m", "nettrain.sweep.trial", "-"],
-                                       stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
-                                       start_new_session=True,  # Ctrl-C reaches the sweep, which stops the trials
-                                       pass_fds=(read_end,),
-                                       env={**os.environ, "NETTRAIN_SWEEP_TRIAL": str(trial.number)})
-        try:
-            with process.stdin:  # the trial reads it first thing
-                process.stdin.write(json.dumps(spec).encode("utf-8"))
-        except BrokenPipeError:  # the trial died at once: settled as a crash with its log (_settle)
-            pass
-    except BaseException:
-        os.close(lifeline)
-        raise
-    finally:
-        os.close(read_end)
-    return Running(trial.number, process, run_dir, log, time.monotonic(), lifeline)
-
-
-def _release(r: Running) -> None:
-    """The trial process has ended: its lifeline is no longer needed."""
-    try:
-        os.close(r.lifeline)
-    except OSError:
+        worker.give(spec)
+    except BrokenPipeError:  # the worker died: settled as a crash with its log (_settle)
         pass
+    return running
 
 
 def _settle(study: ST.Study, r: Running, say: Callable[[str], None], best: BestTracker, metric: str) -> dict[str, Any]:
@@ -247,10 +367,10 @@ def _settle(study: ST.Study, r: Running, say: Callable[[str], None], best: BestT
     failure with the log's last error line), then one progress line. Returns the trial's row."""
     from optuna.trial import TrialState
 
-    _release(r)
     row = study.row(r.number)
     if row["state"] == "running":  # the process ended without telling the study
-        message = _last_error(r.log) or f"the trial process exited with code {r.process.returncode}; see {r.log}"
+        code = r.rc if r.rc is not None else r.process.returncode
+        message = _last_error(r.log) or f"the trial process exited with code {code}; see {r.log}"
         study.end(r.number, TrialState.FAIL, {ST.ERROR: message})
         row = study.row(r.number)
     best.offer(row["value"] if row["state"] == "complete" else None, r.number)
@@ -283,27 +403,25 @@ def _last_error(log: Path) -> str | None:
     return None
 
 
-def _stop(study: ST.Study, running: dict[int, Running], say: Callable[[str], None]) -> None:
-    """Each running trial gets one SIGINT (it ends at its epoch's end, run interrupted); then marked."""
+def _stop(study: ST.Study, running: dict[int, Running], workers: list[Worker], say: Callable[[str], None]) -> None:
+    """Each worker gets one SIGINT (a running trial ends at its epoch's end, run interrupted; an idle
+    worker exits); then the running trials are marked."""
     from optuna.trial import TrialState
 
-    for r in running.values():
-        if r.process.poll() is None:
+    for w in workers:
+        if w.process.poll() is None:
             try:
-                r.process.send_signal(signal.SIGINT)
+                w.process.send_signal(signal.SIGINT)
             except ProcessLookupError:
                 pass
     deadline = time.monotonic() + STOP_WAIT
-    for r in running.values():
+    for w in workers:
         try:
-            r.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            r.process.kill()
-            r.process.wait()
-        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
-            r.process.kill()
-            r.process.wait()
-        _release(r)
+            w.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):  # too long, or a second Ctrl-C: stop waiting
+            w.process.kill()
+            w.process.wait()
+    for r in running.values():
         study.end(r.number, TrialState.FAIL, {ST.INTERRUPTED: True, ST.ERROR: "interrupted"})
         say(f"trial {r.number}: interrupted")
 

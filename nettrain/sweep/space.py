@@ -61,9 +61,6 @@ def check_space(cfg: Config, config: str | Path, overrides: Iterable[str] = ()) 
     A mistake names `sweep.params.<key>` in the config file, with the config's own message."""
     sweep = sweep_of(cfg)
     overrides = list(overrides)
-    if cfg.data.split.folds > 1:
-        raise cfg.error("data.split.folds", f"a sweep trial is one run; k-fold trials are not supported "
-                        f"(got folds: {cfg.data.split.folds}): sweep with folds: 1, then run k-fold on best.yaml")
     _check_distribute(cfg, sweep)
     for key, param in sweep.params.items():
         for value in probes(param):
@@ -78,7 +75,7 @@ def check_space(cfg: Config, config: str | Path, overrides: Iterable[str] = ()) 
 
         raise cfg.error("sweep.metric", f"a run of this config does not log {sweep.metric!r}; "
                         f"{did_you_mean(sweep.metric, names) or ''}it logs: {', '.join(sorted(names))}")
-    if cfg.data.split.validation == 0 and sweep.metric.startswith("val_"):
+    if cfg.data.split.validation == 0 and cfg.data.split.folds <= 1 and sweep.metric.startswith("val_"):
         raise cfg.error("sweep.metric", f"{sweep.metric} needs validation rows, but data.split.validation is 0; "
                         "sweep on a training metric (loss) or give a validation fraction")
     if sweep.sampler == "grid":

@@ -6,6 +6,7 @@ Optuna is imported inside the functions: `nettrain --help` and the other command
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import socket
@@ -25,8 +26,8 @@ from nettrain.words import first_line
 # Trial user attributes nettrain sets (the rest of a trial is Optuna's own record).
 RUN_DIR, EPOCHS, ERROR, INTERRUPTED, SURPLUS, HOST, PID = (
     "run_dir", "epochs", "error", "interrupted", "surplus", "host", "pid")
+VALUE_EPOCH, BEST_EPOCH = "value_epoch", "best_epoch"  # the epoch of the saved model (the value's), the best logged
 STUDY_ATTR = "nettrain"     # the study's pinned metric, direction and search space
-MEDIAN_STARTUP = 3          # finished trials before the median pruner stops any
 # A sweep process beats for its running trials every HEARTBEAT seconds; a running trial without a
 # beat for GRACE seconds was lost with its process or machine: failed, it does not count.
 HEARTBEAT, GRACE = 30, 180
@@ -269,13 +270,32 @@ def sampler(sweep: SweepConfig, seed: int):
     return optuna.samplers.TPESampler(seed=seed)
 
 
+def warmup_epochs(sweep: SweepConfig, epochs: int) -> int:
+    """Epochs every trial runs before the median pruner may stop it: `warmup_epochs`, else a quarter of
+    `training.epochs` (at least 1, so no trial is ever stopped at its first epoch)."""
+    options = sweep.pruner_options
+    given = getattr(options, "warmup_epochs", None)
+    return max(1, given if given is not None else math.ceil(epochs / 4))
+
+
+def min_epochs(sweep: SweepConfig, epochs: int) -> int:
+    """Hyperband's first rung: `min_epochs`, else a quarter of `training.epochs` (at least 2, at most epochs)."""
+    given = getattr(sweep.pruner_options, "min_epochs", None)
+    return max(1, min(epochs, given if given is not None else max(2, math.ceil(epochs / 4))))
+
+
 def pruner(sweep: SweepConfig, epochs: int):
+    """The sweep's pruner. Steps are epochs (1-based); Optuna's MedianPruner may stop a trial at step
+    `n_warmup_steps` at the earliest, so that is the first epoch after the warm-up."""
     import optuna
 
-    if sweep.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP, n_warmup_steps=1)
-    if sweep.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, epochs))
+    name, options = sweep.pruner_name, sweep.pruner_options
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=options.startup_trials,
+                                           n_warmup_steps=warmup_epochs(sweep, epochs) + 1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=min_epochs(sweep, epochs), max_resource=max(1, epochs),
+                                              reduction_factor=options.reduction_factor)
     return optuna.pruners.NopPruner()
 
 
@@ -502,5 +522,6 @@ def row_of(t) -> dict[str, Any]:
     if t.datetime_start is not None and t.datetime_complete is not None:
         seconds = round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
     return {"number": t.number, "state": state, "params": dict(t.params), "value": t.value,
-            "epochs": t.user_attrs.get(EPOCHS), "seconds": seconds, "run_dir": t.user_attrs.get(RUN_DIR),
+            "epochs": t.user_attrs.get(EPOCHS), "value_epoch": t.user_attrs.get(VALUE_EPOCH),
+            "best_epoch": t.user_attrs.get(BEST_EPOCH), "seconds": seconds, "run_dir": t.user_attrs.get(RUN_DIR),
             "error": t.user_attrs.get(ERROR)}

@@ -1,8 +1,8 @@
-"""One sweep trial in its own process: `python -m nettrain.sweep.trial SPEC.json` (or `-`: the spec on
-standard input, as the sweep process gives it, so that no password is in a file).
+"""Sweep trials: `python -m nettrain.sweep.trial --serve` (a warm worker, see `serve`: trial after trial,
+each spec a line on standard input, as the sweep process gives it, so that no password is in a file),
+or one trial in a process of its own: `python -m nettrain.sweep.trial SPEC.json` (or `-`: on stdin).
 
-The sweep process asks Optuna for a trial and starts this one per trial (so TensorFlow's memory
-goes back to the system when the trial ends). It loads the config with the trial's values applied
+The sweep process asks Optuna for a trial and gives it to an idle worker. It loads the config with the trial's values applied
 through `--set`, trains one ordinary run into the trial's folder with a pruning callback, and
 tells the study how the trial ended: complete with its value, pruned (run.json status `pruned`),
 or failed with the message a user would have seen. Exit codes are the command line's.
@@ -24,17 +24,32 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nettrain.errors import EXIT_FAILED, EXIT_INTERRUPTED, Interrupted, NettrainError
 
 
+WAIT_SHARE = 0.1  # of the last epoch's seconds: how long an epoch end waits for the pruner's answer
+
+
 def pruning_callback(trial, metric: str):
     """A Keras callback: report `metric` after every epoch; stop training when the pruner says so.
 
     Hand-written rather than optuna_integration's (the same few lines) so that the sweep process
-    needs no TensorFlow; training stops at the epoch's end, so the run is whole up to it."""
+    needs no TensorFlow; training stops at the epoch's end, so the run is whole up to it.
+
+    The study's storage is written and read on a thread of its own (`report`, then `should_prune`:
+    tens of milliseconds each through SQLite), off the training's path: an epoch end waits for the
+    pruner's answer at most WAIT_SHARE of the last epoch's time, and an answer that comes later
+    stops the trial at the next epoch end. Every epoch is reported, in order; `close()` waits for
+    the last report before the trial is told.
+
+    In a k-fold trial the same callback serves every fold (`next_fold`): fold i's epoch e is step
+    (i - 1) * epochs + e, and what the pruner sees is the running mean across folds: the mean of the
+    finished folds' values and this epoch's."""
+    import queue
     import keras
 
     class Pruning(keras.callbacks.Callback):
@@ -42,28 +57,119 @@ def pruning_callback(trial, metric: str):
             super().__init__()
             self.values: list[float] = []
             self.pruned_at: int | None = None
+            self.offset = 0                  # steps of the folds before this one
+            self.finished: list[float] = []  # the finished folds' values
+            self.verdict: int | None = None  # the step at which the pruner said stop
+            self.answered = 0                # the last step the pruner answered for
+            self.error: BaseException | None = None
+            self.jobs: queue.Queue = queue.Queue()
+            self.answer = threading.Condition()
+            self.started = time.monotonic()
+            self.thread: threading.Thread | None = None
+
+        def on_train_begin(self, logs=None):  # each fold's training too
+            self.thread = threading.Thread(target=self._work, name="nettrain-pruner", daemon=True)
+            self.thread.start()
+
+        def _work(self) -> None:
+            while True:
+                job = self.jobs.get()
+                if job is None:
+                    return
+                value, step = job
+                try:
+                    trial.report(value, step=step)
+                    prune = trial.should_prune()
+                except BaseException as e:  # noqa: BLE001 - raised in the training thread at its next epoch end
+                    self.error, prune = e, False
+                with self.answer:
+                    self.answered = step
+                    if prune and self.verdict is None:
+                        self.verdict = step
+                    self.answer.notify_all()
+
+        def next_fold(self, value: float, epochs: int) -> None:
+            self.finished.append(value)
+            self.offset += epochs
+            self.values = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.monotonic()
 
         def on_epoch_end(self, epoch, logs=None):
+            seconds = time.monotonic() - self.started
             value = (logs or {}).get(metric)
             if value is None:
                 return
             value = float(value)
             self.values.append(value)
-            if not math.isfinite(value):
-                return
-            trial.report(value, step=epoch + 1)
-            if trial.should_prune():
+            if math.isfinite(value):
+                step = self.offset + epoch + 1
+                self.jobs.put(((sum(self.finished) + value) / (len(self.finished) + 1), step))
+                with self.answer:
+                    self.answer.wait_for(lambda: self.answered >= step, timeout=WAIT_SHARE * seconds)
+            if self.error is not None:
+                raise self.error
+            if self.verdict is not None:
                 self.pruned_at = epoch + 1
                 self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            """Every report written (the trial is told after this); a stop the pruner said after the
+            last epoch ended counts as at that epoch."""
+            if self.thread is not None and self.thread.is_alive():
+                self.jobs.put(None)
+                self.thread.join()
+            if self.error is not None:
+                raise self.error
+            if self.verdict is not None and self.pruned_at is None:
+                self.pruned_at = self.verdict - self.offset
 
     return Pruning()
 
 
 def best_value(values: list[float], direction: str) -> float | None:
-    """The trial's value: the best of its epochs' values by the one monitor rule (None without a finite one)."""
+    """The best of a trial's epoch values by the one monitor rule (None without a finite one)."""
     from nettrain.report.metrics import best_of
 
     return best_of(enumerate(values, 1), direction).best
+
+
+def delivered(result, metric: str, direction: str) -> tuple[float | None, int | None, int | None]:
+    """(value, its epoch, the best epoch) of a finished trial run. The value is `metric` of the model the
+    run saved (model.h5: early stopping's restored best epoch when it restores weights, else the last
+    epoch) as its final metrics measured it: `val_X` on the validation rows, any other name on the
+    training rows; so `nettrain evaluate RUN --split validation` prints it. A metric the final metrics
+    lack is read from metrics.csv at the saved model's epoch. The best epoch is the epoch with the
+    best logged value of the metric (what the pruner saw)."""
+    from nettrain.store import rundir
+
+    record = rundir.RunRecord.load(result.run_dir).data
+    epoch = record.get("weights_epoch") or result.epochs_done or None
+    history = result.history or []
+    logged = [(int(r["epoch"]), r.get(metric)) for r in history]
+    from nettrain.report.metrics import best_of, is_finite
+
+    finite = [(e, float(v)) for e, v in logged if is_finite(v)]
+    best_epoch = best_of(finite, direction).best_at
+    split, name = ("validation", metric[4:]) if metric.startswith("val_") else ("train", metric)
+    value = (result.metrics.get(split) or {}).get(name)
+    if not is_finite(value):
+        value = next((v for e, v in finite if e == epoch), None)
+    return (float(value) if value is not None else None), epoch, best_epoch
+
+
+_OPENED: dict[tuple[str, str], Any] = {}  # a warm worker's study, opened once (its storage engine kept)
+
+
+def _study(url: str, name: str):
+    """The study `name` at `url`: opened once per process (a warm worker's later trials reuse it)."""
+    from nettrain.sweep import study as ST
+
+    key = (url, name)
+    if key not in _OPENED:
+        _OPENED[key] = ST.Study.load(ST.open_storage(url, mode="existing"), name)
+    return _OPENED[key]
 
 
 def run_trial(spec: dict[str, Any]) -> int:
@@ -73,7 +179,7 @@ def run_trial(spec: dict[str, Any]) -> int:
     from nettrain.sweep import study as ST
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = ST.Study.load(ST.open_storage(spec["storage"], mode="existing"), spec["study"])
+    study = _study(spec["storage"], spec["study"])
     number = int(spec["number"])
     state = optuna.trial.TrialState
 
@@ -86,11 +192,11 @@ def run_trial(spec: dict[str, Any]) -> int:
         cfg = load_config(spec["config"], spec["overrides"])
         study.use_pruner(ST.pruner(cfg.sweep, cfg.training.epochs))
         trial = study.trial(number)
-        from nettrain.lifecycle import orchestrate
-
         pruning = pruning_callback(trial, spec["metric"])
-        result = orchestrate.fresh_run(cfg, run_dir=Path(spec["run_dir"]), quiet=True,
-                                       extra_callbacks=[pruning])
+        if cfg.data.split.folds > 1:
+            ending = kfold_trial(cfg, Path(spec["run_dir"]), pruning, spec["metric"], spec["direction"])
+        else:
+            ending = one_run_trial(cfg, Path(spec["run_dir"]), pruning, spec["metric"], spec["direction"])
     except Interrupted as e:
         fail(e.message, **{ST.INTERRUPTED: True})
         sys.stderr.write(f"error: {e.message}\n")
@@ -106,20 +212,89 @@ def run_trial(spec: dict[str, Any]) -> int:
         traceback.print_exc()
         fail(f"internal error: {type(e).__name__}: {str(e).strip()[:300]}")
         return EXIT_FAILED
-    _log_result(result)
-    attrs = {ST.EPOCHS: result.epochs_done}
-    if pruning.pruned_at is not None:
-        from nettrain.store import rundir
-
-        rundir.RunRecord.load(result.run_dir).update(status="pruned", pruned_epoch=pruning.pruned_at)
+    attrs = {ST.EPOCHS: ending.epochs, ST.VALUE_EPOCH: ending.value_epoch, ST.BEST_EPOCH: ending.best_epoch}
+    if ending.pruned:
         study.end(number, state.PRUNED, attrs)
         return 0
-    value = best_value(pruning.values, spec["direction"])
-    if value is None:
+    if ending.value is None:
         fail(f"the run logged no finite {spec['metric']}", **attrs)
         return EXIT_FAILED
-    study.end(number, state.COMPLETE, attrs, value=value)
+    study.end(number, state.COMPLETE, attrs, value=ending.value)
     return 0
+
+
+@dataclass
+class Ending:
+    """How a trial's training ended: pruned, or its value (the saved model's) and epochs."""
+
+    pruned: bool
+    value: float | None
+    epochs: int | None
+    value_epoch: int | None = None
+    best_epoch: int | None = None
+
+
+def one_run_trial(cfg, run_dir: Path, pruning, metric: str, direction: str) -> Ending:
+    """One ordinary run into `run_dir` with the pruning callback; a pruned run is marked `pruned`."""
+    from nettrain.lifecycle import orchestrate
+    from nettrain.store import rundir
+
+    result = orchestrate.fresh_run(cfg, run_dir=run_dir, quiet=True, extra_callbacks=[pruning])
+    _log_result(result)
+    if pruning.pruned_at is not None:
+        rundir.RunRecord.load(result.run_dir).update(status="pruned", pruned_epoch=pruning.pruned_at)
+        return Ending(True, None, result.epochs_done)
+    value, epoch, best_epoch = delivered(result, metric, direction)
+    return Ending(False, value, result.epochs_done, epoch, best_epoch)
+
+
+def kfold_trial(cfg, run_dir: Path, pruning, metric: str, direction: str) -> Ending:
+    """A k-fold run into `run_dir`: every fold in turn (the pruner sees the running mean across folds);
+    the trial's value is the mean of the folds' values (each its saved model's). A trial that is pruned
+    keeps the folds it trained; its parent run and the fold it stopped in are marked `pruned`. The
+    config's refit (data.split.refit) is left to `nettrain fit best.yaml`: a trial is judged by its folds."""
+    from nettrain.lifecycle import orchestrate
+    from nettrain.store import guard, rundir
+    from nettrain.training import fit as F
+    from nettrain.training import kfold
+
+    rundir.check_run_dir(run_dir, force=False)
+    prep = F.prepare(cfg)
+    kfold.check_folds(prep)
+    monitors = F.check_monitors(cfg, prep.dataset.schema, True)
+    epochs = cfg.training.epochs
+    values: list[float] = []
+    per_fold: list[dict] = []
+    with rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir, force=False) as out, guard.deferred():
+        record = kfold.start_kfold_dir(prep, out)
+        with kfold.folds_running(out, record):
+            for i, fold_prep in kfold.folds(prep):
+                model, fold_record = kfold.start_fold(fold_prep, out, i, monitors)
+                result = orchestrate.train_session(fold_prep, model, kfold.fold_dir(out, i), fold_record, monitors,
+                                                   last_epoch=epochs, quiet=True, json_output=True,
+                                                   extra_callbacks=[pruning])
+                per_fold.append(result.metrics)
+                record.update(folds_done=i)
+                if pruning.pruned_at is not None:
+                    fold_record.update(status="pruned", pruned_epoch=pruning.pruned_at)
+                    break
+                value = delivered(result, metric, direction)[0]
+                if value is None:
+                    return Ending(False, None, i)
+                values.append(value)
+                pruning.next_fold(value, epochs)
+            if pruning.pruned_at is None:
+                metrics = kfold.finish(prep, out, record, per_fold, None)
+        if pruning.pruned_at is not None:
+            record.update(status="pruned", ended=rundir.now(), pruned_epoch=pruning.pruned_at,
+                          pruned_fold=len(per_fold))
+            return Ending(True, None, epochs * (len(per_fold) - 1) + pruning.pruned_at)
+    from nettrain.report.tables import make_console, print_metrics
+
+    print_metrics(metrics.get("mean") or {}, make_console(), title="Mean of the folds")
+    sys.stdout.write(f"run directory: {out}\n")
+    sys.stdout.flush()
+    return Ending(False, sum(values) / len(values), epochs * len(values))
 
 
 def _log_result(result) -> None:
@@ -186,11 +361,87 @@ def orphaned(spec: dict[str, Any]) -> bool:
     return isinstance(spec.get("parent"), int) and os.getppid() != spec["parent"]
 
 
+MEMORY_MB = 4096  # a warm worker whose resident memory is above this after a trial retires (NETTRAIN_SWEEP_WORKER_MB)
+
+
+def serve(stream=None) -> int:
+    """A warm trial worker: `python -m nettrain.sweep.trial --serve`. TensorFlow is imported once; the
+    trials come one JSON line each on standard input, after a first line that says how to reach the
+    sweep process ({"parent", "lifeline", "results"}). Each trial runs as `run_trial` would in a
+    process of its own (a fresh Keras session, the config's seeds set again by its preparation), its
+    output (file descriptors 1 and 2) in the trial's log, then `NUMBER EXIT_CODE` goes on the results
+    pipe. The worker ends at the end of its input, after an interrupted trial, when its sweep process
+    is gone, or when its memory passed MEMORY_MB (the sweep process starts another)."""
+    stream = stream or sys.stdin
+    header = json.loads(stream.readline() or "{}")
+    die_with_parent(header)
+    results = int(header["results"])
+    import keras  # once, before the first trial: what a warm worker saves
+
+    os.write(results, b"ready\n")  # the sweep process asks the study for a trial only now
+
+    bound = float(os.environ.get("NETTRAIN_SWEEP_WORKER_MB") or MEMORY_MB)
+    done = 0
+    while True:
+        line = stream.readline()
+        if not line.strip():
+            return 0
+        spec = {**json.loads(line), "parent": header.get("parent")}
+        os.environ["NETTRAIN_SWEEP_TRIAL"] = str(spec["number"])
+        done += 1
+        rc = _logged(spec, Path(spec["log"]), f"trial {spec['number']} in worker {os.getpid()} (its trial {done})\n")
+        keras.backend.clear_session()  # a fresh session for the next trial, before this one's result is read
+        last = rc == EXIT_INTERRUPTED or orphaned(spec) or resident_mb() > bound
+        try:  # "last": this worker takes no more trials (the sweep process starts another when it needs one)
+            os.write(results, f"{spec['number']} {rc}{' last' if last else ''}\n".encode())
+        except OSError:  # the sweep process is gone
+            return rc
+        if last:
+            return rc if rc == EXIT_INTERRUPTED else 0
+
+
+def _logged(spec: dict[str, Any], log: Path, first: str) -> int:
+    """run_trial(spec) with standard output and error (the file descriptors: TensorFlow's too) in `log`,
+    after the line `first`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.write(fd, first.encode())
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        try:
+            return run_trial(spec)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (fd, *saved):
+            os.close(f)
+
+
+def resident_mb() -> float:
+    """This process's resident memory now, in MB (0 where /proc cannot tell)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     from nettrain.store import guard
 
     guard.install()
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--serve":
+        try:
+            return serve()
+        except KeyboardInterrupt:  # between trials: nothing is running
+            return EXIT_INTERRUPTED
     spec = json.loads(sys.stdin.read() if args[0] == "-" else Path(args[0]).read_text(encoding="utf-8"))
     try:
         die_with_parent(spec)

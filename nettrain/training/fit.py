@@ -52,10 +52,13 @@ class FitResult:
     best_epoch: int | None = None
     stopped_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    test_interval: dict[str, Any] | None = None   # metrics.json `test_interval` (report.interval)
 
     def to_json(self) -> dict[str, Any]:
-        """What `--json` prints: the run directory, the files in it, and the final metrics (split keys)."""
-        return {"run_dir": str(self.run_dir), "files": rundir.run_files(self.run_dir), **self.metrics}
+        """What `--json` prints: the run directory, the files in it, the final metrics (split keys) and
+        the test split's bootstrap interval (`test_interval`, when there is one)."""
+        interval = {"test_interval": self.test_interval} if self.test_interval else {}
+        return {"run_dir": str(self.run_dir), "files": rundir.run_files(self.run_dir), **self.metrics, **interval}
 
 
 @dataclass
@@ -126,6 +129,29 @@ def _feed(cfg: Config, dataset: Dataset, mode: str, n_classes: int | None) -> Fe
     return kind(dataset, mode=mode, n_classes=n_classes, batch_size=cfg.training.batch_size, seed=cfg.seed)
 
 
+def class_counts(dataset: Dataset) -> dict[str, dict[str, int]] | None:
+    """{split: {class name: rows}} of a classification dataset, in memory or streamed (run.json
+    `data.class_counts`, what the model card's class balance and limits read); None for a regression."""
+    from nettrain.data.stream import StreamDataset
+
+    names = dataset.schema.class_names
+    if not names:
+        return None
+    out = {}
+    for split in rundir.SPLITS:
+        if isinstance(dataset, StreamDataset):
+            counts = sum((dataset.class_counts.get(c, np.zeros(len(names), dtype=np.int64))
+                          for c in dataset.codes.get(split, ())), np.zeros(len(names), dtype=np.int64))
+        else:
+            rows = getattr(dataset, split)
+            if rows is None or rows.y is None or not len(rows):
+                continue
+            counts = np.bincount(np.asarray(rows.y, dtype=np.int64).reshape(-1), minlength=len(names))
+        if counts.sum():
+            out[split] = {name: int(n) for name, n in zip(names, counts)}
+    return out
+
+
 def split_rows(dataset: Dataset) -> dict[str, int]:
     """Rows per split (`rundir.SPLITS`), of a dataset in memory or streamed."""
     from nettrain.data.stream import StreamDataset
@@ -194,6 +220,9 @@ def data_record(dataset: Dataset) -> dict[str, Any]:
 
     record = {"source": dataset.source, "fingerprint": dataset.fingerprint, "rows": split_rows(dataset),
               "stream": isinstance(dataset, StreamDataset)}
+    counts = class_counts(dataset)
+    if counts:
+        record["class_counts"] = counts
     if isinstance(dataset, StreamDataset):
         shares = dataset.class_shares()
         if shares:
@@ -219,8 +248,26 @@ def start_run_dir(prep: Prepared, model: keras.Model, out: Path, monitors: dict[
         with record.active():
             write_start_files(prep, out)
             atomic.write_json(out / rundir.FEATURES, prep.features(model))
+            write_signature(prep, out)
             atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
     return record
+
+
+def write_signature(prep: Prepared, out: Path) -> None:
+    """signature.json, the input contract predict and evaluate --data check new rows against
+    (`data.contract`), from the statistics of the training rows the model was built from."""
+    from nettrain.data.contract import signature_of, training_header
+    from nettrain.data.stats import train_stats
+
+    dataset = prep.dataset
+    stats = dataset.stats
+    if stats is None and getattr(dataset, "fold_stats", None):
+        stats = dataset.fold_stats[0]  # a streamed k-fold run: its first fold's training rows
+    if stats is None and dataset.train is None:
+        return  # no statistics of the training rows to describe them by
+    data = prep.cfg.data
+    ignored = list(data.drop) + training_header(data.train or data.source)  # no extra columns in new data
+    atomic.write_json(out / rundir.SIGNATURE, signature_of(dataset.schema, stats or train_stats(dataset), ignored))
 
 
 # ------------------------------------------------------------------------------ the training loop
@@ -388,24 +435,27 @@ class _Ending:
 
 
 def _finish(s: Session, kit: _Callbacks) -> FitResult:
-    """How training ended, then the final files: model.h5 (and model.keras), metrics.json, plots,
-    and run.json `completed`."""
+    """How training ended, then the final files: model.h5 (and model.keras), metrics.json (with the test
+    split's bootstrap interval), plots, run.json `completed`, and MODEL.md."""
     end = _ending(s, kit)
     model, out, record, cfg = s.model, s.out, s.record, s.prep.cfg
     h5.save_model(model, out / rundir.MODEL, kit.meta(end.epochs_done, end.weights_epoch))
     if cfg.output.keras:
         h5.export_keras(model, out / rundir.KERAS_EXPORT)
     guard.poll()
+    held, pred = _held_out(s) if cfg.output.plots or split_rows(s.prep.dataset)["test"] else (None, None)
     # the plots are drawn (matplotlib, on the host) while the final evaluation runs (TensorFlow)
-    drawing = _Drawing(_plots(s, end.history, end.best_epoch)) if cfg.output.plots else None
+    drawing = _Drawing(_plots(s, end.history, end.best_epoch, held, pred)) if cfg.output.plots else None
     try:
         metrics = evaluate_splits(model, s.feed)
     finally:
         if drawing is not None:
             drawing.finish()
-    atomic.write_json(out / rundir.METRICS_JSON, metrics)
+    interval = _test_interval(s, held, pred)
+    atomic.write_json(out / rundir.METRICS_JSON, {**metrics, **({"test_interval": interval} if interval else {})})
     guard.poll()
     record.update(status="completed", ended=rundir.now(), final_metrics=metrics)
+    write_card(out)
     best_file = out / rundir.CHECKPOINTS / rundir.BEST
     if end.best_epoch is not None and best_file.exists():
         value = next((r.get(s.monitors["best"]) for r in end.history if int(r["epoch"]) == end.best_epoch), None)
@@ -415,7 +465,8 @@ def _finish(s: Session, kit: _Callbacks) -> FitResult:
 
     tracking.finish_session(kit.all, out, metrics)  # tracking.mlflow: final metrics, files, FINISHED
     report_result(metrics, out, s.json_output)
-    return FitResult(out, "completed", metrics, end.epochs_done, end.best_epoch, end.stopped, end.history)
+    return FitResult(out, "completed", metrics, end.epochs_done, end.best_epoch, end.stopped, end.history,
+                     test_interval=interval)
 
 
 def _ending(s: Session, kit: _Callbacks) -> _Ending:
@@ -558,14 +609,49 @@ class _Drawing(threading.Thread):
             raise self.error
 
 
-def _plots(s: Session, history: list[dict], best_epoch: int | None) -> Callable[[], None]:
-    """What the plots need from the model, computed now (the held-out rows' predictions); returns the
-    drawing, which touches nothing of TensorFlow's."""
+def _held_out(s: Session) -> tuple[Any, np.ndarray | None]:
+    """The held-out rows of the final plots and the test interval (`Feed.holdout`: the test split, else
+    the validation split) and the model's outputs for them; (None, None) when there are none."""
+    held = s.feed.holdout(s.model)
+    return held, (None if held is None else predict_rows(s.model, held.x, between=guard.poll))
+
+
+def _test_interval(s: Session, held: Any, pred: np.ndarray | None) -> dict[str, Any] | None:
+    """metrics.json `test_interval`: the bootstrap 95% interval of the test metrics (`report.interval`)
+    from the model's outputs for the test rows (a stream's: the first HOLDOUT_ROWS of them); None
+    without test rows."""
+    if held is None or pred is None or held.name != "test" or held.y is None:
+        return None
+    from nettrain.report.interval import test_interval as bootstrap
+
+    mode = s.prep.mode
+    classes = None if mode == "regression" else predicted_classes(pred, mode, s.prep.threshold)
+    return bootstrap(pred, held.y, classes, n_classes=s.prep.n_classes,
+                     of_rows=split_rows(s.prep.dataset)["test"])
+
+
+def write_card(out: Path) -> None:
+    """MODEL.md (`report.modelcard`), once the run's final files are written; a card that cannot be
+    drawn is a warning, and the run stands."""
+    from nettrain.report.modelcard import write_model_card
+
+    try:
+        write_model_card(out)
+    except Exception as e:  # noqa: BLE001 - the run is complete on disk; the card only describes it
+        import warnings
+
+        from nettrain.words import reason
+
+        warnings.warn(f"{rundir.MODEL_CARD} was not written: {reason(e)}")
+
+
+def _plots(s: Session, history: list[dict], best_epoch: int | None, held: Any,
+           pred: np.ndarray | None) -> Callable[[], None]:
+    """The drawing of the plots from the held-out rows' outputs (`_held_out`), which touches nothing
+    of TensorFlow's."""
     from nettrain.report import plots
 
     plot_dir = s.out / rundir.PLOTS
-    held = s.feed.holdout(s.model)
-    pred = None if held is None else predict_rows(s.model, held.x, between=guard.poll)
     mode, names, threshold = s.prep.mode, s.prep.dataset.schema.class_names, s.prep.threshold
 
     def draw() -> None:

@@ -90,6 +90,7 @@ def start_kfold_dir(prep: F.Prepared, out: Path) -> rundir.RunRecord:
     record.update(**F.run_fields(prep, folds=count(prep)))
     with record.active():
         F.write_start_files(prep, out)
+        F.write_signature(prep, out)  # the first fold's training rows (kept by the refit)
         tracking.open_run(prep.cfg, out, record, kind="kfold")  # tracking.mlflow: the folds' runs nest in it
     return record
 
@@ -99,7 +100,20 @@ def start_fold(fold_prep: F.Prepared, out: Path, i: int, monitors: dict[str, str
     model = F.new_model(fold_prep)
     path = fold_dir(out, i)
     path.mkdir(exist_ok=True)
-    return model, F.start_run_dir(fold_prep, model, path, monitors, **fold_fields(i, out))
+    record = F.start_run_dir(fold_prep, model, path, monitors, **fold_fields(i, out))
+    if not _streamed(fold_prep):  # (a stream's fold statistics count the gaps before the fill)
+        _fold_missing(out, path)
+    return model, record
+
+
+def _fold_missing(out: Path, path: Path) -> None:
+    """A fold's signature.json with the missing rates of the k-fold run's (a fold's training rows in
+    memory are counted after their gaps were filled: none would be left)."""
+    from nettrain.data.contract import read_signature, with_missing_of
+
+    parent, own = read_signature(out), read_signature(path)
+    if parent is not None and own is not None:
+        atomic.write_json(path / rundir.SIGNATURE, with_missing_of(own, parent))
 
 
 @contextlib.contextmanager
@@ -118,18 +132,22 @@ def folds_running(out: Path, record: rundir.RunRecord) -> Iterator[None]:
 
 
 def finish(prep: F.Prepared, out: Path, record: rundir.RunRecord, per_fold: list[dict[str, dict[str, float]]],
-           refit: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+           refit: dict[str, dict[str, float]] | None = None, *, interval: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parent's plots/learning_curves_mean.png, metrics.json (every fold, mean, std; the refit
-    model's metrics under `refit`) and run.json `completed`; returns the metrics."""
+    model's metrics under `refit` and its test split's bootstrap interval, `interval`, under
+    `test_interval`), run.json `completed` and MODEL.md; returns the metrics."""
     mean, std = summarize(per_fold)
     metrics: dict[str, Any] = {"folds": per_fold, "mean": mean, "std": std}
     final: dict[str, Any] = {"mean": mean, "std": std}
     if refit is not None:
         metrics["refit"] = final["refit"] = refit
+        if interval:
+            metrics["test_interval"] = interval
     if prep.cfg.output.plots:
         draw_mean_curves(out, len(per_fold), record)
     atomic.write_json(out / rundir.METRICS_JSON, metrics)
     record.update(status="completed", ended=rundir.now(), final_metrics=final)
+    F.write_card(out)
     try:
         tracking.finish_kfold(prep.cfg, out, record, metrics)
     except Exception as e:  # noqa: BLE001 - the run is complete on disk; MLflow only gets a copy

@@ -1,0 +1,487 @@
+"""`nettrain export`: a trained model for other runtimes, verified before it is reported written.
+
+The exported model takes the raw columns by name, one named input per column of the data (a
+numeric column float32, a categorical or text column a string; the preprocessing inside, the
+fill values of missing numbers too), or for a run trained on an .npz archive one input `x` of
+the array's own row shape (an image stays H x W x C). It returns named outputs: `probabilities`
+(one column per class, in `classes` order) and, where the format carries strings, `class` (the
+class name); for regression `value`, in the target's own units.
+
+Formats (Keras's own exporters; TensorFlow is imported only here):
+
+| format      | written                                  | reloaded with for the check      | carries  |
+|-------------|------------------------------------------|----------------------------------|----------|
+| savedmodel  | `<out>/1/saved_model.pb` (TF Serving)    | `tf.saved_model.load`            | all      |
+| onnx        | `<out>/model.onnx` (tf2onnx, extra onnx) | onnxruntime                      | numbers  |
+| litert      | `<out>/model.tflite`                     | the LiteRT interpreter           | numbers  |
+| keras       | `<out>/model.keras` (`keras.saving`)     | `keras.saving.load_model`        | all      |
+
+Every folder also holds `export.json` (format, inputs, outputs, classes, the check's figures)
+and `features.json` (the feature schema, so that `nettrain predict` reads a file for it).
+
+The model is written into a temporary folder beside the output, reloaded with its own runtime and
+compared with the run's model on held-out rows (the run's test split, else validation, else
+train); only then is the folder renamed into place. What a format cannot carry (a string column
+in onnx or litert, a date or yes/no column derived before the model, mixed precision in onnx) is
+refused before anything is written. After an export of a run's model a record is appended to the
+run's `exports.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nettrain.data.types import NUMERIC_INPUT
+from nettrain.errors import UsageError
+from nettrain.lifecycle.target import Target, resolve_target
+from nettrain.store import atomic, rundir
+from nettrain.words import first_line, list_names
+
+FORMATS = ("savedmodel", "onnx", "litert", "keras")
+STRINGS = ("savedmodel", "keras")          # the formats that carry string inputs and outputs
+VERSION = "1"                              # the SavedModel version folder TF Serving loads
+FILES = {"onnx": "model.onnx", "litert": "model.tflite", "keras": "model.keras"}
+INFO = "export.json"
+EXPORTS = rundir.EXPORTS                   # the run's list of verified exports
+ROWS = 256                                 # held-out rows compared
+TOLERANCE = {"savedmodel": 1e-4, "onnx": 1e-4, "keras": 1e-4, "litert": 1e-3}
+ONNX_EXTRA = "pip install 'nettrain[onnx]' (tf2onnx and onnxruntime)"
+
+
+@dataclass
+class ExportResult:
+    """What `export` wrote and how well the reloaded model agreed with the run's."""
+
+    format: str
+    path: Path                             # the export folder
+    model_path: Path                       # what a runtime loads: the version folder or the model file
+    source: Path                           # the .h5 file exported
+    run_dir: Path | None
+    inputs: list[dict[str, Any]]
+    outputs: list[str]
+    classes: list[str] | None
+    max_abs_diff: float
+    rows_compared: int
+    split: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": self.format, "path": str(self.path), "model_path": str(self.model_path),
+                "source": str(self.source), "run_dir": str(self.run_dir) if self.run_dir else None,
+                "inputs": self.inputs, "outputs": self.outputs, "classes": self.classes,
+                "max_abs_diff": self.max_abs_diff, "rows_compared": self.rows_compared, "split": self.split,
+                "seconds": round(self.seconds, 3), "notes": self.notes}
+
+
+# ------------------------------------------------------------------------------ the plan
+
+@dataclass
+class Plan:
+    """The exported model's inputs and outputs, decided from the feature schema before TF loads."""
+
+    format: str
+    numeric: list[str]                     # numeric columns, in the model's numeric-input order
+    strings: list[tuple[str, str]]         # (column, kind) of the categorical and text columns
+    image: tuple[int, ...] | None          # the row shape of an .npz run's x, its one input `x`
+    imputation: dict[str, float]
+    mode: str                              # binary, multiclass, regression
+    threshold: float
+    classes: list[str] | None
+
+    @property
+    def outputs(self) -> list[str]:
+        if self.mode == "regression":
+            return ["value"]
+        return ["probabilities", "class"] if self.format in STRINGS else ["probabilities"]
+
+    def inputs(self) -> list[dict[str, Any]]:
+        if self.image is not None:
+            return [{"name": "x", "dtype": "float32", "shape": [None, *self.image]}]
+        return ([{"name": c, "dtype": "float32", "shape": [None]} for c in self.numeric]
+                + [{"name": c, "dtype": "string", "shape": [None], "kind": k} for c, k in self.strings])
+
+
+def check_format(fmt: str) -> str:
+    name = (fmt or "").strip().lower()
+    if name not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: unknown export format; allowed: {', '.join(FORMATS)}")
+    return name
+
+
+def plan_for(target: Target, fmt: str) -> Plan:
+    """What the export of `target` takes and gives in `fmt`, or a UsageError naming what `fmt` cannot carry."""
+    schema = target.schema
+    for column in schema.columns:
+        if column.origin is not None:
+            raw = column.origin.get("column", column.name)
+            raise UsageError(f"column '{raw}' is turned into numbers by nettrain before the model "
+                             f"({column.name}); no export format carries that step (formats: "
+                             f"{', '.join(FORMATS)}): predict with the run, or train on numeric columns made beforehand")
+    strings = [(c.name, c.kind) for c in schema.other_columns]
+    if strings and fmt not in STRINGS:
+        name, kind = strings[0]
+        raise UsageError(f"column '{name}' is {kind} (a string input) and {fmt} cannot carry string inputs; "
+                         f"formats that can: {', '.join(STRINGS)}")
+    mixed = bool(((target.config or {}).get("runtime") or {}).get("mixed_precision"))
+    if mixed and fmt == "onnx":
+        raise UsageError("the model computes in mixed precision (runtime.mixed_precision: true) and onnx export "
+                         "needs float32 layers; formats that can carry it: savedmodel, keras, litert")
+    numeric = schema.numeric_columns
+    image = _image_shape(target, numeric) if not strings else None
+    imputation = {}
+    for name in numeric:
+        fill = schema.imputation.get(name)
+        if fill is not None:
+            imputation[name] = float(fill)
+    mode = target.label_mode
+    return Plan(format=fmt, numeric=numeric, strings=strings, image=image, imputation=imputation, mode=mode,
+                threshold=target.threshold, classes=list(schema.class_names) if schema.class_names else None)
+
+
+def _image_shape(target: Target, numeric: list[str]) -> tuple[int, ...] | None:
+    """The row shape of x in the run's .npz archive when its rows are more than a vector and the model
+    reads every value of them (columns x0..xN in order); else None (one input per column)."""
+    data = (target.config or {}).get("data") or {}
+    source = data.get("source") or data.get("train")
+    if not isinstance(source, str) or not source.lower().endswith(".npz"):
+        return None
+    shape = _npz_row_shape(Path(source))
+    if shape is None or len(shape) < 2 or math.prod(shape) != len(numeric):
+        return None
+    if numeric != [f"x{i}" for i in range(len(numeric))]:
+        return None
+    return shape
+
+
+def _npz_row_shape(path: Path) -> tuple[int, ...] | None:
+    """The shape of one row of x (x_train, X) in an .npz archive, from the array's header alone."""
+    from numpy.lib import format as npy
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = {i.filename[:-4]: i.filename for i in archive.infolist() if i.filename.endswith(".npy")}
+            key = next((k for k in ("x_train", "x", "X") if k in names), None)
+            if key is None:
+                return None
+            with archive.open(names[key]) as fp:
+                version = npy.read_magic(fp)
+                header = npy.read_array_header_1_0(fp) if version == (1, 0) else npy.read_array_header_2_0(fp)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    shape = tuple(int(n) for n in header[0])
+    return shape[1:] if len(shape) > 1 else None
+
+
+# ------------------------------------------------------------------------------ where it goes
+
+def default_output(target: Target, fmt: str) -> Path:
+    if target.run_dir is None:
+        raise UsageError(f"{target.model_path} is not inside a run directory, so there is no default export "
+                         "folder; give one with --output DIR")
+    base = target.run_dir / rundir.EXPORT_DIR
+    if target.model_path == target.run_dir / rundir.MODEL:
+        return base / fmt
+    return base / f"{target.model_path.stem}-{fmt}"
+
+
+def check_output(target: Target, output: str | Path | None, fmt: str, force: bool) -> Path:
+    """The export folder: the default inside the run, or --output (outside any run but this one);
+    an existing non-empty folder only with --force."""
+    from nettrain.store.paths import check_output_path, run_dir_above
+
+    if output is None:
+        path, named = default_output(target, fmt), "the export folder"
+    else:
+        path, named = Path(output), f"--output {output}"
+        own = target.run_dir is not None and run_dir_above(path.parent if not path.exists() else path)
+        inside_own = bool(own) and Path(own) == target.run_dir.resolve()
+        if not inside_own:
+            check_output_path(path, writer="export", wanted="a folder", kind="folder", force=force)
+    try:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{named} {path} is a file; give a folder")
+        if path.is_dir() and any(path.iterdir()) and not force:
+            raise UsageError(f"{named} {path} already exists and is not empty; choose another folder with "
+                             "--output, or replace it with --force")
+    except OSError as e:
+        raise UsageError(f"{named} {path}: cannot use this path: {e.strerror or e}") from None
+    return path
+
+
+def _onnx_ready() -> None:
+    import importlib.util
+
+    missing = [m for m in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"--format onnx needs the optional extra 'onnx' ({', '.join(missing)} not installed): "
+                         f"{ONNX_EXTRA}")
+
+
+# ------------------------------------------------------------------------------ export
+
+def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Path | None = None,
+           force: bool = False) -> ExportResult:
+    """Export the model of a run directory or .h5 file as `fmt` (see the module docstring)."""
+    started = time.monotonic()
+    fmt = check_format(fmt)
+    target = resolve_target(target_path)
+    plan = plan_for(target, fmt)
+    out = check_output(target, output, fmt, force)
+    if target.run_dir is not None and rundir.is_being_written(target.run_dir):
+        raise UsageError(f"{target.run_dir} is being written by another nettrain process (one writer per run); "
+                         "export its model when that has finished")
+    if fmt == "onnx":
+        _onnx_ready()
+    from nettrain.lifecycle import served
+
+    rows, split = held_out(target)
+    model = _load(target)
+    reference = served.reference_outputs(target, model, rows, plan)
+    wrapper = served_model(model, plan)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{atomic.TEMP_MARK}", dir=out.parent))
+    try:
+        _write(wrapper, plan, tmp, served.feed_of(rows, plan, limit=8))
+        info = {"format": fmt, "inputs": plan.inputs(), "outputs": plan.outputs, "classes": plan.classes,
+                "label_mode": plan.mode, "threshold": plan.threshold, "source": str(target.model_path),
+                "model": VERSION if fmt == "savedmodel" else FILES[fmt]}
+        atomic.write_json(tmp / "features.json", target.features)
+        atomic.write_json(tmp / INFO, info)
+        loaded = served.load(tmp, info)
+        got = served.run(loaded, served.feed_of(rows, plan))
+        diff = compare(reference, got, plan)
+        tolerance = TOLERANCE[fmt]
+        if not diff <= tolerance:
+            raise UsageError(f"the {fmt} export disagrees with the run's model on {rows_count(rows)} held-out rows "
+                             f"(max difference {diff:.3g} > {tolerance:g}); nothing was written")
+        info.update(max_abs_diff=diff, rows_compared=rows_count(rows), split=split,
+                    written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        atomic.write_json(tmp / INFO, info)
+        _into_place(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    model_path = out / (VERSION if fmt == "savedmodel" else FILES[fmt])
+    result = ExportResult(format=fmt, path=out, model_path=model_path, source=target.model_path,
+                          run_dir=target.run_dir, inputs=plan.inputs(), outputs=plan.outputs, classes=plan.classes,
+                          max_abs_diff=diff, rows_compared=rows_count(rows), split=split,
+                          seconds=time.monotonic() - started)
+    if target.run_dir is not None:
+        record(target.run_dir, result, info["written_at"])
+        result.notes.extend(_model_card(target.run_dir))
+    return result
+
+
+def _load(target: Target):
+    from nettrain.lifecycle.target import load_model
+
+    return load_model(target)
+
+
+def held_out(target: Target):
+    """Up to ROWS rows of the run's test split (else validation, else train), as one Split."""
+    from nettrain.data.types import Split
+    from nettrain.lifecycle.runrows import run_split_rows
+
+    last: UsageError | None = None
+    for split in ("test", "validation", "train"):
+        try:
+            rows = run_split_rows(target, split)
+            first = next(iter(rows))
+        except UsageError as e:
+            last = e
+            continue
+        n = min(ROWS, len(first.row_index))
+        take = getattr(first, "take", None)
+        part = take(np.arange(n)) if take is not None else first
+        assert isinstance(part, Split)
+        return part, split
+    raise UsageError(f"{target.model_path}: no held-out rows of its run to check the export against: "
+                     f"{first_line(last) if last else 'no data'}")
+
+
+def rows_count(split) -> int:
+    return int(len(split.row_index))
+
+
+def served_model(model, plan: Plan):
+    """A Keras model around the run's: raw named inputs in, named outputs out (built-in layers and ops
+    only, so that every exporter and `keras.saving` carry it)."""
+    import keras
+    from keras import ops
+
+    inputs: dict[str, Any] = {}
+    feed: dict[str, Any] = {}
+    if plan.image is not None:
+        x = keras.Input(shape=plan.image, name="x", dtype="float32")
+        inputs["x"] = x
+        feed[NUMERIC_INPUT] = keras.layers.Reshape((len(plan.numeric),), name="flatten_x")(x)
+    elif plan.numeric:
+        columns = []
+        for name in plan.numeric:
+            x = keras.Input(shape=(), name=name, dtype="float32")
+            inputs[name] = x
+            if name in plan.imputation:  # a missing number (NaN) gets the training rows' fill value
+                x = ops.where(ops.isnan(x), plan.imputation[name], x)
+            columns.append(x)
+        feed[NUMERIC_INPUT] = ops.stack(columns, axis=-1)
+    for name, kind in plan.strings:
+        x = keras.Input(shape=(), name=name, dtype="string")
+        inputs[name] = x
+        feed[name] = ops.expand_dims(x, -1) if kind == "categorical" else x
+    raw = model(feed)
+    if plan.mode == "regression":
+        outputs = {"value": raw}
+    else:
+        if plan.mode == "binary":
+            p = raw
+            if plan.threshold == 0.0:  # a tanh head: a score in [-1, 1]
+                p = ops.clip((p + 1.0) / 2.0, 0.0, 1.0)
+            probabilities = ops.concatenate([1.0 - p, p], axis=-1)
+        else:
+            probabilities = raw
+        outputs = {"probabilities": probabilities}
+        if "class" in plan.outputs:
+            index = ops.argmax(probabilities, axis=-1)
+            outputs["class"] = keras.layers.StringLookup(vocabulary=plan.classes, invert=True, num_oov_indices=0,
+                                                         name="class_name")(index)
+    return keras.Model(inputs, outputs, name="served")
+
+
+def _write(wrapper, plan: Plan, folder: Path, sample: dict[str, np.ndarray]) -> None:
+    """The format's files in `folder`; a converter's failure is a UsageError naming the format."""
+    import contextlib
+    import io
+
+    from nettrain.training import runtime
+
+    wrapper(sample)  # a model that has run once: what the exporters trace
+    try:
+        with runtime.quiet_native_stderr(), contextlib.redirect_stdout(io.StringIO()):
+            if plan.format == "savedmodel":
+                wrapper.export(str(folder / VERSION), format="tf_saved_model", verbose=False)
+            elif plan.format == "keras":
+                wrapper.save(str(folder / FILES["keras"]))
+            elif plan.format == "onnx":
+                _onnx(wrapper, plan, folder / FILES["onnx"])
+            else:
+                wrapper.export(str(folder / FILES["litert"]), format="litert", verbose=False)
+    except UsageError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a converter that cannot carry a layer
+        raise UsageError(f"{plan.format} export failed: {first_line(e)[:300]}; nothing was written; formats that "
+                         f"carry every Keras layer: {', '.join(STRINGS)}") from None
+
+
+def _onnx(wrapper, plan: Plan, path: Path) -> None:
+    """tf2onnx on the frozen serving function. Its graph inputs are the model's named inputs only:
+    tensors a layer holds as constants (a Normalization's mean) are folded in, not made inputs."""
+    import tensorflow as tf
+    import tf2onnx
+    from tf2onnx import tf_loader
+
+    specs = {i["name"]: tf.TensorSpec(i["shape"], tf.float32, name=i["name"]) for i in plan.inputs()}
+    function = tf.function(lambda inputs: wrapper(inputs, training=False))
+    concrete = function.get_concrete_function(specs)
+    n = len(tf.nest.flatten(concrete.structured_input_signature))
+    input_names = [t.name for t in concrete.inputs[:n]]
+    output_names = [t.name for t in concrete.outputs]
+    rename = dict(zip(input_names, [s.name for s in tf.nest.flatten(concrete.structured_input_signature)]))
+    rename.update({t.name: k for k, t in concrete.structured_outputs.items()})
+    with tf.device("/cpu:0"):
+        frozen = tf_loader.from_function(concrete, input_names, output_names)
+        tf2onnx.convert.from_graph_def(frozen, input_names=input_names, output_names=output_names,
+                                       tensors_to_rename=rename, output_path=str(path))
+
+
+def compare(reference: dict[str, np.ndarray], got: dict[str, np.ndarray], plan: Plan) -> float:
+    """The largest absolute difference of the numeric outputs; a class name that differs where the
+    probabilities are not tied is an infinite difference."""
+    diff = 0.0
+    for name in plan.outputs:
+        if name not in got:
+            raise UsageError(f"the {plan.format} export gives no output '{name}' (it gives "
+                             f"{list_names(sorted(got))}); nothing was written")
+        if name == "class":
+            continue
+        a = np.asarray(reference[name], dtype=np.float64).reshape(len(reference[name]), -1)
+        b = np.asarray(got[name], dtype=np.float64).reshape(len(got[name]), -1)
+        if a.shape != b.shape:
+            return math.inf
+        diff = max(diff, float(np.max(np.abs(a - b))) if a.size else 0.0)
+    if "class" in plan.outputs and "probabilities" in reference:
+        names = np.asarray(plan.classes, dtype=object)[np.argmax(reference["probabilities"], axis=1)]
+        top = np.sort(reference["probabilities"], axis=1)
+        clear = top[:, -1] - top[:, -2] > 1e-5 if top.shape[1] > 1 else np.ones(len(top), bool)
+        have = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(got["class"])], object)
+        if np.any((have != names) & clear):
+            return math.inf
+    return diff
+
+
+def _into_place(tmp: Path, out: Path) -> None:
+    """Rename the verified folder to `out`; an existing `out` (--force) is moved aside first and
+    removed once the new one is in place."""
+    aside = None
+    if out.exists():
+        aside = out.parent / f".{out.name}{atomic.TEMP_MARK}old-{os.getpid()}"
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(out, aside)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if aside is not None:
+            os.replace(aside, out)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ the run's records
+
+def record(run_dir: Path, result: ExportResult, written_at: str) -> None:
+    """Append the export to the run's exports.json (written atomically)."""
+    path = run_dir / EXPORTS
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(entries, list):
+            entries = []
+    except (OSError, ValueError):
+        entries = []
+    try:
+        shown = str(result.path.resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        shown = str(result.path.resolve())
+    entries.append({"format": result.format, "path": shown, "max_abs_diff": result.max_abs_diff,
+                    "rows_compared": result.rows_compared, "written_at": written_at})
+    atomic.write_json(path, entries)
+
+
+def _model_card(run_dir: Path) -> list[str]:
+    """Refresh the run's model card when the report module that writes it is installed."""
+    import importlib
+
+    try:
+        card = importlib.import_module("nettrain.report.modelcard")
+    except ImportError:
+        return []
+    write = getattr(card, "write_model_card", None)
+    if write is None:
+        return []
+    try:
+        write(run_dir)
+    except Exception as e:  # noqa: BLE001 - the export itself is written and verified
+        return [f"the model card was not updated: {first_line(e)[:200]}"]
+    return []

@@ -1,0 +1,247 @@
+"""An exported model (`nettrain export`) run with its own runtime: the export's check, and
+`nettrain predict` on an exported SavedModel folder or `.onnx` file.
+
+An export folder holds `export.json` (format, inputs, outputs, classes) and `features.json` (the
+run's feature schema) beside the model: `predict` reads a data file with that schema, feeds the
+raw columns by name (an .npz run's rows in their own shape, as input `x`) and turns the outputs
+into the same prediction columns as for the `.h5` model. Runtimes are imported only here and only
+when a model of their format is loaded: TensorFlow (SavedModel, LiteRT, .keras), onnxruntime
+(the optional extra `onnx`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nettrain.data.types import NUMERIC_INPUT, FeatureSchema
+from nettrain.errors import UsageError
+from nettrain.words import first_line
+
+INFO = "export.json"
+CHUNK = 4096   # rows per call into the runtime
+
+
+@dataclass
+class Loaded:
+    format: str
+    runner: Any
+    info: dict[str, Any]
+
+
+# ------------------------------------------------------------------------------ rows in, outputs out
+
+def feed_of(split, plan_or_info, limit: int | None = None) -> dict[str, np.ndarray]:
+    """A Split's prepared inputs as the exported model's raw named inputs."""
+    inputs = _inputs_of(plan_or_info)
+    n = len(split) if limit is None else min(limit, len(split))
+    feed: dict[str, np.ndarray] = {}
+    numeric_names = [i["name"] for i in inputs if i["dtype"] == "float32"]
+    matrix = split.inputs.get(NUMERIC_INPUT)
+    for spec in inputs:
+        name = spec["name"]
+        if spec["dtype"] == "float32":
+            if len(spec["shape"]) > 1:  # an .npz run's x in its own row shape
+                feed[name] = np.ascontiguousarray(matrix[:n].reshape(n, *spec["shape"][1:]), dtype=np.float32)
+            else:
+                feed[name] = np.ascontiguousarray(matrix[:n, numeric_names.index(name)], dtype=np.float32)
+        else:
+            values = np.asarray(split.inputs[name][:n]).reshape(n)
+            feed[name] = np.asarray(["" if v is None else str(v) for v in values], dtype=object)
+    return feed
+
+
+def _inputs_of(plan_or_info) -> list[dict[str, Any]]:
+    if isinstance(plan_or_info, dict):
+        return plan_or_info["inputs"]
+    return plan_or_info.inputs()
+
+
+def reference_outputs(target, model, split, plan) -> dict[str, np.ndarray]:
+    """The run's own model on `split` (the `.h5` path of predict), as the export's named outputs."""
+    from nettrain.lifecycle.predict import probabilities
+    from nettrain.lifecycle.target import batch_size, model_outputs
+
+    raw = model_outputs(model, split, batch_size(target), "the held-out rows")
+    if plan.mode == "regression":
+        return {"value": raw}
+    return {"probabilities": probabilities(target, raw)}
+
+
+# ------------------------------------------------------------------------------ loading
+
+def load(folder: Path, info: dict[str, Any]) -> Loaded:
+    """The model of an export folder, loaded with its format's own runtime."""
+    fmt = info["format"]
+    path = folder / info["model"]
+    if fmt == "onnx":
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UsageError("an ONNX model needs the optional extra 'onnx': pip install 'nettrain[onnx]' "
+                             "(onnxruntime)") from None
+        try:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - an op onnxruntime lacks
+            raise UsageError(f"onnxruntime cannot load {path}: {first_line(e)[-300:]}; formats that carry every "
+                             "Keras layer: savedmodel, keras") from None
+        return Loaded(fmt, session, info)
+    from nettrain.training import runtime
+
+    with runtime.quiet_native_stderr():
+        if fmt == "savedmodel":
+            import tensorflow as tf
+
+            loaded = tf.saved_model.load(str(path))
+            return Loaded(fmt, (loaded, loaded.signatures["serving_default"]), info)
+        if fmt == "litert":
+            import tensorflow as tf
+
+            import warnings
+
+            with warnings.catch_warnings():  # tf.lite.Interpreter's notice about ai_edge_litert
+                warnings.simplefilter("ignore", UserWarning)
+                interpreter = tf.lite.Interpreter(model_path=str(path))
+            return Loaded(fmt, interpreter.get_signature_runner(), info)
+        import warnings
+
+        import keras
+
+        with warnings.catch_warnings():  # the inner model's optimizer state is not needed to predict
+            warnings.simplefilter("ignore", UserWarning)
+            return Loaded(fmt, keras.saving.load_model(str(path), compile=False, safe_mode=True), info)
+
+
+def run(loaded: Loaded, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The named outputs for `feed`, CHUNK rows per call."""
+    n = len(next(iter(feed.values())))
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, max(n, 1), CHUNK):
+        piece = {k: v[start:start + CHUNK] for k, v in feed.items()}
+        for name, value in _call(loaded, piece).items():
+            parts.setdefault(name, []).append(np.asarray(value))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _call(loaded: Loaded, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    fmt = loaded.format
+    if fmt == "onnx":
+        session = loaded.runner
+        names = [o.name for o in session.get_outputs()]
+        feeds = {k: (v.astype(str) if v.dtype == object else v) for k, v in feed.items()}
+        return dict(zip(names, session.run(names, feeds)))
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        out = loaded.runner[1](**{k: tf.constant(v.astype(str) if v.dtype == object else v)
+                                  for k, v in feed.items()})
+        return {k: v.numpy() for k, v in out.items()}
+    if fmt == "litert":
+        return {k: np.asarray(v) for k, v in loaded.runner(**feed).items()}
+    import tensorflow as tf
+
+    out = loaded.runner({k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in feed.items()},
+                        training=False)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------------------ predict with an export
+
+def export_folder(path: Path) -> Path | None:
+    """The export folder of a TARGET that is one (the folder, its SavedModel version folder, or the
+    model file inside it), else None."""
+    for candidate in (path, path.parent, path.parent.parent):
+        try:
+            if (candidate / INFO).is_file() and (candidate / "features.json").is_file():
+                return candidate
+        except OSError:
+            return None
+    return None
+
+
+def read_export(folder: Path) -> tuple[dict[str, Any], FeatureSchema, dict[str, Any]]:
+    """export.json, the feature schema and the features dict of an export folder."""
+    try:
+        info = json.loads((folder / INFO).read_text(encoding="utf-8"))
+        features = json.loads((folder / "features.json").read_text(encoding="utf-8"))
+        schema = FeatureSchema.from_dict({k: v for k, v in features.items()
+                                          if k in FeatureSchema.__dataclass_fields__})
+        info["inputs"], info["format"], info["model"]  # noqa: B018 - the keys predict needs
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{folder}: not a readable nettrain export ({INFO}, features.json): "
+                         f"{first_line(e)[:200]}") from None
+    return info, schema, features
+
+
+def is_export(path: str | Path) -> bool:
+    return export_folder(Path(path)) is not None
+
+
+@dataclass
+class ServedTarget:
+    """What `lifecycle.predict.prediction_frame` reads of a target, for an exported model."""
+
+    model_path: Path
+    schema: FeatureSchema
+    features: dict[str, Any]
+    info: dict[str, Any]
+
+    @property
+    def label_mode(self) -> str:
+        return self.features.get("label_mode") or "regression"
+
+    @property
+    def threshold(self) -> float:
+        return 0.5  # the export gives probabilities, a tanh head's score already mapped to [0, 1]
+
+
+def served_target(path: str | Path) -> ServedTarget:
+    folder = export_folder(Path(path))
+    if folder is None:
+        raise UsageError(f"{path} is not a nettrain export (no {INFO} beside it)")
+    info, schema, features = read_export(folder)
+    if info["format"] not in ("savedmodel", "onnx", "litert", "keras"):
+        raise UsageError(f"{folder / INFO}: unknown format {info['format']!r}")
+    return ServedTarget(model_path=folder / info["model"], schema=schema, features=features, info=info)
+
+
+def raw_outputs(target: ServedTarget, outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The exported model's outputs in the `.h5` model's shape (what `prediction_frame` takes)."""
+    if target.label_mode == "regression":
+        value = np.asarray(outputs["value"], dtype=np.float32)
+        return value.reshape(len(value), -1)
+    probs = np.asarray(outputs["probabilities"], dtype=np.float32)
+    if target.label_mode == "binary":  # the second class's probability, compared with 0.5
+        return probs[:, 1:2]
+    return probs
+
+
+def predict(target_path: str | Path, input_path: str | Path, *, out_path: Path | None, proba: bool, to=None):
+    """`lifecycle.predict.predict` for an exported model: the same rows, columns and outputs."""
+    from nettrain.data.rows import file_rows
+    from nettrain.lifecycle import predict as P
+
+    target = served_target(target_path)
+    if proba and target.label_mode == "regression":
+        raise UsageError("--proba gives class probabilities, but this is a regression model")
+    rows = file_rows(input_path, target.schema, require_target=False)
+    rows.check()
+    loaded = load(target.model_path.parent, target.info)  # the export folder
+
+    def frames():
+        for part in rows:
+            raw = raw_outputs(target, run(loaded, feed_of(part, target.info)))
+            yield P.prediction_frame(target, raw, part.ids, proba=proba)
+
+    if out_path is not None:
+        return P.write_file(frames(), out_path)
+    if to is not None:
+        return P.write_stream(frames(), to)
+    parts = list(frames())
+    import pandas as pd
+
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]

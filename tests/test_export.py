@@ -1,0 +1,262 @@
+"""`nettrain export`: every format a run can go to, reloaded with its own runtime and compared with
+the run's model; what a format cannot carry is refused before anything is written."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nettrain.cli import app
+from tests.helpers import copy_run, regression_csv, slow_fixture
+
+runner = CliRunner()
+
+
+def _fit(root: Path, config: str) -> Path:
+    (root / "config.yaml").write_text(textwrap.dedent(config).lstrip("\n"))
+    result = runner.invoke(app, ["fit", str(root / "config.yaml"), "--run-dir", str(root / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+def _mixed_text_csv(path: Path, n: int = 120) -> Path:
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n) * 3 + 10
+    color = rng.choice(["red", "green", "blue"], size=n)
+    note = rng.choice(["good fast", "bad slow", "very good", "slow and bad", "fast car"], size=n)
+    score = x1 + (x2 - 10) / 3 + np.where(color == "red", 1.5, 0.0)
+    label = np.where(score > 1, "high", np.where(score < -1, "low", "mid"))
+    pd.DataFrame({"id": [f"r{i}" for i in range(n)], "x1": x1, "x2": x2, "color": color, "note": note,
+                  "label": label}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+@slow_fixture
+def text_run(tmp_path_factory) -> Path:
+    """numeric + categorical + text columns, 3 classes, 1 epoch."""
+    root = tmp_path_factory.mktemp("text")
+    _mixed_text_csv(root / "mixed.csv")
+    return _fit(root, f"""
+        data: {{source: {root / 'mixed.csv'}, target: label, id: id, columns: {{note: {{type: text}}}}}}
+        model: {{layers: [{{type: Dense, units: 4, activation: relu}}]}}
+        training: {{epochs: 1, batch_size: 16}}
+        output: {{plots: false}}
+    """)
+
+
+@pytest.fixture(scope="module")
+@slow_fixture
+def image_run(tmp_path_factory) -> Path:
+    """A binary model on 4 x 4 x 1 images from an .npz archive."""
+    root = tmp_path_factory.mktemp("image")
+    rng = np.random.default_rng(1)
+    x = rng.random((80, 4, 4, 1)).astype("float32")
+    np.savez(root / "img.npz", x=x, y=(x.mean(axis=(1, 2, 3)) > 0.5).astype("int64"))
+    return _fit(root, f"""
+        data: {{source: {root / 'img.npz'}}}
+        model: {{layers: [{{type: Dense, units: 4, activation: relu}}]}}
+        training: {{epochs: 1, batch_size: 16}}
+        output: {{plots: false}}
+    """)
+
+
+@pytest.fixture(scope="module")
+@slow_fixture
+def reg_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("reg")
+    regression_csv(root / "reg.csv", n=120)
+    return _fit(root, f"""
+        data: {{source: {root / 'reg.csv'}, target: y}}
+        training: {{epochs: 2, optimizer: {{name: adam, learning_rate: 0.05}}}}
+        output: {{plots: false}}
+    """)
+
+
+def _export(*args) -> dict:
+    from tests.test_cli_commands import breaks, shape
+
+    result = runner.invoke(app, ["export", *map(str, args), "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert breaks(shown, shape("export")) == [], breaks(shown, shape("export"))  # the published schema
+    return shown
+
+
+def _predict(target, data: Path, *extra) -> pd.DataFrame:
+    result = runner.invoke(app, ["predict", str(target), str(data), *extra])
+    assert result.exit_code == 0, result.output
+    from io import StringIO
+
+    return pd.read_csv(StringIO(result.stdout))
+
+
+def _no_leftovers(folder: Path) -> None:
+    if folder.exists():
+        assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+
+
+# ------------------------------------------------------------------------------ strings: savedmodel, keras
+
+def test_savedmodel_takes_raw_columns_by_name_and_serving_default(text_run):
+    out = _export(text_run)
+    folder = Path(out["path"])
+    assert folder == text_run / "export" / "savedmodel" and (folder / "1" / "saved_model.pb").is_file()
+    assert [i["name"] for i in out["inputs"]] == ["x1", "x2", "color", "note"]
+    assert out["outputs"] == ["probabilities", "class"] and out["max_abs_diff"] <= 1e-5
+    assert out["rows_compared"] > 0 and out["split"] == "test"
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    shown = subprocess.run([str(cli), "show", "--dir", str(folder / "1"), "--tag_set", "serve",
+                            "--signature_def", "serving_default"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    for name in ("inputs['x1']", "inputs['color']", "inputs['note']", "outputs['class']", "outputs['probabilities']"):
+        assert name in shown.stdout
+    # reloaded with TensorFlow alone, on raw CSV rows, it agrees with `nettrain predict RUN`
+    import tensorflow as tf
+
+    rows = pd.read_csv(text_run.parent / "mixed.csv").head(20)
+    serve = tf.saved_model.load(str(folder / "1")).signatures["serving_default"]
+    got = serve(x1=tf.constant(rows.x1.to_numpy("float32")), x2=tf.constant(rows.x2.to_numpy("float32")),
+                color=tf.constant(rows.color.to_numpy(str)), note=tf.constant(rows.note.to_numpy(str)))
+    want = _predict(text_run, text_run.parent / "mixed.csv", "--proba").head(20)
+    np.testing.assert_allclose(got["probabilities"].numpy(), want[["proba_high", "proba_low", "proba_mid"]],
+                               atol=1e-5)
+    assert [c.decode() for c in got["class"].numpy()] == list(want.prediction)
+    # predict takes the export folder too, with the same columns
+    served = _predict(folder, text_run.parent / "mixed.csv", "--proba").head(20)
+    assert list(served.columns) == list(want.columns) and list(served.prediction) == list(want.prediction)
+    records = json.loads((text_run / "exports.json").read_text())
+    assert records[-1]["format"] == "savedmodel" and records[-1]["path"] == "export/savedmodel"
+
+
+def test_keras_format_reloads_with_keras_saving(text_run):
+    out = _export(text_run, "--format", "keras")
+    import keras
+
+    model = keras.saving.load_model(out["model_path"], compile=False)
+    rows = pd.read_csv(text_run.parent / "mixed.csv").head(10)
+    got = model.predict({"x1": rows.x1.to_numpy("float32"), "x2": rows.x2.to_numpy("float32"),
+                         "color": rows.color.to_numpy(object), "note": rows.note.to_numpy(object)}, verbose=0)
+    want = _predict(text_run, text_run.parent / "mixed.csv", "--proba").head(10)
+    np.testing.assert_allclose(got["probabilities"], want[["proba_high", "proba_low", "proba_mid"]], atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt, column", [("onnx", "color"), ("litert", "color")])
+def test_string_columns_are_refused_up_front(text_run, fmt, column):
+    result = runner.invoke(app, ["export", str(text_run), "--format", fmt])
+    assert result.exit_code == 2
+    assert f"column '{column}'" in result.stderr and "savedmodel, keras" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (text_run / "export" / fmt).exists()
+    _no_leftovers(text_run / "export")
+
+
+def test_existing_output_needs_force_and_is_replaced_after_the_check(text_run, tmp_path):
+    out = tmp_path / "served"
+    out.mkdir()
+    (out / "old.txt").write_text("x")
+    result = runner.invoke(app, ["export", str(text_run), "--output", str(out)])
+    assert result.exit_code == 2 and "--force" in result.stderr
+    assert (out / "old.txt").exists()
+    done = _export(text_run, "--output", out, "--force")
+    assert not (out / "old.txt").exists() and (out / "1" / "saved_model.pb").is_file()
+    assert done["max_abs_diff"] <= 1e-5
+    _no_leftovers(tmp_path)
+
+
+# ------------------------------------------------------------------------------ arrays: every format
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "onnx", "litert", "keras"])
+def test_npz_run_keeps_the_image_shape_in_every_format(image_run, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("tf2onnx")
+        pytest.importorskip("onnxruntime")
+    out = _export(image_run, "--format", fmt)
+    assert out["inputs"] == [{"name": "x", "dtype": "float32", "shape": [None, 4, 4, 1]}]
+    assert out["max_abs_diff"] <= (1e-3 if fmt == "litert" else 1e-5)
+    x = np.random.default_rng(5).random((6, 4, 4, 1)).astype("float32")
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(out["model_path"])
+        assert [i.name for i in session.get_inputs()] == ["x"]
+        probs = session.run(["probabilities"], {"x": x})[0]
+    elif fmt == "litert":
+        import tensorflow as tf
+
+        probs = tf.lite.Interpreter(model_path=out["model_path"]).get_signature_runner()(x=x)["probabilities"]
+    elif fmt == "savedmodel":
+        import keras
+
+        layer = keras.layers.TFSMLayer(out["model_path"], call_endpoint="serving_default")
+        probs = np.asarray(layer(x)["probabilities"])
+    else:
+        import keras
+
+        probs = keras.saving.load_model(out["model_path"], compile=False).predict({"x": x}, verbose=0)["probabilities"]
+    assert probs.shape == (6, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_predict_with_an_onnx_file_matches_the_h5(reg_run, tmp_path):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    run = copy_run(reg_run, tmp_path / "run")
+    out = _export(run, "--format", "onnx")
+    assert out["outputs"] == ["value"] and out["max_abs_diff"] <= 1e-4
+    data = reg_run.parent / "reg.csv"
+    want = _predict(run, data)
+    got = _predict(Path(out["model_path"]), data)
+    np.testing.assert_allclose(got.prediction, want.prediction, rtol=1e-5, atol=1e-4)
+
+
+def test_litert_regression_and_exports_record(reg_run, tmp_path):
+    run = copy_run(reg_run, tmp_path / "run")
+    out = _export(run, "--format", "litert")
+    assert Path(out["model_path"]).name == "model.tflite"
+    records = json.loads((run / "exports.json").read_text())
+    assert [r["format"] for r in records] == ["litert"]
+    assert set(records[0]) == {"format", "path", "max_abs_diff", "rows_compared", "written_at"}
+
+
+# ------------------------------------------------------------------------------ fast refusals
+
+def test_unknown_format_is_one_line(tmp_path):
+    result = runner.invoke(app, ["export", str(tmp_path), "--format", "pickle"])
+    assert result.exit_code == 2
+    assert "--format 'pickle'" in result.stderr and "savedmodel, onnx, litert, keras" in result.stderr
+
+
+def test_not_a_run_is_refused(tmp_path):
+    result = runner.invoke(app, ["export", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "no such run directory" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_missing_number_gets_the_training_fill_value_inside(tmp_path):
+    """preprocessing.missing: mean: a NaN sent to the export is the run's fill value, as predict fills it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 2))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": x @ [1.5, -2.0] + 3})
+    frame.loc[::7, "b"] = np.nan
+    frame.to_csv(tmp_path / "miss.csv", index=False)
+    run = _fit(tmp_path, f"""
+        data: {{source: {tmp_path / 'miss.csv'}, target: y}}
+        preprocessing: {{missing: mean}}
+        training: {{epochs: 1}}
+        output: {{plots: false}}
+    """)
+    out = _export(run, "--format", "keras")
+    fill = json.loads((run / "features.json").read_text())["imputation"]["b"]
+    import keras
+
+    model = keras.saving.load_model(out["model_path"], compile=False)
+    a = np.array([0.1, 0.1], "float32")
+    got = model.predict({"a": a, "b": np.array([np.nan, fill], "float32")}, verbose=0)["value"]
+    assert np.isfinite(got).all() and abs(float(got[0, 0]) - float(got[1, 0])) < 1e-5
