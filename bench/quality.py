@@ -21,6 +21,9 @@ scored by MAE on the same held-out test rows. Goals: standard beats none, and st
 REGRESSION_MARGIN of the gradient-boosting MAE.
 
     python bench/quality.py --regression
+
+The real-tables suite of issue 22 (ten public tables, `init` + `fit` at the defaults against
+HistGradientBoosting and a linear model, in the same run) is `bench/tables.py` (`make quality-tables`).
 """
 
 from __future__ import annotations
