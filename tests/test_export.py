@@ -216,6 +216,29 @@ def test_predict_with_an_onnx_file_matches_the_h5(reg_run, tmp_path):
     np.testing.assert_allclose(got.prediction, want.prediction, rtol=1e-5, atol=1e-4)
 
 
+def test_an_export_carries_the_input_contract_that_predict_checks(reg_run, tmp_path):
+    """signature.json travels with the export; predict on the exported model reports drift as on the
+    run, and --strict exits 2 before writing anything."""
+    run = copy_run(reg_run, tmp_path / "run")
+    out = _export(run, "--format", "savedmodel")
+    folder = Path(out["path"])
+    assert (folder / "signature.json").read_bytes() == (run / "signature.json").read_bytes()
+    data = pd.read_csv(reg_run.parent / "reg.csv")
+    column = next(c for c in data.columns if c != "y" and pd.api.types.is_numeric_dtype(data[c]))
+    drifted = data.assign(**{column: data[column].abs().max() * 50 + 1000})  # far beyond the training range
+    drifted.to_csv(tmp_path / "drifted.csv", index=False)
+    result = runner.invoke(app, ["predict", str(folder), str(tmp_path / "drifted.csv")])
+    assert result.exit_code == 0, result.output
+    assert f"  {column}: {len(data)} above the training range" in result.stderr, result.stderr
+    strict = runner.invoke(app, ["predict", str(folder), str(tmp_path / "drifted.csv"), "--strict",
+                                 "--output", str(tmp_path / "p.csv")])
+    assert strict.exit_code == 2, strict.output
+    assert not (tmp_path / "p.csv").exists()
+    data.assign(**{column: data[column].median()}).to_csv(tmp_path / "inside.csv", index=False)
+    inside = runner.invoke(app, ["predict", str(folder), str(tmp_path / "inside.csv")])
+    assert inside.exit_code == 0 and f"  {column}:" not in inside.stderr, inside.stderr
+
+
 def test_litert_regression_and_exports_record(reg_run, tmp_path):
     run = copy_run(reg_run, tmp_path / "run")
     out = _export(run, "--format", "litert")

@@ -17,7 +17,8 @@ Formats (Keras's own exporters; TensorFlow is imported only here):
 | keras       | `<out>/model.keras` (`keras.saving`)     | `keras.saving.load_model`        | all      |
 
 Every folder also holds `export.json` (format, inputs, outputs, classes, the check's figures)
-and `features.json` (the feature schema, so that `nettrain predict` reads a file for it).
+and `features.json` (the feature schema, so that `nettrain predict` reads a file for it), with the
+run's `signature.json` (the input contract `predict` checks new rows against) when it has one.
 
 The model is written into a temporary folder beside the output, reloaded with its own runtime and
 compared with the run's model on held-out rows (the run's test split, else validation, else
@@ -259,6 +260,9 @@ def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Pa
                 "label_mode": plan.mode, "threshold": plan.threshold, "source": str(target.model_path),
                 "model": VERSION if fmt == "savedmodel" else FILES[fmt]}
         atomic.write_json(tmp / "features.json", target.features)
+        if target.run_dir is not None and (target.run_dir / rundir.SIGNATURE).is_file():
+            # the input contract travels with the model: predict checks new rows against it
+            shutil.copyfile(target.run_dir / rundir.SIGNATURE, tmp / rundir.SIGNATURE)
         atomic.write_json(tmp / INFO, info)
         loaded = served.load(tmp, info)
         got = served.run(loaded, served.feed_of(rows, plan))

@@ -90,7 +90,8 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
     from nettrain.lifecycle import served
 
     if served.is_export(target_path):  # an exported SavedModel folder or .onnx file (nettrain export)
-        return served.predict(target_path, input_path, out_path=out_path, proba=proba, to=to)
+        return served.predict(target_path, input_path, out_path=out_path, proba=proba, to=to, strict=strict,
+                              notify=notify)
     target = resolve_target(target_path)
     if proba and target.label_mode == "regression":
         raise UsageError("--proba gives class probabilities, but this is a regression model")
