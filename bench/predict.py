@@ -1,6 +1,10 @@
 """Wall time and peak memory of `nettrain predict` on a large CSV against a plain script.
 
     .venv/bin/python bench/predict.py [--rows 2000000 4000000] [--features 20] [--batch 1024] [--dir DIR]
+                                      [--throughput]
+
+With --throughput: rows/s of `nettrain predict` and `nettrain evaluate --data` against plain pyarrow +
+Keras scripts doing the same (`ARROW_PREDICT`, `ARROW_EVALUATE`), measured in one run (issue 25).
 
 Workload: a generated CSV of N rows (an integer `id`, F numeric features `x0`..., a 3-class label
 `y`), and a small model (Dense 32 relu, softmax head) trained with `nettrain fit` on a 20k-row
@@ -88,6 +92,54 @@ def same_predictions(a: Path, b: Path) -> int:
         sys.exit(f"{a} and {b} differ in shape: {ta.shape} {tb.shape}")
     return int(((ta["id"] != tb["id"]) | (ta["prediction"] != tb["prediction"])).sum())
 
+# --throughput (issue 25): what nettrain's predict and evaluate --data do, written plainly with pyarrow and
+# Keras: the whole file read by pyarrow, the model's own preprocessing, large batches, pyarrow's writer.
+ARROW_PREDICT = textwrap.dedent("""
+    import json, sys
+    import numpy as np, pyarrow as pa, pyarrow.csv as pc, keras
+    run, source, out, batch = sys.argv[1:]
+    table = pc.read_csv(source)
+    model = keras.models.load_model(f"{run}/model.h5")
+    x = np.column_stack([table[c].to_numpy() for c in table.column_names if c.startswith("x")]).astype("float32")
+    p = model.predict({"numeric": x}, batch_size=int(batch), verbose=0)
+    classes = np.array(json.load(open(f"{run}/features.json"))["class_names"], dtype=object)
+    pc.write_csv(pa.table({"id": table["id"], "prediction": pa.array(classes[p.argmax(axis=1)], pa.string())}), out)
+""")
+ARROW_EVALUATE = textwrap.dedent("""
+    import json, sys
+    import numpy as np, pyarrow.csv as pc, keras
+    run, source, batch = sys.argv[1:3] + sys.argv[4:]
+    table = pc.read_csv(source)
+    model = keras.models.load_model(f"{run}/model.h5")
+    x = np.column_stack([table[c].to_numpy() for c in table.column_names if c.startswith("x")]).astype("float32")
+    classes = json.load(open(f"{run}/features.json"))["class_names"]
+    y = np.searchsorted(np.array(classes), table["y"].to_numpy(zero_copy_only=False))
+    print(json.dumps(model.evaluate({"numeric": x}, y, batch_size=int(batch), verbose=0, return_dict=True)))
+""")
+
+
+def throughput(python: str, run: Path, source: Path, rows: int, batch: int, repeat: int, work: Path) -> dict:
+    """rows/s of `nettrain predict` and `nettrain evaluate --data` against the pyarrow + Keras scripts (the
+    fastest of `repeat` alternating runs of each, from process start to end: TensorFlow's import included)."""
+    runs = {"arrow_predict": [python, "-c", ARROW_PREDICT, str(run), str(source), str(work / "arrow.csv"),
+                              str(batch)],
+            "nettrain_predict": [python, "-m", "nettrain", "predict", str(run), str(source), "--output",
+                                 str(work / "nettrain.csv")],
+            "arrow_evaluate": [python, "-c", ARROW_EVALUATE, str(run), str(source), "-", str(batch)],
+            "nettrain_evaluate": [python, "-m", "nettrain", "evaluate", str(run), "--data", str(source), "--json"]}
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeat):
+        for name, cmd in runs.items():
+            best[name] = min(best[name], timed(cmd, work / f"{name}.log")[0])
+    out = {"rows": rows, "file_mib": round(source.stat().st_size / 2**20)}
+    for name, wall in best.items():
+        out[f"{name}_s"] = round(wall, 2)
+        out[f"{name}_rows_s"] = round(rows / wall)
+    out["predict_ratio"] = round(best["arrow_predict"] / best["nettrain_predict"], 3)     # >= 0.8: the goal
+    out["evaluate_ratio"] = round(best["arrow_evaluate"] / best["nettrain_evaluate"], 3)
+    out["rows_differing"] = same_predictions(work / "arrow.csv", work / "nettrain.csv")
+    return out
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender; the fastest is kept")
     parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one, removed)")
+    parser.add_argument("--throughput", action="store_true", help="rows/s of nettrain predict and evaluate --data "
+                        "against a plain pyarrow + Keras script (issue 25) instead of the pandas comparison")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
@@ -121,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"generating {source.name} ...", flush=True)
                 make_csv(source, rows, args.features)
             size = source.stat().st_size / 2**20
+            if args.throughput:
+                row = throughput(python, run, source, rows, args.batch, args.repeat, work)
+                results.append(row)
+                print(json.dumps(row), flush=True)
+                continue
             plain, nettrain = [], []
             for _ in range(args.repeat):  # alternately, so that a busy spell of the machine hits both
                 plain.append(timed([python, "-c", PLAIN, str(run), str(source), str(work / "plain.csv"),

@@ -18,6 +18,9 @@ and the folder at the end.
 With --write the table replaces the part of that file between `<!-- scale:begin -->` and
 `<!-- scale:end -->`; rows of sizes not measured this time are kept.
 
+With --first-pass only the first pass is timed, against pyarrow's plain `open_csv` read of the same
+file, each in a fresh process (imports not timed): MB/s of both (issue 25).
+
 With --phases each streamed `fit` runs under a probe in its own process that samples VmRSS every
 10 ms and prints the peak of each phase (the first pass, the model's build, each epoch's training,
 each `evaluate` (the validation after each epoch, then the final evaluation of each split), the
@@ -180,6 +183,41 @@ def write_results(path: Path, results: dict[tuple[int, str], dict], note: str) -
     tmp.replace(path)
 
 
+FIRST_PASS = """
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+which, folder = sys.argv[1], sys.argv[2]
+if which == "arrow":  # pyarrow's plain streaming read of the file: every block parsed, nothing kept
+    import pyarrow.csv as pc
+    t = time.perf_counter()
+    rows = sum(b.num_rows for b in pc.open_csv(folder + "/data.csv"))
+else:  # nettrain's first pass (`load_stream`): parse, typing, statistics, split, sha256
+    from nettrain.config.loader import load_config
+    from nettrain.data.stream import load_stream
+    cfg = load_config(folder + "/scale.yaml", ["data.stream=true"])
+    t = time.perf_counter()
+    rows = load_stream(cfg).n_rows
+print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t}))
+"""
+
+
+def first_pass(folder: Path) -> dict:
+    """MB/s of nettrain's first pass and of pyarrow's `open_csv` over the same file, each in a fresh process
+    (the module imports not timed), the better of two runs each."""
+    import subprocess
+
+    size = (folder / "data.csv").stat().st_size
+    out = {"mb": round(size / 1e6)}
+    for which in ("arrow", "nettrain", "arrow", "nettrain"):
+        done = subprocess.run([sys.executable, "-c", FIRST_PASS, which, str(folder)], capture_output=True, text=True,
+                              env={**__import__("os").environ, "NETTRAIN_PROGRESS": "off"}, check=True)
+        seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+        out[which] = min(out.get(which, float("inf")), seconds)
+    out["arrow_mb_s"] = round(size / 1e6 / out["arrow"], 1)
+    out["nettrain_mb_s"] = round(size / 1e6 / out["nettrain"], 1)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, nargs="*", default=[250_000, 1_000_000, 4_000_000])
@@ -190,7 +228,19 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None, help="where the files are generated (default: a temp folder)")
     ap.add_argument("--write", type=Path, default=None, help="put the table into this markdown file")
     ap.add_argument("--phases", action="store_true", help="print the peak RSS of each phase of the streamed runs")
+    ap.add_argument("--first-pass", action="store_true", help="only time the first pass against pyarrow's "
+                    "open_csv on each --rows file (MB/s; issue 25)")
     args = ap.parse_args()
+    if args.first_pass:
+        root = Path(tempfile.mkdtemp(prefix="nettrain-scale-", dir=args.dir))
+        try:
+            (root / "scale.yaml").write_text(CONFIG)
+            for rows in args.rows:
+                write_csv(root / "data.csv", rows)
+                print(json.dumps({"rows": rows, **first_pass(root)}), flush=True)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return
 
     root = Path(tempfile.mkdtemp(prefix="nettrain-scale-", dir=args.dir))
     results: dict[tuple[int, str], dict] = {}

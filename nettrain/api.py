@@ -52,11 +52,13 @@ def fit(config: str | Path, overrides: Iterable[str] = (), *, run_dir: str | Pat
         os.environ[cluster.ENV] = tf_config
     else:
         cfg = load_config(config, overrides)
+    from nettrain.data.stream.progress import quiet as quiet_progress  # --quiet: no first-pass progress either
     from nettrain.lifecycle import orchestrate
 
-    return orchestrate.fit(cfg, run_dir=Path(run_dir) if run_dir else None,
-                           resume=Path(resume) if resume else None, quiet=quiet, json_output=json_output,
-                           force=force, baseline=baseline)
+    with quiet_progress(quiet):
+        return orchestrate.fit(cfg, run_dir=Path(run_dir) if run_dir else None,
+                               resume=Path(resume) if resume else None, quiet=quiet, json_output=json_output,
+                               force=force, baseline=baseline)
 
 
 def baseline(target: str | Path, overrides: Iterable[str] = ()):
@@ -73,10 +75,12 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
             data: str | Path | None = None, run_dir: str | Path | None = None, quiet: bool = False,
             json_output: bool = False):
     """N more epochs from an .h5 checkpoint or a run directory; returns a `FitResult`."""
+    from nettrain.data.stream.progress import quiet as quiet_progress
     from nettrain.lifecycle import orchestrate
 
-    return orchestrate.retrain(checkpoint, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir,
-                               quiet=quiet, json_output=json_output)
+    with quiet_progress(quiet):
+        return orchestrate.retrain(checkpoint, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir,
+                                   quiet=quiet, json_output=json_output)
 
 
 def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool = False,
@@ -93,7 +97,12 @@ def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool =
 
         return config_yaml(cfg, origins=origins).rstrip("\n")
     lines = [f"{config}: valid", describe(cfg)]
-    if cfg.data.stream is True and not build:  # a source that cannot stream is a config mistake (no TensorFlow here)
+    if cfg.plugins:  # which plugin provides each name (read, never imported)
+        from nettrain.config.plugins import declared
+
+        lines += declared(cfg.plugins, cfg.source.file_of("plugins") or str(config)).describe()
+    if cfg.data.stream is not False and not build:  # true on a source that cannot stream: a config mistake;
+        # auto: the estimate of what reading the data whole would take, and the decision (no TensorFlow here)
         from nettrain.data.stream import choose
 
         lines.append(choose(cfg).describe())

@@ -166,7 +166,10 @@ def test_conclude_strict_raises_and_notifies(signature):
 def test_read_signature(tmp_path, signature):
     assert K.read_signature(tmp_path) is None and K.read_signature(None) is None
     heard = []
-    assert K.watch_for(tmp_path, heard.append) is None and "not checked for drift" in heard[0]
+    assert K.watch_for(tmp_path) is None  # the note comes at the end (an error before it comes alone)
+    assert K.conclude(None, "new.csv", strict=True, notify=heard.append) is None and heard == []
+    K.conclude(None, "new.csv", strict=False, notify=heard.append, run_dir=tmp_path)
+    assert "not checked for drift" in heard[0] and str(tmp_path) in heard[0]
     (tmp_path / K.SIGNATURE).write_text("{not json")
     with pytest.raises(UsageError, match="signature.json: cannot read the input signature"):
         K.read_signature(tmp_path)

@@ -282,7 +282,9 @@ def test_a_streamed_session_trains_what_fit_on_the_stream_feed_trains(tmp_path, 
             initial_epoch=0, epochs=3, callbacks=[], validation_data=prep.feed.validation(b))
         assert (tmp_path / "cache" / "train.bin").stat().st_size > 0   # epochs 2 and 3 read it
         assert (tmp_path / "cache" / "validation.bin").stat().st_size > 0
-    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "cache" / "train.bin").exists()   # evaluate's rows stay (data.stream.keep), not these
+    assert {p.name for p in (tmp_path / "cache").iterdir()} <= {"validation.bin", "validation.json", "test.bin",
+                                                                "test.json"}
     _same(a, b)
 
 

@@ -104,17 +104,17 @@ def ids_of(ds: S.StreamDataset, split: str, **kw) -> list:
 
 # ------------------------------------------------------------------------------ which path
 
-def test_choose_auto_streams_files_larger_than_a_quarter_of_the_available_memory(tmp_path, monkeypatch):
+def test_choose_auto_streams_data_whose_in_memory_estimate_passes_half_the_available_memory(tmp_path, monkeypatch):
     mixed_csv(tmp_path / "m.csv", n=200)
-    size = (tmp_path / "m.csv").stat().st_size
     cfg = config(tmp_path, "data: {source: m.csv, target: label}\nmodel: {layers: []}\n")
     assert cfg.data.stream == "auto"
-    monkeypatch.setattr(stream_path, "available_memory", lambda: 4 * size + 4)   # the file is under a quarter
+    cost = S.estimate({"source": str(tmp_path / "m.csv")}).memory
+    monkeypatch.setattr(stream_path, "available_memory", lambda: 2 * cost + 4)   # the estimate is under half
     small = S.choose(cfg)
-    assert not small.stream and "less than a quarter" in small.why
-    monkeypatch.setattr(stream_path, "available_memory", lambda: 4 * size - 4)   # the file is over a quarter
+    assert not small.stream and "less than half" in small.why
+    monkeypatch.setattr(stream_path, "available_memory", lambda: 2 * cost - 4)   # the estimate is over half
     big = S.choose(cfg)
-    assert big.stream and "more than a quarter" in big.why and "m.csv" in big.why
+    assert big.stream and "more than half" in big.why and "m.csv" in big.why
     assert big.describe().startswith("data: streamed (data.stream: auto")
     # a resumed run keeps the path it started on, whatever the memory now
     assert S.choose(cfg, recorded=False).stream is False
@@ -812,7 +812,7 @@ def test_validate_build_says_which_path_the_data_takes(tmp_path, monkeypatch):
     pd.read_csv(tmp_path / "mixed.csv").to_json(tmp_path / "mixed.jsonl", orient="records", lines=True)
     cases = {"stream: true": "data: streamed (data.stream: true)",
              "stream: false": "data: in memory (data.stream: false)",
-             "stream: auto": "data: in memory (data.stream: auto; mixed.csv is"}
+             "stream: auto": "data: in memory (data.stream: auto; mixed.csv read whole"}
     for setting, line in cases.items():
         path = tmp_path / "v.yaml"
         path.write_text(textwrap.dedent(STREAMED).replace("stream: true", setting))
@@ -822,7 +822,7 @@ def test_validate_build_says_which_path_the_data_takes(tmp_path, monkeypatch):
         assert "data: 120 rows, task multiclass" in result.stdout
     monkeypatch.setattr(stream_path, "available_memory", lambda: 1000)   # as if the file did not fit
     result = runner.invoke(app, ["validate", str(path), "--build"])
-    assert "data: streamed (data.stream: auto; mixed.csv is" in result.stdout and "more than a quarter" in result.stdout
+    assert "data: streamed (data.stream: auto; mixed.csv read whole" in result.stdout and "more than half" in result.stdout
     jsonl = textwrap.dedent(STREAMED).replace("mixed.csv", "mixed.jsonl")
     path.write_text(jsonl.replace("stream: true", "stream: auto"))
     result = runner.invoke(app, ["validate", str(path), "--build"])

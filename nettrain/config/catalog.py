@@ -84,7 +84,28 @@ def keras_class(module, name: Any, base: type | None = None, *, exact: bool = Fa
     for obj in candidates:
         if inspect.isclass(obj) and (base is None or issubclass(obj, base)):
             return obj
+    obj = registered(name)  # a plugin's class (config/plugins.py), by its plain or registered name
+    if inspect.isclass(obj) and (base is None or issubclass(obj, base)):
+        return obj
     return None
+
+
+def registered(name: Any):
+    """The object a plugin registered with `keras.saving.register_keras_serializable` under
+    `package>name`, found by `name` or by the whole key; None when there is none.
+
+    The rule for names: a config writes a plugin's class or function by its plain name (`MyDense`)
+    or by Keras's registered key (`my_package>MyDense`). Keras is already imported when this is
+    called (the plugin imported it to register its objects)."""
+    if not isinstance(name, str) or not name:
+        return None
+    import keras
+
+    objects = keras.saving.get_custom_objects()
+    if name in objects:
+        return objects[name]
+    found = [obj for key, obj in objects.items() if key.partition(">")[2] == name]
+    return found[-1] if found else None
 
 
 def generate() -> dict[str, Any]:
@@ -129,6 +150,33 @@ def generate() -> dict[str, Any]:
     for alias in ("acc", "accuracy", "crossentropy", "ce", "mse", "mae", "mape", "msle"):
         catalog["metrics"].setdefault(alias, None)
     return catalog
+
+
+# Where each kind of plugin object goes in the catalog (kinds: config/plugins.py).
+PLUGIN_SECTIONS = {"layer": "layers", "loss": "losses", "metric": "metrics", "initializer": "initializers",
+                   "optimizer": "optimizers"}
+PLUGIN_OPEN_ARGS = ("name", "reduction", "dtype")  # what a Loss/Metric subclass's **kwargs pass on
+
+
+def with_plugins(cat: dict[str, Any], plugins) -> dict[str, Any]:
+    """The catalog with the names a config's plugins declare (`config.plugins.Plugins`), under their
+    plain names and their registered `package>name` keys: a copy, the snapshot is left as it is."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in cat.items()}
+    for d in plugins.declared:
+        kinds = ("loss", "metric") if d.kind == "function" else (d.kind,)
+        for kind in kinds:
+            section = PLUGIN_SECTIONS.get(kind)
+            if section is None:
+                continue
+            if section == "layers":
+                entry: Any = {"params": list(d.params), "kwargs": d.open_kwargs, "required": list(d.required)}
+            elif d.kind == "function":
+                entry = None  # a function takes no arguments in a config
+            else:
+                entry = list(d.params) + [p for p in PLUGIN_OPEN_ARGS if d.open_kwargs and p not in d.params]
+            for name in (d.name, d.registered):
+                out[section][name] = entry
+    return out
 
 
 def normalize(name: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-from nettrain.config import catalog
+from nettrain.config import catalog, plugins
 from nettrain.config.args import show
 from nettrain.config.schema import Config, LayerSpec
 from nettrain.config.yamlread import quote
@@ -38,9 +38,18 @@ def keras2_names(data: dict, file: str) -> None:
 def check_names(cfg: Config, raise_at) -> None:
     """Every Keras name of a validated config against the catalog; `raise_at(loc, message)` on the first
     unknown one. Nothing is checked when the catalog is another Keras version's."""
+    if cfg.plugins and (cfg.source.file in (None, "<config>") or cfg.source.file.endswith((".h5", ".keras"))):
+        return  # a run's saved config (retrain): its plugins are the run's copies, checked when the model loads
+    found = plugins.declared(cfg.plugins, cfg.source.file_of("plugins") or "<config>") if cfg.plugins else None
     cat = catalog.load_matching()
     if cat is None:  # another Keras version: model building checks every name against Keras itself
         return
+    if found is not None and found.declared:
+        cat = catalog.with_plugins(cat, found)
+        mine = ", ".join(d.name for d in found.declared)
+
+        def raise_at(loc, msg, _raise=raise_at):  # an unknown name's message lists the plugins' names too
+            _raise(loc, msg + (f"; the plugins declare: {mine}" if msg.startswith("Keras has no") else ""))
     layers = cat["layers"]
     specs = [(("model", "layers", i), spec) for i, spec in enumerate(cfg.model.layers)]
     if isinstance(cfg.model.output, LayerSpec):

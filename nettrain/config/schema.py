@@ -136,8 +136,8 @@ class DataConfig(Section):
     test: str | None = Field(None, description="separate test file")
     split: SplitConfig = Field(default_factory=SplitConfig)
     stream: Literal["auto", True, False] = Field(
-        "auto", description="read CSV/TSV/Parquet in chunks with bounded memory; auto: when the file is larger "
-        "than a quarter of the available memory")
+        "auto", description="read CSV/TSV/Parquet in chunks with bounded memory; auto: when reading it whole "
+        "would take more than half of the available memory (estimated from a sample of the file)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
@@ -566,6 +566,11 @@ class Config(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     sweep: SweepConfig | None = Field(None, description="what `nettrain sweep` searches (other commands keep it as is)")
+    plugins: list[str] = Field(
+        default_factory=list, max_length=MAX_LAYERS,
+        description="Python files (relative to the config) whose classes and functions decorated with "
+        "@keras.saving.register_keras_serializable the config may name like built-in layers, losses, metrics, ...; "
+        "a run keeps a copy of each, with its sha256")
 
     # Where the config came from (`source`): given at validation, never written afterwards.
     _source: ConfigSource = PrivateAttr(default_factory=ConfigSource)
@@ -596,6 +601,27 @@ class Config(Section):
         if v is not None and len(v) > MAX_NAME:
             raise ValueError(f"at most {MAX_NAME} characters (it names a folder), got {len(v)}: {show(v)}")
         return v
+
+    @field_validator("plugins")
+    @classmethod
+    def _plugin_paths(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        """Each plugin a .py file, made absolute from the folder of the config that lists it (the
+        current directory for --set), as the paths of `data` are."""
+        import os
+        from pathlib import Path
+
+        source = (info.context or {}).get("source") if isinstance(info.context, dict) else None
+        file = source.file_of("plugins") if source is not None else None
+        by_set = source is not None and source.override_of("plugins") is not None
+        base = Path(file).resolve().parent if file and file != "<config>" and not by_set and \
+            Path(file).suffix in (".yaml", ".yml") else Path.cwd()
+        out = []
+        for i, item in enumerate(v):
+            if not item.endswith(".py"):
+                raise ArgError((i,), f"a plugin is a Python file (.py), got {show(item)}")
+            p = Path(os.path.expanduser(item))
+            out.append(os.path.normpath(p if p.is_absolute() else base / p))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data with every default filled in (what config.yaml in a run holds)."""

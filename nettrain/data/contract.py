@@ -414,22 +414,27 @@ def no_signature_note(run_dir: Path | None) -> str:
     return f"note: {where} (a run written before it existed?): the input is not checked for drift"
 
 
-def watch_for(run_dir: Path | None, notify=None) -> Watch | None:
-    """A `Watch` of new rows against the run's signature.json; None (and the one-line note through
-    `notify`) when there is none to check against."""
+def watch_for(run_dir: Path | None) -> Watch | None:
+    """A `Watch` of new rows against the run's signature.json; None when there is none to check against
+    (`conclude` then says so, once the command has done its work: an error comes alone)."""
     signature = read_signature(run_dir)
     if signature is None:
-        if notify is not None:
-            notify(no_signature_note(run_dir))
         return None
     return Watch(signature, source=str(Path(run_dir) / SIGNATURE))
 
 
+_NOT_GIVEN = object()
+
+
 def conclude(watch: Watch | None, where: str, *, strict: bool, notify=None,
-             what: str = "predicted") -> DriftReport | None:
+             what: str = "predicted", run_dir=_NOT_GIVEN) -> DriftReport | None:
     """The check of every row is done: the summary through `notify` (nothing when the rows match), and
-    with `strict` a DataError (exit 2) when they drift, saying that nothing was `what`."""
+    with `strict` a DataError (exit 2) when they drift, saying that nothing was `what`. Without a watch
+    (no signature.json): the note that the rows were not checked, when `run_dir` (None: a model file
+    outside any run) is given."""
     if watch is None:
+        if notify is not None and run_dir is not _NOT_GIVEN:
+            notify(no_signature_note(run_dir))
         return None
     report = watch.close()
     if notify is not None:

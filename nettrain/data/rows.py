@@ -33,11 +33,20 @@ class Rows:
     value in the first rows is reported before the model (and TensorFlow) is loaded.
     """
 
-    def __init__(self, where: str, produce: Callable[[], Iterator[Split]], single: Split | None = None):
+    def __init__(self, where: str, produce: Callable[[], Iterator[Split]], single: Split | None = None,
+                 total: int | None = None, approx: bool = False):
         self.where = where
         self._produce = produce
         self.single = single           # the one in-memory Split, when there is one
         self._pending = None
+        self.total = len(single) if single is not None and total is None else total  # rows, for progress
+        self.approx = approx           # `total` is an estimate (a file's size over its first rows' bytes)
+
+    def meter(self, what: str):
+        """A `stream.progress.Meter` of these rows for a pass that `what`s them (evaluate, predict)."""
+        from nettrain.data.stream.progress import Meter
+
+        return Meter(f"{what} {self.where}", self.total, approx=self.approx)
 
     @classmethod
     def of(cls, split: Split, where: str) -> "Rows":
@@ -82,7 +91,11 @@ def file_rows(path: str | Path, schema: FeatureSchema, *, require_target: bool, 
 
         return table_rows(read_table(path, text=text_columns(schema)), schema, str(path),
                           require_target=require_target, watch=watch)
-    return Rows(str(path), lambda: _stream(Path(path), schema, require_target, watch))
+    from nettrain.data.stream.path import estimate
+
+    cost = estimate({"file": str(path)})
+    return Rows(str(path), lambda: _stream(Path(path), schema, require_target, watch),
+                total=cost.rows if cost is not None else None, approx=cost is not None and not cost.exact)
 
 
 def _stream(p: Path, schema: FeatureSchema, require_target: bool, watch=None) -> Iterator[Split]:

@@ -125,18 +125,19 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
     record = run_record(target.run_dir)
     watch = None
     if data is not None:
-        watch = contract.watch_for(target.run_dir, notify)
+        watch = contract.watch_for(target.run_dir)
         rows, name = data_rows(target, Path(data), watch), data_name(Path(data))
         split_name = None
     else:
         split_name = split or "test"
-        rows, name = run_split_rows(target, split_name, record), split_name
+        rows, name = run_split_rows(target, split_name, record, notify), split_name
     rows.check()  # a missing column or a bad value in the first rows: reported before the model loads
     checked = _checked_first(rows, watch, strict, notify)
 
     model = load_model(target)
     result = _measure(target, model, rows, name, split_name)
-    result.input_check = _input_check(rows, watch, checked, notify)
+    if data is not None:  # a --data file: its drift from the run's training rows
+        result.input_check = _input_check(rows, watch, checked, notify, target.run_dir)
     if target.run_dir is not None and record.is_kfold_parent and target.model_path.parent == target.run_dir:
         result.note = (f"k-fold run: evaluated the refit model {target.model_path.name} (trained on all the "
                        f"non-test rows after the {record.folds} folds); to measure the fold models: "
@@ -217,10 +218,12 @@ def _checked_first(rows: Rows, watch: "contract.Watch | None", strict: bool, not
     return True
 
 
-def _input_check(rows: Rows, watch: "contract.Watch | None", checked: bool, notify) -> dict[str, Any] | None:
+def _input_check(rows: Rows, watch: "contract.Watch | None", checked: bool, notify,
+                 run_dir: Path | None) -> dict[str, Any] | None:
     """The --data file's drift report once every row was measured (its summary to `notify`, unless
     `_checked_first` told it already)."""
     if watch is None:
+        contract.conclude(None, rows.where, strict=False, notify=notify, run_dir=run_dir)  # the note: unchecked
         return None
     report = watch.report if checked else contract.conclude(watch, rows.where, strict=False, notify=notify)
     return report.to_dict()
@@ -284,8 +287,10 @@ class OnePass:
         from nettrain.training import runtime
 
         with runtime.quiet_native_stderr():
-            for part in read_ahead(aligned(rows, execution_rows(self.model, self.batch))):
-                tally.add(part.y, self._outputs(part))
+            with rows.meter("evaluate") as meter:   # progress on stderr (a Ctrl-C says where it stopped)
+                for part in read_ahead(aligned(rows, execution_rows(self.model, self.batch))):
+                    tally.add(part.y, self._outputs(part))
+                    meter.add(len(part))
             values = self.model.get_metrics_result()
         return {k: float(v) for k, v in values.items()}
 
@@ -517,7 +522,7 @@ def evaluate_kfold(run_dir: Path, record: RunRecord, *, data: str | Path | None,
                              f"{folds_of(dataset)}; the run was edited or damaged")
     results = []
     # a --data file is checked once, with the first fold's rows, against the parent run's signature
-    watch = contract.watch_for(run_dir, notify) if data is not None else None
+    watch = contract.watch_for(run_dir) if data is not None else None
     input_check = None
     for i, target in enumerate(targets, start=1):
         if data is not None:
@@ -528,8 +533,8 @@ def evaluate_kfold(run_dir: Path, record: RunRecord, *, data: str | Path | None,
         checked = _checked_first(rows, watch, strict, notify) if i == 1 else False
         model = load_model(target)
         result = _measure(target, model, rows, name, split_name)
-        if i == 1:
-            input_check = result.input_check = _input_check(rows, watch, checked, notify)
+        if i == 1 and data is not None:
+            input_check = result.input_check = _input_check(rows, watch, checked, notify, run_dir)
         if target.run_dir is not None:
             result.eval_file = write_into_run(target.run_dir / f"eval-{name}.json", result.to_dict)
         results.append(result)

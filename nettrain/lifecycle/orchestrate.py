@@ -57,13 +57,14 @@ def _fit(cfg: Config, *, run_dir: Path | None = None, resume: Path | None = None
 
 
 def fresh_run(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False, json_output: bool = False,
-              force: bool = False, extra_callbacks: Iterable[Any] = ()) -> "FitResult":
-    """One new run; `extra_callbacks` (Keras callbacks, e.g. a sweep trial's pruning) run after nettrain's own."""
+              force: bool = False, extra_callbacks: Iterable[Any] = (), dataset: Any = None) -> "FitResult":
+    """One new run; `extra_callbacks` (Keras callbacks, e.g. a sweep trial's pruning) run after nettrain's own.
+    `dataset`: the rows in memory, already loaded from the same data keys (a warm sweep worker's), reused."""
     if run_dir is not None:
         rundir.check_run_dir(run_dir, force=force)  # before the slow part
     from nettrain.training import fit as F
 
-    prep = F.prepare(cfg)
+    prep = F.prepare(cfg, dataset=dataset)
     model = F.new_model(prep)
     monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
     prep.feed.class_weight(cfg)  # errors before anything is written

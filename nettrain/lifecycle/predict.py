@@ -95,7 +95,7 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
     target = resolve_target(target_path)
     if proba and target.label_mode == "regression":
         raise UsageError("--proba gives class probabilities, but this is a regression model")
-    watch = contract.watch_for(target.run_dir, notify)
+    watch = contract.watch_for(target.run_dir)
     rows = file_rows(input_path, target.schema, require_target=False, watch=watch)
     rows.check()  # a missing column or a bad value in the first rows: reported before the model loads
     if strict and watch is not None:
@@ -114,7 +114,7 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
         parts = list(frames)
         out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     report = watch.report if strict and watch is not None else contract.conclude(watch, rows.where, strict=False,
-                                                                               notify=notify)
+                                                                               notify=notify, run_dir=target.run_dir)
     checked = report.to_dict() if report is not None else None
     if isinstance(out, Written):
         out.input_check = checked
@@ -126,10 +126,13 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
 def prediction_frames(target: Target, model, rows: Rows, *, proba: bool) -> Iterator[pd.DataFrame]:
     """One frame of predictions per chunk of `rows` (see `prediction_frame`), in order."""
     batch = batch_size(target)
-    for part in read_ahead(aligned(rows, execution_rows(model, batch))):
-        raw = predict_rows(model, part, batch, rows.where)
-        check_outputs(target, raw)
-        yield prediction_frame(target, raw, part.ids, proba=proba)
+    with rows.meter("predict") as meter:   # progress on stderr (a Ctrl-C while predicting says where it stopped)
+        for part in read_ahead(aligned(rows, execution_rows(model, batch))):
+            raw = predict_rows(model, part, batch, rows.where)
+            check_outputs(target, raw)
+            n = len(part)
+            yield prediction_frame(target, raw, part.ids, proba=proba)
+            meter.add(n)
 
 
 def predict_rows(model, rows, batch: int, where: str) -> np.ndarray:

@@ -110,12 +110,31 @@ def pick_rows(dataset, parts: dict[str, Any], split: str, what: str = "the run")
                          f"(--split {have[0] if have else 'train'})")
     if is_stream(dataset):
         reader = dataset.reader
-        return Rows(dataset.source, lambda: reader.rows(part))
+        return Rows(dataset.source, lambda: reader.rows(part), total=size(part))
     return Rows.of(part, dataset.source)
 
 
-def run_split_rows(target: Target, split: str, record: RunRecord | None = None) -> Rows:
-    """The rows of one split of the run's own data, re-created from its saved config."""
+def run_split_rows(target: Target, split: str, record: RunRecord | None = None, notify=None) -> Rows:
+    """The rows of one split of the run's own data: of a streamed run, the prepared rows its training
+    kept (`data.stream.keep`, no parse of the file) while the file is the one it read; else
+    re-created from its saved config (`notify` is told why the kept rows could not be used)."""
     record = run_record(target.run_dir) if record is None else record
+    kept = kept_split(target, split, record, notify)
+    if kept is not None:
+        return kept
     dataset = run_dataset_of(target, record)
     return pick_rows(dataset, run_parts(dataset, record), split)
+
+
+def kept_split(target: Target, split: str, record: RunRecord, notify=None) -> Rows | None:
+    """The kept rows of `split` of a streamed run (see `run_split_rows`), None when there are none."""
+    if target.run_dir is None or not record.stream:
+        return None
+    from nettrain.data.stream.keep import kept_rows
+
+    kept, why = kept_rows(target.run_dir / rundir.CACHE, split)
+    if kept is None:
+        if why is not None and notify is not None:
+            notify(f"the {split} rows kept by training cannot be used: {why}; reading the data again")
+        return None
+    return Rows(kept.source, kept.splits, total=kept.rows)

@@ -232,7 +232,7 @@ def predict(target_path: str | Path, input_path: str | Path, *, out_path: Path |
     if proba and target.label_mode == "regression":
         raise UsageError("--proba gives class probabilities, but this is a regression model")
     folder = target.model_path.parent  # the export folder (its SavedModel version folder or model file inside)
-    watch = contract.watch_for(folder, notify)
+    watch = contract.watch_for(folder)
     rows = file_rows(input_path, target.schema, require_target=False, watch=watch)
     rows.check()
     if strict and watch is not None:
@@ -256,7 +256,7 @@ def predict(target_path: str | Path, input_path: str | Path, *, out_path: Path |
         parts = list(frames())
         out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     report = watch.report if strict and watch is not None else contract.conclude(watch, rows.where, strict=False,
-                                                                               notify=notify)
+                                                                               notify=notify, run_dir=folder)
     checked = report.to_dict() if report is not None else None
     if isinstance(out, P.Written):
         out.input_check = checked

@@ -23,6 +23,7 @@ from nettrain.config.schema import Config, LayerSpec
 from nettrain.data.stats import TextSource, TrainStats, train_stats
 from nettrain.data.types import NUMERIC_INPUT, ColumnInfo, Dataset, FeatureSchema
 from nettrain.model.numeric import numeric_scaling
+from nettrain.store import plugins
 from nettrain.words import first_line
 from nettrain.model.compile import TARGET_LAYER, compile_model, label_mode, output_activation_kind
 
@@ -31,6 +32,7 @@ DEFAULT_MAX_TOKENS = 10_000
 
 def build_model(cfg: Config, dataset: Dataset, *, compile: bool = True, notes: list[str] | None = None) -> keras.Model:
     """The model; what nettrain added or filled in for the user's stack is appended to `notes`."""
+    plugins.import_listed(cfg.plugins, cfg.source.file or "<config>")  # their objects registered with Keras first
     schema = dataset.schema
     stats = train_stats(dataset)
     notes = notes if notes is not None else []

@@ -81,6 +81,8 @@ def _instantiate(cfg: Config, path: str, value: str | dict, module, base: type, 
             obj = module.get(name)
         except (ValueError, TypeError):
             obj = None
+        if obj is None and not inspect.isclass(catalog.registered(name)):
+            obj = catalog.registered(name)  # a plugin's function (config/plugins.py)
         if obj is not None:
             return obj
     if cls is None:
@@ -135,6 +137,9 @@ def make_metrics(cfg: Config, schema: FeatureSchema) -> list:
         if isinstance(m, str) and tanh and m in ("accuracy", "acc", "binary_accuracy"):
             # a tanh head separates the classes at 0, not at Keras's default 0.5
             out.append(keras.metrics.BinaryAccuracy(name=m, threshold=0.0))
+        elif isinstance(m, str) and catalog.registered(m) is not None:  # a plugin's metric
+            out.append(_instantiate(cfg, f"training.metrics.{i}", m, keras.metrics, keras.metrics.Metric,
+                                    "metric"))
         elif isinstance(m, str):
             out.append(m)
         else:
@@ -146,7 +151,7 @@ def metric_names(cfg: Config, schema: FeatureSchema) -> list[str]:
     """The names Keras logs for the configured metrics (what metrics.json is keyed by)."""
     names = []
     for m in make_metrics(cfg, schema):
-        names.append(m if isinstance(m, str) else m.name)
+        names.append(m if isinstance(m, str) else getattr(m, "name", None) or m.__name__)
     return names
 
 

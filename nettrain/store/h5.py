@@ -23,7 +23,7 @@ import h5py
 from nettrain import keras_compat as compat
 from nettrain.config.args import CODE_LAYERS
 from nettrain.errors import UsageError
-from nettrain.store import atomic
+from nettrain.store import atomic, plugins
 from nettrain.store.meta import NUMERIC_INPUT, check_meta
 from nettrain.words import first_line
 
@@ -117,6 +117,7 @@ def load_model(path: str | os.PathLike, *, restore_optimizer: bool = True):
     path = Path(path)
     meta = read_meta(path)  # clear errors for missing / non-HDF5 / truncated files and damaged metadata
     refuse_code_layers(path)
+    plugins.load_for_model(path, meta.get("config"))  # the run's own checked copies, never code from the file
     import keras
 
     try:
@@ -139,7 +140,8 @@ def load_model(path: str | os.PathLike, *, restore_optimizer: bool = True):
             optimizer = model.optimizer
             if restore_optimizer and training.optimizer_config is not None:
                 optimizer = compat.restore_optimizer(model, training)
-            model.compile(optimizer=optimizer, loss=model.loss, metrics=compat.compiled_metrics(training),
+            model.compile(optimizer=optimizer, loss=model.loss,
+                          metrics=plugin_metrics(compat.compiled_metrics(training)),
                           loss_weights=training.loss_weights,
                           steps_per_execution=training.steps_per_execution)
     except compat.OptimizerStateMismatch as e:
@@ -149,6 +151,16 @@ def load_model(path: str | os.PathLike, *, restore_optimizer: bool = True):
                          f"{first_line(e)}") from None
     check_model_against_meta(model, meta, path)
     return model
+
+
+def plugin_metrics(metrics: list | None) -> list | None:
+    """A plugin's function metric is saved by its registered name (`package>name`), which
+    `keras.metrics.get` does not look up: the registered function itself (its plugin is imported)."""
+    if not metrics:
+        return metrics
+    import keras
+
+    return [(keras.saving.get_registered_object(m) or m) if isinstance(m, str) and ">" in m else m for m in metrics]
 
 
 def check_model_against_meta(model, meta: dict[str, Any], path: str | os.PathLike) -> None:

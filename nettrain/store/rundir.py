@@ -50,8 +50,9 @@ SUMMARY = "summary.txt"
 SIGNATURE = "signature.json"  # the input contract: the training rows' columns (`data.contract`)
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
+PLUGINS = "plugins"    # copies of the config's plugin files (`store/plugins.py`), their sha256 in run.json
 TENSORBOARD = "tensorboard"
-CACHE = ".cache"       # a stream's prepared training rows while it trains (removed at the end)
+CACHE = ".cache"       # a stream's prepared rows while it trains; its test/validation rows stay for evaluate
 LOCK = ".lock"
 BEST = "best.h5"
 BASELINE = "baseline.json"  # `nettrain baseline RUN` / `fit --baseline`, written into a finished run as eval-*.json are
@@ -69,7 +70,7 @@ RUN_FILES = {CONFIG, RUN, METRICS_CSV, METRICS_JSON, MODEL, KERAS_EXPORT, LABELS
              LOCK}
 _EVAL_FILE = re.compile(r"^eval-[A-Za-z0-9._-]+\.json$")
 _FOLD_DIR = re.compile(r"^fold-\d+$")
-_FOLDER_FILES = {CHECKPOINTS: (".h5", ".keras"), PLOTS: (".png",), CACHE: (".bin",)}
+_FOLDER_FILES = {CHECKPOINTS: (".h5", ".keras"), PLOTS: (".png",), CACHE: (".bin", ".json"), PLUGINS: (".py",)}
 
 
 def now() -> str:

@@ -186,6 +186,9 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
         f"(storage {ST.shown(p.storage)}, {p.jobs} process{'es' if p.jobs != 1 else ''} here)")
     for n in study.fail_orphans():
         say(f"trial {n}: left running by a sweep process that is gone; marked interrupted")
+    from nettrain.training import tracking
+
+    parent = tracking.open_sweep(p.cfg, p.folder, p.study)  # tracking.mlflow: the trials' runs nest in it
     dists = S.distributions(sweep)
     running: dict[int, Running] = {}
     workers: list[Worker] = []
@@ -231,7 +234,7 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
                 else:
                     trial = _ask(study, p, dists)
                     if trial is not None:
-                        running[trial.number] = _start(p, trial, direction, worker)
+                        running[trial.number] = _start(p, trial, direction, worker, parent)
                         study.beat([trial.number])
                         continue
                     if not running:
@@ -253,6 +256,7 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
             f"complete, {_count(ended, 'pruned')} pruned); each failure's message is in the table")
     result = finish(p, study, direction, ran=len(ended))
     result.failed = failed
+    tracking.finish_sweep(p.cfg, parent, result.best)
     return result
 
 
@@ -303,13 +307,11 @@ def _ask(study: ST.Study, p: Plan, dists: dict[str, Any]):
     if sum(ST.counted(t) for t in trials) >= p.trials:
         return None
     trial = study.ask(dists, ST.sampler(p.cfg.sweep, p.cfg.seed + len(trials)))  # seeded, apart from other workers'
-    for k, v in ST.owner_marks().items():
-        trial.set_user_attr(k, v)
     before = [t for t in study.trials() if t.number < trial.number and ST.counted(t)]
     if len(before) >= p.trials:  # another worker took the last one at the same moment
         study.withdraw(trial)
         return None
-    return trial
+    return trial  # its owner (this process) and run directory are marked once a worker has it (_start)
 
 
 def _spawn(p: Plan) -> Worker:
@@ -340,18 +342,14 @@ def _spawn(p: Plan) -> Worker:
     return worker
 
 
-def _start(p: Plan, trial, direction: str, worker: Worker) -> Running:
+def _start(p: Plan, trial, direction: str, worker: Worker, mlflow_parent: str | None = None) -> Running:
     run_dir = p.folder / f"trial-{trial.number:04d}"
     logs = p.folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    trial.set_user_attr(ST.RUN_DIR, str(run_dir))
     log = logs / f"trial-{trial.number:04d}.log"
     spec = {"config": str(p.config), "overrides": [*p.overrides, *S.set_args(trial.params)], "storage": p.storage,
             "study": p.study, "number": trial.number, "run_dir": str(run_dir), "metric": p.cfg.sweep.metric,
-            "direction": direction, "log": str(log)}
-    # the record on disk has every password masked; the worker reads the real spec on its standard input
-    atomic.write_json(logs / f"trial-{trial.number:04d}.json", {**spec, "storage": ST.shown(p.storage),
-                                                                "overrides": [masked_uri(o) for o in spec["overrides"]]})
+            "direction": direction, "log": str(log), **({"mlflow_parent": mlflow_parent} if mlflow_parent else {})}
     log.write_bytes(b"")
     running = Running(trial.number, worker.process, run_dir, log, time.monotonic(), worker)
     worker.trial = running
@@ -359,6 +357,17 @@ def _start(p: Plan, trial, direction: str, worker: Worker) -> Running:
         worker.give(spec)
     except BrokenPipeError:  # the worker died: settled as a crash with its log (_settle)
         pass
+    # while the worker starts the trial (the study's clock runs from the ask): its run directory in the
+    # study, and the record on disk, with every password masked (the worker read the real spec on its input)
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    try:  # the owner marks: fail_orphans of a later sweep process fails it when this one is gone
+        for k, v in {**ST.owner_marks(), ST.RUN_DIR: str(run_dir)}.items():
+            trial.set_user_attr(k, v)
+    except UpdateFinishedTrialError:  # it failed at once: the worker told the study, with its run directory
+        pass
+    atomic.write_json(logs / f"trial-{trial.number:04d}.json", {**spec, "storage": ST.shown(p.storage),
+                                                                "overrides": [masked_uri(o) for o in spec["overrides"]]})
     return running
 
 

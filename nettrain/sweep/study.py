@@ -27,6 +27,7 @@ from nettrain.words import first_line
 RUN_DIR, EPOCHS, ERROR, INTERRUPTED, SURPLUS, HOST, PID = (
     "run_dir", "epochs", "error", "interrupted", "surplus", "host", "pid")
 VALUE_EPOCH, BEST_EPOCH = "value_epoch", "best_epoch"  # the epoch of the saved model (the value's), the best logged
+ENDING = "ending"           # {run_dir, epochs, value_epoch, best_epoch} of a trial that ended: one write
 STUDY_ATTR = "nettrain"     # the study's pinned metric, direction and search space
 # A sweep process beats for its running trials every HEARTBEAT seconds; a running trial without a
 # beat for GRACE seconds was lost with its process or machine: failed, it does not count.
@@ -299,6 +300,17 @@ def pruner(sweep: SweepConfig, epochs: int):
     return optuna.pruners.NopPruner()
 
 
+def first_prune_step(sweep: SweepConfig, epochs: int) -> float:
+    """The first step (epoch) at which the sweep's pruner may stop a trial (`pruner`): the median
+    pruner's after its warm-up, hyperband's first rung; infinity without a pruner."""
+    name = sweep.pruner_name
+    if name == "median":
+        return warmup_epochs(sweep, epochs) + 1
+    if name == "hyperband":
+        return min_epochs(sweep, epochs)
+    return math.inf
+
+
 class Study:
     """A sweep's Optuna study together with the storage it lives in.
 
@@ -431,7 +443,11 @@ class Study:
         if self.frozen(number).state.is_finished():
             return
         trial = self.trial(number)
-        for k, v in (attrs or {}).items():
+        attrs = dict(attrs or {})
+        ending = {k: attrs.pop(k) for k in (RUN_DIR, EPOCHS, VALUE_EPOCH, BEST_EPOCH) if k in attrs}
+        if ending:  # one transaction rather than three: the study's storage is busy with every epoch's report
+            trial.set_user_attr(ENDING, ending)
+        for k, v in attrs.items():
             trial.set_user_attr(k, v)
         self.optuna.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state,
                          skip_if_finished=True)
@@ -521,7 +537,8 @@ def row_of(t) -> dict[str, Any]:
     seconds = None
     if t.datetime_start is not None and t.datetime_complete is not None:
         seconds = round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
+    ending = {**t.user_attrs, **(t.user_attrs.get(ENDING) or {})}
     return {"number": t.number, "state": state, "params": dict(t.params), "value": t.value,
-            "epochs": t.user_attrs.get(EPOCHS), "value_epoch": t.user_attrs.get(VALUE_EPOCH),
-            "best_epoch": t.user_attrs.get(BEST_EPOCH), "seconds": seconds, "run_dir": t.user_attrs.get(RUN_DIR),
+            "epochs": ending.get(EPOCHS), "value_epoch": ending.get(VALUE_EPOCH),
+            "best_epoch": ending.get(BEST_EPOCH), "seconds": seconds, "run_dir": ending.get(RUN_DIR),
             "error": t.user_attrs.get(ERROR)}

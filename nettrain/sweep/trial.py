@@ -34,7 +34,7 @@ from nettrain.errors import EXIT_FAILED, EXIT_INTERRUPTED, Interrupted, Nettrain
 WAIT_SHARE = 0.1  # of the last epoch's seconds: how long an epoch end waits for the pruner's answer
 
 
-def pruning_callback(trial, metric: str):
+def pruning_callback(trial, metric: str, earliest: float = 0):
     """A Keras callback: report `metric` after every epoch; stop training when the pruner says so.
 
     Hand-written rather than optuna_integration's (the same few lines) so that the sweep process
@@ -42,7 +42,8 @@ def pruning_callback(trial, metric: str):
 
     The study's storage is written and read on a thread of its own (`report`, then `should_prune`:
     tens of milliseconds each through SQLite), off the training's path: an epoch end waits for the
-    pruner's answer at most WAIT_SHARE of the last epoch's time, and an answer that comes later
+    pruner's answer at most WAIT_SHARE of the last epoch's time (not at all before step `earliest`,
+    where the pruner cannot stop a trial: its warm-up), and an answer that comes later
     stops the trial at the next epoch end. Every epoch is reported, in order; `close()` waits for
     the last report before the trial is told.
 
@@ -106,8 +107,9 @@ def pruning_callback(trial, metric: str):
             if math.isfinite(value):
                 step = self.offset + epoch + 1
                 self.jobs.put(((sum(self.finished) + value) / (len(self.finished) + 1), step))
-                with self.answer:
-                    self.answer.wait_for(lambda: self.answered >= step, timeout=WAIT_SHARE * seconds)
+                if step >= earliest:  # before, the pruner cannot say stop: no need to wait for it
+                    with self.answer:
+                        self.answer.wait_for(lambda: self.answered >= step, timeout=WAIT_SHARE * seconds)
             if self.error is not None:
                 raise self.error
             if self.verdict is not None:
@@ -184,19 +186,25 @@ def run_trial(spec: dict[str, Any]) -> int:
     state = optuna.trial.TrialState
 
     def fail(message: str, **attrs: Any) -> None:
-        study.end(number, state.FAIL, {ST.ERROR: message[:1000], **attrs})
+        study.end(number, state.FAIL, {ST.ERROR: message[:1000], ST.RUN_DIR: spec["run_dir"], **attrs})
 
+    later: list = []  # what each session left for after the result (fit.after_result): plots, MLflow's end
     try:
         if orphaned(spec):  # the sweep process died before this one could watch it
             raise KeyboardInterrupt
         cfg = load_config(spec["config"], spec["overrides"])
         study.use_pruner(ST.pruner(cfg.sweep, cfg.training.epochs))
         trial = study.trial(number)
-        pruning = pruning_callback(trial, spec["metric"])
-        if cfg.data.split.folds > 1:
-            ending = kfold_trial(cfg, Path(spec["run_dir"]), pruning, spec["metric"], spec["direction"])
-        else:
-            ending = one_run_trial(cfg, Path(spec["run_dir"]), pruning, spec["metric"], spec["direction"])
+        pruning = pruning_callback(trial, spec["metric"], ST.first_prune_step(cfg.sweep, cfg.training.epochs))
+        from nettrain.training import fit as F
+        from nettrain.training import tracking
+
+        with tracking.nested_in(spec.get("mlflow_parent"), run_name=f"trial-{number:04d}",
+                                tags={TRIAL_TAG: str(number), STUDY_TAG: spec["study"]}), F.after_result() as later:
+            if cfg.data.split.folds > 1:
+                ending = kfold_trial(cfg, Path(spec["run_dir"]), pruning, spec["metric"], spec["direction"])
+            else:
+                ending = one_run_trial(cfg, Path(spec["run_dir"]), pruning, spec["metric"], spec["direction"])
     except Interrupted as e:
         fail(e.message, **{ST.INTERRUPTED: True})
         sys.stderr.write(f"error: {e.message}\n")
@@ -212,15 +220,74 @@ def run_trial(spec: dict[str, Any]) -> int:
         traceback.print_exc()
         fail(f"internal error: {type(e).__name__}: {str(e).strip()[:300]}")
         return EXIT_FAILED
-    attrs = {ST.EPOCHS: ending.epochs, ST.VALUE_EPOCH: ending.value_epoch, ST.BEST_EPOCH: ending.best_epoch}
+    attrs = {ST.RUN_DIR: spec["run_dir"], ST.EPOCHS: ending.epochs, ST.VALUE_EPOCH: ending.value_epoch,
+             ST.BEST_EPOCH: ending.best_epoch}
     if ending.pruned:
         study.end(number, state.PRUNED, attrs)
+        after_result(spec, cfg, later, "pruned", None, trial)
         return 0
     if ending.value is None:
         fail(f"the run logged no finite {spec['metric']}", **attrs)
+        after_result(spec, cfg, later, "failed", None, trial)
         return EXIT_FAILED
     study.end(number, state.COMPLETE, attrs, value=ending.value)
+    after_result(spec, cfg, later, "complete", ending.value, trial)
     return 0
+
+
+TRIAL_TAG = "nettrain.trial"   # MLflow tags of a trial's run (nested in the sweep's run)
+STUDY_TAG = "nettrain.study"
+
+
+def after_result(spec: dict[str, Any], cfg, later: list, state: str, value: float | None, trial) -> None:
+    """Once the study knows how the trial ended (its seconds in the study end there): the trial's plots
+    and its MLflow run's end (fit.after_result), then the trial's value and state on its MLflow run and
+    the sweep's. A failure here is a warning in the trial's log: the trial's result stands."""
+    import warnings
+
+    from nettrain.training import tracking
+    from nettrain.words import reason
+
+    for job in later:
+        try:
+            job()
+        except Exception as e:  # noqa: BLE001 - the result is told; the run has everything but its plots
+            warnings.warn(f"trial {spec['number']}: drawing its plots failed: {reason(e)}")
+    if spec.get("mlflow_parent"):
+        tracking.trial_done(cfg, Path(spec["run_dir"]), spec["mlflow_parent"], int(spec["number"]), state, value,
+                            trial.params)
+
+
+_DATA: dict[str, Any] = {}  # a warm worker's rows in memory: {data key: (dataset, its notes)}, the last one kept
+
+
+def data_key(cfg) -> str:
+    """What the prepared rows depend on: the config file (relative paths), data.*, preprocessing.*, the
+    seed (the split) and what decides the task (task, training.loss). Trials that differ only in other
+    keys (the model, the optimizer, ...) share their rows."""
+    d = cfg.to_dict()
+    return json.dumps({"file": cfg.source.file, "data": d.get("data"), "preprocessing": d.get("preprocessing"),
+                       "seed": d.get("seed"), "task": d.get("task"), "loss": (d.get("training") or {}).get("loss")},
+                      sort_keys=True, default=str)
+
+
+def kept_dataset(cfg):
+    """The rows in memory for `cfg`'s data keys: loaded here once per warm worker (the next trial with the
+    same data keys reuses them, its own list of notes) or None for a stream (read by the session)."""
+    import dataclasses
+
+    from nettrain.data import load_dataset
+    from nettrain.data.stream import choose
+
+    key = data_key(cfg)
+    if key not in _DATA:
+        if choose(cfg).stream:
+            return None
+        dataset = load_dataset(cfg)
+        _DATA.clear()
+        _DATA[key] = (dataset, list(dataset.notes))
+    dataset, notes = _DATA[key]
+    return dataclasses.replace(dataset, notes=list(notes))
 
 
 @dataclass
@@ -239,8 +306,11 @@ def one_run_trial(cfg, run_dir: Path, pruning, metric: str, direction: str) -> E
     from nettrain.lifecycle import orchestrate
     from nettrain.store import rundir
 
-    result = orchestrate.fresh_run(cfg, run_dir=run_dir, quiet=True, extra_callbacks=[pruning])
-    _log_result(result)
+    from nettrain.training import fit as F
+
+    result = orchestrate.fresh_run(cfg, run_dir=run_dir, quiet=True, extra_callbacks=[pruning],
+                                   dataset=kept_dataset(cfg))
+    F.later(lambda: _log_result(result))  # its table in its log once the study knows the result
     if pruning.pruned_at is not None:
         rundir.RunRecord.load(result.run_dir).update(status="pruned", pruned_epoch=pruning.pruned_at)
         return Ending(True, None, result.epochs_done)
@@ -259,7 +329,7 @@ def kfold_trial(cfg, run_dir: Path, pruning, metric: str, direction: str) -> End
     from nettrain.training import kfold
 
     rundir.check_run_dir(run_dir, force=False)
-    prep = F.prepare(cfg)
+    prep = F.prepare(cfg, dataset=kept_dataset(cfg))
     kfold.check_folds(prep)
     monitors = F.check_monitors(cfg, prep.dataset.schema, True)
     epochs = cfg.training.epochs

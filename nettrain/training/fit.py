@@ -34,7 +34,7 @@ from nettrain.model import (build_model, compile_model, initial_learning_rate, l
 from nettrain.model.outputs import predicted_classes  # noqa: E402
 from nettrain.report.metrics import BestTracker  # noqa: E402
 from nettrain.report.tables import format_value  # noqa: E402
-from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
+from nettrain.store import atomic, guard, h5, plugins, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
 from nettrain.training.engine import ArrayLoop, StepGraph, StreamLoop, predict_rows  # noqa: E402
 from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, lively_steps,  # noqa: E402
@@ -93,15 +93,17 @@ class Prepared:
                 "inputs": [t.name for t in model.inputs]}
 
 
-def prepare(cfg: Config, *, stream: bool | None = None) -> Prepared:
+def prepare(cfg: Config, *, stream: bool | None = None, dataset: Dataset | None = None) -> Prepared:
     """The config and the data: in memory, or streamed from the file (`data.stream`; `stream`, the
     path a resumed run was started on, keeps it under `auto`). A streamed dataset's first pass
-    reads the whole file here, so a bad value anywhere in it stops the command before a run exists."""
+    reads the whole file here, so a bad value anywhere in it stops the command before a run exists.
+    `dataset`: rows in memory already loaded from the same data keys (a warm sweep worker's), reused."""
     from nettrain.data.stream import choose, load_stream
 
     path = choose(cfg, recorded=stream)  # a config mistake before the slow part
-    device, strategy = runtime.setup(cfg)
-    dataset = load_stream(cfg, path.why) if path.stream else load_dataset(cfg)
+    device, strategy = runtime.setup(cfg)  # the seeds too: set again whether the rows are loaded or reused
+    if dataset is None or path.stream:
+        dataset = load_stream(cfg, path.why) if path.stream else load_dataset(cfg)
     schema = dataset.schema
     mode = label_mode(cfg, schema)
     n_classes = len(schema.class_names) if schema.class_names else None
@@ -210,7 +212,8 @@ def run_fields(prep: Prepared, **extra: Any) -> dict[str, Any]:
     return {"name": cfg.name, "status": "running", "started": rundir.now(), "ended": None, "seed": cfg.seed,
             "device": prep.device, "versions": rundir.versions(), "config_file": cfg.source.file,
             "task": dataset.schema.task, "epochs": cfg.training.epochs, "final_metrics": None,
-            "data": data_record(dataset), **extra}
+            "data": {**data_record(dataset), **({"stream_decision": prep.data_path.to_dict()}
+                                                 if hasattr(prep.data_path, "to_dict") else {})}, **extra}
 
 
 def data_record(dataset: Dataset) -> dict[str, Any]:
@@ -247,6 +250,8 @@ def start_run_dir(prep: Prepared, model: keras.Model, out: Path, monitors: dict[
                                    monitor=monitors["best"], notes=list(prep.dataset.notes), **extra))
         with record.active():
             write_start_files(prep, out)
+            if prep.cfg.plugins:  # the code that built the model, kept with its sha256
+                record.update(plugins=plugins.keep_copies(out, prep.cfg.plugins))
             atomic.write_json(out / rundir.FEATURES, prep.features(model))
             write_signature(prep, out)
             atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
@@ -327,8 +332,9 @@ def _callbacks(s: Session) -> _Callbacks:
     grads = _gradient_stats(s)  # measured at the end of an epoch, written with its metrics.csv row
     if grads is not None:
         callbacks.append(grads)
-    callbacks.append(cb.EpochRecorder(csv, on_epoch=lambda e, row: record.update(epochs_done=e),
-                                      checkpointer=_checkpointer(s, meta), extra=grads.row if grads else None))
+    checkpointer = _checkpointer(s, meta)
+    callbacks.append(cb.EpochRecorder(csv, on_epoch=_epochs_done(record, every=0.0 if checkpointer else 1.0),
+                                      checkpointer=checkpointer, extra=grads.row if grads else None))
     early = _early_stopping(s)
     if early is not None:
         callbacks.append(early)
@@ -347,6 +353,24 @@ def _callbacks(s: Session) -> _Callbacks:
     progress = _progress(s)
     callbacks += [progress, *s.extra_callbacks]
     return _Callbacks(callbacks, cursor, csv, nan_guard, early, progress, meta)
+
+
+def _epochs_done(record: rundir.RunRecord, every: float) -> Callable[[int, dict], None]:
+    """run.json `epochs_done` at an epoch's end: written with each epoch's checkpoint (what `--resume`
+    continues from), else at most once every `every` seconds. In memory at once: an interrupted or failed
+    run (`record.active`) and the end of training (`_ending`) write it, so only a process killed outright
+    leaves run.json up to a second behind metrics.csv, in a run that keeps no checkpoint to resume."""
+    import time
+
+    written = [time.monotonic()]
+
+    def on_epoch(epoch: int, row: dict) -> None:
+        record.data["epochs_done"] = epoch
+        if time.monotonic() - written[0] >= every:
+            record.update()
+            written[0] = time.monotonic()
+
+    return on_epoch
 
 
 def _gradient_stats(s: Session) -> keras.callbacks.Callback | None:
@@ -439,13 +463,15 @@ def _finish(s: Session, kit: _Callbacks) -> FitResult:
     split's bootstrap interval), plots, run.json `completed`, and MODEL.md."""
     end = _ending(s, kit)
     model, out, record, cfg = s.model, s.out, s.record, s.prep.cfg
+    later = _LATER[-1] if _LATER else None  # after_result(): the plots wait until the result is reported
     h5.save_model(model, out / rundir.MODEL, kit.meta(end.epochs_done, end.weights_epoch))
     if cfg.output.keras:
         h5.export_keras(model, out / rundir.KERAS_EXPORT)
     guard.poll()
-    held, pred = _held_out(s) if cfg.output.plots or split_rows(s.prep.dataset)["test"] else (None, None)
+    plots_now = cfg.output.plots and later is None
+    held, pred = _held_out(s) if plots_now or split_rows(s.prep.dataset)["test"] else (None, None)
     # the plots are drawn (matplotlib, on the host) while the final evaluation runs (TensorFlow)
-    drawing = _Drawing(_plots(s, end.history, end.best_epoch, held, pred)) if cfg.output.plots else None
+    drawing = _Drawing(_plots(s, end.history, end.best_epoch, held, pred)) if plots_now else None
     try:
         metrics = evaluate_splits(model, s.feed)
     finally:
@@ -455,7 +481,8 @@ def _finish(s: Session, kit: _Callbacks) -> FitResult:
     atomic.write_json(out / rundir.METRICS_JSON, {**metrics, **({"test_interval": interval} if interval else {})})
     guard.poll()
     record.update(status="completed", ended=rundir.now(), final_metrics=metrics)
-    write_card(out)
+    if later is None:
+        write_card(out)
     best_file = out / rundir.CHECKPOINTS / rundir.BEST
     if end.best_epoch is not None and best_file.exists():
         value = next((r.get(s.monitors["best"]) for r in end.history if int(r["epoch"]) == end.best_epoch), None)
@@ -463,10 +490,56 @@ def _finish(s: Session, kit: _Callbacks) -> FitResult:
                f"{best_file}")
     from nettrain.training import tracking
 
-    tracking.finish_session(kit.all, out, metrics)  # tracking.mlflow: final metrics, files, FINISHED
+    if later is None:
+        tracking.finish_session(kit.all, out, metrics)  # tracking.mlflow: final metrics, files, FINISHED
+    else:
+        later.append(_after_result(s, kit, end, held, pred, metrics))
     report_result(metrics, out, s.json_output)
     return FitResult(out, "completed", metrics, end.epochs_done, end.best_epoch, end.stopped, end.history,
                      test_interval=interval)
+
+
+_LATER: list[list[Callable[[], None]]] = []  # the innermost after_result() block's list
+
+
+@contextlib.contextmanager
+def after_result() -> Any:
+    """Within the block, the end of each session that no result depends on (its plots, MODEL.md, then its
+    MLflow run's final metrics, files and status) is not done by `train` but added to the list this
+    yields, for the caller to run once it has reported the result (a sweep trial: after the study is
+    told). Until they run, the run is `completed` with every file but `plots/` and MODEL.md."""
+    jobs: list[Callable[[], None]] = []
+    _LATER.append(jobs)
+    try:
+        yield jobs
+    finally:
+        _LATER.remove(jobs)
+
+
+def later(job: Callable[[], None]) -> None:
+    """`job` after the result within an `after_result()` block (in order), else now."""
+    if _LATER:
+        _LATER[-1].append(job)
+    else:
+        job()
+
+
+def _after_result(s: Session, kit: _Callbacks, end: "_Ending", held: Any, pred: np.ndarray | None,
+                  metrics: dict[str, dict[str, float]]) -> Callable[[], None]:
+    """What `_finish` leaves for after the result under `after_result()`: the plots, drawn from the
+    held-out rows' outputs (the model is still in memory), MODEL.md, then the MLflow run's end."""
+    def run() -> None:
+        from nettrain.training import tracking
+
+        try:
+            if s.prep.cfg.output.plots:
+                rows, outputs = (held, pred) if held is not None else _held_out(s)
+                _plots(s, end.history, end.best_epoch, rows, outputs)()
+        finally:
+            write_card(s.out)
+            tracking.finish_session(kit.all, s.out, metrics)
+
+    return run
 
 
 def _ending(s: Session, kit: _Callbacks) -> _Ending:

@@ -12,6 +12,11 @@ One MLflow run per nettrain run directory (the directory stays the record; MLflo
   `metrics.json`, `model.h5` and the `plots/` files as artifacts, status FINISHED (FAILED when the
   loss became NaN; an interrupted run stays RUNNING until `--resume` finishes it).
 
+A sweep (`nettrain sweep`) is one MLflow run (kind `sweep`, named `sweep-<study>`: the search space
+as params, each trial's value at step = its number, the best value and params at the end) and each
+trial's run is nested in it (`trial-NNNN`, tags `nettrain.trial`, `nettrain.study`, `nettrain.trial_state`,
+its value as the metric `value`); the same sweep run again continues the same parent run.
+
 A k-fold run is one MLflow run (kind `kfold`) with one nested run per fold (kind `fold`, its parent
 the k-fold run's); the k-fold run gets `cv_mean_<split>_<metric>` and `cv_std_...`, the averaged
 learning curves and, with `data.split.refit`, the refit model's epochs, metrics and model.h5.
@@ -31,6 +36,7 @@ MLflow's own "View run" line (which would print the URI to stdout) is off.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
@@ -454,6 +460,9 @@ def open_run(cfg: Config, out: Path, record: rundir.RunRecord, *, kind: str, run
     tracker = Tracker(client, None, uri, timeout_of(cfg))
     if tracker.broken:
         return tracker
+    if parent_run_id is None and kind in ("run", "kfold") and _NESTED:  # a sweep trial's run
+        parent_run_id, run_name = _NESTED[-1]["parent"], run_name or _NESTED[-1]["name"]
+        tags = {**_NESTED[-1]["tags"], **(tags or {})}
     all_tags = {RUN_DIR_TAG: str(Path(out).resolve()), KIND_TAG: kind, "nettrain.config": cfg.source.file or "",
                 "mlflow.source.name": "nettrain", **(tags or {})}
     if parent_run_id:
@@ -597,3 +606,106 @@ def finish_kfold(cfg: Config, out: Path, record: rundir.RunRecord, metrics: dict
     tracker.final(metrics.get("std") or {}, prefix="cv_std_")
     tracker.artifacts(out, (rundir.CONFIG, rundir.METRICS_JSON, rundir.PLOTS))
     tracker.end("FINISHED")
+
+
+# ------------------------------------------------------------------------------ a sweep
+
+_NESTED: list[dict[str, Any]] = []  # the sweep runs that new runs nest in (nested_in), innermost last
+SWEEP_KIND = "sweep"
+VALUE = "value"                       # a trial's value: on its run (once) and on the sweep's (step = trial)
+
+
+@contextlib.contextmanager
+def nested_in(parent_run_id: str | None, *, run_name: str | None = None, tags: dict[str, str] | None = None):
+    """Within the block a new MLflow run (a sweep trial's run, or its k-fold run) is nested in the run
+    `parent_run_id`, named `run_name`, with `tags`; nothing changes when it is None."""
+    if not parent_run_id:
+        yield
+        return
+    entry = {"parent": parent_run_id, "name": run_name, "tags": dict(tags or {})}
+    _NESTED.append(entry)
+    try:
+        yield
+    finally:
+        _NESTED.remove(entry)
+
+
+def open_sweep(cfg: Config, folder: Path, study: str) -> str | None:
+    """The sweep's own MLflow run (kind `sweep`, tag `nettrain.run_dir` = the sweep folder): the one a
+    study run before here left (continued, RUNNING again), else a new one with the search space as
+    params. None without tracking.mlflow or when the store fails now (one warning; the sweep goes on)."""
+    uri = uri_of(cfg)
+    if uri is None:
+        return None
+    experiment_id = _ready(cfg, uri)
+    client = _mlflow_client(cfg, uri)
+    tracker = Tracker(client, None, uri, timeout_of(cfg))
+    if tracker.broken:
+        return None
+    where = str(Path(folder).resolve())
+
+    def find_or_make() -> str:
+        runs = client.search_runs([experiment_id], filter_string=f"tags.`{KIND_TAG}` = '{SWEEP_KIND}'",
+                                  max_results=1000)
+        for run in runs:
+            if run.data.tags.get(RUN_DIR_TAG) == where and run.data.tags.get("nettrain.study") == study:
+                if run.info.status != "RUNNING":
+                    client.update_run(run.info.run_id, status="RUNNING")
+                return run.info.run_id
+        run = client.create_run(experiment_id, run_name=f"sweep-{study}",
+                                tags={RUN_DIR_TAG: where, KIND_TAG: SWEEP_KIND, "nettrain.study": study,
+                                      "nettrain.config": cfg.source.file or "", "mlflow.source.name": "nettrain"})
+        from mlflow.entities import Param
+
+        params = [Param(k, v) for k, v in params_of({"sweep": cfg.to_dict().get("sweep") or {}}).items()]
+        for i in range(0, len(params), _BATCH):
+            client.log_batch(run.info.run_id, params=params[i:i + _BATCH])
+        return run.info.run_id
+
+    try:
+        return bounded(find_or_make, tracker.timeout * 2)
+    except Exception as e:  # noqa: BLE001 - the sweep goes on without MLflow
+        tracker.give_up("opening the sweep's run", e)
+        return None
+
+
+def trial_done(cfg: Config, run_dir: Path, parent_run_id: str, number: int, state: str, value: float | None,
+               params: dict[str, Any]) -> None:
+    """A trial's end on MLflow: its run (the one its run.json names) gets the swept params (as the config
+    already holds them), tag `nettrain.trial_state` and its value as the metric `value`; the sweep's run
+    gets the value at step = the trial's number."""
+    uri = uri_of(cfg)
+    if uri is None:
+        return
+    client = _mlflow_client(cfg, uri)
+    run_id = recorded_run_id(run_dir)
+    trial = Tracker(client, run_id, uri, timeout_of(cfg))
+    if run_id is not None:
+        from mlflow.entities import Param, RunTag
+
+        logged = params_of(dict(params))
+        trial._safely("logging the trial", lambda: client.log_batch(
+            run_id, params=[Param(_key(k), v) for k, v in logged.items()],
+            tags=[RunTag("nettrain.trial_state", state)]))
+        if value is not None:
+            trial.metrics({VALUE: value})
+    if value is not None:
+        Tracker(client, parent_run_id, uri, timeout_of(cfg)).metrics({VALUE: value}, step=number)
+
+
+def finish_sweep(cfg: Config, parent_run_id: str | None, best: dict[str, Any] | None, status: str = "FINISHED") -> None:
+    """The end of a sweep on its MLflow run: the best trial's value (`best_value`), number and params
+    (tags `best.<key>`: a later sweep of the same study may find another), then `status`."""
+    uri = uri_of(cfg)
+    if uri is None or not parent_run_id:
+        return
+    client = _mlflow_client(cfg, uri)
+    tracker = Tracker(client, parent_run_id, uri, timeout_of(cfg))
+    if best is not None and best.get("value") is not None:
+        from mlflow.entities import RunTag
+
+        tracker.metrics({"best_value": best["value"]})
+        tags = [RunTag("nettrain.best_trial", str(best.get("number")))]
+        tags += [RunTag(_key(f"best.{k}"), json.dumps(v, default=str)) for k, v in (best.get("params") or {}).items()]
+        tracker._safely("logging the best trial", lambda: client.log_batch(parent_run_id, tags=tags))
+    tracker.end(status)

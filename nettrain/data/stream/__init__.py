@@ -1,8 +1,8 @@
 """Data larger than memory (`data.stream`): a CSV/TSV/Parquet file read in chunks, never whole.
 
-Which path a config takes: `choose(cfg)`. `auto` streams when the data files together are larger
-than a quarter of the available memory (`STREAM_SHARE`); only CSV, TSV (also gzip/bz2-compressed)
-and Parquet files stream.
+Which path a config takes: `choose(cfg)`. `auto` streams when reading the data whole would take
+more than half of the available memory (`STREAM_SHARE`; the cost is `estimate`d from a sample of
+each file and its size); only CSV, TSV (also gzip/bz2-compressed) and Parquet files stream.
 
 `load_stream(cfg)` makes one first pass over the file(s), chunk by chunk (`Part.chunks`), and keeps
 only what training needs: the column kinds (decided from the first chunk by the same
@@ -35,7 +35,8 @@ The modules, by concern: `path` (which path a config takes), `reader` (a file's 
 the rows of chosen splits), `windows` (shuffle windows, splits joined as they come), `cache`
 (prepared rows kept between passes), `ahead` (items produced ahead by a thread), `files` (what is
 read of a file besides its rows: checks, first chunk, row count, sha256), `tally` (what the first
-pass counts), `firstpass` (`load_stream`) and `dataset` (`StreamDataset`). The names below are the
+pass counts), `firstpass` (`load_stream`), `dataset` (`StreamDataset`), `progress` (what a user waiting on a pass sees)
+and `keep` (a run's prepared evaluation rows kept after training, for `evaluate RUN`). The names below are the
 package's; tests that replace one (`available_memory`) replace it in the module that uses it.
 """
 
@@ -44,12 +45,14 @@ from nettrain.data.stream.cache import SplitCache
 from nettrain.data.stream.dataset import HOLDOUT_ROWS, StreamDataset
 from nettrain.data.stream.files import check_table_file
 from nettrain.data.stream.firstpass import load_stream
-from nettrain.data.stream.path import SPLIT_NAMES, STREAM_SHARE, DataPath, available_memory, choose, data_files
+from nettrain.data.stream.path import (MEMORY_ENV, SPLIT_NAMES, STREAM_SHARE, DataPath, Estimate, available_memory,
+                                       choose, data_files, estimate)
+from nettrain.data.stream.progress import Meter, metered, quiet
 from nettrain.data.stream.reader import SHUFFLE_WINDOW, Part, RowReader, Stamp
 from nettrain.data.stream.tally import MAX_LABELS
 from nettrain.data.stream.windows import Window, joined, window_order
 
-__all__ = ["DataPath", "HOLDOUT_ROWS", "MAX_LABELS", "Part", "RowReader", "SHUFFLE_WINDOW", "SPLIT_NAMES",
+__all__ = ["DataPath", "Estimate", "HOLDOUT_ROWS", "MEMORY_ENV", "MAX_LABELS", "Part", "RowReader", "SHUFFLE_WINDOW", "SPLIT_NAMES",
            "STREAM_SHARE", "SplitCache", "Stamp", "StreamDataset", "Window", "available_memory",
-           "check_table_file", "choose", "data_files", "joined", "load_stream", "read_ahead",
+           "check_table_file", "choose", "data_files", "estimate", "joined", "load_stream", "metered", "quiet", "read_ahead",
            "window_order"]

@@ -22,7 +22,10 @@ class SplitCache:
     the file (mostly from the page cache) instead of parsing the CSV again. Rows with text or
     categorical inputs (object arrays) are not cached: the pass goes on from the file, as does any
     pass after a failed write (a full disk). The file lives where the caller says (the run's
-    `.cache` folder) and is removed by `remove()` at the end of the session.
+    `.cache` folder) and is removed by `remove()` at the end of the session, except a complete cache
+    of the rows `evaluate RUN` reads (`keep.KEPT_SPLITS`, at most `keep.keep_limit()` bytes): it
+    stays, with `<split>.json` beside it saying what it holds and which file(s) it came from
+    (`origin`), so evaluate does not parse the file again (`keep.kept_rows`).
     """
 
     def __init__(self, path: Path):
@@ -30,6 +33,7 @@ class SplitCache:
         self.complete = False
         self.disabled = False
         self._writer: _CacheWriter | None = None   # the pass writing the file now (the last one started)
+        self._origin: tuple[list, list[int]] | None = None   # (the parts read, the split codes) of its rows
         # per chunk: [(input name, shape, dtype, order)], (shape, dtype, order) of the targets or None
         self._chunks: list[tuple[list[tuple[str, tuple, str, str]], tuple[tuple, str, str] | None]] = []
 
@@ -37,6 +41,14 @@ class SplitCache:
     def _storable(split: Split) -> bool:
         arrays = list(split.inputs.values()) + ([split.y] if split.y is not None else [])
         return all(a.dtype != object and a.dtype.kind in "fiub" for a in arrays)
+
+    def origin(self, parts: list, codes) -> None:
+        """Where the rows come from (`reader.Part`s, the split codes): what a kept cache records."""
+        self._origin = (list(parts), sorted(int(c) for c in codes))
+
+    @property
+    def described(self) -> Path:
+        return self.path.with_suffix(".json")
 
     def writer(self) -> "_CacheWriter | None":
         """A writer of one whole pass (None when the cache is complete or turned off): its `write`s
@@ -50,6 +62,8 @@ class SplitCache:
             return None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                self.described.unlink()  # a kept cache of an earlier session is no longer what the file holds
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()  # a new file: an earlier writer's late writes cannot reach this one
             f = open(self.path, "wb")
@@ -83,17 +97,29 @@ class SplitCache:
 
     def splits(self) -> Iterator[Split]:
         """The cached chunks as Splits (inputs and targets only), in the order they were written."""
-        with open(self.path, "rb") as f:
-            for layout, y_layout in self._chunks:
-                inputs = {name: _read_array(f, *how) for name, *how in layout}
-                y = None if y_layout is None else _read_array(f, *y_layout)
-                yield Split(inputs=inputs, y=y)
-                del inputs, y
+        return read_splits(self.path, self._chunks)
 
     def remove(self) -> None:
-        self._drop()
+        """The end of the session: the file is removed, unless it is kept for `evaluate RUN` (see the class)."""
+        if not self._keep():
+            self._drop()
+            with contextlib.suppress(OSError):
+                self.described.unlink()
         with contextlib.suppress(OSError):
             self.path.parent.rmdir()  # only when empty
+
+    def _keep(self) -> bool:
+        from nettrain.data.stream.keep import KEPT_SPLITS, describe, keep_limit
+
+        if not self.complete or self._origin is None or self.path.stem not in KEPT_SPLITS:
+            return False
+        try:
+            if self.path.stat().st_size > keep_limit():
+                return False
+            describe(self.described, self.path.stem, self._chunks, *self._origin)
+        except (OSError, ValueError):
+            return False
+        return True
 
 
 class _CacheWriter:
@@ -167,3 +193,13 @@ def _read_array(f, shape: tuple, dtype: str, order: str = "C") -> np.ndarray:
     if f.readinto(view) != len(view):
         raise DataError(f"{f.name}: the cache of prepared rows is shorter than written")
     return a
+
+
+def read_splits(path: Path, chunks: list) -> Iterator[Split]:
+    """The Splits of a cache file whose chunks' layouts are `chunks` (see `SplitCache`)."""
+    with open(path, "rb") as f:
+        for layout, y_layout in chunks:
+            inputs = {name: _read_array(f, *how) for name, *how in layout}
+            y = None if y_layout is None else _read_array(f, *y_layout)
+            yield Split(inputs=inputs, y=y)
+            del inputs, y

@@ -20,7 +20,8 @@ from nettrain.data.stats import (FILL_POLICIES, MAX_VALUE_COUNTS, QUANTILE_MODES
                                  check_streamable_missing, imputation_values, stats_of)
 from nettrain.data.stream.dataset import StreamDataset
 from nettrain.data.stream.files import FileHash, check_table_file, count_rows, first_chunk, looks_boolean
-from nettrain.data.stream.path import data_files
+from nettrain.data.stream.path import data_files, estimate
+from nettrain.data.stream.progress import Meter
 from nettrain.data.stream.reader import SHUFFLE_WINDOW, Part, RowReader, Stamp
 from nettrain.data.stream.tally import MAX_LABELS, Tally
 from nettrain.data.task import class_type, infer_task
@@ -117,10 +118,17 @@ class _FirstPass:
         tally = Tally(stat_codes)
         fingerprint = FileHash([p.path for p in self.parts])
         fingerprint.start()
+        cost = estimate({p.name: str(p.path) for p in self.parts})
+        meter = Meter(f"first pass over {', '.join(p.path.name for p in self.parts)}",
+                      cost.rows if cost is not None else None,
+                      approx=cost is not None and not cost.exact)
         try:
-            for part in self.parts:
-                for chunk in part.chunks():
-                    self._chunk(part, chunk, bare, tally)
+            with meter:
+                for part in self.parts:
+                    for chunk in part.chunks():
+                        rows = len(chunk.frame)
+                        self._chunk(part, chunk, bare, tally)
+                        meter.add(rows)
         except BaseException:
             fingerprint.stop.set()
             raise

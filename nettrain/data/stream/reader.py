@@ -218,6 +218,7 @@ class RowReader:
                 writer = cache.writer()
                 if writer is None:
                     continue
+                cache.origin(self.parts, other)
                 if any(part.possible() & other and not part.possible() & set(codes) for part in self.parts):
                     writer.abort()  # some of its rows are in a part this pass does not read
                     continue
@@ -272,6 +273,8 @@ class RowReader:
         parsing the file fills on the way (`prepared`). Every pass, one from the cache too, starts by
         checking that no file changed since the first pass (`check_unchanged`)."""
         self.check_unchanged()
+        if cache is not None:
+            cache.origin(self.parts, codes)
         if cache is not None and cache.complete:
             source = cache.splits() if limit is None else cut(cache.splits(), limit)
         elif cache is not None and limit is None:
