@@ -2,7 +2,7 @@
 
 `rundir.RunRecord` writes run.json while a run trains (and its `load` refuses a damaged one for the
 commands that continue a run); this is what the readers get: `evaluate`, TARGET resolution, `retrain`,
-the k-fold refit. The writers are `training.fit.run_fields` (every run), `training.kfold` (`folds`,
+the k-fold refit. The writers are `training.runfiles.run_fields` (every run), `training.kfold` (`folds`,
 `folds_done`, `refit` of a k-fold parent; `fold`, `parent` of each fold), `training.fit` at each epoch
 and at the end, `lifecycle.resume` and `lifecycle.retrain`.
 

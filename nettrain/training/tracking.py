@@ -444,6 +444,14 @@ def _number(v: Any) -> bool:
     return True
 
 
+def _opened(cfg: Config, uri: str):
+    """(experiment id, client, a Tracker with no run yet) of the store at `uri`, ready for a run (its
+    experiment made); the Tracker is `broken` when the store cannot be used now."""
+    experiment_id = _ready(cfg, uri)
+    client = _mlflow_client(cfg, uri)
+    return experiment_id, client, Tracker(client, None, uri, timeout_of(cfg))
+
+
 def open_run(cfg: Config, out: Path, record: rundir.RunRecord, *, kind: str, run_name: str | None = None,
              parent_run_id: str | None = None, tags: dict[str, str] | None = None,
              history: Iterable[dict[str, Any]] = ()) -> Tracker | None:
@@ -455,9 +463,7 @@ def open_run(cfg: Config, out: Path, record: rundir.RunRecord, *, kind: str, run
     uri = uri_of(cfg)
     if uri is None:
         return None
-    experiment_id = _ready(cfg, uri)
-    client = _mlflow_client(cfg, uri)
-    tracker = Tracker(client, None, uri, timeout_of(cfg))
+    experiment_id, client, tracker = _opened(cfg, uri)
     if tracker.broken:
         return tracker
     if parent_run_id is None and kind in ("run", "kfold") and _NESTED:  # a sweep trial's run
@@ -637,9 +643,7 @@ def open_sweep(cfg: Config, folder: Path, study: str) -> str | None:
     uri = uri_of(cfg)
     if uri is None:
         return None
-    experiment_id = _ready(cfg, uri)
-    client = _mlflow_client(cfg, uri)
-    tracker = Tracker(client, None, uri, timeout_of(cfg))
+    experiment_id, client, tracker = _opened(cfg, uri)
     if tracker.broken:
         return None
     where = str(Path(folder).resolve())

@@ -37,6 +37,12 @@ class StreamDataset(Dataset):
     def split_rows(self) -> dict[str, int]:
         return {name: self.rows(name) for name in SPLIT_NAMES}
 
+    def split_class_counts(self, split: str) -> np.ndarray:
+        """Rows per class (int64, in class order) of `split`, summed over its split codes."""
+        n = len(self.schema.class_names or ())
+        return sum((self.class_counts.get(c, np.zeros(n, dtype=np.int64)) for c in self.codes.get(split, ())),
+                   np.zeros(n, dtype=np.int64))
+
     def class_shares(self) -> dict[str, dict[str, float]] | None:
         """{split: {class: share of the split's rows}}: stratification is approximate when streaming."""
         names = self.schema.class_names
@@ -44,8 +50,7 @@ class StreamDataset(Dataset):
             return None
         out = {}
         for split in SPLIT_NAMES:
-            counts = sum((self.class_counts.get(c, np.zeros(len(names), dtype=np.int64))
-                          for c in self.codes.get(split, ())), np.zeros(len(names), dtype=np.int64))
+            counts = self.split_class_counts(split)
             total = int(counts.sum())
             if total:
                 out[split] = {name: round(float(n) / total, 4) for name, n in zip(names, counts)}
