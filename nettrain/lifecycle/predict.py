@@ -90,12 +90,20 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
     from nettrain.lifecycle import served
 
     if served.is_export(target_path):  # an exported SavedModel folder or .onnx file (nettrain export)
-        return served.predict(target_path, input_path, out_path=out_path, proba=proba, to=to, strict=strict,
-                              notify=notify)
-    target = resolve_target(target_path)
+        target = served.served_target(target_path)
+        contract_dir = target.model_path.parent  # the export keeps a copy of the run's signature.json
+
+        def frames_of(rows: Rows) -> Iterator[pd.DataFrame]:
+            return served.prediction_frames(target, rows, proba=proba)
+    else:
+        target = resolve_target(target_path)
+        contract_dir = target.run_dir
+
+        def frames_of(rows: Rows) -> Iterator[pd.DataFrame]:
+            return prediction_frames(target, load_model(target), rows, proba=proba)
     if proba and target.label_mode == "regression":
         raise UsageError("--proba gives class probabilities, but this is a regression model")
-    watch = contract.watch_for(target.run_dir)
+    watch = contract.watch_for(contract_dir)
     rows = file_rows(input_path, target.schema, require_target=False, watch=watch)
     rows.check()  # a missing column or a bad value in the first rows: reported before the model loads
     if strict and watch is not None:
@@ -104,8 +112,7 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
         contract.conclude(watch, rows.where, strict=True, notify=notify)
     if out_path is not None:
         _make_folder(out_path)
-    model = load_model(target)
-    frames = prediction_frames(target, model, rows, proba=proba)
+    frames = frames_of(rows)  # the model loads here
     if out_path is not None:
         out = write_file(frames, out_path)
     elif to is not None:
@@ -114,7 +121,7 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
         parts = list(frames)
         out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     report = watch.report if strict and watch is not None else contract.conclude(watch, rows.where, strict=False,
-                                                                               notify=notify, run_dir=target.run_dir)
+                                                                               notify=notify, run_dir=contract_dir)
     checked = report.to_dict() if report is not None else None
     if isinstance(out, Written):
         out.input_check = checked

@@ -220,46 +220,16 @@ def raw_outputs(target: ServedTarget, outputs: dict[str, np.ndarray]) -> np.ndar
     return probs
 
 
-def predict(target_path: str | Path, input_path: str | Path, *, out_path: Path | None, proba: bool, to=None,
-            strict: bool = False, notify=None):
-    """`lifecycle.predict.predict` for an exported model: the same rows, columns and outputs, and the
-    same check of the rows against the input contract (the export's copy of the run's signature.json)."""
-    from nettrain.data import contract
-    from nettrain.data.rows import file_rows
+def prediction_frames(target: ServedTarget, rows, *, proba: bool):
+    """`lifecycle.predict.prediction_frames` for an exported model: the export loaded with its own
+    runtime now, then one frame of predictions per chunk of `rows` (the same columns as the `.h5`'s)."""
     from nettrain.lifecycle import predict as P
 
-    target = served_target(target_path)
-    if proba and target.label_mode == "regression":
-        raise UsageError("--proba gives class probabilities, but this is a regression model")
-    folder = target.model_path.parent  # the export folder (its SavedModel version folder or model file inside)
-    watch = contract.watch_for(folder)
-    rows = file_rows(input_path, target.schema, require_target=False, watch=watch)
-    rows.check()
-    if strict and watch is not None:
-        for _ in rows:  # every row checked before the model loads and anything is written
-            pass
-        contract.conclude(watch, rows.where, strict=True, notify=notify)
-    loaded = load(folder, target.info)
+    loaded = load(target.model_path.parent, target.info)  # the export folder
 
     def frames():
         for part in rows:
             raw = raw_outputs(target, run(loaded, feed_of(part, target.info)))
             yield P.prediction_frame(target, raw, part.ids, proba=proba)
 
-    if out_path is not None:
-        out = P.write_file(frames(), out_path)
-    elif to is not None:
-        out = P.write_stream(frames(), to)
-    else:
-        import pandas as pd
-
-        parts = list(frames())
-        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    report = watch.report if strict and watch is not None else contract.conclude(watch, rows.where, strict=False,
-                                                                               notify=notify, run_dir=folder)
-    checked = report.to_dict() if report is not None else None
-    if isinstance(out, P.Written):
-        out.input_check = checked
-    else:
-        out.attrs["input_check"] = checked
-    return out
+    return frames()
