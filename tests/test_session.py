@@ -46,7 +46,7 @@ def session(tmp_path_factory):
     from nettrain.config import load_config
     from nettrain.store import rundir
     from nettrain.training import fit as F
-    from nettrain.training import runfiles as R
+    from nettrain.training import runfiles as RF
 
     d = tmp_path_factory.mktemp("session")
     _data(d)
@@ -73,7 +73,7 @@ def session(tmp_path_factory):
     feed, probe = CountingFeed(prep.feed), Probe()
     out.mkdir()
     with rundir.RunLock(out):
-        record = R.start_run_dir(prep, model, out, monitors)
+        record = RF.start_run_dir(prep, model, out, monitors)
         result = F.train(F.Session(prep=prep, model=model, out=out, record=record, feed=feed, strategy=prep.strategy,
                                    monitors=monitors, last_epoch=cfg.training.epochs, extra_callbacks=[probe],
                                    quiet=True))

@@ -63,7 +63,7 @@ def fresh_run(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False, 
     if run_dir is not None:
         rundir.check_run_dir(run_dir, force=force)  # before the slow part
     from nettrain.training import fit as F
-    from nettrain.training import runfiles as R
+    from nettrain.training import runfiles as RF
 
     prep = F.prepare(cfg, dataset=dataset)
     model = F.new_model(prep)
@@ -71,7 +71,7 @@ def fresh_run(cfg: Config, *, run_dir: Path | None = None, quiet: bool = False, 
     prep.feed.class_weight(cfg)  # errors before anything is written
     # deferred: a signal between the first write and the training loop is raised inside it (status interrupted)
     with rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir, force=force) as out, guard.deferred():
-        record = R.start_run_dir(prep, model, out, monitors)
+        record = RF.start_run_dir(prep, model, out, monitors)
         return train_session(prep, model, out, record, monitors, last_epoch=cfg.training.epochs, quiet=quiet,
                       json_output=json_output, extra_callbacks=list(extra_callbacks))
 
@@ -189,7 +189,7 @@ def _refit(prep: "Prepared", out: Path, record: rundir.RunRecord, k: int, *, qui
     its last checkpoint (`checkpoints/last.h5`), or starts again when it has none. Its result (metrics,
     test interval)."""
     from nettrain.training import fit as F
-    from nettrain.training import runfiles as R
+    from nettrain.training import runfiles as RF
     from nettrain.training import kfold
 
     recorded = record.typed.refit
@@ -203,7 +203,7 @@ def _refit(prep: "Prepared", out: Path, record: rundir.RunRecord, k: int, *, qui
     model = kfold.start_refit(rp, out, record, monitors, plan)
     F.notice(f"refit: {plan['epochs']} epoch(s), the mean of the folds' best epochs {plan['fold_best_epochs']}"
              f"{' (' + plan['monitor'] + ')' if plan.get('monitor') else ''}, on all "
-             f"{R.split_rows(rp.dataset)['train']} non-test rows")
+             f"{RF.split_rows(rp.dataset)['train']} non-test rows")
     return train_session(rp, model, out, record, monitors, last_epoch=plan["epochs"], quiet=quiet, json_output=True)
 
 
@@ -212,7 +212,7 @@ def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, 
     """Fold i's metrics: a fold that completed is kept, one that was cut off is resumed, a new one is trained.
     The folds' own lines go to stderr, so the parent's table is what stdout shows."""
     from nettrain.training import fit as F
-    from nettrain.training import runfiles as R
+    from nettrain.training import runfiles as RF
     from nettrain.training import kfold
 
     fold_dir = kfold.fold_dir(out, i)
@@ -227,7 +227,7 @@ def _fold(fold_prep: "Prepared", out: Path, i: int, k: int, monitors: dict[str, 
             F.notice(f"fold {i}/{k}: already done")
         return {s: v for s, v in done.items() if s != "test_interval"}  # splits, as a fold trained now gives
     model, fold_record = kfold.start_fold(fold_prep, out, i, monitors)
-    rows = R.split_rows(fold_prep.dataset)
+    rows = RF.split_rows(fold_prep.dataset)
     F.notice(f"fold {i}/{k}: {rows['train']} training rows, {rows['validation']} validation rows")
     return train_session(fold_prep, model, fold_dir, fold_record, monitors, last_epoch=fold_prep.cfg.training.epochs,
                   quiet=quiet, json_output=True).metrics

@@ -145,7 +145,7 @@ def restore(prep, run_dir: Path, record: rundir.RunRecord, monitors: dict[str, s
     run that died before its first checkpoint starts over in the same directory (run.json gets
     `start_extra`). Call inside `guard.deferred()`."""
     from nettrain.training import fit as F
-    from nettrain.training import runfiles as R
+    from nettrain.training import runfiles as RF
 
     cfg = prep.cfg
     last = run_dir / rundir.CHECKPOINTS / rundir.LAST
@@ -156,7 +156,7 @@ def restore(prep, run_dir: Path, record: rundir.RunRecord, monitors: dict[str, s
     else:  # died before the first checkpoint: start over in the same directory
         epoch = 0
         model = F.new_model(prep)
-        R.start_run_dir(prep, model, run_dir, monitors, record, **start_extra)
+        RF.start_run_dir(prep, model, run_dir, monitors, record, **start_extra)
     stopped = record.data.get("stopped_epoch")
     end = epoch if stopped is not None and stopped == epoch else cfg.training.epochs
     csv = rundir.MetricsCSV(run_dir / rundir.METRICS_CSV)

@@ -93,7 +93,7 @@ def open_run(plan: RetrainPlan):
 def start_run(plan: RetrainPlan, prep, model, out: Path, monitors: dict[str, str]):
     """run.json and metrics.csv of the run `out` at the checkpoint's epoch: (record, history).
     In place the rows past that epoch are dropped; a new run copies its parent's rows."""
-    from nettrain.training import runfiles as R
+    from nettrain.training import runfiles as RF
 
     cfg, start, more, data = plan.cfg, plan.start, plan.more, plan.entry["data"]
     if plan.in_place:
@@ -104,13 +104,13 @@ def start_run(plan: RetrainPlan, prep, model, out: Path, monitors: dict[str, str
         history = csv.read()
         record.update(status="running", ended=None, epochs=start + more, stopped_epoch=None,
                       retrains=list(record.data.get("retrains") or []) + [plan.entry],
-                      data=R.data_record(prep.dataset) if data else record.data.get("data"))
+                      data=RF.data_record(prep.dataset) if data else record.data.get("data"))
         with record.active():
             rundir.write_config(out, cfg.to_dict())
     else:
         parent = plan.target.run_dir or plan.target.model_path
         history = _inherit_history(plan.target, start, out)
-        record = R.start_run_dir(prep, model, out, monitors, parent=str(parent), retrains=[plan.entry])
+        record = RF.start_run_dir(prep, model, out, monitors, parent=str(parent), retrains=[plan.entry])
         record.update(epochs_done=start)
     return record, history
 

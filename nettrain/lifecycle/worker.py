@@ -101,7 +101,7 @@ def quiet_native_logs() -> None:
 def _chief(cfg: Config, cluster: C.Cluster, *, run_dir: Path | None, resume: Path | None, quiet: bool,
            json_output: bool, force: bool) -> "FitResult":
     from nettrain.training import fit as F
-    from nettrain.training import runfiles as R
+    from nettrain.training import runfiles as RF
 
     if resume is not None:
         resume = Path(resume)
@@ -135,7 +135,7 @@ def _chief(cfg: Config, cluster: C.Cluster, *, run_dir: Path | None, resume: Pat
     model = F.new_model(prep)
     monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
     with rundir.new_run_dir(cfg.output.dir, cfg.name or "run", run_dir, force=force) as out, guard.deferred():
-        record = R.start_run_dir(prep, model, out, monitors, cluster=_cluster_record(cluster, prep))
+        record = RF.start_run_dir(prep, model, out, monitors, cluster=_cluster_record(cluster, prep))
         result = _failing_with_resume_hint(out, lambda: O.train_session(
             prep, model, out, record, monitors, last_epoch=cfg.training.epochs, quiet=quiet,
             json_output=json_output))
@@ -388,7 +388,7 @@ def _worker_config(cfg: Config) -> Config:
 def _train_here(prep, out: Path, plan: dict[str, Any], *, quiet: bool) -> "FitResult":
     """The worker's session, in its temporary folder `out`; its lines go to stderr."""
     from nettrain.training import fit as F
-    from nettrain.training import runfiles as R
+    from nettrain.training import runfiles as RF
 
     cfg = prep.cfg
     if plan["kind"] == "resume":
@@ -399,6 +399,6 @@ def _train_here(prep, out: Path, plan: dict[str, Any], *, quiet: bool) -> "FitRe
     model = F.new_model(prep)
     monitors = F.check_monitors(cfg, prep.dataset.schema, prep.has_val)
     with rundir.new_run_dir(cfg.output.dir, "run", out) as run, guard.deferred():
-        record = R.start_run_dir(prep, model, run, monitors)
+        record = RF.start_run_dir(prep, model, run, monitors)
         return O.train_session(prep, model, run, record, monitors, last_epoch=cfg.training.epochs, quiet=True,
                         json_output=True)

@@ -32,7 +32,7 @@ from nettrain.errors import Interrupted
 from nettrain.store import atomic, guard, rundir
 from nettrain.store.record import RunRecord
 from nettrain.training import fit as F
-from nettrain.training import runfiles as R
+from nettrain.training import runfiles as RF
 from nettrain.training import tracking
 
 MEAN_CURVES = "learning_curves_mean.png"   # in the parent's plots/
@@ -88,10 +88,10 @@ def fold_fields(i: int, out: Path) -> dict[str, Any]:
 def start_kfold_dir(prep: F.Prepared, out: Path) -> rundir.RunRecord:
     """The parent run's run.json (first), config.yaml and labels.json."""
     record = rundir.RunRecord(out)
-    record.update(**R.run_fields(prep, folds=count(prep)))
+    record.update(**RF.run_fields(prep, folds=count(prep)))
     with record.active():
-        R.write_start_files(prep, out)
-        R.write_signature(prep, out)  # the first fold's training rows (kept by the refit)
+        RF.write_start_files(prep, out)
+        RF.write_signature(prep, out)  # the first fold's training rows (kept by the refit)
         tracking.open_run(prep.cfg, out, record, kind="kfold")  # tracking.mlflow: the folds' runs nest in it
     return record
 
@@ -101,7 +101,7 @@ def start_fold(fold_prep: F.Prepared, out: Path, i: int, monitors: dict[str, str
     model = F.new_model(fold_prep)
     path = fold_dir(out, i)
     path.mkdir(exist_ok=True)
-    record = R.start_run_dir(fold_prep, model, path, monitors, **fold_fields(i, out))
+    record = RF.start_run_dir(fold_prep, model, path, monitors, **fold_fields(i, out))
     if not _streamed(fold_prep):  # (a stream's fold statistics count the gaps before the fill)
         _fold_missing(out, path)
     return model, record
@@ -148,7 +148,7 @@ def finish(prep: F.Prepared, out: Path, record: rundir.RunRecord, per_fold: list
         draw_mean_curves(out, len(per_fold), record)
     atomic.write_json(out / rundir.METRICS_JSON, metrics)
     record.update(status="completed", ended=rundir.now(), final_metrics=final)
-    R.write_card(out)
+    RF.write_card(out)
     try:
         tracking.finish_kfold(prep.cfg, out, record, metrics)
     except Exception as e:  # noqa: BLE001 - the run is complete on disk; MLflow only gets a copy
@@ -265,7 +265,7 @@ def start_refit(rp: F.Prepared, out: Path, record: rundir.RunRecord, monitors: d
     keras.utils.set_random_seed(rp.cfg.seed)
     model = F.new_model(rp)
     with guard.deferred():
-        record.update(refit={**plan, "rows": R.split_rows(rp.dataset)["train"]}, label_mode=rp.mode,
+        record.update(refit={**plan, "rows": RF.split_rows(rp.dataset)["train"]}, label_mode=rp.mode,
                       epochs=plan["epochs"], epochs_done=0, best_epoch=None, stopped_epoch=None, monitor=monitors["best"])
         with record.active():
             (out / rundir.METRICS_CSV).unlink(missing_ok=True)  # a refit started again without a checkpoint
