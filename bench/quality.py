@@ -107,6 +107,7 @@ GOALS: dict[str, Goal] = {
     "blobs": Goal("test", "accuracy", ">=", 0.95),
     "wine": Goal("test", "accuracy", ">=", 0.95),
     "digits": Goal("test", "accuracy", ">=", 0.95),
+    "shapes-images": Goal("test", "accuracy", ">=", 0.9),  # an image folder (data/shapes/), a small CNN
     "penguins": Goal("test", "accuracy", ">=", None, baseline=hgb_baseline),
     # The Keras tutorials, on the datasets Keras caches (skipped when the cache file is absent):
     "mnist": Goal("test", "accuracy", ">=", 0.97),

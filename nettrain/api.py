@@ -195,9 +195,10 @@ def schema() -> dict[str, Any]:
     return s
 
 
-def init_config(data: str | Path, target: str, *, output: str | Path | None = None, force: bool = False,
+def init_config(data: str | Path, target: str | None = None, *, output: str | Path | None = None, force: bool = False,
                 notify=None, test: str | Path | None = None) -> str:
-    """A starting config for a data file: column types guessed, task inferred, sane defaults.
+    """A starting config for a data file: column types guessed, task inferred, sane defaults; for an
+    image folder (`target` None), a small CNN (`data.imagesuggest`).
 
     Returns the YAML text. With `output` it is also written there (atomically; an existing file
     only with `force`; never the data file or into a run directory), with `data.source` relative

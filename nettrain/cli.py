@@ -251,7 +251,8 @@ def baseline(
 @app.command()
 def predict(
     target: Path = typer.Argument(..., metavar="TARGET", help="A run directory or an .h5 model file."),
-    input: Path = typer.Argument(..., metavar="INPUT", help="Rows to predict (.csv .tsv .parquet .jsonl)."),
+    input: Path = typer.Argument(..., metavar="INPUT", help="Rows to predict (.csv .tsv .parquet .jsonl); for an "
+                                 "image model an image folder, an image file or a .txt list of image files."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the predictions to this .csv or .parquet file instead of stdout."),
     proba: bool = typer.Option(False, "--proba", help="Add one proba_<class> column per class (classification)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 2 before predicting anything when INPUT drifts from the run's training rows (signature.json)."),
@@ -291,8 +292,10 @@ def schema(debug: bool = DEBUG_OPTION):
 
 @app.command()
 def init(
-    data: Path = typer.Argument(..., metavar="DATA", help="A data file (.csv .tsv .parquet .jsonl)."),
-    target: str = typer.Option(..., "--target", "-t", metavar="COLUMN", help="The label column."),
+    data: Path = typer.Argument(..., metavar="DATA", help="A data file (.csv .tsv .parquet .jsonl), or an image "
+                                "folder (one sub-folder per class): a small CNN config."),
+    target: Optional[str] = typer.Option(None, "--target", "-t", metavar="COLUMN", help="The label column (a "
+                                         "data file; an image folder's classes are its sub-folders)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the config to FILE "
                                           "(.yaml) instead of stdout; its data path is then relative to FILE's folder."),
     force: bool = typer.Option(False, "--force", help="With --output: replace an existing FILE."),

@@ -72,6 +72,37 @@ def test_array_loop_trains_what_fit_trains_on_the_feeds_batches(spe):
     assert set(rb.epochs[-1][1]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
 
 
+def test_held_rows_validate_as_fit_validates_and_every_step_is_traced_once(monkeypatch):
+    """The validation of rows in memory (`HeldRows`: Keras's test_step in one traced graph) logs what
+    `fit`'s validation logs, bit for bit; the training step and the test step are each traced once
+    (state built before the loop's trace), and one evaluation graph serves splits of any length."""
+    x, y = _data()
+    a, ra, cursor = _model(4), Record(), FD.EpochCursor(1)
+    train = FD.training_dataset({"numeric": tf.constant(x)}, y, batch_size=64, seed=7, cursor=cursor)
+    val = FD.evaluation_dataset({"numeric": tf.constant(x[:200])}, y[:200], 64)
+    a.fit(train, epochs=3, validation_data=val, callbacks=[cursor, ra], verbose=0, shuffle=False)
+    b, rb = _model(4), Record()
+    traces = {"train": 0, "test": 0}
+    for name in traces:
+        step = getattr(type(b), f"{name}_step")
+
+        def counted(self, data, _step=step, _name=name):
+            traces[_name] += 1  # runs only while a graph is traced
+            return _step(self, data)
+        monkeypatch.setattr(type(b), f"{name}_step", counted)
+    held = engine.HeldRows({"numeric": tf.constant(x[:200])}, tf.constant(y[:200]), batch_size=64)
+    engine.ArrayLoop(b, {"numeric": tf.constant(x)}, tf.constant(y), batch_size=64, seed=7,
+                     steps_per_call=4).fit(initial_epoch=0, epochs=3, callbacks=[rb], validation_data=held)
+    _same(a, b)
+    assert ra.epochs == rb.epochs
+    assert traces == {"train": 1, "test": 1}
+    got = {n: engine.HeldRows({"numeric": tf.constant(x[:n])}, tf.constant(y[:n]), batch_size=64).evaluate(b)
+           for n in (1, 130, 1000)}  # other splits, other lengths: the same graph
+    assert traces == {"train": 1, "test": 1}
+    for n, logs in got.items():
+        assert logs == b.evaluate(x[:n], y[:n], batch_size=64, verbose=0, return_dict=True)
+
+
 def test_the_loop_ends_as_fit_ends_with_the_ema_weights_swapped_in():
     """`use_ema`: fit puts the moving averages into the weights after the last epoch
     (`finalize_variable_values`); the own loop does too, so the final weights are the same."""

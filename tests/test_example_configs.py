@@ -37,7 +37,8 @@ def test_example_config_is_documented(config):
     assert spec["output"]["dir"] == "../runs", "examples write their runs to the repository's runs/"
     source = spec["data"]["source"]
     if isinstance(source, str) and not source.startswith(("sklearn:", "keras:")):
-        assert (config.parent / source).is_file(), f"{config.name}: data file {source} is missing"
+        where = config.parent / source  # a data file, or an image folder (data/shapes/)
+        assert where.is_file() or where.is_dir(), f"{config.name}: data file {source} is missing"
 
 
 def test_every_example_has_a_quality_goal():

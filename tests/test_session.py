@@ -98,8 +98,10 @@ def test_a_caller_callback_can_stop_the_session_and_the_run_is_whole(session):
 
 def test_the_loop_takes_its_examples_from_the_feed(session):
     _, feed, _ = session
-    assert feed.calls.count("train_tensors") == 1 and feed.calls.count("validation") == 1
-    assert "class_weight" in feed.calls and "evaluation" in feed.calls
+    assert feed.calls.count("train_tensors") == 1 and "class_weight" in feed.calls
+    # rows in memory: the validation's rows, then the final evaluation's, as tensors (engine.HeldRows)
+    assert feed.calls.count("split_tensors") == 2
+    assert "validation" not in feed.calls and "evaluation" not in feed.calls
 
 
 def test_the_fit_leaf_reaches_no_split_arrays():

@@ -122,6 +122,29 @@ class ColumnConfig(Section):
         return self
 
 
+IMAGE_COLORS = ("rgb", "grayscale")
+IMAGE_BAD = ("error", "skip")
+MAX_IMAGE_SIDE = 4096
+
+
+class ImagesConfig(Section):
+    """`data.images`: how the files of an image folder become model inputs (see data/images.py)."""
+
+    size: list[int] = Field(default_factory=lambda: [256, 256],
+                            description="[height, width] every image is resized to (bilinear)")
+    color: Literal["rgb", "grayscale"] = Field("rgb", description="rgb: 3 channels, grayscale: 1 channel")
+    bad: Literal["error", "skip"] = Field(
+        "error", description="an unreadable image (truncated, not an image, an unconvertible mode): error (exit 2 "
+        "naming it) or skip (left out, counted, the first few named on stderr)")
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        if not isinstance(v, list) or len(v) != 2 or not all(type(n) is int and 1 <= n <= MAX_IMAGE_SIDE for n in v):
+            raise ValueError(f"must be [height, width], two integers in [1, {MAX_IMAGE_SIDE}], got {show(v)}")
+        return v
+
+
 class DataConfig(Section):
     source: str | GeneratorSource | None = Field(
         None, description="file (.csv .tsv .parquet .jsonl .npz), sklearn:NAME, keras:NAME or a generator mapping")
@@ -138,6 +161,19 @@ class DataConfig(Section):
     stream: Literal["auto", True, False] = Field(
         "auto", description="read CSV/TSV/Parquet in chunks with bounded memory; auto: when reading it whole "
         "would take more than half of the available memory (estimated from a sample of the file)")
+    images: ImagesConfig | None = Field(None, description="an image folder (data.source: a folder with one "
+                                        "sub-folder per class): size, color, bad; default {size: [256, 256], "
+                                        "color: rgb, bad: error}")
+
+    @model_validator(mode="after")
+    def _images_need_a_folder(self) -> "DataConfig":
+        import os
+
+        if self.images is not None and not (isinstance(self.source, str) and os.path.isdir(self.source)):
+            what = f"{self.source}, not a folder" if isinstance(self.source, str) else "not a folder"
+            raise ArgError(("images",), "applies to an image folder (data.source: a folder with one sub-folder per "
+                           f"class), and data.source is {what}")
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":

@@ -28,6 +28,10 @@ from nettrain.words import did_you_mean, list_names
 
 def load_dataset(cfg) -> Dataset:
     """Everything the model and training stages need from `cfg.data` and `cfg.preprocessing`."""
+    from nettrain.data.images import is_image_config, load_images
+
+    if is_image_config(cfg):  # an image folder: files per class, decoded chunk by chunk when read
+        return load_images(cfg)
     raw = read_source(cfg)
     notes: list[str] = []
     schema, frames, main, where = _typed_frames(cfg, raw, notes)

@@ -325,6 +325,42 @@ def _read_npz(path: Path, split: bool = False) -> dict[str, pd.DataFrame]:
     return {SOURCE: arrays_to_frame(x, y, str(path))}
 
 
+def npz_row_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
+    """The shape of one row of x (x_train, x or X) in an .npz archive, from the array's header alone
+    (nothing is loaded); None for rows that are plain vectors or a file that cannot be read so."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = {i.filename[:-4]: i.filename for i in archive.infolist() if i.filename.endswith(".npy")}
+            key = next((k for k in ("x_train", "x", "X") if k in names), None)
+            if key is None:
+                return None
+            with archive.open(names[key]) as fp:
+                version = npy.read_magic(fp)
+                header = npy.read_array_header_1_0(fp) if version == (1, 0) else npy.read_array_header_2_0(fp)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+    shape = tuple(int(n) for n in header[0])
+    return shape[1:] if len(shape) > 2 else None
+
+
+def row_shape(cfg) -> tuple[int, ...] | None:
+    """The row shape of x of a config's .npz data (data.source or data.train, or a Keras set's cached
+    file) when its rows have more than one dimension ((28, 28) for keras:mnist), else None."""
+    src = cfg.data.source if cfg.data.source is not None else cfg.data.train
+    if not isinstance(src, str):
+        return None
+    if src.startswith("keras:"):
+        from nettrain.data.keras_sets import keras_cache_dirs
+
+        found = [d / f"{src[6:]}.npz" for d in keras_cache_dirs() if (d / f"{src[6:]}.npz").is_file()]
+        return npz_row_shape(found[0]) if found else None
+    return npz_row_shape(src) if table_kind(src) == ".npz" else None
+
+
 def check_rows(path, a: np.ndarray, name: str) -> None:
     if a.ndim == 0:
         raise DataError(f"{path}: array '{name}' is a single value (a 0-d array); expected one row per "

@@ -75,12 +75,16 @@ class _Roles:
         return [*self.numeric, *self.categorical, *self.codes, *self.dates, *self.text]
 
 
-def suggest(path: Path, target: str, *, output: Path | None = None, test: Path | None = None) -> Suggestion:
+def suggest(path: Path, target: str | None, *, output: Path | None = None, test: Path | None = None) -> Suggestion:
     """The config and its summary line; `test`: a file of test rows (`data.test`), so the config
     trains on all of `path` (`data.train`) but its validation rows."""
     from nettrain.config import load_config
     from nettrain.data.task import infer_task
 
+    if Path(path).is_dir():  # an image folder: a small CNN (data.imagesuggest)
+        return _suggest_images(Path(path), target, output, test)
+    if target is None:
+        raise UsageError(f"{path}: give the label column with --target COLUMN")
     frames = read_parts(path)
     official = SOURCE not in frames  # an .npz holding its own split: the config keeps it
     frame = frames[SOURCE] if not official else pd.concat([frames["train"], frames["test"]], ignore_index=True)
@@ -107,6 +111,18 @@ def suggest(path: Path, target: str, *, output: Path | None = None, test: Path |
     text = _render(path, frame, target, task, what, bool(classes), roles, official, paths, output,
                    _streams(probe))
     return Suggestion(text=text, summary=_summary(path, target, what, roles))
+
+
+def _suggest_images(folder: Path, target: str | None, output: Path | None, test: Path | None) -> Suggestion:
+    from nettrain.data.imagesuggest import suggest_images
+
+    if target is not None:
+        raise UsageError(f"--target {target}: {folder} is an image folder, whose sub-folders are the classes; "
+                         "leave out --target")
+    if test is not None:
+        raise UsageError(f"--test {test}: {folder} is an image folder, split by data.split; leave out --test")
+    text, summary = suggest_images(folder, source_for(folder, output), output)
+    return Suggestion(text=text, summary=summary)
 
 
 def _check_test(path: Path, test: Path, official: bool, needed: list[str]) -> None:

@@ -24,7 +24,7 @@ from nettrain.data import contract
 from nettrain.data.chunks import streamable as streamed
 from nettrain.data.rows import Rows, aligned, file_rows, table_rows
 from nettrain.data.stream import read_ahead
-from nettrain.errors import GateFailed, UsageError
+from nettrain.errors import DataError, GateFailed, UsageError
 from nettrain.lifecycle.runrows import folds_of, pick_rows, run_dataset_of, run_parts, run_record, run_split_rows
 from nettrain.lifecycle.target import (Target, batch_size, check_widths, execution_rows, load_model, model_feed,
                                        n_classes, resolve_target)
@@ -199,7 +199,13 @@ def data_rows(target: Target, path: Path, watch: "contract.Watch | None" = None)
     against the run's signature as they are read (`data.contract`)."""
     from nettrain.data.sources import SOURCE, part_name, read_parts
     from nettrain.data.cells import text_columns
+    from nettrain.data.images import ImageSpec, is_image_model, labelled_rows
 
+    if is_image_model(target):  # an image model: a folder of class sub-folders
+        if not Path(path).is_dir():
+            raise DataError(f"--data {path}: an image model is evaluated on a folder with one sub-folder per class")
+        images = ((target.config or {}).get("data") or {}).get("images")
+        return labelled_rows(Path(path), target.schema.class_names, ImageSpec.of(images))
     if streamed(path):
         return file_rows(path, target.schema, require_target=True, watch=watch)
     frames = read_parts(path, text=text_columns(target.schema))  # typed as fit typed them (`table_rows`)

@@ -239,6 +239,11 @@ def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Pa
     started = time.monotonic()
     fmt = check_format(fmt)
     target = resolve_target(target_path)
+    from nettrain.data.images import is_image_model
+
+    if is_image_model(target):
+        raise UsageError(f"{target.model_path}: export of an image model (an image folder's run) is not supported "
+                         "yet; its .h5 file holds the whole model, rescaling included (keras.models.load_model)")
     plan = plan_for(target, fmt)
     out = check_output(target, output, fmt, force)
     if target.run_dir is not None and rundir.is_being_written(target.run_dir):

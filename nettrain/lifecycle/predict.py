@@ -103,6 +103,10 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
             return prediction_frames(target, load_model(target), rows, proba=proba)
     if proba and target.label_mode == "regression":
         raise UsageError("--proba gives class probabilities, but this is a regression model")
+    from nettrain.data.images import is_image_model
+
+    if is_image_model(target):  # a model of an image folder: files, not rows
+        return _predict_images(target, Path(input_path), frames_of, out_path, to, notify)
     watch = contract.watch_for(contract_dir)
     rows = file_rows(input_path, target.schema, require_target=False, watch=watch)
     rows.check()  # a missing column or a bad value in the first rows: reported before the model loads
@@ -127,6 +131,33 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
         out.input_check = checked
     else:
         out.attrs["input_check"] = checked
+    return out
+
+
+def _predict_images(target: Target, input_path: Path, frames_of, out_path: Path | None, to: TextIO | None,
+                    notify) -> "pd.DataFrame | Written":
+    """Predictions for image files (an image folder, an image file or a .txt list of them: `data.images.
+    listed_files`), one row per file: its path, then the prediction columns. An unreadable file is
+    refused or left out (told on `notify` with a count), as the run's data.images.bad says."""
+    from nettrain.data.images import ImageSpec, bad_message, image_rows, listed_files
+
+    spec = ImageSpec.of(((target.config or {}).get("data") or {}).get("images"))
+    files = listed_files(input_path)
+    skipped: list = []
+    rows = image_rows(files, spec, str(input_path), skipped=skipped)
+    rows.check()  # the first chunk decoded (a bad file under bad: error) before the model loads
+    if out_path is not None:
+        _make_folder(out_path)
+    frames = frames_of(rows)
+    if out_path is not None:
+        out = write_file(frames, out_path)
+    elif to is not None:
+        out = write_stream(frames, to)
+    else:
+        parts = list(frames)
+        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if skipped and notify is not None:
+        notify(f"warning: {bad_message(skipped, len(files))}; left out, no prediction (data.images.bad: skip)")
     return out
 
 

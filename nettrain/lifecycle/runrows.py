@@ -111,6 +111,8 @@ def pick_rows(dataset, parts: dict[str, Any], split: str, what: str = "the run")
     if is_stream(dataset):
         reader = dataset.reader
         return Rows(dataset.source, lambda: reader.rows(part), total=size(part))
+    if hasattr(dataset, "split_rows"):  # an image folder's split: its files, decoded chunk by chunk
+        return dataset.split_rows(part)
     return Rows.of(part, dataset.source)
 
 

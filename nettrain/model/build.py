@@ -39,6 +39,7 @@ def build_model(cfg: Config, dataset: Dataset, *, compile: bool = True, notes: l
     vocab: dict[str, int] = {}  # int-sequence text column -> vocabulary size (mask and OOV included)
     inputs, branches = _inputs_and_preprocessing(cfg, schema, stats, vocab, notes)
     x = branches[0] if len(branches) == 1 else _concat(cfg, branches)
+    x = _row_shape(cfg, schema, x, notes)
     built: dict[str, keras.layers.Layer] = {}  # key path -> layer
     for i, spec in enumerate(cfg.model.layers):
         if i == 0 and spec.type == "Embedding" and vocab:
@@ -86,6 +87,10 @@ def _inputs_and_preprocessing(cfg: Config, schema: FeatureSchema, stats: TrainSt
     inputs: dict[str, keras.KerasTensor] = {}
     branches = []
     pre = cfg.preprocessing
+    from nettrain.data.images import is_image_config
+
+    if is_image_config(cfg):  # an image folder
+        return _image_input(cfg)
     numeric = schema.numeric_columns
     if numeric:
         inp = keras.Input(shape=(len(numeric),), name=NUMERIC_INPUT, dtype="float32")
@@ -103,6 +108,53 @@ def _inputs_and_preprocessing(cfg: Config, schema: FeatureSchema, stats: TrainSt
     if not branches:
         raise cfg.error("data.features", "no feature columns left to train on")
     return inputs, branches
+
+
+# The rank of the rows (without the batch) a stack's first layer takes, by the end of its type name
+# (augmentation layers Random* take images); a stack that starts otherwise takes the columns as a vector.
+_ROW_RANKS = (("1D", 2), ("2D", 3), ("3D", 4), ("LSTM", 2), ("GRU", 2), ("SimpleRNN", 2), ("Bidirectional", 2))
+
+
+def _first_layer_rank(cfg: Config) -> int | None:
+    if not cfg.model.layers:
+        return None
+    kind = cfg.model.layers[0].type
+    if kind.startswith("Random") and kind != "RandomFourierFeatures":
+        return 3
+    return next((rank for end, rank in _ROW_RANKS if kind.endswith(end) or kind == end), None)
+
+
+def _row_shape(cfg: Config, schema: FeatureSchema, x, notes: list[str]):
+    """An .npz source whose rows have more than one dimension ((28, 28) images, (t, f) sequences) keeps
+    their shape for a stack that starts with a layer taking such rows (Conv*/*Pooling*, an RNN, Random*
+    augmentation): the scaled columns x0..xN are reshaped back into the row shape, a 2-D row given one
+    channel for a 2-D layer. A stack that starts otherwise (Dense, Flatten, its own Reshape) gets the
+    columns as one vector, as before."""
+    from nettrain.data.sources import row_shape
+
+    rank = _first_layer_rank(cfg)
+    if rank is None or len(x.shape) != 2:
+        return x
+    shape = row_shape(cfg)
+    numeric = schema.numeric_columns
+    if shape is None or int(np.prod(shape)) != len(numeric) or numeric != [f"x{i}" for i in range(len(numeric))]:
+        return x
+    if len(shape) == rank - 1:
+        shape = (*shape, 1)
+    if len(shape) != rank:
+        return x
+    notes.append(f"the .npz rows keep their shape {list(shape)} for {cfg.model.layers[0].type} "
+                 f"(model.layers.0): Reshape after the scaling of x0..x{len(numeric) - 1}")
+    return keras.layers.Reshape(shape, name="row_shape")(x)
+
+
+def _image_input(cfg: Config):
+    """An image folder's one input, (height, width, channels) pixels 0..255, rescaled to 0..1 inside the
+    model (so predict takes raw images)."""
+    from nettrain.data.images import IMAGE_INPUT, ImageSpec
+
+    inp = keras.Input(shape=ImageSpec.of(cfg.data.images).shape, name=IMAGE_INPUT, dtype="float32")
+    return {IMAGE_INPUT: inp}, [keras.layers.Rescaling(1 / 255, name="rescaling")(inp)]
 
 
 def _vocabulary(counts: dict[str, int]) -> list[str]:

@@ -24,7 +24,7 @@ from nettrain import keras_compat as compat
 from nettrain.config.args import CODE_LAYERS
 from nettrain.errors import UsageError
 from nettrain.store import atomic, plugins
-from nettrain.store.meta import NUMERIC_INPUT, check_meta
+from nettrain.store.meta import IMAGE_INPUT, NUMERIC_INPUT, check_meta
 from nettrain.words import first_line
 
 META_ATTR = "nettrain"
@@ -172,6 +172,8 @@ def check_model_against_meta(model, meta: dict[str, Any], path: str | os.PathLik
     columns = features["columns"]
     n_numeric = sum(1 for c in columns if c["kind"] == "numeric")
     produced = ({NUMERIC_INPUT} if n_numeric else set()) | {c["name"] for c in columns if c["kind"] != "numeric"}
+    if not columns and features.get("inputs") == [IMAGE_INPUT]:  # an image folder's model
+        produced = {IMAGE_INPUT}
     where = f"{path}: the model and its nettrain metadata do not belong together"
     for tensor in getattr(model, "inputs", None) or []:
         name, shape = getattr(tensor, "name", None), tuple(getattr(tensor, "shape", ()) or ())

@@ -15,6 +15,8 @@ from nettrain.words import clip
 # The model input that takes every numeric column (one float vector per row); each categorical or
 # text column is an input of its own, named after the column.
 NUMERIC_INPUT = "numeric"
+# The one model input of an image folder's model: (height, width, channels) pixels 0..255 (data.images)
+IMAGE_INPUT = "image"
 
 TASKS = ("regression", "binary", "multiclass")
 KINDS = ("numeric", "categorical", "text")
@@ -106,7 +108,7 @@ def _check_features(f: Any, key: str) -> dict[str, Any]:
     _need(f["target"] is None or isinstance(f["target"], str), f"'{key}.target' is {_kind(f['target'])}; "
           "expected a column name")
     columns = f.get("columns")
-    _need(isinstance(columns, list) and len(columns) > 0,
+    _need(isinstance(columns, list) and (len(columns) > 0 or f.get("inputs") == [IMAGE_INPUT]),  # images: none
           f"'{key}.columns' is {_kind(columns) if not isinstance(columns, list) else 'an empty list'}; "
           "expected a list of {name, kind} mappings")
     names = set()

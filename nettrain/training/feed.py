@@ -181,6 +181,10 @@ class Feed(Protocol):
     def caching(self, folder: Path) -> contextlib.AbstractContextManager:
         """A session's span, inside which rows read more than once may be kept in `folder`."""
 
+    # Optional, for rows held in memory (ArrayFeed): `split_tensors(model, names)` gives the splits as
+    # tensors, and the validation and final evaluation use `engine.HeldRows` (one traced graph) instead
+    # of `validation` / `evaluation`'s tf.data batches.
+
 
 class ArrayFeed:
     """A `Feed` over a `Dataset` held in memory (the numpy arrays of its splits).
@@ -240,6 +244,17 @@ class ArrayFeed:
             if _has_rows(split):
                 x = self._train_inputs(model) if name == "train" else model_inputs(model, split.inputs)
                 out[name] = evaluation_dataset(x, self._targets(split), self.batch_size)
+        return out
+
+    def split_tensors(self, model: keras.Model, names: tuple[str, ...] = SPLITS) -> dict[str, tuple]:
+        """{split: (inputs, encoded targets)} as tensors, of the splits of `names` that have rows (in
+        that order): what `engine.HeldRows` evaluates without a tf.data pipeline."""
+        out = {}
+        for name in names:
+            split: Split | None = getattr(self.dataset, name)
+            if _has_rows(split):
+                x = self._train_inputs(model) if name == "train" else model_inputs(model, split.inputs)
+                out[name] = (x, tf.constant(self._targets(split)))
         return out
 
     def holdout(self, model: keras.Model) -> Holdout | None:

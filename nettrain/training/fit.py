@@ -36,7 +36,7 @@ from nettrain.report.metrics import BestTracker  # noqa: E402
 from nettrain.report.tables import format_value  # noqa: E402
 from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
-from nettrain.training.engine import ArrayLoop, StepGraph, StreamLoop, predict_rows  # noqa: E402
+from nettrain.training.engine import ArrayLoop, HeldRows, StepGraph, StreamLoop, predict_rows  # noqa: E402
 from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, lively_steps,  # noqa: E402
                                     steps_per_epoch)
 from nettrain.training.progress import notice, report_result, tell_the_end  # noqa: E402
@@ -126,8 +126,13 @@ def with_rows(prep: Prepared, dataset: Dataset) -> Prepared:
 
 
 def _feed(cfg: Config, dataset: Dataset, mode: str, n_classes: int | None) -> Feed:
+    from nettrain.data.images import ImageDataset
     from nettrain.data.stream import StreamDataset
 
+    if isinstance(dataset, ImageDataset):  # image files, decoded chunk by chunk
+        from nettrain.training.imagefeed import ImageFeed
+
+        return ImageFeed(dataset, mode=mode, n_classes=n_classes, batch_size=cfg.training.batch_size, seed=cfg.seed)
     kind = StreamFeed if isinstance(dataset, StreamDataset) else ArrayFeed
     return kind(dataset, mode=mode, n_classes=n_classes, batch_size=cfg.training.batch_size, seed=cfg.seed)
 
@@ -310,7 +315,9 @@ def _fit(s: Session, kit: _Callbacks) -> None:
     cfg, model = s.prep.cfg, s.model
     if getattr(kit.progress, "live", False) and cfg.training.steps_per_execution == "auto":
         model.steps_per_execution = lively_steps(model, s.feed.first_batch(model), s.prep.spe)
-    val_ds = s.feed.validation(model)
+    val_ds = _held(s.feed, model, ("validation",)).get("validation") if s.strategy is None else None
+    if val_ds is None:
+        val_ds = s.feed.validation(model)
     try:
         loop = _loop(s, kit.cursor)  # same step, batches and callbacks as model.fit, without its per-batch input feed
         loop.fit(initial_epoch=s.first_epoch, epochs=s.last_epoch, callbacks=kit.all, validation_data=val_ds)
@@ -547,6 +554,9 @@ def evaluate_splits(model: keras.Model, feed: Feed) -> dict[str, dict[str, float
 
     if distributed.needs_own_evaluation(model):  # built under a strategy: Keras's evaluate may fail there
         return distributed.evaluate_feed(model, feed, callbacks=[cb.InterruptPoll()])
+    held = _held(feed, model)
+    if held:
+        return {name: rows.evaluate(model, [cb.InterruptPoll()]) for name, rows in held.items()}
     out: dict[str, dict[str, float]] = {}
     for name, ds in feed.evaluation(model).items():
         try:
@@ -558,6 +568,17 @@ def evaluate_splits(model: keras.Model, feed: Feed) -> dict[str, dict[str, float
             raise
         out[name] = {k: float(v) for k, v in result.items()}
     return out
+
+
+def _held(feed: Feed, model: keras.Model, names: tuple[str, ...] | None = None) -> dict[str, HeldRows]:
+    """{split: `engine.HeldRows`} of a feed whose rows are in memory (`split_tensors`), else {}: those
+    are evaluated by one traced graph instead of `model.evaluate`'s tf.data pipeline."""
+    tensors = getattr(feed, "split_tensors", None)
+    if tensors is None:
+        return {}
+    batch = feed.batch_size
+    return {name: HeldRows(x, y, batch_size=batch)
+            for name, (x, y) in (tensors(model) if names is None else tensors(model, names)).items()}
 
 
 class _Drawing(threading.Thread):

@@ -238,6 +238,10 @@ def choose(cfg, recorded: bool | None = None) -> DataPath:
     """The path `cfg`'s data takes. `recorded`: the path a run was started on (--resume keeps it
     under `data.stream: auto`, whatever the available memory is now)."""
     setting = cfg.data.stream
+    from nettrain.data.images import is_image_config
+
+    if is_image_config(cfg):  # decoded file by file by its own reader (data.images)
+        return DataPath(False, f"{cfg.data.source}: an image folder, its files decoded a chunk at a time")
     files = data_files(cfg)
     if files is None or not all(C.streamable(p) for p in files.values()):
         what = _source_text(cfg, files)
