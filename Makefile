@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test test-fast quality quality-tables bench bench-scale bench-scale-big catalog clean
+.PHONY: install demo test test-fast quality quality-tables bench bench-scale bench-scale-big bench-firstpass catalog clean
 
 install: $(STAMP)
 
@@ -53,6 +53,11 @@ bench-scale: install
 # (~5 min). Add --phases to see where the process's memory goes in each phase.
 bench-scale-big: install
 	$(BIN)/python bench/scale.py --rows --streamed-only 20000000 --streamed-epochs 1 --write bench/RESULTS.md
+
+# A stream's first pass against pyarrow's own read of the same 229 MB CSV, MB/s (issue 25; ~1 min).
+# Add --against DIR (another copy of the nettrain sources) to time older code in the same run.
+bench-firstpass: install
+	$(BIN)/python bench/firstpass.py --rows 1000000 --repeat 3
 
 # Regenerate the Keras name snapshot used by `nettrain validate` (after upgrading Keras).
 catalog: install

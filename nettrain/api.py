@@ -299,6 +299,41 @@ def _check_plot_output(out: Path) -> None:
                              "only while training it: choose a file outside (default ./learning-curves.png)")
 
 
+def clean(runs: Iterable[str | Path]) -> list[tuple[Path, int, int]]:
+    """Remove what runs keep only to be faster: a streamed run's prepared rows (`RUN/.cache/`, and
+    its folds'), which `evaluate RUN` reads instead of parsing the data again. Each RUN must be a run
+    directory that no process is writing (its lock is taken while it is cleaned). Returns (run, files,
+    bytes) removed per run."""
+    from nettrain.data.stream.keep import remove_kept
+    from nettrain.store.rundir import try_lock
+
+    paths = list({Path(r).resolve(): Path(r) for r in runs}.values())  # (a RUN named twice is cleaned once)
+    if not paths:
+        raise UsageError("clean: give at least one RUN (a run directory)")
+    for path in paths:
+        if not (path / "run.json").is_file():
+            raise UsageError(f"RUN {path}: not a run directory (no run.json in it)")
+    locks = []
+    try:
+        for path in paths:  # every lock first: a RUN being written leaves every RUN as it was
+            lock = try_lock(path)
+            if lock is None:
+                raise UsageError(f"RUN {path} is being written by another process (fit, retrain or evaluate); "
+                                 "clean it once that ends")
+            locks.append(lock)
+        out = []
+        for path in paths:
+            try:
+                out.append((path, *remove_kept(path)))
+            except OSError as e:
+                raise UsageError(f"RUN {path}: cannot remove {e.filename or 'its .cache folder'}: "
+                                 f"{e.strerror or e}") from None
+        return out
+    finally:
+        for lock in locks:
+            lock.release()
+
+
 def compare_runs(a: str | Path, b: str | Path) -> dict[str, Any]:
     """Two runs side by side: config differences, final metrics per split with the delta, and
     status/epochs/best epoch. Returns the comparison (see `nettrain.report.compare.compare_runs`)."""

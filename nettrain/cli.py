@@ -349,6 +349,17 @@ def plot(
 
 
 @app.command()
+def clean(
+    runs: List[Path] = typer.Argument(..., metavar="RUN...", help="One or more run directories."),
+    debug: bool = DEBUG_OPTION,
+):
+    """Remove the prepared rows a streamed run keeps for evaluate (RUN/.cache/); the run stays whole."""
+    for run, files, size in _run("clean", runs, debug=debug):
+        typer.echo(f"{run}: removed {files} file{'s' if files != 1 else ''} ({size / 2**20:.1f} MB) of kept rows"
+                   if files else f"{run}: no kept rows")
+
+
+@app.command()
 def compare(
     run_a: Path = typer.Argument(..., metavar="RUN", help="The first run directory (A)."),
     run_b: Path = typer.Argument(..., metavar="RUN", help="The second run directory (B)."),

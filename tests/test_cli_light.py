@@ -98,7 +98,7 @@ def test_set_json_and_debug_are_one_option_each_everywhere():
             flag = next((o for o in param.opts if o in seen), None)
             if flag is not None:
                 seen[flag].append((name, param.opts, param.default, param.multiple, param.help))
-    assert len(seen["--debug"]) == 16 and len(seen["--set"]) == 7 and len(seen["--json"]) == 11, seen
+    assert len(seen["--debug"]) == 17 and len(seen["--set"]) == 7 and len(seen["--json"]) == 11, seen
     for name, opts, default, multiple, help in seen["--set"]:
         assert opts == ["--set"] and multiple and help.startswith(SET_HELP), name
     for flag in ("--json", "--debug"):

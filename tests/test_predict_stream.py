@@ -53,8 +53,8 @@ def small_chunks(monkeypatch):
     sizes: list[int] = []
     real = chunks.exact_chunks
 
-    def spy(path, *, numeric=None, columns=None, rows=chunks.CHUNK_ROWS):
-        for chunk in real(path, numeric=numeric, columns=columns, rows=rows):
+    def spy(path, *, numeric=None, columns=None, rows=chunks.CHUNK_ROWS, **more):  # (more: e.g. ahead)
+        for chunk in real(path, numeric=numeric, columns=columns, rows=rows, **more):
             sizes.append(len(chunk.frame))
             yield chunk
 

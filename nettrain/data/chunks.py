@@ -87,19 +87,21 @@ def iter_chunks(path: str | os.PathLike, *, numeric: list[str] | None = None, co
 
 
 def exact_chunks(path: str | os.PathLike, *, numeric: list[str] | None = None, columns: list[str] | None = None,
-                 rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+                 rows: int = CHUNK_ROWS, ahead: int = 0) -> Iterator[Chunk]:
     """`iter_chunks`, but a CSV chunk holds exactly `rows` rows (the last one fewer) wherever the
     blocks end: what a stream reads, so its chunks, shuffle windows and batches do not depend on
-    BLOCK_BYTES (a Parquet file's chunks end at its row groups' ends, as in `iter_chunks`)."""
+    BLOCK_BYTES (a Parquet file's chunks end at its row groups' ends, as in `iter_chunks`). `ahead`:
+    a CSV's blocks are parsed by a thread of their own, up to that many ahead of the chunk being made
+    (pyarrow parses without the GIL, so the parse overlaps the caller's work; the same chunks)."""
     p = Path(path)
     if kind_of(p) == ".parquet":
         yield from _parquet_chunks(p, numeric or [], columns, rows)
     else:
-        yield from _csv_chunks(p, numeric or [], columns, rows, exact=True)
+        yield from _csv_chunks(p, numeric or [], columns, rows, exact=True, ahead=ahead)
 
 
 def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: int,
-                exact: bool = False) -> Iterator[Chunk]:
+                exact: bool = False, ahead: int = 0) -> Iterator[Chunk]:
     import pyarrow as pa
     import pyarrow.csv as pc
 
@@ -118,9 +120,14 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
         raise _bad_value(p, 0, numeric, wanted, e) from None
     numbers = [c for c in wanted if c in numeric]
     start, pending = 0, None
+    batches = _batches(reader)
+    if ahead:
+        from nettrain.data.stream.ahead import read_ahead  # (data.stream imports this module)
+
+        batches = read_ahead(batches, depth=ahead)
     while True:
         try:
-            batch = reader.read_next_batch()
+            batch = next(batches)
         except StopIteration:
             break
         except pa.ArrowInvalid as e:
@@ -140,6 +147,17 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
                 yield done.chunk(start - done.rows)
     if pending is not None:
         yield pending.chunk(start)
+
+
+def _batches(reader) -> Iterator:
+    """The record batches of a pyarrow CSV reader, one per block."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        yield batch
+        del batch
 
 
 class _Pending:

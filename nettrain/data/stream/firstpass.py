@@ -11,6 +11,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from nettrain.config.coherence import loss_task
 from nettrain.data import chunks as C
 from nettrain.data.cells import cell_types
 from nettrain.data.columns import row_label, select_columns, type_columns
@@ -18,6 +19,7 @@ from nettrain.data.inputs import missing_counts, missing_rows, prepare_inputs
 from nettrain.data.split import FOLD0, TEST, TRAIN, VALIDATION, HashedSplit, fold_codes
 from nettrain.data.stats import (FILL_POLICIES, MAX_VALUE_COUNTS, QUANTILE_MODES, TrainStats,
                                  check_streamable_missing, imputation_values, stats_of)
+from nettrain.data.stream.ahead import read_ahead
 from nettrain.data.stream.dataset import StreamDataset
 from nettrain.data.stream.files import FileHash, check_table_file, count_rows, first_chunk, looks_boolean
 from nettrain.data.stream.path import data_files, estimate
@@ -28,6 +30,9 @@ from nettrain.data.task import class_type, infer_task
 from nettrain.data.types import FeatureSchema
 from nettrain.words import list_names
 from nettrain.errors import DataError
+
+
+PARSE_AHEAD = 8   # CSV blocks (of chunks.BLOCK_BYTES) parsed ahead of the chunk being made
 
 
 def load_stream(cfg, why: str = "data.stream") -> StreamDataset:
@@ -59,7 +64,7 @@ class _FirstPass:
         paths = {part: Path(p) for part, p in files.items()}
         for part, p in paths.items():
             check_table_file(p)
-        first, raw = first_chunk(paths[main])
+        first, raw = first_chunk(paths[main], exact=list(cfg.data.columns))  # (declared: their values count)
         where = str(paths[main])
         target, features, id_column = select_columns(cfg, first, where, None)
         columns = type_columns(cfg, first, features, {}, where, self.notes)
@@ -68,12 +73,13 @@ class _FirstPass:
         # the id column travels with its rows (as in memory: a split's `ids`), typed like read_csv
         text_cols = [c.name for c in columns if c.kind != "numeric"] + ([id_column] if id_column else [])
         self.schema.cell_types = cell_types(first, [*features, id_column, target])  # later chunks are read by them
-        numeric = [c for c in self.schema.numeric_file_columns if not looks_boolean(raw[c])]
+        # (a column typed as numbers holds no true/false word: `looks_boolean` of it is False, not asked)
+        numeric = [c for c in self.schema.numeric_file_columns if _numbers(first[c]) or not looks_boolean(raw[c])]
         # A target of numbers is read as numbers (fast); a later value that is not one is an error
         # naming its line (labels that mix numbers and words must show a word in the first chunk).
-        numeric_target = pd.api.types.is_numeric_dtype(first[target].dtype) and \
-            not pd.api.types.is_bool_dtype(first[target].dtype) and not looks_boolean(raw[target])
+        numeric_target = _numbers(first[target])
         read = wanted + ([id_column] if id_column else [])
+        self.numeric_target = numeric_target
         self.parts = []
         for part, p in paths.items():
             names = C.header(p)
@@ -115,7 +121,7 @@ class _FirstPass:
         folds = cfg.data.split.folds
         stat_codes = {FOLD0 + i for i in range(folds)} if folds > 1 else {TRAIN}
         bare = dataclasses.replace(schema, target=None)   # inputs only: the classes are not known yet
-        tally = Tally(stat_codes)
+        tally = self._tally(stat_codes)
         fingerprint = FileHash([p.path for p in self.parts])
         fingerprint.start()
         cost = estimate({p.name: str(p.path) for p in self.parts})
@@ -124,11 +130,13 @@ class _FirstPass:
                       approx=cost is not None and not cost.exact)
         try:
             with meter:
-                for part in self.parts:
-                    for chunk in part.chunks():
+                for part in self.parts:  # pyarrow parses on a thread, the chunks are made on another
+                    part.rows = 0
+                    for chunk in read_ahead(part.chunks(ahead=PARSE_AHEAD), depth=1):  # while one is tallied
                         rows = len(chunk.frame)
                         self._chunk(part, chunk, bare, tally)
                         meter.add(rows)
+                        part.rows += rows
         except BaseException:
             fingerprint.stop.set()
             raise
@@ -137,6 +145,17 @@ class _FirstPass:
             digest.update(f"part {part.name} {part.splitter.describe() if part.splitter else part.fixed}\n".encode())
         digest.update(f"rows {sorted(tally.code_rows.items())} dropped {tally.dropped}\n".encode())
         return self._finish(tally, digest.hexdigest())
+
+    def _tally(self, stat_codes: set[int]) -> Tally:
+        """A Tally told what the config settles of the task: when every file's target is read as
+        numbers, regression (by data.task or the loss) needs no label counts, and task auto without a
+        loss that says otherwise is regression at the first value that is not a whole number."""
+        cfg = self.cfg
+        numbers = self.numeric_target and all(p.text for p in self.parts)
+        requested = cfg.data.task
+        by_loss = loss_task(cfg.training.loss) if requested == "auto" else None
+        return Tally(stat_codes, regression=numbers and (requested == "regression" or by_loss == "regression"),
+                     settles=numbers and requested == "auto" and by_loss is None)
 
     def _chunk(self, part: Part, chunk: C.Chunk, bare: FeatureSchema, tally: Tally) -> None:
         schema, frame = self.schema, chunk.frame
@@ -168,6 +187,8 @@ class _FirstPass:
             tally.order(target[training])
 
     def _no_missing(self, part: Part, frame: pd.DataFrame) -> None:
+        if not _may_miss(frame, self.schema):
+            return
         counts = missing_counts(frame, self.schema)
         if not counts:
             return
@@ -333,6 +354,35 @@ class _FirstPass:
 
 
 _FIXED = {"validation": VALIDATION, "test": TEST, "train": TRAIN}
+
+
+def _numbers(series: pd.Series) -> bool:
+    """A column typed as numbers (not booleans, not categories)."""
+    dtype = series.dtype
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _may_miss(frame: pd.DataFrame, schema: FeatureSchema) -> bool:
+    """False when `missing_counts(frame, schema)` is certainly empty, found in one cheap look per
+    column: no derived column (a value that is no date counts as missing), each float column without
+    NaN, each integer or boolean column whole, each other column without a missing cell. A numeric
+    column held as text (its words also count) always asks `missing_counts`."""
+    if any(info.origin is not None for info in schema.columns):
+        return True
+    kinds = {info.name: info.kind for info in schema.columns}
+    for name in [*kinds, schema.target]:
+        if name not in frame.columns:
+            continue
+        series = frame[name]
+        kind = series.dtype.kind if isinstance(series.dtype, np.dtype) else None
+        if kind == "f":
+            if np.isnan(series.to_numpy()).any():
+                return True
+        elif kind in ("i", "u", "b"):
+            continue
+        elif kinds.get(name) == "numeric" or series.isna().any():
+            return True
+    return False
 
 
 def _where(parts: list[Part]) -> str:

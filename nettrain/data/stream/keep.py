@@ -10,13 +10,14 @@ after chunk, and `<split>.json` (format `FORMAT`) says what: the split, its rows
 arrays (name, shape, dtype, order) and the file(s) the rows came from with their size, modification
 time and inode. `evaluate RUN` reads them back when every file is still the one training read, and
 parses the file again otherwise (saying why). Deleting `.cache/` is always safe: nothing but
-evaluate's speed depends on it.
+evaluate's speed depends on it; `nettrain clean RUN` does it (`remove_kept`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -25,7 +26,7 @@ from nettrain.data.stream.cache import read_splits
 from nettrain.data.stream.path import parse_bytes
 from nettrain.data.stream.reader import Stamp
 from nettrain.data.types import Split
-from nettrain.store import atomic
+from nettrain.store import atomic, rundir
 
 FORMAT = "nettrain-split-cache/1"
 KEPT_SPLITS = ("test", "validation")
@@ -106,3 +107,23 @@ def _nbytes(shape, dtype, order="C") -> int:
     for d in shape:
         n *= int(d)
     return n * np.dtype(dtype).itemsize
+
+
+def cache_folders(run_dir: Path) -> list[Path]:
+    """The `.cache` folders of a run and of its folds (`fold-<i>/`), those that exist."""
+    run_dir = Path(run_dir)
+    found = [run_dir / rundir.CACHE] + sorted(run_dir.glob(f"fold-*/{rundir.CACHE}"))
+    return [f for f in found if f.is_dir() and not f.is_symlink()]
+
+
+def remove_kept(run_dir: Path) -> tuple[int, int]:
+    """Remove the `.cache` folders of a run and of its folds (the caller holds the run's lock): (files,
+    bytes) removed. Only speed depends on them (see the module)."""
+    files = size = 0
+    for folder in cache_folders(run_dir):
+        for entry in folder.rglob("*"):
+            if entry.is_file() and not entry.is_symlink():
+                files += 1
+                size += entry.stat().st_size
+        shutil.rmtree(folder)
+    return files, size

@@ -8,7 +8,8 @@ or Ctrl-C says where it stopped (a plain line, also on a terminal).
 
 What to show is decided once per process: `NETTRAIN_PROGRESS` (`auto`, the default; `rich`,
 `plain` or `off`) and `NETTRAIN_PROGRESS_EVERY` (seconds between plain lines, default 10; the first
-after min(2, that)). `quiet()` turns it off for a block (fit --quiet, --json).
+after min(2, that)). `quiet()` turns it off for a block (fit --quiet, --json), in every thread of the
+process (a stream's passes run on reading threads).
 """
 
 from __future__ import annotations
@@ -24,23 +25,26 @@ PLAIN_EVERY = 10.0         # seconds between plain lines in a log
 SILENT_FOR = 2.0           # seconds a pass runs before anything is shown
 MODE_ENV, EVERY_ENV = "NETTRAIN_PROGRESS", "NETTRAIN_PROGRESS_EVERY"
 
-_quiet = threading.local()
+_quiet = [0]                # blocks inside `quiet()` now, in any thread
+_quiet_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def quiet(on: bool = True) -> Iterator[None]:
-    """No progress inside (`on`), whatever NETTRAIN_PROGRESS says."""
-    before = getattr(_quiet, "on", False)
-    _quiet.on = before or on
+    """No progress inside (`on`), whatever NETTRAIN_PROGRESS says: of this thread and of the threads
+    reading ahead for it (a streamed epoch's pass, and the cache it builds, run on one)."""
+    with _quiet_lock:
+        _quiet[0] += bool(on)
     try:
         yield
     finally:
-        _quiet.on = before
+        with _quiet_lock:
+            _quiet[0] -= bool(on)
 
 
 def mode() -> str:
     """'rich', 'plain' or 'off': what a Meter started now shows."""
-    if getattr(_quiet, "on", False):
+    if _quiet[0]:
         return "off"
     chosen = os.environ.get(MODE_ENV, "auto").strip().lower()
     if chosen in ("rich", "plain", "off"):
@@ -79,12 +83,16 @@ def duration(seconds: float) -> str:
 class Meter:
     """The progress of one pass: `add(n)` rows (or bytes) done, of `total` (None: unknown; `approx`:
     an estimate, so the ETA is one too and the count may pass it). A context manager: leaving it
-    ends the display; leaving by an exception says where the pass stopped."""
+    ends the display; leaving by an exception says where the pass stopped. `lines`: plain lines on a
+    terminal too (a pass under another live display, training's bars: Rich prints them above it)."""
 
-    def __init__(self, what: str, total: int | None = None, *, unit: str = "rows", approx: bool = False):
+    def __init__(self, what: str, total: int | None = None, *, unit: str = "rows", approx: bool = False,
+                 lines: bool = False):
         self.what, self.total, self.unit, self.approx = what, total, unit, approx
         self.done = 0
         self.mode = mode()
+        if lines and self.mode == "rich":
+            self.mode = "plain"
         self.every = _every()
         self.start = time.monotonic()
         self.shown = False           # a line or the bar was shown

@@ -23,6 +23,7 @@ from nettrain.data.cells import typed
 from nettrain.data.inputs import missing_rows, prepare_inputs
 from nettrain.data.split import FOLD0, TEST, TRAIN, VALIDATION, HashedSplit
 from nettrain.data.stats import FILL_POLICIES
+from nettrain.data.stream.progress import Meter
 from nettrain.data.stream.windows import Joined, Window, cut, inputs_only
 from nettrain.data.types import FeatureSchema, Split
 from nettrain.errors import DataError
@@ -49,6 +50,7 @@ class Part:
     cell_types: dict[str, str] = field(default_factory=dict)  # their cell types (from the first chunk)
     whole: list[str] = field(default_factory=list)     # numeric columns given back as int64 when whole numbers
     stamp: "Stamp | None" = None                       # the file's size, mtime and inode at the first pass
+    rows: int | None = None                            # its rows, counted by the first pass
 
     @property
     def where(self) -> str:
@@ -71,14 +73,15 @@ class Part:
             return {FOLD0 + i for i in range(s.folds)} | ({TEST} if s.test > 0 else set())
         return {TRAIN} | ({VALIDATION} if s.validation > 0 else set()) | ({TEST} if s.test > 0 else set())
 
-    def chunks(self, rows: int | None = None) -> Iterator[C.Chunk]:
-        """The file's chunks (`chunks.exact_chunks`), the `typed` columns of a CSV/TSV typed by their cell
-        types (`data.cells.typed`); reading errors as DataError (`chunks.unreadable`)."""
+    def chunks(self, rows: int | None = None, ahead: int = 0) -> Iterator[C.Chunk]:
+        """The file's chunks (`chunks.exact_chunks`; `ahead`: blocks parsed ahead by a thread), the `typed`
+        columns of a CSV/TSV typed by their cell types (`data.cells.typed`); reading errors as DataError
+        (`chunks.unreadable`)."""
         import pyarrow as pa
 
         self.check_unchanged()
         it = C.exact_chunks(self.path, numeric=self.numeric, columns=self.columns or None,
-                            rows=rows or C.CHUNK_ROWS)
+                            rows=rows or C.CHUNK_ROWS, ahead=ahead)
         count = 0
         with contextlib.closing(it):
             while True:
@@ -169,21 +172,30 @@ class RowReader:
             return None
         return None if mask.all() else mask
 
+    def read_parts(self, codes: Iterable[int]) -> list[Part]:
+        """The parts a pass over the rows in `codes` reads (those that may hold some)."""
+        wanted = set(int(c) for c in codes)
+        return [part for part in self.parts if part.possible() & wanted]
+
     def selected(self, codes: Iterable[int], *, columns: list[str] | None = None,
-                 side: Iterable[tuple[Iterable[int], Callable[[Part, pd.DataFrame], None]]] = ()
-                 ) -> Iterator[tuple[Part, int, pd.DataFrame]]:
+                 side: Iterable[tuple[Iterable[int], Callable[[Part, pd.DataFrame], None]]] = (),
+                 meter: Meter | None = None) -> Iterator[tuple[Part, int, pd.DataFrame]]:
         """(part, chunk number, the chunk's rows in `codes` that the policy keeps), chunks with no such
         rows skipped; chunks are numbered through all parts. `side`: (other codes, take) pairs: the
         rows of each chunk in those codes are handed to `take(part, rows)` first (parts holding none
-        of `codes` are not read)."""
+        of `codes` are not read). `meter`: counts the rows read (the pass ends it)."""
+        with meter if meter is not None else contextlib.nullcontext():
+            yield from self._selected(codes, side, meter)
+
+    def _selected(self, codes, side, meter: Meter | None) -> Iterator[tuple[Part, int, pd.DataFrame]]:
         wanted = np.array(sorted(set(codes)), dtype=np.int8)
         side = [(np.array(sorted(set(other)), dtype=np.int8), take) for other, take in side]
         number = 0
-        for part in self.parts:
-            if not part.possible() & set(wanted.tolist()):
-                continue
+        for part in self.read_parts(wanted.tolist()):
             for chunk in part.chunks():
                 frame = chunk.frame
+                if meter is not None:
+                    meter.add(len(frame))
                 codes_here = part.codes(frame.index.to_numpy())
                 keep = self.kept(part, frame)
                 for other, take in side:
@@ -205,12 +217,14 @@ class RowReader:
                     yield part, number - 1, hand.pop()
 
     def prepared(self, codes: Iterable[int], *, limit: int | None = None,
-                 side: Iterable[tuple[Iterable[int], "SplitCache"]] = ()) -> Iterator[Split]:
+                 side: Iterable[tuple[Iterable[int], "SplitCache"]] = (), meter: Meter | None = None
+                 ) -> Iterator[Split]:
         """Prepared Splits of the rows in `codes`, one per chunk, in file order; `limit` stops after
         that many rows. `side`: (codes, cache) of other splits, whose caches this pass fills as well
         (the rows of each chunk in those codes, prepared chunk by chunk as their own pass would
         prepare them): one parse of the file for every split. A cache is complete only when this pass
-        is (and it read every part that holds its rows); one that is complete already is left alone."""
+        is (and it read every part that holds its rows); one that is complete already is left alone.
+        `meter`: counts the rows read (see `selected`)."""
         writers = []
         if limit is None:
             for other, cache in side:
@@ -233,7 +247,8 @@ class RowReader:
 
         done = 0
         try:
-            for part, _, frame in self.selected(codes, side=[(other, writing(w)) for other, w in writers]):
+            for part, _, frame in self.selected(codes, side=[(other, writing(w)) for other, w in writers],
+                                                meter=meter):
                 if limit is not None:
                     frame = frame.iloc[: limit - done]
                 split = prepare_inputs(frame, self.schema, require_target=True, source=part.where,
@@ -262,6 +277,16 @@ class RowReader:
         for window in self.windows(codes, shuffle=shuffle, limit=limit, cache=cache, side=side):
             yield window.rows()
 
+    def _building(self, codes: Iterable[int], cache: "SplitCache") -> Meter | None:
+        """The progress of a pass that builds `cache` (numeric inputs: text ones are never cached): rows
+        of the file(s) read, of their rows counted by the first pass, in plain lines (on a terminal
+        too: training's bars are live, the lines go above them)."""
+        if cache.disabled or any(c.kind != "numeric" for c in self.schema.columns):
+            return None
+        parts = self.read_parts(codes)
+        total = None if any(p.rows is None for p in parts) else sum(p.rows for p in parts)
+        return Meter(f"caching the prepared rows of {', '.join(p.path.name for p in parts)}", total, lines=True)
+
     def windows(self, codes: Iterable[int], *, shuffle: tuple[int, int] | None = None,
                 limit: int | None = None, cache: "SplitCache | None" = None, bare: bool = False,
                 side: Iterable[tuple[Iterable[int], "SplitCache"]] = ()) -> Iterator[Window]:
@@ -278,7 +303,7 @@ class RowReader:
         if cache is not None and cache.complete:
             source = cache.splits() if limit is None else cut(cache.splits(), limit)
         elif cache is not None and limit is None:
-            source = cache.tee(self.prepared(codes, side=side))
+            source = cache.tee(self.prepared(codes, side=side, meter=self._building(codes, cache)))
         else:
             source = self.prepared(codes, limit=limit)
         if bare:

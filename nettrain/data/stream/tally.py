@@ -20,8 +20,13 @@ MAX_LABELS = 100_000       # distinct target values counted; more is a regressio
 class Tally:
     """What the first pass counts (bounded: per split code, per class, per chunk)."""
 
-    def __init__(self, stat_codes: set[int]):
+    def __init__(self, stat_codes: set[int], *, regression: bool = False, settles: bool = False):
         self.stat_codes = stat_codes
+        # `regression`: the task is regression whatever the values (the config says so and every
+        # chunk's target is read as numbers); `settles`: it becomes regression at the first value that
+        # is not a whole number (task auto, no loss that says otherwise). Labels are counted only while
+        # they may become classes: a continuous target skips the per-value work (see `_settled`).
+        self.regression, self.settles = regression, settles
         self.read = self.dropped = 0
         self.code_rows: collections.Counter = collections.Counter()
         self.stats: dict[int, TrainStats] = {}
@@ -39,6 +44,11 @@ class Tally:
         self._lookup: dict[str, int] | None = None
 
     def target(self, target: pd.Series, codes: np.ndarray, part: Part) -> None:
+        if self._settled(target):
+            numbers = target.to_numpy(dtype=np.float64)
+            present = ~np.isnan(numbers)
+            self._target_stats(numbers[present], codes[present])
+            return
         present = target.notna().to_numpy()
         if not present.any():
             return
@@ -66,14 +76,52 @@ class Tally:
                 pos = int(np.argmax(bad))
                 self.bad_target = (part.where, row_label(values.index[pos], part.line_offset), values.iloc[pos])
             return
+        self._target_stats(numbers, codes)
+
+    def _target_stats(self, numbers: np.ndarray, codes: np.ndarray) -> None:
         y = numbers.astype(np.float32)
         for code in np.unique(codes).tolist():
             if code in self.stat_codes:
                 s = NumericStats.of(y[codes == code].reshape(-1, 1))
                 self.targets[code] = s if code not in self.targets else self.targets[code].merge(s)
 
+    def _settled(self, target: pd.Series) -> bool:
+        """Whether this chunk's target needs no label work: its values are numbers and they can no
+        longer be classes (too many distinct values, or the task is regression whatever they are).
+        What is skipped then (label counts, distinct values, value kinds) decides nothing more:
+        numbers are never 'labels', and a regression task reads no class. With `settles`, a chunk
+        holding a value that is not a whole number settles it: that value (one is enough) joins the
+        distinct values, so `target_values` is continuous and task inference says regression."""
+        dtype = target.dtype
+        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype) \
+                or isinstance(dtype, pd.CategoricalDtype):
+            return False
+        if self.labels is None or self.regression:
+            self.all_bool = False
+            return True
+        if not self.settles:
+            return False
+        values = target.to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            fraction = np.flatnonzero(~np.isnan(values) & (np.mod(values, 1) != 0))
+        if len(fraction) == 0:
+            return False
+        self.distinct.setdefault(as_strings(pd.Series(values[fraction[:1]]))[0], None)
+        self.kinds.add("continuous")
+        self.regression = True
+        self.all_bool = False
+        return True
+
     def order(self, target: pd.Series) -> None:
         """The training rows' labels in file order: runs of one label, and the target's mean per chunk."""
+        if self.regression and pd.api.types.is_numeric_dtype(target.dtype) \
+                and not pd.api.types.is_bool_dtype(target.dtype):  # only the chunk means tell
+            numbers = target.to_numpy(dtype=np.float64)
+            numbers = numbers[~np.isnan(numbers)]
+            if len(numbers):
+                self.order_chunks += 1
+                self.chunk_means.append((len(numbers), float(numbers.mean())))
+            return
         present = target.dropna()
         if present.empty:
             return
