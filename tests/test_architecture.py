@@ -340,3 +340,13 @@ def test_light_commands_import_no_tensorflow(command, tiny_config):
     ours = [n for n in names if n in _modules()]
     offenders = [line for name in ours for line in _module_level_heavy(name)]
     assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.parametrize("command", ["--help", "validate", "schema"])
+def test_light_commands_import_no_data_library(command, tiny_config):
+    """`validate` (its stream decision included), `schema` and `--help` stay well under a second:
+    numpy, pandas and pyarrow (~0.5-1 s to import) come only with commands that read rows."""
+    args = ["validate", str(tiny_config)] if command == "validate" else [command]
+    names = _imported_at_runtime(args, tiny_config.parent)
+    data = sorted({n.split(".")[0] for n in names} & {"numpy", "pandas", "pyarrow"})
+    assert not data, f"nettrain {command} imported {data}"

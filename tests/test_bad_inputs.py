@@ -294,6 +294,8 @@ CASES = [
     ("plot-not-png", "plot {box}/run --output {box}/x.txt", None, 2, [r"--output .*x\.txt: expected a file name ending in \.png"]),
     ("compare-user-folder", "compare {box}/run {box}/mine", None, 2, [r"RUN .*mine is not a run directory"]),
     ("compare-file", "compare {box}/run {box}/mixed.csv", None, 2, [r"RUN .*mixed\.csv is a file, not a run directory"]),
+    ("clean-user-folder", "clean {box}/mine", None, 2, [r"RUN .*mine: not a run directory \(no run\.json in it\)"]),
+    ("clean-file", "clean {box}/mixed.csv", None, 2, [r"RUN .*mixed\.csv: not a run directory"]),
     # ---------------------------------------------------------------- inspect, lr-find
     ("inspect-batch-zero", "inspect {box}/good.yaml --batch 0", None, 2, [r"--batch 0: expected a whole number of rows"]),
     ("inspect-set-on-run", "inspect {box}/run --set seed=1", None, 2, [r"--set applies to a CONFIG; .*run is a trained model"]),

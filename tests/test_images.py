@@ -210,7 +210,7 @@ def test_init_on_an_image_folder_writes_a_small_cnn(tmp_path, monkeypatch):
     assert "median size of 9 sampled images (20x20)" in text  # the reason, in a comment
     assert invoke("validate", out).exit_code == 0
     refused = invoke("init", "shapes", "--target", "label")
-    assert refused.exit_code == 2 and "leave out --target" in refused.output
+    assert refused.exit_code == 2 and "takes no --target: leave it out" in refused.output
 
 
 def test_init_caps_large_images(tmp_path):

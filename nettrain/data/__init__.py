@@ -10,11 +10,28 @@
 - `suggest_config(path, target)`: YAML text of a starting config for a data file.
 """
 
-from nettrain.data.inputs import prepare_inputs
-from nettrain.data.load import load_dataset
-from nettrain.data.sources import read_parts, read_table
-from nettrain.data.suggest import suggest_config
-from nettrain.data.types import NUMERIC_INPUT, ColumnInfo, Dataset, FeatureSchema, Split
+import importlib
+from typing import Any
+
+# The package's names, imported from their modules on first use (PEP 562): `validate` imports
+# `nettrain.data.kinds` or `nettrain.data.stream.path` without numpy and pandas coming along.
+_HOME = {"prepare_inputs": "inputs", "load_dataset": "load", "read_parts": "sources", "read_table": "sources",
+         "suggest_config": "suggest", "NUMERIC_INPUT": "types", "ColumnInfo": "types", "Dataset": "types",
+         "FeatureSchema": "types", "Split": "types"}
 
 __all__ = ["load_dataset", "read_table", "read_parts", "prepare_inputs", "suggest_config", "Dataset", "Split",
            "FeatureSchema", "ColumnInfo", "NUMERIC_INPUT"]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:  # a module of the package (`nettrain.data.<module>` as an attribute)
+        try:
+            return importlib.import_module(f"nettrain.data.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"nettrain.data.{name}":  # a module it imports is missing: that error as it is
+                raise
+            raise AttributeError(f"module 'nettrain.data' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"nettrain.data.{home}"), name)
+    globals()[name] = value
+    return value

@@ -21,14 +21,12 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.cells import FALSE_TEXT, NA_TEXT, TRUE_TEXT  # noqa: F401 - the one rule's words
+from nettrain.data.kinds import NOT_STREAMED, STREAMABLE, streamable, table_kind  # noqa: F401
 from nettrain.errors import DataError
 from nettrain.words import reason, show_name
 
 CHUNK_ROWS = 65_536
 BLOCK_BYTES = 1 << 18
-STREAMABLE = (".csv", ".tsv", ".parquet")
-# Compressions the chunk reader cannot open (pyarrow detects gzip and bz2 only): such files are read whole.
-NOT_STREAMED = (".xz", ".zip", ".zst")
 
 
 @dataclass
@@ -42,14 +40,7 @@ class Chunk:
 
 
 def kind_of(path: str | os.PathLike) -> str:
-    from nettrain.data.sources import table_kind
-
     return table_kind(path)
-
-
-def streamable(path: str | os.PathLike) -> bool:
-    """Whether a data file can be read in chunks: CSV/TSV (also gzip/bz2-compressed) and Parquet."""
-    return kind_of(path) in STREAMABLE and not Path(path).name.lower().endswith(NOT_STREAMED)
 
 
 def header(path: str | os.PathLike) -> list[str]:

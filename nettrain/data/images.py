@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from nettrain.data.kinds import is_image_config, is_image_folder  # noqa: F401 - the one rule, also images'
 from nettrain.data.rows import Rows
 from nettrain.data.split import fingerprint, split_rows
 from nettrain.data.task import class_type, infer_task
@@ -62,21 +63,6 @@ class ImageSpec:
             return cls()
         get = images.get if isinstance(images, dict) else lambda k, d=None: getattr(images, k, d)
         return cls(tuple(get("size", DEFAULT_SIZE)), get("color", "rgb"), get("bad", "error"))
-
-
-def is_image_folder(source: Any) -> bool:
-    """A `data.source` that names a folder (an image folder), not a file or a bundled set."""
-    return isinstance(source, str) and os.path.isdir(source)
-
-
-def is_image_config(config: Any) -> bool:
-    """Whether a config (a Config or its saved dict) trains on an image folder."""
-    data = (config.get("data") or {}) if isinstance(config, dict) else config.data
-    if isinstance(data, dict):
-        source, images = data.get("source"), data.get("images")
-    else:
-        source, images = data.source, getattr(data, "images", None)
-    return images is not None or is_image_folder(source)
 
 
 def is_image_model(target: Any) -> bool:

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nettrain.data.kinds import COMPRESSIONS, table_kind  # noqa: F401 - the one rule, also sources'
 from nettrain.data.npz import NpzReader
 from nettrain.errors import DataError
 from nettrain.words import did_you_mean, list_names, reason, show_name
 
 TABLE_EXTENSIONS = (".csv", ".tsv", ".parquet", ".jsonl", ".npz")
 # pandas reads these compressed text files transparently (data.csv.gz, data.jsonl.zst, ...)
-COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz", ".zst")
 
 SKLEARN_SETS = {  # name -> (loader, classification)
     "iris": ("load_iris", True),
@@ -54,16 +54,6 @@ class RawData:
 
 
 # ------------------------------------------------------------------------------- files
-
-def table_kind(path: str | os.PathLike) -> str:
-    """The extension that decides how a file is read ('.csv', ...), compression suffix ignored."""
-    name = Path(path).name.lower()
-    for comp in COMPRESSIONS:
-        if name.endswith(comp) and name[: -len(comp)].endswith((".csv", ".tsv", ".jsonl")):
-            name = name[: -len(comp)]
-            break
-    return Path(name).suffix
-
 
 def read_table(path: str | os.PathLike, text: list[str] | None = None) -> pd.DataFrame:
     """Read a data file into a DataFrame, choosing the reader by extension.

@@ -81,7 +81,7 @@ def suggest(path: Path, target: str | None, *, output: Path | None = None, test:
     from nettrain.config import load_config
     from nettrain.data.task import infer_task
 
-    if Path(path).is_dir():  # an image folder: a small CNN (data.imagesuggest)
+    if os.path.isdir(path):  # an image folder: a small CNN (data.imagesuggest); (never raises, as is_dir may)
         return _suggest_images(Path(path), target, output, test)
     if target is None:
         raise UsageError(f"{path}: give the label column with --target COLUMN")
@@ -117,8 +117,8 @@ def _suggest_images(folder: Path, target: str | None, output: Path | None, test:
     from nettrain.data.imagesuggest import suggest_images
 
     if target is not None:
-        raise UsageError(f"--target {target}: {folder} is an image folder, whose sub-folders are the classes; "
-                         "leave out --target")
+        raise UsageError(f"--target {target}: {folder} is not a file but a folder; an image folder (one "
+                         "sub-folder per class) takes no --target: leave it out")
     if test is not None:
         raise UsageError(f"--test {test}: {folder} is an image folder, split by data.split; leave out --test")
     text, summary = suggest_images(folder, source_for(folder, output), output)

@@ -40,19 +40,36 @@ and `keep` (a run's prepared evaluation rows kept after training, for `evaluate 
 package's; tests that replace one (`available_memory`) replace it in the module that uses it.
 """
 
-from nettrain.data.stream.ahead import read_ahead
-from nettrain.data.stream.cache import SplitCache
-from nettrain.data.stream.dataset import HOLDOUT_ROWS, StreamDataset
-from nettrain.data.stream.files import check_table_file
-from nettrain.data.stream.firstpass import load_stream
-from nettrain.data.stream.path import (MEMORY_ENV, SPLIT_NAMES, STREAM_SHARE, DataPath, Estimate, available_memory,
-                                       choose, data_files, estimate)
-from nettrain.data.stream.progress import Meter, metered, quiet
-from nettrain.data.stream.reader import SHUFFLE_WINDOW, Part, RowReader, Stamp
-from nettrain.data.stream.tally import MAX_LABELS
-from nettrain.data.stream.windows import Window, joined, window_order
+import importlib
+from typing import Any
+
+# The package's names, imported from their modules on first use (PEP 562): `validate` imports
+# `path` alone (the stream decision), without pandas and pyarrow coming along.
+_HOME = {
+    "DataPath": "path", "Estimate": "path", "HOLDOUT_ROWS": "dataset", "MAX_LABELS": "tally",
+    "MEMORY_ENV": "path", "Meter": "progress", "Part": "reader", "RowReader": "reader",
+    "SHUFFLE_WINDOW": "reader", "SPLIT_NAMES": "path", "STREAM_SHARE": "path", "SplitCache": "cache",
+    "Stamp": "reader", "StreamDataset": "dataset", "Window": "windows", "available_memory": "path",
+    "check_table_file": "files", "choose": "path", "data_files": "path", "estimate": "path",
+    "joined": "windows", "load_stream": "firstpass", "metered": "progress", "quiet": "progress",
+    "read_ahead": "ahead", "window_order": "windows",
+}
 
 __all__ = ["DataPath", "Estimate", "HOLDOUT_ROWS", "MEMORY_ENV", "MAX_LABELS", "Part", "RowReader", "SHUFFLE_WINDOW", "SPLIT_NAMES",
            "STREAM_SHARE", "SplitCache", "Stamp", "StreamDataset", "Window", "available_memory",
            "check_table_file", "choose", "data_files", "estimate", "joined", "load_stream", "metered", "quiet", "read_ahead",
            "window_order"]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:  # a module of the package (`nettrain.data.stream.<module>` as an attribute)
+        try:
+            return importlib.import_module(f"nettrain.data.stream.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"nettrain.data.stream.{name}":  # a module it imports is missing: that error as it is
+                raise
+            raise AttributeError(f"module 'nettrain.data.stream' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"nettrain.data.stream.{home}"), name)
+    globals()[name] = value
+    return value

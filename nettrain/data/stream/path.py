@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nettrain.data import chunks as C
+from nettrain.data import kinds as C
 
 STREAM_SHARE = 2           # data.stream auto: stream when memory use would pass 1/STREAM_SHARE of what is available
 SPLIT_NAMES = ("train", "validation", "test")
@@ -153,7 +153,7 @@ def estimate(files: dict[str, str]) -> Estimate | None:
 
 
 def _estimate_file(p: Path) -> Estimate | None:
-    if C.kind_of(p) == ".parquet":
+    if C.table_kind(p) == ".parquet":
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -207,7 +207,7 @@ def _estimate_text(p: Path) -> Estimate | None:
         if nxt < 0:
             break
         head_end = nxt
-    sep = "\t" if C.kind_of(p) == ".tsv" else ","
+    sep = "\t" if C.table_kind(p) == ".tsv" else ","
     table = list(csv.reader(io.StringIO(sample[:head_end].decode("utf-8", errors="replace")), delimiter=sep))
     header, body = table[0], [row for row in table[1:] if row]
     values = cells = 0.0
@@ -238,7 +238,7 @@ def choose(cfg, recorded: bool | None = None) -> DataPath:
     """The path `cfg`'s data takes. `recorded`: the path a run was started on (--resume keeps it
     under `data.stream: auto`, whatever the available memory is now)."""
     setting = cfg.data.stream
-    from nettrain.data.images import is_image_config
+    from nettrain.data.kinds import is_image_config
 
     if is_image_config(cfg):  # decoded file by file by its own reader (data.images)
         return DataPath(False, f"{cfg.data.source}: an image folder, its files decoded a chunk at a time")
