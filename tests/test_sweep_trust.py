@@ -211,3 +211,69 @@ def test_optuna_dashboard_reads_a_finished_study(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def slow_trial_studies(tmp_path, cfg, epochs: int):
+    """(the study as the sweep process has it, three fast trials complete; the slow trial it asked for; the
+    same study loaded afresh with the sweep's pruner, as a trial process has it). A real SQLite study."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = ST.Study.create(ST.open_storage(url, heartbeat=True), "s", direction="minimize",
+                            sampler=optuna.samplers.RandomSampler(seed=1), pruner=ST.pruner(cfg.sweep, epochs))
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    for _ in range(3):
+        t = study.ask(dist, optuna.samplers.RandomSampler(seed=2))
+        for e in range(1, epochs + 1):
+            t.report(fast(e), e)
+        study.end(t.number, optuna.trial.TrialState.COMPLETE, value=fast(epochs))
+    trial = study.ask(dist, optuna.samplers.RandomSampler(seed=3))
+    worker = ST.Study.load(ST.open_storage(url, mode="existing"), "s")
+    worker.use_pruner(ST.pruner(cfg.sweep, epochs))
+    return study, trial, worker
+
+
+def test_the_median_pruner_asked_in_the_trial_gives_optunas_verdict_at_every_step(write_config, tmp_path):
+    """A trial asks a median pruner itself (Study.should_prune: the values it reported and the study's
+    complete trials, nothing read from the storage at the epoch's end): at every step the verdict is
+    Optuna's Trial.should_prune for the same values, stop and go alike."""
+    cfg = sweep_cfg(write_config, "{median: {warmup_epochs: 2}}", epochs=20)
+    study, trial, worker = slow_trial_studies(tmp_path, cfg, 20)
+    assert ST.judge(worker.pruner) == "here"
+    reported, verdicts = {}, []
+    for e in range(1, 21):
+        trial.report(slow(e), e)
+        reported[e] = slow(e)
+        verdicts.append(worker.should_prune(trial.number, reported, worker.complete()))
+        assert verdicts[-1] == trial.should_prune(), e
+    assert verdicts[:2] == [False, False] and verdicts[2] is True  # the warm-up, then stop at epoch 3
+    assert verdicts[-1] is False  # from epoch 6 it beats the median: go on
+    assert len(worker.complete()) == 3
+
+
+@pytest.mark.parametrize("pruner, where", [("median", "here"), ("hyperband", "storage"), ("none", "none")])
+def test_where_each_pruner_is_asked(write_config, pruner, where):
+    assert ST.judge(ST.pruner(sweep_cfg(write_config, pruner).sweep, 20)) == where
+
+
+@pytest.mark.slow  # imports Keras
+def test_the_pruning_callback_stops_where_optuna_says_and_writes_every_report(write_config, tmp_path):
+    """The trial's callback at its epoch ends (a real SQLite study, the storage on the callback's thread):
+    it stops at the epoch Optuna's own should_prune names for the same values (run_curves), and once its
+    training ended every epoch's value is in the study, so the trial is told after all of them."""
+    cfg = sweep_cfg(write_config, "{median: {warmup_epochs: 2}}", epochs=20)
+    expected = run_curves(tmp_path / "optuna", cfg, 20)
+    assert expected == [3]
+    study, trial, worker = slow_trial_studies(tmp_path, cfg, 20)
+    callback = T.pruning_callback(worker, trial.number, "val_loss", ST.first_prune_step(cfg.sweep, 20))
+    model = SimpleNamespace(stop_training=False)
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch in range(20):
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch, {"val_loss": slow(epoch + 1)})
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    assert [callback.pruned_at] == expected and callback.values == [slow(e) for e in (1, 2, 3)]
+    assert study.frozen(trial.number).intermediate_values == {e: slow(e) for e in (1, 2, 3)}

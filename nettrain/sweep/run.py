@@ -52,6 +52,7 @@ class Worker:
     done: int = 0                      # trials it ran
     last: bool = False                 # it said it takes no more trials (it exits)
     ready: bool = False                # TensorFlow imported: it takes trials
+    eof: bool = False                  # its results pipe is closed (it exited)
 
     def give(self, spec: dict[str, Any]) -> None:
         assert self.process.stdin is not None
@@ -66,6 +67,7 @@ class Worker:
         while select.select([self.results], [], [], 0)[0]:
             chunk = os.read(self.results, 4096)
             if not chunk:
+                self.eof = True
                 break
             self.pending += chunk
         *lines, self.pending = self.pending.split(b"\n")
@@ -243,7 +245,7 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
                 break
             if watch is not None:
                 watch([(r.number, r.run_dir, r.started) for r in running.values()])
-            time.sleep(POLL)
+            _wait(workers, POLL)
     except KeyboardInterrupt:
         _stop(study, running, workers, say)
         raise Interrupted(f"sweep interrupted; {len(running)} running trial(s) marked interrupted. The study "
@@ -258,6 +260,18 @@ def run_sweep(p: Plan, *, say: Callable[[str], None],
     result.failed = failed
     tracking.finish_sweep(p.cfg, parent, result.best)
     return result
+
+
+def _wait(workers: list[Worker], seconds: float) -> None:
+    """Until a worker says something on its results pipe (a trial's end: the next trial is asked for at
+    once), or `seconds`."""
+    import select
+
+    pipes = [w.results for w in workers if not w.eof]
+    if pipes:
+        select.select(pipes, [], [], seconds)
+    else:
+        time.sleep(seconds)
 
 
 def _retire(workers: list[Worker]) -> None:
@@ -336,7 +350,8 @@ def _spawn(p: Plan) -> Worker:
         os.close(write_results)
     worker = Worker(process, results, lifeline, log)
     try:
-        worker.give({"parent": os.getpid(), "lifeline": read_end, "results": write_results})
+        worker.give({"parent": os.getpid(), "lifeline": read_end, "results": write_results, "storage": p.storage,
+                     "study": p.study})
     except BrokenPipeError:  # it died at once: seen as an exit by the loop
         pass
     return worker

@@ -300,6 +300,20 @@ def pruner(sweep: SweepConfig, epochs: int):
     return optuna.pruners.NopPruner()
 
 
+def judge(pruner: Any) -> str:
+    """Where a trial asks `pruner` for its verdict: "here" (Optuna's PercentilePruner, the median pruner:
+    its verdict rests on the trial's own reported values and the study's complete trials alone, and it
+    writes nothing, so the trial process asks it itself: `Study.should_prune`), "none" (it never stops a
+    trial) or "storage" (any other, hyperband: its rungs are written to the study, `Trial.should_prune`)."""
+    import optuna
+
+    if isinstance(pruner, optuna.pruners.NopPruner):
+        return "none"
+    if isinstance(pruner, optuna.pruners.PercentilePruner):
+        return "here"
+    return "storage"
+
+
 def first_prune_step(sweep: SweepConfig, epochs: int) -> float:
     """The first step (epoch) at which the sweep's pruner may stop a trial (`pruner`): the median
     pruner's after its warm-up, hyperband's first rung; infinity without a pruner."""
@@ -373,6 +387,30 @@ class Study:
     def use_pruner(self, pruner: Any) -> None:
         self.optuna.pruner = pruner
 
+    @property
+    def pruner(self) -> Any:
+        return self.optuna.pruner
+
+    def complete(self) -> list:
+        """The complete trials now (FrozenTrial records; what a median pruner compares a trial with)."""
+        from optuna.trial import TrialState
+
+        return self.trials(states=(TrialState.COMPLETE,))
+
+    def should_prune(self, number: int, reported: dict[int, float], complete: list) -> bool:
+        """The verdict of the study's pruner (one `judge` says is asked "here") on trial `number` having
+        reported `reported` (step -> value) while the study's complete trials are `complete` (`complete()`):
+        the pruner's own `prune`, given a view of the study that holds those trials, so nothing is read
+        from the storage; for the same values and trials it is the verdict of Optuna's Trial.should_prune."""
+        import optuna
+        from optuna.trial import TrialState
+
+        trial = optuna.trial.FrozenTrial(number=number, state=TrialState.RUNNING, value=None, datetime_start=None,
+                                         datetime_complete=None, params={}, distributions={}, user_attrs={},
+                                         system_attrs={}, intermediate_values=dict(reported),
+                                         trial_id=self._ids.get(number, -1))
+        return bool(self.pruner.prune(_Held(self.optuna.direction, complete), trial))
+
     def ask(self, distributions: dict[str, Any], sampler: Any):
         """A new running trial (an optuna Trial) with its values drawn from `distributions` by `sampler`."""
         self.optuna.sampler = sampler
@@ -437,20 +475,21 @@ class Study:
         return done
 
     def end(self, number: int, state, attrs: dict[str, Any] | None = None, value: float | None = None) -> None:
-        """Finish trial `number` (its user attributes first) unless it already is."""
-        import optuna
+        """Finish trial `number` (its user attributes first) unless it already is: a write per attribute
+        (the ending's four are one: the study's storage is busy with every epoch's report), then Optuna's
+        tell. A trial another process finished refuses the first write: nothing more is written."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
 
-        if self.frozen(number).state.is_finished():
-            return
-        trial = self.trial(number)
         attrs = dict(attrs or {})
         ending = {k: attrs.pop(k) for k in (RUN_DIR, EPOCHS, VALUE_EPOCH, BEST_EPOCH) if k in attrs}
-        if ending:  # one transaction rather than three: the study's storage is busy with every epoch's report
-            trial.set_user_attr(ENDING, ending)
-        for k, v in attrs.items():
-            trial.set_user_attr(k, v)
-        self.optuna.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state,
-                         skip_if_finished=True)
+        writes = {**({ENDING: ending} if ending else {}), **attrs}
+        try:
+            for k, v in writes.items():
+                self.storage.set_trial_user_attr(self.trial_id(number), k, v)
+        except UpdateFinishedTrialError:
+            return
+        self.optuna.tell(number, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
 
     def rows(self) -> list[dict[str, Any]]:
         """Every counted trial as plain data: number, state, params, value, epochs, seconds, run_dir, error."""
@@ -459,6 +498,17 @@ class Study:
     def row(self, number: int) -> dict[str, Any]:
         """Trial `number` as a row of `rows`."""
         return row_of(self.frozen(number))
+
+
+class _Held:
+    """What Optuna's PercentilePruner reads of a study (its direction, its trials by state), from trials in
+    memory (`Study.should_prune`)."""
+
+    def __init__(self, direction: Any, trials: list):
+        self.direction, self._trials = direction, trials
+
+    def get_trials(self, deepcopy: bool = False, states: tuple | None = None) -> list:
+        return [t for t in self._trials if states is None or t.state in states]
 
 
 @dataclass

@@ -31,27 +31,39 @@ from typing import Any
 from nettrain.errors import EXIT_FAILED, EXIT_INTERRUPTED, Interrupted, NettrainError
 
 
-WAIT_SHARE = 0.1  # of the last epoch's seconds: how long an epoch end waits for the pruner's answer
+WAIT_SHARE = 0.1  # of the last epoch's seconds: how long an epoch end waits for a storage pruner's answer
 
 
-def pruning_callback(trial, metric: str, earliest: float = 0):
-    """A Keras callback: report `metric` after every epoch; stop training when the pruner says so.
+def pruning_callback(study, number: int, metric: str, earliest: float = 0):
+    """A Keras callback: report `metric` to trial `number` of `study` (a `Study`) after every epoch; stop
+    training when the study's pruner says so.
 
     Hand-written rather than optuna_integration's (the same few lines) so that the sweep process
     needs no TensorFlow; training stops at the epoch's end, so the run is whole up to it.
 
-    The study's storage is written and read on a thread of its own (`report`, then `should_prune`:
-    tens of milliseconds each through SQLite), off the training's path: an epoch end waits for the
-    pruner's answer at most WAIT_SHARE of the last epoch's time (not at all before step `earliest`,
-    where the pruner cannot stop a trial: its warm-up), and an answer that comes later
-    stops the trial at the next epoch end. Every epoch is reported, in order; `close()` waits for
-    the last report before the trial is told.
+    The study's storage is written and read on a thread of its own, off the training's path: the trial
+    (Optuna's Trial: one read), then each epoch's `report` (a write each, in order; `on_train_end` waits
+    for the last, so the trial is told after every report). The verdict, from step `earliest` on (before,
+    the pruner cannot stop a trial: its warm-up), comes by the pruner's kind (`study.judge`):
+    - "here" (the median pruner): asked at the epoch's end without waiting for the storage, Optuna's own
+      pruner on the values this trial reported and the study's complete trials as the thread last read
+      them (after its latest report, usually the previous epoch's): for the same values and trials,
+      Trial.should_prune's verdict.
+    - "storage" (hyperband): `Trial.should_prune` on the thread after each report; an epoch end waits for
+      the answer at most WAIT_SHARE of the epoch's time, and a later answer stops the trial at the next
+      epoch end.
+    - "none": reports only.
 
     In a k-fold trial the same callback serves every fold (`next_fold`): fold i's epoch e is step
     (i - 1) * epochs + e, and what the pruner sees is the running mean across folds: the mean of the
     finished folds' values and this epoch's."""
     import queue
+
     import keras
+
+    from nettrain.sweep import study as ST
+
+    judge = ST.judge(study.pruner)
 
     class Pruning(keras.callbacks.Callback):
         def __init__(self):
@@ -60,8 +72,11 @@ def pruning_callback(trial, metric: str, earliest: float = 0):
             self.pruned_at: int | None = None
             self.offset = 0                  # steps of the folds before this one
             self.finished: list[float] = []  # the finished folds' values
+            self.reported: dict[int, float] = {}  # step -> value, every fold's
             self.verdict: int | None = None  # the step at which the pruner said stop
-            self.answered = 0                # the last step the pruner answered for
+            self.answered = 0                # the last step the storage pruner answered for
+            self.complete: list | None = None  # the study's complete trials as the thread last read them
+            self.trial = None                # Optuna's Trial, made on the thread
             self.error: BaseException | None = None
             self.jobs: queue.Queue = queue.Queue()
             self.answer = threading.Condition()
@@ -73,21 +88,48 @@ def pruning_callback(trial, metric: str, earliest: float = 0):
             self.thread.start()
 
         def _work(self) -> None:
+            self._safely(self._open)
             while True:
                 job = self.jobs.get()
                 if job is None:
                     return
                 value, step = job
-                try:
-                    trial.report(value, step=step)
-                    prune = trial.should_prune()
-                except BaseException as e:  # noqa: BLE001 - raised in the training thread at its next epoch end
-                    self.error, prune = e, False
+                prune = self.error is None and self._safely(lambda: self._report(value, step))
                 with self.answer:
                     self.answered = step
                     if prune and self.verdict is None:
                         self.verdict = step
                     self.answer.notify_all()
+
+        def _safely(self, call) -> bool:
+            """call() on the thread; its error is raised in the training's thread at its next epoch end."""
+            try:
+                return bool(call())
+            except BaseException as e:  # noqa: BLE001 - raised in the training thread
+                with self.answer:
+                    self.error = self.error or e
+                    self.answer.notify_all()
+                return False
+
+        def _open(self) -> None:
+            if self.trial is None:
+                self.trial = study.trial(number)
+            if judge == "here" and self.complete is None:
+                self._read()
+
+        def _report(self, value: float, step: int) -> bool:
+            self.trial.report(value, step=step)
+            if judge == "storage":
+                return self.trial.should_prune()
+            if judge == "here" and step + 1 >= earliest and self.jobs.empty():  # the trials the next verdict
+                self._read()                                  # rests on (a report waiting: read after it)
+            return False
+
+        def _read(self) -> None:
+            complete = study.complete()
+            with self.answer:
+                self.complete = complete
+                self.answer.notify_all()
 
         def next_fold(self, value: float, epochs: int) -> None:
             self.finished.append(value)
@@ -106,15 +148,27 @@ def pruning_callback(trial, metric: str, earliest: float = 0):
             self.values.append(value)
             if math.isfinite(value):
                 step = self.offset + epoch + 1
-                self.jobs.put(((sum(self.finished) + value) / (len(self.finished) + 1), step))
-                if step >= earliest:  # before, the pruner cannot say stop: no need to wait for it
-                    with self.answer:
-                        self.answer.wait_for(lambda: self.answered >= step, timeout=WAIT_SHARE * seconds)
+                self.reported[step] = (sum(self.finished) + value) / (len(self.finished) + 1)
+                self.jobs.put((self.reported[step], step))
+                if step >= earliest:  # before, the pruner cannot say stop
+                    self._judge(step, seconds)
             if self.error is not None:
                 raise self.error
             if self.verdict is not None:
                 self.pruned_at = epoch + 1
                 self.model.stop_training = True
+
+        def _judge(self, step: int, seconds: float) -> None:
+            with self.answer:
+                if judge == "storage":
+                    self.answer.wait_for(lambda: self.answered >= step, timeout=WAIT_SHARE * seconds)
+                    return
+                self.answer.wait_for(lambda: self.complete is not None or self.error is not None
+                                     or not self.thread.is_alive())
+                complete = self.complete
+            if judge == "here" and complete is not None and self.verdict is None:
+                if study.should_prune(number, self.reported, complete):
+                    self.verdict = step
 
         def on_train_end(self, logs=None):
             """Every report written (the trial is told after this); a stop the pruner said after the
@@ -194,8 +248,7 @@ def run_trial(spec: dict[str, Any]) -> int:
             raise KeyboardInterrupt
         cfg = load_config(spec["config"], spec["overrides"])
         study.use_pruner(ST.pruner(cfg.sweep, cfg.training.epochs))
-        trial = study.trial(number)
-        pruning = pruning_callback(trial, spec["metric"], ST.first_prune_step(cfg.sweep, cfg.training.epochs))
+        pruning = pruning_callback(study, number, spec["metric"], ST.first_prune_step(cfg.sweep, cfg.training.epochs))
         from nettrain.training import fit as F
         from nettrain.training import tracking
 
@@ -224,14 +277,14 @@ def run_trial(spec: dict[str, Any]) -> int:
              ST.BEST_EPOCH: ending.best_epoch}
     if ending.pruned:
         study.end(number, state.PRUNED, attrs)
-        after_result(spec, cfg, later, "pruned", None, trial)
+        after_result(spec, cfg, later, "pruned", None, study)
         return 0
     if ending.value is None:
         fail(f"the run logged no finite {spec['metric']}", **attrs)
-        after_result(spec, cfg, later, "failed", None, trial)
+        after_result(spec, cfg, later, "failed", None, study)
         return EXIT_FAILED
     study.end(number, state.COMPLETE, attrs, value=ending.value)
-    after_result(spec, cfg, later, "complete", ending.value, trial)
+    after_result(spec, cfg, later, "complete", ending.value, study)
     return 0
 
 
@@ -239,7 +292,7 @@ TRIAL_TAG = "nettrain.trial"   # MLflow tags of a trial's run (nested in the swe
 STUDY_TAG = "nettrain.study"
 
 
-def after_result(spec: dict[str, Any], cfg, later: list, state: str, value: float | None, trial) -> None:
+def after_result(spec: dict[str, Any], cfg, later: list, state: str, value: float | None, study) -> None:
     """Once the study knows how the trial ended (its seconds in the study end there): the trial's plots
     and its MLflow run's end (fit.after_result), then the trial's value and state on its MLflow run and
     the sweep's. A failure here is a warning in the trial's log: the trial's result stands."""
@@ -255,7 +308,7 @@ def after_result(spec: dict[str, Any], cfg, later: list, state: str, value: floa
             warnings.warn(f"trial {spec['number']}: drawing its plots failed: {reason(e)}")
     if spec.get("mlflow_parent"):
         tracking.trial_done(cfg, Path(spec["run_dir"]), spec["mlflow_parent"], int(spec["number"]), state, value,
-                            trial.params)
+                            study.frozen(int(spec["number"])).params)
 
 
 _DATA: dict[str, Any] = {}  # a warm worker's rows in memory: {data key: (dataset, its notes)}, the last one kept
@@ -448,6 +501,7 @@ def serve(stream=None) -> int:
     results = int(header["results"])
     import keras  # once, before the first trial: what a warm worker saves
 
+    warm_up(header)
     os.write(results, b"ready\n")  # the sweep process asks the study for a trial only now
 
     bound = float(os.environ.get("NETTRAIN_SWEEP_WORKER_MB") or MEMORY_MB)
@@ -468,6 +522,30 @@ def serve(stream=None) -> int:
             return rc
         if last:
             return rc if rc == EXIT_INTERRUPTED else 0
+
+
+def warm_up(header: dict[str, Any]) -> None:
+    """Once per worker, before its first trial: the modules every trial uses imported and the study the
+    header names (`storage`, `study`) opened (a failure to open it is left to the first trial, which tells
+    it as before); then Python's collector is told to leave every object made so far alone (gc.freeze):
+    TensorFlow's and Keras's hundreds of thousands of objects live as long as the worker, and a full
+    collection (Keras's clear_session between trials, or Python's own in a trial) walked them all, about
+    0.5 s each time on 2 cores. Only the trials' own objects are collected, as before."""
+    import gc
+
+    import optuna
+
+    from nettrain.lifecycle import orchestrate  # noqa: F401 - imported here once, not in the first trial
+    from nettrain.training import fit, tracking  # noqa: F401
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if header.get("storage") and header.get("study"):
+        try:
+            _study(header["storage"], header["study"])
+        except Exception:  # noqa: BLE001 - the first trial meets it again and tells it as before
+            pass
+    gc.collect()
+    gc.freeze()
 
 
 def _logged(spec: dict[str, Any], log: Path, first: str) -> int:
