@@ -10,8 +10,7 @@
 - `suggest_config(path, target)`: YAML text of a starting config for a data file.
 """
 
-import importlib
-from typing import Any
+from nettrain.data.lazy import lazy_names
 
 # The package's names, imported from their modules on first use (PEP 562): `validate` imports
 # `nettrain.data.kinds` or `nettrain.data.stream.path` without numpy and pandas coming along.
@@ -23,15 +22,4 @@ __all__ = ["load_dataset", "read_table", "read_parts", "prepare_inputs", "sugges
            "FeatureSchema", "ColumnInfo", "NUMERIC_INPUT"]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:  # a module of the package (`nettrain.data.<module>` as an attribute)
-        try:
-            return importlib.import_module(f"nettrain.data.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"nettrain.data.{name}":  # a module it imports is missing: that error as it is
-                raise
-            raise AttributeError(f"module 'nettrain.data' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"nettrain.data.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOME, globals())

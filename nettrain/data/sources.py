@@ -315,9 +315,9 @@ def _read_npz(path: Path, split: bool = False) -> dict[str, pd.DataFrame]:
     return {SOURCE: arrays_to_frame(x, y, str(path))}
 
 
-def npz_row_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
-    """The shape of one row of x (x_train, x or X) in an .npz archive, from the array's header alone
-    (nothing is loaded); None for rows that are plain vectors or a file that cannot be read so."""
+def npz_x_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
+    """The shape of x (x_train, x or X) in an .npz archive, from the array's header alone (nothing is
+    loaded); None when there is no such array or the file cannot be read so."""
     import zipfile
 
     from numpy.lib import format as npy
@@ -333,8 +333,14 @@ def npz_row_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
                 header = npy.read_array_header_1_0(fp) if version == (1, 0) else npy.read_array_header_2_0(fp)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         return None
-    shape = tuple(int(n) for n in header[0])
-    return shape[1:] if len(shape) > 2 else None
+    return tuple(int(n) for n in header[0])
+
+
+def npz_row_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
+    """The shape of one row of x in an .npz archive (`npz_x_shape`); None for rows that are plain
+    vectors or a file that cannot be read so."""
+    shape = npz_x_shape(path)
+    return shape[1:] if shape is not None and len(shape) > 2 else None
 
 
 def row_shape(cfg) -> tuple[int, ...] | None:

@@ -36,7 +36,6 @@ import os
 import shutil
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -168,22 +167,11 @@ def _image_shape(target: Target, numeric: list[str]) -> tuple[int, ...] | None:
 
 
 def _npz_row_shape(path: Path) -> tuple[int, ...] | None:
-    """The shape of one row of x (x_train, X) in an .npz archive, from the array's header alone."""
-    from numpy.lib import format as npy
+    """The shape of one row of x in an .npz archive (a vector's too), from the array's header alone."""
+    from nettrain.data.sources import npz_x_shape
 
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = {i.filename[:-4]: i.filename for i in archive.infolist() if i.filename.endswith(".npy")}
-            key = next((k for k in ("x_train", "x", "X") if k in names), None)
-            if key is None:
-                return None
-            with archive.open(names[key]) as fp:
-                version = npy.read_magic(fp)
-                header = npy.read_array_header_1_0(fp) if version == (1, 0) else npy.read_array_header_2_0(fp)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return None
-    shape = tuple(int(n) for n in header[0])
-    return shape[1:] if len(shape) > 1 else None
+    shape = npz_x_shape(path)
+    return shape[1:] if shape is not None and len(shape) > 1 else None
 
 
 # ------------------------------------------------------------------------------ where it goes

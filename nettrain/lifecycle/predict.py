@@ -114,16 +114,7 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
         for _ in rows:  # every row checked before the model loads and anything is written
             pass
         contract.conclude(watch, rows.where, strict=True, notify=notify)
-    if out_path is not None:
-        _make_folder(out_path)
-    frames = frames_of(rows)  # the model loads here
-    if out_path is not None:
-        out = write_file(frames, out_path)
-    elif to is not None:
-        out = write_stream(frames, to)
-    else:
-        parts = list(frames)
-        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    out = _written(frames_of, rows, out_path, to)  # the model loads here
     report = watch.report if strict and watch is not None else contract.conclude(watch, rows.where, strict=False,
                                                                                notify=notify, run_dir=contract_dir)
     checked = report.to_dict() if report is not None else None
@@ -132,6 +123,20 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
     else:
         out.attrs["input_check"] = checked
     return out
+
+
+def _written(frames_of, rows, out_path: Path | None, to: TextIO | None) -> "pd.DataFrame | Written":
+    """The prediction frames of `rows` written to `out_path` (its folder made first), or to `to`, or
+    joined into one DataFrame."""
+    if out_path is not None:
+        _make_folder(out_path)
+    frames = frames_of(rows)
+    if out_path is not None:
+        return write_file(frames, out_path)
+    if to is not None:
+        return write_stream(frames, to)
+    parts = list(frames)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else pd.DataFrame())
 
 
 def _predict_images(target: Target, input_path: Path, frames_of, out_path: Path | None, to: TextIO | None,
@@ -146,16 +151,7 @@ def _predict_images(target: Target, input_path: Path, frames_of, out_path: Path 
     skipped: list = []
     rows = image_rows(files, spec, str(input_path), skipped=skipped)
     rows.check()  # the first chunk decoded (a bad file under bad: error) before the model loads
-    if out_path is not None:
-        _make_folder(out_path)
-    frames = frames_of(rows)
-    if out_path is not None:
-        out = write_file(frames, out_path)
-    elif to is not None:
-        out = write_stream(frames, to)
-    else:
-        parts = list(frames)
-        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    out = _written(frames_of, rows, out_path, to)
     if skipped and notify is not None:
         notify(f"warning: {bad_message(skipped, len(files))}; left out, no prediction (data.images.bad: skip)")
     return out

@@ -40,8 +40,7 @@ and `keep` (a run's prepared evaluation rows kept after training, for `evaluate 
 package's; tests that replace one (`available_memory`) replace it in the module that uses it.
 """
 
-import importlib
-from typing import Any
+from nettrain.data.lazy import lazy_names
 
 # The package's names, imported from their modules on first use (PEP 562): `validate` imports
 # `path` alone (the stream decision), without pandas and pyarrow coming along.
@@ -61,15 +60,4 @@ __all__ = ["DataPath", "Estimate", "HOLDOUT_ROWS", "MEMORY_ENV", "MAX_LABELS", "
            "window_order"]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:  # a module of the package (`nettrain.data.stream.<module>` as an attribute)
-        try:
-            return importlib.import_module(f"nettrain.data.stream.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"nettrain.data.stream.{name}":  # a module it imports is missing: that error as it is
-                raise
-            raise AttributeError(f"module 'nettrain.data.stream' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"nettrain.data.stream.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOME, globals())
