@@ -143,18 +143,29 @@ def decode(path: Path, spec: ImageSpec) -> np.ndarray:
     BadImage when it cannot be read."""
     from PIL import Image
 
+    _quiet_pillow()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's own warnings (a large image, EXIF) are not the user's
-            with Image.open(path) as im:
-                im.load()  # a truncated file fails here, not at open
-                im = im.convert("RGB" if spec.color == "rgb" else "L")
-                if im.size != (spec.size[1], spec.size[0]):
-                    im = im.resize((spec.size[1], spec.size[0]), Image.Resampling.BILINEAR)
-                pixels = np.asarray(im, dtype=np.uint8)
+        with Image.open(path) as im:
+            im.load()  # a truncated file fails here, not at open
+            im = im.convert("RGB" if spec.color == "rgb" else "L")
+            if im.size != (spec.size[1], spec.size[0]):
+                im = im.resize((spec.size[1], spec.size[0]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(im, dtype=np.uint8)
     except Exception as e:  # noqa: BLE001 - Pillow raises many kinds; each is one bad file
         raise BadImage(reason(e)) from None
     return pixels.reshape(spec.shape)
+
+
+_PILLOW_QUIET: list[bool] = []
+
+
+def _quiet_pillow() -> None:
+    """Pillow's own warnings (a large image, odd EXIF data) are not the user's: filtered once for the
+    process, by the module that warns. (`warnings.catch_warnings` around each decode is not safe
+    while several threads decode: one thread's restore could leave everything ignored.)"""
+    if not _PILLOW_QUIET:
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+        _PILLOW_QUIET.append(True)
 
 
 def _attempt(path: Path, spec: ImageSpec) -> np.ndarray | str:
@@ -180,6 +191,15 @@ def decoded(paths: list[Path], spec: ImageSpec) -> tuple[np.ndarray, list[int], 
             good.append(i)
     pixels = np.stack(out).astype(np.float32) if out else np.zeros((0, *spec.shape), np.float32)
     return pixels, good, bad
+
+
+def _why_bad(path: Path, spec: ImageSpec) -> str | None:
+    """Why a file cannot be used as an image (None: it decodes)."""
+    try:
+        decode(path, spec)
+    except BadImage as e:
+        return str(e)
+    return None
 
 
 def bad_message(bad: list[tuple[Path, str]], total: int) -> str:
@@ -277,15 +297,20 @@ def scan(folder: Path, spec: ImageSpec, notes: list[str]) -> tuple[list[Path], n
     h = hashlib.sha256()
     kept: list[tuple[Path, str]] = []
     bad: list[tuple[Path, str]] = []
-    for p, label in zip(files, labels):
-        try:
-            decode(p, spec)
-            h.update(p.read_bytes())
-            kept.append((p, label))
-        except BadImage as e:
-            bad.append((p, str(e)))
-        except OSError as e:
-            bad.append((p, reason(e)))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(DECODERS, len(files)))) as pool:
+        # decoded by a few threads (Pillow decodes without the GIL), looked at in the files' order
+        for p, label, why in zip(files, labels, pool.map(lambda f: _why_bad(f, spec), files)):
+            if why is None:
+                try:
+                    h.update(p.read_bytes())
+                except OSError as e:
+                    why = reason(e)
+            if why is None:
+                kept.append((p, label))
+            else:
+                bad.append((p, why))
     if bad and spec.bad != "skip":
         raise refuse_bad(bad, len(files))
     if bad:
