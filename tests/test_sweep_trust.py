@@ -47,18 +47,7 @@ def slow(epoch: int) -> float:
 def run_curves(tmp_path, cfg, epochs: int) -> list[int | None]:
     """Three fast trials finish, then the slow one reports epoch by epoch to the sweep's pruner (a real
     SQLite study): the epoch it was pruned at (None: it ran to the end), per slow trial."""
-    import optuna
-
-    storage = ST.open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat=True)
-    study = ST.Study.create(storage, "s", direction="minimize", sampler=optuna.samplers.RandomSampler(seed=1),
-                            pruner=ST.pruner(cfg.sweep, epochs))
-    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
-    for _ in range(3):
-        t = study.ask(dist, optuna.samplers.RandomSampler(seed=2))
-        for e in range(1, epochs + 1):
-            t.report(fast(e), e)
-        study.end(t.number, optuna.trial.TrialState.COMPLETE, value=fast(epochs))
-    t = study.ask(dist, optuna.samplers.RandomSampler(seed=3))
+    _, t, _ = slow_trial_studies(tmp_path, cfg, epochs)
     for e in range(1, epochs + 1):
         t.report(slow(e), e)
         if t.should_prune():

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from nettrain.data.kinds import is_image_config, is_image_folder  # noqa: F401 - the one rule, also images'
+from nettrain.data.kinds import is_image_config  # noqa: F401 - the one rule, also images'
 from nettrain.data.rows import Rows
 from nettrain.data.split import fingerprint, split_rows
 from nettrain.data.task import class_type, infer_task
@@ -193,15 +193,6 @@ def decoded(paths: list[Path], spec: ImageSpec) -> tuple[np.ndarray, list[int], 
     return pixels, good, bad
 
 
-def _why_bad(path: Path, spec: ImageSpec) -> str | None:
-    """Why a file cannot be used as an image (None: it decodes)."""
-    try:
-        decode(path, spec)
-    except BadImage as e:
-        return str(e)
-    return None
-
-
 def bad_message(bad: list[tuple[Path, str]], total: int) -> str:
     named = "; ".join(f"{p} ({why})" for p, why in bad[:NAMED])
     more = f"; and {len(bad) - NAMED} more" if len(bad) > NAMED else ""
@@ -301,7 +292,8 @@ def scan(folder: Path, spec: ImageSpec, notes: list[str]) -> tuple[list[Path], n
 
     with ThreadPoolExecutor(max_workers=max(1, min(DECODERS, len(files)))) as pool:
         # decoded by a few threads (Pillow decodes without the GIL), looked at in the files' order
-        for p, label, why in zip(files, labels, pool.map(lambda f: _why_bad(f, spec), files)):
+        for p, label, got in zip(files, labels, pool.map(lambda f: _attempt(f, spec), files)):
+            why = got if isinstance(got, str) else None  # pixels, or why the file cannot be read
             if why is None:
                 try:
                     h.update(p.read_bytes())

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nettrain.data import kinds as C
+from nettrain.data import kinds as K
 
 STREAM_SHARE = 2           # data.stream auto: stream when memory use would pass 1/STREAM_SHARE of what is available
 SPLIT_NAMES = ("train", "validation", "test")
@@ -153,7 +153,7 @@ def estimate(files: dict[str, str]) -> Estimate | None:
 
 
 def _estimate_file(p: Path) -> Estimate | None:
-    if C.table_kind(p) == ".parquet":
+    if K.table_kind(p) == ".parquet":
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -207,7 +207,7 @@ def _estimate_text(p: Path) -> Estimate | None:
         if nxt < 0:
             break
         head_end = nxt
-    sep = "\t" if C.table_kind(p) == ".tsv" else ","
+    sep = "\t" if K.table_kind(p) == ".tsv" else ","
     table = list(csv.reader(io.StringIO(sample[:head_end].decode("utf-8", errors="replace")), delimiter=sep))
     header, body = table[0], [row for row in table[1:] if row]
     values = cells = 0.0
@@ -243,7 +243,7 @@ def choose(cfg, recorded: bool | None = None) -> DataPath:
     if is_image_config(cfg):  # decoded file by file by its own reader (data.images)
         return DataPath(False, f"{cfg.data.source}: an image folder, its files decoded a chunk at a time")
     files = data_files(cfg)
-    if files is None or not all(C.streamable(p) for p in files.values()):
+    if files is None or not all(K.streamable(p) for p in files.values()):
         what = _source_text(cfg, files)
         if setting is True:
             raise cfg.error("data.stream", f"true needs CSV, TSV or Parquet files, and {what} can only be read in "
@@ -274,7 +274,7 @@ def _source_text(cfg, files: dict[str, str] | None) -> str:
     if files is None:
         src = cfg.data.source
         return src if isinstance(src, str) else f"the generator {src.generator}"
-    odd = [p for p in files.values() if not C.streamable(p)]
+    odd = [p for p in files.values() if not K.streamable(p)]
     return odd[0] if odd else ", ".join(files.values())
 
 
