@@ -257,6 +257,94 @@ def test_an_uncompiled_h5_has_no_training_state(tmp_path):
         assert compat.read_h5_training_state(f) is None
 
 
+def _h5_contents(path) -> dict:
+    """Every attribute (but nettrain's) and dataset of an .h5 file, by path, as comparable values."""
+    out: dict = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            for key, value in obj.attrs.items():
+                out[f"{name}@{key}"] = np.asarray(value).tolist()
+            if isinstance(obj, h5py.Dataset):
+                out[name] = (obj.dtype.str, obj.shape, np.asarray(obj[()]).tolist())
+        visit("", f)
+        f.visititems(visit)
+    out.pop("@nettrain", None)
+    return out
+
+
+def _preprocessing_model():
+    """Lookups, normalization, an embedding, batch normalization (non-trainable weights), Adam."""
+    keras.utils.set_random_seed(0)
+    text = keras.Input((1,), dtype="string", name="city")
+    nums = keras.Input((3,), name="numeric")
+    ids = keras.layers.StringLookup(vocabulary=["a", "b", "c"])(text)
+    emb = keras.layers.Flatten()(keras.layers.Embedding(5, 2)(ids))
+    scaled = keras.layers.Normalization(mean=[0.0, 1.0, 2.0], variance=[1.0, 2.0, 3.0])(nums)
+    x = keras.layers.Concatenate()([emb, scaled])
+    x = keras.layers.BatchNormalization()(keras.layers.Dense(4, activation="relu")(x))
+    model = keras.Model([text, nums], keras.layers.Dense(1)(x))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mean_squared_error", metrics=["mae"])
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    data = ({"city": tf.constant([["a"], ["b"], ["c"], ["z"]] * 8), "numeric": rng.random((32, 3)).astype("float32")},
+            rng.random((32, 1)).astype("float32"))
+    return model, data
+
+
+def test_h5_rewriter_writes_the_file_keras_would_save(tmp_path):
+    model, (x, y) = _preprocessing_model()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save(str(tmp_path / "first.h5"))
+    rewriter = compat.H5Rewriter.of(model, tmp_path / "first.h5")
+    assert rewriter is not None, on_keras("the legacy .h5 layout no longer pairs datasets with variables")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    model.optimizer.learning_rate = 0.0025  # a schedule's new rate: in the training config
+    assert rewriter.current(model)
+    rewriter.write(model, tmp_path / "again.h5", {"nettrain": "{}"})
+    model.save(str(tmp_path / "keras.h5"))
+    ours, theirs = _h5_contents(tmp_path / "again.h5"), _h5_contents(tmp_path / "keras.h5")
+    assert ours.keys() == theirs.keys(), on_keras("the rewritten file's layout differs from model.save's")
+    for key in theirs:
+        assert ours[key] == theirs[key], on_keras(f"{key} differs from what model.save writes")
+    assert _h5_contents(tmp_path / "first.h5") != theirs  # the values did change between the saves
+    with h5py.File(tmp_path / "again.h5", "r") as f:
+        assert f.attrs["nettrain"] == "{}"
+        state = compat.read_h5_training_state(f)
+    assert state.optimizer_config["config"]["learning_rate"] == pytest.approx(0.0025)
+
+
+def test_h5_rewriter_refuses_another_models_file_and_sees_a_changed_model(tmp_path, trained):
+    _, other_path, _ = trained
+    model, (x, y) = _preprocessing_model()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert compat.H5Rewriter.of(model, other_path) is None  # another model's layout: saved in full
+    model.save(str(tmp_path / "m.h5"))
+    rewriter = compat.H5Rewriter.of(model, tmp_path / "m.h5")
+    assert rewriter is not None and rewriter.current(model)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mean_squared_error")  # a new optimizer
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert not rewriter.current(model)
+
+
+def test_a_model_saved_again_is_rewritten_and_loads_with_its_state(tmp_path):
+    """store.h5.write_model: the first save Keras's, the next one the rewrite, equal to a Keras save."""
+    from nettrain.store import h5
+
+    model, (x, y) = _preprocessing_model()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    h5.write_model(model, tmp_path / "epoch1.h5", {"epoch": 1})
+    assert h5._REWRITERS.get(model) is not None, on_keras("the first save left no rewriter: every save is in full")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    h5.write_model(model, tmp_path / "epoch2.h5", {"epoch": 2})
+    model.save(str(tmp_path / "keras.h5"))
+    assert _h5_contents(tmp_path / "epoch2.h5") == _h5_contents(tmp_path / "keras.h5")
+    assert h5.read_meta(tmp_path / "epoch2.h5") == {"epoch": 2}
+    loaded = h5.load_model(tmp_path / "epoch2.h5")
+    for a, b in zip(model.weights + model.optimizer.variables, loaded.weights + loaded.optimizer.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
 # -------------------------------------------------------------------------- TensorFlow
 
 def test_tensorflow_experimental_helpers():

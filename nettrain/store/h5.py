@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,32 @@ def save_model(model, path: str | os.PathLike, meta: dict[str, Any] | None = Non
     return path
 
 
+# model -> the `keras_compat.H5Rewriter` of its last full save (held weakly: a sweep's trials must not
+# keep their models alive; the rewriter holds the variables and the file's bytes, not the model)
+_REWRITERS: "weakref.WeakKeyDictionary[Any, compat.H5Rewriter]" = weakref.WeakKeyDictionary()
+TEMPLATE_MAX = 64 << 20  # a larger model's file is not kept in memory: its epochs dwarf a full save
+
+
 def write_model(model, path: Path, meta: dict[str, Any] | None = None) -> None:
-    """Write (non-atomically) to `path`; callers that need atomicity use `save_model`."""
+    """Write (non-atomically) to `path`; callers that need atomicity use `save_model`.
+
+    The first file of a model is Keras's `model.save`; a model saved again (a checkpoint every epoch)
+    is written from that file's bytes with its new values over them (`keras_compat.H5Rewriter`: the
+    same file, in a few milliseconds instead of ~30-140 ms), unless its variables changed since."""
+    attrs = {META_ATTR: json.dumps(meta, default=atomic.json_default)} if meta is not None else None
+    rewriter = _REWRITERS.get(model)
+    if rewriter is not None and rewriter.current(model):
+        rewriter.write(model, path, attrs)
+        return
     model.save(str(path), include_optimizer=True)
-    if meta is not None:
+    if attrs is not None:
         with h5py.File(path, "a") as f:
-            f.attrs[META_ATTR] = json.dumps(meta, default=atomic.json_default)
+            f.attrs.update(attrs)
+    rewriter = compat.H5Rewriter.of(model, path) if os.path.getsize(path) <= TEMPLATE_MAX else None
+    if rewriter is None:
+        _REWRITERS.pop(model, None)
+    else:
+        _REWRITERS[model] = rewriter
 
 
 def export_keras(model, path: str | os.PathLike) -> Path:
