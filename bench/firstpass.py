@@ -1,7 +1,7 @@
 """A stream's first pass against pyarrow's plain `open_csv` read of the same file (issue 25): MB/s.
 
     .venv/bin/python bench/firstpass.py [--rows 1000000] [--categoricals 2] [--repeat 2]
-                                        [--against OTHER_TREE] [--dir DIR] [--profile]
+                                        [--against OTHER_TREE ...] [--dir DIR] [--profile]
 
 A CSV of N rows x 20 float32 features (+ `--categoricals` columns of 8-50 words each) and a
 continuous target `y` is generated in a temporary folder (about 230 MB per million rows without
@@ -90,7 +90,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--categoricals", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--against", type=Path, default=None, help="another nettrain source tree to time as well")
+    ap.add_argument("--against", type=Path, action="append", default=[],
+                    help="another nettrain source tree to time as well (may be given more than once)")
     ap.add_argument("--dir", type=Path, default=None, help="where the file is generated (default: a temp folder)")
     ap.add_argument("--profile", action="store_true", help="print this tree's cProfile of one more pass")
     args = ap.parse_args()
@@ -102,8 +103,8 @@ def main() -> None:
                                            "training: {loss: mean_squared_error}\n")
         size = (folder / "data.csv").stat().st_size
         trees = {"pyarrow.csv.open_csv": ("arrow", ROOT), "nettrain first pass (this tree)": ("nettrain", ROOT)}
-        if args.against is not None:
-            trees[f"nettrain first pass ({args.against})"] = ("nettrain", args.against.resolve())
+        for other in args.against:
+            trees[f"nettrain first pass ({other})"] = ("nettrain", other.resolve())
         best = {name: (float("inf"), float("inf")) for name in trees}
         for _ in range(args.repeat):
             for name, (which, tree) in trees.items():

@@ -82,7 +82,8 @@ def exact_chunks(path: str | os.PathLike, *, numeric: list[str] | None = None, c
     """`iter_chunks`, but a CSV chunk holds exactly `rows` rows (the last one fewer) wherever the
     blocks end: what a stream reads, so its chunks, shuffle windows and batches do not depend on
     BLOCK_BYTES (a Parquet file's chunks end at its row groups' ends, as in `iter_chunks`). `ahead`:
-    a CSV's blocks are parsed by a thread of their own, up to that many ahead of the chunk being made
+    a CSV is parsed by threads of its own, that many blocks' bytes ahead of the chunk being made: in
+    byte ranges by a thread a core where it can be (`stream.ranges`), else block by block by one
     (pyarrow parses without the GIL, so the parse overlaps the caller's work; the same chunks)."""
     p = Path(path)
     if kind_of(p) == ".parquet":
@@ -99,23 +100,32 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
     names = header(p)
     wanted = columns or names
     types = {c: (pa.float64() if c in numeric else pa.string()) for c in wanted}
-    try:  # (the first block is read here)
-        reader = pc.open_csv(
-            pa.input_stream(str(p), compression="detect"),
-            read_options=pc.ReadOptions(block_size=BLOCK_BYTES),
-            parse_options=pc.ParseOptions(delimiter="\t" if kind_of(p) == ".tsv" else ","),
-            convert_options=pc.ConvertOptions(column_types=types, include_columns=wanted,
-                                              strings_can_be_null=True, quoted_strings_can_be_null=False,
-                                              null_values=list(NA_TEXT)))
-    except pa.ArrowInvalid as e:
-        raise _bad_value(p, 0, numeric, wanted, e) from None
+    delimiter = "\t" if kind_of(p) == ".tsv" else ","
+    options = dict(parse_options=pc.ParseOptions(delimiter=delimiter),
+                   convert_options=pc.ConvertOptions(column_types=types, include_columns=wanted,
+                                                     strings_can_be_null=True, quoted_strings_can_be_null=False,
+                                                     null_values=list(NA_TEXT)))
+
+    def serial():  # pyarrow's streaming reader (the first block is read here)
+        return pc.open_csv(pa.input_stream(str(p), compression="detect"),
+                           read_options=pc.ReadOptions(block_size=BLOCK_BYTES), **options)
+
+    batches = None
+    if ahead:  # byte ranges parsed by several threads, else blocks parsed ahead by one
+        from nettrain.data.stream.ahead import read_ahead  # (data.stream imports this module)
+        from nettrain.data.stream.ranges import range_batches
+
+        batches = range_batches(p, delimiter, options, lambda: _batches(serial()), ahead)
+    if batches is None:
+        try:
+            reader = serial()
+        except pa.ArrowInvalid as e:
+            raise _bad_value(p, 0, numeric, wanted, e) from None
+        batches = _batches(reader)
+        if ahead:
+            batches = read_ahead(batches, depth=ahead)
     numbers = [c for c in wanted if c in numeric]
     start, pending = 0, None
-    batches = _batches(reader)
-    if ahead:
-        from nettrain.data.stream.ahead import read_ahead  # (data.stream imports this module)
-
-        batches = read_ahead(batches, depth=ahead)
     while True:
         try:
             batch = next(batches)

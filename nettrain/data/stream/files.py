@@ -15,7 +15,7 @@ import pandas as pd
 
 from nettrain.data import chunks as C
 from nettrain.data.cells import NA_TEXT, typed_like_read_csv
-from nettrain.data.stream.reader import Part
+from nettrain.data.stream.reader import PARSE_AHEAD, Part
 from nettrain.words import list_names
 from nettrain.errors import DataError
 
@@ -49,7 +49,7 @@ def first_chunk(p: Path, exact: Iterable[str] | None = None) -> tuple[pd.DataFra
     values that may differ from pandas's in the last digit (pandas rounds some exponents off), which
     the column kinds and cell types do not look at."""
     part = Part(name="first", path=p, splitter=None, text=C.kind_of(p) != ".parquet")
-    it = part.chunks()
+    it = part.chunks(ahead=PARSE_AHEAD)  # (what is parsed past the chunk is let go unread)
     frames, rows = [], 0
     with contextlib.closing(it):
         for chunk in it:
@@ -134,7 +134,7 @@ def count_rows(p: Path) -> int:
         return int(pq.ParquetFile(p).metadata.num_rows)
     first = C.header(p)[0]
     part = Part(name="count", path=p, splitter=None, text=True, columns=[first])
-    return sum(len(chunk.frame) for chunk in part.chunks())
+    return sum(len(chunk.frame) for chunk in part.chunks(ahead=PARSE_AHEAD))
 
 
 class FileHash(threading.Thread):

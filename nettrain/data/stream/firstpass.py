@@ -24,15 +24,12 @@ from nettrain.data.stream.dataset import StreamDataset
 from nettrain.data.stream.files import FileHash, check_table_file, count_rows, first_chunk, looks_boolean
 from nettrain.data.stream.path import data_files, estimate
 from nettrain.data.stream.progress import Meter
-from nettrain.data.stream.reader import SHUFFLE_WINDOW, Part, RowReader, Stamp
+from nettrain.data.stream.reader import PARSE_AHEAD, SHUFFLE_WINDOW, Part, RowReader, Stamp
 from nettrain.data.stream.tally import MAX_LABELS, Tally
 from nettrain.data.task import class_type, infer_task
 from nettrain.data.types import FeatureSchema
 from nettrain.words import list_names
 from nettrain.errors import DataError
-
-
-PARSE_AHEAD = 8   # CSV blocks (of chunks.BLOCK_BYTES) parsed ahead of the chunk being made
 
 
 def load_stream(cfg, why: str = "data.stream") -> StreamDataset:
@@ -64,6 +61,18 @@ class _FirstPass:
         paths = {part: Path(p) for part, p in files.items()}
         for part, p in paths.items():
             check_table_file(p)
+        # the files' sha256 is taken on a thread of its own from here: while the first chunk is typed
+        # (one thread's work), not only during the pass (where the parse keeps every core busy)
+        self.fingerprint = FileHash(list(paths.values()))
+        self.fingerprint.start()
+        try:
+            return self._plan(paths, main)
+        except BaseException:
+            self.fingerprint.stop.set()
+            raise
+
+    def _plan(self, paths: dict[str, Path], main: str) -> StreamDataset:
+        cfg = self.cfg
         first, raw = first_chunk(paths[main], exact=list(cfg.data.columns))  # (declared: their values count)
         where = str(paths[main])
         target, features, id_column = select_columns(cfg, first, where, None)
@@ -122,8 +131,7 @@ class _FirstPass:
         stat_codes = {FOLD0 + i for i in range(folds)} if folds > 1 else {TRAIN}
         bare = dataclasses.replace(schema, target=None)   # inputs only: the classes are not known yet
         tally = self._tally(stat_codes)
-        fingerprint = FileHash([p.path for p in self.parts])
-        fingerprint.start()
+        fingerprint = self.fingerprint  # (of the same files: `paths`, whose order the parts keep)
         cost = estimate({p.name: str(p.path) for p in self.parts})
         meter = Meter(f"first pass over {', '.join(p.path.name for p in self.parts)}",
                       cost.rows if cost is not None else None,
@@ -376,7 +384,7 @@ def _may_miss(frame: pd.DataFrame, schema: FeatureSchema) -> bool:
         series = frame[name]
         kind = series.dtype.kind if isinstance(series.dtype, np.dtype) else None
         if kind == "f":
-            if np.isnan(series.to_numpy()).any():
+            if len(series) and np.isnan(np.min(series.to_numpy())):  # (min is NaN when one is: no mask made)
                 return True
         elif kind in ("i", "u", "b"):
             continue

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from nettrain.data.stream.cache import SplitCache
 
 SHUFFLE_WINDOW = 4         # chunks whose rows are shuffled together (~256k rows)
+# What a pass that reads a whole file for itself (a first pass, a row count) parses ahead of the chunk
+# being made: CSV byte ranges parsed by several threads (`ranges`), else blocks by one (`chunks`).
+PARSE_AHEAD = 8
 
 
 @dataclass
@@ -96,8 +99,7 @@ class Part:
                         chunk.frame[name] = typed(chunk.frame[name], self.cell_types.get(name))
                     for name in self.whole:  # as read_csv types a column of whole numbers
                         values = chunk.frame[name].to_numpy()
-                        if not np.isnan(values).any() and (np.mod(values, 1) == 0).all() \
-                                and np.abs(values).max(initial=0) < 2**53:
+                        if _whole_numbers(values):
                             chunk.frame[name] = values.astype(np.int64)
                         del values
                 count += len(chunk.frame)
@@ -113,6 +115,17 @@ class Part:
         if change is not None:
             raise DataError(f"{self.path} changed during the run ({change}); a streamed run reads it again at "
                             "every epoch: put the file back as it was, or start a new run")
+
+
+def _whole_numbers(values: np.ndarray) -> bool:
+    """Whether float64 `values` are whole numbers of less than 2**53 in size (no NaN): what read_csv
+    reads as int64. trunc(v) == v is mod(v, 1) == 0 for finite values, 3x faster (an infinity fails
+    the size); a fraction among the first values (a target of measurements) ends the look there."""
+    head = values[:64]
+    if not (np.trunc(head) == head).all():
+        return False
+    return bool(not np.isnan(values).any() and (np.trunc(values) == values).all()
+                and np.abs(values).max(initial=0) < 2**53)
 
 
 @dataclass(frozen=True)
