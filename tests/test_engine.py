@@ -448,3 +448,47 @@ def test_the_strategy_branch_trains_what_one_device_trains(source):
         assert la.keys() == lb.keys() == {"loss", "accuracy", "val_loss", "val_accuracy"}
         for k in la:
             assert la[k] == pytest.approx(lb[k], rel=1e-5, abs=1e-6), k
+
+
+@pytest.mark.parametrize("batch, images, expected", [
+    (32, False, 256), (128, False, 1024), (512, False, 1024), (2048, False, 2048), (1, False, 8), (0, False, 8),
+    (32, True, 32), (128, True, 128)])
+def test_evaluation_batch_grows_the_training_batch_for_tables_only(batch, images, expected):
+    assert FD.evaluation_batch(batch, images=images) == expected
+
+
+def test_validation_and_final_metrics_are_batched_by_the_evaluation_batch(tmp_path):
+    """fit's validation after each epoch and its final metrics run at `evaluation_batch` rows a batch,
+    and `evaluate RUN` gives the same numbers as metrics.json."""
+    import json
+
+    from nettrain import api
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1500, 3))
+    (tmp_path / "d.csv").write_text("a,b,c,y\n" + "\n".join(
+        f"{a:.5f},{b:.5f},{c:.5f},{a - 2 * b + 0.1 * c:.5f}" for a, b, c in x))
+    (tmp_path / "c.yaml").write_text(textwrap.dedent(f"""\
+        data: {{source: {tmp_path / 'd.csv'}, target: y, split: {{validation: 0.3, test: 0.3}}}}
+        model: {{layers: [{{type: Dense, units: 8, activation: relu}}]}}
+        training: {{epochs: 2, batch_size: 16}}
+        """))
+    seen = []
+    original = engine.HeldRows.__init__
+
+    def spy(self, x, y, *, batch_size):
+        seen.append(batch_size)
+        original(self, x, y, batch_size=batch_size)
+
+    engine.HeldRows.__init__ = spy
+    try:
+        result = api.fit(tmp_path / "c.yaml", run_dir=tmp_path / "run", quiet=True)
+    finally:
+        engine.HeldRows.__init__ = original
+    assert seen and set(seen) == {FD.evaluation_batch(16)} == {128}
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    again = api.evaluate(tmp_path / "run")
+    assert again.keras_metrics.keys() & saved["test"].keys()
+    assert {k: again.keras_metrics[k] for k in saved["test"] if k in again.keras_metrics} == \
+        {k: v for k, v in saved["test"].items() if k in again.keras_metrics}
+    assert result.metrics["test"] == saved["test"]

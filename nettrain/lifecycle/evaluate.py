@@ -252,11 +252,14 @@ def data_name(path: Path) -> str:
 
 def _measure(target: Target, model, rows: Rows, name: str, split: str | None) -> EvalResult:
     """The model's compiled Keras metrics and its predictions in one pass over `rows` (`OnePass`: Keras's
-    own `test_step`, batched as `fit` batches, so the numbers are those of `model.evaluate` and of fit's
+    own `test_step`, batched as `fit` batches its evaluations, so the numbers are those of `model.evaluate` and of fit's
     metrics.json), and the extra metrics from the predictions, accumulated chunk by chunk (`Tally`):
     memory stays flat for a streamed file, and the numbers are those of all the rows at once."""
+    from nettrain.data.images import is_image_model
+    from nettrain.training.feed import evaluation_batch  # (TensorFlow: the model is about to run)
+
     tally = Tally(target)
-    batch = batch_size(target)
+    batch = evaluation_batch(batch_size(target), images=is_image_model(target))  # as fit batches its evaluations
     keras_metrics = OnePass(target, model, batch, rows.where).run(rows, tally)
     result = EvalResult(model_path=target.model_path, run_dir=target.run_dir, epoch=target.weights_epoch,
                         name=name, split=split, data=rows.where, rows=tally.rows, task=target.schema.task,

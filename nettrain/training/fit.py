@@ -37,8 +37,8 @@ from nettrain.report.tables import format_value  # noqa: E402
 from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb  # noqa: E402
 from nettrain.training.engine import ArrayLoop, HeldRows, StepGraph, StreamLoop, predict_rows  # noqa: E402
-from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, lively_steps,  # noqa: E402
-                                    steps_per_epoch)
+from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, evaluation_batch,  # noqa: E402
+                                    lively_steps, steps_per_epoch)
 from nettrain.training.progress import notice, report_result, tell_the_end  # noqa: E402
 from nettrain.training.runfiles import split_rows, write_card  # noqa: E402
 from nettrain.training.schedules import make_schedule  # noqa: E402
@@ -576,7 +576,7 @@ def _held(feed: Feed, model: keras.Model, names: tuple[str, ...] | None = None) 
     tensors = getattr(feed, "split_tensors", None)
     if tensors is None:
         return {}
-    batch = feed.batch_size
+    batch = evaluation_batch(feed.batch_size)
     return {name: HeldRows(x, y, batch_size=batch)
             for name, (x, y) in (tensors(model) if names is None else tensors(model, names)).items()}
 
