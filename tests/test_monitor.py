@@ -113,8 +113,8 @@ def test_checkpoint_and_best_epoch_agree_with_the_tracker(monitor, tmp_path):
 @pytest.mark.parametrize("monitor", sorted(SEQUENCES))
 def test_trial_value_and_sweep_best_agree_with_the_tracker(monitor):
     """The trial's value (the best of its epochs) and the sweep's best trial (first row) are the tracker's."""
+    from nettrain.sweep.metric import best_value
     from nettrain.sweep.run import sort_rows
-    from nettrain.sweep.trial import best_value
 
     values = SEQUENCES[monitor]
     direction = "maximize" if BestTracker.for_metric(monitor).direction == "max" else "minimize"

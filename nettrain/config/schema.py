@@ -1,5 +1,9 @@
 """The experiment config: one pydantic model per section, unknown keys refused.
 
+The root (`Config`, and `ConfigSource`: where a loaded config came from) and the smaller sections
+are here; the larger sections have a module each: `data.py`, `callbacks.py` and `sweep.py`, their
+bases `section.py`.
+
 Nothing here imports TensorFlow. Names that only Keras can judge (layer types and their
 arguments, losses, optimizers, metrics) are checked against the Keras catalog snapshot in
 `catalog.py` at validation time and against Keras itself when the model is built.
@@ -9,179 +13,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Any, Literal, Mapping, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_serializer, field_validator,
-                      model_validator)
+from pydantic import Field, PrivateAttr, ValidationInfo, field_serializer, field_validator, model_validator
 
 from nettrain.config import env
-from nettrain.config.args import (CODE_LAYERS, GENERATOR_ARGS, LAYER_ARG_SUFFIXES, LAYER_ARGS, LOSS_METRIC_ARGS,
-                                  MAX_EPOCHS, MAX_GENERATED, MAX_INT, MAX_LAYERS, MAX_NAME, MAX_SEED, MAX_SIZE,
-                                  OPTIMIZER_ARGS, ArgError, check_args, show)
+from nettrain.config.args import (CODE_LAYERS, LAYER_ARG_SUFFIXES, LAYER_ARGS, LOSS_METRIC_ARGS, MAX_EPOCHS, MAX_INT,
+                                  MAX_LAYERS, MAX_NAME, MAX_SEED, OPTIMIZER_ARGS, ArgError, check_args, show)
+from nettrain.config.callbacks import CallbacksConfig
+from nettrain.config.data import DataConfig
+from nettrain.config.section import Section, WithArguments, count_or_word
 from nettrain.config.sweep import SweepConfig
-from nettrain.config.template import check_template
 from nettrain.errors import ConfigError
 from nettrain.words import masked_uri
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
-
-class WithArguments(BaseModel):
-    """A mapping whose keys other than the fields are arguments passed on as written (`kwargs()`)."""
-
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
-def _count_or_word(v: Any, words: str, unit: str = "") -> Any:
-    """A field that takes a word or a count: `v` when it is no integer or one in [1, MAX_INT]."""
-    if isinstance(v, int) and not 1 <= v <= MAX_INT:
-        raise ValueError(f"must be {words} or an integer in [1, {MAX_INT}]{unit}, got {show(v)}")
-    return v
-
-
-# ---------------------------------------------------------------------------------- data
-
-
-
-class GeneratorSource(WithArguments):
-    """`{generator: make_regression, n_samples: 200, ...}`: any argument of the sklearn function."""
-
-    generator: Literal["make_regression", "make_classification", "make_blobs"]
-
-    @model_validator(mode="after")
-    def _arguments(self) -> "GeneratorSource":
-        extra = self.__pydantic_extra__ or {}
-        extra.update(check_args(extra, GENERATOR_ARGS))
-        n, f = extra.get("n_samples", 100), extra.get("n_features", 2 if self.generator == "make_blobs" else 100)
-        total = (sum(n) if isinstance(n, list) else n) * f if isinstance(f, int) else 0
-        if total > MAX_GENERATED:
-            raise ArgError(("n_samples",), f"n_samples x n_features = {total:,} values; at most "
-                           f"{MAX_GENERATED:,} are allowed (use a data file for more)")
-        return self
-
-
-class SplitConfig(Section):
-    test: float = Field(0.2, description="fraction held out for the final test (0 for none)")
-    validation: float = Field(0.2, description="fraction of the remaining rows used for validation (0 for none)")
-    shuffle: bool = Field(True, description="false keeps file order: the last rows are held out")
-    stratify: bool | None = Field(None, description="default: true for classification")
-    folds: int = Field(1, ge=1, le=MAX_INT, description="k > 1 runs k-fold cross-validation on the non-test rows")
-    refit: bool = Field(False, description="with folds > 1: then train one model on all non-test rows for the mean "
-                        "best epoch of the folds (the k-fold run's model.h5)")
-
-    @field_validator("test", "validation")
-    @classmethod
-    def _fraction(cls, v: float) -> float:
-        if not 0.0 <= v < 1.0:
-            raise ValueError(f"must be a fraction in [0, 1) (0 turns the split off), got {v!r}")
-        return v
-
-    @model_validator(mode="after")
-    def _leaves_training_rows(self) -> "SplitConfig":
-        if (1 - self.test) * (1 - self.validation) <= 0:
-            raise ValueError("test and validation fractions leave no training rows")
-        return self
-
-    @model_validator(mode="after")
-    def _refit_needs_folds(self) -> "SplitConfig":
-        if self.refit and self.folds <= 1:
-            raise ArgError(("refit",), f"refit: true applies only to k-fold runs (data.split.folds > 1, here "
-                           f"{self.folds}): it trains the final model on all non-test rows after the folds; "
-                           "set folds to 2 or more, or remove refit")
-        return self
-
-
-
-
-class ColumnConfig(Section):
-    type: Literal["numeric", "categorical", "text", "date"] = Field(
-        description="numeric, categorical, text, or date (expanded into year, month, day, weekday and hour numbers)")
-    max_tokens: int | None = Field(None, ge=2, le=MAX_INT, description="text: vocabulary size (default 10000)")
-    output_mode: Literal["multi_hot", "count", "tf_idf", "int"] | None = Field(
-        None, description="text: multi_hot (default), count, tf_idf or int token sequences")
-    sequence_length: int | None = Field(None, ge=1, le=MAX_SIZE,
-                                        description="text with output_mode int: pad/cut to this length")
-    embedding_dim: int | None = Field(None, ge=1, le=MAX_SIZE,
-                                      description="categorical: an embedding this wide (whatever preprocessing.categorical "
-                                      "says); text with output_mode int: an Embedding after it")
-
-    @model_validator(mode="after")
-    def _text_only(self) -> "ColumnConfig":
-        if self.type != "text":
-            for key in ("max_tokens", "output_mode", "sequence_length"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f"'{key}' applies only to columns of type text, this column is {self.type}")
-        if self.type == "date" and self.embedding_dim is not None:
-            raise ValueError("'embedding_dim' applies to categorical and text columns; a date column becomes numbers "
-                             "(year, month, day, weekday, hour)")
-        return self
-
-
-IMAGE_COLORS = ("rgb", "grayscale")
-IMAGE_BAD = ("error", "skip")
-MAX_IMAGE_SIDE = 4096
-
-
-class ImagesConfig(Section):
-    """`data.images`: how the files of an image folder become model inputs (see data/images.py)."""
-
-    size: list[int] = Field(default_factory=lambda: [256, 256],
-                            description="[height, width] every image is resized to (bilinear)")
-    color: Literal["rgb", "grayscale"] = Field("rgb", description="rgb: 3 channels, grayscale: 1 channel")
-    bad: Literal["error", "skip"] = Field(
-        "error", description="an unreadable image (truncated, not an image, an unconvertible mode): error (exit 2 "
-        "naming it) or skip (left out, counted, the first few named on stderr)")
-
-    @field_validator("size", mode="before")
-    @classmethod
-    def _size(cls, v: Any) -> Any:
-        if not isinstance(v, list) or len(v) != 2 or not all(type(n) is int and 1 <= n <= MAX_IMAGE_SIDE for n in v):
-            raise ValueError(f"must be [height, width], two integers in [1, {MAX_IMAGE_SIDE}], got {show(v)}")
-        return v
-
-
-class DataConfig(Section):
-    source: str | GeneratorSource | None = Field(
-        None, description="file (.csv .tsv .parquet .jsonl .npz), sklearn:NAME, keras:NAME or a generator mapping")
-    target: str | None = Field(None, description="label column; optional for bundled sets and generators")
-    features: list[str] | None = Field(None, description="input columns; default all but target and drop")
-    drop: list[str] = Field(default_factory=list, description="columns ignored")
-    id: str | None = Field(None, description="identifier column: never a feature, passed through by predict")
-    columns: dict[str, ColumnConfig] = Field(default_factory=dict, description="per-column type overrides")
-    task: Literal["auto", "regression", "binary", "multiclass"] = "auto"
-    train: str | None = Field(None, description="separate training file instead of source + split")
-    validation: str | None = Field(None, description="separate validation file")
-    test: str | None = Field(None, description="separate test file")
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    stream: Literal["auto", True, False] = Field(
-        "auto", description="read CSV/TSV/Parquet in chunks with bounded memory; auto: when reading it whole "
-        "would take more than half of the available memory (estimated from a sample of the file)")
-    images: ImagesConfig | None = Field(None, description="an image folder (data.source: a folder with one "
-                                        "sub-folder per class): size, color, bad; default {size: [256, 256], "
-                                        "color: rgb, bad: error}")
-
-    @model_validator(mode="after")
-    def _images_need_a_folder(self) -> "DataConfig":
-        import os
-
-        if self.images is not None and not (isinstance(self.source, str) and os.path.isdir(self.source)):
-            what = f"{self.source}, not a folder" if isinstance(self.source, str) else "not a folder"
-            raise ArgError(("images",), "applies to an image folder (data.source: a folder with one sub-folder per "
-                           f"class), and data.source is {what}")
-        return self
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "DataConfig":
-        if self.source is None and self.train is None:
-            raise ValueError("give either 'source' (one dataset, split by ratio) or 'train' (separate files)")
-        if self.source is not None and self.train is not None:
-            raise ValueError("give 'source' or 'train', not both")
-        return self
 
 
 # ---------------------------------------------------------------------------- preprocessing
@@ -256,7 +100,7 @@ class TrainingConfig(Section):
     @field_validator("steps_per_execution")
     @classmethod
     def _positive(cls, v):
-        return _count_or_word(v, "'auto'")
+        return count_or_word(v, "'auto'")
 
     @field_validator("loss", "optimizer")
     @classmethod
@@ -285,114 +129,6 @@ class TrainingConfig(Section):
             for label, weight in v.items():
                 if weight < 0:
                     raise ArgError((label,), f"got {show(weight)}; a class weight is a number >= 0")
-        return v
-
-
-# ------------------------------------------------------------------------------ callbacks
-
-class EarlyStoppingConfig(Section):
-    monitor: str = "val_loss"
-    patience: int = Field(0, ge=0, le=MAX_INT)
-    min_delta: float = Field(0.0, ge=0)
-    mode: Literal["auto", "min", "max"] = "auto"
-    restore_best_weights: bool = False
-    baseline: float | None = None
-    start_from_epoch: int = Field(0, ge=0, le=MAX_INT)
-
-
-class CheckpointConfig(Section):
-    enabled: bool = True
-    monitor: str = "val_loss"
-    mode: Literal["auto", "min", "max"] = "auto"
-    save_best_only: bool = False
-    filename: str = "epoch{epoch:03d}.h5"
-    keep: int | None = Field(5, ge=1, le=MAX_INT,
-                             description="how many templated files to keep (newest); null keeps all")
-
-    @field_validator("filename")
-    @classmethod
-    def _safe_name(cls, v: str) -> str:
-        # syntax and sample renderings here; the fields against the names the run can log in loader.py
-        return check_template(v)
-
-
-class StepDecay(Section):
-    type: Literal["step_decay"]
-    drop: float = Field(0.5, gt=0, le=1)
-    every: int = Field(10, ge=1, le=MAX_INT)
-
-
-class ExponentialDecay(Section):
-    type: Literal["exponential"]
-    decay_rate: float = Field(0.96, gt=0)
-    decay_steps: int = Field(1000, ge=1, le=MAX_INT, description="optimizer steps (batches), as in Keras")
-    staircase: bool = False
-
-
-class CosineDecay(Section):
-    type: Literal["cosine"]
-    decay_steps: int | None = Field(None, ge=1, le=MAX_INT, description="optimizer steps; default: the whole run")
-    alpha: float = Field(0.0, ge=0, le=1)
-
-
-class WarmupCosine(Section):
-    type: Literal["warmup_cosine"]
-    warmup_epochs: int = Field(1, ge=0, le=MAX_EPOCHS)
-    warmup_start: float = Field(0.0, ge=0, description="learning rate at the first step of warm-up")
-    decay_steps: int | None = Field(None, ge=1, le=MAX_INT,
-                                    description="optimizer steps after warm-up; default: the rest of the run")
-    alpha: float = Field(0.0, ge=0, le=1)
-
-
-class ReduceOnPlateau(Section):
-    type: Literal["reduce_on_plateau"]
-    monitor: str = "val_loss"
-    factor: float = Field(0.1, gt=0, lt=1)
-    patience: int = Field(10, ge=0, le=MAX_INT)
-    min_lr: float = Field(0.0, ge=0)
-    min_delta: float = Field(1e-4, ge=0)
-    cooldown: int = Field(0, ge=0, le=MAX_INT)
-    mode: Literal["auto", "min", "max"] = "auto"
-
-
-LRSchedule = Annotated[
-    Union[StepDecay, ExponentialDecay, CosineDecay, WarmupCosine, ReduceOnPlateau],
-    Field(discriminator="type"),
-]
-
-
-class TensorBoardConfig(Section):
-    histogram_freq: int = Field(0, ge=0, le=MAX_INT)
-    update_freq: Literal["epoch", "batch"] | int = "epoch"
-    write_graph: bool = False
-
-    @field_validator("update_freq")
-    @classmethod
-    def _batches(cls, v):
-        return _count_or_word(v, "epoch, batch", " (batches)")
-
-
-class GradientStatsConfig(Section):
-    every: int = Field(1, ge=1, le=MAX_INT, description="measure at the first epoch, then every N epochs")
-
-
-class CallbacksConfig(Section):
-    early_stopping: EarlyStoppingConfig | None = None
-    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    lr_schedule: LRSchedule | None = None
-    tensorboard: TensorBoardConfig | None = None
-    terminate_on_nan: bool = True
-    gradient_stats: GradientStatsConfig | None = Field(
-        None, description="per-layer gradient norms on a fixed training batch into metrics.csv, TensorBoard and "
-        "plots/gradients.png")
-
-    @field_validator("checkpoint", mode="before")
-    @classmethod
-    def _off(cls, v):
-        if v is False or v is None:
-            return {"enabled": False}
-        if v is True:
-            return {}
         return v
 
 
