@@ -25,6 +25,13 @@ def main() -> None:
         code = guard.EXIT_INTERRUPTED
     if code == guard.EXIT_INTERRUPTED and guard.interrupted() and not guard.told():
         sys.stderr.write("interrupted\n")
+    if code == guard.EXIT_INTERRUPTED:
+        guard.acknowledge()
+        # CPython 3.11 marks a KeyboardInterrupt that left code run by exec() (a dataclass's generated
+        # methods, while an import the signal cut defined one) as unhandled even though it was caught
+        # here, and a `python -m nettrain` process then kills itself by SIGINT at exit (-2, not 130).
+        # An exec() that completes clears the mark.
+        exec("None")
     try:
         if sys.stdout is not None:  # None when the command started with stdout closed
             sys.stdout.flush()

@@ -142,6 +142,10 @@ def _run(name: str, *args, debug: bool = False, show=None, **kwargs):
     except BrokenPipeError:
         raise  # the reader of stdout went away: Typer ends quietly
     except Exception as err:  # noqa: BLE001 - the one place that turns a bug into a message
+        if guard.interrupted() and not debug:  # a signal cut an import or a set-up, which then failed half-made
+            typer.echo(_own_line(EXIT_INTERRUPTED) + "interrupted", err=True)
+            guard.tell()
+            raise typer.Exit(EXIT_INTERRUPTED)
         if debug:
             traceback.print_exc()
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
