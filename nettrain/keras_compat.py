@@ -317,21 +317,22 @@ class H5Rewriter:
         import h5py
 
         try:
-            datasets, variables = cls._layout(model)
+            groups = cls._groups(model)
             with open(path, "rb") as f:
                 template = f.read()
             with h5py.File(path, "r") as f:
-                places = cls._places(f, model, datasets, variables)
+                places = cls._places(f, groups)
                 raw = f.attrs.get(H5_TRAINING_CONFIG)
             training = None if raw is None else json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
         except Exception:  # a layout or a model this does not know: the caller saves in full
             return None
         if places is None or (raw is not None and not (isinstance(training, dict) and "optimizer_config" in training)):
             return None
-        return cls(template, places, variables, training)
+        return cls(template, places, [w for _, weights in groups for w in weights], training)
 
     @staticmethod
     def _groups(model) -> list[tuple[str, list]]:
+        """(group, its variables in the saver's order) for every group the legacy saver writes."""
         from keras.src.legacy.saving.legacy_h5_format import _legacy_weights
 
         groups = [(f"{H5_MODEL_WEIGHTS}/{layer.name}", _legacy_weights(layer)) for layer in model.layers]
@@ -342,39 +343,31 @@ class H5Rewriter:
             groups.append((H5_OPTIMIZER_WEIGHTS, list(optimizer.variables)))
         return groups
 
-    @classmethod
-    def _layout(cls, model) -> tuple[list[str], list]:
-        datasets, variables = [], []
-        for group, weights in cls._groups(model):
-            for w in weights:
-                datasets.append(f"{group}/{w.path}")
-                variables.append(w)
-        return datasets, variables
-
-    @classmethod
-    def _places(cls, f, model, datasets: list[str], variables: list) -> list[tuple[int, Any]] | None:
-        """(offset in the file, dtype) of each variable's dataset; None where the file is not laid out so."""
-        for group, weights in cls._groups(model):
+    @staticmethod
+    def _places(f, groups: list[tuple[str, list]]) -> list[tuple[int, Any]] | None:
+        """(offset in the file, dtype) of each variable's dataset (`groups`' order); None where the file
+        is not laid out so."""
+        if H5_OPTIMIZER_WEIGHTS in f and all(group != H5_OPTIMIZER_WEIGHTS for group, _ in groups):
+            return None
+        places = []
+        for group, weights in groups:
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in f[group].attrs.get(H5_WEIGHT_NAMES, [])]
             if names != [str(w.path) for w in weights]:
                 return None
-        if H5_OPTIMIZER_WEIGHTS in f and not any(d.startswith(H5_OPTIMIZER_WEIGHTS + "/") for d in datasets):
-            return None
-        places = []
-        for name, var in zip(datasets, variables):
-            ds = f.get(name)
-            if ds is None or tuple(ds.shape) != tuple(var.shape) or ds.dtype.name != str(var.dtype):
-                return None
-            offset = ds.id.get_offset()
-            if offset is None or ds.id.get_storage_size() != ds.dtype.itemsize * int(ds.size):
-                return None  # not contiguous (chunked, compact) or not written
-            places.append((int(offset), ds.dtype))
+            for var in weights:
+                ds = f.get(f"{group}/{var.path}")
+                if ds is None or tuple(ds.shape) != tuple(var.shape) or ds.dtype.name != str(var.dtype):
+                    return None
+                offset = ds.id.get_offset()
+                if offset is None or ds.id.get_storage_size() != ds.dtype.itemsize * int(ds.size):
+                    return None  # not contiguous (chunked, compact) or not written
+                places.append((int(offset), ds.dtype))
         return places
 
     def current(self, model) -> bool:
         """Whether `model` has the variables the template was written with (an optimizer built
         again, a layer added, another model: no)."""
-        _, variables = self._layout(model)
+        variables = [w for _, weights in self._groups(model) for w in weights]
         return len(variables) == len(self.variables) and all(a is b for a, b in zip(variables, self.variables))
 
     def _values(self) -> list:

@@ -136,18 +136,14 @@ class _FirstPass:
         meter = Meter(f"first pass over {', '.join(p.path.name for p in self.parts)}",
                       cost.rows if cost is not None else None,
                       approx=cost is not None and not cost.exact)
-        try:
-            with meter:
-                for part in self.parts:  # pyarrow parses on a thread, the chunks are made on another
-                    part.rows = 0
-                    for chunk in read_ahead(part.chunks(ahead=PARSE_AHEAD), depth=1):  # while one is tallied
-                        rows = len(chunk.frame)
-                        self._chunk(part, chunk, bare, tally)
-                        meter.add(rows)
-                        part.rows += rows
-        except BaseException:
-            fingerprint.stop.set()
-            raise
+        with meter:  # (an error stops the hash: `run`)
+            for part in self.parts:  # pyarrow parses on threads, the chunks are made on another
+                part.rows = 0
+                for chunk in read_ahead(part.chunks(ahead=PARSE_AHEAD), depth=1):  # while one is tallied
+                    rows = len(chunk.frame)
+                    self._chunk(part, chunk, bare, tally)
+                    meter.add(rows)
+                    part.rows += rows
         digest = fingerprint.result()
         for part in self.parts:  # and which rows are in which split
             digest.update(f"part {part.name} {part.splitter.describe() if part.splitter else part.fixed}\n".encode())

@@ -194,7 +194,7 @@ def ends_outside_quotes(line: bytes, delimiter: str) -> bool:
     """Whether pyarrow's parser, reading `line` from a record's start (its options: quotes, doubled
     quotes within them, no escape character), is outside a quoted value at the line's end (a quote
     opens a value only at a field's start; within one, two quotes are one, a single quote closes it)."""
-    quote, sep = ord('"'), ord(delimiter)
+    quote, sep = _QUOTE, ord(delimiter)
     start, inside, i, n = True, False, 0, len(line)
     while i < n:
         c = line[i]
