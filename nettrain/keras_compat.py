@@ -285,6 +285,47 @@ def build_training_state(model, batch) -> None:
     model._symbolic_build(data_batch=batch)
 
 
+def fixed_prefix_cut(model, fixed) -> list | None:
+    """The tensors where a functional model's fixed front ends: the part computed from the inputs
+    by nodes whose layer `fixed(layer)` accepts (and whose inputs are all computed so), cut where its
+    tensors enter a node outside it. None when the model is not functional, when everything is fixed
+    (an output would be in the front), or when an input enters a node outside the front as it is
+    (nothing fixed, or a text column's input): `keras.Model` built on a cut that holds one of the
+    model's own inputs leaves the model's `get_config` failing ("could not find node key"), so
+    its checkpoints could not be saved.
+
+    Why private: the nodes of a functional model (`Function._nodes_by_depth`, each `Node`'s
+    `operation`, `input_tensors` and `outputs`, walked as `Function._run_through_graph` walks them:
+    deepest first) are not public; `model.layers` gives the layers without how they are wired.
+    Public replacement: none (`keras.Model(cut, model.outputs)`, which the caller builds from the
+    result, is public). Checked: Keras 3.15.1."""
+    by_depth = getattr(model, "_nodes_by_depth", None)
+    inputs = list(getattr(model, "inputs", None) or [])
+    if not by_depth or not inputs:
+        return None
+    front = {id(t) for t in inputs}
+    outside = []
+    for depth in sorted(by_depth, reverse=True):
+        for node in by_depth[depth]:
+            if node.is_input:
+                continue
+            if fixed(node.operation) and all(id(t) in front for t in node.input_tensors):
+                front.update(id(t) for t in node.outputs)
+            else:
+                outside.append(node)
+    if any(id(t) in front for t in model.outputs):
+        return None
+    cut, seen = [], set()
+    for node in outside:
+        for t in node.input_tensors:
+            if id(t) in front and id(t) not in seen:
+                seen.add(id(t))
+                cut.append(t)
+    if any(id(t) in {id(i) for i in inputs} for t in cut):
+        return None  # an input past the front as it is: a model built on it breaks the model's get_config (3.15.1)
+    return cut
+
+
 class H5Rewriter:
     """The legacy `.h5` of one model written again, from the bytes of a file Keras's `model.save`
     wrote for it, with what changes from epoch to epoch written over them: the values of every weight

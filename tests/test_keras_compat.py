@@ -347,6 +347,28 @@ def test_a_model_saved_again_is_rewritten_and_loads_with_its_state(tmp_path):
 
 # -------------------------------------------------------------------------- TensorFlow
 
+def test_fixed_prefix_cut_follows_the_wiring():
+    """The front is what fixed layers compute from the inputs; the cut is where it meets the rest
+    (a lookup's ids entering an Embedding, a concatenation entering a Dense), in graph order."""
+    words, numbers = keras.Input((1,), name="w", dtype="string"), keras.Input((2,), name="n")
+    ids = keras.layers.StringLookup(vocabulary=["a", "b"])(words)
+    scaled = keras.layers.Normalization(mean=[0, 0], variance=[1, 1])(numbers)
+    onehot = keras.layers.StringLookup(vocabulary=["a", "b"], output_mode="one_hot")(words)
+    both = keras.layers.Concatenate()([scaled, onehot])
+    embedded = keras.layers.Flatten()(keras.layers.Embedding(3, 2)(ids))
+    out = keras.layers.Dense(1)(keras.layers.Concatenate()([embedded, keras.layers.Dense(3)(both)]))
+    model = keras.Model({"w": words, "n": numbers}, out)
+
+    def fixed(layer):
+        return not layer.trainable_weights and not isinstance(layer, keras.layers.Dense)
+
+    cut = compat.fixed_prefix_cut(model, fixed)
+    assert {id(t) for t in cut} == {id(ids), id(both)}
+    assert compat.fixed_prefix_cut(model, lambda layer: False) is None      # the inputs themselves
+    assert compat.fixed_prefix_cut(model, lambda layer: True) is None       # all of it
+    assert compat.fixed_prefix_cut(keras.Sequential([keras.layers.Dense(1)]), fixed) is None
+
+
 def test_tensorflow_experimental_helpers():
     import tensorflow as tf
 

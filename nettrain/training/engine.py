@@ -58,11 +58,14 @@ class Loop:
 
     `replicas` (None: one device) is the strategy branch: the step runs on every replica
     (`_replicated`), and `replicas` gives the session around the training, the validation and the
-    stop agreed by all workers."""
+    stop agreed by all workers. `trainer` (None: the model) is what the steps train and whose
+    metrics they log: `prefix.Front.trainer`, the model after its fixed front, when the batches
+    hold that front's output; the callbacks, the validation and the stop are the model's."""
 
     def __init__(self, model: keras.Model, batches, *, steps: int, steps_per_call: int,
-                 replicas: "Replicas | None" = None):
+                 replicas: "Replicas | None" = None, trainer: keras.Model | None = None):
         self.model, self.batches, self.replicas = model, batches, replicas
+        self.trainer = model if trainer is None else trainer  # what the steps train (`prefix.Front.trainer`)
         self.steps = max(1, steps)
         self.per_call = max(1, min(int(steps_per_call), self.steps))
         self.graph: tf.Graph | None = None  # the training step's graph, once traced for a `StepGraph`
@@ -83,11 +86,11 @@ class Loop:
             model.stop_training = False
             first = getattr(self.batches, "first", None)
             if self.replicas is None and first is not None:  # the state built first: one trace, not two
-                keras_compat.build_training_state(model, first())
+                keras_compat.build_training_state(self.trainer, first())
             cbs.on_train_begin()
             logs: dict[str, float] = {}
             for epoch in range(initial_epoch, epochs):
-                reset_metrics(model) if self.replicas is None else model.reset_metrics()
+                reset_metrics(self.trainer) if self.replicas is None else model.reset_metrics()
                 cbs.on_epoch_begin(epoch)
                 epoch_logs = dict(self._epoch(epoch + 1, _Calls(cbs, model)))
                 if validation_data is not None:  # as fit: also after a stop within the epoch
@@ -102,7 +105,8 @@ class Loop:
         return model.history
 
     def _steps(self, data, first: tf.Tensor, count: tf.Tensor):
-        return steps_loop(self.model, lambda i: self.model.train_step(self.batches.batch(data, i)), first, count)
+        trainer = self.trainer
+        return steps_loop(trainer, lambda i: trainer.train_step(self.batches.batch(data, i)), first, count)
 
     def _replicated(self, data, first: tf.Tensor, count: tf.Tensor):
         """The strategy branch's step: batch i (cut in the cross-replica context) handed to
@@ -128,7 +132,7 @@ class Loop:
         logs = run(*args)
         if self._want_graph and self.graph is None:  # one step's graph (the loop's holds it in a while body)
             data, first, _ = args
-            step = tf.function(lambda d, i: self.model.train_step(self.batches.batch(d, i)))
+            step = tf.function(lambda d, i: self.trainer.train_step(self.batches.batch(d, i)))
             self.graph = step.get_concrete_function(data, first).graph
         return logs
 
@@ -306,14 +310,16 @@ class _Calls:
 
 def ArrayLoop(model: keras.Model, x: dict[str, tf.Tensor], y: tf.Tensor, *, batch_size: int, seed: int,
               steps_per_call: int, class_weight: dict[int, float] | None = None, mode: str = "regression",
-              replicas: "Replicas | None" = None) -> Loop:
+              replicas: "Replicas | None" = None, trainer: keras.Model | None = None) -> Loop:
     """The `Loop` over `Arrays` that trains `model` on `x`/`y` (tensors of all training rows) in
     batches of `batch_size`, in the order drawn from (seed, epoch counted from 1), `steps_per_call`
-    batches per graph call; under a strategy (`replicas`), the same batches in `Shares`."""
+    batches per graph call; under a strategy (`replicas`), the same batches in `Shares`. With a
+    `trainer` (`prefix.Front.trainer`), `x` is its inputs (the model's fixed front computed) and the
+    steps train it."""
     weights = class_sample_weights(y.numpy(), mode, class_weight)
     arrays = Arrays(x, y, batch_size=batch_size, seed=seed, weights=weights)
     batches = arrays if replicas is None else Shares(arrays, replicas.count)
-    return Loop(model, batches, steps=arrays.steps, steps_per_call=steps_per_call, replicas=replicas)
+    return Loop(model, batches, steps=arrays.steps, steps_per_call=steps_per_call, replicas=replicas, trainer=trainer)
 
 
 def StreamLoop(model: keras.Model, chunks, *, steps: int, batch_size: int, steps_per_call: int,

@@ -35,7 +35,7 @@ from nettrain.model.outputs import predicted_classes  # noqa: E402
 from nettrain.report.metrics import BestTracker  # noqa: E402
 from nettrain.report.tables import format_value  # noqa: E402
 from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
-from nettrain.training import callbacks as cb  # noqa: E402
+from nettrain.training import callbacks as cb, prefix  # noqa: E402
 from nettrain.training.engine import ArrayLoop, HeldRows, StepGraph, StreamLoop, predict_rows  # noqa: E402
 from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, evaluation_batch,  # noqa: E402
                                     lively_steps, steps_per_epoch)
@@ -345,7 +345,10 @@ def _loop(s: Session, cursor: EpochCursor) -> Any:
         loop = distributed.session_loop(s, cursor, **common)
     elif hasattr(s.feed, "train_tensors"):  # rows in memory (ArrayFeed, or a feed that wraps one)
         x, y = s.feed.train_tensors(model)
-        loop = ArrayLoop(model, x, y, seed=cfg.seed, **common)
+        front = prefix.split(model, x, y, lambda trainer: compile_model(cfg, trainer, s.prep.dataset.schema,
+                                                                        optimizer=model.optimizer))
+        loop = ArrayLoop(model, x if front is None else front.features, y, seed=cfg.seed,
+                         trainer=None if front is None else front.trainer, **common)
     elif hasattr(s.feed, "epoch_arrays"):  # a stream's windows (StreamFeed)
         feed = s.feed
         loop = StreamLoop(model, lambda epoch: feed.epoch_arrays(model, epoch), steps=feed.steps, **common)
