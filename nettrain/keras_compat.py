@@ -417,7 +417,7 @@ class H5Rewriter:
             import tensorflow as tf
 
             variables = self.variables
-            self._read = tf.function(lambda: [tf.identity(v.value) for v in variables])
+            self._read = tf.function(lambda: [tf.identity(v.value) for v in variables], autograph=False)
         return [t.numpy() for t in self._read()]
 
     def write(self, model, path, attrs: dict[str, Any] | None = None) -> None:

@@ -71,7 +71,10 @@ class Loop:
         self.graph: tf.Graph | None = None  # the training step's graph, once traced for a `StepGraph`
         self._want_graph = False
         self._cbs: keras.callbacks.CallbackList | None = None  # inside `fit`
-        self._run = tf.function(self._steps if replicas is None else self._replicated, reduce_retracing=True)
+        # one device: no AutoGraph (the loop is an explicit while_loop; converting a function parses its
+        # whole source file, ~0.7 s a function on 2 cores); the strategy branch's loop is converted
+        self._run = tf.function(self._steps, reduce_retracing=True, autograph=False) if replicas is None else \
+            tf.function(self._replicated, reduce_retracing=True)
 
     def fit(self, *, initial_epoch: int, epochs: int, callbacks: list[keras.callbacks.Callback],
             validation_data: tf.data.Dataset | None = None) -> keras.callbacks.History:
@@ -132,7 +135,7 @@ class Loop:
         logs = run(*args)
         if self._want_graph and self.graph is None:  # one step's graph (the loop's holds it in a while body)
             data, first, _ = args
-            step = tf.function(lambda d, i: self.trainer.train_step(self.batches.batch(d, i)))
+            step = tf.function(lambda d, i: self.trainer.train_step(self.batches.batch(d, i)), autograph=False)
             self.graph = step.get_concrete_function(data, first).graph
         return logs
 
@@ -160,9 +163,13 @@ def steps_loop(model: keras.Model, step, first: tf.Tensor, count: tf.Tensor):
     first + count - 1, then the model's metrics, which is what those steps return (Keras's
     `compute_metrics` returns `get_metrics_result()`). The loop carries no state, so the step is traced
     once, in the loop's body; carrying the logs would need a first step before the loop to give them
-    their structure, and that traced the step twice (about a second more per model on 2 cores)."""
-    for i in tf.range(first, first + count):
+    their structure, and that traced the step twice (about a second more per model on 2 cores). The
+    loop is TensorFlow's `while_loop` as written, so the functions that run it need no AutoGraph."""
+    def body(i):
         step(i)
+        return (i + 1,)
+
+    tf.while_loop(lambda i: i < first + count, body, (first,))
     return model.get_metrics_result()
 
 
@@ -233,7 +240,7 @@ def reset_metrics(model: keras.Model) -> None:
         model.reset_metrics()  # metrics that build later would be missing from a graph traced now
         return
     owner = weakref.ref(model)
-    _cached(_RESETS, model, lambda: tf.function(lambda: owner().reset_metrics()))()
+    _cached(_RESETS, model, lambda: tf.function(lambda: owner().reset_metrics(), autograph=False))()
 
 
 def test_steps(model: keras.Model, x: dict[str, tf.Tensor], y: tf.Tensor):
@@ -262,7 +269,7 @@ def _test_graph(model: keras.Model, x: dict[str, tf.Tensor], y: tf.Tensor):
 
     scalar = tf.TensorSpec((), tf.int64)
     return tf.function(steps, input_signature=[{k: open_rows(v) for k, v in x.items()}, open_rows(y),
-                                               scalar, scalar, scalar])
+                                               scalar, scalar, scalar], autograph=False)
 
 
 def finalize(model: keras.Model, epochs: int) -> None:
