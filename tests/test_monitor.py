@@ -92,10 +92,10 @@ EXPECTED = {"val_loss": (0.4, 3), "val_accuracy": (0.7, 3)}
 @pytest.mark.slow
 @pytest.mark.parametrize("monitor", sorted(SEQUENCES))
 def test_checkpoint_and_best_epoch_agree_with_the_tracker(monitor, tmp_path):
-    """best.h5 (Checkpointer) and the run's best epoch/value (fit) pick the tracker's epoch."""
+    """best.h5 (Checkpointer) and the run's best epoch/value (ending) pick the tracker's epoch."""
     from nettrain.store.rundir import BEST
     from nettrain.training.callbacks import Checkpointer
-    from nettrain.training.fit import _best_epoch, _best_value
+    from nettrain.training.ending import best_epoch as _best_epoch, best_value as _best_value
 
     values = SEQUENCES[monitor]
     ck = Checkpointer(tmp_path, lambda path, epoch: path.write_text(str(epoch)), monitor=monitor,

@@ -108,10 +108,14 @@ def test_the_fit_leaf_reaches_no_split_arrays():
     """train() and its parts ask the feed for data: no `.inputs` of a split in the loop."""
     import ast
 
-    tree = ast.parse((ROOT / "nettrain" / "training" / "fit.py").read_text())
-    loop = {"train", "_callbacks", "_fit", "_finish", "_ending", "_plots", "evaluate_splits"}
-    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in loop]
-    assert len(functions) == len(loop)
+    parts = {"fit.py": {"train", "_callbacks", "_fit", "_loop"},            # the epochs
+             "ending.py": {"finish", "_ending", "_plots", "evaluate_splits"}}  # how the session ends
+    functions = []
+    for name, loop in parts.items():
+        tree = ast.parse((ROOT / "nettrain" / "training" / name).read_text())
+        found = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in loop]
+        assert len(found) == len(loop), name
+        functions += found
     for fn in functions:
         for a in ast.walk(fn):
             if isinstance(a, ast.Attribute):

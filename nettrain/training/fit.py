@@ -6,7 +6,8 @@ The leaf of `nettrain fit`: `prepare` (config and data), `new_model`, `runfiles.
 sessions differ only in where the model and the first epoch come from.
 
 `train` reads in two hops: `_callbacks` (what Keras calls at each epoch, in order), `_fit` (the
-epochs, by nettrain's own loop: `_loop`) and `_finish` (how training ended, then the final files).
+epochs, by nettrain's own loop: `_loop`) and `ending.finish` (how training ended, then the final
+files; training/ending.py).
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from nettrain.config.schema import Config
-from nettrain.errors import Interrupted, JobFailed
+from nettrain.errors import Interrupted
 from nettrain.training import runtime  # noqa: F401  (sets TF log level before TF loads)
 
 import keras  # noqa: E402
@@ -31,35 +29,15 @@ from nettrain.data import load_dataset  # noqa: E402
 from nettrain.data.types import Dataset  # noqa: E402
 from nettrain.model import (build_model, compile_model, initial_learning_rate, label_mode,  # noqa: E402
                             metric_names, output_activation_kind)
-from nettrain.model.outputs import predicted_classes  # noqa: E402
-from nettrain.report.metrics import BestTracker  # noqa: E402
-from nettrain.report.tables import format_value  # noqa: E402
-from nettrain.store import atomic, guard, h5, rundir  # noqa: E402
+from nettrain.store import guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb, prefix  # noqa: E402
-from nettrain.training.engine import ArrayLoop, HeldRows, StepGraph, StreamLoop, predict_rows  # noqa: E402
-from nettrain.training.feed import (ArrayFeed, EpochCursor, Feed, StreamFeed, evaluation_batch,  # noqa: E402
-                                    lively_steps, steps_per_epoch)
-from nettrain.training.progress import notice, report_result, tell_the_end  # noqa: E402
-from nettrain.training.runfiles import split_rows, write_card  # noqa: E402
+from nettrain.training.ending import (FitResult, after_result, best_epoch, best_value, evaluate_splits,  # noqa: E402,F401
+                                      finish, held_rows, later)
+from nettrain.training.engine import ArrayLoop, StepGraph, StreamLoop  # noqa: E402
+from nettrain.training.feed import ArrayFeed, EpochCursor, Feed, StreamFeed, lively_steps  # noqa: E402
+from nettrain.training.progress import notice, report_result  # noqa: E402,F401  (used as fit.notice, fit.report_result)
+from nettrain.training.runfiles import split_rows, write_card  # noqa: E402,F401  (used as fit.split_rows, fit.write_card)
 from nettrain.training.schedules import make_schedule  # noqa: E402
-
-
-@dataclass
-class FitResult:
-    run_dir: Path
-    status: str
-    metrics: dict[str, dict[str, float]]
-    epochs_done: int = 0
-    best_epoch: int | None = None
-    stopped_epoch: int | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    test_interval: dict[str, Any] | None = None   # metrics.json `test_interval` (report.interval)
-
-    def to_json(self) -> dict[str, Any]:
-        """What `--json` prints: the run directory, the files in it, the final metrics (split keys) and
-        the test split's bootstrap interval (`test_interval`, when there is one)."""
-        interval = {"test_interval": self.test_interval} if self.test_interval else {}
-        return {"run_dir": str(self.run_dir), "files": rundir.run_files(self.run_dir), **self.metrics, **interval}
 
 
 @dataclass
@@ -191,14 +169,14 @@ def train(s: Session) -> FitResult:
         with guard.handlers(), guard.deferred(), s.record.active(), s.feed.caching(s.out / rundir.CACHE):
             kit = _callbacks(s)
             _fit(s, kit)
-            return _finish(s, kit)
+            return finish(s, kit)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted after epoch {s.record.data.get('epochs_done', 0)}; the run so far is in "
                           f"{s.out} (continue it with: nettrain fit CONFIG --resume {s.out})") from None
 
 
 @dataclass
-class _Callbacks:
+class SessionCallbacks:
     """A session's callbacks in the order Keras calls them (`all`), and those read after training."""
 
     all: list[keras.callbacks.Callback]
@@ -210,7 +188,7 @@ class _Callbacks:
     meta: Callable[[int], dict[str, Any]]  # the nettrain metadata of a model file saved at an epoch
 
 
-def _callbacks(s: Session) -> _Callbacks:
+def _callbacks(s: Session) -> SessionCallbacks:
     """In this order: stop at a signal; tell the feed which epoch runs; stop at a NaN loss
     (callbacks.terminate_on_nan); the per-epoch learning-rate schedule; the end of an epoch as one
     step (checkpoints, metrics.csv, run.json); early stopping; TensorBoard; the progress display;
@@ -255,7 +233,7 @@ def _callbacks(s: Session) -> _Callbacks:
         callbacks.append(logger)
     progress = _progress(s)
     callbacks += [progress, *s.extra_callbacks]
-    return _Callbacks(callbacks, cursor, csv, nan_guard, early, progress, meta)
+    return SessionCallbacks(callbacks, cursor, csv, nan_guard, early, progress, meta)
 
 
 def _epochs_done(record: rundir.RunRecord, every: float) -> Callable[[int, dict], None]:
@@ -296,7 +274,7 @@ def _checkpointer(s: Session, meta: Callable[[int], dict[str, Any]]) -> cb.Check
     return cb.Checkpointer(
         s.out / rundir.CHECKPOINTS, lambda p, e: h5.write_model(model, p, meta(e)), filename=ck.filename,
         monitor=monitor, mode=ck.mode, save_best_only=ck.save_best_only, keep=ck.keep,
-        best=_best_value(s.history, monitor, ck.mode), save_native=lambda p: h5.write_keras(model, p))
+        best=best_value(s.history, monitor, ck.mode), save_native=lambda p: h5.write_keras(model, p))
 
 
 def _early_stopping(s: Session) -> cb.EarlyStopping | None:
@@ -310,12 +288,12 @@ def _early_stopping(s: Session) -> cb.EarlyStopping | None:
                             best_weights=_earlier_best_weights(s, es) if s.continue_early_stopping else None)
 
 
-def _fit(s: Session, kit: _Callbacks) -> None:
+def _fit(s: Session, kit: SessionCallbacks) -> None:
     """The epochs: the feed's batches through nettrain's own loop (`_loop`), the callbacks of `kit`."""
     cfg, model = s.prep.cfg, s.model
     if getattr(kit.progress, "live", False) and cfg.training.steps_per_execution == "auto":
         model.steps_per_execution = lively_steps(model, s.feed.first_batch(model), s.prep.spe)
-    val_ds = _held(s.feed, model, ("validation",)).get("validation") if s.strategy is None else None
+    val_ds = held_rows(s.feed, model, ("validation",)).get("validation") if s.strategy is None else None
     if val_ds is None:
         val_ds = s.feed.validation(model)
     try:
@@ -357,131 +335,6 @@ def _loop(s: Session, cursor: EpochCursor) -> Any:
     return loop
 
 
-@dataclass
-class _Ending:
-    history: list[dict[str, Any]]
-    epochs_done: int
-    best_epoch: int | None
-    stopped: int | None
-    weights_epoch: int | None = None   # the epoch whose weights model.h5 holds (early stopping's restored best)
-
-
-def _finish(s: Session, kit: _Callbacks) -> FitResult:
-    """How training ended, then the final files: model.h5 (and model.keras), metrics.json (with the test
-    split's bootstrap interval), plots, run.json `completed`, and MODEL.md."""
-    end = _ending(s, kit)
-    model, out, record, cfg = s.model, s.out, s.record, s.prep.cfg
-    later = _LATER[-1] if _LATER else None  # after_result(): the plots wait until the result is reported
-    h5.save_model(model, out / rundir.MODEL, kit.meta(end.epochs_done, end.weights_epoch))
-    if cfg.output.keras:
-        h5.export_keras(model, out / rundir.KERAS_EXPORT)
-    guard.poll()
-    plots_now = cfg.output.plots and later is None
-    held, pred = _held_out(s) if plots_now or split_rows(s.prep.dataset)["test"] else (None, None)
-    # the plots are drawn (matplotlib, on the host) while the final evaluation runs (TensorFlow)
-    drawing = _Drawing(_plots(s, end.history, end.best_epoch, held, pred)) if plots_now else None
-    try:
-        metrics = evaluate_splits(model, s.feed)
-    finally:
-        if drawing is not None:
-            drawing.finish()
-    interval = _test_interval(s, held, pred)
-    atomic.write_json(out / rundir.METRICS_JSON, {**metrics, **({"test_interval": interval} if interval else {})})
-    guard.poll()
-    record.update(status="completed", ended=rundir.now(), final_metrics=metrics)
-    if later is None:
-        write_card(out)
-    best_file = out / rundir.CHECKPOINTS / rundir.BEST
-    if end.best_epoch is not None and best_file.exists():
-        value = next((r.get(s.monitors["best"]) for r in end.history if int(r["epoch"]) == end.best_epoch), None)
-        notice(f"best epoch {end.best_epoch} ({s.monitors['best']} {format_value(value)}); best checkpoint: "
-               f"{best_file}")
-    from nettrain.training import tracking
-
-    if later is None:
-        tracking.finish_session(kit.all, out, metrics)  # tracking.mlflow: final metrics, files, FINISHED
-    else:
-        later.append(_after_result(s, kit, end, held, pred, metrics))
-    report_result(metrics, out, s.json_output)
-    return FitResult(out, "completed", metrics, end.epochs_done, end.best_epoch, end.stopped, end.history,
-                     test_interval=interval)
-
-
-_LATER: list[list[Callable[[], None]]] = []  # the innermost after_result() block's list
-
-
-@contextlib.contextmanager
-def after_result() -> Any:
-    """Within the block, the end of each session that no result depends on (its plots, MODEL.md, then its
-    MLflow run's final metrics, files and status) is not done by `train` but added to the list this
-    yields, for the caller to run once it has reported the result (a sweep trial: after the study is
-    told). Until they run, the run is `completed` with every file but `plots/` and MODEL.md."""
-    jobs: list[Callable[[], None]] = []
-    _LATER.append(jobs)
-    try:
-        yield jobs
-    finally:
-        _LATER.remove(jobs)
-
-
-def later(job: Callable[[], None]) -> None:
-    """`job` after the result within an `after_result()` block (in order), else now."""
-    if _LATER:
-        _LATER[-1].append(job)
-    else:
-        job()
-
-
-def _after_result(s: Session, kit: _Callbacks, end: "_Ending", held: Any, pred: np.ndarray | None,
-                  metrics: dict[str, dict[str, float]]) -> Callable[[], None]:
-    """What `_finish` leaves for after the result under `after_result()`: the plots, drawn from the
-    held-out rows' outputs (the model is still in memory), MODEL.md, then the MLflow run's end."""
-    def run() -> None:
-        from nettrain.training import tracking
-
-        try:
-            if s.prep.cfg.output.plots:
-                rows, outputs = (held, pred) if held is not None else _held_out(s)
-                _plots(s, end.history, end.best_epoch, rows, outputs)()
-        finally:
-            write_card(s.out)
-            tracking.finish_session(kit.all, s.out, metrics)
-
-    return run
-
-
-def _ending(s: Session, kit: _Callbacks) -> _Ending:
-    """Epochs done, best and early-stopped epoch, recorded in run.json; a NaN loss fails the run."""
-    record, early = s.record, kit.early
-    es = s.prep.cfg.callbacks.early_stopping
-    history = kit.csv.read()
-    stopped = int(early.stopped_epoch) + 1 if early is not None and early.stopped_epoch else None
-    if stopped is None and s.first_epoch >= s.last_epoch:
-        stopped = record.data.get("stopped_epoch")  # finishing a run that had stopped early
-    # early stopping's rule (its min_delta too) when it is on: run.json's best epoch is the one it restores
-    best_epoch = _best_epoch(history, s.monitors["best"], es.mode if es else "auto", es.min_delta if es else 0.0)
-    if kit.nan_guard.where is not None:
-        epoch, batch_no = kit.nan_guard.where
-        record.update(status="failed", ended=rundir.now(), best_epoch=best_epoch,
-                      error=f"loss became NaN at epoch {epoch}, batch {batch_no}")
-        last = s.out / rundir.CHECKPOINTS / rundir.LAST
-        raise JobFailed(f"the loss became NaN/inf at epoch {epoch}, batch {batch_no}: training diverged. "
-                        "Try a lower learning rate (training.optimizer.learning_rate), scaled inputs "
-                        "(preprocessing.numeric: standard) or gradient clipping (clipnorm)."
-                        + (f" Last good checkpoint: {last}" if last.exists() else ""))
-
-    epochs_done = int(history[-1]["epoch"]) if history else s.first_epoch
-    weights_epoch = epochs_done
-    if early is not None and es.restore_best_weights and early.best_weights is not None:
-        weights_epoch = int(early.best_epoch) + 1
-    if s.first_epoch < s.last_epoch and early is not None:
-        tell_the_end(es, early, stopped, weights_epoch, epochs_done)
-    # Recorded before the final files, so a run stopped early and interrupted now is finished, not continued.
-    record.update(epochs_done=epochs_done, best_epoch=best_epoch, stopped_epoch=stopped,
-                  weights_epoch=weights_epoch)
-    return _Ending(history, epochs_done, best_epoch, stopped, weights_epoch)
-
-
 def _earlier_best_weights(s: Session, es) -> Callable[[], list] | None:
     """On resume/retrain: the best earlier epoch's weights, from best.h5 when it tracks the same metric."""
     if not s.history or not es.restore_best_weights:
@@ -491,7 +344,7 @@ def _earlier_best_weights(s: Session, es) -> Callable[[], list] | None:
         return None
     # best.h5 follows the checkpoint's rule (no min_delta, its own mode): used only when it holds the epoch
     # that early stopping's rule picks from the same history
-    if h5.read_meta(best).get("epoch") != _best_epoch(s.history, es.monitor, es.mode, es.min_delta):
+    if h5.read_meta(best).get("epoch") != best_epoch(s.history, es.monitor, es.mode, es.min_delta):
         return None
     return lambda: h5.load_model(best, restore_optimizer=False).get_weights()
 
@@ -535,125 +388,3 @@ def check_monitors(cfg: Config, schema, has_val: bool) -> dict[str, str]:
     return {"checkpoint": ck_monitor, "best": best}
 
 
-def _best(history: list[dict], monitor: str, mode: str, min_delta: float = 0.0) -> BestTracker:
-    """The run's best epoch (`best_at`) and value (`best`) in `history`, by the one monitor rule."""
-    tracker = BestTracker.for_metric(monitor, mode, min_delta=min_delta)
-    for row in history:
-        tracker.offer(row.get(monitor), int(row["epoch"]))
-    return tracker
-
-
-def _best_epoch(history: list[dict], monitor: str, mode: str, min_delta: float = 0.0) -> int | None:
-    return _best(history, monitor, mode, min_delta).best_at
-
-
-def _best_value(history: list[dict], monitor: str, mode: str) -> float | None:
-    return _best(history, monitor, mode).best
-
-
-def evaluate_splits(model: keras.Model, feed: Feed) -> dict[str, dict[str, float]]:
-    """The final metrics: {split: {metric: value}} of the model on the feed's evaluation data."""
-    from nettrain.training import distributed
-
-    if distributed.needs_own_evaluation(model):  # built under a strategy: Keras's evaluate may fail there
-        return distributed.evaluate_feed(model, feed, callbacks=[cb.InterruptPoll()])
-    held = _held(feed, model)
-    if held:
-        return {name: rows.evaluate(model, [cb.InterruptPoll()]) for name, rows in held.items()}
-    out: dict[str, dict[str, float]] = {}
-    for name, ds in feed.evaluation(model).items():
-        try:
-            result = model.evaluate(ds, verbose=0, return_dict=True, callbacks=[cb.InterruptPoll()])
-        except Exception:
-            failure = getattr(feed, "failure", None)  # a streamed file that could not be read again
-            if failure is not None:
-                raise failure from None
-            raise
-        out[name] = {k: float(v) for k, v in result.items()}
-    return out
-
-
-def _held(feed: Feed, model: keras.Model, names: tuple[str, ...] | None = None) -> dict[str, HeldRows]:
-    """{split: `engine.HeldRows`} of a feed whose rows are in memory (`split_tensors`), else {}: those
-    are evaluated by one traced graph instead of `model.evaluate`'s tf.data pipeline."""
-    tensors = getattr(feed, "split_tensors", None)
-    if tensors is None:
-        return {}
-    batch = evaluation_batch(feed.batch_size)
-    return {name: HeldRows(x, y, batch_size=batch)
-            for name, (x, y) in (tensors(model) if names is None else tensors(model, names)).items()}
-
-
-class _Drawing(threading.Thread):
-    """`draw()` on a thread of its own; `finish()` waits for it and raises what it raised."""
-
-    def __init__(self, draw: Callable[[], None]):
-        super().__init__(name="nettrain-plots", daemon=True)
-        self.draw, self.error = draw, None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.draw()
-        except BaseException as e:  # noqa: BLE001 - raised again in the caller by finish()
-            self.error = e
-
-    def finish(self) -> None:
-        self.join()
-        if self.error is not None:
-            raise self.error
-
-
-def _held_out(s: Session) -> tuple[Any, np.ndarray | None]:
-    """The held-out rows of the final plots and the test interval (`Feed.holdout`: the test split, else
-    the validation split) and the model's outputs for them; (None, None) when there are none."""
-    held = s.feed.holdout(s.model)
-    return held, (None if held is None else predict_rows(s.model, held.x, between=guard.poll))
-
-
-def _test_interval(s: Session, held: Any, pred: np.ndarray | None) -> dict[str, Any] | None:
-    """metrics.json `test_interval`: the bootstrap 95% interval of the test metrics (`report.interval`)
-    from the model's outputs for the test rows (a stream's: the first HOLDOUT_ROWS of them); None
-    without test rows."""
-    if held is None or pred is None or held.name != "test" or held.y is None:
-        return None
-    from nettrain.report.interval import test_interval as bootstrap
-
-    mode = s.prep.mode
-    classes = None if mode == "regression" else predicted_classes(pred, mode, s.prep.threshold)
-    return bootstrap(pred, held.y, classes, n_classes=s.prep.n_classes,
-                     of_rows=split_rows(s.prep.dataset)["test"])
-
-
-def _plots(s: Session, history: list[dict], best_epoch: int | None, held: Any,
-           pred: np.ndarray | None) -> Callable[[], None]:
-    """The drawing of the plots from the held-out rows' outputs (`_held_out`), which touches nothing
-    of TensorFlow's."""
-    from nettrain.report import plots
-
-    plot_dir = s.out / rundir.PLOTS
-    mode, names, threshold = s.prep.mode, s.prep.dataset.schema.class_names, s.prep.threshold
-
-    def draw() -> None:
-        plot_dir.mkdir(exist_ok=True)
-        if history:
-            from nettrain.report.gradients import gradient_columns, gradients_plot, without_gradients
-
-            columns = {k: [r.get(k) for r in history] for k in history[0]}
-            plots.learning_curves(without_gradients(columns), plot_dir / "learning_curves.png",
-                                  best_epoch=best_epoch, monitor=s.monitors["best"])
-            if gradient_columns(columns):
-                gradients_plot(columns, plot_dir / "gradients.png")
-        if held is None:
-            return
-        if mode == "regression":
-            plots.predicted_vs_actual(np.asarray(held.y).reshape(len(pred), -1)[:, 0], pred[:, 0],
-                                      plot_dir / "predicted_vs_actual.png")
-        else:
-            from sklearn.metrics import confusion_matrix
-
-            labels = predicted_classes(pred, mode, threshold)
-            matrix = confusion_matrix(held.y, labels, labels=list(range(len(names))))
-            plots.confusion_matrix_plot(matrix, names, plot_dir / "confusion_matrix.png")
-
-    return draw
