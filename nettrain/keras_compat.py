@@ -303,7 +303,8 @@ def fixed_prefix_cut(model, fixed) -> list | None:
     inputs = list(getattr(model, "inputs", None) or [])
     if not by_depth or not inputs:
         return None
-    front = {id(t) for t in inputs}
+    given = {id(t) for t in inputs}
+    front = set(given)
     outside = []
     for depth in sorted(by_depth, reverse=True):
         for node in by_depth[depth]:
@@ -321,7 +322,7 @@ def fixed_prefix_cut(model, fixed) -> list | None:
             if id(t) in front and id(t) not in seen:
                 seen.add(id(t))
                 cut.append(t)
-    if any(id(t) in {id(i) for i in inputs} for t in cut):
+    if any(id(t) in given for t in cut):
         return None  # an input past the front as it is: a model built on it breaks the model's get_config (3.15.1)
     return cut
 

@@ -31,12 +31,11 @@ from nettrain.model import (build_model, compile_model, initial_learning_rate, l
                             metric_names, output_activation_kind)
 from nettrain.store import guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb, prefix  # noqa: E402
-from nettrain.training.ending import (FitResult, after_result, best_epoch, best_value, evaluate_splits,  # noqa: E402,F401
-                                      finish, held_rows, later)
+from nettrain.training.ending import (FitResult, after_result, best_epoch, best_value, finish,  # noqa: E402,F401
+                                      held_rows, later)  # (FitResult, after_result, later: used as fit.*)
 from nettrain.training.engine import ArrayLoop, StepGraph, StreamLoop  # noqa: E402
 from nettrain.training.feed import ArrayFeed, EpochCursor, Feed, StreamFeed, lively_steps  # noqa: E402
 from nettrain.training.progress import notice, report_result  # noqa: E402,F401  (used as fit.notice, fit.report_result)
-from nettrain.training.runfiles import split_rows, write_card  # noqa: E402,F401  (used as fit.split_rows, fit.write_card)
 from nettrain.training.schedules import make_schedule  # noqa: E402
 
 
