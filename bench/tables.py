@@ -188,11 +188,34 @@ def run_nettrain(table: Table, train_csv: Path, test_csv: Path, folder: Path, lo
                          force=True)
     seconds = time.perf_counter() - start
     with contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
-        predictions = api.predict(folder / "run", test_csv)
+        predictions = api.predict(folder / "run", test_csv, proba=table.task != "regression")
     truth = pd.read_csv(test_csv)[table.target]
     column = "prediction" if "prediction" in predictions.columns else predictions.columns[-1]
-    extra = {"epochs": getattr(result, "epochs_done", None), "best": getattr(result, "best_epoch", None)}
+    extra = {"epochs": getattr(result, "epochs_done", None), "best": getattr(result, "best_epoch", None),
+             "outputs": outputs(table.task, predictions, column)}
     return score(table.task, truth, predictions[column]), seconds, extra
+
+
+def outputs(task: str, predictions, column: str):
+    """What an ensemble averages: the predicted values (regression), else (class names, the
+    `proba_<class>` columns as a matrix)."""
+    if task == "regression":
+        return predictions[column].to_numpy(dtype=float)
+    proba = [c for c in predictions.columns if c.startswith("proba_")]
+    return [c[len("proba_"):] for c in proba], predictions[proba].to_numpy(dtype=float)
+
+
+def ensemble_score(task: str, truth, members: list) -> float:
+    """The score of the members' average: their mean prediction (regression), else the class of
+    the highest mean probability."""
+    import numpy as np
+    import pandas as pd
+
+    if task == "regression":
+        return score(task, truth, pd.Series(np.mean(members, axis=0)))
+    names = members[0][0]
+    mean = np.mean([proba for _, proba in members], axis=0)
+    return score(task, truth, pd.Series(np.asarray(names, dtype=object)[mean.argmax(axis=1)]))
 
 
 def init_with_test(api, train_csv: Path, test_csv: Path, target: str, config: Path) -> str:
@@ -221,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a --set on top of init's config for every table (to try a default)")
     parser.add_argument("--no-baselines", action="store_true", help="nettrain only (the scores of an earlier run)")
+    parser.add_argument("--seeds", help="comma-separated seeds: one fit per seed (`--set seed=S`), each seed's "
+                                        "score and the score of their averaged predictions (a seed ensemble)")
     args = parser.parse_args(argv)
+    if args.seeds:
+        return seeds_main(args)
     chosen = TABLES if not args.tables else [t for t in TABLES if t.name in args.tables.split(",")]
     base = args.keep or Path(tempfile.mkdtemp(prefix="nettrain-tables-"))
     # As the docstring says: TensorFlow is imported before the first timer starts, as scikit-learn is
@@ -243,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 row.update(hgb=base_scores["hgb"][0], hgb_s=base_scores["hgb"][1],
                            linear=base_scores["linear"][0], linear_s=base_scores["linear"][1])
             net, seconds, extra = run_nettrain(table, train_csv, test_csv, folder, log, args.overrides)
-            row.update(net=net, net_s=seconds, **extra)
+            row.update(net=net, net_s=seconds, epochs=extra["epochs"], best=extra["best"])
         except Exception as e:  # noqa: BLE001  (a table that fails is reported, the others still run)
             row["error"] = f"{type(e).__name__}: {e}".splitlines()[0][:160]
             (folder / "log.txt").write_text(log.getvalue() + traceback.format_exc())
@@ -257,6 +284,57 @@ def main(argv: list[str] | None = None) -> int:
 
         shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def seeds_main(args) -> int:
+    """`--seeds 42,1,2`: every table fitted once per seed at init's defaults, against the boosting;
+    each seed's ratio and the ratio of the seeds' averaged predictions. Fit time: all seeds'."""
+    import pandas as pd
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    chosen = TABLES if not args.tables else [t for t in TABLES if t.name in args.tables.split(",")]
+    base = args.keep or Path(tempfile.mkdtemp(prefix="nettrain-seeds-"))
+    import tensorflow  # noqa: F401  (before the first timer, as in main)
+
+    rows = []
+    print(f"| table | HGB | {' | '.join(f'seed {s}' for s in seeds)} | ensemble | s (all seeds) | HGB s |\n"
+          f"|---|---:|{'---:|' * len(seeds)}---:|---:|---:|", flush=True)
+    for table in chosen:
+        folder = base / table.name
+        folder.mkdir(parents=True, exist_ok=True)
+        train_csv, test_csv = write_files(table, folder, args.rows)
+        hgb, hgb_s = run_sklearn(table.task, train_csv, test_csv, table.target)["hgb"]
+        truth = pd.read_csv(test_csv)[table.target]
+        scores, members, seconds = [], [], 0.0
+        for seed in seeds:
+            log = io.StringIO()
+            net, s, extra = run_nettrain(table, train_csv, test_csv, folder / f"seed-{seed}", log,
+                                         [*args.overrides, f"seed={seed}"])
+            scores.append(net)
+            members.append(extra["outputs"])
+            seconds += s
+        row = {"table": table.name, "hgb": hgb, "hgb_s": hgb_s, "scores": scores, "net_s": seconds,
+               "ensemble": ensemble_score(table.task, truth, members)}
+        rows.append(row)
+        cells = " | ".join(f"{q:.4f} ({q / hgb:.3f})" for q in scores)
+        print(f"| {table.name} | {hgb:.4f} | {cells} | {row['ensemble']:.4f} ({row['ensemble'] / hgb:.3f}) | "
+              f"{seconds:.1f} | {hgb_s:.1f} |", flush=True)
+    for i, seed in enumerate(seeds):
+        print(seeds_summary(f"seed {seed}", [r["scores"][i] / r["hgb"] for r in rows]))
+    print(seeds_summary(f"ensemble of {len(seeds)}", [r["ensemble"] / r["hgb"] for r in rows]))
+    net_s, hgb_s = sum(r["net_s"] for r in rows), sum(r["hgb_s"] for r in rows)
+    print(f"fit time, all seeds: {net_s:.0f} s vs HGB {hgb_s:.0f} s = {net_s / max(hgb_s, 1e-9):.1f}x")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+def seeds_summary(what: str, ratios: list[float]) -> str:
+    within = sum(q >= GOAL_RATIO for q in ratios)
+    return (f"{what}: within {1 - GOAL_RATIO:.0%} of HGB on {within} of {len(ratios)}, mean ratio "
+            f"{sum(ratios) / max(len(ratios), 1):.4f}, lowest {min(ratios, default=float('nan')):.3f}")
 
 
 def line(row: dict) -> str:
