@@ -52,7 +52,7 @@ def test_a_small_table_gets_the_small_network_and_batch_32(tmp_path):
     # every default with its reason, in the comment on its line
     assert "# Keras's default, for a table this small" in text
     assert "a small network for 128 training rows" in text    # 200 rows - 20% test - 20% of the rest
-    assert config["callbacks"]["early_stopping"] == {"monitor": "val_loss", "patience": 5,
+    assert config["callbacks"]["early_stopping"] == {"monitor": "val_loss", "patience": 10,
                                                      "restore_best_weights": True}
     assert config["callbacks"]["lr_schedule"]["type"] == "reduce_on_plateau"
     assert "halve" in text and "keep the best weights" in text

@@ -287,10 +287,10 @@ def _render(path: Path, frame: pd.DataFrame, target: str, task: str, what: str, 
     fit_rows = len(frame) - n_held_out(test, len(frame))
     fit_rows -= n_held_out(validation, fit_rows)
     out += _model(fit_rows) + _training(fit_rows)
-    out += (["# callbacks: stop when the validation loss has not improved for 5 epochs, keep the best weights;",
+    out += (["# callbacks: stop when the validation loss has not improved for 10 epochs, keep the best weights;",
             "# halve the learning rate when it has not improved for 3 (a finer last stretch before the stop)",
             "callbacks:",
-            "  early_stopping: {monitor: val_loss, patience: 5, restore_best_weights: true}",
+            "  early_stopping: {monitor: val_loss, patience: 10, restore_best_weights: true}",
             "  lr_schedule: {type: reduce_on_plateau, monitor: val_loss, factor: 0.5, patience: 3}"]
             if validation > 0 else
             ["callbacks:",
