@@ -54,7 +54,7 @@ def show_fit(result, as_json: bool) -> None:
     console = make_console()
     refit = getattr(result, "refit", None)
     if refit is not None:
-        print_metrics(refit, console, title="Refit model")
+        print_metrics(refit, console, title="Ensemble model" if getattr(result, "ensemble", False) else "Refit model")
     if baseline is None:
         print_metrics(result.metrics, console)
     else:

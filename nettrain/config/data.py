@@ -38,8 +38,9 @@ class SplitConfig(Section):
     shuffle: bool = Field(True, description="false keeps file order: the last rows are held out")
     stratify: bool | None = Field(None, description="default: true for classification")
     folds: int = Field(1, ge=1, le=MAX_INT, description="k > 1 runs k-fold cross-validation on the non-test rows")
-    refit: bool = Field(False, description="with folds > 1: then train one model on all non-test rows for the mean "
-                        "best epoch of the folds (the k-fold run's model.h5)")
+    refit: bool | Literal["ensemble"] = Field(
+        False, description="with folds > 1, the k-fold run's model.h5: true trains one model on all non-test rows "
+                           "for the mean best epoch of the folds; ensemble averages the fold models' predictions")
 
     @field_validator("test", "validation")
     @classmethod
@@ -57,8 +58,8 @@ class SplitConfig(Section):
     @model_validator(mode="after")
     def _refit_needs_folds(self) -> "SplitConfig":
         if self.refit and self.folds <= 1:
-            raise ArgError(("refit",), f"refit: true applies only to k-fold runs (data.split.folds > 1, here "
-                           f"{self.folds}): it trains the final model on all non-test rows after the folds; "
+            raise ArgError(("refit",), f"refit: {str(self.refit).lower()} applies only to k-fold runs "
+                           f"(data.split.folds > 1, here {self.folds}): it makes the final model out of the folds; "
                            "set folds to 2 or more, or remove refit")
         return self
 

@@ -139,8 +139,12 @@ def evaluate(target_path: str | Path, *, data: str | Path | None = None, split: 
     if data is not None:  # a --data file: its drift from the run's training rows
         result.input_check = _input_check(rows, watch, checked, notify, target.run_dir)
     if target.run_dir is not None and record.is_kfold_parent and target.model_path.parent == target.run_dir:
-        result.note = (f"k-fold run: evaluated the refit model {target.model_path.name} (trained on all the "
-                       f"non-test rows after the {record.folds} folds); to measure the fold models: "
+        plan = record.refit
+        what = (f"the ensemble model {target.model_path.name} (the mean of the {plan.members} fold models)"
+                if plan is not None and plan.members else
+                f"the refit model {target.model_path.name} (trained on all the non-test rows after the "
+                f"{record.folds} folds)")
+        result.note = (f"k-fold run: evaluated {what}; to measure the fold models: "
                        f"nettrain evaluate {target.run_dir / 'fold-1'} (and the others)")
     _apply_gates(gates, result.metrics)
     result.gates = gates

@@ -171,15 +171,20 @@ def _run_folds(prep: "Prepared", out: Path, record: rundir.RunRecord, *, quiet: 
         for i, fold_prep in kfold.folds(prep):
             per_fold.append(_fold(fold_prep, out, i, k, monitors, quiet=quiet, json_output=json_output))
             record.update(folds_done=i)
-        refitted = _refit(prep, out, record, k, quiet=quiet, json_output=json_output) if cfg.data.split.refit else None
+        mode = cfg.data.split.refit
+        refitted = kfold.ensemble(prep, out, record, k) if mode == "ensemble" else \
+            _refit(prep, out, record, k, quiet=quiet, json_output=json_output) if mode else None
         refit = refitted.metrics if refitted is not None else None
         metrics = kfold.finish(prep, out, record, per_fold, refit,
                                interval=refitted.test_interval if refitted is not None else None)
     if refit is not None and not json_output:
         plan = record.typed.refit
-        F.notice(f"refit model {out / rundir.MODEL}: {plan.epochs} epoch(s) on all {plan.rows} non-test rows")
+        F.notice(f"ensemble model {out / rundir.MODEL}: the mean of the {plan.members} fold models"
+                 if plan.members else
+                 f"refit model {out / rundir.MODEL}: {plan.epochs} epoch(s) on all {plan.rows} non-test rows")
     F.report_result(metrics, out, json_output)
-    return kfold.KFoldFitResult(out, "completed", metrics, cfg.training.epochs, refit=refit)
+    return kfold.KFoldFitResult(out, "completed", metrics, cfg.training.epochs, refit=refit,
+                                ensemble=refit is not None and cfg.data.split.refit == "ensemble")
 
 
 def _refit(prep: "Prepared", out: Path, record: rundir.RunRecord, k: int, *, quiet: bool,

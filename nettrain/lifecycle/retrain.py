@@ -139,7 +139,12 @@ def _refuse_kfold_refit(target: Target) -> None:
     run = target.run_dir
     if run is None or not (run / rundir.RUN).is_file():
         return
-    if rundir.RunRecord.load(run).typed.is_kfold_parent:
+    record = rundir.RunRecord.load(run).typed
+    if record.is_kfold_parent and record.refit is not None and record.refit.members:
+        raise UsageError(f"{target.model_path} is the ensemble of the {record.refit.members} fold models of the k-fold "
+                         f"run {run}; retrain does not train an ensemble: retrain a fold's checkpoint (fold-<i>/), or "
+                         "train the k-fold run again with nettrain fit")
+    if record.is_kfold_parent:
         raise UsageError(f"{target.model_path} is the refit model of the k-fold run {run}; retrain does not "
                          "continue a k-fold run (it would train on one fold's rows): train more epochs with "
                          "nettrain fit on its config with data.split.refit and a larger training.epochs, or "

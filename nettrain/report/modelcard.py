@@ -284,8 +284,10 @@ def _metrics(run: _Run) -> str:
                                                      for s in splits)] for k in names])]
         refit = _mapping(m.get("refit"))
         if refit:
-            lines += ["", "The refit model (`model.h5`, trained on all the non-test rows):", "",
-                      _split_table(refit) or "none"]
+            members = _mapping(run.record.get("refit")).get("members")
+            what = (f"The ensemble model (`model.h5`, the mean of the {members} fold models' predictions):" if members
+                    else "The refit model (`model.h5`, trained on all the non-test rows):")
+            lines += ["", what, "", _split_table(refit) or "none"]
     else:
         lines.append(_split_table(m) or "none")
     lines += ["", _interval(run)]
@@ -320,6 +322,10 @@ def _training(run: _Run) -> str:
         lines.append(f"- Folds: {rec.get('folds_done', rec.get('folds'))} of {rec.get('folds')} done "
                      "(each fold is a run in `fold-<i>/` with its own MODEL.md).")
         refit = _mapping(rec.get("refit"))
+        if refit.get("members"):
+            lines.append(f"- Ensemble: `model.h5` averages the {refit.get('members')} fold models' predictions "
+                         f"(data.split.refit: ensemble); nothing more was trained.")
+            return "\n".join(lines)
         if refit:
             lines.append(f"- Refit: {refit.get('epochs')} epoch(s), the mean of the folds' best epochs "
                          f"{refit.get('fold_best_epochs')}, on {refit.get('rows')} rows.")

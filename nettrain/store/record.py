@@ -55,6 +55,7 @@ class RefitPlan(_Forgiving):
     fold_best_epochs: Optional[list[Any]] = None
     monitor: Optional[Text] = None                  # what chose the folds' best epochs
     rows: Optional[Count] = None                    # the non-test rows it trains on
+    members: Optional[Count] = None                 # refit: ensemble: the fold models it averages
 
 
 class RunRecord(_Forgiving):

@@ -44,6 +44,7 @@ class KFoldFitResult(F.FitResult):
     `refit`); `refit` the refit model's metrics when it trained in this call (its own table)."""
 
     refit: dict[str, dict[str, float]] | None = None
+    ensemble: bool = False  # the refit model is the folds' ensemble (data.split.refit: ensemble)
 
 
 def _streamed(prep: F.Prepared) -> bool:
@@ -272,6 +273,46 @@ def start_refit(rp: F.Prepared, out: Path, record: rundir.RunRecord, monitors: d
             atomic.write_json(out / rundir.FEATURES, rp.features(model))
             atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
     return model
+
+
+# ------------------------------------------------------------------ data.split.refit: ensemble
+
+def ensemble(prep: F.Prepared, out: Path, record: rundir.RunRecord, k: int) -> F.FitResult:
+    """`data.split.refit: ensemble`: the k-fold run's model.h5 is its k fold models averaged
+    (`model.ensemble.mean_of`: one model that predicts the mean of theirs; each trained on its own
+    k-1 folds and stopped early on its own fold). Nothing is trained: the members are the folds'
+    model.h5 as they are. Its metrics are measured as a refit model's: on all the non-test rows
+    (`train`) and the test rows, with the test split's bootstrap interval. The parent gets the files
+    of a run with a model (model.h5, features.json, summary.txt); its result."""
+    from nettrain.model import compile_model, model_summary
+    from nettrain.model.ensemble import mean_of
+    from nettrain.model.outputs import predicted_classes
+    from nettrain.report.interval import test_interval
+    from nettrain.store import h5
+    from nettrain.training.ending import evaluate_splits
+    from nettrain.training.engine import predict_rows
+
+    rp = F.with_rows(prep, refit_dataset(prep))
+    members = [h5.load_model(fold_dir(out, i) / rundir.MODEL, restore_optimizer=False) for i in range(1, k + 1)]
+    model = mean_of(members)
+    compile_model(rp.cfg, model, rp.dataset.schema)
+    metrics = evaluate_splits(model, rp.feed)
+    rows = RF.split_rows(rp.dataset)
+    interval = None
+    held = rp.feed.holdout(model)
+    if held is not None and held.name == "test" and held.y is not None:
+        pred = predict_rows(model, held.x, between=guard.poll)
+        classes = None if rp.mode == "regression" else predicted_classes(pred, rp.mode, rp.threshold)
+        interval = test_interval(pred, held.y, classes, n_classes=rp.n_classes, of_rows=rows["test"])
+    features = rp.features(model)
+    with guard.deferred(), record.active():
+        record.update(refit={"members": k, "rows": rows["train"]}, label_mode=rp.mode)
+        (out / rundir.METRICS_CSV).unlink(missing_ok=True)
+        atomic.write_json(out / rundir.FEATURES, features)
+        atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
+        h5.save_model(model, out / rundir.MODEL, {"features": features, "config": prep.cfg.to_dict(),
+                                                  "epoch": None, "run": prep.cfg.name})
+    return F.FitResult(out, "completed", metrics, 0, None, None, [], test_interval=interval)
 
 
 def summarize(per_fold: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:

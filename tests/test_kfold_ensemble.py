@@ -1,0 +1,130 @@
+"""data.split.refit: ensemble: a k-fold run's model.h5 is its fold models averaged (`model.ensemble`):
+one file of built-in Keras layers whose predictions are the mean of the folds'; measured, evaluated,
+predicted, exported as a refit model is; retrain refuses it; a stream's k-fold run makes one too."""
+
+import json
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import keras
+
+from nettrain import api
+from nettrain.cli import app
+from nettrain.model.ensemble import mean_of, members
+from tests.helpers import mixed_csv, regression_csv, slow_fixture
+
+runner = CliRunner()
+
+CLASSES = """
+    data: {source: mixed.csv, target: label, drop: [id], split: {folds: 3, test: 0.2, refit: ensemble}}
+    model: {layers: [{type: Dense, units: 8, activation: relu}]}
+    training: {epochs: 4, batch_size: 16}
+"""
+
+
+def cli(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+@slow_fixture
+def ensemble_run(tmp_path_factory):
+    """A 3-fold classification run whose model is the folds' ensemble: read-only."""
+    d = tmp_path_factory.mktemp("ensemble")
+    mixed_csv(d / "mixed.csv", n=240)
+    (d / "c.yaml").write_text(textwrap.dedent(CLASSES).lstrip())
+    result = cli("fit", d / "c.yaml", "--run-dir", d / "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    (d / "fit-output.txt").write_text(result.stdout)
+    return d / "run"
+
+
+def _fold_predictions(run, csv, k, proba=True):
+    return [api.predict(run / f"fold-{i}", csv, proba=proba) for i in range(1, k + 1)]
+
+
+def test_the_model_is_the_mean_of_the_folds(ensemble_run):
+    model = keras.models.load_model(ensemble_run / "model.h5", compile=False)  # plain Keras loads it
+    assert members(model) == 3
+    csv = ensemble_run.parent / "mixed.csv"
+    mine = api.predict(ensemble_run, csv, proba=True)
+    folds = _fold_predictions(ensemble_run, csv, 3)
+    proba = [c for c in mine.columns if c.startswith("proba_")]
+    np.testing.assert_allclose(mine[proba].to_numpy(), np.mean([f[proba].to_numpy() for f in folds], axis=0),
+                               rtol=1e-5, atol=1e-6)
+    # the predicted class is the one of the highest mean probability
+    names = np.array([c[len("proba_"):] for c in proba])
+    assert (mine["prediction"].to_numpy() == names[mine[proba].to_numpy().argmax(axis=1)]).all()
+
+
+def test_its_metrics_record_card_and_table(ensemble_run):
+    metrics = json.loads((ensemble_run / "metrics.json").read_text())
+    assert set(metrics["refit"]) == {"train", "test"} and "test_interval" in metrics
+    assert {"folds", "mean", "std"} <= set(metrics)
+    record = json.loads((ensemble_run / "run.json").read_text())
+    assert record["status"] == "completed" and record["refit"]["members"] == 3
+    assert record["refit"]["rows"] == 192  # every non-test row: 240 - 48
+    card = (ensemble_run / "MODEL.md").read_text()
+    assert "the mean of the 3 fold models' predictions" in card and "refit ensemble" in card
+    assert "Ensemble model" in (ensemble_run.parent / "fit-output.txt").read_text()
+    evaluated = api.evaluate(ensemble_run, split="test")
+    assert evaluated.keras_metrics["loss"] == pytest.approx(metrics["refit"]["test"]["loss"], rel=1e-6)
+    assert evaluated.keras_metrics["accuracy"] == pytest.approx(metrics["refit"]["test"]["accuracy"], rel=1e-6)
+    assert "ensemble model" in evaluated.note
+
+
+def test_retrain_refuses_it(ensemble_run):
+    result = cli("retrain", ensemble_run, "--epochs", "1")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "ensemble of the 3 fold models" in result.output
+
+
+def test_a_regression_ensemble_in_the_targets_units(tmp_path):
+    regression_csv(tmp_path / "reg.csv", n=150)
+    (tmp_path / "c.yaml").write_text(textwrap.dedent("""
+        data: {source: reg.csv, target: y, split: {folds: 3, test: 0.2, refit: ensemble}}
+        model: {layers: [{type: Dense, units: 8, activation: relu}]}
+        training: {epochs: 3, batch_size: 16}
+    """).lstrip())
+    result = api.fit(tmp_path / "c.yaml", [], run_dir=tmp_path / "run", quiet=True)
+    run = tmp_path / "run"
+    mine = api.predict(run, tmp_path / "reg.csv")["prediction"].to_numpy()
+    folds = [p["prediction"].to_numpy() for p in _fold_predictions(run, tmp_path / "reg.csv", 3, proba=False)]
+    np.testing.assert_allclose(mine, np.mean(folds, axis=0), rtol=1e-5, atol=1e-5)
+    # the loss weight of the standardized target (the members' mean scale) as the folds' losses have it
+    evaluated = api.evaluate(run, split="test")
+    assert evaluated.keras_metrics["loss"] == pytest.approx(result.refit["test"]["loss"], rel=1e-6)
+    y = pd.read_csv(tmp_path / "reg.csv")["y"]
+    assert evaluated.keras_metrics["loss"] < float(np.var(y))  # on the standardized scale, not raw squared units
+
+
+def test_a_streamed_k_fold_run(tmp_path):
+    mixed_csv(tmp_path / "mixed.csv", n=240)
+    (tmp_path / "c.yaml").write_text(textwrap.dedent(CLASSES).lstrip())
+    result = api.fit(tmp_path / "c.yaml", ["data.stream=true"], run_dir=tmp_path / "run", quiet=True)
+    assert result.refit is not None and set(result.refit) == {"train", "test"}
+    assert members(keras.models.load_model(tmp_path / "run" / "model.h5", compile=False)) == 3
+
+
+def test_mean_of_one_model_and_of_none():
+    inp = keras.Input((2,), name="x")
+    one = keras.Model(inp, keras.layers.Dense(1)(inp))
+    assert members(mean_of([one])) == 1
+    with pytest.raises(ValueError, match="at least one model"):
+        mean_of([])
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("split: {refit: ensemble}", "refit: ensemble applies only to k-fold runs"),
+    ("split: {folds: 3, refit: average}", "expected true or false or 'ensemble'"),
+])
+def test_bad_values(tmp_path, text, problem):
+    (tmp_path / "d.csv").write_text("a,y\n1,2\n3,4\n")
+    (tmp_path / "c.yaml").write_text(f"data: {{source: d.csv, target: y, {text}}}\n")
+    result = cli("validate", tmp_path / "c.yaml")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert problem in result.output and "data.split.refit" in result.output
