@@ -249,24 +249,31 @@ class _Drawing(threading.Thread):
 
 
 def _held_out(s: Session) -> tuple[Any, np.ndarray | None]:
+    return held_out(s.feed, s.model)
+
+
+def held_out(feed: Feed, model: keras.Model) -> tuple[Any, np.ndarray | None]:
     """The held-out rows of the final plots and the test interval (`Feed.holdout`: the test split, else
     the validation split) and the model's outputs for them; (None, None) when there are none."""
-    held = s.feed.holdout(s.model)
-    return held, (None if held is None else predict_rows(s.model, held.x, between=guard.poll))
+    held = feed.holdout(model)
+    return held, (None if held is None else predict_rows(model, held.x, between=guard.poll))
 
 
 def _test_interval(s: Session, held: Any, pred: np.ndarray | None) -> dict[str, Any] | None:
+    return held_interval(s.prep, held, pred)
+
+
+def held_interval(prep: Any, held: Any, pred: np.ndarray | None) -> dict[str, Any] | None:
     """metrics.json `test_interval`: the bootstrap 95% interval of the test metrics (`report.interval`)
-    from the model's outputs for the test rows (a stream's: the first HOLDOUT_ROWS of them); None
-    without test rows."""
+    from the model's outputs for the test rows (a stream's: the first HOLDOUT_ROWS of them) of the
+    session's `fit.Prepared`; None without test rows."""
     if held is None or pred is None or held.name != "test" or held.y is None:
         return None
     from nettrain.report.interval import test_interval as bootstrap
 
-    mode = s.prep.mode
-    classes = None if mode == "regression" else predicted_classes(pred, mode, s.prep.threshold)
-    return bootstrap(pred, held.y, classes, n_classes=s.prep.n_classes,
-                     of_rows=split_rows(s.prep.dataset)["test"])
+    mode = prep.mode
+    classes = None if mode == "regression" else predicted_classes(pred, mode, prep.threshold)
+    return bootstrap(pred, held.y, classes, n_classes=prep.n_classes, of_rows=split_rows(prep.dataset)["test"])
 
 
 def _plots(s: Session, history: list[dict], best_epoch: int | None, held: Any,

@@ -286,24 +286,16 @@ def ensemble(prep: F.Prepared, out: Path, record: rundir.RunRecord, k: int) -> F
     of a run with a model (model.h5, features.json, summary.txt); its result."""
     from nettrain.model import compile_model, model_summary
     from nettrain.model.ensemble import mean_of
-    from nettrain.model.outputs import predicted_classes
-    from nettrain.report.interval import test_interval
     from nettrain.store import h5
-    from nettrain.training.ending import evaluate_splits
-    from nettrain.training.engine import predict_rows
+    from nettrain.training.ending import evaluate_splits, held_interval, held_out
 
     rp = F.with_rows(prep, refit_dataset(prep))
     members = [h5.load_model(fold_dir(out, i) / rundir.MODEL, restore_optimizer=False) for i in range(1, k + 1)]
     model = mean_of(members)
     compile_model(rp.cfg, model, rp.dataset.schema)
     metrics = evaluate_splits(model, rp.feed)
+    interval = held_interval(rp, *held_out(rp.feed, model))
     rows = RF.split_rows(rp.dataset)
-    interval = None
-    held = rp.feed.holdout(model)
-    if held is not None and held.name == "test" and held.y is not None:
-        pred = predict_rows(model, held.x, between=guard.poll)
-        classes = None if rp.mode == "regression" else predicted_classes(pred, rp.mode, rp.threshold)
-        interval = test_interval(pred, held.y, classes, n_classes=rp.n_classes, of_rows=rows["test"])
     features = rp.features(model)
     with guard.deferred(), record.active():
         record.update(refit={"members": k, "rows": rows["train"]}, label_mode=rp.mode)
