@@ -19,7 +19,7 @@ from nettrain.words import first_line
 # The layer that puts a standardized regression output back into the target's units
 # (preprocessing.target: standard); the loss weight is read from it (`target_scale`).
 TARGET_LAYER = "target_scale"
-ENSEMBLE_LAYER = "ensemble"  # the Average of an ensemble's member models (`model.ensemble`)
+ENSEMBLE_LAYER = "ensemble"  # the Average of an ensemble's member models (`nettrain.model.ensemble`)
 # Regression losses by how they grow with the target's scale (names normalized: lower case, no '_').
 SQUARED_LOSSES = {"meansquarederror", "mse"}
 ABSOLUTE_LOSSES = {"meanabsoluteerror", "mae"}
@@ -184,8 +184,8 @@ def class_weights(cfg: Config, schema: FeatureSchema, stats: TrainStats) -> dict
 def target_scale(model: keras.Model) -> np.ndarray | None:
     """The standard deviation(s) of the target the model's output is scaled by (its last layer is the
     `Rescaling` named TARGET_LAYER: preprocessing.target standard), None for a model without it. An
-    ensemble (its last layer the `Average` named ENSEMBLE_LAYER of member models, `model.ensemble`):
-    the mean of its members' scales, when every member has one."""
+    ensemble (`nettrain.model.ensemble`: its last layer the `Average` named ENSEMBLE_LAYER of member
+    models): the mean of its members' scales, when every member has one."""
     layers = getattr(model, "layers", None) or []
     last = layers[-1] if layers else None
     if isinstance(last, keras.layers.Average) and last.name == ENSEMBLE_LAYER:
