@@ -8,6 +8,8 @@ FAULT (environment-free, so the product has no test hooks):
   final model.h5) takes SECONDS longer; a line `writing WHICH` goes to stderr when it starts.
 - `oserror:WHICH:ERRNO`: the write of WHICH (`last` at epoch 3, `model`) writes part of the file and
   fails with that errno (28 ENOSPC, 30 EROFS), as a full disk or a read-only folder does.
+- `kill:STEP:EPOCH`: the process kills itself (SIGKILL) right after STEP of the end of epoch EPOCH:
+  `row` (its metrics.csv row appended) or `checkpoint` (its checkpoint files renamed into place).
 """
 
 import os
@@ -32,6 +34,8 @@ def install(fault: str) -> None:
     from nettrain.store import h5
 
     kind, which, value = fault.split(":")
+    if kind == "kill":
+        return _kill_after(which, int(value))
     target = {"slow": {"last": "last@2", "model": "model"},
               "oserror": {"last": "last@3", "model": "model"}}[kind][which]
     original = h5.write_model
@@ -50,6 +54,28 @@ def install(fault: str) -> None:
         raise OSError(code, os.strerror(code), str(path))
 
     h5.write_model = write_model
+
+
+def _kill_after(step: str, epoch: int) -> None:
+    import signal
+
+    from nettrain.store import rundir
+    from nettrain.training import callbacks
+
+    def killing(original, epoch_of):
+        def wrapped(self, arg):
+            out = original(self, arg)
+            if epoch_of(arg) == epoch:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return out
+        return wrapped
+
+    if step == "row":
+        rundir.MetricsCSV.append = killing(rundir.MetricsCSV.append, lambda row: row.get("epoch"))
+    elif step == "checkpoint":
+        callbacks.Checkpointer.commit = killing(callbacks.Checkpointer.commit, lambda plan: plan.epoch)
+    else:
+        raise ValueError(f"kill: unknown step {step!r}")
 
 
 if __name__ == "__main__":

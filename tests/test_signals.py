@@ -277,6 +277,17 @@ def test_sigkill_at_random_moments_then_resume(data_dir):
         resume_completes(data_dir, run)
 
 
+@pytest.mark.parametrize("step", ["row", "checkpoint"])
+def test_sigkill_between_an_epochs_row_and_its_checkpoint(data_dir, step):
+    """The end of epoch 2 cut by a SIGKILL after its metrics.csv row (epoch 2 is trained again) or
+    after its checkpoint's renames (kept): the resumed run has every epoch's row, once, in order
+    (a checkpoint renamed before its row, as it once was, lost the row: metrics.csv 1, 3, 4, 5)."""
+    run = data_dir / f"cut-after-{step}"
+    rc, _, err = Proc(["fit", "config.yaml", "--run-dir", str(run), "--quiet"], data_dir, fault=f"kill:{step}:2").finish()
+    assert rc == -signal.SIGKILL, err
+    resume_completes(data_dir, run)
+
+
 def test_one_writer_per_run(data_dir):
     run = data_dir / "two-writers"
     p = Proc(["fit", "config.yaml", "--run-dir", str(run), "--quiet"], data_dir)

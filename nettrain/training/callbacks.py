@@ -60,7 +60,13 @@ class InterruptPoll(keras.callbacks.Callback):
 class EpochRecorder(keras.callbacks.Callback):
     """The end of an epoch as one step: the checkpoint files (written under temporary names first),
     the metrics.csv row (with the learning rate used and the epoch's seconds) and `on_epoch` (run.json)
-    land together, so a signal or a crash never leaves them disagreeing about the epochs done."""
+    land together, so a signal or a crash never leaves them disagreeing about the epochs done.
+
+    What a SIGKILL (which nothing blocks) can still cut is taken in the order a resume recovers from:
+    the metrics.csv row first, then the checkpoint's renames, then run.json. A resume continues from
+    last.h5's epoch and drops the rows after it (`lifecycle.resume.restore`): a row without its
+    checkpoint is an epoch trained again; a checkpoint without its row would be an epoch whose row is
+    lost (metrics.csv 2, 3, ... after a resume from 1)."""
 
     def __init__(self, csv: MetricsCSV, on_epoch: Callable[[int, dict], None] | None = None,
                  checkpointer: "Checkpointer | None" = None, extra: Callable[[int], dict] | None = None):
@@ -88,9 +94,9 @@ class EpochRecorder(keras.callbacks.Callback):
         with guard.deferred():  # a first signal lets the checkpoint finish
             plan = self.checkpointer.stage(epoch + 1, logs) if self.checkpointer else None
             with guard.critical():  # renames and two small files: not even a second signal cuts these
+                self.csv.append(row)
                 if plan is not None:
                     self.checkpointer.commit(plan)
-                self.csv.append(row)
                 if self.on_epoch:
                     self.on_epoch(epoch + 1, row)
 
