@@ -186,17 +186,25 @@ def target_scale(model: keras.Model) -> np.ndarray | None:
     `Rescaling` named TARGET_LAYER: preprocessing.target standard), None for a model without it. An
     ensemble (`nettrain.model.ensemble`: its last layer the `Average` named ENSEMBLE_LAYER of member
     models): the mean of its members' scales, when every member has one."""
+    members = ensemble_members(model)
+    if members is not None:
+        scales = [target_scale(m) for m in members]
+        return None if not scales or any(sc is None for sc in scales) else np.mean(scales, axis=0)
     layers = getattr(model, "layers", None) or []
     last = layers[-1] if layers else None
-    if isinstance(last, keras.layers.Average) and last.name == ENSEMBLE_LAYER:
-        members = [layer for layer in layers if isinstance(layer, keras.Model)]
-        scales = [target_scale(m) for m in members]
-        if not members or any(sc is None for sc in scales):
-            return None
-        return np.mean(scales, axis=0)
     if not isinstance(last, keras.layers.Rescaling) or last.name != TARGET_LAYER:
         return None
     return np.atleast_1d(np.asarray(last.get_config()["scale"], dtype=np.float64))
+
+
+def ensemble_members(model: keras.Model) -> list | None:
+    """The member models of an ensemble (`nettrain.model.ensemble.mean_of`: its last layer the
+    `Average` named ENSEMBLE_LAYER), None for any other model."""
+    layers = getattr(model, "layers", None) or []
+    last = layers[-1] if layers else None
+    if not isinstance(last, keras.layers.Average) or last.name != ENSEMBLE_LAYER:
+        return None
+    return [layer for layer in layers if isinstance(layer, keras.Model)]
 
 
 def loss_weight(cfg: Config, scale: np.ndarray | None) -> float | None:

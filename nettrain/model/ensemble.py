@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from nettrain.model.compile import ENSEMBLE_LAYER
+from nettrain.model.compile import ENSEMBLE_LAYER, ensemble_members
 
 
 def mean_of(models: list, name: str = "ensemble_model") -> keras.Model:
@@ -31,7 +31,5 @@ def mean_of(models: list, name: str = "ensemble_model") -> keras.Model:
 
 def members(model: keras.Model) -> int:
     """How many members an ensemble built by `mean_of` has (1: the model is no such ensemble)."""
-    last = model.layers[-1] if model.layers else None
-    if not isinstance(last, keras.layers.Average) or last.name != ENSEMBLE_LAYER:
-        return 1
-    return sum(isinstance(layer, keras.Model) for layer in model.layers)
+    found = ensemble_members(model)
+    return 1 if found is None else len(found)

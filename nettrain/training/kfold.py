@@ -223,22 +223,25 @@ def refit_config(cfg: Config, epochs: int) -> Config:
     return new
 
 
-def refit_dataset(prep: F.Prepared):
+def refit_dataset(prep: F.Prepared, *, new_stats: bool = True):
     """All the non-test rows as the training rows, no validation rows, the same test rows; the
     statistics (scaling, vocabularies, class counts) of those rows. A stream reads its non-test rows
-    once more for them (one pass over the file)."""
+    once more for them (one pass over the file). `new_stats` False (rows only measured, by a model
+    whose preprocessing is fixed already: `ensemble`): the dataset's statistics are kept, no pass."""
     from nettrain.data.stats import stats_of
 
     dataset = prep.dataset
     if not _streamed(prep):
         return dataclasses.replace(dataset, train=dataset.pool, validation=None, folds=None, pool=None,
-                                   stats=stats_of(dataset.schema, dataset.pool))
+                                   stats=stats_of(dataset.schema, dataset.pool) if new_stats else dataset.stats)
     from nettrain.data.split import fold_codes
 
     train, valid = fold_codes(1, dataset.n_folds)
     pool = frozenset(train | valid)
     view = dataclasses.replace(dataset, codes={"train": pool, "validation": frozenset(),
                                                "test": dataset.codes.get("test", frozenset())}, fold=None)
+    if not new_stats:
+        return view
     stats = None
     for chunk in dataset.reader.rows(pool):
         part = stats_of(dataset.schema, chunk)
@@ -289,7 +292,7 @@ def ensemble(prep: F.Prepared, out: Path, record: rundir.RunRecord, k: int) -> F
     from nettrain.store import h5
     from nettrain.training.ending import evaluate_splits, held_interval, held_out
 
-    rp = F.with_rows(prep, refit_dataset(prep))
+    rp = F.with_rows(prep, refit_dataset(prep, new_stats=False))
     members = [h5.load_model(fold_dir(out, i) / rundir.MODEL, restore_optimizer=False) for i in range(1, k + 1)]
     model = mean_of(members)
     compile_model(rp.cfg, model, rp.dataset.schema)
@@ -304,7 +307,7 @@ def ensemble(prep: F.Prepared, out: Path, record: rundir.RunRecord, k: int) -> F
         atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
         h5.save_model(model, out / rundir.MODEL, {"features": features, "config": prep.cfg.to_dict(),
                                                   "epoch": None, "run": prep.cfg.name})
-    return F.FitResult(out, "completed", metrics, 0, None, None, [], test_interval=interval)
+    return F.FitResult(out, "completed", metrics, test_interval=interval)
 
 
 def summarize(per_fold: list[dict[str, dict[str, float]]]) -> tuple[dict, dict]:
