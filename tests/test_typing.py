@@ -431,3 +431,105 @@ def test_a_saved_model_predicts_from_the_raw_date_column(tmp_path, stream, monke
     positive = target.schema.class_names[1]  # binary: the sigmoid is the second class's probability
     np.testing.assert_array_equal(predicted[f"proba_{positive}"].to_numpy(np.float32), raw[:, 0].astype(np.float32))
     assert predicted["ticket"].tolist() == df["ticket"].tolist()
+
+
+# ------------------------------------------------- numbers written for people, "?" for unknown
+
+@pytest.mark.parametrize("text, value", [
+    ("$1,234.50", 1234.5), ("-$5", -5.0), ("$-5", -5.0), ("+7", 7.0), ("12.5%", 0.125), ("1,234,567", 1234567.0),
+    ("12 €", 12.0), ("£ 0.99", 0.99), ("¥1,000", 1000.0), (" 3 ", 3.0), (".5", 0.5), ("1e3", 1000.0)])
+def test_a_number_written_for_people_is_the_number_it_means(text, value):
+    from nettrain.data.columns import to_numbers
+
+    numbers, bad = to_numbers(pd.Series([text], dtype=object))
+    assert not bad[0] and numbers[0] == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["1,5", "1,23", "12,34,567", "$", "%", "$$5", "5 5", "1.2.3", "five"])
+def test_text_that_is_no_number_stays_a_bad_value(text):
+    from nettrain.data.columns import to_numbers
+
+    numbers, bad = to_numbers(pd.Series([text, "1"], dtype=object))
+    assert bad.tolist() == [True, False] and np.isnan(numbers[0])
+
+
+@pytest.mark.parametrize("mark", ["?", "-", "--", ".", " ? "])
+def test_an_unknown_mark_in_numbers_is_missing(mark):
+    from nettrain.data.columns import to_numbers
+
+    numbers, bad = to_numbers(pd.Series(["1.5", mark], dtype=object))
+    assert not bad.any() and numbers[0] == 1.5 and np.isnan(numbers[1])
+
+
+def test_columns_of_written_numbers_are_numeric_and_say_how():
+    money = typed([f"${v:,.2f}" for v in np.linspace(10, 90_000, N)])
+    assert money.kind == "numeric" and "currency signs and thousands separators" in money.reason
+    share = typed([f"{v:.1f}%" for v in np.linspace(0, 100, N)])
+    assert share.kind == "numeric" and "percent signs" in share.reason
+    gaps = typed([str(v / 4) if v % 7 else "?" for v in range(N)])
+    assert gaps.kind == "numeric" and "'?' for unknown values" in gaps.reason
+    # a decimal comma is not a thousands separator: such text stays text (categories)
+    assert typed([f"{v % 9},{v % 7}" for v in range(N)]).kind == "categorical"
+    # "?" among words is a category like any other
+    assert typed(["a", "b", "?"] * 40).kind == "categorical"
+
+
+def written(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A table with numbers written for people (and "?" for unknown), and the same numbers plain."""
+    rng = np.random.default_rng(seed)
+    price = rng.lognormal(8, 1, n).round(2)
+    rate = rng.uniform(0, 100, n).round(1)
+    count = rng.integers(1000, 90_000, n)
+    score = rng.normal(size=n).round(2)
+    unknown = rng.random(n) < 0.1
+    y = np.where(np.log(price) / 8 + rate / 100 + score > 1.4, "a", "b")
+    people = pd.DataFrame({"price": [f"${v:,.2f}" for v in price], "rate": [f"{v}%" for v in rate],
+                           "count": [f"{v:,}" for v in count],
+                           "score": np.where(unknown, "?", score.astype(str)), "y": y})
+    plain = pd.DataFrame({"price": price, "rate": rate / 100, "count": count,
+                          "score": np.where(unknown, np.nan, score), "y": y})
+    return people, plain
+
+
+def test_init_and_fit_read_written_numbers_as_numbers(tmp_path):
+    people, plain = written(200)
+    people.to_csv(tmp_path / "d.csv", index=False)
+    text = suggest_config(tmp_path / "d.csv", "y")
+    for line in ("# numeric: price (numbers written with currency signs and thousands separators)",
+                 "# numeric: rate (numbers written with percent signs)",
+                 "# numeric: count (numbers written with thousands separators)",
+                 "# numeric: score (numbers written as text, '?' for unknown values (missing))"):
+        assert line in text
+    assert "drop:" not in text and "embedding" not in text
+    cfg = {"source": "d.csv", "target": "y", "split": {"test": 0, "validation": 0}}
+    ds = load_dataset(cfg_for(tmp_path, cfg, preprocessing={"missing": "mean"}))
+    assert kinds(ds) == {"price": "numeric", "rate": "numeric", "count": "numeric", "score": "numeric"}
+    plain.to_csv(tmp_path / "d.csv", index=False)
+    same = load_dataset(cfg_for(tmp_path, cfg, preprocessing={"missing": "mean"}))
+    for name in ("price", "rate", "count", "score"):
+        np.testing.assert_allclose(column(ds, name), column(same, name), rtol=1e-6, err_msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stream", ["false", "true"])
+def test_a_model_fit_on_written_numbers_predicts_them_as_plain_numbers(tmp_path, stream, monkeypatch):
+    """fit (in memory or streamed) on numbers written for people; predict on that file and on the
+    same rows written plainly gives the same probabilities: one parse, whoever reads."""
+    monkeypatch.setattr(chunks, "CHUNK_ROWS", 64)
+    people, plain = written(300)
+    people.to_csv(tmp_path / "t.csv", index=False)
+    plain.drop(columns="y").to_csv(tmp_path / "plain.csv", index=False)
+    (tmp_path / "c.yaml").write_text(CONFIG.format(stream=stream).replace("  id: ticket\n", ""))
+    fit = runner.invoke(app, ["fit", str(tmp_path / "c.yaml"), "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert fit.exit_code == 0, fit.output
+    schema = json.loads((tmp_path / "run" / "features.json").read_text())
+    assert {c["name"]: c["kind"] for c in schema["columns"]} == dict.fromkeys(["price", "rate", "count", "score"],
+                                                                              "numeric")
+    outputs = []
+    for source in ("t.csv", "plain.csv"):
+        done = runner.invoke(app, ["predict", str(tmp_path / "run"), str(tmp_path / source), "--proba",
+                                   "--output", str(tmp_path / f"p-{source}")])
+        assert done.exit_code == 0, done.output
+        outputs.append(pd.read_csv(tmp_path / f"p-{source}"))
+    assert len(outputs[0]) == 300
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])

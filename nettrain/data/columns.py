@@ -13,6 +13,7 @@ left out.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -25,6 +26,18 @@ from nettrain.words import did_you_mean, list_names, show_name
 
 TEXT_DEFAULTS = {"max_tokens": 10000, "output_mode": "multi_hot"}
 _BOOL_WORDS = {"true": 1.0, "false": 0.0}
+# Numbers written for people: a currency sign before or after, thousands separated by commas, a
+# percent sign (the value it means: 12.5% is 0.125), a sign before or after the currency sign
+# ("-$1,234.50", "$-5", "12 €", "1,234,567", "7.5%"). A comma that does not separate thousands
+# ("1,5": a decimal comma, or a list) is not a number: such a column stays text.
+CURRENCY = "$€£¥"
+_FORMATTED = re.compile(r"^(?P<s1>[-+]?)\s*(?:[" + CURRENCY + r"]\s*)?(?P<s2>[-+]?)"
+                        r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)\s*(?P<pct>%?)\s*"
+                        r"(?:[" + CURRENCY + r"])?$")
+# What a column of numbers may hold for an unknown value besides the missing-value words
+# (`cells.NA_TEXT`): "?" (UCI's tables), "-", "--" and "." (SAS). Missing in a numeric column only:
+# in a column of text they are values like any other.
+UNKNOWN_MARKS = ("?", "-", "--", ".")
 _DERIVED = "nettrain.derived"  # frame.attrs: the derived columns type_columns added to a table
 
 
@@ -201,7 +214,8 @@ def _note(notes: list[str] | None, text: str) -> None:
 def to_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """float64 values of a column, and a mask of the present values that are not numbers.
 
-    Accepts number and boolean dtypes, numbers written as text, and true/false in any case.
+    Accepts number and boolean dtypes, numbers written as text (also for people: `written_number`),
+    and true/false in any case; the missing-value words and `UNKNOWN_MARKS` are missing.
     """
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
@@ -219,10 +233,28 @@ def to_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         words = obj[failed].map(lambda v: _BOOL_WORDS.get(str(v).strip().lower(), np.nan))
         numeric[failed] = words.to_numpy(dtype=np.float64)
         failed = np.isnan(numeric) & ~missing
-    if failed.any():  # "nan" written as text is a missing value, not a bad one
-        nan_text = obj[failed].map(lambda v: str(v).strip().lower() in ("nan", "")).to_numpy(dtype=bool)
+    if failed.any():  # numbers written for people: $1,234.50, 12.5%
+        numeric[failed] = obj[failed].map(written_number).to_numpy(dtype=np.float64)
+        failed = np.isnan(numeric) & ~missing
+    if failed.any():  # "nan" written as text, or an unknown mark, is a missing value, not a bad one
+        nan_text = obj[failed].map(lambda v: str(v).strip().lower() in ("nan", "", *UNKNOWN_MARKS)
+                                   ).to_numpy(dtype=bool)
         failed[np.flatnonzero(failed)[nan_text]] = False
     return numeric, failed
+
+
+def written_number(value) -> float:
+    """The number a cell written for people means (`_FORMATTED`: "$1,234.50" is 1234.5, "12.5%" is
+    0.125), NaN when it is not one."""
+    if not isinstance(value, str):
+        return np.nan
+    match = _FORMATTED.match(value.strip())
+    if match is None:
+        return np.nan
+    number = float(match["num"].replace(",", ""))
+    if "-" in (match["s1"], match["s2"]):
+        number = -number
+    return number / 100.0 if match["pct"] else number
 
 
 def check_numeric(series: pd.Series, name: str, where: str, key: str | None = None, cfg=None) -> np.ndarray:

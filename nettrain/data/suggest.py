@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 from nettrain.data import typing as T
-from nettrain.data.columns import as_strings
+from nettrain.data.columns import UNKNOWN_MARKS, as_strings
 from nettrain.data.sources import SOURCE, read_parts
 from nettrain.data.split import n_held_out
 from nettrain.errors import ConfigError, UsageError, WriteFailed
@@ -203,7 +203,10 @@ def _missing_policy(frame: pd.DataFrame, roles: _Roles, target: str, streams: bo
 
     missing = {}
     for name in roles.features:
-        count = len(frame) - len(T.present_values(frame[name]))
+        present = T.present_values(frame[name])
+        count = len(frame) - len(present)
+        if name in roles.numeric:  # "?" in a column of numbers is an unknown value too
+            count += int(present.astype(str).str.strip().isin(UNKNOWN_MARKS).sum())
         if count:
             missing[name] = count
     target_missing = int(frame[target].isna().sum())
@@ -387,6 +390,9 @@ def _column_comments(roles: _Roles) -> list[str]:
     lines = []
     if roles.numeric:
         lines.append(f"  # numeric columns: {list_names(list(roles.numeric), 30)}")
+    for name, why in roles.numeric.items():
+        if why.startswith("numbers written") and why != "numbers written as text":  # $1,234.50, 12.5%, ?
+            lines.append(f"  # numeric: {show_name(name)} ({why})")
     for name, why in roles.codes.items():
         lines.append(f"  # categorical (integer codes, one-hot): {show_name(name)} ({why})")
     for name, why in roles.categorical.items():

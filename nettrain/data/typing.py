@@ -8,7 +8,8 @@ one-line reason. The kinds and their rules, tried in this order:
 - `empty`: every value is missing. Left out.
 - `boolean`: a boolean column, text of true/false (any case), or text of exactly two words yes/no
   or y/n (any case). A number 0/1 for the model (yes/no through `derived_columns`).
-- `numeric`: numbers (also written as text). Whole numbers get a second look, which only `init`
+- `numeric`: numbers, also written as text, for people ("$1,234.50", "12.5%": `columns.written_number`)
+  or with "?", "-", "--" or "." for an unknown value (`columns.UNKNOWN_MARKS`, then missing). Whole numbers get a second look, which only `init`
   acts on (`ColumnType.offer`; fit never changes the kind of a column of numbers on its own):
   `INDEX_MIN_ROWS` or more values, all different, none negative, covering at least half of the
   whole numbers between their smallest and largest value, and starting near 0 (the smallest is at
@@ -128,7 +129,7 @@ def column_type(series: pd.Series, name: str = "", *, offers: bool = True) -> Co
         words = present.astype(str).str.strip().str.lower()
         if words.isin(["true", "false"]).all():
             return ColumnType("boolean", "true/false: 1/0")
-        return _numbers(numbers[~np.isnan(numbers)], name, written=True, offers=offers)
+        return _numbers(numbers[~np.isnan(numbers)], name, written=_written(present), offers=offers)
     text = present.astype(str).str.strip()
     words = yes_no(text)
     if words is not None:
@@ -171,9 +172,24 @@ def present_values(series: pd.Series) -> pd.Series:
     return values.astype(object)
 
 
-def _numbers(values: np.ndarray, name: str, written: bool = False, offers: bool = True) -> ColumnType:
-    """A column of numbers (present values): numeric, with what init may offer for whole numbers."""
-    how = "numbers written as text" if written else "numbers"
+def _written(present: pd.Series) -> str:
+    """How a column of text that `columns.to_numbers` reads as numbers writes them."""
+    from nettrain.data.columns import CURRENCY, UNKNOWN_MARKS
+
+    text = present.astype(str).str.strip()
+    signs = [what for what, pattern in (("currency signs", f"[{CURRENCY}]"), ("thousands separators", ","),
+                                        ("percent signs", "%")) if text.str.contains(pattern).any()]
+    how = f"numbers written with {' and '.join(signs)}" if signs else "numbers written as text"
+    marks = sorted(set(text[text.isin(UNKNOWN_MARKS)]))
+    if marks:
+        how += f", {' and '.join(repr(m) for m in marks)} for unknown values (missing)"
+    return how
+
+
+def _numbers(values: np.ndarray, name: str, written: str | None = None, offers: bool = True) -> ColumnType:
+    """A column of numbers (present values): numeric, with what init may offer for whole numbers;
+    `written`: how a column of text writes them (`_written`)."""
+    how = written or "numbers"
     if len(values) == 0:
         return ColumnType("empty", "every value is missing")
     if not offers:

@@ -14,7 +14,7 @@ import pandas as pd
 from nettrain.config.coherence import loss_task
 from nettrain.data import chunks as C
 from nettrain.data.cells import cell_types
-from nettrain.data.columns import row_label, select_columns, type_columns
+from nettrain.data.columns import row_label, select_columns, to_numbers, type_columns
 from nettrain.data.inputs import missing_counts, missing_rows, prepare_inputs
 from nettrain.data.split import FOLD0, TEST, TRAIN, VALIDATION, HashedSplit, fold_codes
 from nettrain.data.stats import (FILL_POLICIES, MAX_VALUE_COUNTS, QUANTILE_MODES, TrainStats,
@@ -82,8 +82,12 @@ class _FirstPass:
         # the id column travels with its rows (as in memory: a split's `ids`), typed like read_csv
         text_cols = [c.name for c in columns if c.kind != "numeric"] + ([id_column] if id_column else [])
         self.schema.cell_types = cell_types(first, [*features, id_column, target])  # later chunks are read by them
-        # (a column typed as numbers holds no true/false word: `looks_boolean` of it is False, not asked)
-        numeric = [c for c in self.schema.numeric_file_columns if _numbers(first[c]) or not looks_boolean(raw[c])]
+        # The chunk reader parses the columns of numbers itself; a column of true/false words, or of
+        # numbers written for people ($1,234.50, 12.5%, ? for unknown), is read as text and converted by
+        # `prepare_inputs` (`columns.to_numbers`), as when the file is read whole. (A column typed as
+        # numbers holds no true/false word: `looks_boolean` of it is False, not asked.)
+        numeric = [c for c in self.schema.numeric_file_columns
+                   if _numbers(first[c]) or not (looks_boolean(raw[c]) or _written_numbers(first[c]))]
         # A target of numbers is read as numbers (fast); a later value that is not one is an error
         # naming its line (labels that mix numbers and words must show a word in the first chunk).
         numeric_target = _numbers(first[target])
@@ -358,6 +362,15 @@ class _FirstPass:
 
 
 _FIXED = {"validation": VALIDATION, "test": TEST, "train": TRAIN}
+
+
+def _written_numbers(series: pd.Series) -> bool:
+    """A column of text whose present cells are all numbers to `columns.to_numbers` (which pyarrow's
+    parse of numbers refuses: written for people, or with "?" for an unknown value)."""
+    present = series.dropna()
+    if not len(present) or to_numbers(present)[1].any():
+        return False
+    return bool(pd.to_numeric(present.astype(object), errors="coerce").isna().any())  # (not all plain numbers)
 
 
 def _numbers(series: pd.Series) -> bool:
