@@ -453,7 +453,8 @@ def test_text_that_is_no_number_stays_a_bad_value(text):
     assert bad.tolist() == [True, False] and np.isnan(numbers[0])
 
 
-@pytest.mark.parametrize("mark", ["?", "-", "--", ".", " ? "])
+@pytest.mark.parametrize("mark", ["?", "-", "--", ".", " ? ", "unknown", "Unknown", "MISSING", "n.a.", "#DIV/0!",
+                                  "#value!"])
 def test_an_unknown_mark_in_numbers_is_missing(mark):
     from nettrain.data.columns import to_numbers
 
@@ -472,6 +473,8 @@ def test_columns_of_written_numbers_are_numeric_and_say_how():
     assert typed([f"{v % 9},{v % 7}" for v in range(N)]).kind == "categorical"
     # "?" among words is a category like any other
     assert typed(["a", "b", "?"] * 40).kind == "categorical"
+    excel = typed([str(v / 4) if v % 9 else "#DIV/0!" for v in range(N)])
+    assert excel.kind == "numeric" and "'#DIV/0!' for unknown values" in excel.reason
 
 
 def written(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

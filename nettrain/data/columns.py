@@ -35,9 +35,16 @@ _FORMATTED = re.compile(r"^(?P<s1>[-+]?)\s*(?:[" + CURRENCY + r"]\s*)?(?P<s2>[-+
                         r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)\s*(?P<pct>%?)\s*"
                         r"(?:[" + CURRENCY + r"])?$")
 # What a column of numbers may hold for an unknown value besides the missing-value words
-# (`cells.NA_TEXT`): "?" (UCI's tables), "-", "--" and "." (SAS). Missing in a numeric column only:
-# in a column of text they are values like any other.
-UNKNOWN_MARKS = ("?", "-", "--", ".")
+# (`cells.NA_TEXT`), in any case: "?" (UCI's tables), "-", "--" and "." (SAS), words, and a
+# spreadsheet's error cells. Missing in a numeric column only: in a column of text they are values
+# like any other.
+UNKNOWN_MARKS = ("?", "-", "--", ".", "unknown", "missing", "n.a.", "not available",
+                 "#div/0!", "#value!", "#ref!", "#name?", "#num!", "#null!")
+
+
+def unknown_mark(value) -> bool:
+    """Whether a cell is one of `UNKNOWN_MARKS` (any case, spaces around)."""
+    return isinstance(value, str) and value.strip().lower() in UNKNOWN_MARKS
 _DERIVED = "nettrain.derived"  # frame.attrs: the derived columns type_columns added to a table
 
 
@@ -237,7 +244,7 @@ def to_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         numeric[failed] = obj[failed].map(written_number).to_numpy(dtype=np.float64)
         failed = np.isnan(numeric) & ~missing
     if failed.any():  # "nan" written as text, or an unknown mark, is a missing value, not a bad one
-        nan_text = obj[failed].map(lambda v: str(v).strip().lower() in ("nan", "", *UNKNOWN_MARKS)
+        nan_text = obj[failed].map(lambda v: str(v).strip().lower() in ("nan", "") or unknown_mark(v)
                                    ).to_numpy(dtype=bool)
         failed[np.flatnonzero(failed)[nan_text]] = False
     return numeric, failed

@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 from nettrain.data import typing as T
-from nettrain.data.columns import UNKNOWN_MARKS, as_strings
+from nettrain.data.columns import as_strings, unknown_mark
 from nettrain.data.sources import SOURCE, read_parts
 from nettrain.data.split import n_held_out
 from nettrain.errors import ConfigError, UsageError, WriteFailed
@@ -206,7 +206,7 @@ def _missing_policy(frame: pd.DataFrame, roles: _Roles, target: str, streams: bo
         present = T.present_values(frame[name])
         count = len(frame) - len(present)
         if name in roles.numeric:  # "?" in a column of numbers is an unknown value too
-            count += int(present.astype(str).str.strip().isin(UNKNOWN_MARKS).sum())
+            count += int(present.map(unknown_mark).sum())
         if count:
             missing[name] = count
     target_missing = int(frame[target].isna().sum())

@@ -9,7 +9,7 @@ one-line reason. The kinds and their rules, tried in this order:
 - `boolean`: a boolean column, text of true/false (any case), or text of exactly two words yes/no
   or y/n (any case). A number 0/1 for the model (yes/no through `derived_columns`).
 - `numeric`: numbers, also written as text, for people ("$1,234.50", "12.5%": `columns.written_number`)
-  or with "?", "-", "--" or "." for an unknown value (`columns.UNKNOWN_MARKS`, then missing). Whole numbers get a second look, which only `init`
+  or with "?", "-", "unknown", "#DIV/0!" ... for an unknown value (`columns.UNKNOWN_MARKS`, then missing). Whole numbers get a second look, which only `init`
   acts on (`ColumnType.offer`; fit never changes the kind of a column of numbers on its own):
   `INDEX_MIN_ROWS` or more values, all different, none negative, covering at least half of the
   whole numbers between their smallest and largest value, and starting near 0 (the smallest is at
@@ -174,13 +174,13 @@ def present_values(series: pd.Series) -> pd.Series:
 
 def _written(present: pd.Series) -> str:
     """How a column of text that `columns.to_numbers` reads as numbers writes them."""
-    from nettrain.data.columns import CURRENCY, UNKNOWN_MARKS
+    from nettrain.data.columns import CURRENCY, unknown_mark
 
     text = present.astype(str).str.strip()
     signs = [what for what, pattern in (("currency signs", f"[{CURRENCY}]"), ("thousands separators", ","),
                                         ("percent signs", "%")) if text.str.contains(pattern).any()]
     how = f"numbers written with {' and '.join(signs)}" if signs else "numbers written as text"
-    marks = sorted(set(text[text.isin(UNKNOWN_MARKS)]))
+    marks = sorted(set(text[text.map(unknown_mark).astype(bool)]))
     if marks:
         how += f", {' and '.join(repr(m) for m in marks)} for unknown values (missing)"
     return how
