@@ -45,6 +45,8 @@ UNKNOWN_MARKS = ("?", "-", "--", ".", "unknown", "missing", "n.a.", "not availab
 def unknown_mark(value) -> bool:
     """Whether a cell is one of `UNKNOWN_MARKS` (any case, spaces around)."""
     return isinstance(value, str) and value.strip().lower() in UNKNOWN_MARKS
+
+
 _DERIVED = "nettrain.derived"  # frame.attrs: the derived columns type_columns added to a table
 
 

@@ -8,8 +8,9 @@ one-line reason. The kinds and their rules, tried in this order:
 - `empty`: every value is missing. Left out.
 - `boolean`: a boolean column, text of true/false (any case), or text of exactly two words yes/no
   or y/n (any case). A number 0/1 for the model (yes/no through `derived_columns`).
-- `numeric`: numbers, also written as text, for people ("$1,234.50", "12.5%": `columns.written_number`)
-  or with "?", "-", "unknown", "#DIV/0!" ... for an unknown value (`columns.UNKNOWN_MARKS`, then missing). Whole numbers get a second look, which only `init`
+- `numeric`: numbers, also written as text, or for people ("$1,234.50", "12.5%":
+  `columns.written_number`), or with "?", "-", "unknown", "#DIV/0!" ... for an unknown value
+  (`columns.UNKNOWN_MARKS`: then missing). Whole numbers get a second look, which only `init`
   acts on (`ColumnType.offer`; fit never changes the kind of a column of numbers on its own):
   `INDEX_MIN_ROWS` or more values, all different, none negative, covering at least half of the
   whole numbers between their smallest and largest value, and starting near 0 (the smallest is at
