@@ -72,7 +72,7 @@ def finish(s: Session, kit: SessionCallbacks) -> FitResult:
         h5.export_keras(model, out / rundir.KERAS_EXPORT)
     guard.poll()
     plots_now = cfg.output.plots and later is None
-    held, pred = _held_out(s) if plots_now or split_rows(s.prep.dataset)["test"] else (None, None)
+    held, pred = held_out(s.feed, s.model) if plots_now or split_rows(s.prep.dataset)["test"] else (None, None)
     # the plots are drawn (matplotlib, on the host) while the final evaluation runs (TensorFlow)
     drawing = _Drawing(_plots(s, end.history, end.best_epoch, held, pred)) if plots_now else None
     try:
@@ -80,7 +80,7 @@ def finish(s: Session, kit: SessionCallbacks) -> FitResult:
     finally:
         if drawing is not None:
             drawing.finish()
-    interval = _test_interval(s, held, pred)
+    interval = held_interval(s.prep, held, pred)
     atomic.write_json(out / rundir.METRICS_JSON, {**metrics, **({"test_interval": interval} if interval else {})})
     guard.poll()
     record.update(status="completed", ended=rundir.now(), final_metrics=metrics)
@@ -136,7 +136,7 @@ def _after_result(s: Session, kit: SessionCallbacks, end: "_Ending", held: Any, 
 
         try:
             if s.prep.cfg.output.plots:
-                rows, outputs = (held, pred) if held is not None else _held_out(s)
+                rows, outputs = (held, pred) if held is not None else held_out(s.feed, s.model)
                 _plots(s, end.history, end.best_epoch, rows, outputs)()
         finally:
             write_card(s.out)
@@ -248,19 +248,11 @@ class _Drawing(threading.Thread):
             raise self.error
 
 
-def _held_out(s: Session) -> tuple[Any, np.ndarray | None]:
-    return held_out(s.feed, s.model)
-
-
 def held_out(feed: Feed, model: keras.Model) -> tuple[Any, np.ndarray | None]:
     """The held-out rows of the final plots and the test interval (`Feed.holdout`: the test split, else
     the validation split) and the model's outputs for them; (None, None) when there are none."""
     held = feed.holdout(model)
     return held, (None if held is None else predict_rows(model, held.x, between=guard.poll))
-
-
-def _test_interval(s: Session, held: Any, pred: np.ndarray | None) -> dict[str, Any] | None:
-    return held_interval(s.prep, held, pred)
 
 
 def held_interval(prep: Any, held: Any, pred: np.ndarray | None) -> dict[str, Any] | None:
@@ -278,7 +270,7 @@ def held_interval(prep: Any, held: Any, pred: np.ndarray | None) -> dict[str, An
 
 def _plots(s: Session, history: list[dict], best_epoch: int | None, held: Any,
            pred: np.ndarray | None) -> Callable[[], None]:
-    """The drawing of the plots from the held-out rows' outputs (`_held_out`), which touches nothing
+    """The drawing of the plots from the held-out rows' outputs (`held_out`), which touches nothing
     of TensorFlow's."""
     from nettrain.report import plots
 
