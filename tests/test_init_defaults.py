@@ -51,7 +51,8 @@ def test_a_small_table_gets_the_small_network_and_batch_32(tmp_path):
     assert config["training"]["optimizer"] == {"name": "adam", "learning_rate": 0.001}
     # every default with its reason, in the comment on its line
     assert "# Keras's default, for a table this small" in text
-    assert "a small network for 128 training rows" in text    # 200 rows - 20% test - 20% of the rest
+    assert "# 10% for validation (early stopping needs few rows" in text
+    assert "a small network for 144 training rows" in text    # 200 rows - 20% test - 10% of the rest
     assert config["callbacks"]["early_stopping"] == {"monitor": "val_loss", "patience": 10,
                                                      "restore_best_weights": True}
     assert config["callbacks"]["lr_schedule"]["type"] == "reduce_on_plateau"
@@ -64,7 +65,7 @@ def test_a_large_table_gets_wider_layers_a_larger_batch_and_rate(tmp_path):
     table(300, seed=1).to_csv(tmp_path / "t.csv", index=False)
     text = init_text(tmp_path, n, "--test", str(tmp_path / "t.csv"))
     config = yaml.safe_load(text)
-    rows = n - round(n * 0.2)                                  # a test file: only validation rows held out
+    rows = n - round(n * suggest.VALIDATION_SHARE)             # a test file: only validation rows held out
     assert f"for {rows} training rows" in text
     assert [layer["units"] for layer in config["model"]["layers"]] == suggest.LARGE_NET
     batch = suggest.batch_size_for(rows)

@@ -23,6 +23,7 @@ from nettrain.cli import app
 from nettrain.config import load_config
 from nettrain.data import chunks, load_dataset, prepare_inputs, suggest_config
 from nettrain.data import typing as T
+from nettrain.data import suggest
 from nettrain.data.rows import file_rows
 from nettrain.errors import ConfigError, DataError, UsageError
 
@@ -233,7 +234,7 @@ def test_init_with_a_test_file_takes_no_test_split(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     data = yaml.safe_load((tmp_path / "configs" / "c.yaml").read_text())["data"]
     assert (data["train"], data["test"]) == ("../data/train.csv", "../data/test.csv") and "source" not in data
-    assert "test" not in data["split"] and data["split"]["validation"] == 0.2
+    assert "test" not in data["split"] and data["split"]["validation"] == suggest.VALIDATION_SHARE == 0.1
     ds = load_dataset(load_config(tmp_path / "configs" / "c.yaml"))
     assert len(ds.test) == 30 and len(ds.train) + len(ds.validation) == 100
     bad = runner.invoke(app, ["init", "data/train.csv", "--target", "y", "--test", "data/train.csv"])
