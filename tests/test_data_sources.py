@@ -162,6 +162,33 @@ def test_empty_and_header_only_files(tmp_path):
         load_dataset(cfg)
 
 
+@pytest.mark.parametrize("number", ["1,5", "1.5"])
+def test_a_file_separated_by_semicolons_is_said_by_every_reader(tmp_path, number):
+    """A spreadsheet's CSV export where the decimal mark is a comma (`x;cat;y`, `1,5`): said as that,
+    with what nettrain reads, by the in-memory reader, the chunk reader (stream, predict, evaluate
+    --data) and init; not a table of one column or rows with more fields than the header."""
+    from typer.testing import CliRunner
+
+    from nettrain.cli import app
+    from nettrain.data import chunks
+
+    path = tmp_path / "semi.csv"
+    path.write_text("x;cat;y\n" + "".join(f"{number};a;{i % 2}\n" for i in range(30)))
+    said = r"semi.csv: its header is separated by semicolons \(3 names: x, cat, y\).*save it again as CSV"
+    with pytest.raises(DataError, match=said):
+        read_table(path)
+    with pytest.raises(DataError, match=said):
+        next(chunks.iter_chunks(path))
+    result = CliRunner().invoke(app, ["init", str(path), "--target", "y"])
+    assert result.exit_code == 2 and "separated by semicolons" in result.stderr
+    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+    # a semicolon inside a comma-separated file's values, or a one-column file, is no such file
+    (tmp_path / "ok.csv").write_text('note,y\n"a;b",1\n"c;d",0\n')
+    assert read_table(tmp_path / "ok.csv")["note"].tolist() == ["a;b", "c;d"]
+    (tmp_path / "one.csv").write_text("y\n1\n0\n")
+    assert list(read_table(tmp_path / "one.csv").columns) == ["y"]
+
+
 def test_unknown_extension_lists_allowed(tmp_path):
     (tmp_path / "d.xlsx").write_text("x")
     with pytest.raises(DataError, match=r"'\.xlsx'.*\.csv, \.tsv, \.parquet, \.jsonl, \.npz"):

@@ -58,7 +58,21 @@ def header(path: str | os.PathLike) -> list[str]:
         row = pd.read_csv(p, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     except Exception as e:  # noqa: BLE001
         raise DataError(f"{p}: cannot read its header: {reason(e, all_lines=True)}") from None
-    return [str(n) for n in row.iloc[0].tolist()]
+    names = [str(n) for n in row.iloc[0].tolist()]
+    check_separated(p, names)
+    return names
+
+
+def check_separated(p: Path, names: list[str]) -> None:
+    """A header read as one name that holds semicolons (`x;cat;y`: a spreadsheet's CSV export where
+    the decimal mark is a comma): a DataError that says so and what nettrain reads, instead of a
+    table of one column or rows with more fields than the header. Every CSV reader asks it."""
+    if len(names) == 1 and kind_of(p) != ".tsv" and names[0].count(";") >= 1:
+        fields = names[0].split(";")
+        raise DataError(f"{p}: its header is separated by semicolons ({len(fields)} names: "
+                        f"{show_name(', '.join(fields), 60)}), as spreadsheets write CSV where the decimal mark is a "
+                        "comma; nettrain reads comma-separated .csv and tab-separated .tsv with decimal points: "
+                        "save it again as CSV (comma-separated) or as .tsv")
 
 
 def iter_chunks(path: str | os.PathLike, *, numeric: list[str] | None = None, columns: list[str] | None = None,

@@ -155,6 +155,10 @@ def check_unique(p: Path, names: list[str]) -> None:
 
 
 def _read_delimited(p: Path, sep: str, text: list[str] | None = None) -> pd.DataFrame:
+    from nettrain.data.chunks import check_separated
+
+    check_separated(p, [str(n) for n in pd.read_csv(p, sep=sep, header=None, nrows=1, dtype=str,
+                                                    keep_default_na=False).iloc[0].tolist()])
     frame = pd.read_csv(p, sep=sep, dtype={name: object for name in text} if text else None)
     if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
             and frame.index.name is None):
