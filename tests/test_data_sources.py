@@ -162,31 +162,112 @@ def test_empty_and_header_only_files(tmp_path):
         load_dataset(cfg)
 
 
-@pytest.mark.parametrize("number", ["1,5", "1.5"])
-def test_a_file_separated_by_semicolons_is_said_by_every_reader(tmp_path, number):
-    """A spreadsheet's CSV export where the decimal mark is a comma (`x;cat;y`, `1,5`): said as that,
-    with what nettrain reads, by the in-memory reader, the chunk reader (stream, predict, evaluate
-    --data) and init; not a table of one column or rows with more fields than the header."""
+def test_the_dialect_of_a_file(tmp_path):
+    """`.tsv`: tabs; `.csv`: commas, or semicolons when the header holds them and no comma outside
+    quotes; decimal commas when a field of the first lines is a number written with one."""
+    from nettrain.data.dialect import Dialect, dialect
+
+    def of(name: str, text: str) -> Dialect:
+        (tmp_path / name).write_text(text)
+        return dialect(tmp_path / name)
+
+    assert of("t.tsv", "a;b\tc\n1,5\t2\n") == Dialect("\t", ".")
+    assert of("c.csv", "a,b\n1.5,2\n") == Dialect(",", ".")
+    assert of("e.csv", "a;b;y\n1;x;0\n2,5;x;1\n") == Dialect(";", ",")         # spreadsheets where 1,5 is 1.5
+    assert of("k.csv", "a;y\n1.234,5;0\n") == Dialect(";", ",")                  # thousands dots too
+    assert of("w.csv", '"fixed acidity";"quality"\n7.4;5\n') == Dialect(";", ".")  # UCI's wine quality
+    assert of("q.csv", '"a;b",y\n"c;d",1\n') == Dialect(",", ".")                  # a semicolon inside quotes
+    assert of("one.csv", "y\n1\n") == Dialect(",", ".")
+    with gzip.open(tmp_path / "g.csv.gz", "wt") as f:
+        f.write("a;y\n0,5;1\n")
+    assert dialect(tmp_path / "g.csv.gz") == Dialect(";", ",")
+
+
+def test_a_file_with_semicolons_and_decimal_commas_reads_as_its_comma_twin(tmp_path):
+    """The same table written with semicolons and decimal commas (`2,380`, `1.088,46`, an empty cell,
+    `?`), with semicolons and decimal points, and as plain CSV: the same values from the in-memory
+    reader and the chunk reader (numbers asked for as numbers, or read as text)."""
+    from nettrain.data import chunks
+
+    rows = [("2.380", "1088.46", "green", "no"), ("9.159", "948.11", "blue", "yes"), ("", "-12.5", "red", "no"),
+            ("0.5", "x1", "a,b", "yes")]
+    plain = "a,b,c,y\n" + "".join(f'{a},{b},"{c}",{y}\n' for a, b, c, y in rows)
+
+    def euro(v: str) -> str:
+        if v.replace(".", "").replace("-", "").isdigit():
+            whole, _, frac = v.partition(".")
+            return (f"{int(whole):,}".replace(",", ".") if whole not in ("", "-") else whole) + "," + frac
+        return v
+    (tmp_path / "plain.csv").write_text(plain)
+    (tmp_path / "euro.csv").write_text("a;b;c;y\n" + "".join(f"{euro(a)};{euro(b)};{c};{y}\n" for a, b, c, y in rows))
+    (tmp_path / "points.csv").write_text("a;b;c;y\n" + "".join(f"{a};{b};{c};{y}\n" for a, b, c, y in rows))
+    assert "1.088,46" in (tmp_path / "euro.csv").read_text()
+    want = read_table(tmp_path / "plain.csv")
+    for name in ("euro.csv", "points.csv"):
+        got = read_table(tmp_path / name)
+        assert got.columns.tolist() == want.columns.tolist()
+        assert got["a"].tolist()[:2] == [2.38, 9.159] and np.isnan(got["a"].iloc[2])
+        assert got["b"].astype(str).tolist() == want["b"].astype(str).tolist()
+        assert got["c"].tolist() == want["c"].tolist()
+        text = next(chunks.iter_chunks(tmp_path / name)).frame
+        assert text["b"].tolist() == ["1088.46", "948.11", "-12.5", "x1"]
+        numbers = next(chunks.iter_chunks(tmp_path / name, numeric=["a"])).frame
+        assert numbers["a"].tolist()[:2] == [2.38, 9.159] and np.isnan(numbers["a"].iloc[2])
+    with pytest.raises(DataError, match=r"euro.csv: line 5, column 'b': 'x1' is not a number"):
+        list(chunks.iter_chunks(tmp_path / "euro.csv", numeric=["b"]))
+
+
+@pytest.mark.slow
+def test_fit_and_predict_on_a_semicolon_file_equal_its_comma_twin(tmp_path):
+    """init, fit (in memory and streamed), predict and evaluate --data on a table written with
+    semicolons and decimal commas give what the same table as plain CSV gives."""
     from typer.testing import CliRunner
 
     from nettrain.cli import app
-    from nettrain.data import chunks
 
-    path = tmp_path / "semi.csv"
-    path.write_text("x;cat;y\n" + "".join(f"{number};a;{i % 2}\n" for i in range(30)))
-    said = r"semi.csv: its header is separated by semicolons \(3 names: x, cat, y\).*save it again as CSV"
-    with pytest.raises(DataError, match=said):
-        read_table(path)
-    with pytest.raises(DataError, match=said):
-        next(chunks.iter_chunks(path))
-    result = CliRunner().invoke(app, ["init", str(path), "--target", "y"])
-    assert result.exit_code == 2 and "separated by semicolons" in result.stderr
-    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
-    # a semicolon inside a comma-separated file's values, or a one-column file, is no such file
-    (tmp_path / "ok.csv").write_text('note,y\n"a;b",1\n"c;d",0\n')
-    assert read_table(tmp_path / "ok.csv")["note"].tolist() == ["a;b", "c;d"]
-    (tmp_path / "one.csv").write_text("y\n1\n0\n")
-    assert list(read_table(tmp_path / "one.csv").columns) == ["y"]
+    runner = CliRunner()
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0, 10, 400), rng.uniform(0, 2000, 400)
+    c = rng.choice(["red", "green", "blue"], 400)
+    y = np.where(a + b / 400 + (c == "red") * 2 > 8, "yes", "no")
+    plain = pd.DataFrame({"a": a.round(3), "b": b.round(2), "c": c, "y": y})
+    plain.to_csv(tmp_path / "plain.csv", index=False)
+    euro = plain.assign(a=[f"{v:.3f}".replace(".", ",") for v in plain["a"]],
+                        b=[f"{v:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".") for v in plain["b"]])
+    euro.to_csv(tmp_path / "euro.csv", index=False, sep=";")
+    assert "," in euro["b"].iloc[0] and ";" in (tmp_path / "euro.csv").read_text().splitlines()[0]
+    configs = {}
+    for name in ("plain", "euro"):
+        result = runner.invoke(app, ["init", str(tmp_path / f"{name}.csv"), "--target", "y",
+                                     "-o", str(tmp_path / f"{name}.yaml")])
+        assert result.exit_code == 0, result.output
+        configs[name] = [line for line in (tmp_path / f"{name}.yaml").read_text().splitlines()
+                         if "csv" not in line]
+    assert configs["plain"] == configs["euro"]          # the same columns, kinds and defaults
+    probabilities = []
+    for name, stream in (("plain", "false"), ("euro", "false"), ("plain", "true"), ("euro", "true")):
+        run = tmp_path / f"run-{name}-{stream}"
+        fit = runner.invoke(app, ["fit", str(tmp_path / f"{name}.yaml"), "--run-dir", str(run), "--quiet",
+                                  "--set", "training.epochs=2", "--set", f"data.stream={stream}",
+                                  "--set", "preprocessing.missing=mean", "--set", "output.plots=false"])
+        assert fit.exit_code == 0, fit.output
+        out = tmp_path / f"p-{name}-{stream}.csv"
+        pred = runner.invoke(app, ["predict", str(run), str(tmp_path / "euro.csv"), "--proba", "-o", str(out)])
+        assert pred.exit_code == 0, pred.output
+        probabilities.append(pd.read_csv(out))
+        metrics = json.loads((run / "metrics.json").read_text())["test"]
+        if name == "plain":
+            twin = metrics
+        else:
+            assert metrics == twin
+    pd.testing.assert_frame_equal(probabilities[0], probabilities[1])
+    pd.testing.assert_frame_equal(probabilities[2], probabilities[3])
+    ev = runner.invoke(app, ["evaluate", str(tmp_path / "run-plain-false"), "--data", str(tmp_path / "euro.csv"),
+                             "--json"])
+    ev_plain = runner.invoke(app, ["evaluate", str(tmp_path / "run-plain-false"), "--data",
+                                   str(tmp_path / "plain.csv"), "--json"])
+    assert ev.exit_code == ev_plain.exit_code == 0
+    assert json.loads(ev.stdout)["metrics"] == json.loads(ev_plain.stdout)["metrics"]
 
 
 def test_unknown_extension_lists_allowed(tmp_path):

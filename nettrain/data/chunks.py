@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.cells import FALSE_TEXT, NA_TEXT, TRUE_TEXT  # noqa: F401 - the one rule's words
+from nettrain.data.dialect import DECIMAL_COMMA, Dialect, dialect  # noqa: F401 - the one rule, also chunks'
 from nettrain.data.kinds import NOT_STREAMED, STREAMABLE, streamable, table_kind  # noqa: F401
 from nettrain.errors import DataError
 from nettrain.words import reason, show_name
@@ -53,26 +54,23 @@ def header(path: str | os.PathLike) -> list[str]:
             return [str(n) for n in pq.read_schema(p).names]
         except Exception as e:  # noqa: BLE001 - not parquet, truncated
             raise DataError(f"{p}: cannot read it as parquet: {reason(e, all_lines=True)}") from None
-    sep = "\t" if kind_of(p) == ".tsv" else ","
     try:
-        row = pd.read_csv(p, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+        row = pd.read_csv(p, sep=dialect(p).delimiter, header=None, nrows=1, dtype=str, keep_default_na=False)
     except Exception as e:  # noqa: BLE001
         raise DataError(f"{p}: cannot read its header: {reason(e, all_lines=True)}") from None
-    names = [str(n) for n in row.iloc[0].tolist()]
-    check_separated(p, names)
-    return names
+    return [str(n) for n in row.iloc[0].tolist()]
 
 
-def check_separated(p: Path, names: list[str]) -> None:
-    """A header read as one name that holds semicolons (`x;cat;y`: a spreadsheet's CSV export where
-    the decimal mark is a comma): a DataError that says so and what nettrain reads, instead of a
-    table of one column or rows with more fields than the header. Every CSV reader asks it."""
-    if len(names) == 1 and kind_of(p) != ".tsv" and names[0].count(";") >= 1:
-        fields = names[0].split(";")
-        raise DataError(f"{p}: its header is separated by semicolons ({len(fields)} names: "
-                        f"{show_name(', '.join(fields), 60)}), as spreadsheets write CSV where the decimal mark is a "
-                        "comma; nettrain reads comma-separated .csv and tab-separated .tsv with decimal points: "
-                        "save it again as CSV (comma-separated) or as .tsv")
+def decimal_points(column: pd.Series) -> pd.Series:
+    """The text of a column of a file written with decimal commas, its numbers with decimal points
+    (`7,4` -> `7.4`, `1.234,5` -> `1234.5`), so that every later rule reads them as the numbers they
+    are; other values as they were."""
+    values = column.to_numpy(dtype=object)
+    out = values.copy()
+    for i, v in enumerate(values):
+        if isinstance(v, str) and "," in v and DECIMAL_COMMA.match(v):
+            out[i] = v.strip().replace(".", "").replace(",", ".")
+    return pd.Series(out, index=column.index, name=column.name, dtype=column.dtype)
 
 
 def iter_chunks(path: str | os.PathLike, *, numeric: list[str] | None = None, columns: list[str] | None = None,
@@ -113,8 +111,12 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
 
     names = header(p)
     wanted = columns or names
-    types = {c: (pa.float64() if c in numeric else pa.string()) for c in wanted}
-    delimiter = "\t" if kind_of(p) == ".tsv" else ","
+    form = dialect(p)
+    # pyarrow reads no `1.234,5`: a file with decimal commas has its numbers read as text, then given
+    # decimal points and parsed by the one rule (`columns.to_numbers`)
+    as_text = form.decimal_comma
+    types = {c: (pa.float64() if c in numeric and not as_text else pa.string()) for c in wanted}
+    delimiter = form.delimiter
     options = dict(parse_options=pc.ParseOptions(delimiter=delimiter),
                    convert_options=pc.ConvertOptions(column_types=types, include_columns=wanted,
                                                      strings_can_be_null=True, quoted_strings_can_be_null=False,
@@ -138,7 +140,15 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
         batches = _batches(reader)
         if ahead:
             batches = read_ahead(batches, depth=ahead)
-    numbers = [c for c in wanted if c in numeric]
+    numbers = [c for c in wanted if c in numeric and not as_text]
+
+    def done_chunk(rows_of: _Pending, first: int) -> Chunk:
+        chunk = rows_of.chunk(first)
+        if as_text:
+            for name in (c for c in wanted if c in numeric):
+                chunk.frame[name] = _as_numbers(p, chunk, name)
+        return chunk
+
     start, pending = 0, None
     while True:
         try:
@@ -149,7 +159,7 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
             raise _bad_value(p, start + (pending.rows if pending else 0), numeric, wanted, e) from None
         while batch is not None:
             if pending is None:
-                pending = _Pending(wanted, numbers, rows if exact else rows + 2 * batch.num_rows)
+                pending = _Pending(wanted, numbers, rows if exact else rows + 2 * batch.num_rows, form.decimal_comma)
             if exact and pending.rows + batch.num_rows > rows:  # the rest of the batch starts the next chunk
                 head, batch = batch.slice(0, rows - pending.rows), batch.slice(rows - pending.rows)
             else:
@@ -159,9 +169,9 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
             if pending.rows >= rows:  # (no reference to a chunk is kept while its consumer works on it)
                 done, pending = pending, None
                 start += done.rows
-                yield done.chunk(start - done.rows)
+                yield done_chunk(done, start - done.rows)
     if pending is not None:
-        yield pending.chunk(start)
+        yield done_chunk(pending, start)
 
 
 def _batches(reader) -> Iterator:
@@ -180,8 +190,8 @@ class _Pending:
     as it arrives (what `Table.to_pandas` gives them: NaN where empty) and the batch is let go; its
     other columns are kept as Arrow batches and converted by `to_pandas` when the chunk is complete."""
 
-    def __init__(self, wanted: list[str], numbers: list[str], capacity: int):
-        self.wanted, self.numbers = wanted, set(numbers)
+    def __init__(self, wanted: list[str], numbers: list[str], capacity: int, decimal_comma: bool = False):
+        self.wanted, self.numbers, self.decimal_comma = wanted, set(numbers), decimal_comma
         self.arrays = {c: np.empty(capacity, dtype=np.float64) for c in numbers}
         self.others: list = []   # the batches' other columns
         self.rows = 0
@@ -208,7 +218,8 @@ class _Pending:
         n = self.rows
         other = pa.Table.from_batches(self.others).to_pandas() if self.others else None
         self.others = []
-        columns = {c: (self.arrays[c][:n] if c in self.numbers else other[c]) for c in self.wanted}
+        columns = {c: (self.arrays[c][:n] if c in self.numbers else
+                       decimal_points(other[c]) if self.decimal_comma else other[c]) for c in self.wanted}
         self.arrays = {}
         frame = pd.DataFrame(columns, copy=False)
         frame.columns = [str(c) for c in frame.columns]
@@ -260,7 +271,8 @@ def _as_numbers(p: Path, chunk: Chunk, name: str) -> np.ndarray:
     if bad.any():
         pos = int(np.argmax(bad))
         # a parquet file has no lines: its rows are counted from 1, as `columns.row_label` counts them
-        raise DataError(f"{p}: row {chunk.start + pos + 1}, column '{show_name(name)}': "
+        where = f"row {chunk.start + pos + 1}" if kind_of(p) == ".parquet" else f"line {chunk.line(pos)}"
+        raise DataError(f"{p}: {where}, column '{show_name(name)}': "
                         f"{show_name(repr(chunk.frame[name].iloc[pos]), 60)} is not a number "
                         "(the column holds numbers in the rows read before)")
     return values
@@ -278,17 +290,17 @@ def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], 
         reader = pc.open_csv(
             pa.input_stream(str(p), compression="detect"),
             read_options=pc.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=first_row),
-            parse_options=pc.ParseOptions(delimiter="\t" if kind_of(p) == ".tsv" else ","),
+            parse_options=pc.ParseOptions(delimiter=dialect(p).delimiter),
             convert_options=pc.ConvertOptions(column_types={c: pa.string() for c in columns},
                                               include_columns=columns, strings_can_be_null=True,
                                               null_values=list(NA_TEXT)))
-        offset = 0
+        offset, comma = 0, dialect(p).decimal_comma
         for batch in reader:
             frame = batch.to_pandas()
             for name in numeric:
                 if name not in frame.columns:
                     continue
-                _, bad = to_numbers(frame[name])
+                _, bad = to_numbers(decimal_points(frame[name]) if comma else frame[name])
                 if bad.any():
                     pos = int(np.argmax(bad))
                     return DataError(f"{p}: line {first_row + offset + pos + 2}, column '{show_name(name)}': "
@@ -326,7 +338,7 @@ def bad_line(p: Path) -> DataError | None:
     limit = csv.field_size_limit(FIELD_LIMIT)
     lines = _text_lines(p, count)
     try:
-        reader = csv.reader(lines, delimiter="\t" if kind == ".tsv" else ",")
+        reader = csv.reader(lines, delimiter=dialect(p).delimiter)
         width, line = None, 1
         for record in reader:
             if record:  # (pyarrow skips empty lines)
@@ -359,7 +371,7 @@ def _at_end(reader) -> bool:
 def _wrong_width(p: Path, kind: str, line: int, width: int, record: list[str], last: bool) -> DataError:
     seen = len(record)
     last = last and seen < width
-    text = show_name(repr(("\t" if kind == ".tsv" else ",").join(record)), 60)
+    text = show_name(repr(dialect(p).delimiter.join(record)), 60)
     return DataError(f"{p}: cannot read it as {kind[1:]}: expected {width} fields in line {line}, saw {seen}"
                      f"{' (the last line: the file looks cut short)' if last else ''}: {text}")
 

@@ -101,7 +101,7 @@ def _read(path: str | os.PathLike, split: bool, text: list[str] | None = None) -
         if kind == ".npz":
             return _read_npz(p, split)
         elif kind in (".csv", ".tsv"):
-            frame = _read_delimited(p, "\t" if kind == ".tsv" else ",", text)
+            frame = _read_delimited(p, text)
         elif kind == ".parquet":
             frame = _read_parquet(p)
         else:
@@ -154,12 +154,18 @@ def check_unique(p: Path, names: list[str]) -> None:
                         "needs its own name: rename or remove the copies")
 
 
-def _read_delimited(p: Path, sep: str, text: list[str] | None = None) -> pd.DataFrame:
-    from nettrain.data.chunks import check_separated
+def _read_delimited(p: Path, text: list[str] | None = None) -> pd.DataFrame:
+    """A CSV/TSV file read whole, as `chunks.dialect` says it is written (delimiter, decimal mark; the
+    text of a file with decimal commas gets decimal points, as the chunk reader gives it)."""
+    from nettrain.data.chunks import decimal_points, dialect
 
-    check_separated(p, [str(n) for n in pd.read_csv(p, sep=sep, header=None, nrows=1, dtype=str,
-                                                    keep_default_na=False).iloc[0].tolist()])
-    frame = pd.read_csv(p, sep=sep, dtype={name: object for name in text} if text else None)
+    form = dialect(p)
+    sep = form.delimiter
+    frame = pd.read_csv(p, sep=sep, decimal=form.decimal, dtype={name: object for name in text} if text else None)
+    if form.decimal_comma:
+        for name in frame.columns:
+            if not pd.api.types.is_numeric_dtype(frame[name].dtype) and not pd.api.types.is_bool_dtype(frame[name].dtype):
+                frame[name] = decimal_points(frame[name])
     if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
             and frame.index.name is None):
         # pandas turns the extra leading fields of rows longer than the header into an index

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nettrain.data import kinds as K
+from nettrain.data.dialect import dialect
 
 STREAM_SHARE = 2           # data.stream auto: stream when memory use would pass 1/STREAM_SHARE of what is available
 SPLIT_NAMES = ("train", "validation", "test")
@@ -192,14 +193,15 @@ def _estimate_text(p: Path) -> Estimate | None:
             used = raw.tell() if f is not raw else len(sample) + (0 if whole else 1)
     except (OSError, EOFError, ValueError):
         return None
+    sep = dialect(p).delimiter
     end = len(sample) if whole else sample.rfind(b"\n") + 1   # the sample's last whole line
     first = sample.find(b"\n", 0, end)
     if first < 0:  # a header only (or one line cut by the sample's end)
-        return Estimate(0, sample.count(b",") + 1 if sample else 0, float(NUMBER_BYTES), exact=whole)
+        return Estimate(0, sample.count(sep.encode()) + 1 if sample else 0, float(NUMBER_BYTES), exact=whole)
     rows = sample.count(b"\n", first + 1, end) + (1 if whole and end > first + 1 and not sample.endswith(b"\n")
                                                    else 0)
     if rows == 0:
-        return Estimate(0, sample[:first].count(b",") + 1, float(NUMBER_BYTES), exact=whole)
+        return Estimate(0, sample[:first].count(sep.encode()) + 1, float(NUMBER_BYTES), exact=whole)
     # the bytes per value from the first lines' cells (a few hundred: a small sample's memory)
     head_end = first
     for _ in range(200):
@@ -207,7 +209,6 @@ def _estimate_text(p: Path) -> Estimate | None:
         if nxt < 0:
             break
         head_end = nxt
-    sep = "\t" if K.table_kind(p) == ".tsv" else ","
     table = list(csv.reader(io.StringIO(sample[:head_end].decode("utf-8", errors="replace")), delimiter=sep))
     header, body = table[0], [row for row in table[1:] if row]
     values = cells = 0.0
