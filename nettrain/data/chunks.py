@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.cells import FALSE_TEXT, NA_TEXT, TRUE_TEXT  # noqa: F401 - the one rule's words
-from nettrain.data.dialect import DECIMAL_COMMA, Dialect, dialect  # noqa: F401 - the one rule, also chunks'
+from nettrain.data.dialect import DECIMAL_COMMA, dialect
 from nettrain.data.kinds import NOT_STREAMED, STREAMABLE, streamable, table_kind  # noqa: F401
 from nettrain.errors import DataError
 from nettrain.words import reason, show_name
@@ -286,15 +286,16 @@ def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], 
 
     from nettrain.data.columns import to_numbers
 
+    form = dialect(p)
     try:
         reader = pc.open_csv(
             pa.input_stream(str(p), compression="detect"),
             read_options=pc.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=first_row),
-            parse_options=pc.ParseOptions(delimiter=dialect(p).delimiter),
+            parse_options=pc.ParseOptions(delimiter=form.delimiter),
             convert_options=pc.ConvertOptions(column_types={c: pa.string() for c in columns},
                                               include_columns=columns, strings_can_be_null=True,
                                               null_values=list(NA_TEXT)))
-        offset, comma = 0, dialect(p).decimal_comma
+        offset, comma = 0, form.decimal_comma
         for batch in reader:
             frame = batch.to_pandas()
             for name in numeric:

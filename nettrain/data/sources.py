@@ -155,16 +155,17 @@ def check_unique(p: Path, names: list[str]) -> None:
 
 
 def _read_delimited(p: Path, text: list[str] | None = None) -> pd.DataFrame:
-    """A CSV/TSV file read whole, as `chunks.dialect` says it is written (delimiter, decimal mark; the
-    text of a file with decimal commas gets decimal points, as the chunk reader gives it)."""
-    from nettrain.data.chunks import decimal_points, dialect
+    """A CSV/TSV file read whole, as `dialect` says it is written (delimiter, decimal mark; the text of
+    a file with decimal commas gets decimal points, as the chunk reader gives it)."""
+    from nettrain.data.chunks import decimal_points
+    from nettrain.data.dialect import dialect
 
     form = dialect(p)
     sep = form.delimiter
     frame = pd.read_csv(p, sep=sep, decimal=form.decimal, dtype={name: object for name in text} if text else None)
     if form.decimal_comma:
         for name in frame.columns:
-            if not pd.api.types.is_numeric_dtype(frame[name].dtype) and not pd.api.types.is_bool_dtype(frame[name].dtype):
+            if not pd.api.types.is_numeric_dtype(frame[name].dtype):  # (booleans are numeric to pandas)
                 frame[name] = decimal_points(frame[name])
     if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
             and frame.index.name is None):
