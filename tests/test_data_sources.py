@@ -165,7 +165,7 @@ def test_empty_and_header_only_files(tmp_path):
 def test_the_dialect_of_a_file(tmp_path):
     """`.tsv`: tabs; `.csv`: commas, or semicolons when the header holds them and no comma outside
     quotes; decimal commas when a field of the first lines is a number written with one."""
-    from nettrain.data.dialect import Dialect, dialect
+    from nettrain.data.dialect import Dialect, dialect, said
 
     def of(name: str, text: str) -> Dialect:
         (tmp_path / name).write_text(text)
@@ -181,6 +181,20 @@ def test_the_dialect_of_a_file(tmp_path):
     with gzip.open(tmp_path / "g.csv.gz", "wt") as f:
         f.write("a;y\n0,5;1\n")
     assert dialect(tmp_path / "g.csv.gz") == Dialect(";", ",")
+    (tmp_path / "p.parquet").write_bytes(b"PAR1;;\n\x00")           # only a .csv is read by delimiter
+    assert dialect(tmp_path / "p.parquet") == Dialect(",", ".")
+    # how init says it read the file (its summary line and the config's first comment)
+    assert said(tmp_path / "e.csv") == "read as separated by semicolons, with decimal commas"
+    assert said(tmp_path / "w.csv") == "read as separated by semicolons, with decimal points"
+    assert said(tmp_path / "c.csv") == said(tmp_path / "t.tsv") == ""
+    from typer.testing import CliRunner
+
+    from nettrain.cli import app
+
+    result = CliRunner().invoke(app, ["init", str(tmp_path / "e.csv"), "--target", "y"])
+    assert result.exit_code == 0, result.output
+    assert "e.csv (read as separated by semicolons, with decimal commas): target 'y'" in result.stderr
+    assert "(read as separated by semicolons, with decimal commas); target y" in result.stdout.splitlines()[0]
 
 
 def test_a_file_with_semicolons_and_decimal_commas_reads_as_its_comma_twin(tmp_path):

@@ -36,8 +36,11 @@ def dialect(path: str | os.PathLike) -> Dialect:
     numbers are written with decimal commas (`7,4`, also `1.234,5`) when a field of its first lines
     is one, else with decimal points."""
     p = Path(path)
-    if table_kind(p) == ".tsv":
+    kind = table_kind(p)
+    if kind == ".tsv":
         return Dialect("\t")
+    if kind != ".csv":  # (no other kind of file is read by delimiter)
+        return Dialect()
     import csv
 
     try:
@@ -50,6 +53,14 @@ def dialect(path: str | os.PathLike) -> Dialect:
     body = lines[1:-1] if len(head) >= SNIFF_BYTES else lines[1:]   # (the last line of a cut head may be cut)
     fields = (f for row in csv.reader(body, delimiter=";") for f in row)
     return Dialect(";", "," if any(DECIMAL_COMMA.match(f) for f in fields) else ".")
+
+
+def said(path: str | os.PathLike) -> str:
+    """How init and validate say a file is read when it is not the usual way ('' for a plain CSV)."""
+    form = dialect(path)
+    if form.delimiter != ";":
+        return ""
+    return f"read as separated by semicolons, with decimal {'commas' if form.decimal_comma else 'points'}"
 
 
 def _head_text(p: Path) -> str:

@@ -26,6 +26,7 @@ import yaml
 
 from nettrain.data import typing as T
 from nettrain.data.columns import as_strings, unknown_mark
+from nettrain.data.dialect import said
 from nettrain.data.sources import SOURCE, read_parts
 from nettrain.data.split import n_held_out
 from nettrain.errors import ConfigError, UsageError, WriteFailed
@@ -240,7 +241,9 @@ def _render(path: Path, frame: pd.DataFrame, target: str, task: str, what: str, 
     missing, target_missing, policy, fill = _missing_policy(frame, roles, target, streams)
     test_file = "test" in paths
     test, validation = _fractions(len(frame), test_file)
-    out = [f"# Starting config for {show_name(path, 200)}: {len(frame)} rows; target {_q(target)} ({what}).",
+    read = said(path)
+    out = [f"# Starting config for {show_name(path, 200)}: {len(frame)} rows"
+           + (f" ({read})" if read else "") + f"; target {_q(target)} ({what}).",
            "# Run it with: nettrain fit THIS_FILE   (check it first with: nettrain validate THIS_FILE)"]
     if output is not None:
         out.append("# Paths in this file are relative to the folder that holds it.")
@@ -434,7 +437,9 @@ def _summary(path, target, what, roles: _Roles) -> str:
     if roles.dates:
         parts.append(f"{len(roles.dates)} date ({list_names(list(roles.dates), 5)})")
     parts.append(f"{len(roles.text)} text" + (f" ({list_names(list(roles.text), 5)})" if roles.text else ""))
-    line = f"init: {show_name(path, 200)}: target '{show_name(target)}' ({what}); features: {', '.join(parts)}"
+    read = said(path)
+    line = (f"init: {show_name(path, 200)}" + (f" ({read})" if read else "")
+            + f": target '{show_name(target)}' ({what}); features: {', '.join(parts)}")
     if roles.id_col:
         line += f"; id column: {show_name(roles.id_col)}"
     drop = roles.drop
