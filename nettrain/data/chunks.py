@@ -339,14 +339,15 @@ def bad_line(p: Path) -> DataError | None:
     limit = csv.field_size_limit(FIELD_LIMIT)
     lines = _text_lines(p, count)
     try:
-        reader = csv.reader(lines, delimiter=dialect(p).delimiter)
+        delimiter = dialect(p).delimiter
+        reader = csv.reader(lines, delimiter=delimiter)
         width, line = None, 1
         for record in reader:
             if record:  # (pyarrow skips empty lines)
                 if width is None:
                     width = len(record)
                 elif len(record) != width:
-                    return _wrong_width(p, kind, line, width, record, _at_end(reader))
+                    return _wrong_width(p, kind, delimiter, line, width, record, _at_end(reader))
             line = reader.line_num + 1
     except UnicodeDecodeError as e:
         return DataError(f"{p}: line {count[0]} is not UTF-8 text ({e.reason} at byte {e.start} of the line); "
@@ -369,10 +370,11 @@ def _at_end(reader) -> bool:
         return False
 
 
-def _wrong_width(p: Path, kind: str, line: int, width: int, record: list[str], last: bool) -> DataError:
+def _wrong_width(p: Path, kind: str, delimiter: str, line: int, width: int, record: list[str],
+                 last: bool) -> DataError:
     seen = len(record)
     last = last and seen < width
-    text = show_name(repr(dialect(p).delimiter.join(record)), 60)
+    text = show_name(repr(delimiter.join(record)), 60)
     return DataError(f"{p}: cannot read it as {kind[1:]}: expected {width} fields in line {line}, saw {seen}"
                      f"{' (the last line: the file looks cut short)' if last else ''}: {text}")
 

@@ -109,9 +109,10 @@ def suggest(path: Path, target: str | None, *, output: Path | None = None, test:
     what = f"{task}, {len(classes)} classes" if classes else "regression"
     paths = {"source": source_for(path, output)} if test is None else \
         {"train": source_for(path, output), "test": source_for(Path(test), output)}
+    read = said(path)   # how the file is read, when not as a plain CSV: said in the config and the summary
     text = _render(path, frame, target, task, what, bool(classes), roles, official, paths, output,
-                   _streams(probe))
-    return Suggestion(text=text, summary=_summary(path, target, what, roles))
+                   _streams(probe), read)
+    return Suggestion(text=text, summary=_summary(path, target, what, roles, read))
 
 
 def _suggest_images(folder: Path, target: str | None, output: Path | None, test: Path | None) -> Suggestion:
@@ -237,11 +238,10 @@ def _fractions(n: int, test_file: bool = False) -> tuple[float, float]:
 
 
 def _render(path: Path, frame: pd.DataFrame, target: str, task: str, what: str, classes: bool, roles: _Roles,
-            official: bool, paths: dict[str, str], output: Path | None, streams: bool) -> str:
+            official: bool, paths: dict[str, str], output: Path | None, streams: bool, read: str = "") -> str:
     missing, target_missing, policy, fill = _missing_policy(frame, roles, target, streams)
     test_file = "test" in paths
     test, validation = _fractions(len(frame), test_file)
-    read = said(path)
     out = [f"# Starting config for {show_name(path, 200)}: {len(frame)} rows"
            + (f" ({read})" if read else "") + f"; target {_q(target)} ({what}).",
            "# Run it with: nettrain fit THIS_FILE   (check it first with: nettrain validate THIS_FILE)"]
@@ -411,7 +411,7 @@ def _column_comments(roles: _Roles) -> list[str]:
     if roles.numeric:
         lines.append(f"  # numeric columns: {list_names(list(roles.numeric), 30)}")
     for name, why in roles.numeric.items():
-        if why.startswith("numbers written") and why != "numbers written as text":  # $1,234.50, 12.5%, ?
+        if why.startswith("numbers written") and why != T.TEXT_NUMBERS:  # $1,234.50, 12.5%, ?
             lines.append(f"  # numeric: {show_name(name)} ({why})")
     for name, why in roles.codes.items():
         lines.append(f"  # categorical (integer codes, one-hot): {show_name(name)} ({why})")
@@ -430,14 +430,13 @@ def _column_comments(roles: _Roles) -> list[str]:
     return lines
 
 
-def _summary(path, target, what, roles: _Roles) -> str:
+def _summary(path, target, what, roles: _Roles, read: str = "") -> str:
     categorical = [*roles.codes, *roles.categorical]
     parts = [f"{len(roles.numeric)} numeric",
              f"{len(categorical)} categorical" + (f" ({list_names(categorical, 5)})" if categorical else "")]
     if roles.dates:
         parts.append(f"{len(roles.dates)} date ({list_names(list(roles.dates), 5)})")
     parts.append(f"{len(roles.text)} text" + (f" ({list_names(list(roles.text), 5)})" if roles.text else ""))
-    read = said(path)
     line = (f"init: {show_name(path, 200)}" + (f" ({read})" if read else "")
             + f": target '{show_name(target)}' ({what}); features: {', '.join(parts)}")
     if roles.id_col:

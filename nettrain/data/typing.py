@@ -58,6 +58,7 @@ ID_SHARE = 0.9             # distinct / present values of an identifier ...
 ID_MIN_ROWS = 50           # ... among at least this many present values
 INDEX_MIN_ROWS = 20        # every value different among at least this many: an identifier (or a row index)
 EMBED_OVER = 50            # a categorical column with more distinct values gets an embedding
+TEXT_NUMBERS = "numbers written as text"   # the reason of a column of plain numbers held as text
 EMBED_MAX_DIM = 16
 CODE_VALUES = (3, 20)      # whole numbers with this many distinct values: codes init offers as categorical
 TEXT_CHARS, TEXT_WORDS = 30, 4   # free text: median characters above, median words at least ...
@@ -180,7 +181,7 @@ def _written(present: pd.Series) -> str:
     text = present.astype(str).str.strip()
     signs = [what for what, pattern in (("currency signs", f"[{CURRENCY}]"), ("thousands separators", ","),
                                         ("percent signs", "%")) if text.str.contains(pattern).any()]
-    how = f"numbers written with {' and '.join(signs)}" if signs else "numbers written as text"
+    how = f"numbers written with {' and '.join(signs)}" if signs else TEXT_NUMBERS
     marks = sorted(set(text[text.map(unknown_mark).astype(bool)]))
     if marks:
         how += f", {' and '.join(repr(m) for m in marks)} for unknown values (missing)"
