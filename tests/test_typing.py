@@ -463,6 +463,22 @@ def test_an_unknown_mark_in_numbers_is_missing(mark):
     assert not bad.any() and numbers[0] == 1.5 and np.isnan(numbers[1])
 
 
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_a_long_column_reads_each_distinct_text_as_one_value_would(dtype):
+    """A column longer than a few dozen cells is read through its distinct texts: the same numbers
+    and bad values as each cell read alone."""
+    from nettrain.data.columns import to_numbers
+
+    cells = ["1", "2.5", "$1,234.50", "12%", "?", "nan", "", "yes", "No", "TRUE", "abc", " 3 ", "-", "#DIV/0!",
+             "1,5", None, "Ideal", "1e3", "-0", "+4", "€5"]
+    rng = np.random.default_rng(3)
+    column = pd.Series([cells[i] for i in rng.integers(0, len(cells), 500)], dtype=dtype)
+    numbers, bad = to_numbers(column)
+    alone = [to_numbers(pd.Series([v], dtype=object)) for v in column.astype(object)]
+    np.testing.assert_array_equal(numbers, [n[0] for n, _ in alone])
+    assert bad.tolist() == [bool(b[0]) for _, b in alone] and bad.sum() == column.isin(["yes", "No", "abc", "1,5", "Ideal"]).sum()
+
+
 def test_columns_of_written_numbers_are_numeric_and_say_how():
     money = typed([f"${v:,.2f}" for v in np.linspace(10, 90_000, N)])
     assert money.kind == "numeric" and "currency signs and thousands separators" in money.reason
