@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from nettrain.data.inputs import prepare_inputs
-from nettrain.data.stats import (NumericStats, TrainStats, check_streamable_missing, imputation_values, stats_of,
-                                 streaming_missing_problem)
+from nettrain.data import stats as stats_module
+from nettrain.data.stats import NumericStats, TrainStats, imputation_values, stats_of
 from nettrain.data.types import ColumnInfo, FeatureSchema, Split
 from nettrain.errors import DataError
 
@@ -222,36 +222,49 @@ def test_fill_values():
     assert mean["x"] == pytest.approx(x.mean(), rel=1e-12) and mean["color"] == "red" and mean["note"] == ""
     assert all(type(v) in (float, str) for v in mean.values())
     median = imputation_values(SCHEMA, raw, "median", "d.csv", column=lambda name: df[name].to_numpy())
-    assert median["x"] == float(np.nanmedian(df["x"])) and median["color"] == "red"
+    assert median["x"] == float(np.nanmedian(x)) and median["color"] == "red"  # of the values as the model sees them
     # ties between categories: the first in sort order
     tie = stats_of(SCHEMA, prepare_inputs(frame(gaps=False).assign(color=["b", "a"] * 100), SCHEMA,
                                           require_target=True), value_counts=True)
     assert imputation_values(SCHEMA, tie, "most_frequent", "d.csv")["color"] == "a"
 
 
-def test_median_needs_the_whole_column_and_a_stream_refuses_it():
-    raw = stats_of(SCHEMA, prepare_inputs(frame(), SCHEMA, require_target=True, keep_missing=True))
-    with pytest.raises(DataError, match="median needs the whole column in memory; streaming supports mean, "
-                                        "most_frequent, drop_rows and error"):
-        imputation_values(SCHEMA, raw, "median", "big.csv")
-    assert streaming_missing_problem("median") == ("preprocessing.missing: median needs the whole column in "
-                                                   "memory; streaming supports mean, most_frequent, drop_rows "
-                                                   "and error")
-    assert all(streaming_missing_problem(p) is None for p in ("mean", "most_frequent", "drop_rows", "error"))
+def test_a_streams_median_is_the_median_of_its_sample_of_rows(monkeypatch):
+    """A stream has no column in hand: its median is that of the rows its statistics sample, which
+    are every training row while they fit the sample (the fill value of the rows in memory), else a
+    seeded uniform sample of them."""
+    df = frame(n=2000, seed=4)
 
+    def streamed(rows):
+        merged = None
+        for start in range(0, len(rows), 100):
+            one = stats_of(SCHEMA, prepare_inputs(rows.iloc[start:start + 100], SCHEMA, require_target=True,
+                                                  keep_missing=True))
+            merged = one if merged is None else merged.merge(one)
+        return merged
 
-def test_check_streamable_missing_points_at_the_key(tmp_path):
-    from nettrain.config import load_config
-    from nettrain.errors import ConfigError
-
-    (tmp_path / "d.csv").write_text("x,y\n1,2\n")
-    path = tmp_path / "c.yaml"
-    path.write_text("data: {source: d.csv, target: y}\npreprocessing:\n  missing: median\n")
-    with pytest.raises(ConfigError) as info:
-        check_streamable_missing(load_config(path))
-    text = str(info.value)
-    assert "preprocessing.missing" in text and "median needs the whole column in memory" in text
-    check_streamable_missing(load_config(path, ["preprocessing.missing=mean"]))  # fine
+    memory = imputation_values(SCHEMA, stats_of(SCHEMA, prepare_inputs(df, SCHEMA, require_target=True,
+                                                                        keep_missing=True)),
+                               "median", "d.csv", column=lambda name: df[name].to_numpy())
+    whole = streamed(df)
+    assert whole.numeric.sample_rows == len(whole.numeric.sample) == 2000
+    assert imputation_values(SCHEMA, whole, "median", "big.csv") == memory
+    # more rows than the sample holds: the median of the sample, the same every time
+    monkeypatch.setattr(stats_module, "SAMPLE_ROWS", 300)
+    monkeypatch.setattr(stats_module, "MIN_SAMPLE_ROWS", 300)
+    sampled = streamed(df)
+    assert sampled.numeric.sample.shape == (300, 2) and sampled.numeric.sample_rows == 2000
+    fills = imputation_values(SCHEMA, sampled, "median", "big.csv")
+    x = sampled.numeric.sample[:, 0].astype(np.float64)
+    assert fills["x"] == float(np.median(x[~np.isnan(x)])) != memory["x"]
+    assert fills == imputation_values(SCHEMA, streamed(df), "median", "big.csv")
+    whole_x = np.sort(df["x"].dropna().to_numpy())
+    rank = np.searchsorted(whole_x, fills["x"]) / len(whole_x)
+    assert 0.4 < rank < 0.6
+    # statistics without a sample (and no column): the median cannot be made up
+    bare = stats_of(SCHEMA, prepare_inputs(df, SCHEMA, require_target=True, keep_missing=True), sample=False)
+    with pytest.raises(ValueError, match="no sample of the rows"):
+        imputation_values(SCHEMA, bare, "median", "big.csv")
 
 
 def test_numeric_most_frequent_past_the_limit_is_refused_clearly():

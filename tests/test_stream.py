@@ -238,7 +238,7 @@ def test_a_split_that_gets_no_rows_is_an_error(tmp_path):
 # ------------------------------------------------------------------------------ the first pass
 
 @pytest.mark.filterwarnings(r"ignore:.* dropped \d+ of \d+ rows with a missing value:UserWarning")  # drop_rows
-@pytest.mark.parametrize("policy", ["mean", "most_frequent", "drop_rows"])
+@pytest.mark.parametrize("policy", ["mean", "median", "most_frequent", "drop_rows"])
 def test_first_pass_statistics_equal_those_of_the_rows_in_memory(tmp_path, small_chunks, policy):
     explicit_files(tmp_path)
     cfg = config(tmp_path, EXPLICIT % policy)

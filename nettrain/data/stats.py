@@ -10,7 +10,8 @@ from the same numbers.
 Numeric statistics are kept as (count, mean, M2 = sum of squared deviations, min, max) per column
 and combined with Chan et al.'s parallel formula, which stays exact in float64 where the
 textbook sum of squares cancels (values ~1e9 with a spread of 1). The quantiles that
-`preprocessing.numeric` quantile / piecewise / auto need come from a sample of the training rows
+`preprocessing.numeric` quantile / piecewise / auto need (and `preprocessing.missing: median`'s
+fill values) come from a sample of the training rows
 kept beside them (`NumericStats.sample`): all of them for data held in memory (exact quantiles), a
 seeded uniform sample of at most `sample_limit(k)` rows merged chunk by chunk for a stream
 (bounded memory, and exact again while the stream has no more rows than that).
@@ -31,10 +32,9 @@ import pandas as pd
 from nettrain.data.types import NUMERIC_INPUT, Dataset, FeatureSchema, Split
 from nettrain.errors import DataError
 
-# preprocessing.missing: the policies that fill values, and those a stream of chunks can apply
-# (their fill values come from statistics; median needs the whole column).
+# preprocessing.missing: the policies that fill values (from statistics of the training rows; a
+# stream's median from its sample of rows, `NumericStats.sample`).
 FILL_POLICIES = ("mean", "median", "most_frequent")
-STREAMABLE_MISSING = ("mean", "most_frequent", "drop_rows", "error")
 
 # The most distinct values `stats_of(..., value_counts=True)` counts per numeric column in a
 # stream (numeric `most_frequent` fill values); past it the column's counts are dropped (None).
@@ -465,12 +465,12 @@ def imputation_values(schema: FeatureSchema, stats: TrainStats, policy: str, whe
     Numeric columns get the policy's statistic, categorical columns their most frequent value
     under any policy (ties: the first in sort order), text columns the empty string. `mean` and
     the most frequent category come from `stats`; the most frequent number from `stats.values`
-    (`stats_of(..., value_counts=True)`); `median` needs the whole column: `column(name)` gives a
-    numeric column's training values (data in memory). Without it median is refused
-    (`streaming_missing_problem`).
+    (`stats_of(..., value_counts=True)`); `median` from `column(name)`, a numeric column's training
+    values (data in memory), else from the sample of the rows `stats` keep (a stream's:
+    `stats_of(..., sample=True)`; every row while there are at most `sample_limit` of them, else a
+    seeded uniform sample of that many). Either way the median of the values as the model sees
+    them (float32), so both paths give the same fill value from the same rows.
     """
-    if policy == "median" and column is None:
-        raise DataError(f"{where}: {streaming_missing_problem(policy)}")
     names = schema.numeric_columns
     fills: dict[str, object] = {}
     for info in schema.columns:
@@ -484,8 +484,7 @@ def imputation_values(schema: FeatureSchema, stats: TrainStats, policy: str, whe
             if policy == "mean":
                 fills[info.name] = float(stats.numeric.mean[j])
             elif policy == "median":
-                values = np.asarray(column(info.name), dtype=np.float64)
-                fills[info.name] = float(np.median(values[~np.isnan(values)]))
+                fills[info.name] = _median(column(info.name) if column is not None else _sampled(stats, j))
             else:
                 fills[info.name] = _most_frequent_number(info.name, stats, where)
         else:
@@ -515,17 +514,15 @@ def _most_frequent_number(name: str, stats: TrainStats, where: str) -> float:
     return float(_most_frequent(counts))
 
 
-def streaming_missing_problem(policy: str) -> str | None:
-    """Why preprocessing.missing `policy` cannot be applied to a stream of chunks, or None."""
-    if policy in STREAMABLE_MISSING:
-        return None
-    return (f"preprocessing.missing: {policy} needs the whole column in memory; streaming supports "
-            f"{', '.join(STREAMABLE_MISSING[:-1])} and {STREAMABLE_MISSING[-1]}")
+def _median(values) -> float:
+    """The median of a numeric column's present values as the model sees them (float32)."""
+    values = np.asarray(values, dtype=np.float32).astype(np.float64)
+    return float(np.median(values[~np.isnan(values)]))
 
 
-def check_streamable_missing(cfg) -> None:
-    """A ConfigError at preprocessing.missing when a stream cannot apply it (median). The streaming
-    path calls it before its first pass over the data."""
-    problem = streaming_missing_problem(cfg.preprocessing.missing)
-    if problem is not None:
-        raise cfg.error("preprocessing.missing", f"{problem} (or set data.stream: false)")
+def _sampled(stats: TrainStats, j: int) -> np.ndarray:
+    """Numeric column `j` of the sample of training rows `stats` keep (NaN: missing)."""
+    if stats.numeric.sample is None:
+        raise ValueError("the statistics hold no sample of the rows: gather them with stats_of(..., sample=True) "
+                         "for preprocessing.missing: median")
+    return stats.numeric.sample[:, j]

@@ -110,8 +110,7 @@ def suggest(path: Path, target: str | None, *, output: Path | None = None, test:
     paths = {"source": source_for(path, output)} if test is None else \
         {"train": source_for(path, output), "test": source_for(Path(test), output)}
     read = said(path)   # how the file is read, when not as a plain CSV: said in the config and the summary
-    text = _render(path, frame, target, task, what, bool(classes), roles, official, paths, output,
-                   _streams(probe), read)
+    text = _render(path, frame, target, task, what, bool(classes), roles, official, paths, output, read)
     return Suggestion(text=text, summary=_summary(path, target, what, roles, read))
 
 
@@ -152,16 +151,6 @@ def _check_test(path: Path, test: Path, official: bool, needed: list[str]) -> No
                          f"{list_names(have)}")
 
 
-def _streams(probe) -> bool:
-    """Whether fit will read the data in chunks (data.stream: auto on a file too large for memory)."""
-    from nettrain.data.stream import choose
-
-    try:
-        return choose(probe).stream
-    except Exception:  # noqa: BLE001 - a file the real run reports on
-        return False
-
-
 def _column_roles(frame: pd.DataFrame, columns: list[str], target: str) -> _Roles:
     """Each column's role, by `data.typing.column_type` (what fit does with an undeclared column),
     and what init offers besides: whole numbers that look like codes as categorical, a row index
@@ -193,16 +182,13 @@ def _column_roles(frame: pd.DataFrame, columns: list[str], target: str) -> _Role
     return roles
 
 
-def _missing_policy(frame: pd.DataFrame, roles: _Roles, target: str, streams: bool
-                    ) -> tuple[dict[str, int], int, str, str]:
+def _missing_policy(frame: pd.DataFrame, roles: _Roles, target: str) -> tuple[dict[str, int], int, str, str]:
     """(missing values per feature, rows missing the target, the preprocessing.missing to suggest, why).
 
     Never `error`: the sample in hand having no gaps says nothing of the rows predict will get, and
     `error` stops predict at the first gap. A fill policy fills a gap in training and at predict time
-    alike, from the training rows: the median of a numeric column (the mean when the data is
-    streamed and the median cannot be), the most frequent value of any other."""
-    from nettrain.data.stats import streaming_missing_problem
-
+    alike, from the training rows: the median of a numeric column (streamed: of the stream's
+    sample of rows), the most frequent value of any other."""
     missing = {}
     for name in roles.features:
         present = T.present_values(frame[name])
@@ -215,9 +201,6 @@ def _missing_policy(frame: pd.DataFrame, roles: _Roles, target: str, streams: bo
     numbers = bool(roles.numeric or roles.dates)
     if not numbers:
         return missing, target_missing, "most_frequent", "each column's most frequent value"
-    if streams and streaming_missing_problem("median") is not None:
-        return missing, target_missing, "mean", ("a numeric column's mean, any other's most frequent value; not the "
-                                                 "median: the file is streamed, and the median needs it in memory")
     return missing, target_missing, "median", "a numeric column's median, any other's most frequent value"
 
 
@@ -238,8 +221,8 @@ def _fractions(n: int, test_file: bool = False) -> tuple[float, float]:
 
 
 def _render(path: Path, frame: pd.DataFrame, target: str, task: str, what: str, classes: bool, roles: _Roles,
-            official: bool, paths: dict[str, str], output: Path | None, streams: bool, read: str = "") -> str:
-    missing, target_missing, policy, fill = _missing_policy(frame, roles, target, streams)
+            official: bool, paths: dict[str, str], output: Path | None, read: str = "") -> str:
+    missing, target_missing, policy, fill = _missing_policy(frame, roles, target)
     test_file = "test" in paths
     test, validation = _fractions(len(frame), test_file)
     out = [f"# Starting config for {show_name(path, 200)}: {len(frame)} rows"

@@ -18,7 +18,7 @@ from nettrain.data.columns import row_label, select_columns, to_numbers, type_co
 from nettrain.data.inputs import missing_counts, missing_rows, prepare_inputs
 from nettrain.data.split import FOLD0, TEST, TRAIN, VALIDATION, HashedSplit, fold_codes
 from nettrain.data.stats import (FILL_POLICIES, MAX_VALUE_COUNTS, QUANTILE_MODES, TrainStats,
-                                 check_streamable_missing, imputation_values, stats_of)
+                                 imputation_values, stats_of)
 from nettrain.data.stream.ahead import read_ahead
 from nettrain.data.stream.dataset import StreamDataset
 from nettrain.data.stream.files import FileHash, check_table_file, count_rows, first_chunk, looks_boolean
@@ -34,7 +34,6 @@ from nettrain.errors import DataError
 
 def load_stream(cfg, why: str = "data.stream") -> StreamDataset:
     """The first pass over the config's data file(s): see the docstring of `nettrain.data.stream`."""
-    check_streamable_missing(cfg)
     C.large_blocks_mapped()
     try:
         return _FirstPass(cfg, why).run()
@@ -188,7 +187,7 @@ class _FirstPass:
             if code in tally.stat_codes:
                 rows = split.take(positions)
                 s = stats_of(bare, rows, value_counts=self.policy == "most_frequent", value_limit=MAX_VALUE_COUNTS,
-                             sample=self.cfg.preprocessing.numeric in QUANTILE_MODES)
+                             sample=self.cfg.preprocessing.numeric in QUANTILE_MODES or self.policy == "median")
                 tally.stats[code] = s if code not in tally.stats else tally.stats[code].merge(s)
         training = np.isin(codes, np.array(sorted(tally.stat_codes), dtype=np.int8))
         if training.any():
