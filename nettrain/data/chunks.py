@@ -124,7 +124,8 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
 
     def serial():  # pyarrow's streaming reader (the first block is read here)
         return pc.open_csv(pa.input_stream(str(p), compression="detect"),
-                           read_options=pc.ReadOptions(block_size=BLOCK_BYTES), **options)
+                           read_options=pc.ReadOptions(block_size=BLOCK_BYTES),
+                           **{**options, "parse_options": serial_parse(delimiter)})
 
     batches = None
     if ahead:  # byte ranges parsed by several threads, else blocks parsed ahead by one
@@ -278,6 +279,17 @@ def _as_numbers(p: Path, chunk: Chunk, name: str) -> np.ndarray:
     return values
 
 
+def serial_parse(delimiter: str):
+    """The parse options of pyarrow's streaming reader: values may hold line ends inside their quotes
+    (pandas writes a text with line ends so; without this option such a value fails wherever a block
+    ends inside it: "Expected 10 columns, got 6"). The byte ranges (`stream.ranges`) keep only rows
+    shown to be one line each, so they parse without it (faster), and a file with such values is read
+    by this reader."""
+    import pyarrow.csv as pc
+
+    return pc.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+
+
 def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], err: Exception) -> DataError:
     """The line and column of the value pyarrow could not convert (it does not say): the block from
     `first_row` is read again as text and the first value that is not a number is found."""
@@ -291,7 +303,7 @@ def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], 
         reader = pc.open_csv(
             pa.input_stream(str(p), compression="detect"),
             read_options=pc.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=first_row),
-            parse_options=pc.ParseOptions(delimiter=form.delimiter),
+            parse_options=serial_parse(form.delimiter),
             convert_options=pc.ConvertOptions(column_types={c: pa.string() for c in columns},
                                               include_columns=columns, strings_can_be_null=True,
                                               null_values=list(NA_TEXT)))
