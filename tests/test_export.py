@@ -283,3 +283,59 @@ def test_a_missing_number_gets_the_training_fill_value_inside(tmp_path):
     a = np.array([0.1, 0.1], "float32")
     got = model.predict({"a": a, "b": np.array([np.nan, fill], "float32")}, verbose=0)["value"]
     assert np.isfinite(got).all() and abs(float(got[0, 0]) - float(got[1, 0])) < 1e-5
+
+
+# ------------------------------------------------------------------------------ column names
+
+ODD_NUMERIC = ["None", "my col", "a-b", "1st", "größe", "_x", "km/h"]
+ODD_STRINGS = ["class", "prix (€)", "w/o", "Straße"]
+
+
+def test_a_serving_name_is_the_column_or_a_unique_identifier_made_of_it():
+    from nettrain.lifecycle.export import serving_name
+
+    assert [serving_name(c) for c in ("x1", "Sale_Price", "color")] == ["x1", "Sale_Price", "color"]
+    names = [serving_name(c) for c in ODD_NUMERIC + ODD_STRINGS + ["my_col", "a_b", "km_h", "c__x"]]
+    assert len(set(names)) == len(names) and names == [serving_name(c) for c in ODD_NUMERIC + ODD_STRINGS +
+                                                       ["my_col", "a_b", "km_h", "c__x"]]
+    import keyword
+    import re
+
+    assert all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", n) and not keyword.iskeyword(n) for n in names)
+    assert serving_name("km/h").startswith("km_h_") and serving_name("1st").startswith("c_1st_")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
+def test_columns_named_as_no_runtime_names_an_input_train_and_export(tmp_path, fmt):
+    """Column names with `/`, spaces, letters beyond ASCII, a leading digit or a Python keyword: fit,
+    predict and evaluate take them (Keras refuses `/` in an input name, TensorFlow anything but ASCII in
+    a layer's), and the export names each input by `serving_name`, its column in export.json."""
+    rng = np.random.default_rng(2)
+    n = 200
+    df = pd.DataFrame({c: rng.normal(size=n) for c in ODD_NUMERIC})
+    for c in ODD_STRINGS:
+        df[c] = rng.choice(["u", "v", "w"], n)
+    df["y"] = np.where(df["km/h"] + (df["w/o"] == "u") > 0.5, "yes", "no")
+    df.to_csv(tmp_path / "d.csv", index=False)
+    run = _fit(tmp_path, f"""
+        data: {{source: {tmp_path / 'd.csv'}, target: y}}
+        model: {{layers: [{{type: Dense, units: 4, activation: relu}}]}}
+        training: {{epochs: 1}}
+        output: {{plots: false}}
+    """)
+    want = _predict(run, tmp_path / "d.csv", "--proba")
+    done = runner.invoke(app, ["evaluate", str(run), "--data", str(tmp_path / "d.csv")])
+    assert done.exit_code == 0, done.output
+    streamed = runner.invoke(app, ["fit", str(tmp_path / "config.yaml"), "--run-dir", str(tmp_path / "streamed"),
+                                   "--quiet", "--set", "data.stream=true"])
+    assert streamed.exit_code == 0, streamed.output
+    assert len(_predict(tmp_path / "streamed", tmp_path / "d.csv")) == n
+    out = _export(run, "--format", fmt)
+    assert out["max_abs_diff"] <= 1e-5
+    from nettrain.lifecycle.export import serving_name
+
+    assert [(i["name"], i["column"]) for i in out["inputs"]] == \
+        [(serving_name(c), c) for c in ODD_NUMERIC + ODD_STRINGS]
+    got = _predict(Path(out["path"]), tmp_path / "d.csv", "--proba")
+    np.testing.assert_allclose(got[["proba_no", "proba_yes"]], want[["proba_no", "proba_yes"]], atol=1e-5)

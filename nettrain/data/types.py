@@ -13,7 +13,7 @@ import numpy as np
 
 # Name of the single model input that carries all numeric columns, in `numeric_columns` order
 # (defined with the model-file metadata it names).
-from nettrain.store.meta import NUMERIC_INPUT  # noqa: F401
+from nettrain.store.meta import NUMERIC_INPUT, column_of_input, input_name  # noqa: F401
 
 if TYPE_CHECKING:
     from nettrain.data.stats import TrainStats

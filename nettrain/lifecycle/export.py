@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from nettrain.data.types import NUMERIC_INPUT
+from nettrain.data.types import NUMERIC_INPUT, input_name
 from nettrain.errors import UsageError
 from nettrain.lifecycle.target import Target, resolve_target
 from nettrain.store import atomic, rundir
@@ -108,10 +108,31 @@ class Plan:
         return ["probabilities", "class"] if self.format in STRINGS else ["probabilities"]
 
     def inputs(self) -> list[dict[str, Any]]:
+        """The exported model's inputs: `name` (`serving_name` of the column), the `column` it takes, dtype, shape."""
         if self.image is not None:
             return [{"name": "x", "dtype": "float32", "shape": [None, *self.image]}]
-        return ([{"name": c, "dtype": "float32", "shape": [None]} for c in self.numeric]
-                + [{"name": c, "dtype": "string", "shape": [None], "kind": k} for c, k in self.strings])
+        return ([{"name": serving_name(c), "column": c, "dtype": "float32", "shape": [None]} for c in self.numeric]
+                + [{"name": serving_name(c), "column": c, "dtype": "string", "shape": [None], "kind": k}
+                   for c, k in self.strings])
+
+
+def serving_name(column: str) -> str:
+    """The exported model's input name of a column: the column's name where it is an ASCII letter
+    followed by ASCII letters, digits and `_`, and no Python keyword (a SavedModel signature's
+    arguments are Python parameters, and TensorFlow renames any other, which can make two alike),
+    else such a name made of it and ending in a hash of it (`km/h` -> `km_h_<6 hex digits>`, `None`
+    -> `None_<...>`, `größe` -> `gr__e_<...>`, `_x` -> `c__x_<...>`): unique, and the same at every
+    export. `export.json` names each input's column."""
+    import hashlib
+    import keyword
+    import re
+
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", column) and not keyword.iskeyword(column):
+        return column
+    plain = "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in column)
+    if not re.match(r"[A-Za-z]", plain):
+        plain = f"c_{plain}"
+    return f"{plain}_{hashlib.sha256(column.encode()).hexdigest()[:6]}"
 
 
 def check_format(fmt: str) -> str:
@@ -328,16 +349,16 @@ def served_model(model, plan: Plan):
     elif plan.numeric:
         columns = []
         for name in plan.numeric:
-            x = keras.Input(shape=(), name=name, dtype="float32")
-            inputs[name] = x
+            x = keras.Input(shape=(), name=serving_name(name), dtype="float32")
+            inputs[serving_name(name)] = x
             if name in plan.imputation:  # a missing number (NaN) gets the training rows' fill value
                 x = ops.where(ops.isnan(x), plan.imputation[name], x)
             columns.append(x)
         feed[NUMERIC_INPUT] = ops.stack(columns, axis=-1)
     for name, kind in plan.strings:
-        x = keras.Input(shape=(), name=name, dtype="string")
-        inputs[name] = x
-        feed[name] = ops.expand_dims(x, -1) if kind == "categorical" else x
+        x = keras.Input(shape=(), name=serving_name(name), dtype="string")
+        inputs[serving_name(name)] = x
+        feed[input_name(name)] = ops.expand_dims(x, -1) if kind == "categorical" else x
     raw = model(feed)
     if plan.mode == "regression":
         outputs = {"value": raw}

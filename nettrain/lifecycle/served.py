@@ -40,17 +40,17 @@ def feed_of(split, plan_or_info, limit: int | None = None) -> dict[str, np.ndarr
     inputs = _inputs_of(plan_or_info)
     n = len(split) if limit is None else min(limit, len(split))
     feed: dict[str, np.ndarray] = {}
-    numeric_names = [i["name"] for i in inputs if i["dtype"] == "float32"]
+    numeric_names = [i.get("column", i["name"]) for i in inputs if i["dtype"] == "float32"]
     matrix = split.inputs.get(NUMERIC_INPUT)
     for spec in inputs:
-        name = spec["name"]
+        name, column = spec["name"], spec.get("column", spec["name"])  # (exports before `column`: the same)
         if spec["dtype"] == "float32":
             if len(spec["shape"]) > 1:  # an .npz run's x in its own row shape
                 feed[name] = np.ascontiguousarray(matrix[:n].reshape(n, *spec["shape"][1:]), dtype=np.float32)
             else:
-                feed[name] = np.ascontiguousarray(matrix[:n, numeric_names.index(name)], dtype=np.float32)
+                feed[name] = np.ascontiguousarray(matrix[:n, numeric_names.index(column)], dtype=np.float32)
         else:
-            values = np.asarray(split.inputs[name][:n]).reshape(n)
+            values = np.asarray(split.inputs[column][:n]).reshape(n)
             feed[name] = np.asarray(["" if v is None else str(v) for v in values], dtype=object)
     return feed
 

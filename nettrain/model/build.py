@@ -21,7 +21,7 @@ from nettrain.config import catalog, coherence
 from nettrain.config.names import check_layer
 from nettrain.config.schema import Config, LayerSpec
 from nettrain.data.stats import TextSource, TrainStats, train_stats
-from nettrain.data.types import NUMERIC_INPUT, ColumnInfo, Dataset, FeatureSchema
+from nettrain.data.types import NUMERIC_INPUT, ColumnInfo, Dataset, FeatureSchema, input_name
 from nettrain.model.numeric import numeric_scaling
 from nettrain.store import plugins
 from nettrain.words import first_line
@@ -98,13 +98,14 @@ def _inputs_and_preprocessing(cfg: Config, schema: FeatureSchema, stats: TrainSt
         branches.append(numeric_scaling(pre.numeric, stats.numeric, numeric, notes)(inp)
                         if pre.numeric != "none" else inp)
     for col in schema.other_columns:
+        name = input_name(col.name)
         if col.kind == "categorical":
-            inp = keras.Input(shape=(1,), name=col.name, dtype="string")
+            inp = keras.Input(shape=(1,), name=name, dtype="string")
             branches.append(_categorical(pre.categorical, col, stats.categories[col.name])(inp))
         else:
-            inp = keras.Input(shape=(), name=col.name, dtype="string")
+            inp = keras.Input(shape=(), name=name, dtype="string")
             branches.append(_text(cfg, col, stats.texts[col.name], vocab, notes)(inp))
-        inputs[col.name] = inp
+        inputs[name] = inp
     if not branches:
         raise cfg.error("data.features", "no feature columns left to train on")
     return inputs, branches
@@ -230,7 +231,15 @@ def _adapt(probe: keras.layers.TextVectorization, texts: TextSource) -> None:
 
 
 def _layer_name(column: str) -> str:
-    return "".join(c if c.isalnum() or c == "_" else "_" for c in column)
+    """A column's part of its layers' names: TensorFlow's scope names take ASCII letters, digits and
+    `_` only, so any other character is `_`, and a name so changed ends in a hash of the column's
+    own (`größe` -> `gr__e_c4be1f`; `a b` and `a_b` stay apart)."""
+    plain = "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in column)
+    if plain == column:
+        return plain
+    import hashlib
+
+    return f"{plain}_{hashlib.sha256(column.encode()).hexdigest()[:6]}"
 
 
 def _chain(*layers):

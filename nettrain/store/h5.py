@@ -25,7 +25,7 @@ from nettrain import keras_compat as compat
 from nettrain.config.args import CODE_LAYERS
 from nettrain.errors import UsageError
 from nettrain.store import atomic, plugins
-from nettrain.store.meta import IMAGE_INPUT, NUMERIC_INPUT, check_meta
+from nettrain.store.meta import IMAGE_INPUT, NUMERIC_INPUT, check_meta, input_name
 from nettrain.words import first_line
 
 META_ATTR = "nettrain"
@@ -192,7 +192,8 @@ def check_model_against_meta(model, meta: dict[str, Any], path: str | os.PathLik
         return
     columns = features["columns"]
     n_numeric = sum(1 for c in columns if c["kind"] == "numeric")
-    produced = ({NUMERIC_INPUT} if n_numeric else set()) | {c["name"] for c in columns if c["kind"] != "numeric"}
+    produced = ({NUMERIC_INPUT} if n_numeric else set()) | \
+        {input_name(c["name"]) for c in columns if c["kind"] != "numeric"}
     if not columns and features.get("inputs") == [IMAGE_INPUT]:  # an image folder's model
         produced = {IMAGE_INPUT}
     where = f"{path}: the model and its nettrain metadata do not belong together"

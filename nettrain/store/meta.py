@@ -15,6 +15,22 @@ from nettrain.words import clip
 # The model input that takes every numeric column (one float vector per row); each categorical or
 # text column is an input of its own, named after the column.
 NUMERIC_INPUT = "numeric"
+
+# A model input is named by its column, but Keras refuses "/" in a name: a column "km/h" is the input
+# "km∕h" (U+2215, division slash), and the feeds map the input back to its column.
+_SLASH, _INPUT_SLASH = "/", "\u2215"
+
+
+def input_name(column: str) -> str:
+    """The name of the model input of a categorical or text column."""
+    return column.replace(_SLASH, _INPUT_SLASH)
+
+
+def column_of_input(name: str) -> str:
+    """The column a model input named `name` (`input_name`) takes."""
+    return name.replace(_INPUT_SLASH, _SLASH)
+
+
 # The one model input of an image folder's model: (height, width, channels) pixels 0..255 (data.images)
 IMAGE_INPUT = "image"
 

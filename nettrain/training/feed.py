@@ -28,7 +28,7 @@ from nettrain import keras_compat
 from nettrain.config.schema import Config
 from nettrain.data.stats import train_stats
 from nettrain.data.stream import HOLDOUT_ROWS, SplitCache, StreamDataset, joined, read_ahead
-from nettrain.data.types import Dataset, Split
+from nettrain.data.types import Dataset, Split, column_of_input
 from nettrain.model.compile import class_weights, encode_targets
 from nettrain.store.rundir import SPLITS
 
@@ -38,9 +38,10 @@ def model_inputs(model: keras.Model, inputs: dict[str, np.ndarray]) -> dict[str,
     out = {}
     for tensor in model.inputs:
         name = tensor.name
-        if name not in inputs:
+        column = name if name in inputs else column_of_input(name)
+        if column not in inputs:
             raise KeyError(name)
-        arr = inputs[name]
+        arr = inputs[column]
         if arr.dtype == object or arr.dtype.kind in "US":
             arr = arr.astype(str)
             if len(tensor.shape) == 1:
@@ -337,7 +338,7 @@ class StreamFeed:
     def _arrays(self, model: keras.Model, split: Split, labels: bool = True):
         x = {}
         for tensor in model.inputs:
-            arr = split.inputs[tensor.name]
+            arr = split.inputs[column_of_input(tensor.name)]
             if tensor.dtype == "string":
                 arr = arr.reshape(-1) if len(tensor.shape) == 1 else arr
             else:
