@@ -339,3 +339,68 @@ def test_columns_named_as_no_runtime_names_an_input_train_and_export(tmp_path, f
         [(serving_name(c), c) for c in ODD_NUMERIC + ODD_STRINGS]
     got = _predict(Path(out["path"]), tmp_path / "d.csv", "--proba")
     np.testing.assert_allclose(got[["proba_no", "proba_yes"]], want[["proba_no", "proba_yes"]], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_yes_no_column_is_read_inside_the_exported_model_in_any_case(tmp_path):
+    """A yes/no column reaches the network as 1/0 (`data.typing`); savedmodel and keras exports take its
+    words as they are written, in any case ("" or another word: the fill value), onnx refuses it."""
+    rng = np.random.default_rng(3)
+    n = 200
+    df = pd.DataFrame({"x": rng.normal(size=n), "smoker": rng.choice(["yes", "no", "Yes"], n),
+                       "ok/not": rng.choice(["Y", "n"], n)})
+    df.loc[::17, "smoker"] = None
+    df["y"] = np.where(df.x + (df.smoker.str.lower() == "yes") > 0.5, "p", "q")
+    df.to_csv(tmp_path / "d.csv", index=False)
+    run = _fit(tmp_path, f"""
+        data: {{source: {tmp_path / 'd.csv'}, target: y}}
+        preprocessing: {{missing: median}}
+        model: {{layers: [{{type: Dense, units: 4, activation: relu}}]}}
+        training: {{epochs: 2}}
+        output: {{plots: false}}
+    """)
+    features = json.loads((run / "features.json").read_text())
+    assert set(features["derived"]) == {"smoker.yes", "ok/not.y"}
+    out = _export(run)
+    assert [(i["name"], i.get("kind"), i.get("words")) for i in out["inputs"]][:3] == \
+        [("x", None, None), ("smoker", "yes/no", ["yes", "no"]), (out["inputs"][2]["name"], "yes/no", ["y", "n"])]
+    want = _predict(run, tmp_path / "d.csv", "--proba")
+    got = _predict(Path(out["path"]), tmp_path / "d.csv", "--proba")
+    np.testing.assert_allclose(got[["proba_p", "proba_q"]], want[["proba_p", "proba_q"]], atol=1e-5)
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(out["model_path"]).signatures["serving_default"]
+    rows = pd.read_csv(tmp_path / "d.csv").head(40)
+    written = rows.smoker.map(lambda v: "" if not isinstance(v, str) else v.upper() if v == "yes" else
+                              "nO" if v == "no" else v)
+    raw = serve(x=tf.constant(rows.x.to_numpy("float32")), smoker=tf.constant(written.to_numpy(str)),
+                **{out["inputs"][2]["name"]: tf.constant(rows["ok/not"].to_numpy(str))})
+    np.testing.assert_allclose(raw["probabilities"].numpy(), want[["proba_p", "proba_q"]].head(40), atol=1e-5)
+    refused = runner.invoke(app, ["export", str(run), "--format", "onnx"])
+    assert refused.exit_code == 2 and "yes/no words" in refused.output and "savedmodel, keras" in refused.output
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras", "onnx", "litert"])
+def test_a_date_column_is_refused_by_every_format_and_yes_no_words_by_those_without_strings(fmt):
+    from types import SimpleNamespace
+
+    from nettrain.data.types import ColumnInfo, FeatureSchema
+    from nettrain.errors import UsageError
+    from nettrain.lifecycle.export import plan_for
+
+    def target(*columns):
+        schema = FeatureSchema(task="binary", target="y", class_names=["a", "b"],
+                               columns=[ColumnInfo("x", "numeric"), *columns])
+        return SimpleNamespace(schema=schema, config={}, label_mode="binary", threshold=0.5)
+
+    when = ColumnInfo("when.year", "numeric", origin={"column": "when", "type": "date", "part": "year"})
+    with pytest.raises(UsageError, match="column 'when' is a date that nettrain turns into numbers"):
+        plan_for(target(when), fmt)
+    smoker = ColumnInfo("smoker.yes", "numeric", origin={"column": "smoker", "type": "boolean", "true": "yes",
+                                                         "false": "no"})
+    if fmt in ("savedmodel", "keras"):
+        plan = plan_for(target(smoker), fmt)
+        assert plan.words == {"smoker.yes": ("smoker", "yes", "no")} and plan.inputs()[1]["kind"] == "yes/no"
+    else:
+        with pytest.raises(UsageError, match=f"column 'smoker' holds yes/no words .* {fmt} cannot carry"):
+            plan_for(target(smoker), fmt)

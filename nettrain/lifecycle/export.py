@@ -22,10 +22,11 @@ run's `signature.json` (the input contract `predict` checks new rows against) wh
 
 The model is written into a temporary folder beside the output, reloaded with its own runtime and
 compared with the run's model on held-out rows (the run's test split, else validation, else
-train); only then is the folder renamed into place. What a format cannot carry (a string column
-in onnx or litert, a date or yes/no column derived before the model, mixed precision in onnx) is
-refused before anything is written. After an export of a run's model a record is appended to the
-run's `exports.json`.
+train); only then is the folder renamed into place. A yes/no column (1/0 for the network) is a
+string input of the formats that carry strings, its words looked up inside the model (`_yes_no`).
+What a format cannot carry (a string or yes/no column in onnx or litert, a date column derived
+before the model, mixed precision in onnx) is refused before anything is written. After an export
+of a run's model a record is appended to the run's `exports.json`.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class Plan:
     mode: str                              # binary, multiclass, regression
     threshold: float
     classes: list[str] | None
+    # a numeric column made from a yes/no column (`data.typing`): its raw column and (yes word, no word)
+    words: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
     @property
     def outputs(self) -> list[str]:
@@ -111,9 +114,12 @@ class Plan:
         """The exported model's inputs: `name` (`serving_name` of the column), the `column` it takes, dtype, shape."""
         if self.image is not None:
             return [{"name": "x", "dtype": "float32", "shape": [None, *self.image]}]
-        return ([{"name": serving_name(c), "column": c, "dtype": "float32", "shape": [None]} for c in self.numeric]
-                + [{"name": serving_name(c), "column": c, "dtype": "string", "shape": [None], "kind": k}
-                   for c, k in self.strings])
+        numbers = [{"name": serving_name(self.words[c][0]), "column": self.words[c][0], "dtype": "string",
+                    "shape": [None], "kind": "yes/no", "words": list(self.words[c][1:]), "numeric": c}
+                   if c in self.words else {"name": serving_name(c), "column": c, "dtype": "float32", "shape": [None]}
+                   for c in self.numeric]
+        return numbers + [{"name": serving_name(c), "column": c, "dtype": "string", "shape": [None], "kind": k}
+                          for c, k in self.strings]
 
 
 def serving_name(column: str) -> str:
@@ -145,12 +151,22 @@ def check_format(fmt: str) -> str:
 def plan_for(target: Target, fmt: str) -> Plan:
     """What the export of `target` takes and gives in `fmt`, or a UsageError naming what `fmt` cannot carry."""
     schema = target.schema
+    words = {}
     for column in schema.columns:
-        if column.origin is not None:
-            raw = column.origin.get("column", column.name)
-            raise UsageError(f"column '{raw}' is turned into numbers by nettrain before the model "
+        origin = column.origin
+        if origin is None:
+            continue
+        raw = origin.get("column", column.name)
+        if origin.get("type") == "boolean" and fmt in STRINGS:  # yes/no words: a lookup inside the model
+            words[column.name] = (raw, str(origin["true"]), str(origin["false"]))
+        elif origin.get("type") == "boolean":
+            raise UsageError(f"column '{raw}' holds yes/no words (a string input) and {fmt} cannot carry string "
+                             f"inputs; formats that can: {', '.join(STRINGS)}")
+        else:
+            raise UsageError(f"column '{raw}' is a date that nettrain turns into numbers before the model "
                              f"({column.name}); no export format carries that step (formats: "
-                             f"{', '.join(FORMATS)}): predict with the run, or train on numeric columns made beforehand")
+                             f"{', '.join(FORMATS)}): predict with the run, or train on numeric columns made "
+                             "beforehand")
     strings = [(c.name, c.kind) for c in schema.other_columns]
     if strings and fmt not in STRINGS:
         name, kind = strings[0]
@@ -169,7 +185,16 @@ def plan_for(target: Target, fmt: str) -> Plan:
             imputation[name] = float(fill)
     mode = target.label_mode
     return Plan(format=fmt, numeric=numeric, strings=strings, image=image, imputation=imputation, mode=mode,
-                threshold=target.threshold, classes=list(schema.class_names) if schema.class_names else None)
+                threshold=target.threshold, classes=list(schema.class_names) if schema.class_names else None,
+                words=words)
+
+
+def case_variants(word: str) -> list[str]:
+    """`word` in every mix of upper and lower case (`yes`: 8 spellings): the yes/no words nettrain reads in
+    any case, looked up exactly inside an exported model."""
+    import itertools
+
+    return sorted({"".join(p) for p in itertools.product(*[sorted({c.lower(), c.upper()}) for c in word])})
 
 
 def _image_shape(target: Target, numeric: list[str]) -> tuple[int, ...] | None:
@@ -349,8 +374,11 @@ def served_model(model, plan: Plan):
     elif plan.numeric:
         columns = []
         for name in plan.numeric:
-            x = keras.Input(shape=(), name=serving_name(name), dtype="float32")
-            inputs[serving_name(name)] = x
+            if name in plan.words:
+                x = _yes_no(inputs, name, *plan.words[name])
+            else:
+                x = keras.Input(shape=(), name=serving_name(name), dtype="float32")
+                inputs[serving_name(name)] = x
             if name in plan.imputation:  # a missing number (NaN) gets the training rows' fill value
                 x = ops.where(ops.isnan(x), plan.imputation[name], x)
             columns.append(x)
@@ -376,6 +404,31 @@ def served_model(model, plan: Plan):
             outputs["class"] = keras.layers.StringLookup(vocabulary=plan.classes, invert=True, num_oov_indices=0,
                                                          name="class_name")(index)
     return keras.Model(inputs, outputs, name="served")
+
+
+def _yes_no(inputs: dict[str, Any], name: str, raw: str, yes: str, no: str):
+    """The numeric column `name` made inside the model from the yes/no words of column `raw` (a string
+    input): 1.0 for `yes`, 0.0 for `no`, in any case (`case_variants`); NaN for anything else (then the
+    fill value, as for a missing number). Built-in layers: a StringLookup of the spellings and a frozen
+    one-column Embedding of their values."""
+    import keras
+    from keras import ops
+
+    x = keras.Input(shape=(), name=serving_name(raw), dtype="string")
+    inputs[serving_name(raw)] = x
+    spellings = case_variants(yes) + case_variants(no)
+    values = np.array([[np.nan]] + [[1.0]] * len(case_variants(yes)) + [[0.0]] * len(case_variants(no)),
+                      dtype="float32")
+    tag = _layer_tag(name)
+    index = keras.layers.StringLookup(vocabulary=spellings, num_oov_indices=1, name=f"words_{tag}")(x)
+    table = keras.layers.Embedding(len(values), 1, trainable=False, name=f"word_values_{tag}")
+    out = table(index)
+    table.set_weights([values])
+    return ops.squeeze(out, axis=-1)
+
+
+def _layer_tag(name: str) -> str:
+    return serving_name(name.replace(".", "_"))
 
 
 def _write(wrapper, plan: Plan, folder: Path, sample: dict[str, np.ndarray]) -> None:

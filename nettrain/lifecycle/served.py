@@ -40,11 +40,16 @@ def feed_of(split, plan_or_info, limit: int | None = None) -> dict[str, np.ndarr
     inputs = _inputs_of(plan_or_info)
     n = len(split) if limit is None else min(limit, len(split))
     feed: dict[str, np.ndarray] = {}
-    numeric_names = [i.get("column", i["name"]) for i in inputs if i["dtype"] == "float32"]
+    numeric_names = [i.get("numeric") or i.get("column", i["name"]) for i in inputs
+                     if i["dtype"] == "float32" or i.get("kind") == "yes/no"]
     matrix = split.inputs.get(NUMERIC_INPUT)
     for spec in inputs:
         name, column = spec["name"], spec.get("column", spec["name"])  # (exports before `column`: the same)
-        if spec["dtype"] == "float32":
+        if spec.get("kind") == "yes/no":  # the words again, from the 1/0 the reader made of them ("": missing)
+            values = matrix[:n, numeric_names.index(spec["numeric"])]
+            yes, no = spec["words"]
+            feed[name] = np.where(values == 1.0, yes, np.where(values == 0.0, no, "")).astype(object)
+        elif spec["dtype"] == "float32":
             if len(spec["shape"]) > 1:  # an .npz run's x in its own row shape
                 feed[name] = np.ascontiguousarray(matrix[:n].reshape(n, *spec["shape"][1:]), dtype=np.float32)
             else:
