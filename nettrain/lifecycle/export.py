@@ -59,6 +59,9 @@ EXPORTS = rundir.EXPORTS                   # the run's list of verified exports
 ROWS = 256                                 # held-out rows compared
 TOLERANCE = {"savedmodel": 1e-4, "onnx": 1e-4, "keras": 1e-4, "litert": 1e-3}
 ONNX_EXTRA = "pip install 'nettrain[onnx]' (tf2onnx and onnxruntime)"
+# Input names the exporters take for their own: the SavedModel signature's function has `self`, the
+# ONNX conversion's function its argument `inputs` (`serving_name` renames such columns)
+RESERVED = ("self", "inputs")
 
 
 @dataclass
@@ -124,16 +127,16 @@ class Plan:
 
 def serving_name(column: str) -> str:
     """The exported model's input name of a column: the column's name where it is an ASCII letter
-    followed by ASCII letters, digits and `_`, and no Python keyword (a SavedModel signature's
-    arguments are Python parameters, and TensorFlow renames any other, which can make two alike),
-    else such a name made of it and ending in a hash of it (`km/h` -> `km_h_<6 hex digits>`, `None`
-    -> `None_<...>`, `größe` -> `gr__e_<...>`, `_x` -> `c__x_<...>`): unique, and the same at every
-    export. `export.json` names each input's column."""
+    followed by ASCII letters, digits and `_`, and no Python keyword or RESERVED name (a SavedModel
+    signature's arguments are Python parameters, and TensorFlow renames any other, which can make two
+    alike), else such a name made of it and ending in a hash of it (`km/h` -> `km_h_<6 hex digits>`,
+    `None` -> `None_<...>`, `größe` -> `gr__e_<...>`, `_x` -> `c__x_<...>`): unique, and the same at
+    every export. `export.json` names each input's column."""
     import hashlib
     import keyword
     import re
 
-    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", column) and not keyword.iskeyword(column):
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", column) and not keyword.iskeyword(column) and column not in RESERVED:
         return column
     plain = "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in column)
     if not re.match(r"[A-Za-z]", plain):
