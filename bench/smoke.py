@@ -20,7 +20,8 @@ test.csv and `evaluate` of the run; with --more also `retrain` (1 epoch), `expor
 yes/no column written in mixed case with spaces, and some rows twice.
 
 Each table ends `ok`, `refused` (a user error nettrain names: exit 2, its message printed) or
-`FAILED` (any other exception, its traceback's last lines printed): a FAILED line is a bug. Exit
+`FAILED` (any other exception, its traceback's last lines printed, or an exporter's own error): a
+FAILED line is a bug. Exit
 status 1 when any table failed.
 """
 
@@ -163,7 +164,10 @@ def one(api, package: str, item: str, target: str, folder: Path, overrides: list
                     api.predict(run, test, output=folder / "probabilities.csv", proba=True)
         row["result"] = "ok"
     except NettrainError as e:
-        row.update(result="refused", stage=stage, message=str(e).splitlines()[0][:300])
+        message = str(e).splitlines()[0][:300]
+        # an exporter's own error is reported to users as a refusal ("savedmodel export failed: ..."),
+        # but on a model nettrain trained it is a bug of the export
+        row.update(result="FAILED" if " export failed: " in message else "refused", stage=stage, message=message)
     except Hang:
         row.update(result="FAILED", stage=stage, message=f"still running after {SECONDS} s")
     except Exception:  # noqa: BLE001 - what this bench looks for
