@@ -21,8 +21,7 @@ yes/no column written in mixed case with spaces, and some rows twice.
 
 Each table ends `ok`, `refused` (a user error nettrain names: exit 2, its message printed) or
 `FAILED` (any other exception, its traceback's last lines printed, or an exporter's own error): a
-FAILED line is a bug. Exit
-status 1 when any table failed.
+FAILED line is a bug. Exit status 1 when any table failed.
 """
 
 from __future__ import annotations
