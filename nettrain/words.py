@@ -104,3 +104,13 @@ def reason(e: BaseException, *, all_lines: bool = False) -> str:
     the message is empty."""
     text = one_line(e) if all_lines else first_line(e)
     return show_name(text, 200) if str(e).strip() else type(e).__name__
+
+
+def ascii_name(text: str) -> tuple[str, str]:
+    """(`text` with every character but ASCII letters, digits and `_` as `_`, a 6-hex-digit hash of
+    `text`): the parts of a name made for a runtime that takes no other characters, kept apart from
+    alike names by the hash (`größe` and `gr__e`)."""
+    import hashlib
+
+    plain = "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in text)
+    return plain, hashlib.sha256(text.encode()).hexdigest()[:6]

@@ -48,7 +48,7 @@ from nettrain.data.types import NUMERIC_INPUT, input_name
 from nettrain.errors import UsageError
 from nettrain.lifecycle.target import Target, resolve_target
 from nettrain.store import atomic, rundir
-from nettrain.words import first_line, list_names
+from nettrain.words import ascii_name, first_line, list_names
 
 FORMATS = ("savedmodel", "onnx", "litert", "keras")
 STRINGS = ("savedmodel", "keras")          # the formats that carry string inputs and outputs
@@ -132,16 +132,13 @@ def serving_name(column: str) -> str:
     alike), else such a name made of it and ending in a hash of it (`km/h` -> `km_h_<6 hex digits>`,
     `None` -> `None_<...>`, `größe` -> `gr__e_<...>`, `_x` -> `c__x_<...>`): unique, and the same at
     every export. `export.json` names each input's column."""
-    import hashlib
     import keyword
     import re
 
     if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", column) and not keyword.iskeyword(column) and column not in RESERVED:
         return column
-    plain = "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in column)
-    if not re.match(r"[A-Za-z]", plain):
-        plain = f"c_{plain}"
-    return f"{plain}_{hashlib.sha256(column.encode()).hexdigest()[:6]}"
+    plain, tag = ascii_name(column)
+    return f"{plain if re.match(r'[A-Za-z]', plain) else f'c_{plain}'}_{tag}"
 
 
 def check_format(fmt: str) -> str:
@@ -419,19 +416,14 @@ def _yes_no(inputs: dict[str, Any], name: str, raw: str, yes: str, no: str):
 
     x = keras.Input(shape=(), name=serving_name(raw), dtype="string")
     inputs[serving_name(raw)] = x
-    spellings = case_variants(yes) + case_variants(no)
-    values = np.array([[np.nan]] + [[1.0]] * len(case_variants(yes)) + [[0.0]] * len(case_variants(no)),
-                      dtype="float32")
-    tag = _layer_tag(name)
-    index = keras.layers.StringLookup(vocabulary=spellings, num_oov_indices=1, name=f"words_{tag}")(x)
+    ones, zeros = case_variants(yes), case_variants(no)
+    values = np.array([[np.nan]] + [[1.0]] * len(ones) + [[0.0]] * len(zeros), dtype="float32")
+    tag = serving_name(name)
+    index = keras.layers.StringLookup(vocabulary=ones + zeros, num_oov_indices=1, name=f"words_{tag}")(x)
     table = keras.layers.Embedding(len(values), 1, trainable=False, name=f"word_values_{tag}")
     out = table(index)
     table.set_weights([values])
     return ops.squeeze(out, axis=-1)
-
-
-def _layer_tag(name: str) -> str:
-    return serving_name(name.replace(".", "_"))
 
 
 def _write(wrapper, plan: Plan, folder: Path, sample: dict[str, np.ndarray]) -> None:

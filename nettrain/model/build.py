@@ -24,7 +24,7 @@ from nettrain.data.stats import TextSource, TrainStats, train_stats
 from nettrain.data.types import NUMERIC_INPUT, ColumnInfo, Dataset, FeatureSchema, input_name
 from nettrain.model.numeric import numeric_scaling
 from nettrain.store import plugins
-from nettrain.words import first_line
+from nettrain.words import ascii_name, first_line
 from nettrain.model.compile import TARGET_LAYER, compile_model, label_mode, output_activation_kind
 
 DEFAULT_MAX_TOKENS = 10_000
@@ -234,12 +234,8 @@ def _layer_name(column: str) -> str:
     """A column's part of its layers' names: TensorFlow's scope names take ASCII letters, digits and
     `_` only, so any other character is `_`, and a name so changed ends in a hash of the column's
     own (`größe` -> `gr__e_c4be1f`; `a b` and `a_b` stay apart)."""
-    plain = "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in column)
-    if plain == column:
-        return plain
-    import hashlib
-
-    return f"{plain}_{hashlib.sha256(column.encode()).hexdigest()[:6]}"
+    plain, tag = ascii_name(column)
+    return plain if plain == column else f"{plain}_{tag}"
 
 
 def _chain(*layers):
