@@ -302,6 +302,21 @@ def test_fit_baseline_table_shows_the_baselines_below_the_network(tmp_path, clas
     assert (tmp_path / "run" / rundir.BASELINE).is_file()
 
 
+def test_a_kfold_config_with_a_refit_fits_on_every_non_test_row(classify):
+    """A k-fold config whose model is trained on every non-test row (refit: true or ensemble) gets the
+    baselines of those rows, scored on them and on the test split (there is no validation split)."""
+    one = baseline_json(classify)
+    for refit in ("true", "ensemble"):
+        shown = baseline_json(classify, "--set", "data.split.folds=3", "--set", f"data.split.refit={refit}")
+        assert shown["rows"] == {"train": one["rows"]["train"] + one["rows"]["validation"],
+                                 "test": one["rows"]["test"]}, (shown["rows"], one["rows"])
+        assert set(shown["models"]["linear"]["metrics"]) == {"train", "test"}
+    streamed = baseline_json(classify, "--set", "data.split.folds=3", "--set", "data.split.refit=ensemble",
+                             "--set", "data.stream=true")
+    # a stream's rows are split by their hashes: other counts, the same rows in all, none for validation
+    assert set(streamed["rows"]) == {"train", "test"} and sum(streamed["rows"].values()) == sum(shown["rows"].values())
+
+
 def test_fit_baseline_refuses_a_kfold_config_before_training(classify, tmp_path):
     result = cli("fit", classify, "--run-dir", tmp_path / "run", "--baseline", "--set", "data.split.folds=3")
     one_line_error(result, "data.split.folds")

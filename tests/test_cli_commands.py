@@ -54,7 +54,8 @@ def test_init_with_a_test_file_on_stdout(tmp_path):
 
     data = yaml.safe_load(result.stdout)["data"]
     assert data["train"] == str(tmp_path / "m.csv") and data["test"] == str(tmp_path / "t.csv")
-    assert data["split"] == {"validation": 0.1, "shuffle": True, "stratify": True}  # no test fraction
+    # no test fraction; 240 rows: init's 5-fold ensemble (suggest.ensemble_folds)
+    assert data["split"] == {"folds": 5, "refit": "ensemble", "shuffle": True, "stratify": True}
     assert "init:" in result.stderr and "missing: error" not in result.stdout
     missing = runner.invoke(app, ["init", str(tmp_path / "m.csv"), "--target", "label", "--test", str(tmp_path / "no.csv")])
     assert missing.exit_code == 2 and "no.csv" in missing.stderr

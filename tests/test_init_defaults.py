@@ -66,8 +66,10 @@ def test_a_small_table_gets_the_small_network_and_batch_32(tmp_path):
     assert config["training"]["optimizer"] == {"name": "adam", "learning_rate": 0.001}
     # every default with its reason, in the comment on its line
     assert "# Keras's default, for a table this small" in text
-    assert "# 10% for validation (early stopping needs few rows" in text
-    assert "for 144 training rows (on real tables this small" in text    # 200 rows - 20% test - 10% of the rest
+    assert config["data"]["split"] == {"test": 0.2, "folds": 5, "refit": "ensemble", "shuffle": True, "stratify": True}
+    assert "the model is the mean of 5 models" in text and "one model instead: split: {test: 0.2, " \
+        "validation: 0.1, shuffle: true, stratify: true}" in text
+    assert "for 128 training rows (on real tables this small" in text    # 200 rows - 20% test: 4/5 of 160
     assert config["callbacks"]["early_stopping"] == {"monitor": "val_loss", "patience": 10,
                                                      "restore_best_weights": True}
     assert config["callbacks"]["lr_schedule"]["type"] == "reduce_on_plateau"
@@ -97,3 +99,46 @@ def test_the_written_defaults_validate_and_train(tmp_path):
     fit = runner.invoke(app, ["fit", str(tmp_path / "c.yaml"), "--run-dir", str(tmp_path / "r"), "--quiet",
                               "--set", "training.epochs=2", "--set", "output.plots=false"])
     assert fit.exit_code == 0, fit.output
+    # init's 5-fold ensemble (300 rows): model.h5 is the mean of the 5 fold models, and the baselines
+    # fit the rows it was trained on (every non-test row) beside it
+    from nettrain.model.ensemble import members
+    from nettrain.store import h5
+
+    assert sorted(p.name for p in (tmp_path / "r").glob("fold-*")) == [f"fold-{i}" for i in range(1, 6)]
+    assert members(h5.load_model(tmp_path / "r" / "model.h5", restore_optimizer=False)) == 5
+    base = runner.invoke(app, ["baseline", str(tmp_path / "r"), "--json"])
+    assert base.exit_code == 0, base.output
+    import json
+
+    found = json.loads(base.stdout)
+    assert found["rows"] == {"train": 240, "test": 60}              # 300 rows - 20% test
+    assert set(found["models"]) == {"network", "hist_gradient_boosting", "linear"}
+    assert found["models"]["network"]["metrics"]["test"]["accuracy"] == pytest.approx(
+        json.loads((tmp_path / "r" / "metrics.json").read_text())["refit"]["test"]["accuracy"])
+
+
+def test_a_table_under_a_thousand_rows_gets_the_mean_of_five_fold_models():
+    """suggest.ensemble_folds: 5 folds (refit: ensemble) from ENSEMBLE_MIN_ROWS non-test rows while one
+    model would train on fewer than TINY_ROWS, unless a class has fewer than 5 rows outside the test split."""
+    labels = pd.Series(["a", "b"] * 500)
+    assert suggest.ensemble_folds(labels, True, suggest.ENSEMBLE_MIN_ROWS, 135) == 5
+    assert suggest.ensemble_folds(labels, True, suggest.ENSEMBLE_MIN_ROWS - 1, 134) == 1       # too few rows
+    assert suggest.ensemble_folds(labels, False, 1_110, suggest.TINY_ROWS - 1) == 5
+    assert suggest.ensemble_folds(labels, False, 1_112, suggest.TINY_ROWS) == 1                # one model's size
+    rare = pd.Series(["a"] * 994 + ["b"] * 6)            # 6 rows of b, 4.8 of them outside a 20% test split
+    assert suggest.ensemble_folds(rare, True, 800, 720) == 1
+    assert suggest.ensemble_folds(rare, False, 800, 720) == 5                                   # a regression
+
+
+def test_init_writes_the_fold_ensemble_only_where_the_rule_says(tmp_path):
+    small = yaml.safe_load(init_text(tmp_path, 400))["data"]["split"]
+    assert small == {"test": 0.2, "folds": 5, "refit": "ensemble", "shuffle": True, "stratify": True}
+    tiny = yaml.safe_load(init_text(tmp_path, 150))["data"]["split"]        # 120 rows outside the test split
+    assert tiny == {"test": 0.2, "validation": 0.1, "shuffle": True, "stratify": True}
+    larger = yaml.safe_load(init_text(tmp_path, 1_500))["data"]["split"]    # 1,080 training rows
+    assert larger == {"test": 0.2, "validation": 0.1, "shuffle": True, "stratify": True}
+    table(300, seed=1).to_csv(tmp_path / "t.csv", index=False)
+    with_test = init_text(tmp_path, 400, "--test", str(tmp_path / "t.csv"))
+    assert yaml.safe_load(with_test)["data"]["split"] == {"folds": 5, "refit": "ensemble", "shuffle": True,
+                                                          "stratify": True}
+    assert "the folds are of the training file" in with_test and "one model instead: split: {validation: 0.1" in with_test

@@ -9,7 +9,10 @@ run's lock, atomically, as `evaluate` writes eval-*.json). No TensorFlow here.
 
 Streamed data (`data.stream`) is read into memory for the baselines when every split holds at most
 MAX_ROWS rows, and refused (one line, exit 2) beyond: scikit-learn fits rows held in memory. A k-fold
-config or run is refused (give one fold's run directory).
+config with `data.split.refit` (a refit or an ensemble: a model of every non-test row) and such a run
+fit the baselines on those rows, as the model was, and score them there and on the test split, beside
+the run's metrics.json `refit`; a k-fold config or run without a refit is refused (give one fold's
+run directory).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any, Iterable
 
 from nettrain.errors import UsageError
 from nettrain.lifecycle.evaluate import write_into_run
-from nettrain.lifecycle.runrows import is_stream, pick_rows, run_dataset, run_parts
+from nettrain.lifecycle.runrows import folds_of, is_stream, pick_rows, run_dataset, run_parts
 from nettrain.report.baseline import BOOSTING, LINEAR, NETWORK, Scored, fit_baselines
 from nettrain.store import atomic, rundir
 from nettrain.store.record import RunRecord, read_record
@@ -81,10 +84,28 @@ def baseline(target: str | Path, overrides: Iterable[str] = ()) -> BaselineResul
 
 def check_config(cfg) -> None:
     """What the baselines refuse in a config, said before anything slow (fit --baseline: before training)."""
-    if cfg.data.split.folds > 1:
+    if cfg.data.split.folds > 1 and not cfg.data.split.refit:
         raise cfg.error("data.split.folds", f"the baselines fit one training split, and {cfg.data.split.folds}-fold "
-                        "cross-validation has one per fold; use folds: 1 (--set data.split.folds=1), or give "
-                        "`nettrain baseline` one fold's run directory (RUN/fold-1)")
+                        "cross-validation has one per fold; use folds: 1 (--set data.split.folds=1), "
+                        "data.split.refit (true or ensemble: one model of every non-test row, as the baselines), "
+                        "or give `nettrain baseline` one fold's run directory (RUN/fold-1)")
+
+
+def _config_parts(dataset) -> dict[str, Any]:
+    """{split: rows} of a config's dataset: its train/validation/test splits; with k folds and a refit
+    (`check_config`), every non-test row to fit on (the refit's rows) and the test split."""
+    if is_stream(dataset):
+        parts = dict(dataset.codes)
+        k = folds_of(dataset)
+        if k:
+            from nettrain.data.split import fold_codes
+
+            train, valid = fold_codes(1, k)
+            parts.update(train=frozenset(train | valid), validation=None)
+        return parts
+    if dataset.folds is not None and dataset.pool is not None:
+        return {"train": dataset.pool, "validation": None, "test": dataset.test}
+    return {"train": dataset.train, "validation": dataset.validation, "test": dataset.test}
 
 
 def of_config(path: Path, overrides: Iterable[str] = ()) -> BaselineResult:
@@ -97,8 +118,7 @@ def of_config(path: Path, overrides: Iterable[str] = ()) -> BaselineResult:
     check_config(cfg)
     data_path = choose(cfg)
     dataset = load_stream(cfg, data_path.why) if data_path.stream else load_dataset(cfg)
-    parts = {"train": dataset.train, "validation": dataset.validation, "test": dataset.test} \
-        if not is_stream(dataset) else dict(dataset.codes)
+    parts = _config_parts(dataset)
     metrics = cfg.training.metrics
     names = AUTO_METRICS[dataset.schema.task] if metrics == "auto" else \
         [m if isinstance(m, str) else str(m.get("name", "")) for m in metrics]
@@ -117,13 +137,15 @@ def of_run(run_dir: Path, overrides: Iterable[str] = (), *, write: bool = True) 
     if record is None:
         raise UsageError(f"{run_dir} is not a run directory (no readable {rundir.RUN}); give a config file or a "
                          "run directory")
-    if record.is_kfold_parent:
-        raise UsageError(f"{run_dir} is a k-fold run of {record.folds} folds, each with its own training rows; give "
-                         f"one fold's run directory, e.g. {run_dir / 'fold-1'}")
+    if record.is_kfold_parent and record.refit is None:
+        raise UsageError(f"{run_dir} is a k-fold run of {record.folds} folds, each with its own training rows, and "
+                         f"no refit model; give one fold's run directory, e.g. {run_dir / 'fold-1'}")
     config = rundir.read_run_config(run_dir)
     dataset = run_dataset(config, record, run_dir / rundir.CONFIG, why="for the baselines",
                           instead="; the baselines need the rows the run was trained on")
     network = _network_metrics(run_dir, record)
+    if record.is_kfold_parent:  # its model.h5 is the refit (or the folds' ensemble): metrics.json `refit`
+        network = _splits_of(_read_metrics(run_dir, record).get("refit"))
     seed = config.get("seed")
     result = _fit(dataset, run_parts(dataset, record), seed=seed if isinstance(seed, int) else 42,
                   network=_metric_order(network), notes=[], network_metrics=network)
@@ -192,12 +214,22 @@ def _in_memory(dataset, parts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _network_metrics(run_dir: Path, record: RunRecord) -> dict[str, dict[str, float]]:
-    """{split: {metric: value}} of the run's network: metrics.json, else run.json's final_metrics."""
+def _read_metrics(run_dir: Path, record: RunRecord) -> dict[str, Any]:
+    """The run's metrics.json, else run.json's final_metrics ({} when neither is readable)."""
     try:
         found = json.loads((run_dir / rundir.METRICS_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         found = record.final_metrics
+    return found if isinstance(found, dict) else {}
+
+
+def _network_metrics(run_dir: Path, record: RunRecord) -> dict[str, dict[str, float]]:
+    """{split: {metric: value}} of the run's network: metrics.json, else run.json's final_metrics."""
+    return _splits_of(_read_metrics(run_dir, record))
+
+
+def _splits_of(found: Any) -> dict[str, dict[str, float]]:
+    """{split: {metric: number}} of a metrics mapping ({} when it is none)."""
     if not isinstance(found, dict):
         return {}
     return {split: {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
