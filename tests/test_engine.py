@@ -103,6 +103,27 @@ def test_held_rows_validate_as_fit_validates_and_every_step_is_traced_once(monke
         assert logs == b.evaluate(x[:n], y[:n], batch_size=64, verbose=0, return_dict=True)
 
 
+def test_a_model_compiled_and_never_run_is_evaluated_by_one_trace(monkeypatch):
+    """`HeldRows` on a model whose metrics were never built (a k-fold ensemble, compiled and evaluated):
+    the state is built eagerly first, so two splits share one graph traced once (not three traces),
+    and the metrics are `evaluate`'s."""
+    x, y = _data()
+    model = _model(1)
+    traces = []
+    step = type(model).test_step
+
+    def counted(self, data):
+        traces.append(1)  # runs only while a graph is traced
+        return step(self, data)
+    monkeypatch.setattr(type(model), "test_step", counted)
+    got = [engine.HeldRows({"numeric": tf.constant(x[:n])}, tf.constant(y[:n]), batch_size=64).evaluate(model)
+           for n in (300, 1000)]
+    assert len(traces) == 1
+    monkeypatch.setattr(type(model), "test_step", step)
+    for n, logs in zip((300, 1000), got):
+        assert logs == model.evaluate(x[:n], y[:n], batch_size=64, verbose=0, return_dict=True)
+
+
 def test_the_loop_ends_as_fit_ends_with_the_ema_weights_swapped_in():
     """`use_ema`: fit puts the moving averages into the weights after the last epoch
     (`finalize_variable_values`); the own loop does too, so the final weights are the same."""

@@ -322,12 +322,10 @@ class OnePass:
         before evaluating: not inside a graph loop), the metrics reset; the graph function."""
         import tensorflow as tf
 
+        from nettrain.training.engine import build_evaluation_state
+
         model, batch = self.model, self.batch
-        xb, yb = {k: v[:batch] for k, v in x.items()}, y[:batch]
-        y_pred = model(xb, training=False)
-        model.compute_loss(x=xb, y=yb, y_pred=y_pred, training=False)
-        model.compute_metrics(xb, yb, y_pred)
-        model.reset_metrics()
+        build_evaluation_state(model, {k: v[:batch] for k, v in x.items()}, y[:batch])
         signature = ({k: tf.TensorSpec((None, *v.shape[1:]), v.dtype) for k, v in x.items()},
                      tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype)))
 

@@ -193,6 +193,9 @@ class HeldRows:
 
     def evaluate(self, model: keras.Model, callbacks: Any = None) -> dict[str, float]:
         """{metric: value} of `model` on the rows; `callbacks` a CallbackList or a list of callbacks."""
+        if self.n and not all(getattr(m, "built", True) for m in model.metrics):  # a model compiled, never run
+            build_evaluation_state(model, {k: v[:self.batch_size] for k, v in self.x.items()},
+                                   self.y[:self.batch_size])
         run = test_steps(model, self.x, self.y)
         cbs = callbacks if isinstance(callbacks, keras.callbacks.CallbackList) else \
             keras.callbacks.CallbackList(list(callbacks or []), model=model, verbose=0)
@@ -231,6 +234,18 @@ def _cached(cache, model: keras.Model, make):
         got = (key, make())
         cache[model] = got
     return got[1]
+
+
+def build_evaluation_state(model: keras.Model, x: Any, y: Any) -> None:
+    """The compiled loss's and metrics' variables, made by one eager pass on a batch (x, y) as Keras
+    makes them before evaluating, then reset. A graph traced afterwards creates none: a `tf.function`
+    whose first trace creates variables is traced twice, and the metrics' variables are what an
+    evaluation graph is cached under (a model compiled and never run, as a k-fold ensemble: its
+    evaluation of two splits traced three times instead of once)."""
+    y_pred = model(x, training=False)
+    model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+    model.compute_metrics(x, y, y_pred)
+    model.reset_metrics()
 
 
 def reset_metrics(model: keras.Model) -> None:
