@@ -1,6 +1,7 @@
 """data.split.refit: ensemble: a k-fold run's model.h5 is its fold models averaged (`model.ensemble`):
 one file of built-in Keras layers whose predictions are the mean of the folds'; measured, evaluated,
-predicted, exported as a refit model is; retrain refuses it; a stream's k-fold run makes one too."""
+predicted, exported as a refit model is; retrain retrains every fold and averages them again; a
+stream's k-fold run makes one too."""
 
 import json
 import textwrap
@@ -77,10 +78,45 @@ def test_its_metrics_record_card_and_table(ensemble_run):
     assert "ensemble model" in evaluated.note
 
 
-def test_retrain_refuses_it(ensemble_run):
-    result = cli("retrain", ensemble_run, "--epochs", "1")
-    assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "ensemble of the 3 fold models" in result.output
+def test_retrain_of_the_run_retrains_every_fold_and_averages_them_again(ensemble_run, tmp_path):
+    """`retrain RUN` of an ensemble: a new k-fold run, each fold model retrained from its model.h5 on its
+    own fold's rows, model.h5 their ensemble again; the run retrained is left as it was."""
+    before = {p: p.read_bytes() for p in (ensemble_run / "model.h5", ensemble_run / "run.json",
+                                          ensemble_run / "fold-2" / "metrics.csv")}
+    again = tmp_path / "again"
+    result = cli("retrain", ensemble_run, "--epochs", "1", "--run-dir", again)
+    assert result.exit_code == 0, result.output
+    assert all(p.read_bytes() == data for p, data in before.items())
+    record = json.loads((again / "run.json").read_text())
+    assert record["status"] == "completed" and record["folds"] == 3 and record["refit"]["members"] == 3
+    assert record["retrains"][0]["from"] == str(ensemble_run) and record["retrains"][0]["epochs"] == 1
+    for i in (1, 2, 3):
+        old = json.loads((ensemble_run / f"fold-{i}" / "run.json").read_text())
+        new = json.loads((again / f"fold-{i}" / "run.json").read_text())
+        assert new["fold"] == i and new["parent"] == str(again)
+        assert new["epochs_done"] == old["epochs_done"] + 1
+    assert members(keras.models.load_model(again / "model.h5", compile=False)) == 3
+    metrics = json.loads((again / "metrics.json").read_text())
+    assert {"folds", "mean", "std", "refit"} <= set(metrics)
+    evaluated = api.evaluate(again, split="test")
+    assert evaluated.keras_metrics["loss"] == pytest.approx(metrics["refit"]["test"]["loss"], rel=1e-6)
+    # its model.h5 named as a file: refused, saying to give the run
+    refused = cli("retrain", ensemble_run / "model.h5", "--epochs", "1")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "ensemble of the 3 fold models" in refused.output and "give the run directory" in refused.output
+
+
+def test_a_fold_is_retrained_on_its_own_fold_rows(ensemble_run, tmp_path):
+    """`retrain RUN/fold-3` trains and validates on fold 3's rows (it took the first fold's before): the
+    validation metrics it ends with are what evaluate measures on fold 3's validation rows."""
+    result = cli("retrain", ensemble_run / "fold-3", "--epochs", "1", "--run-dir", tmp_path / "f3")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "f3" / "run.json").read_text())["fold"] == 3
+    final = json.loads((tmp_path / "f3" / "metrics.json").read_text())["validation"]
+    for run in (tmp_path / "f3", ensemble_run / "fold-3"):
+        assert api.evaluate(run, split="validation").rows == 64    # fold 3 of the 192 non-test rows
+    evaluated = api.evaluate(tmp_path / "f3", split="validation")
+    assert evaluated.keras_metrics["loss"] == pytest.approx(final["loss"], rel=1e-6)
 
 
 def test_a_regression_ensemble_in_the_targets_units(tmp_path):

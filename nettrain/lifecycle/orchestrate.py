@@ -140,13 +140,21 @@ def recorded_stream(record: rundir.RunRecord) -> bool | None:
 def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
             data: str | Path | None = None, run_dir: str | Path | None = None, quiet: bool = False,
             json_output: bool = False) -> "FitResult":
-    """`nettrain retrain`: N more epochs from a checkpoint, in its run or in a new one."""
+    """`nettrain retrain`: N more epochs from a checkpoint, in its run or in a new one; a fold's checkpoint
+    on its fold's rows; the run of a k-fold ensemble fold by fold (`retrain_ensemble`)."""
+    if RT.ensemble_run(checkpoint):
+        return retrain_ensemble(checkpoint, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir,
+                                quiet=quiet, json_output=json_output)
     plan = RT.plan_retrain(checkpoint, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir)
     from nettrain.training import fit as F
+    from nettrain.training import kfold
     from nettrain.training import tracking
 
     tracking.preflight(plan.cfg)  # tracking.mlflow: the store answers, its password given again (masked in runs)
     prep = F.prepare(plan.cfg)
+    if plan.fold is not None:  # a fold's model: its own fold's rows, not the first fold's
+        kfold.check_folds(prep)
+        prep = kfold.fold(prep, plan.fold)
     model = RT.restore_model(plan, prep)
     monitors = F.check_monitors(plan.cfg, prep.dataset.schema, prep.has_val)
     with RT.open_run(plan) as out, guard.deferred():
@@ -154,6 +162,55 @@ def retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Ite
         F.notice(RT.describe(plan, out))
         return train_session(prep, model, out, record, monitors, first_epoch=plan.start, last_epoch=plan.start + plan.more,
                       history=history, quiet=quiet, json_output=json_output, continue_early_stopping=False)
+
+
+def retrain_ensemble(run: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
+                     data: str | Path | None = None, run_dir: str | Path | None = None, quiet: bool = False,
+                     json_output: bool = False) -> "FitResult":
+    """`nettrain retrain RUN` of a k-fold run whose model is its folds' ensemble: a new k-fold run (the
+    retrained run stays as it was) in which every fold model is retrained from its model.h5 for N more
+    epochs on its own fold's rows (of --data when given), then averaged again into model.h5; its
+    metrics.json and run.json are a k-fold run's, with run.json `retrains`."""
+    import dataclasses
+
+    from nettrain.training import fit as F
+    from nettrain.training import kfold
+    from nettrain.training import tracking
+
+    plan = RT.plan_ensemble_retrain(run, epochs=epochs, overrides=overrides, data=data, run_dir=run_dir)
+    tracking.preflight(plan.cfg)
+    prep = F.prepare(plan.cfg)
+    kfold.check_folds(prep)
+    k = kfold.count(prep)
+    if k != len(plan.folds):
+        raise plan.cfg.error("data.split.folds", f"the data makes {k} folds and {plan.run} has {len(plan.folds)} "
+                             "fold models; retrain keeps the folds")
+    monitors = F.check_monitors(plan.cfg, prep.dataset.schema, True)
+    with rundir.new_run_dir(plan.cfg.output.dir, plan.cfg.name or "run", plan.run_dir) as out, guard.deferred():
+        record = kfold.start_kfold_dir(prep, out)
+        record.update(retrains=[plan.entry])
+        per_fold = []
+        with kfold.folds_running(out, record, again=f"start the retrain again: nettrain retrain {plan.run}"):
+            for i, fold_plan in enumerate(plan.folds, start=1):
+                fold_prep = dataclasses.replace(kfold.fold(prep, i), cfg=fold_plan.cfg)  # its epochs: start + more
+                model = RT.restore_model(fold_plan, fold_prep)
+                fold_dir = kfold.fold_dir(out, i)
+                fold_dir.mkdir(exist_ok=True)
+                fold_record, history = RT.start_run(fold_plan, fold_prep, model, fold_dir, monitors,
+                                                    **kfold.fold_fields(i, out))
+                F.notice(f"fold {i}/{k}: " + RT.describe(fold_plan, fold_dir))
+                result = train_session(fold_prep, model, fold_dir, fold_record, monitors, first_epoch=fold_plan.start,
+                                       last_epoch=fold_plan.start + fold_plan.more, history=history, quiet=quiet,
+                                       json_output=True, continue_early_stopping=False)
+                per_fold.append({s: v for s, v in result.metrics.items() if s != "test_interval"})
+                record.update(folds_done=i)
+            refitted = kfold.ensemble(prep, out, record, k)
+            metrics = kfold.finish(prep, out, record, per_fold, refitted.metrics, interval=refitted.test_interval)
+    if not json_output:
+        F.notice(f"ensemble model {out / rundir.MODEL}: the mean of the {k} retrained fold models")
+    F.report_result(metrics, out, json_output)
+    return kfold.KFoldFitResult(out, "completed", metrics, plan.cfg.training.epochs, refit=refitted.metrics,
+                                ensemble=True)
 
 
 def _run_folds(prep: "Prepared", out: Path, record: rundir.RunRecord, *, quiet: bool,

@@ -12,6 +12,7 @@ trains into. The training session is started by `nettrain.lifecycle.orchestrate.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,20 @@ class RetrainPlan:
     in_place: bool                # continue the checkpoint's run (it is that run's latest epoch)
     entry: dict[str, Any]         # this retrain, as listed in run.json `retrains`
     run_dir: Path | None = None   # --run-dir
+    fold: int | None = None       # a fold of a k-fold run: it trains on that fold's rows (kfold.fold)
+
+
+@dataclass
+class EnsembleRetrain:
+    """`nettrain retrain RUN` of a k-fold run whose model is its folds' ensemble (data.split.refit:
+    ensemble): every fold model retrained (`folds`, each from its model.h5, on its own fold's rows), into
+    a new k-fold run whose model.h5 is their ensemble again."""
+
+    run: Path                     # the k-fold run retrained
+    cfg: Config                   # its config with the overrides (and --data)
+    folds: list[RetrainPlan]      # fold i's plan (`run_dir` left to the caller: NEW_RUN/fold-<i>)
+    entry: dict[str, Any]         # this retrain, as listed in the new run's run.json `retrains`
+    run_dir: Path | None = None   # --run-dir
 
 
 def plan_retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
@@ -47,6 +62,11 @@ def plan_retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides
     overrides = list(overrides)
     target = resolve_target(checkpoint)
     _refuse_kfold_refit(target)
+    return _plan(target, overrides, epochs=epochs, data=data, run_dir=run_dir)
+
+
+def _plan(target: Target, overrides: list[str], *, epochs: int | None, data: str | Path | None,
+          run_dir: str | Path | None) -> RetrainPlan:
     for text in overrides:
         path, _ = parse_override(text)
         for key in ARCHITECTURE_KEYS:
@@ -71,7 +91,56 @@ def plan_retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides
     in_place = target.run_dir is not None and run_dir is None and _epochs_done(target.run_dir) == start
     entry = {"at": rundir.now(), "from": str(target.model_path), "from_epoch": start, "epochs": more,
              "overrides": [masked_uri(o) for o in overrides], "data": str(data) if data else None}
-    return RetrainPlan(target, cfg, start, more, in_place, entry, Path(run_dir) if run_dir is not None else None)
+    return RetrainPlan(target, cfg, start, more, in_place, entry, Path(run_dir) if run_dir is not None else None,
+                       fold=_fold_of(target, cfg))
+
+
+def _fold_of(target: Target, cfg: Config) -> int | None:
+    """The fold whose rows the checkpoint's model trains on: that of a fold's run (run.json `fold`) of
+    a config that still makes folds; None for any other run."""
+    if target.run_dir is None or cfg.data.split.folds <= 1 or not (target.run_dir / rundir.RUN).is_file():
+        return None
+    fold = rundir.RunRecord.load(target.run_dir).typed.fold
+    return fold if fold is not None and 1 <= fold <= cfg.data.split.folds else None
+
+
+def ensemble_run(checkpoint: str | Path) -> bool:
+    """Whether CHECKPOINT_OR_RUN is a k-fold run directory whose model.h5 is its folds' ensemble."""
+    path = Path(checkpoint)
+    try:
+        if not (path / rundir.RUN).is_file():
+            return False
+    except OSError:
+        return False
+    record = rundir.RunRecord.load(path).typed
+    return record.is_kfold_parent and record.refit is not None and bool(record.refit.members)
+
+
+def plan_ensemble_retrain(run: str | Path, *, epochs: int | None = None, overrides: Iterable[str] = (),
+                          data: str | Path | None = None, run_dir: str | Path | None = None) -> EnsembleRetrain:
+    """The plan of each fold's retrain (from its model.h5, --epochs more, the same --set and --data),
+    checked before anything trains: every fold has its model and config."""
+    overrides, run = list(overrides), Path(run)
+    record = rundir.RunRecord.load(run).typed
+    k = int(record.folds or 0)
+    if run_dir is not None:
+        rundir.check_run_dir(run_dir)
+    plans = []
+    for i in range(1, k + 1):
+        fold_dir = run / f"fold-{i}"
+        if not (fold_dir / rundir.MODEL).is_file():
+            raise UsageError(f"{run} is the ensemble of {k} fold models, and {fold_dir / rundir.MODEL} is missing; "
+                             "retrain needs every fold's model (train the k-fold run again with nettrain fit)")
+        plan = _plan(resolve_target(fold_dir), overrides, epochs=epochs, data=data, run_dir=None)
+        plans.append(dataclasses.replace(plan, in_place=False, fold=i))
+    base = copy.deepcopy(rundir.read_run_config(run))
+    if data is not None:
+        base["data"].update(source=os.path.abspath(data), train=None, validation=None, test=None)
+    cfg = load_config(None, overrides, data=base, origin=run / rundir.CONFIG)
+    entry = {"at": rundir.now(), "from": str(run), "folds": k, "from_epochs": [p.start for p in plans],
+             "epochs": plans[0].more if plans else 0, "overrides": [masked_uri(o) for o in overrides],
+             "data": str(data) if data else None}
+    return EnsembleRetrain(run, cfg, plans, entry, Path(run_dir) if run_dir is not None else None)
 
 
 def restore_model(plan: RetrainPlan, prep):
@@ -90,9 +159,10 @@ def open_run(plan: RetrainPlan):
     return rundir.new_run_dir(plan.cfg.output.dir, plan.cfg.name or "run", plan.run_dir)
 
 
-def start_run(plan: RetrainPlan, prep, model, out: Path, monitors: dict[str, str]):
+def start_run(plan: RetrainPlan, prep, model, out: Path, monitors: dict[str, str], **fields: Any):
     """run.json and metrics.csv of the run `out` at the checkpoint's epoch: (record, history).
-    In place the rows past that epoch are dropped; a new run copies its parent's rows."""
+    In place the rows past that epoch are dropped; a new run copies its parent's rows (`fields`: more
+    run.json fields of a new run, over `parent`: a fold's own k-fold run)."""
     from nettrain.training import runfiles as RF
 
     cfg, start, more, data = plan.cfg, plan.start, plan.more, plan.entry["data"]
@@ -110,7 +180,9 @@ def start_run(plan: RetrainPlan, prep, model, out: Path, monitors: dict[str, str
     else:
         parent = plan.target.run_dir or plan.target.model_path
         history = _inherit_history(plan.target, start, out)
-        record = RF.start_run_dir(prep, model, out, monitors, parent=str(parent), retrains=[plan.entry])
+        fold = {"fold": plan.fold} if plan.fold is not None else {}  # its rows are that fold's (runrows.run_parts)
+        record = RF.start_run_dir(prep, model, out, monitors, **{"parent": str(parent), "retrains": [plan.entry],
+                                                                  **fold, **fields})
         record.update(epochs_done=start)
     return record, history
 
@@ -135,15 +207,17 @@ def _refuse_multi_worker(cfg: Config, target: Target, overrides: list[str]) -> N
 
 def _refuse_kfold_refit(target: Target) -> None:
     """The model of a k-fold run (its refit) trained on every non-test row; retrain would take one
-    fold's rows and replace the run's per-fold metrics. Refused until retrain can do it right."""
+    fold's rows and replace the run's per-fold metrics. Refused until retrain can do it right. (The
+    run of an ensemble is retrained fold by fold, `plan_ensemble_retrain`; its model.h5 named as a
+    file is refused here.)"""
     run = target.run_dir
     if run is None or not (run / rundir.RUN).is_file():
         return
     record = rundir.RunRecord.load(run).typed
     if record.is_kfold_parent and record.refit is not None and record.refit.members:
         raise UsageError(f"{target.model_path} is the ensemble of the {record.refit.members} fold models of the k-fold "
-                         f"run {run}; retrain does not train an ensemble: retrain a fold's checkpoint (fold-<i>/), or "
-                         "train the k-fold run again with nettrain fit")
+                         f"run {run}; give the run directory ({run}) to retrain every fold model and average them "
+                         "again, or a fold's run directory (fold-<i>/) for one of them")
     if record.is_kfold_parent:
         raise UsageError(f"{target.model_path} is the refit model of the k-fold run {run}; retrain does not "
                          "continue a k-fold run (it would train on one fold's rows): train more epochs with "

@@ -68,13 +68,19 @@ def check_folds(prep: F.Prepared) -> None:
 def folds(prep: F.Prepared) -> Iterator[tuple[int, F.Prepared]]:
     """(fold number from 1, the fold's `Prepared`: its training and validation rows of the pool; for a
     stream, the rows whose hashed fold is another one and those whose fold is this one)."""
+    n = prep.dataset.n_folds if _streamed(prep) else len(prep.dataset.folds)
+    for i in range(1, n + 1):
+        yield i, fold(prep, i)
+
+
+def fold(prep: F.Prepared, i: int) -> F.Prepared:
+    """Fold i's `Prepared` (from 1): its training rows (the other folds of the pool) and its
+    validation rows (its own fold); a stream's by the rows' hashed folds."""
     dataset = prep.dataset
     if _streamed(prep):
-        for i in range(1, dataset.n_folds + 1):
-            yield i, F.with_rows(prep, dataset.for_fold(i))
-        return
-    for i, (train_pos, val_pos) in enumerate(dataset.folds, start=1):
-        yield i, F.with_rows(prep, fold_dataset(dataset, train_pos, val_pos))
+        return F.with_rows(prep, dataset.for_fold(i))
+    train_pos, val_pos = dataset.folds[i - 1]
+    return F.with_rows(prep, fold_dataset(dataset, train_pos, val_pos))
 
 
 def fold_dir(out: Path, i: int) -> Path:
@@ -119,9 +125,10 @@ def _fold_missing(out: Path, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def folds_running(out: Path, record: rundir.RunRecord) -> Iterator[None]:
+def folds_running(out: Path, record: rundir.RunRecord, again: str | None = None) -> Iterator[None]:
     """The parent run is `running` while its folds train; a signal ends it `interrupted` after its
-    last complete fold (`folds_done`), an error `failed`."""
+    last complete fold (`folds_done`), an error `failed`. `again`: how to start over, where `fit
+    --resume` is not the way (a retrain)."""
     try:
         with guard.handlers(), guard.deferred(), record.active():
             record.update(status="running", ended=None)
@@ -130,7 +137,8 @@ def folds_running(out: Path, record: rundir.RunRecord) -> Iterator[None]:
         now = record.typed
         refit = f" and epoch {now.epochs_done or 0} of the refit" if now.refit is not None else ""
         raise Interrupted(f"interrupted after {now.folds_done or 0} complete fold(s){refit}; the run "
-                          f"so far is in {out} (continue it with: nettrain fit CONFIG --resume {out})") from None
+                          f"so far is in {out} ("
+                          + (again or f"continue it with: nettrain fit CONFIG --resume {out}") + ")") from None
 
 
 def finish(prep: F.Prepared, out: Path, record: rundir.RunRecord, per_fold: list[dict[str, dict[str, float]]],
