@@ -126,8 +126,24 @@ def test_a_table_under_a_thousand_rows_gets_the_mean_of_five_fold_models():
     assert suggest.ensemble_folds(labels, False, 1_110, suggest.TINY_ROWS - 1) == 5
     assert suggest.ensemble_folds(labels, False, 1_112, suggest.TINY_ROWS) == 1                # one model's size
     rare = pd.Series(["a"] * 994 + ["b"] * 6)            # 6 rows of b, 4.8 of them outside a 20% test split
-    assert suggest.ensemble_folds(rare, True, 800, 720) == 1
+    assert suggest.ensemble_folds(rare, True, 800, 720) == 1 and not suggest.folds_hold_classes(rare, True, 800)
     assert suggest.ensemble_folds(rare, False, 800, 720) == 5                                   # a regression
+
+
+def test_no_folds_are_offered_where_a_class_could_not_be_in_every_fold(tmp_path):
+    """A class with fewer than 5 rows outside the test split: one model, and no comment offering folds
+    (they could not be stratified)."""
+    frame = table(2_000)
+    frame.loc[:5, "y"] = "rare"                         # 6 rows: 4.8 of them outside a 20% test split
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    result = runner.invoke(app, ["init", str(tmp_path / "d.csv"), "--target", "y"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["data"]["split"]["validation"] == 0.1
+    assert "{folds: 5" not in result.stdout
+    frame.loc[:20, "y"] = "rare"                        # 21 rows: the comment is back
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    result = runner.invoke(app, ["init", str(tmp_path / "d.csv"), "--target", "y"])
+    assert "split: {folds: 5, refit: ensemble}" in result.stdout
 
 
 def test_init_writes_the_fold_ensemble_only_where_the_rule_says(tmp_path):

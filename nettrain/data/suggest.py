@@ -225,13 +225,18 @@ ENSEMBLE_MIN_ROWS = 150
 def ensemble_folds(labels: pd.Series, classes: bool, rows: int, fit_rows: int) -> int:
     """The data.split.folds init writes (with refit: ensemble) for `rows` non-test rows of which one
     model would train on `fit_rows`: ENSEMBLE_FOLDS for a table that small, else 1."""
-    if fit_rows >= TINY_ROWS or rows < ENSEMBLE_MIN_ROWS:
+    if fit_rows >= TINY_ROWS or rows < ENSEMBLE_MIN_ROWS or not folds_hold_classes(labels, classes, rows):
         return 1
-    if classes:
-        counts = labels.dropna().value_counts()
-        if counts.empty or int(counts.min()) * rows < ENSEMBLE_FOLDS * len(labels):  # its share of the rows
-            return 1
     return ENSEMBLE_FOLDS
+
+
+def folds_hold_classes(labels: pd.Series, classes: bool, rows: int) -> bool:
+    """Whether every class has ENSEMBLE_FOLDS rows among the `rows` non-test rows (its share of them),
+    so stratified folds can each hold it; always for a regression."""
+    if not classes:
+        return True
+    counts = labels.dropna().value_counts()
+    return not counts.empty and int(counts.min()) * rows >= ENSEMBLE_FOLDS * len(labels)
 
 
 def _fractions(n: int, test_file: bool = False) -> tuple[float, float]:
@@ -296,7 +301,7 @@ def _render(path: Path, frame: pd.DataFrame, target: str, task: str, what: str, 
     else:
         out.append(f"  split: {one_model}" + (f"    # {validation:.0%} for validation (early stopping needs few "
                                                "rows; the model gains from the rest)" if validation else ""))
-    if validation > 0 and not official and folds == 1:
+    if validation > 0 and not official and folds == 1 and folds_hold_classes(frame[target], classes, rest):
         out.append("  # steadier scores for about 5x the fit time: split: {folds: 5, refit: ensemble} (the model "
                    "is then the mean of 5, each trained on 4/5 of these rows; see data.split.refit)")
     n_categorical = len(roles.categorical) + len(roles.codes)
