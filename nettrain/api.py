@@ -256,12 +256,13 @@ def list_runs(directory: str | Path = "runs", *, sort: str | None = None, filter
 
 def plot_runs(runs: Iterable[str | Path], *, metric: str = "loss", output: str | Path | None = None) -> Path:
     """Learning curves of one or more runs overlaid in one PNG (default ./learning-curves.png), from
-    their metrics.csv: train solid, validation dashed, one colour per run, best epochs marked.
-    Never writes into a run directory. Returns the PNG's path."""
-    from nettrain.report.compare import open_run, read_history
+    their metrics.csv: train solid, validation dashed, one colour per run, best epochs marked; a k-fold
+    run without a metrics.csv of its own (an ensemble) gives its folds' curves. Never writes into a run
+    directory. Returns the PNG's path."""
+    from nettrain.report.compare import curve_runs, open_run, read_history
     from nettrain.report.plots import Curves, metric_columns, overlay_curves
 
-    paths = [Path(r) for r in runs]
+    paths = [p for r in runs for p in curve_runs(r)]  # a k-fold run: its folds' curves
     if not paths:
         raise UsageError("plot: give at least one RUN (a run directory)")
     metric = str(metric).strip()

@@ -349,7 +349,10 @@ def plot(
 ):
     """Learning curves of one or more runs overlaid in one PNG, best epochs marked."""
     path = _run("plot_runs", runs, metric=metric, output=output, debug=debug)
-    typer.echo(f"wrote {path} ({metric}, {len(runs)} run{'s' if len(runs) != 1 else ''})")
+    from nettrain.report.compare import curve_runs
+
+    drawn = sum(len(curve_runs(r)) for r in runs)  # a k-fold run draws its folds
+    typer.echo(f"wrote {path} ({metric}, {drawn} run{'s' if drawn != 1 else ''})")
 
 
 @app.command()

@@ -164,3 +164,11 @@ def test_bad_values(tmp_path, text, problem):
     result = cli("validate", tmp_path / "c.yaml")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert problem in result.output and "data.split.refit" in result.output
+
+
+def test_plot_of_the_run_draws_its_folds(ensemble_run, tmp_path):
+    """An ensemble run keeps no metrics.csv of its own: `nettrain plot RUN` overlays its folds' curves."""
+    out = tmp_path / "curves.png"
+    result = cli("plot", ensemble_run, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"\x89PNG" and "(loss, 3 runs)" in result.stdout

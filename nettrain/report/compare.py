@@ -40,6 +40,17 @@ def open_run(path: str | Path) -> dict[str, Any]:
     return rundir.RunRecord.load(path).data
 
 
+def curve_runs(path: str | Path) -> list[Path]:
+    """The runs whose metrics.csv `nettrain plot PATH` draws: PATH itself; for a k-fold run that keeps
+    none of its own (no refit trained in it: an ensemble, or folds only), its folds in order."""
+    path = Path(path)
+    if (path / rundir.METRICS_CSV).is_file():
+        return [path]
+    folds = sorted((p for p in path.glob("fold-*") if p.is_dir() and p.name[5:].isdigit()
+                    and (p / rundir.METRICS_CSV).is_file()), key=lambda p: int(p.name[5:]))
+    return folds or [path]
+
+
 def read_history(path: str | Path) -> tuple[list[str], list[dict[str, float | None]]]:
     """(columns, rows) of a run's metrics.csv; a UsageError naming the run when there is none."""
     path = Path(path)
