@@ -386,7 +386,7 @@ def test_a_yes_no_column_is_read_inside_the_exported_model_in_any_case(tmp_path)
 
 
 @pytest.mark.parametrize("fmt", ["savedmodel", "keras", "onnx", "litert"])
-def test_a_date_column_is_refused_by_every_format_and_yes_no_words_by_those_without_strings(fmt):
+def test_a_date_column_is_carried_by_savedmodel_alone_and_yes_no_words_by_the_formats_with_strings(fmt):
     from types import SimpleNamespace
 
     from nettrain.data.types import ColumnInfo, FeatureSchema
@@ -400,7 +400,21 @@ def test_a_date_column_is_refused_by_every_format_and_yes_no_words_by_those_with
 
     when = ColumnInfo("when.year", "numeric", origin={"column": "when", "type": "date", "part": "year"})
     with pytest.raises(UsageError, match="column 'when' is a date that nettrain turns into numbers"):
-        plan_for(target(when), fmt)
+        plan_for(target(when), fmt)  # no format recorded: no format can parse it
+    offset = {"column": "when", "type": "date", "format": "%Y-%m-%dT%H:%M:%S%z"}   # pandas moves it to UTC
+    with pytest.raises(UsageError, match="formats that can: none"):
+        plan_for(target(*[ColumnInfo(f"when.{p}", "numeric", origin={**offset, "part": p})
+                          for p in ("year", "month", "day")]), fmt)
+    dated = [ColumnInfo(f"when.{p}", "numeric", origin={"column": "when", "type": "date", "format": "%d.%m.%Y",
+                                                        "part": p}) for p in ("year", "month", "day", "weekday")]
+    if fmt == "savedmodel":  # its serving function parses the dates: one string input for the four parts
+        inputs = plan_for(target(*dated), fmt).inputs()
+        assert [(i["name"], i.get("kind")) for i in inputs] == [("x", None), ("when", "date")]
+        assert inputs[1]["format"] == "%d.%m.%Y" and list(inputs[1]["parts"].values()) == \
+            ["year", "month", "day", "weekday"]
+    else:
+        with pytest.raises(UsageError, match=f"{fmt} cannot carry that step .formats that can: savedmodel"):
+            plan_for(target(*dated), fmt)
     smoker = ColumnInfo("smoker.yes", "numeric", origin={"column": "smoker", "type": "boolean", "true": "yes",
                                                          "false": "no"})
     if fmt in ("savedmodel", "keras"):
@@ -409,3 +423,62 @@ def test_a_date_column_is_refused_by_every_format_and_yes_no_words_by_those_with
     else:
         with pytest.raises(UsageError, match=f"column 'smoker' holds yes/no words .* {fmt} cannot carry"):
             plan_for(target(smoker), fmt)
+
+
+def test_the_serving_date_parts_are_the_readers_for_every_format_without_an_offset():
+    """export.date_parts (TensorFlow string ops, inside a SavedModel) gives the parts
+    `data.typing.derived_values` (pandas) gives, for every date format init recognizes but those with
+    a UTC offset: valid dates, two-digit years, and NaN for what is no date of the format."""
+    from nettrain.data import typing as T
+    from nettrain.lifecycle.export import date_parts, servable_date
+
+    rng = np.random.default_rng(0)
+    stamps = pd.Timestamp("1950-01-01") + pd.to_timedelta(rng.integers(0, 110 * 365 * 24 * 60, 400), unit="min")
+    bad = ["", "2016-02-30", "13/45/2016", "31.02.2019", "2019-1-2-3", "x", "2016-06-15 25:00", "  "]
+    formats = [f for f in T.DATE_FORMATS if "%z" not in f]
+    assert all(servable_date(f) for f in formats) and not servable_date("%Y-%m-%dT%H:%M:%S%z")
+    for fmt in formats:
+        text = pd.Series(list(stamps.strftime(fmt)) + bad)
+        parts = ["year", "month", "day", "weekday"] + (["hour"] if "%H" in fmt else [])
+        want, _ = T.derived_values(text, {p: {"column": "c", "type": "date", "format": fmt, "part": p} for p in parts})
+        got = date_parts(text.to_numpy(str), fmt)
+        for p in parts:
+            np.testing.assert_array_equal(got[p].numpy(), want[p].astype("float32"), err_msg=f"{fmt} {p}")
+
+
+@pytest.mark.slow
+def test_a_savedmodel_parses_its_date_columns_itself(tmp_path):
+    """Date columns (one with an hour, some values missing) exported as savedmodel: string inputs whose
+    parts the serving function makes; predict with the export gives the run's predictions, and the raw
+    serving call takes dates as a user writes them; keras refuses them."""
+    rng = np.random.default_rng(0)
+    n = 400
+    when = pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 3 * 365 * 24, n), unit="h")
+    x = rng.normal(size=n)
+    y = x + np.where(when.month.isin([6, 7, 8]), 2.0, 0.0) + np.where(when.day_of_week >= 5, 1.0, 0.0)
+    frame = pd.DataFrame({"seen": when.strftime("%m/%d/%Y %H:%M"), "day": when.strftime("%Y-%m-%d"), "x": x, "y": y})
+    frame.loc[::9, "day"] = ""
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    run = _fit(tmp_path, f"""
+        data: {{source: {tmp_path / 'd.csv'}, target: y, columns: {{seen: {{type: date}}, day: {{type: date}}}}}}
+        preprocessing: {{missing: median}}
+        model: {{layers: [{{type: Dense, units: 8, activation: relu}}]}}
+        training: {{epochs: 2}}
+        output: {{plots: false}}
+    """)
+    out = _export(run)
+    dates = [i for i in out["inputs"] if i.get("kind") == "date"]
+    assert [(i["name"], i["format"]) for i in dates] == [("seen", "%m/%d/%Y %H:%M"), ("day", "%Y-%m-%d")]
+    assert list(dates[0]["parts"].values()) == ["year", "month", "day", "weekday", "hour"]
+    want = _predict(run, tmp_path / "d.csv")
+    got = _predict(Path(out["path"]), tmp_path / "d.csv")
+    np.testing.assert_allclose(got["prediction"], want["prediction"], atol=1e-5)
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(out["model_path"]).signatures["serving_default"]
+    rows = frame.head(30)
+    raw = serve(seen=tf.constant(rows.seen.to_numpy(str)), day=tf.constant(rows.day.to_numpy(str)),
+                x=tf.constant(rows.x.to_numpy("float32")))
+    np.testing.assert_allclose(raw["value"].numpy()[:, 0], want["prediction"].head(30), atol=1e-5)
+    refused = runner.invoke(app, ["export", str(run), "--format", "keras"])
+    assert refused.exit_code == 2 and "column 'seen' is a date" in refused.output

@@ -24,8 +24,10 @@ The model is written into a temporary folder beside the output, reloaded with it
 compared with the run's model on held-out rows (the run's test split, else validation, else
 train); only then is the folder renamed into place. A yes/no column (1/0 for the network) is a
 string input of the formats that carry strings, its words looked up inside the model (`_yes_no`).
-What a format cannot carry (a string or yes/no column in onnx or litert, a date column derived
-before the model, mixed precision in onnx) is refused before anything is written. After an export
+A date column (its parts made before the model) is a string input of savedmodel alone: its serving
+function makes the parts with TensorFlow's string ops (`date_parts`, `_dated_savedmodel`). What a
+format cannot carry (a string or yes/no column in onnx or litert, a date column but in savedmodel,
+mixed precision in onnx) is refused before anything is written. After an export
 of a run's model a record is appended to the run's `exports.json`.
 """
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -106,6 +109,8 @@ class Plan:
     classes: list[str] | None
     # a numeric column made from a yes/no column (`data.typing`): its raw column and (yes word, no word)
     words: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # a numeric column made from a date column (savedmodel only): (its raw column, the date format, the part)
+    dates: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
     @property
     def outputs(self) -> list[str]:
@@ -117,10 +122,19 @@ class Plan:
         """The exported model's inputs: `name` (`serving_name` of the column), the `column` it takes, dtype, shape."""
         if self.image is not None:
             return [{"name": "x", "dtype": "float32", "shape": [None, *self.image]}]
-        numbers = [{"name": serving_name(self.words[c][0]), "column": self.words[c][0], "dtype": "string",
-                    "shape": [None], "kind": "yes/no", "words": list(self.words[c][1:]), "numeric": c}
-                   if c in self.words else {"name": serving_name(c), "column": c, "dtype": "float32", "shape": [None]}
-                   for c in self.numeric]
+        numbers: list[dict[str, Any]] = []
+        for c in self.numeric:
+            if c in self.words:
+                numbers.append({"name": serving_name(self.words[c][0]), "column": self.words[c][0], "dtype": "string",
+                                "shape": [None], "kind": "yes/no", "words": list(self.words[c][1:]), "numeric": c})
+            elif c in self.dates:  # one string input per date column, at its first part; its parts in order
+                raw, fmt, _ = self.dates[c]
+                if not any(i.get("kind") == "date" and i["column"] == raw for i in numbers):
+                    numbers.append({"name": serving_name(raw), "column": raw, "dtype": "string", "shape": [None],
+                                    "kind": "date", "format": fmt,
+                                    "parts": {d: part for d, (r, _, part) in self.dates.items() if r == raw}})
+            else:
+                numbers.append({"name": serving_name(c), "column": c, "dtype": "float32", "shape": [None]})
         return numbers + [{"name": serving_name(c), "column": c, "dtype": "string", "shape": [None], "kind": k}
                           for c, k in self.strings]
 
@@ -151,7 +165,7 @@ def check_format(fmt: str) -> str:
 def plan_for(target: Target, fmt: str) -> Plan:
     """What the export of `target` takes and gives in `fmt`, or a UsageError naming what `fmt` cannot carry."""
     schema = target.schema
-    words = {}
+    words, dates = {}, {}
     for column in schema.columns:
         origin = column.origin
         if origin is None:
@@ -162,11 +176,19 @@ def plan_for(target: Target, fmt: str) -> Plan:
         elif origin.get("type") == "boolean":
             raise UsageError(f"column '{raw}' holds yes/no words (a string input) and {fmt} cannot carry string "
                              f"inputs; formats that can: {', '.join(STRINGS)}")
+        elif fmt == "savedmodel" and servable_date(origin.get("format")):
+            dates[column.name] = (raw, str(origin["format"]), str(origin["part"]))
         else:
+            can = "savedmodel" if servable_date(origin.get("format")) else "none"
             raise UsageError(f"column '{raw}' is a date that nettrain turns into numbers before the model "
-                             f"({column.name}); no export format carries that step (formats: "
-                             f"{', '.join(FORMATS)}): predict with the run, or train on numeric columns made "
-                             "beforehand")
+                             f"({column.name}), and {fmt} cannot carry that step (formats that can: {can}; "
+                             "savedmodel parses dates of one format without a UTC offset): predict with the run, "
+                             "or train on numeric columns made beforehand")
+    for raw in {r for r, _, _ in dates.values()}:
+        have = {part for r, _, part in dates.values() if r == raw}
+        if not {"year", "month", "day"} <= have:  # the parts the strings are written again from (served.feed_of)
+            raise UsageError(f"column '{raw}' is a date of which the model takes only {', '.join(sorted(have))}; "
+                             "savedmodel export needs its year, month and day: predict with the run")
     strings = [(c.name, c.kind) for c in schema.other_columns]
     if strings and fmt not in STRINGS:
         name, kind = strings[0]
@@ -186,7 +208,52 @@ def plan_for(target: Target, fmt: str) -> Plan:
     mode = target.label_mode
     return Plan(format=fmt, numeric=numeric, strings=strings, image=image, imputation=imputation, mode=mode,
                 threshold=target.threshold, classes=list(schema.class_names) if schema.class_names else None,
-                words=words)
+                words=words, dates=dates)
+
+
+# The date fields a SavedModel's serving function reads, in the order a format writes them (its digits)
+DATE_FIELDS = "YymdHMSf"
+
+
+def servable_date(fmt: str | None) -> bool:
+    """Whether a SavedModel can parse dates of `fmt` (`data.typing.DATE_FORMATS`) itself: one format,
+    without a UTC offset (pandas converts those to UTC, which would move the parts)."""
+    return bool(fmt) and "%z" not in fmt and all(code in DATE_FIELDS for code in re.findall(r"%(.)", fmt))
+
+
+def date_parts(text, fmt: str) -> dict[str, Any]:
+    """Inside the SavedModel's serving function: {part: float32 values} (year, month, day, weekday
+    Monday=0, hour) of the date strings `text` written in `fmt`, as `data.typing.derived_values` makes
+    them with pandas; NaN where a value is empty, has other fields than the format, or is no date
+    (month 13, February 30). The digit runs of a value are its fields, in the format's order; a
+    two-digit year is 1969-2068, as strptime reads it."""
+    import tensorflow as tf
+
+    codes = re.findall(r"%(.)", fmt)
+    digits = tf.strings.strip(tf.strings.regex_replace(tf.strings.strip(text), "[^0-9]+", " "))
+    tokens = tf.strings.split(digits)
+    fields = tf.strings.to_number(tokens.to_tensor(default_value="0", shape=[None, len(codes)]), tf.int64)
+    ok = tf.equal(tokens.row_lengths(), len(codes))
+    value = {code: fields[:, i] for i, code in enumerate(codes)}
+    two = value.get("y")
+    year = value["Y"] if "Y" in value else tf.where(two < 69, 2000 + two, 1900 + two)
+    month, day = value["m"], value["d"]
+    hour = value.get("H", tf.zeros_like(day))
+    for code, top in (("H", 23), ("M", 59), ("S", 59)):
+        if code in value:
+            ok &= (value[code] >= 0) & (value[code] <= top)
+    leap = tf.cast((year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0)), tf.int64)
+    lengths = tf.constant([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], tf.int64)
+    index = tf.clip_by_value(month - 1, 0, 11)
+    ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= tf.gather(lengths, index) + leap * tf.cast(
+        tf.equal(month, 2), tf.int64))
+    # Sakamoto's day of the week (0 Sunday), then Monday = 0 as pandas counts
+    shift = tf.constant([0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4], tf.int64)
+    y = year - tf.cast(month < 3, tf.int64)
+    weekday = (y + y // 4 - y // 100 + y // 400 + tf.gather(shift, index) + day + 6) % 7
+    nan = tf.constant(float("nan"), tf.float32)
+    return {part: tf.where(ok, tf.cast(v, tf.float32), nan)
+            for part, v in (("year", year), ("month", month), ("day", day), ("weekday", weekday), ("hour", hour))}
 
 
 def case_variants(word: str) -> list[str]:
@@ -433,10 +500,13 @@ def _write(wrapper, plan: Plan, folder: Path, sample: dict[str, np.ndarray]) -> 
 
     from nettrain.training import runtime
 
-    wrapper(sample)  # a model that has run once: what the exporters trace
+    if not plan.dates:  # (a dated model runs first on the parts its serving function makes of them)
+        wrapper(sample)  # a model that has run once: what the exporters trace
     try:
         with runtime.quiet_native_stderr(), contextlib.redirect_stdout(io.StringIO()):
-            if plan.format == "savedmodel":
+            if plan.format == "savedmodel" and plan.dates:
+                _dated_savedmodel(wrapper, plan, folder / VERSION, sample)
+            elif plan.format == "savedmodel":
                 wrapper.export(str(folder / VERSION), format="tf_saved_model", verbose=False)
             elif plan.format == "keras":
                 wrapper.save(str(folder / FILES["keras"]))
@@ -449,6 +519,31 @@ def _write(wrapper, plan: Plan, folder: Path, sample: dict[str, np.ndarray]) -> 
     except Exception as e:  # noqa: BLE001 - a converter that cannot carry a layer
         raise UsageError(f"{plan.format} export failed: {first_line(e)[:300]}; nothing was written; formats that "
                          f"carry every Keras layer: {', '.join(STRINGS)}") from None
+
+
+def _dated_savedmodel(wrapper, plan: Plan, path: Path, sample: dict[str, np.ndarray]) -> None:
+    """A SavedModel whose serving function takes each date column as strings and makes its parts
+    (`date_parts`) before the model (`wrapper`, which takes the parts as numbers): Keras's
+    `ExportArchive` with that function as the `serve` endpoint (also `serving_default`)."""
+    import keras
+    import tensorflow as tf
+
+    specs = {i["name"]: tf.TensorSpec((None,), tf.string if i["dtype"] == "string" else tf.float32, name=i["name"])
+             for i in plan.inputs()}  # (named: the signature's arguments are the columns' serving names)
+    dated = [i for i in plan.inputs() if i.get("kind") == "date"]
+
+    def serve(inputs):
+        feed = {k: v for k, v in inputs.items() if k not in {i["name"] for i in dated}}
+        for spec in dated:
+            parts = date_parts(inputs[spec["name"]], spec["format"])
+            feed.update({serving_name(column): parts[part] for column, part in spec["parts"].items()})
+        return wrapper(feed)
+
+    serve({k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in sample.items()})
+    archive = keras.export.ExportArchive()
+    archive.track(wrapper)
+    archive.add_endpoint("serve", serve, input_signature=[specs])
+    archive.write_out(str(path), verbose=False)
 
 
 def _onnx(wrapper, plan: Plan, path: Path) -> None:

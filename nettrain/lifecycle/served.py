@@ -40,12 +40,19 @@ def feed_of(split, plan_or_info, limit: int | None = None) -> dict[str, np.ndarr
     inputs = _inputs_of(plan_or_info)
     n = len(split) if limit is None else min(limit, len(split))
     feed: dict[str, np.ndarray] = {}
-    numeric_names = [i.get("numeric") or i.get("column", i["name"]) for i in inputs
-                     if i["dtype"] == "float32" or i.get("kind") == "yes/no"]
+    numeric_names: list[str] = []  # the numeric matrix's columns, in the inputs' order
+    for i in inputs:
+        if i.get("kind") == "date":
+            numeric_names += list(i["parts"])
+        elif i["dtype"] == "float32" or i.get("kind") == "yes/no":
+            numeric_names.append(i.get("numeric") or i.get("column", i["name"]))
     matrix = split.inputs.get(NUMERIC_INPUT)
     for spec in inputs:
         name, column = spec["name"], spec.get("column", spec["name"])  # (exports before `column`: the same)
-        if spec.get("kind") == "yes/no":  # the words again, from the 1/0 the reader made of them ("": missing)
+        if spec.get("kind") == "date":  # the dates again, written in their format from the parts the reader made
+            parts = {part: matrix[:n, numeric_names.index(c)] for c, part in spec["parts"].items()}
+            feed[name] = _dates_written(parts, spec["format"], n)
+        elif spec.get("kind") == "yes/no":  # the words again, from the 1/0 the reader made of them ("": missing)
             values = matrix[:n, numeric_names.index(spec["numeric"])]
             yes, no = spec["words"]
             feed[name] = np.where(values == 1.0, yes, np.where(values == 0.0, no, "")).astype(object)
@@ -58,6 +65,28 @@ def feed_of(split, plan_or_info, limit: int | None = None) -> dict[str, np.ndarr
             values = np.asarray(split.inputs[column][:n]).reshape(n)
             feed[name] = np.asarray(["" if v is None else str(v) for v in values], dtype=object)
     return feed
+
+
+def _dates_written(parts: dict[str, np.ndarray], fmt: str, n: int) -> np.ndarray:
+    """Date strings in `fmt` from their year, month, day (and hour) parts; "" (missing) where a part is
+    missing, or where the parts are no one date (a missing date's parts filled with each part's own
+    fill value: its weekday is not that of its year, month and day), as the model then fills them."""
+    from datetime import datetime
+
+    out = np.full(n, "", dtype=object)
+    hours = parts.get("hour", np.zeros(n))
+    weekdays = parts.get("weekday")
+    for i in range(n):
+        values = (parts["year"][i], parts["month"][i], parts["day"][i], hours[i])
+        if not all(v == v and float(v).is_integer() for v in values):  # NaN, or a filled value between days
+            continue
+        try:
+            when = datetime(*(int(v) for v in values))
+        except ValueError:  # parts that make no date
+            continue
+        if weekdays is None or weekdays[i] == when.weekday():
+            out[i] = when.strftime(fmt)
+    return out
 
 
 def _inputs_of(plan_or_info) -> list[dict[str, Any]]:
