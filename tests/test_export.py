@@ -434,7 +434,8 @@ def test_the_serving_date_parts_are_the_readers_for_every_format_without_an_offs
 
     rng = np.random.default_rng(0)
     stamps = pd.Timestamp("1950-01-01") + pd.to_timedelta(rng.integers(0, 110 * 365 * 24 * 60, 400), unit="min")
-    bad = ["", "2016-02-30", "13/45/2016", "31.02.2019", "2019-1-2-3", "x", "2016-06-15 25:00", "  "]
+    bad = ["", "2016-02-30", "13/45/2016", "31.02.2019", "2019-1-2-3", "x", "2016-06-15 25:00", "  ",
+           "2016/06/15", "16-06-15", "02016-06-15", "2016-06-15x", "15.06.16 10:00", "6/5/2016 7:5"]
     formats = [f for f in T.DATE_FORMATS if "%z" not in f]
     assert all(servable_date(f) for f in formats) and not servable_date("%Y-%m-%dT%H:%M:%S%z")
     for fmt in formats:

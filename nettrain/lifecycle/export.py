@@ -221,19 +221,33 @@ def servable_date(fmt: str | None) -> bool:
     return bool(fmt) and "%z" not in fmt and all(code in DATE_FIELDS for code in re.findall(r"%(.)", fmt))
 
 
+# How many digits strptime (pandas' `format=`) takes for each field
+_FIELD_DIGITS = {"Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{1,2}", "d": r"\d{1,2}", "H": r"\d{1,2}",
+                 "M": r"\d{1,2}", "S": r"\d{1,2}", "f": r"\d{1,9}"}
+
+
+def _date_pattern(fmt: str) -> str:
+    """The (RE2) pattern a whole value of `fmt` matches: its fields' digits and its other characters as
+    they are, so that another separator or a five-digit year is no date, as for pandas."""
+    parts = re.split(r"%(.)", fmt)  # literal, code, literal, code, ...
+    return "".join(_FIELD_DIGITS[p] if i % 2 else "".join(c if c.isalnum() or c == " " else "\\" + c for c in p)
+                   for i, p in enumerate(parts))
+
+
 def date_parts(text, fmt: str) -> dict[str, Any]:
     """Inside the SavedModel's serving function: {part: float32 values} (year, month, day, weekday
     Monday=0, hour) of the date strings `text` written in `fmt`, as `data.typing.derived_values` makes
-    them with pandas; NaN where a value is empty, has other fields than the format, or is no date
-    (month 13, February 30). The digit runs of a value are its fields, in the format's order; a
-    two-digit year is 1969-2068, as strptime reads it."""
+    them with pandas; NaN where a value is empty, is not written in the format (`_date_pattern`: its
+    separators, its fields' digits), or is no date (month 13, February 30). The digit runs of a value
+    are its fields, in the format's order; a two-digit year is 1969-2068, as strptime reads it."""
     import tensorflow as tf
 
     codes = re.findall(r"%(.)", fmt)
-    digits = tf.strings.strip(tf.strings.regex_replace(tf.strings.strip(text), "[^0-9]+", " "))
+    text = tf.strings.strip(text)
+    digits = tf.strings.strip(tf.strings.regex_replace(text, "[^0-9]+", " "))
     tokens = tf.strings.split(digits)
     fields = tf.strings.to_number(tokens.to_tensor(default_value="0", shape=[None, len(codes)]), tf.int64)
-    ok = tf.equal(tokens.row_lengths(), len(codes))
+    ok = tf.equal(tokens.row_lengths(), len(codes)) & tf.strings.regex_full_match(text, _date_pattern(fmt))
     value = {code: fields[:, i] for i, code in enumerate(codes)}
     two = value.get("y")
     year = value["Y"] if "Y" in value else tf.where(two < 69, 2000 + two, 1900 + two)
