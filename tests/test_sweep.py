@@ -280,7 +280,8 @@ def test_a_trial_without_prctl_watches_its_sweep_process_through_a_pipe(tmp_path
         p.kill()
         p.wait()
     deadline = time.time() + 20
-    while not marker.exists() and time.time() < deadline:
+    # the child's handler creates the file, then writes it: wait for the word, not only for the file
+    while not (marker.exists() and marker.read_text()) and time.time() < deadline:
         time.sleep(0.05)
     if not marker.exists():
         with contextlib.suppress(ProcessLookupError):
