@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from nettrain.errors import UsageError
 from nettrain.lifecycle.evaluate import write_into_run
-from nettrain.lifecycle.runrows import folds_of, is_stream, pick_rows, run_dataset, run_parts
+from nettrain.lifecycle.runrows import is_stream, pick_rows, run_dataset, run_parts, split_parts
 from nettrain.report.baseline import BOOSTING, LINEAR, NETWORK, Scored, fit_baselines
 from nettrain.store import atomic, rundir
 from nettrain.store.record import RunRecord, read_record
@@ -91,23 +91,6 @@ def check_config(cfg) -> None:
                         "or give `nettrain baseline` one fold's run directory (RUN/fold-1)")
 
 
-def _config_parts(dataset) -> dict[str, Any]:
-    """{split: rows} of a config's dataset: its train/validation/test splits; with k folds and a refit
-    (`check_config`), every non-test row to fit on (the refit's rows) and the test split."""
-    if is_stream(dataset):
-        parts = dict(dataset.codes)
-        k = folds_of(dataset)
-        if k:
-            from nettrain.data.split import fold_codes
-
-            train, valid = fold_codes(1, k)
-            parts.update(train=frozenset(train | valid), validation=None)
-        return parts
-    if dataset.folds is not None and dataset.pool is not None:
-        return {"train": dataset.pool, "validation": None, "test": dataset.test}
-    return {"train": dataset.train, "validation": dataset.validation, "test": dataset.test}
-
-
 def of_config(path: Path, overrides: Iterable[str] = ()) -> BaselineResult:
     from nettrain.config import load_config
     from nettrain.config.coherence import AUTO_METRICS
@@ -118,7 +101,7 @@ def of_config(path: Path, overrides: Iterable[str] = ()) -> BaselineResult:
     check_config(cfg)
     data_path = choose(cfg)
     dataset = load_stream(cfg, data_path.why) if data_path.stream else load_dataset(cfg)
-    parts = _config_parts(dataset)
+    parts = split_parts(dataset, refit=True)  # k folds and a refit: every non-test row (check_config)
     metrics = cfg.training.metrics
     names = AUTO_METRICS[dataset.schema.task] if metrics == "auto" else \
         [m if isinstance(m, str) else str(m.get("name", "")) for m in metrics]

@@ -77,9 +77,7 @@ def _plan(target: Target, overrides: list[str], *, epochs: int | None, data: str
         raise UsageError(f"--epochs {epochs}: expected an integer in [1, {MAX_EPOCHS}]")
     if run_dir is not None:
         rundir.check_run_dir(run_dir)
-    base = copy.deepcopy(target.config)
-    if data is not None:
-        base["data"].update(source=os.path.abspath(data), train=None, validation=None, test=None)
+    base = _on_data(target.config, data)
     start = target.epoch
     probe = load_config(None, overrides, data=copy.deepcopy(base))
     more = epochs if epochs is not None else probe.training.epochs
@@ -93,6 +91,14 @@ def _plan(target: Target, overrides: list[str], *, epochs: int | None, data: str
              "overrides": [masked_uri(o) for o in overrides], "data": str(data) if data else None}
     return RetrainPlan(target, cfg, start, more, in_place, entry, Path(run_dir) if run_dir is not None else None,
                        fold=_fold_of(target, cfg))
+
+
+def _on_data(config: dict[str, Any], data: str | Path | None) -> dict[str, Any]:
+    """A copy of a run's config, its rows read from `data` (--data) when given."""
+    base = copy.deepcopy(config)
+    if data is not None:
+        base["data"].update(source=os.path.abspath(data), train=None, validation=None, test=None)
+    return base
 
 
 def _fold_of(target: Target, cfg: Config) -> int | None:
@@ -133,9 +139,7 @@ def plan_ensemble_retrain(run: str | Path, *, epochs: int | None = None, overrid
                              "retrain needs every fold's model (train the k-fold run again with nettrain fit)")
         plan = _plan(resolve_target(fold_dir), overrides, epochs=epochs, data=data, run_dir=None)
         plans.append(dataclasses.replace(plan, in_place=False, fold=i))
-    base = copy.deepcopy(rundir.read_run_config(run))
-    if data is not None:
-        base["data"].update(source=os.path.abspath(data), train=None, validation=None, test=None)
+    base = _on_data(rundir.read_run_config(run), data)
     cfg = load_config(None, overrides, data=base, origin=run / rundir.CONFIG)
     entry = {"at": rundir.now(), "from": str(run), "folds": k, "from_epochs": [p.start for p in plans],
              "epochs": plans[0].more if plans else 0, "overrides": [masked_uri(o) for o in overrides],

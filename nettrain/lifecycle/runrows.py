@@ -72,14 +72,18 @@ def run_parts(dataset, record: RunRecord) -> dict[str, Any]:
     """{split: rows} of the model a run record describes. A k-fold fold (`fold: i`) trained on its
     fold's rows and validated on the rest; a k-fold parent's (refit) model trained on all non-test rows.
     In memory the rows are Splits; of a stream, the split codes of its rows (`StreamDataset.codes`)."""
+    return split_parts(dataset, fold=record.fold, refit=record.is_kfold_parent)
 
-    fold = record.fold
+
+def split_parts(dataset, *, fold: int | None = None, refit: bool = False) -> dict[str, Any]:
+    """{split: rows} of a dataset: its own splits; of a k-fold dataset, fold `fold`'s (its training and
+    validation rows), or with `refit` those of a model of every non-test row (no validation rows)."""
     if is_stream(dataset):
         k = folds_of(dataset)
         parts = dict(dataset.codes)
         if k and fold is not None and 1 <= fold <= k:
             parts = dict(dataset.for_fold(fold).codes)
-        elif k and record.is_kfold_parent:
+        elif k and refit:
             from nettrain.data.split import fold_codes
 
             train, valid = fold_codes(1, k)
@@ -90,7 +94,7 @@ def run_parts(dataset, record: RunRecord) -> dict[str, Any]:
         if fold is not None and 1 <= fold <= len(dataset.folds):
             tr, va = dataset.folds[fold - 1]
             parts.update(train=dataset.pool.take(tr), validation=dataset.pool.take(va))
-        elif record.is_kfold_parent:
+        elif refit:
             parts.update(train=dataset.pool, validation=None)
     return parts
 

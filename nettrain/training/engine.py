@@ -193,7 +193,7 @@ class HeldRows:
 
     def evaluate(self, model: keras.Model, callbacks: Any = None) -> dict[str, float]:
         """{metric: value} of `model` on the rows; `callbacks` a CallbackList or a list of callbacks."""
-        if self.n and not all(getattr(m, "built", True) for m in model.metrics):  # a model compiled, never run
+        if self.n and not metrics_built(model):  # a model compiled, never run
             build_evaluation_state(model, {k: v[:self.batch_size] for k, v in self.x.items()},
                                    self.y[:self.batch_size])
         run = test_steps(model, self.x, self.y)
@@ -236,6 +236,11 @@ def _cached(cache, model: keras.Model, make):
     return got[1]
 
 
+def metrics_built(model: keras.Model) -> bool:
+    """Whether the model's metrics (the compiled loss and metrics too) have their variables."""
+    return all(getattr(m, "built", True) for m in model.metrics)
+
+
 def build_evaluation_state(model: keras.Model, x: Any, y: Any) -> None:
     """The compiled loss's and metrics' variables, made by one eager pass on a batch (x, y) as Keras
     makes them before evaluating, then reset. A graph traced afterwards creates none: a `tf.function`
@@ -251,7 +256,7 @@ def build_evaluation_state(model: keras.Model, x: Any, y: Any) -> None:
 def reset_metrics(model: keras.Model) -> None:
     """`model.reset_metrics()`, as one traced call once the metrics are built (eagerly, a few ops per
     metric variable: ~2.5 ms a call for a loss, accuracy and a 200-threshold AUC, twice an epoch)."""
-    if not all(getattr(m, "built", True) for m in model.metrics):
+    if not metrics_built(model):
         model.reset_metrics()  # metrics that build later would be missing from a graph traced now
         return
     owner = weakref.ref(model)
