@@ -68,7 +68,7 @@ def test_its_metrics_record_card_and_table(ensemble_run):
     assert {"folds", "mean", "std"} <= set(metrics)
     record = json.loads((ensemble_run / "run.json").read_text())
     assert record["status"] == "completed" and record["refit"]["members"] == 3
-    assert record["refit"]["rows"] == 192  # every non-test row: 240 - 48
+    assert record["refit"]["rows"] == 240 - record["data"]["rows"]["test"]  # every non-test row: 240 - 48
     card = (ensemble_run / "MODEL.md").read_text()
     assert "the mean of the 3 fold models' predictions" in card and "refit ensemble" in card
     assert "Ensemble model" in (ensemble_run.parent / "fit-output.txt").read_text()
@@ -172,3 +172,42 @@ def test_plot_of_the_run_draws_its_folds(ensemble_run, tmp_path):
     result = cli("plot", ensemble_run, "-o", out)
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:4] == b"\x89PNG" and "(loss, 3 runs)" in result.stdout
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_members_trains_only_the_first_folds(tmp_path, stream):
+    """data.split.members: m of the k folds train (each on its k-1 folds, validated on its own); the
+    ensemble is their mean, its metrics on every non-test row as with all k."""
+    mixed_csv(tmp_path / "mixed.csv", n=240)
+    text = textwrap.dedent(CLASSES).replace("folds: 3,", "folds: 4, members: 2,").lstrip()
+    (tmp_path / "c.yaml").write_text(text)
+    run = tmp_path / "run"
+    result = api.fit(tmp_path / "c.yaml", [f"data.stream={str(stream).lower()}"], run_dir=run, quiet=True)
+    assert sorted(p.name for p in run.glob("fold-*")) == ["fold-1", "fold-2"]
+    record = json.loads((run / "run.json").read_text())
+    assert record["folds"] == 2 and record["refit"]["members"] == 2 and record["refit"]["rows"] == 240 - record["data"]["rows"]["test"]
+    assert len(json.loads((run / "metrics.json").read_text())["folds"]) == 2
+    assert result.refit is not None and members(keras.models.load_model(run / "model.h5", compile=False)) == 2
+    for i in (1, 2):  # each fold validates on a quarter of the non-test rows, not on a half
+        fold = json.loads((run / f"fold-{i}" / "run.json").read_text())
+        rows = fold["data"]["rows"]
+        assert fold["fold"] == i and rows["validation"] < rows["train"] / 2
+    if not stream:
+        mine = api.predict(run, tmp_path / "mixed.csv", proba=True)
+        proba = [c for c in mine.columns if c.startswith("proba_")]
+        folds = _fold_predictions(run, tmp_path / "mixed.csv", 2)
+        np.testing.assert_allclose(mine[proba].to_numpy(), np.mean([f[proba].to_numpy() for f in folds], axis=0),
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("split: {members: 2}", "members: 2 counts fold models to train, from 1 to data.split.folds (1)"),
+    ("split: {folds: 3, members: 4}", "use at most 3, or raise folds"),
+    ("split: {folds: 3, members: 0}", "got 0; expected an integer in [1, "),
+])
+def test_bad_members(tmp_path, text, problem):
+    (tmp_path / "d.csv").write_text("a,y\n1,2\n3,4\n")
+    (tmp_path / "c.yaml").write_text(f"data: {{source: d.csv, target: y, {text}}}\n")
+    result = cli("validate", tmp_path / "c.yaml")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert problem in result.output and "data.split.members" in result.output

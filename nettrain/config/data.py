@@ -38,6 +38,9 @@ class SplitConfig(Section):
     shuffle: bool = Field(True, description="false keeps file order: the last rows are held out")
     stratify: bool | None = Field(None, description="default: true for classification")
     folds: int = Field(1, ge=1, le=MAX_INT, description="k > 1 runs k-fold cross-validation on the non-test rows")
+    members: int | None = Field(None, ge=1, le=MAX_INT,
+                                description="with folds > 1: train only the first m of the k fold models (default: "
+                                            "all k); each still trains on k-1 folds and validates on its own")
     refit: bool | Literal["ensemble"] = Field(
         False, description="with folds > 1, the k-fold run's model.h5: true trains one model on all non-test rows "
                            "for the mean best epoch of the folds; ensemble averages the fold models' predictions")
@@ -63,7 +66,14 @@ class SplitConfig(Section):
                            "set folds to 2 or more, or remove refit")
         return self
 
-
+    @model_validator(mode="after")
+    def _members_of_folds(self) -> "SplitConfig":
+        if self.members is not None and (self.folds <= 1 or self.members > self.folds):
+            raise ArgError(("members",), f"members: {self.members} counts fold models to train, from 1 to "
+                           f"data.split.folds ({self.folds}); "
+                           + ("set folds to 2 or more, or remove members" if self.folds <= 1
+                              else f"use at most {self.folds}, or raise folds"))
+        return self
 
 
 class ColumnConfig(Section):

@@ -2,6 +2,7 @@
 the remaining one. Each fold is a complete run in `fold-<i>/`; the parent run's metrics.json holds
 every fold's metrics and their mean and standard deviation per split and metric, and its
 `plots/learning_curves_mean.png` the folds' learning curves averaged per epoch (± one std).
+`data.split.members: m` trains only the first m of the k folds (m fits instead of k).
 
 `data.split.refit: true`: after the folds, one more model trained on all the non-test rows (no
 validation rows) for the mean of the folds' best epochs, in the parent run's own directory: its
@@ -53,23 +54,30 @@ def _streamed(prep: F.Prepared) -> bool:
     return isinstance(prep.dataset, StreamDataset)
 
 
-def count(prep: F.Prepared) -> int:
-    """How many folds the data stage made."""
+def made(prep: F.Prepared) -> int:
+    """How many folds the data stage made (k)."""
     if _streamed(prep):
         return prep.dataset.n_folds if prep.dataset.fold_stats else 0
     return len(prep.dataset.folds or [])
 
 
+def count(prep: F.Prepared) -> int:
+    """How many fold models the run trains: the first `data.split.members` of the k folds (all k
+    without it)."""
+    members = prep.cfg.data.split.members
+    return made(prep) if members is None else min(members, made(prep))
+
+
 def check_folds(prep: F.Prepared) -> None:
-    if count(prep) < 2 or (not _streamed(prep) and prep.dataset.pool is None):
+    if made(prep) < 2 or (not _streamed(prep) and prep.dataset.pool is None):
         raise prep.cfg.error("data.split.folds", "the data stage produced no folds")
 
 
 def folds(prep: F.Prepared) -> Iterator[tuple[int, F.Prepared]]:
     """(fold number from 1, the fold's `Prepared`: its training and validation rows of the pool; for a
-    stream, the rows whose hashed fold is another one and those whose fold is this one)."""
-    n = prep.dataset.n_folds if _streamed(prep) else len(prep.dataset.folds)
-    for i in range(1, n + 1):
+    stream, the rows whose hashed fold is another one and those whose fold is this one), for the
+    `count` folds that train."""
+    for i in range(1, count(prep) + 1):
         yield i, fold(prep, i)
 
 
