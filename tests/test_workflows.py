@@ -187,6 +187,22 @@ def test_labels_losses_heads_and_metrics_that_do_not_fit_are_refused_before_trai
         assert not (tmp_path / "r").exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize("labels, metrics", [("sparse", ["loss", "accuracy"]), ("one_hot", ["loss", "accuracy", "auc"]),
+                                             ("auto", ["loss", "accuracy", "auc"])])
+def test_auto_metrics_of_a_binary_target_follow_its_labels(folder, tmp_path, labels, metrics):
+    """metrics: auto on a binary target is accuracy and AUC, less AUC where the labels are integer classes
+    for a 2-unit softmax head (labels: sparse), which AUC cannot read: it crashed inside Keras's AUC."""
+    cfg = write(folder, f"auto-{labels}.yaml", """
+        data: {source: binary.csv, target: label}
+        training: {epochs: 1}
+        output: {plots: false}
+    """)
+    result = cli("fit", cfg, "--run-dir", tmp_path / "r", "--quiet", "--set", f"preprocessing.labels={labels}")
+    assert result.exit_code == 0, result.output
+    header = (tmp_path / "r" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert [c for c in header if c in ("loss", "accuracy", "auc")] == metrics
+
+
 def test_a_multiclass_head_of_the_wrong_width_is_refused(folder):
     cfg = write(folder, "three.yaml", """
         data: {source: three.csv, target: kind}

@@ -91,6 +91,13 @@ def metric_problem(name: str, mode: str, units: int | None = None) -> str | None
     return None
 
 
+def auto_metrics(task: str, mode: str) -> list[str]:
+    """`training.metrics: auto` for a task whose labels are fed as `mode`: AUTO_METRICS[task], less
+    those the labels do not fit (a binary target with `labels: sparse` has a 2-unit softmax head and
+    integer labels, which AUC cannot read)."""
+    return [m for m in AUTO_METRICS[task] if metric_problem(m, mode) is None]
+
+
 def metrics_problem(cfg, mode: str, units: int | None = None) -> tuple[tuple, str] | None:
     """(key path, message) for the first configured metric that does not fit, or None."""
     metrics = cfg.training.metrics

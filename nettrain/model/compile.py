@@ -10,7 +10,7 @@ import numpy as np
 import keras
 
 from nettrain.config import catalog
-from nettrain.config.coherence import AUTO_METRICS, HINGE_LOSSES, ONE_HOT_LOSSES, SPARSE_LOSSES
+from nettrain.config.coherence import HINGE_LOSSES, ONE_HOT_LOSSES, SPARSE_LOSSES, auto_metrics
 from nettrain.config.schema import Config
 from nettrain.data.stats import TrainStats
 from nettrain.data.types import FeatureSchema
@@ -132,7 +132,7 @@ def make_metrics(cfg: Config, schema: FeatureSchema) -> list:
     tanh = output_activation_kind(cfg, schema) == "tanh"
     if metrics == "auto":
         # AUC assumes scores in [0, 1]; a tanh (hinge) head gives [-1, 1]
-        return ["accuracy"] if tanh else list(AUTO_METRICS[schema.task])
+        return ["accuracy"] if tanh else auto_metrics(schema.task, label_mode(cfg, schema))
     out = []
     for i, m in enumerate(metrics):
         if isinstance(m, str) and tanh and m in ("accuracy", "acc", "binary_accuracy"):
