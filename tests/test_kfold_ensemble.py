@@ -200,6 +200,15 @@ def test_members_trains_only_the_first_folds(tmp_path, stream):
                                    rtol=1e-5, atol=1e-6)
 
 
+def test_a_k_fold_run_of_members_without_refit_is_evaluated_fold_by_fold(tmp_path):
+    mixed_csv(tmp_path / "mixed.csv", n=240)
+    text = textwrap.dedent(CLASSES).replace("folds: 3, test: 0.2, refit: ensemble", "folds: 4, members: 2, test: 0.2")
+    (tmp_path / "c.yaml").write_text(text.lstrip())
+    api.fit(tmp_path / "c.yaml", [], run_dir=tmp_path / "run", quiet=True)
+    evaluated = api.evaluate(tmp_path / "run")             # each fold on its own validation rows
+    assert len(evaluated.folds) == 2 and [f.rows for f in evaluated.folds] == [48, 48]
+
+
 @pytest.mark.parametrize("text, problem", [
     ("split: {members: 2}", "members: 2 counts fold models to train, from 1 to data.split.folds (1)"),
     ("split: {folds: 3, members: 4}", "use at most 3, or raise folds"),

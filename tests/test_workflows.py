@@ -168,8 +168,10 @@ def test_keras2_names_are_read_with_a_note(folder):
      "model.output", "the head has 1 unit(s) but the target has 2 classes"),
     (["model.output={type: Dense, units: 2, activation: softmax}"], "model.output",
      "the head has 2 units but loss auto on a binary target needs 1 sigmoid unit"),
+    (["preprocessing.labels=sparse", "training.loss=binary_crossentropy"], "training.loss",
+     "'binary_crossentropy' takes one 0/1 label per row (or one-hot labels), but the labels are integer classes"),
 ], ids=["one-hot+sparse-metric", "binary+categorical-metric", "sparse+categorical-metric", "regression+accuracy", "2-unit-softmax+auc",
-        "categorical-ce+1-unit", "binary+2-unit-head"])
+        "categorical-ce+1-unit", "binary+2-unit-head", "sparse-labels+binary-loss"])
 def test_labels_losses_heads_and_metrics_that_do_not_fit_are_refused_before_training(folder, tmp_path, sets,
                                                                                      where, words):
     cfg = write(folder, "binary.yaml", """

@@ -121,6 +121,10 @@ def loss_problem(loss: Any, mode: str) -> str | None:
     if mode == "regression" and (key in ONE_HOT_LOSSES | SPARSE_LOSSES | BINARY_LOSSES):
         return (f"'{name}' is a classification loss but the target is numbers (regression); fits: mse, mae, huber. "
                 "Fix: loss: auto, or data.task: binary/multiclass if the numbers are classes")
+    if mode == "sparse" and key in BINARY_LOSSES:
+        return (f"'{name}' takes one 0/1 label per row (or one-hot labels), but the labels are integer classes for a "
+                "head with one unit per class; fits: sparse_categorical_crossentropy. Fix: loss: auto, or "
+                "preprocessing.labels: one_hot")
     if mode != "regression" and key in REGRESSION_LOSSES:
         return (f"'{name}' is a regression loss but the target is classes; fits: binary_crossentropy (two "
                 "classes), sparse_categorical_crossentropy. Fix: loss: auto, or data.task: regression")

@@ -106,6 +106,11 @@ def make_folds(cfg, labels: np.ndarray | None, n: int, task: str, notes: list[st
             for tr, va in splitter.split(dummy, labels if labels is not None else None)]
 
 
+def trained_folds(made: int, members: int | None) -> int:
+    """How many of the `made` folds a k-fold run trains: the first `data.split.members`, else all."""
+    return made if members is None else min(members, made)
+
+
 def _note(notes: list[str] | None, text: str) -> None:
     if notes is not None:
         notes.append(text)

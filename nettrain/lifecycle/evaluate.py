@@ -23,6 +23,7 @@ import numpy as np
 from nettrain.data import contract
 from nettrain.data.chunks import streamable as streamed
 from nettrain.data.rows import Rows, aligned, file_rows, table_rows
+from nettrain.data.split import trained_folds
 from nettrain.data.stream import read_ahead
 from nettrain.errors import DataError, GateFailed, UsageError
 from nettrain.lifecycle.runrows import folds_of, pick_rows, run_dataset_of, run_parts, run_record, run_split_rows
@@ -528,9 +529,10 @@ def evaluate_kfold(run_dir: Path, record: RunRecord, *, data: str | Path | None,
         split_name = split or "validation"
         name = split_name
         dataset = run_dataset_of(targets[0], record)
-        if folds_of(dataset) != k:
+        members = ((targets[0].config.get("data") or {}).get("split") or {}).get("members")
+        if trained_folds(folds_of(dataset), members) != k:
             raise UsageError(f"{run_dir}: run.json names {k} folds but its config gives "
-                             f"{folds_of(dataset)}; the run was edited or damaged")
+                             f"{trained_folds(folds_of(dataset), members)}; the run was edited or damaged")
     results = []
     # a --data file is checked once, with the first fold's rows, against the parent run's signature
     watch = contract.watch_for(run_dir) if data is not None else None

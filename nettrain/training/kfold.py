@@ -29,6 +29,7 @@ import numpy as np
 
 from nettrain.config.schema import Config
 from nettrain.data.load import fold_dataset
+from nettrain.data.split import trained_folds
 from nettrain.errors import Interrupted
 from nettrain.store import atomic, guard, rundir
 from nettrain.store.record import RunRecord
@@ -64,8 +65,7 @@ def made(prep: F.Prepared) -> int:
 def count(prep: F.Prepared) -> int:
     """How many fold models the run trains: the first `data.split.members` of the k folds (all k
     without it)."""
-    members = prep.cfg.data.split.members
-    return made(prep) if members is None else min(members, made(prep))
+    return trained_folds(made(prep), prep.cfg.data.split.members)
 
 
 def check_folds(prep: F.Prepared) -> None:
