@@ -197,3 +197,17 @@ def test_interrupt_exits_130_marks_the_run_and_resume_finishes_it(data_dir, stra
     assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == [1, 2, 3, 4, 5]
     assert json.loads((run / "run.json").read_text())["resumed"][0]["from_epoch"] == 2
     assert max_diff(weights(run / "model.h5"), weights(straight / "model.h5")) <= 1e-6
+
+
+def test_a_run_without_validation_rows_retrains(data_dir, tmp_path):
+    """Its config.yaml writes the checkpoint's default monitor (val_loss), which the fit followed to `loss`
+    for lack of validation rows; retrain reads it as the default too (it refused it as never logged)."""
+    config = tmp_path / "noval.yaml"
+    config.write_text(write_config(data_dir, "noval", 2).read_text().replace(
+        "target: label}", "target: label, split: {validation: 0}}").replace("source: data.csv", f"source: {data_dir}/data.csv"))
+    fit(config, "--run-dir", tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["monitor"] == "loss"
+    result = runner.invoke(app, ["retrain", str(tmp_path / "run"), "--epochs", "1", "--run-dir", str(tmp_path / "more")])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "more" / "run.json").read_text())
+    assert record["monitor"] == "loss" and record["epochs_done"] == 3

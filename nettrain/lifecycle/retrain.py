@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from nettrain.config import Config, load_config, parse_override
 from nettrain.config.args import MAX_EPOCHS
+from nettrain.config.callbacks import CheckpointConfig
 from nettrain.words import masked_uri
 from nettrain.errors import UsageError
 from nettrain.lifecycle.target import Target, resolve_target
@@ -98,6 +99,11 @@ def _on_data(config: dict[str, Any], data: str | Path | None) -> dict[str, Any]:
     base = copy.deepcopy(config)
     if data is not None:
         base["data"].update(source=os.path.abspath(data), train=None, validation=None, test=None)
+    checkpoint = (base.get("callbacks") or {}).get("checkpoint")
+    if isinstance(checkpoint, dict) and checkpoint.get("monitor") == CheckpointConfig.model_fields["monitor"].default:
+        # config.yaml writes every default: left as one, the monitor follows the rows as at the run's fit
+        # (loss where there are no validation rows; an explicit val_loss without them was refused there)
+        del checkpoint["monitor"]
     return base
 
 
