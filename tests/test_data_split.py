@@ -225,3 +225,18 @@ def test_fingerprint_tracks_data_and_split(tmp_path):
     changed = classes(60)
     changed.loc[0, "x"] += 1e-3
     assert load(tmp_path, changed).fingerprint != base.fingerprint
+
+
+def test_rows_with_gaps_for_a_model_without_fill_values_say_why(tmp_path):
+    """New rows with a gap, for a model trained with drop_rows (no fill value learned): the message says
+    so and what would fill it, instead of suggesting the drop_rows the model was trained with."""
+    from nettrain.data.inputs import prepare_inputs
+
+    with pytest.warns(UserWarning, match="dropped"):
+        ds = load(tmp_path, with_gaps(), {"test": 0, "validation": 0}, preprocessing={"missing": "drop_rows"})
+    new = with_gaps().drop(columns=["y"])
+    with pytest.raises(DataError) as info:
+        prepare_inputs(new, ds.schema, source="new.csv")
+    msg = str(info.value)
+    assert "new.csv: column 'x' has 2 missing values" in msg and "trained with preprocessing.missing error or " \
+        "drop_rows, which learn none" in msg and "mean, median or most_frequent" in msg

@@ -142,9 +142,10 @@ def _numeric_matrix(frame: pd.DataFrame, columns: list[str], imputation: dict, w
                 count = int(nan[:, j].sum())
                 first = row_label(frame.index[int(np.argmax(nan[:, j]))], line_offset)
                 raise DataError(f"{where}: column '{name}' has {count} missing value{'s' if count > 1 else ''} "
-                                f"(first: {first}) and no fill value; set preprocessing.missing to mean, median, "
-                                "most_frequent or drop_rows (fill values are learned from the training rows), or fix "
-                                "the data")
+                                f"(first: {first}) and the model has no fill value for it (it was trained with "
+                                "preprocessing.missing error or drop_rows, which learn none); fill the gaps, or train "
+                                "with preprocessing.missing mean, median or most_frequent (fill values learned from "
+                                "the training rows)")
             x[nan[:, j], j] = float(fill)
     infinite = np.isinf(x)
     if infinite.any():
