@@ -483,3 +483,21 @@ def test_a_savedmodel_parses_its_date_columns_itself(tmp_path):
     np.testing.assert_allclose(raw["value"].numpy()[:, 0], want["prediction"].head(30), atol=1e-5)
     refused = runner.invoke(app, ["export", str(run), "--format", "keras"])
     assert refused.exit_code == 2 and "column 'seen' is a date" in refused.output
+
+
+def test_a_mixed_precision_model_is_held_to_its_precision(tmp_path):
+    """runtime.mixed_precision computes in 16 bits: the keras export reloaded and the run's model round
+    its products differently (here by more than float32's 1e-4), within bfloat16's precision."""
+    from tests.helpers import mixed_csv
+
+    mixed_csv(tmp_path / "m.csv", n=200)
+    run = _fit(tmp_path, f"""
+        data: {{source: {tmp_path / 'm.csv'}, target: label, drop: [id]}}
+        model: {{layers: [{{type: Dense, units: 8, activation: relu}}, {{type: BatchNormalization}}]}}
+        training: {{epochs: 2}}
+        runtime: {{mixed_precision: mixed_bfloat16}}
+        output: {{plots: false}}
+    """)
+    out = _export(run, "--format", "keras", "-o", tmp_path / "k")
+    info = json.loads((tmp_path / "k" / "export.json").read_text())
+    assert info["tolerance"] == 2e-2 and out["max_abs_diff"] <= 2e-2

@@ -62,6 +62,10 @@ INFO = "export.json"
 EXPORTS = rundir.EXPORTS                   # the run's list of verified exports
 ROWS = 256                                 # held-out rows compared
 TOLERANCE = {"savedmodel": 1e-4, "onnx": 1e-4, "keras": 1e-4, "litert": 1e-3}
+# A model of runtime.mixed_precision computes its layers in 16 bits: two runtimes (or a graph and an
+# eager call) may round its products differently by about that type's precision (bfloat16 keeps 8
+# bits of mantissa, float16 11), so its export is held to this instead where it is larger.
+MIXED_TOLERANCE = {"mixed_bfloat16": 2e-2, "mixed_float16": 4e-3}
 ONNX_EXTRA = "pip install 'nettrain[onnx]' (tf2onnx and onnxruntime)"
 # Input names the exporters take for their own: the SavedModel signature's function has `self`, the
 # ONNX conversion's function its argument `inputs` (`serving_name` renames such columns)
@@ -321,11 +325,11 @@ def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Pa
         loaded = served.load(tmp, info)
         got = served.run(loaded, served.feed_of(rows, plan))
         diff = compare(reference, got, plan)
-        tolerance = TOLERANCE[fmt]
+        tolerance = tolerance_for(fmt, target)
         if not diff <= tolerance:
             raise UsageError(f"the {fmt} export disagrees with the run's model on {rows_count(rows)} held-out rows "
                              f"(max difference {diff:.3g} > {tolerance:g}); nothing was written")
-        info.update(max_abs_diff=diff, rows_compared=rows_count(rows), split=split,
+        info.update(max_abs_diff=diff, tolerance=tolerance, rows_compared=rows_count(rows), split=split,
                     written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         atomic.write_json(tmp / INFO, info)
         _into_place(tmp, out)
@@ -340,6 +344,12 @@ def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Pa
         record(target.run_dir, result, info["written_at"])
         result.notes.extend(_model_card(target.run_dir))
     return result
+
+
+def tolerance_for(fmt: str, target: Target) -> float:
+    """The largest difference an export of `fmt` may show against the run's model (MIXED_TOLERANCE)."""
+    policy = ((target.config or {}).get("runtime") or {}).get("mixed_precision")
+    return max(TOLERANCE[fmt], MIXED_TOLERANCE.get(policy, 0.0) if isinstance(policy, str) else 0.0)
 
 
 def _load(target: Target):
