@@ -13,11 +13,13 @@ output_mode, int sequences, dates, codes as categorical with an embedding); feat
 id; every preprocessing value; 0-3 layers (Dense, Dropout, BatchNormalization, LayerNormalization,
 GaussianNoise, Activation, regularizers) and initializers; the output head; batch size 1-1000; the
 optimizer; loss and metrics that fit the task; class weights; early stopping, checkpoint templates,
-every lr_schedule type, TensorBoard, gradient statistics; determinism and mixed precision.
+every lr_schedule type, TensorBoard, gradient statistics; a sweep section; determinism and mixed
+precision.
 
 Then, in this process (2 epochs): `fit`, `evaluate RUN`, `predict`, `retrain` (1 epoch),
 `export` (savedmodel, keras or onnx), `inspect`, `evaluate --split train`, `baseline`, `lr-find`,
-`plot`, `compare`. Each step ends ok, refused (exit 2 with a message: printed, to be read: a refusal
+`plot`, `compare`, and for a config with a `sweep` section (2 trials over the learning rate, the
+batch size and the first layer's units) `sweep`. Each step ends ok, refused (exit 2 with a message: printed, to be read: a refusal
 of a config the docs allow is a bug too) or FAILED (any other exit; the traceback printed). After a
 refused fit the config stops; after another refused step the next step runs. Exit status 1 when
 anything failed.
@@ -199,6 +201,12 @@ def config(d: Draw, i: int) -> dict:
     cfg = {"name": f"c{i}", "seed": d.r.randint(0, 99), "data": data, "preprocessing": pre, "model": model,
            "training": training, "callbacks": callbacks, "output": {"dir": "runs"}}
     if d.maybe(0.15):
+        params: dict = {"training.optimizer.learning_rate": {"log_uniform": [1e-3, 1e-1]},
+                        "training.batch_size": {"choice": [16, 64]}}
+        if layers and layers[0]["type"] == "Dense":
+            params["model.layers.0.units"] = {"int": [4, 16], "step": 4}
+        cfg["sweep"] = {"trials": 2, "sampler": d.pick("tpe", "random"), "params": params}
+    if d.maybe(0.15):
         cfg["runtime"] = {"deterministic": d.pick(True, False)}
     elif d.maybe(0.1):
         cfg["runtime"] = {"mixed_precision": "mixed_bfloat16"}
@@ -220,7 +228,8 @@ def steps(d: Draw, cfg: dict, path: Path, folder: Path, i: int) -> list[tuple[st
             ("baseline", ["baseline", run]),
             ("lr-find", ["lr-find", path, "--steps", "20", "-o", folder / f"lr{i}"]),
             ("plot", ["plot", run, "-o", folder / f"plot{i}.png"]),
-            ("compare", ["compare", model_run, folder / f"run{i}-more"])]
+            ("compare", ["compare", model_run, folder / f"run{i}-more"])] + \
+        ([("sweep", ["sweep", path, "--jobs", "1", "--json"])] if "sweep" in cfg else [])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -501,3 +501,19 @@ def test_a_mixed_precision_model_is_held_to_its_precision(tmp_path):
     out = _export(run, "--format", "keras", "-o", tmp_path / "k")
     info = json.loads((tmp_path / "k" / "export.json").read_text())
     assert info["tolerance"] == 2e-2 and out["max_abs_diff"] <= 2e-2
+
+
+def test_a_streamed_run_of_separate_files_is_checked_on_its_test_file(tmp_path):
+    """The held-out rows of a stream's own test file carry no row positions: the check counted them by
+    those and crashed (TypeError)."""
+    regression_csv(tmp_path / "all.csv", n=160)
+    rows = pd.read_csv(tmp_path / "all.csv")
+    rows.iloc[:120].to_csv(tmp_path / "train.csv", index=False)
+    rows.iloc[120:].to_csv(tmp_path / "test.csv", index=False)
+    run = _fit(tmp_path, f"""
+        data: {{train: {tmp_path / 'train.csv'}, test: {tmp_path / 'test.csv'}, target: y, stream: true}}
+        training: {{epochs: 1}}
+        output: {{plots: false}}
+    """)
+    out = _export(run, "--format", "keras", "-o", tmp_path / "k")
+    assert out["rows_compared"] == 40 and out["split"] == "test"

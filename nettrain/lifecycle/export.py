@@ -371,7 +371,7 @@ def held_out(target: Target):
         except UsageError as e:
             last = e
             continue
-        n = min(ROWS, len(first.row_index))
+        n = min(ROWS, len(first))
         take = getattr(first, "take", None)
         part = take(np.arange(n)) if take is not None else first
         assert isinstance(part, Split)
@@ -381,7 +381,7 @@ def held_out(target: Target):
 
 
 def rows_count(split) -> int:
-    return int(len(split.row_index))
+    return int(len(split))
 
 
 def served_model(model, plan: Plan):
