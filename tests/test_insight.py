@@ -79,6 +79,20 @@ def test_inspect_reports_vanishing_gradients_on_deep_sigmoid_and_not_with_relu_h
     assert all(x["dead"] is not None and x["saturated"] is None for x in dense[:-1])
 
 
+def test_inspect_of_a_first_layer_without_any_gradient(tmp_path):
+    """kernel_initializer: zeros leaves the first of several layers no gradient at all, once training moved
+    the biases and the last layer a little: a finding that says so (it divided by that zero)."""
+    config = tmp_path / "zeros.yaml"
+    config.write_text(DEEP.format(init="zeros", layers="\n".join(
+        "    - {type: Dense, units: 16, activation: selu}" for _ in range(2))))
+    fitted = runner.invoke(app, ["fit", str(config), "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert fitted.exit_code == 0, fitted.output
+    report = inspect_json(str(tmp_path / "run"))              # trained: the last layer's weights have moved
+    finding = next(f for f in report["findings"] if f["kind"] == "vanishing_gradients")
+    assert ": none at all, against that of the last layer" in finding["message"], finding["message"]
+
+
+
 def test_inspect_gradient_norms_equal_a_hand_written_gradient_tape(tmp_path):
     import keras
     import tensorflow as tf

@@ -404,8 +404,9 @@ def findings(layers: list[LayerReport], loss: float, result=None) -> list[Findin
             out.append(Finding(
                 "vanishing_gradients",
                 f"vanishing gradients: the gradient per weight of the first layer, {_where(first)}, is {fmt(a)}: "
-                f"{_times(b / a)} smaller than that of the last layer, {_where(last)}, {fmt(b)}; the early layers "
-                f"barely learn{why}", fix, [first.name, last.name]))
+                + (f"{_times(b / a)} smaller than" if a > 0 else "none at all, against") +
+                f" that of the last layer, {_where(last)}, {fmt(b)}; the early layers "
+                f"{'barely learn' if a > 0 else 'do not learn'}{why}", fix, [first.name, last.name]))
         elif b > 0 and a / b > EXPLODING:
             out.append(Finding(
                 "exploding_gradients",
