@@ -4,8 +4,9 @@ failures, not scores (the configs' counterpart of `bench/smoke.py`'s tables).
     python bench/confighunt.py [--configs N] [--seed S] [--keep DIR]
 
 One generated table (300 rows: numbers with gaps, a skewed column, integer codes, a categorical
-column with gaps, dates, short text, yes/no words, a row id, and three targets: binary, multiclass,
-regression), written as CSV, TSV, Parquet and JSON lines, and cut into train/validation/test files.
+column with gaps, dates, short text, yes/no words, a row id, and four targets: binary, 3 classes,
+12 classes, regression), written as CSV, TSV, Parquet and JSON lines, cut into train/validation/test
+files, and its first 40 rows as tiny.csv.
 Each config draws, within what docs/config.md allows: the task and target; the source (one file of
 four formats, or separate train/validation/test files); the split (test, validation, shuffle,
 stratify, folds with refit true/ensemble and members); streaming; column overrides (text with each
@@ -48,6 +49,7 @@ import yaml  # noqa: E402
 ROWS = 300
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
 TARGETS = {"binary": "bin", "multiclass": "multi", "regression": "reg"}
+TINY = 40  # rows of tiny.csv: splits and folds with few rows each
 
 
 def write_table(folder: Path) -> pd.DataFrame:
@@ -66,6 +68,7 @@ def write_table(folder: Path) -> pd.DataFrame:
     df["bin"] = np.where(logit > 0, "pos", "neg")
     df["multi"] = pd.cut(logit, [-9, -0.7, 0.3, 9], labels=["lo", "mid", "hi"]).astype(str)
     df["reg"] = 3 * df["num"].fillna(0) + df["skew"] + rng.normal(size=n)
+    df["many"] = [f"k{int(v)}" for v in pd.qcut(logit + rng.normal(scale=0.3, size=n), 12, labels=False)]
     df.to_csv(folder / "d.csv", index=False)
     df.to_csv(folder / "d.tsv", sep="\t", index=False)
     df.to_parquet(folder / "d.parquet", index=False)
@@ -73,6 +76,7 @@ def write_table(folder: Path) -> pd.DataFrame:
     df.iloc[:180].to_csv(folder / "train.csv", index=False)
     df.iloc[180:240].to_csv(folder / "validation.csv", index=False)
     df.iloc[240:].to_csv(folder / "test.csv", index=False)
+    df.iloc[:TINY].to_csv(folder / "tiny.csv", index=False)
     return df
 
 
@@ -89,9 +93,10 @@ class Draw:
 
 def config(d: Draw, i: int) -> dict:
     task = d.pick(*TARGETS)
-    target = TARGETS[task]
-    drop = [t for t in TARGETS.values() if t != target] + (["when"] if d.maybe(0.7) else [])
-    data: dict = {"source": f"d.{d.pick(*FORMATS)}", "target": target, "drop": drop}
+    target = "many" if task == "multiclass" and d.maybe(0.3) else TARGETS[task]
+    drop = [t for t in (*TARGETS.values(), "many") if t != target] + (["when"] if d.maybe(0.7) else [])
+    source = "tiny.csv" if d.maybe(0.1) else f"d.{d.pick(*FORMATS)}"
+    data: dict = {"source": source, "target": target, "drop": drop}
     if d.maybe(0.3):
         data["task"] = task
     split: dict = {}
