@@ -20,10 +20,10 @@ precision.
 Then, in this process (2 epochs): `fit`, `evaluate RUN`, `predict`, `retrain` (1 epoch),
 `export` (savedmodel, keras or onnx), `inspect`, `evaluate --split train`, `baseline`, `lr-find`,
 `plot`, `compare`, and for a config with a `sweep` section (2 trials over the learning rate, the
-batch size and the first layer's units) `sweep`. Each step ends ok, refused (exit 2 with a message: printed, to be read: a refusal
-of a config the docs allow is a bug too) or FAILED (any other exit; the traceback printed). After a
-refused fit the config stops; after another refused step the next step runs. Exit status 1 when
-anything failed.
+batch size and the first layer's units) `sweep`. Each step ends ok, refused (exit 2 with a
+message: printed, to be read: a refusal of a config the docs allow is a bug too) or FAILED (any
+other exit; the traceback printed). After a refused fit the config stops; after another refused
+step the next step runs. Exit status 1 when anything failed.
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ def config(d: Draw, i: int) -> dict:
         data["id"] = "rowid"
     columns: dict = {}
     if d.maybe(0.3):
-        columns["note"] = {"type": "text", **({"output_mode": d.pick("count", "tf_idf", "multi_hot")} if d.maybe() else {})}
+        mode = {"output_mode": d.pick("count", "tf_idf", "multi_hot")} if d.maybe() else {}
+        columns["note"] = {"type": "text", **mode}
     elif d.maybe(0.1):
         columns["note"] = {"type": "text", "output_mode": "int", "sequence_length": 6}
     if d.maybe(0.3) and "when" not in drop:
@@ -179,7 +180,8 @@ def config(d: Draw, i: int) -> dict:
         if task == "regression":
             training["metrics"] = d.pick(["mae"], ["mse"], ["mape"], ["mae", "mse"])
         elif task == "binary" and labels != "sparse":
-            training["metrics"] = d.pick(["accuracy"], ["auc"], ["precision", "recall"], [{"name": "auc", "curve": "PR"}])
+            training["metrics"] = d.pick(["accuracy"], ["auc"], ["precision", "recall"],
+                                         [{"name": "auc", "curve": "PR"}])
         else:
             training["metrics"] = ["accuracy"]
     if task != "regression" and d.maybe(0.3):
@@ -227,7 +229,8 @@ def steps(d: Draw, cfg: dict, path: Path, folder: Path, i: int) -> list[tuple[st
             ("evaluate", ["evaluate", run, "--json"]),
             ("predict", ["predict", model_run, source, "-o", folder / f"p{i}.csv"]),
             ("retrain", ["retrain", model_run, "--epochs", "1", "--run-dir", folder / f"run{i}-more"]),
-            ("export", ["export", model_run, "--format", d.pick("savedmodel", "keras", "onnx"), "-o", folder / f"x{i}"]),
+            ("export", ["export", model_run, "--format", d.pick("savedmodel", "keras", "onnx"),
+                        "-o", folder / f"x{i}"]),
             ("inspect", ["inspect", model_run]),
             ("evaluate --split train", ["evaluate", model_run, "--split", "train", "--json"]),
             ("baseline", ["baseline", run]),

@@ -188,7 +188,8 @@ def test_members_trains_only_the_first_folds(tmp_path, stream):
     result = api.fit(tmp_path / "c.yaml", [f"data.stream={str(stream).lower()}"], run_dir=run, quiet=True)
     assert sorted(p.name for p in run.glob("fold-*")) == ["fold-1", "fold-2"]
     record = json.loads((run / "run.json").read_text())
-    assert record["folds"] == 2 and record["refit"]["members"] == 2 and record["refit"]["rows"] == 240 - record["data"]["rows"]["test"]
+    assert record["folds"] == 2 and record["refit"]["members"] == 2
+    assert record["refit"]["rows"] == 240 - record["data"]["rows"]["test"]
     assert len(json.loads((run / "metrics.json").read_text())["folds"]) == 2
     assert result.refit is not None and members(keras.models.load_model(run / "model.h5", compile=False)) == 2
     for i in (1, 2):  # each fold validates on a quarter of the non-test rows, not on a half

@@ -203,11 +203,13 @@ def test_a_run_without_validation_rows_retrains(data_dir, tmp_path):
     """Its config.yaml writes the checkpoint's default monitor (val_loss), which the fit followed to `loss`
     for lack of validation rows; retrain reads it as the default too (it refused it as never logged)."""
     config = tmp_path / "noval.yaml"
-    config.write_text(write_config(data_dir, "noval", 2).read_text().replace(
-        "target: label}", "target: label, split: {validation: 0}}").replace("source: data.csv", f"source: {data_dir}/data.csv"))
+    text = write_config(data_dir, "noval", 2).read_text()
+    config.write_text(text.replace("target: label}", "target: label, split: {validation: 0}}")
+                      .replace("source: data.csv", f"source: {data_dir}/data.csv"))
     fit(config, "--run-dir", tmp_path / "run")
     assert json.loads((tmp_path / "run" / "run.json").read_text())["monitor"] == "loss"
-    result = runner.invoke(app, ["retrain", str(tmp_path / "run"), "--epochs", "1", "--run-dir", str(tmp_path / "more")])
+    result = runner.invoke(app, ["retrain", str(tmp_path / "run"), "--epochs", "1",
+                                 "--run-dir", str(tmp_path / "more")])
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "more" / "run.json").read_text())
     assert record["monitor"] == "loss" and record["epochs_done"] == 3
