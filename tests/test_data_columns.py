@@ -308,8 +308,9 @@ def test_prepare_inputs_remaining_nan_names_column_and_count():
 
 def test_prepare_inputs_infinite_value():
     frame = pd.DataFrame({"age": [1.0, np.inf], "income": [1.0, 2.0], "city": ["a", "b"]})
-    with pytest.raises(DataError, match=r"'age'.*infinite.*row 2"):
+    with pytest.raises(DataError, match=r"'age'.*infinite.*row 2") as info:
         prepare_inputs(frame, schema())
+    assert "row 2: inf; float32 inputs must be finite" in str(info.value)   # the value as written, not np.float64(inf)
 
 
 def test_prepare_inputs_unknown_label():

@@ -178,6 +178,8 @@ def test_the_dialect_of_a_file(tmp_path):
     assert of("w.csv", '"fixed acidity";"quality"\n7.4;5\n') == Dialect(";", ".")  # UCI's wine quality
     assert of("q.csv", '"a;b",y\n"c;d",1\n') == Dialect(",", ".")                  # a semicolon inside quotes
     assert of("one.csv", "y\n1\n") == Dialect(",", ".")
+    assert of("tabs.csv", "a\tb c\ty\n1.5\tx\t0\n") == Dialect("\t", ".")     # a tab-separated file named .csv
+    assert of("tq.csv", '"a\tb",y\n1,0\n') == Dialect(",", ".")                   # a tab inside quotes
     with gzip.open(tmp_path / "g.csv.gz", "wt") as f:
         f.write("a;y\n0,5;1\n")
     assert dialect(tmp_path / "g.csv.gz") == Dialect(";", ",")
@@ -187,6 +189,7 @@ def test_the_dialect_of_a_file(tmp_path):
     assert said(tmp_path / "e.csv") == "read as separated by semicolons, with decimal commas"
     assert said(tmp_path / "w.csv") == "read as separated by semicolons, with decimal points"
     assert said(tmp_path / "c.csv") == said(tmp_path / "t.tsv") == ""
+    assert said(tmp_path / "tabs.csv") == "read as separated by tabs"
     from typer.testing import CliRunner
 
     from nettrain.cli import app

@@ -30,7 +30,8 @@ DECIMAL_COMMA = re.compile(r"^\s*[+-]?(\d+|\d{1,3}(\.\d{3})+),\d+\s*$")
 
 def dialect(path: str | os.PathLike) -> Dialect:
     """The one rule for how a CSV/TSV file is read. A `.tsv` is tab-separated, with decimal points.
-    A `.csv` is comma-separated with decimal points, unless its header line holds semicolons and no
+    A `.csv` is comma-separated with decimal points, unless its header line holds tabs and neither
+    commas nor semicolons outside quotes (then it is tab-separated, as a `.tsv`), or semicolons and no
     comma outside quotes: then semicolons separate its fields (what spreadsheets write where the
     decimal mark is a comma, and some published tables, UCI's wine quality among them), and its
     numbers are written with decimal commas (`7,4`, also `1.234,5`) when a field of its first lines
@@ -48,7 +49,12 @@ def dialect(path: str | os.PathLike) -> Dialect:
     except Exception:  # noqa: BLE001 - unreadable: the reader says why
         return Dialect()
     lines = head.splitlines()
-    if not lines or ";" not in lines[0] or "," in _outside_quotes(lines[0]):
+    if not lines:
+        return Dialect()
+    header = _outside_quotes(lines[0])
+    if "\t" in header and "," not in header and ";" not in header:
+        return Dialect("\t")   # a tab-separated file named .csv (spreadsheets' "Text (Tab delimited)")
+    if ";" not in lines[0] or "," in header:
         return Dialect()
     body = lines[1:-1] if len(head) >= SNIFF_BYTES else lines[1:]   # (the last line of a cut head may be cut)
     fields = (f for row in csv.reader(body, delimiter=";") for f in row)
@@ -58,6 +64,8 @@ def dialect(path: str | os.PathLike) -> Dialect:
 def said(path: str | os.PathLike) -> str:
     """How init and validate say a file is read when it is not the usual way ('' for a plain CSV)."""
     form = dialect(path)
+    if form.delimiter == "\t" and table_kind(Path(path)) == ".csv":
+        return "read as separated by tabs"
     if form.delimiter != ";":
         return ""
     return f"read as separated by semicolons, with decimal {'commas' if form.decimal_comma else 'points'}"

@@ -152,9 +152,19 @@ def _numeric_matrix(frame: pd.DataFrame, columns: list[str], imputation: dict, w
         j = int(np.flatnonzero(infinite.any(axis=0))[0])
         pos = int(np.flatnonzero(infinite[:, j])[0])
         raise DataError(f"{where}: column '{columns[j]}' holds an infinite or too large value in "
-                        f"{row_label(frame.index[pos], line_offset)}: {frame[columns[j]].iloc[pos]!r}; float32 inputs "
-                        "must be finite")
+                        f"{row_label(frame.index[pos], line_offset)}: {_shown(frame[columns[j]].iloc[pos])}; float32 "
+                        "inputs must be finite (at most about 3.4e38)")
     return x
+
+
+def _shown(value) -> str:
+    """A cell as a message shows it: text quoted as written, a number as Python writes it (inf, 1e+39)."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def encode_target(target: pd.Series, schema: FeatureSchema, where: str,
