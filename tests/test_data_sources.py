@@ -532,3 +532,23 @@ def test_data_stage_never_imports_tensorflow_or_keras(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "KERAS_HOME": str(home)})
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_column_without_a_name_is_named_alike_by_every_reader(tmp_path):
+    """An empty header cell over a feature: pandas (the in-memory reader) names it `Unnamed: 0`, pyarrow
+    (the chunk reader of predict and of streams) named it '', so predict of the training file itself was
+    refused ("missing column 'Unnamed: 0'"). Every reader names it `Unnamed: <position>` now."""
+    from nettrain import api
+    from nettrain.data import chunks
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=120)
+    frame = pd.DataFrame({"": a, "b": rng.choice(["x", "y"], 120), "y": np.where(a > 0, "p", "q")})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    assert chunks.header(tmp_path / "d.csv") == ["Unnamed: 0", "b", "y"]
+    assert list(read_table(tmp_path / "d.csv").columns) == ["Unnamed: 0", "b", "y"]
+    (tmp_path / "c.yaml").write_text("data: {source: d.csv, target: y}\ntraining: {epochs: 1}\noutput: {plots: false}\n")
+    for stream in ("false", "true"):
+        api.fit(tmp_path / "c.yaml", [f"data.stream={stream}"], run_dir=tmp_path / f"run-{stream}", quiet=True)
+        predicted = api.predict(tmp_path / f"run-{stream}", tmp_path / "d.csv")
+        assert len(predicted) == 120

@@ -54,11 +54,22 @@ def header(path: str | os.PathLike) -> list[str]:
             return [str(n) for n in pq.read_schema(p).names]
         except Exception as e:  # noqa: BLE001 - not parquet, truncated
             raise DataError(f"{p}: cannot read it as parquet: {reason(e, all_lines=True)}") from None
+    return unnamed(written_header(p))
+
+
+def written_header(p: Path) -> list[str]:
+    """A CSV/TSV file's header cells as written (an empty one as '')."""
     try:
         row = pd.read_csv(p, sep=dialect(p).delimiter, header=None, nrows=1, dtype=str, keep_default_na=False)
     except Exception as e:  # noqa: BLE001
         raise DataError(f"{p}: cannot read its header: {reason(e, all_lines=True)}") from None
     return [str(n) for n in row.iloc[0].tolist()]
+
+
+def unnamed(names: list[str]) -> list[str]:
+    """Column names with an empty header cell named as pandas names it when it reads the file whole
+    (`Unnamed: <position>`), so every reader gives a column the same name."""
+    return [n if n != "" else f"Unnamed: {i}" for i, n in enumerate(names)]
 
 
 def decimal_points(column: pd.Series) -> pd.Series:
@@ -109,7 +120,10 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
     import pyarrow as pa
     import pyarrow.csv as pc
 
-    names = header(p)
+    written = written_header(p)
+    names = unnamed(written)
+    # pyarrow names an empty header cell '': the names are then given to it and the header line skipped
+    named = {"column_names": names, "skip_rows": 1} if names != written else {}
     wanted = columns or names
     form = dialect(p)
     # pyarrow reads no `1.234,5`: a file with decimal commas has its numbers read as text, then given
@@ -124,7 +138,7 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
 
     def serial():  # pyarrow's streaming reader (the first block is read here)
         return pc.open_csv(pa.input_stream(str(p), compression="detect"),
-                           read_options=pc.ReadOptions(block_size=BLOCK_BYTES),
+                           read_options=pc.ReadOptions(block_size=BLOCK_BYTES, **named),
                            **{**options, "parse_options": serial_parse(delimiter)})
 
     batches = None
@@ -300,9 +314,11 @@ def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], 
 
     form = dialect(p)
     try:
+        written = written_header(p)
+        named = {"column_names": unnamed(written), "skip_rows": 1} if unnamed(written) != written else {}
         reader = pc.open_csv(
             pa.input_stream(str(p), compression="detect"),
-            read_options=pc.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=first_row),
+            read_options=pc.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=first_row, **named),
             parse_options=serial_parse(form.delimiter),
             convert_options=pc.ConvertOptions(column_types={c: pa.string() for c in columns},
                                               include_columns=columns, strings_can_be_null=True,

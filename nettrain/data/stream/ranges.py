@@ -94,7 +94,9 @@ def _header(fd: int, delimiter: str, options: dict) -> tuple[int, list[str]] | N
                         parse_options=options["parse_options"])
     if table.num_rows:
         return None
-    return end + 1, table.column_names
+    from nettrain.data.chunks import unnamed
+
+    return end + 1, unnamed(table.column_names)
 
 
 def _cuts(fd: int, size: int, start: int) -> Iterator[tuple[int, int]]:
