@@ -547,7 +547,8 @@ def test_a_column_without_a_name_is_named_alike_by_every_reader(tmp_path):
     frame.to_csv(tmp_path / "d.csv", index=False)
     assert chunks.header(tmp_path / "d.csv") == ["Unnamed: 0", "b", "y"]
     assert list(read_table(tmp_path / "d.csv").columns) == ["Unnamed: 0", "b", "y"]
-    (tmp_path / "c.yaml").write_text("data: {source: d.csv, target: y}\ntraining: {epochs: 1}\noutput: {plots: false}\n")
+    (tmp_path / "c.yaml").write_text("data: {source: d.csv, target: y}\ntraining: {epochs: 1}\n"
+                                     "output: {plots: false}\n")
     for stream in ("false", "true"):
         api.fit(tmp_path / "c.yaml", [f"data.stream={stream}"], run_dir=tmp_path / f"run-{stream}", quiet=True)
         predicted = api.predict(tmp_path / f"run-{stream}", tmp_path / "d.csv")
