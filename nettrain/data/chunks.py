@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -72,6 +72,14 @@ def unnamed(names: list[str]) -> list[str]:
     return [n if n != "" else f"Unnamed: {i}" for i, n in enumerate(names)]
 
 
+def _given_names(p: Path) -> tuple[list[str], dict[str, Any]]:
+    """(a CSV/TSV file's column names, pyarrow's ReadOptions that give them): pyarrow names an empty
+    header cell '', so where one is empty the names are given to it and the header line skipped."""
+    written = written_header(p)
+    names = unnamed(written)
+    return names, ({"column_names": names, "skip_rows": 1} if names != written else {})
+
+
 def decimal_points(column: pd.Series) -> pd.Series:
     """The text of a column of a file written with decimal commas, its numbers with decimal points
     (`7,4` -> `7.4`, `1.234,5` -> `1234.5`), so that every later rule reads them as the numbers they
@@ -120,10 +128,7 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
     import pyarrow as pa
     import pyarrow.csv as pc
 
-    written = written_header(p)
-    names = unnamed(written)
-    # pyarrow names an empty header cell '': the names are then given to it and the header line skipped
-    named = {"column_names": names, "skip_rows": 1} if names != written else {}
+    names, named = _given_names(p)
     wanted = columns or names
     form = dialect(p)
     # pyarrow reads no `1.234,5`: a file with decimal commas has its numbers read as text, then given
@@ -314,8 +319,7 @@ def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], 
 
     form = dialect(p)
     try:
-        written = written_header(p)
-        named = {"column_names": unnamed(written), "skip_rows": 1} if unnamed(written) != written else {}
+        _, named = _given_names(p)
         reader = pc.open_csv(
             pa.input_stream(str(p), compression="detect"),
             read_options=pc.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=first_row, **named),

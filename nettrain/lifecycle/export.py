@@ -199,8 +199,7 @@ def plan_for(target: Target, fmt: str) -> Plan:
         name, kind = strings[0]
         raise UsageError(f"column '{name}' is {kind} (a string input) and {fmt} cannot carry string inputs; "
                          f"formats that can: {', '.join(STRINGS)}")
-    mixed = bool(((target.config or {}).get("runtime") or {}).get("mixed_precision"))
-    if mixed and fmt == "onnx":
+    if _precision(target) and fmt == "onnx":
         raise UsageError("the model computes in mixed precision (runtime.mixed_precision: true) and onnx export "
                          "needs float32 layers; formats that can carry it: savedmodel, keras, litert")
     numeric = schema.numeric_columns
@@ -348,8 +347,13 @@ def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Pa
 
 def tolerance_for(fmt: str, target: Target) -> float:
     """The largest difference an export of `fmt` may show against the run's model (MIXED_TOLERANCE)."""
+    return max(TOLERANCE[fmt], MIXED_TOLERANCE.get(_precision(target) or "", 0.0))
+
+
+def _precision(target: Target) -> str | None:
+    """The model's runtime.mixed_precision policy (`mixed_bfloat16`, `mixed_float16`), None for float32."""
     policy = ((target.config or {}).get("runtime") or {}).get("mixed_precision")
-    return max(TOLERANCE[fmt], MIXED_TOLERANCE.get(policy, 0.0) if isinstance(policy, str) else 0.0)
+    return policy if isinstance(policy, str) and policy else None
 
 
 def _load(target: Target):
