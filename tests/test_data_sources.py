@@ -553,3 +553,56 @@ def test_a_column_without_a_name_is_named_alike_by_every_reader(tmp_path):
         api.fit(tmp_path / "c.yaml", [f"data.stream={stream}"], run_dir=tmp_path / f"run-{stream}", quiet=True)
         predicted = api.predict(tmp_path / f"run-{stream}", tmp_path / "d.csv")
         assert len(predicted) == 120
+
+
+@pytest.mark.parametrize("name,text,line,seen", [
+    ("short.csv", "a,b,y\n1.5,x,0\n2.5,z\n3.5,x,0\n", 3, 2),     # pandas filled the missing field with a gap
+    ("cut.csv", "a,b,y\n1.5,x,0\n2.5,z,1\n3.5", 4, 1),           # the file cut short
+])
+def test_a_row_of_another_width_than_the_header_is_refused_by_every_reader(tmp_path, name, text, line, seen):
+    """The in-memory reader (pandas) refuses what the chunk reader (pyarrow: predict, streams) refuses,
+    naming the line: no reader guesses an index or fills a gap that the file does not hold."""
+    from nettrain.data import chunks
+
+    (tmp_path / name).write_text(text)
+    said = f"expected 3 fields in line {line}, saw {seen}"
+    with pytest.raises(DataError, match=said):
+        read_table(tmp_path / name)
+    with pytest.raises(DataError, match=said):
+        list(chunks.iter_chunks(tmp_path / name, numeric=["a"]))
+    (tmp_path / "ok.csv").write_text("a,b,y\n1.5,x,\n2.5,,1\n")   # gaps, the last column's too: read
+    assert read_table(tmp_path / "ok.csv").shape == (2, 3)
+
+
+@pytest.mark.parametrize("name,text,hint", [
+    # every data row one field longer, the first field the row number: pandas took it for an index
+    # that looked like none (0, 1, 2 ...), and read the file one column short without a word
+    ("numbered.csv", "a,b,y\n0,1.5,x,0\n1,2.5,z,1\n2,3.5,x,0\n", ""),
+    ("trailing.csv", "a,b,y\n1.5,x,0,\n2.5,z,1,\n", " (or delete the delimiter at the end of each line)"),
+])
+def test_data_rows_longer_than_the_header_are_refused_by_every_reader(tmp_path, name, text, hint):
+    from nettrain.data import chunks
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataError) as refused:
+        read_table(tmp_path / name)
+    assert str(refused.value) == (f"{tmp_path / name}: the data rows have 4 fields (line 2) but the header has 3 "
+                                  f"names; give every column a name in the first line{hint}")
+    with pytest.raises(DataError, match="expected 3 fields in line 2, saw 4"):
+        list(chunks.iter_chunks(tmp_path / name, numeric=["a"]))
+
+
+def test_a_spreadsheets_sep_line_above_the_header_is_named(tmp_path):
+    """Excel's `sep=;` first line stood where the header belongs: the header was read as `sep=`, and
+    the message spoke of a header with too few names. It is named, with the fix, by every command."""
+    from typer.testing import CliRunner
+
+    from nettrain.cli import app
+
+    (tmp_path / "x.csv").write_text("sep=;\na;b;y\n1,5;x;0\n2,5;z;1\n")
+    with pytest.raises(DataError, match=r"x.csv: line 1 is 'sep=;', a note for spreadsheets .* delete that line"):
+        read_table(tmp_path / "x.csv")
+    result = CliRunner().invoke(app, ["init", str(tmp_path / "x.csv"), "--target", "y"])
+    assert result.exit_code == 2 and "delete that line" in result.stderr and "Traceback" not in result.output
+    (tmp_path / "x.csv").write_text("a;b;y\n1,5;x;0\n2,5;z;1\n")
+    assert read_table(tmp_path / "x.csv")["a"].tolist() == [1.5, 2.5]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nettrain.data.kinds import table_kind
+from nettrain.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Dialect:
 
 
 SNIFF_BYTES = 1 << 16   # the head of a file that `dialect` reads
+SEP_LINE = re.compile(r"^\s*sep=.?\s*$", re.I)   # Excel's `sep=;` line above the header
 DECIMAL_COMMA = re.compile(r"^\s*[+-]?(\d+|\d{1,3}(\.\d{3})+),\d+\s*$")
 
 
@@ -35,7 +37,8 @@ def dialect(path: str | os.PathLike) -> Dialect:
     comma outside quotes: then semicolons separate its fields (what spreadsheets write where the
     decimal mark is a comma, and some published tables, UCI's wine quality among them), and its
     numbers are written with decimal commas (`7,4`, also `1.234,5`) when a field of its first lines
-    is one, else with decimal points."""
+    is one, else with decimal points. A first line `sep=;` (a note for Excel) is refused, named: it
+    stands where the header belongs."""
     p = Path(path)
     kind = table_kind(p)
     if kind == ".tsv":
@@ -51,6 +54,9 @@ def dialect(path: str | os.PathLike) -> Dialect:
     lines = head.splitlines()
     if not lines:
         return Dialect()
+    if SEP_LINE.match(lines[0]):
+        raise DataError(f"{p}: line 1 is {lines[0].strip()!r}, a note for spreadsheets on the delimiter, where "
+                        "the header belongs; delete that line (nettrain finds commas, semicolons and tabs itself)")
     header = _outside_quotes(lines[0])
     if "\t" in header and "," not in header and ";" not in header:
         return Dialect("\t")   # a tab-separated file named .csv (spreadsheets' "Text (Tab delimited)")

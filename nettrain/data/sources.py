@@ -156,22 +156,38 @@ def check_unique(p: Path, names: list[str]) -> None:
 
 def _read_delimited(p: Path, text: list[str] | None = None) -> pd.DataFrame:
     """A CSV/TSV file read whole, as `dialect` says it is written (delimiter, decimal mark; the text of
-    a file with decimal commas gets decimal points, as the chunk reader gives it)."""
-    from nettrain.data.chunks import decimal_points
+    a file with decimal commas gets decimal points, as the chunk reader gives it). A row with more or
+    fewer fields than the header is refused with its line, as the chunk reader refuses it: pandas
+    would take the extra leading fields of longer rows for an index (also one of row numbers, which
+    looks like none) and fill the missing fields of a shorter row (a line cut short) with gaps."""
+    import warnings
+
+    from nettrain.data.chunks import bad_line, decimal_points
     from nettrain.data.dialect import dialect
 
     form = dialect(p)
     sep = form.delimiter
-    frame = pd.read_csv(p, sep=sep, decimal=form.decimal, dtype={name: object for name in text} if text else None)
+    with warnings.catch_warnings():   # (rows longer than the header are refused below)
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        frame = pd.read_csv(p, sep=sep, decimal=form.decimal, index_col=False,
+                            dtype={name: object for name in text} if text else None)
+    try:  # (index_col=False: a first data row longer than the header has its end dropped, or ignored
+        # when empty, a delimiter at the end of each line: that row read with the header as two rows)
+        pd.read_csv(p, sep=sep, header=None, nrows=2, dtype=str, keep_default_na=False)
+    except pd.errors.ParserError:
+        first = pd.read_csv(p, sep=sep, header=None, skiprows=1, nrows=1, dtype=str, keep_default_na=False)
+        ends = first.shape[1] > frame.shape[1] and first.iloc[0, -1] == ""
+        raise DataError(f"{p}: the data rows have {first.shape[1]} fields (line 2) but the header has "
+                        f"{frame.shape[1]} names; give every column a name in the first line"
+                        f"{' (or delete the delimiter at the end of each line)' if ends else ''}") from None
+    if frame.shape[1] and frame.iloc[:, -1].isna().any():   # (a row cut short leaves its last cell empty)
+        wrong = bad_line(p)
+        if wrong is not None:
+            raise wrong
     if form.decimal_comma:
         for name in frame.columns:
             if not pd.api.types.is_numeric_dtype(frame[name].dtype):  # (booleans are numeric to pandas)
                 frame[name] = decimal_points(frame[name])
-    if not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
-            and frame.index.name is None):
-        # pandas turns the extra leading fields of rows longer than the header into an index
-        raise DataError(f"{p}: the data rows have {frame.shape[1] + frame.index.nlevels} fields but the header "
-                        f"has {frame.shape[1]} names; give every column a name in the first line")
     columns = [str(c) for c in frame.columns]
     present = set(columns)
     if any(m and m.group(1) in present for m in map(_MANGLED.match, columns)):
