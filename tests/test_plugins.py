@@ -195,3 +195,21 @@ def test_a_changed_or_missing_copy_is_refused(trained, tmp_path):
     copy.unlink()
     result = runner.invoke(app, ["predict", str(run), str(trained.parent / "iris.csv")])
     assert result.exit_code == 2 and "is missing" in result.output
+
+
+@pytest.mark.parametrize("refit", ["ensemble", True])
+def test_a_k_fold_run_keeps_the_copies_its_refit_or_ensemble_model_loads(tmp_path, refit):
+    """The parent of a k-fold run holds model.h5 (the refit or the folds' ensemble), which needs the
+    plugins' objects: it keeps their copies as every run does. It kept none, so `evaluate RUN`,
+    `predict` and `export` of the run refused it ("the run's copy of plugin ... is missing")."""
+    spec = {**SPEC, "data": {**SPEC["data"], "split": {"folds": 2, "refit": refit}}}
+    config = _project(tmp_path, spec)
+    result = runner.invoke(app, ["fit", str(config), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    assert (run / "plugins" / "iris_objects.py").read_bytes() == EXAMPLE.read_bytes()
+    assert json.loads((run / rundir.RUN).read_text())["plugins"] == {"iris_objects.py": digest(EXAMPLE.read_bytes())}
+    assert rundir.foreign_entries(run) == []
+    for command in (["evaluate", str(run), "--json"], ["predict", str(run), str(tmp_path / "iris.csv")]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output

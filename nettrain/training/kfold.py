@@ -101,11 +101,11 @@ def fold_fields(i: int, out: Path) -> dict[str, Any]:
 
 
 def start_kfold_dir(prep: F.Prepared, out: Path) -> rundir.RunRecord:
-    """The parent run's run.json (first), config.yaml and labels.json."""
+    """The parent run's run.json (first), config.yaml, labels.json and the plugins' copies."""
     record = rundir.RunRecord(out)
     record.update(**RF.run_fields(prep, folds=count(prep)))
     with record.active():
-        RF.write_start_files(prep, out)
+        RF.write_start_files(prep, out, record)
         RF.write_signature(prep, out)  # the first fold's training rows (kept by the refit)
         tracking.open_run(prep.cfg, out, record, kind="kfold")  # tracking.mlflow: the folds' runs nest in it
     return record

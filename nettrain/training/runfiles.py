@@ -79,11 +79,14 @@ def data_record(dataset: Dataset) -> dict[str, Any]:
     return record
 
 
-def write_start_files(prep: "Prepared", out: Path) -> None:
-    """config.yaml and labels.json: what every run (a k-fold parent too) has from its start."""
+def write_start_files(prep: "Prepared", out: Path, record: rundir.RunRecord) -> None:
+    """config.yaml, labels.json and the plugins' copies: what every run (a k-fold parent too, whose
+    refit or ensemble model.h5 loads the plugins' objects from them) has from its start."""
     rundir.write_config(out, prep.cfg.to_dict())
     if prep.dataset.schema.class_names:
         atomic.write_json(out / rundir.LABELS, prep.dataset.schema.class_labels)
+    if prep.cfg.plugins:  # the code that built the model, kept with its sha256
+        record.update(plugins=plugins.keep_copies(out, prep.cfg.plugins))
 
 
 def start_run_dir(prep: "Prepared", model: "keras.Model", out: Path, monitors: dict[str, str],
@@ -95,9 +98,7 @@ def start_run_dir(prep: "Prepared", model: "keras.Model", out: Path, monitors: d
         record.update(**run_fields(prep, label_mode=prep.mode, epochs_done=0, best_epoch=None, stopped_epoch=None,
                                    monitor=monitors["best"], notes=list(prep.dataset.notes), **extra))
         with record.active():
-            write_start_files(prep, out)
-            if prep.cfg.plugins:  # the code that built the model, kept with its sha256
-                record.update(plugins=plugins.keep_copies(out, prep.cfg.plugins))
+            write_start_files(prep, out, record)
             atomic.write_json(out / rundir.FEATURES, prep.features(model))
             write_signature(prep, out)
             atomic.write_text(out / rundir.SUMMARY, model_summary(model) + "\n")
