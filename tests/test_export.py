@@ -216,6 +216,27 @@ def test_predict_with_an_onnx_file_matches_the_h5(reg_run, tmp_path):
     np.testing.assert_allclose(got.prediction, want.prediction, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("activation", ["gelu", "celu"])
+def test_an_onnx_export_carries_gelu_and_celu(tmp_path, activation):
+    """Keras's `gelu` (exact: TensorFlow's Erfc) and `celu` (Expm1) went into the onnx file as ops
+    onnxruntime does not know, and the export was refused ("No Op registered for Erfc"); they are
+    written as 1 - Erf(x) and Exp(x) - 1."""
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    regression_csv(tmp_path / "reg.csv", n=120)
+    run = _fit(tmp_path, f"""
+        data: {{source: {tmp_path / 'reg.csv'}, target: y}}
+        model: {{layers: [{{type: Dense, units: 8, activation: {activation}}}]}}
+        training: {{epochs: 1}}
+        output: {{plots: false}}
+    """)
+    out = _export(run, "--format", "onnx")
+    assert out["max_abs_diff"] <= 1e-4
+    want = _predict(run, tmp_path / "reg.csv")
+    got = _predict(Path(out["model_path"]), tmp_path / "reg.csv")
+    np.testing.assert_allclose(got.prediction, want.prediction, rtol=1e-5, atol=1e-4)
+
+
 def test_an_export_carries_the_input_contract_that_predict_checks(reg_run, tmp_path):
     """signature.json travels with the export; predict on the exported model reports drift as on the
     run, and --strict exits 2 before writing anything."""

@@ -509,7 +509,30 @@ def _onnx(wrapper, plan: Plan, path: Path) -> None:
     with tf.device("/cpu:0"):
         frozen = tf_loader.from_function(concrete, input_names, output_names)
         tf2onnx.convert.from_graph_def(frozen, input_names=input_names, output_names=output_names,
-                                       tensors_to_rename=rename, output_path=str(path))
+                                       tensors_to_rename=rename, output_path=str(path),
+                                       custom_op_handlers=ONNX_HANDLERS)
+
+
+def _one_apart(onnx_op: str, one_first: bool):
+    """A tf2onnx handler (its public `custom_op_handlers`) for a TensorFlow op that tf2onnx 1.17 does not
+    convert and that is an ONNX op and 1 apart: Erfc(x) = 1 - Erf(x) (in Keras's default `gelu`, the
+    exact one), Expm1(x) = Exp(x) - 1 (in `celu`). Without it the file held an op onnxruntime refuses
+    ("No Op registered for Erfc"), and the export of such a model was refused."""
+
+    def handler(ctx, node, name, args):
+        from tf2onnx import utils
+
+        dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+        node.type = onnx_op
+        one = ctx.make_const(utils.make_name(f"{name}_one"), np.array(1, dtype=dtype)).output[0]
+        apart = ctx.insert_new_node_on_output("Sub", node.output[0], name=utils.make_name(f"{name}_apart"))
+        ctx.replace_inputs(apart, [one, node.output[0]] if one_first else [node.output[0], one])
+        return apart
+
+    return handler
+
+
+ONNX_HANDLERS = {"Erfc": (_one_apart("Erf", one_first=True), []), "Expm1": (_one_apart("Exp", one_first=False), [])}
 
 
 def compare(reference: dict[str, np.ndarray], got: dict[str, np.ndarray], plan: Plan) -> float:
