@@ -42,6 +42,30 @@ def test_references_are_resolved_in_string_values(tmp_path, monkeypatch):
     assert again.data.source == cfg.data.source and again.training.epochs == 7
 
 
+def test_a_relative_path_from_a_reference_keeps_the_config_files_folder(tmp_path, monkeypatch):
+    """`source: ${env:NT_DATA}` with NT_DATA=reg.csv is read beside the config at fit; the run's
+    config.yaml kept the bare reference, so evaluate, retrain and baseline looked for reg.csv in the
+    run folder (or the current one) and refused the run. The reference keeps its anchor; an absolute
+    value needs none."""
+    regression_csv(tmp_path / "reg.csv", n=40)
+    monkeypatch.setenv("NT_DATA", "reg.csv")
+    monkeypatch.chdir(tmp_path.parent)
+    path = write(tmp_path, "data: {source: '${env:NT_DATA}', target: y}\n"
+                           "model: {layers: [{type: Dense, units: 2}]}\ntraining: {epochs: 1}\n"
+                           "output: {plots: false}\n")
+    saved = load_config(path).to_dict()
+    assert saved["data"]["source"] == str(tmp_path / "${env:NT_DATA}")
+    assert load_config(None, data=saved, origin=tmp_path / "model.h5").data.source == str(tmp_path / "reg.csv")
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["fit", str(path), "--run-dir", str(run), "--quiet"]).exit_code == 0
+    for command in (["evaluate", str(run)], ["retrain", str(run), "--epochs", "1", "--quiet"],
+                    ["baseline", str(run)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output
+    monkeypatch.setenv("NT_DATA", str(tmp_path / "reg.csv"))
+    assert load_config(path).to_dict()["data"]["source"] == "${env:NT_DATA}"
+
+
 def test_a_missing_variable_is_exit_2_naming_it_and_the_line(tmp_path, monkeypatch):
     monkeypatch.delenv("NT_NOPE", raising=False)
     path = write(tmp_path, "data: {source: sklearn:iris}\ntracking:\n  mlflow: 'http://u:${env:NT_NOPE}@h:5000'\n")

@@ -48,8 +48,10 @@ def _resolve_paths(data: dict, base, only: Iterable[tuple] | None = None, templa
         folder = base(path)
         section[path[1]] = os.path.normpath(p if p.is_absolute() else folder / p)
         written = (templates or {}).get(path)
-        if written is not None and not written.startswith(("${", "$$", "~", "/", *BUNDLED_PREFIXES)):
-            templates[path] = os.path.join(str(folder), written)  # a relative path keeps its anchor
+        if written is not None and not p.is_absolute():
+            # a relative path keeps its anchor, also one a reference gave (`${env:DATA}` = d.csv): read
+            # back from the run's config.yaml it was taken relative to the run's folder
+            templates[path] = os.path.join(str(folder), written)
 
 
 # ---------------------------------------------------------------------------- coherence
