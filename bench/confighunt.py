@@ -1,7 +1,7 @@
 """Configs as users write them from the spec, drawn at random, through every command: looking for
 failures, not scores (the configs' counterpart of `bench/smoke.py`'s tables).
 
-    python bench/confighunt.py [--configs N] [--seed S] [--keep DIR]
+    python bench/confighunt.py [--configs N] [--seed S] [--keep DIR] [--family tables|arrays|both]
 
 One generated table (300 rows: numbers with gaps, a skewed column, integer codes, a categorical
 column with gaps, dates, short text, yes/no words, a row id, and four targets: binary, 3 classes,
@@ -16,6 +16,13 @@ GaussianNoise, Activation, regularizers) and initializers; the output head; batc
 optimizer; loss and metrics that fit the task; class weights; early stopping, checkpoint templates,
 every lr_schedule type, TensorBoard, gradient statistics; a sweep section; determinism and mixed
 precision.
+
+`--family arrays` draws from the rest of the docs instead: an image folder (RGB or grayscale, resized,
+bad images skipped or refused) with convolutions and pooling; .npz arrays of sequences (Conv1D, LSTM,
+GRU, pooling, Reshape/Flatten) and of flat rows; the bundled sklearn sets and the three generators;
+a text column as int sequences with Embedding and a recurrent or convolutional stack; configs that
+extend a base config, read `${env:...}` values, or use a plugin's layer, loss and metric. `both`
+alternates the two.
 
 Then, in this process (2 epochs): `fit`, `evaluate RUN`, `predict`, `retrain` (1 epoch),
 `export` (savedmodel, keras or onnx), `inspect`, `evaluate --split train`, `baseline`, `lr-find`,
@@ -220,15 +227,15 @@ def config(d: Draw, i: int) -> dict:
     return cfg
 
 
-def steps(d: Draw, cfg: dict, path: Path, folder: Path, i: int) -> list[tuple[str, list[str]]]:
+def steps(d: Draw, cfg: dict, path: Path, folder: Path, i: int, source: Path | None
+          ) -> list[tuple[str, list[str]]]:
     run = folder / f"run{i}"
     split = cfg["data"].get("split", {})
     model_run = run / "fold-1" if split.get("folds", 1) > 1 and not split.get("refit") else run
-    source = folder / cfg["data"].get("source", "d.csv")
     return [("fit", ["fit", path, "--run-dir", run, "--quiet"]),
-            ("evaluate", ["evaluate", run, "--json"]),
-            ("predict", ["predict", model_run, source, "-o", folder / f"p{i}.csv"]),
-            ("retrain", ["retrain", model_run, "--epochs", "1", "--run-dir", folder / f"run{i}-more"]),
+            ("evaluate", ["evaluate", run, "--json"])] + \
+        ([("predict", ["predict", model_run, source, "-o", folder / f"p{i}.csv"])] if source else []) + \
+        [("retrain", ["retrain", model_run, "--epochs", "1", "--run-dir", folder / f"run{i}-more"]),
             ("export", ["export", model_run, "--format", d.pick("savedmodel", "keras", "onnx"),
                         "-o", folder / f"x{i}"]),
             ("inspect", ["inspect", model_run]),
@@ -245,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", type=int, default=40, help="how many configs (default 40)")
     parser.add_argument("--seed", type=int, default=1, help="the draw's seed (default 1)")
     parser.add_argument("--keep", type=Path, help="keep the configs and runs in this folder")
+    parser.add_argument("--family", choices=("tables", "arrays", "both"), default="tables",
+                        help="configs over the generated table, over arrays/images/sets, or alternating")
     args = parser.parse_args(argv)
+    import confighunt_arrays as arrays
+
+    os.environ.update(arrays.ENV)
 
     from typer.testing import CliRunner
 
@@ -255,14 +267,17 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="confighunt-"))
     folder.mkdir(parents=True, exist_ok=True)
     write_table(folder)
+    arrays.write_data(folder)
     draw = Draw(args.seed)
     counts = {"ok": 0, "refused": 0, "FAILED": 0}
     for i in range(args.configs):
-        cfg = config(draw, i)
+        table = args.family == "tables" or (args.family == "both" and i % 2 == 0)
+        cfg = config(draw, i) if table else arrays.config(draw, i)
         path = folder / f"c{i}.yaml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         failed = False
-        for name, command in steps(draw, cfg, path, folder, i):
+        source = folder / cfg["data"].get("source", "d.csv") if table else arrays.predict_input(cfg, folder)
+        for name, command in steps(draw, cfg, path, folder, i, source):
             result = runner.invoke(app, [str(a) for a in command])
             if result.exit_code == 0:
                 continue

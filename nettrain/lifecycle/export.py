@@ -22,14 +22,14 @@ run's `signature.json` (the input contract `predict` checks new rows against) wh
 
 The model is written into a temporary folder beside the output, reloaded with its own runtime and
 compared with the run's model on held-out rows (the run's test split, else validation, else
-train); only then is the folder renamed into place. A yes/no column (1/0 for the network) is a
-string input of the formats that carry strings, its words looked up inside the model
-(`rawinputs.yes_no_values`; the model and its files: `writers`). A date column (its parts made before the model) is a string input of
-savedmodel alone: its serving function makes the parts with TensorFlow's string ops
-(`rawinputs.date_parts`, `writers._dated_savedmodel`). What a format cannot carry (a string or yes/no column
-in onnx or litert, a date column but in savedmodel, mixed precision in onnx) is refused before
-anything is written. After an export of a run's model a record is appended to the run's
-`exports.json`.
+train); only then is the folder renamed into place (the model and its files: `writers`). A yes/no
+column (1/0 for the network) is a string input of the formats that carry strings, its words looked
+up inside the model (`rawinputs.yes_no_values`). A date column (its parts made before the model)
+is a string input of savedmodel alone: its serving function makes the parts with TensorFlow's
+string ops (`rawinputs.date_parts`, `writers._dated_savedmodel`). What a format cannot carry (a
+string or yes/no column in onnx or litert, a date column but in savedmodel, mixed precision in
+onnx) is refused before anything is written. After an export of a run's model a record is
+appended to the run's `exports.json`.
 """
 
 from __future__ import annotations
