@@ -1,6 +1,6 @@
 """Image folders (`data.source: FOLDER/`, `data.images`): validate without TensorFlow, the first pass
 (bad images, the seeded stratified split), init's CNN config, and an image run trained, evaluated,
-predicted and refused by export through the CLI. The images are tiny (16x16) and made here."""
+predicted and exported through the CLI. The images are tiny (16x16) and made here."""
 
 from __future__ import annotations
 
@@ -286,10 +286,35 @@ def test_predict_a_bad_image_is_refused_naming_it(image_run, tmp_path):
     assert str(broken) in result.output and "cannot be read" in result.output
 
 
-def test_export_of_an_image_run_is_refused(image_run, tmp_path):
-    result = invoke("export", image_run, "--output", tmp_path / "out")
-    assert result.exit_code == 2 and "image model" in result.output
-    assert not (tmp_path / "out").exists()
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras", "onnx", "litert"])
+def test_an_image_run_exports_to_every_format_with_its_pixels_as_the_input(image_run, tmp_path, fmt):
+    """An image folder's model was refused by export. Its export takes one input `x`: the pixels
+    (0..255) of images resized as data.images says (the rescaling is inside the model), named in
+    export.json; checked against the run's model, and predict through it equals predict of the run."""
+    if fmt == "onnx":
+        pytest.importorskip("tf2onnx")
+        pytest.importorskip("onnxruntime")
+    result = invoke("export", image_run, "--format", fmt, "--output", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["inputs"] == [{"name": "x", "dtype": "float32", "shape": [None, 16, 16, 3], "kind": "image",
+                                "size": [16, 16], "color": "rgb"}]
+    assert shown["max_abs_diff"] <= 1e-3 and shown["rows_compared"] > 0
+    folder = image_run.parent / "shapes" / "circle"
+    want = invoke("predict", image_run, folder, "--proba")
+    got = invoke("predict", tmp_path / "out", folder, "--proba")
+    assert want.exit_code == 0 and got.exit_code == 0, got.output
+    a, b = (pd.read_csv(__import__("io").StringIO(r.stdout)) for r in (want, got))
+    assert list(a.columns) == list(b.columns) and a["path"].tolist() == b["path"].tolist()
+    numbers = [c for c in a.columns if c != "path" and pd.api.types.is_numeric_dtype(a[c])]
+    np.testing.assert_allclose(b[numbers].to_numpy(), a[numbers].to_numpy(), atol=1e-3)
+    if fmt == "savedmodel":  # what a server does: the pixels of a file, as they are, into the signature
+        import tensorflow as tf
+
+        pixels = decode(folder / "circle-000.png", ImageSpec((16, 16), "rgb"))[None].astype("float32")
+        served = tf.saved_model.load(str(tmp_path / "out" / "1")).signatures["serving_default"]
+        probabilities = served(x=tf.constant(pixels))["probabilities"].numpy()
+        np.testing.assert_allclose(probabilities[0], a.loc[0, [c for c in numbers]].to_numpy(float), atol=1e-5)
 
 
 @pytest.mark.slow

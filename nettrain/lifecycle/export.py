@@ -3,9 +3,10 @@
 The exported model takes the raw columns by name, one named input per column of the data (a
 numeric column float32, a categorical or text column a string; the preprocessing inside, the
 fill values of missing numbers too), or for a run trained on an .npz archive one input `x` of
-the array's own row shape (an image stays H x W x C). It returns named outputs: `probabilities`
-(one column per class, in `classes` order) and, where the format carries strings, `class` (the
-class name); for regression `value`, in the target's own units.
+the array's own row shape (an image stays H x W x C), or for an image folder's run one input `x`
+of its images' pixels (0..255, H x W x C as data.images says; the rescaling is inside). It returns
+named outputs: `probabilities` (one column per class, in `classes` order) and, where the format
+carries strings, `class` (the class name); for regression `value`, in the target's own units.
 
 Formats (Keras's own exporters; TensorFlow is imported only here):
 
@@ -110,6 +111,8 @@ class Plan:
     words: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     # a numeric column made from a date column (savedmodel only): (its raw column, the date format, the part)
     dates: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # an image folder's model: its images' `size` [height, width] and `color`; `image` is (h, w, channels)
+    pixels: dict[str, Any] | None = None
 
     @property
     def outputs(self) -> list[str]:
@@ -119,6 +122,8 @@ class Plan:
 
     def inputs(self) -> list[dict[str, Any]]:
         """The exported model's inputs: `name` (`serving_name` of the column), the `column` it takes, dtype, shape."""
+        if self.pixels is not None:  # pixels 0..255 of images resized to `size` (the model rescales them)
+            return [{"name": "x", "dtype": "float32", "shape": [None, *self.image], "kind": "image", **self.pixels}]
         if self.image is not None:
             return [{"name": "x", "dtype": "float32", "shape": [None, *self.image]}]
         numbers: list[dict[str, Any]] = []
@@ -147,6 +152,17 @@ def check_format(fmt: str) -> str:
 
 def plan_for(target: Target, fmt: str) -> Plan:
     """What the export of `target` takes and gives in `fmt`, or a UsageError naming what `fmt` cannot carry."""
+    from nettrain.data.images import ImageSpec, is_image_model
+
+    if _precision(target) and fmt == "onnx":
+        raise UsageError("the model computes in mixed precision (runtime.mixed_precision: true) and onnx export "
+                         "needs float32 layers; formats that can carry it: savedmodel, keras, litert")
+    classes = list(target.schema.class_names) if target.schema.class_names else None
+    if is_image_model(target):  # one input: the images' pixels
+        spec = ImageSpec.of(((target.config or {}).get("data") or {}).get("images"))
+        return Plan(format=fmt, numeric=[], strings=[], image=spec.shape, imputation={}, mode=target.label_mode,
+                    threshold=target.threshold, classes=classes,
+                    pixels={"size": list(spec.size), "color": spec.color})
     schema = target.schema
     words, dates = {}, {}
     for column in schema.columns:
@@ -177,9 +193,6 @@ def plan_for(target: Target, fmt: str) -> Plan:
         name, kind = strings[0]
         raise UsageError(f"column '{name}' is {kind} (a string input) and {fmt} cannot carry string inputs; "
                          f"formats that can: {', '.join(STRINGS)}")
-    if _precision(target) and fmt == "onnx":
-        raise UsageError("the model computes in mixed precision (runtime.mixed_precision: true) and onnx export "
-                         "needs float32 layers; formats that can carry it: savedmodel, keras, litert")
     numeric = schema.numeric_columns
     image = _image_shape(target, numeric) if not strings else None
     imputation = {}
@@ -189,8 +202,7 @@ def plan_for(target: Target, fmt: str) -> Plan:
             imputation[name] = float(fill)
     mode = target.label_mode
     return Plan(format=fmt, numeric=numeric, strings=strings, image=image, imputation=imputation, mode=mode,
-                threshold=target.threshold, classes=list(schema.class_names) if schema.class_names else None,
-                words=words, dates=dates)
+                threshold=target.threshold, classes=classes, words=words, dates=dates)
 
 
 def _image_shape(target: Target, numeric: list[str]) -> tuple[int, ...] | None:
@@ -269,11 +281,6 @@ def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Pa
     started = time.monotonic()
     fmt = check_format(fmt)
     target = resolve_target(target_path)
-    from nettrain.data.images import is_image_model
-
-    if is_image_model(target):
-        raise UsageError(f"{target.model_path}: export of an image model (an image folder's run) is not supported "
-                         "yet; its .h5 file holds the whole model, rescaling included (keras.models.load_model)")
     plan = plan_for(target, fmt)
     out = check_output(target, output, fmt, force)
     if target.run_dir is not None and rundir.is_being_written(target.run_dir):

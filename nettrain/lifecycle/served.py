@@ -20,6 +20,7 @@ import numpy as np
 
 from nettrain.data.types import NUMERIC_INPUT, FeatureSchema
 from nettrain.errors import UsageError
+from nettrain.store.meta import IMAGE_INPUT
 from nettrain.words import first_line
 
 INFO = "export.json"
@@ -49,7 +50,9 @@ def feed_of(split, plan_or_info, limit: int | None = None) -> dict[str, np.ndarr
     matrix = split.inputs.get(NUMERIC_INPUT)
     for spec in inputs:
         name, column = spec["name"], spec.get("column", spec["name"])  # (exports before `column`: the same)
-        if spec.get("kind") == "date":  # the dates again, written in their format from the parts the reader made
+        if spec.get("kind") == "image":  # an image folder's decoded images, pixels 0..255
+            feed[name] = np.ascontiguousarray(split.inputs[IMAGE_INPUT][:n], dtype=np.float32)
+        elif spec.get("kind") == "date":  # the dates again, written in their format from the parts the reader made
             parts = {part: matrix[:n, numeric_names.index(c)] for c, part in spec["parts"].items()}
             feed[name] = _dates_written(parts, spec["format"], n)
         elif spec.get("kind") == "yes/no":  # the words again, from the 1/0 the reader made of them ("": missing)
@@ -231,6 +234,12 @@ class ServedTarget:
     @property
     def threshold(self) -> float:
         return 0.5  # the export gives probabilities, a tanh head's score already mapped to [0, 1]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What predict reads of a run's config: an image model's `data.images` (its input's size and color)."""
+        image = next((i for i in self.info["inputs"] if i.get("kind") == "image"), None)
+        return {"data": {"images": {"size": image["size"], "color": image["color"]}}} if image else {}
 
 
 def served_target(path: str | Path) -> ServedTarget:

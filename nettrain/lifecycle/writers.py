@@ -12,6 +12,7 @@ import numpy as np
 from nettrain.data.types import NUMERIC_INPUT, input_name
 from nettrain.errors import UsageError
 from nettrain.lifecycle.rawinputs import date_parts, yes_no_values
+from nettrain.store.meta import IMAGE_INPUT
 from nettrain.words import ascii_name, first_line
 
 if TYPE_CHECKING:
@@ -49,7 +50,9 @@ def served_model(model, plan: Plan):
 
     inputs: dict[str, Any] = {}
     feed: dict[str, Any] = {}
-    if plan.image is not None:
+    if plan.pixels is not None:  # an image folder's model takes the pixels as they are
+        inputs["x"] = feed[IMAGE_INPUT] = keras.Input(shape=plan.image, name="x", dtype="float32")
+    elif plan.image is not None:
         x = keras.Input(shape=plan.image, name="x", dtype="float32")
         inputs["x"] = x
         feed[NUMERIC_INPUT] = keras.layers.Reshape((len(plan.numeric),), name="flatten_x")(x)
@@ -72,7 +75,7 @@ def served_model(model, plan: Plan):
         x = keras.Input(shape=(), name=serving_name(name), dtype="string")
         inputs[serving_name(name)] = x
         feed[input_name(name)] = ops.expand_dims(x, -1) if kind == "categorical" else x
-    raw = model(feed)
+    raw = model(feed, training=False)  # (augmentation layers, RandomFlip..., augment unless told not to)
     if plan.mode == "regression":
         outputs = {"value": raw}
     else:
