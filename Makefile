@@ -62,6 +62,7 @@ smoke: install
 # FAILED line is a bug, a refusal of a config the docs allow is one too.
 confighunt: install
 	$(BIN)/python bench/confighunt.py --configs 60 --seed 1
+	$(BIN)/python bench/confighunt.py --configs 30 --seed 1 --family arrays
 
 # Speed and overhead benchmarks against hand-written Keras in the same run: training throughput
 # (in memory and streamed), whole-process wall, and predict on 2M rows against a plain script.
