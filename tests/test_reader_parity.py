@@ -214,3 +214,36 @@ def test_a_model_without_cell_types_reads_files_as_before():
     new = FeatureSchema(task="binary", target="y", columns=columns, class_names=["a", "b"],
                         cell_types={"x": "number", "color": "number", "y": "str"})
     assert text_columns(new) == ["color", "y"]  # a numeric feature of numbers is parsed by the reader
+
+
+@pytest.mark.parametrize("late, number", [('"1,234"', 1234.0), ("$5", 5.0), ("12%", 0.12), ("?", None)])
+def test_a_number_written_for_people_after_the_first_chunk_is_read_as_in_memory(tmp_path, small_chunks, late,
+                                                                                 number):
+    """A column of plain numbers whose row 100 is written for people (`1,234`, `$5`, `12%`, `?` for
+    unknown): the file read whole reads it as that number (`columns.to_numbers`), but the chunk reader
+    (predict, evaluate --data, a stream's later chunks) parsed the column with pyarrow and refused
+    the file ("CSV conversion error to double"). It reads that column again as text from the chunk it
+    failed in, by the one rule; a value that is no number is still refused naming its line."""
+    from nettrain.data.sources import read_table
+
+    lines = ["a,b,y"] + [f"{i / 7:.4f},{i % 3},{i % 2}" for i in range(200)]
+    lines[101] = f"{late},1,0"
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    whole = read_table(tmp_path / "d.csv")
+    from nettrain.data.columns import to_numbers
+
+    want = to_numbers(whole["a"])[0]
+    assert (np.isnan(want[100]) if number is None else want[100] == pytest.approx(number))
+    for read in (chunks.iter_chunks, chunks.exact_chunks):
+        got = list(read(tmp_path / "d.csv", numeric=["a", "b"], rows=32))  # (rows 96-127: the fourth chunk)
+        assert got[0].start == 0 and all(b.start == a.start + len(a.frame) for a, b in zip(got, got[1:]))
+        frame = pd.concat([c.frame for c in got])
+        assert frame.index.tolist() == list(range(200))
+        np.testing.assert_array_equal(frame["a"].to_numpy(np.float64), want)
+        np.testing.assert_array_equal(frame["b"].to_numpy(np.float64), whole["b"].to_numpy(np.float64))
+    lines[150] = "oops,1,0"
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    from nettrain.errors import DataError
+
+    with pytest.raises(DataError, match=r"line 151, column 'a': 'oops' is not a number"):
+        list(chunks.exact_chunks(tmp_path / "d.csv", numeric=["a", "b"], rows=32))

@@ -123,8 +123,35 @@ def exact_chunks(path: str | os.PathLike, *, numeric: list[str] | None = None, c
         yield from _csv_chunks(p, numeric or [], columns, rows, exact=True, ahead=ahead)
 
 
+class _AsText(Exception):
+    """A numeric column holds a value pyarrow's parse of numbers refuses and the one rule reads as a
+    number (`1,234`, `$5`, `12%`, `?` for unknown): the column is read again as text."""
+
+    def __init__(self, column: str):
+        super().__init__(column)
+        self.column = column
+
+
 def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: int,
                 exact: bool = False, ahead: int = 0) -> Iterator[Chunk]:
+    """The chunks of a CSV/TSV. A numeric column is parsed by pyarrow as numbers; where a later row
+    holds a number written otherwise (`1,234`: what `columns.to_numbers`, the rule of the file read
+    whole, reads as a number), the read starts again at the chunk it failed in, with that column
+    read as text and converted by the one rule (a column at a time; the chunks already given stay)."""
+    text: set[str] = set()
+    start = 0
+    while True:
+        try:
+            for chunk in _csv_read(p, numeric, columns, rows, exact, ahead if not start else 0, text, start):
+                start = chunk.start + len(chunk.frame)
+                yield chunk
+            return
+        except _AsText as again:
+            text.add(again.column)
+
+
+def _csv_read(p: Path, numeric: list[str], columns: list[str] | None, rows: int, exact: bool, ahead: int,
+              text: set[str], first_row: int) -> Iterator[Chunk]:
     import pyarrow as pa
     import pyarrow.csv as pc
 
@@ -132,9 +159,9 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
     wanted = columns or names
     form = dialect(p)
     # pyarrow reads no `1.234,5`: a file with decimal commas has its numbers read as text, then given
-    # decimal points and parsed by the one rule (`columns.to_numbers`)
+    # decimal points and parsed by the one rule (`columns.to_numbers`); so is a column in `text`
     as_text = form.decimal_comma
-    types = {c: (pa.float64() if c in numeric and not as_text else pa.string()) for c in wanted}
+    types = {c: (pa.float64() if c in numeric and not as_text and c not in text else pa.string()) for c in wanted}
     delimiter = form.delimiter
     options = dict(parse_options=pc.ParseOptions(delimiter=delimiter),
                    convert_options=pc.ConvertOptions(column_types=types, include_columns=wanted,
@@ -143,11 +170,12 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
 
     def serial():  # pyarrow's streaming reader (the first block is read here)
         return pc.open_csv(pa.input_stream(str(p), compression="detect"),
-                           read_options=pc.ReadOptions(block_size=BLOCK_BYTES, **named),
+                           read_options=pc.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=first_row,
+                                                       **named),
                            **{**options, "parse_options": serial_parse(delimiter)})
 
     batches = None
-    if ahead:  # byte ranges parsed by several threads, else blocks parsed ahead by one
+    if ahead and not first_row:  # byte ranges parsed by several threads, else blocks parsed ahead by one
         from nettrain.data.stream.ahead import read_ahead  # (data.stream imports this module)
         from nettrain.data.stream.ranges import range_batches
 
@@ -156,27 +184,26 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
         try:
             reader = serial()
         except pa.ArrowInvalid as e:
-            raise _bad_value(p, 0, numeric, wanted, e) from None
+            raise _bad_value(p, first_row, numeric, wanted, e, text) from None
         batches = _batches(reader)
         if ahead:
             batches = read_ahead(batches, depth=ahead)
-    numbers = [c for c in wanted if c in numeric and not as_text]
+    numbers = [c for c in wanted if c in numeric and not as_text and c not in text]
 
     def done_chunk(rows_of: _Pending, first: int) -> Chunk:
         chunk = rows_of.chunk(first)
-        if as_text:
-            for name in (c for c in wanted if c in numeric):
-                chunk.frame[name] = _as_numbers(p, chunk, name)
+        for name in (c for c in wanted if c in numeric and c not in numbers):
+            chunk.frame[name] = _as_numbers(p, chunk, name)
         return chunk
 
-    start, pending = 0, None
+    start, pending = first_row, None
     while True:
         try:
             batch = next(batches)
         except StopIteration:
             break
         except pa.ArrowInvalid as e:
-            raise _bad_value(p, start + (pending.rows if pending else 0), numeric, wanted, e) from None
+            raise _bad_value(p, start + (pending.rows if pending else 0), numeric, wanted, e, text) from None
         while batch is not None:
             if pending is None:
                 pending = _Pending(wanted, numbers, rows if exact else rows + 2 * batch.num_rows, form.decimal_comma)
@@ -309,9 +336,11 @@ def serial_parse(delimiter: str):
     return pc.ParseOptions(delimiter=delimiter, newlines_in_values=True)
 
 
-def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], err: Exception) -> DataError:
+def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], err: Exception,
+               text: set[str] = frozenset()) -> Exception:
     """The line and column of the value pyarrow could not convert (it does not say): the block from
-    `first_row` is read again as text and the first value that is not a number is found."""
+    `first_row` is read again as text and the first value that is not a number is found. Where every
+    value is a number to the one rule but one pyarrow refuses (`1,234`): `_AsText` of its column."""
     import pyarrow as pa
     import pyarrow.csv as pc
 
@@ -327,19 +356,25 @@ def _bad_value(p: Path, first_row: int, numeric: list[str], columns: list[str], 
             convert_options=pc.ConvertOptions(column_types={c: pa.string() for c in columns},
                                               include_columns=columns, strings_can_be_null=True,
                                               null_values=list(NA_TEXT)))
-        offset, comma = 0, form.decimal_comma
+        offset, comma, people = 0, form.decimal_comma, None
         for batch in reader:
             frame = batch.to_pandas()
             for name in numeric:
                 if name not in frame.columns:
                     continue
                 _, bad = to_numbers(decimal_points(frame[name]) if comma else frame[name])
+                if not bad.any() and name not in text and not comma:
+                    plain = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                    if np.isnan(plain[frame[name].notna().to_numpy()]).any():  # `1,234`, `?` for unknown
+                        people = people if people is not None else name
                 if bad.any():
                     pos = int(np.argmax(bad))
                     return DataError(f"{p}: line {first_row + offset + pos + 2}, column '{show_name(name)}': "
                                      f"{show_name(repr(frame[name].iloc[pos]), 60)} is not a number (the column "
                                      "holds numbers in the rows read before)")
             offset += len(frame)
+            if people is not None:
+                return _AsText(people)
     except Exception:  # noqa: BLE001 - the first error is the one to report
         pass
     return unreadable(p, first_row, err)
