@@ -237,6 +237,24 @@ def test_an_onnx_export_carries_gelu_and_celu(tmp_path, activation):
     np.testing.assert_allclose(got.prediction, want.prediction, rtol=1e-5, atol=1e-4)
 
 
+def test_the_check_scales_the_difference_by_the_size_of_large_values():
+    """A regression value of 2e6 in float32 is held to about 0.1 (7 digits): the savedmodel export of
+    a 5-model ensemble on such a target was refused for a difference of 0.0625, one rounding apart
+    (`make smoke`, a table of prices). The check holds |a - b| / max(1, |a|) to the tolerance; the
+    absolute difference is still reported."""
+    from nettrain.lifecycle.export import Plan, compare
+
+    plan = Plan(format="savedmodel", numeric=["a"], strings=[], image=None, imputation={}, mode="regression",
+                threshold=0.5, classes=None)
+    reference = {"value": np.array([[2_000_000.0], [3.0], [0.5]])}
+    assert compare(reference, {"value": np.array([[2_000_000.0625], [3.0], [0.5]])}, plan) == \
+        pytest.approx((0.0625, 0.0625 / 2_000_000))
+    assert compare(reference, {"value": np.array([[2_000_000.0], [3.0003], [0.5]])}, plan) == \
+        pytest.approx((3e-4, 1e-4))   # above 1: scaled by the value
+    assert compare(reference, {"value": np.array([[2_000_000.0], [3.0], [0.5002]])}, plan) == \
+        pytest.approx((2e-4, 2e-4))   # at most 1: absolute, as a probability's
+
+
 def test_an_export_carries_the_input_contract_that_predict_checks(reg_run, tmp_path):
     """signature.json travels with the export; predict on the exported model reports drift as on the
     run, and --strict exits 2 before writing anything."""

@@ -80,6 +80,7 @@ class ExportResult:
     outputs: list[str]
     classes: list[str] | None
     max_abs_diff: float
+    max_scaled_diff: float                 # the difference held to the tolerance (`compare`)
     rows_compared: int
     split: str
     seconds: float
@@ -89,7 +90,8 @@ class ExportResult:
         return {"format": self.format, "path": str(self.path), "model_path": str(self.model_path),
                 "source": str(self.source), "run_dir": str(self.run_dir) if self.run_dir else None,
                 "inputs": self.inputs, "outputs": self.outputs, "classes": self.classes,
-                "max_abs_diff": self.max_abs_diff, "rows_compared": self.rows_compared, "split": self.split,
+                "max_abs_diff": self.max_abs_diff, "max_scaled_diff": self.max_scaled_diff,
+                "rows_compared": self.rows_compared, "split": self.split,
                 "seconds": round(self.seconds, 3), "notes": self.notes}
 
 
@@ -308,13 +310,14 @@ def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Pa
         atomic.write_json(tmp / INFO, info)
         loaded = served.load(tmp, info)
         got = served.run(loaded, served.feed_of(rows, plan))
-        diff = compare(reference, got, plan)
+        diff, scaled = compare(reference, got, plan)
         tolerance = tolerance_for(fmt, target)
-        if not diff <= tolerance:
+        if not scaled <= tolerance:
+            of_size = f", {scaled:.3g} of the values' size" if scaled != diff else ""
             raise UsageError(f"the {fmt} export disagrees with the run's model on {rows_count(rows)} held-out rows "
-                             f"(max difference {diff:.3g} > {tolerance:g}); nothing was written")
-        info.update(max_abs_diff=diff, tolerance=tolerance, rows_compared=rows_count(rows), split=split,
-                    written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                             f"(max difference {diff:.3g}{of_size} > {tolerance:g}); nothing was written")
+        info.update(max_abs_diff=diff, max_scaled_diff=scaled, tolerance=tolerance, rows_compared=rows_count(rows),
+                    split=split, written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         atomic.write_json(tmp / INFO, info)
         _into_place(tmp, out)
     finally:
@@ -322,7 +325,7 @@ def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Pa
     model_path = out / (VERSION if fmt == "savedmodel" else FILES[fmt])
     result = ExportResult(format=fmt, path=out, model_path=model_path, source=target.model_path,
                           run_dir=target.run_dir, inputs=plan.inputs(), outputs=plan.outputs, classes=plan.classes,
-                          max_abs_diff=diff, rows_compared=rows_count(rows), split=split,
+                          max_abs_diff=diff, max_scaled_diff=scaled, rows_compared=rows_count(rows), split=split,
                           seconds=time.monotonic() - started)
     if target.run_dir is not None:
         record(target.run_dir, result, info["written_at"])
@@ -373,10 +376,13 @@ def rows_count(split) -> int:
     return int(len(split))
 
 
-def compare(reference: dict[str, np.ndarray], got: dict[str, np.ndarray], plan: Plan) -> float:
-    """The largest absolute difference of the numeric outputs; a class name that differs where the
-    probabilities are not tied is an infinite difference."""
-    diff = 0.0
+def compare(reference: dict[str, np.ndarray], got: dict[str, np.ndarray], plan: Plan) -> tuple[float, float]:
+    """(the largest absolute difference of the numeric outputs, the largest difference scaled by the
+    size of the run's value where it is above 1: |a - b| / max(1, |a|)), the second the one held to the
+    tolerance: float32 keeps about 7 digits, so a regression value of 2e6 differs by 0.06 between two
+    runtimes that round once differently. A class name that differs where the probabilities are not
+    tied is an infinite difference."""
+    diff = scaled = 0.0
     for name in plan.outputs:
         if name not in got:
             raise UsageError(f"the {plan.format} export gives no output '{name}' (it gives "
@@ -386,16 +392,19 @@ def compare(reference: dict[str, np.ndarray], got: dict[str, np.ndarray], plan: 
         a = np.asarray(reference[name], dtype=np.float64).reshape(len(reference[name]), -1)
         b = np.asarray(got[name], dtype=np.float64).reshape(len(got[name]), -1)
         if a.shape != b.shape:
-            return math.inf
-        diff = max(diff, float(np.max(np.abs(a - b))) if a.size else 0.0)
+            return math.inf, math.inf
+        if a.size:
+            apart = np.abs(a - b)
+            diff = max(diff, float(np.max(apart)))
+            scaled = max(scaled, float(np.max(apart / np.maximum(1.0, np.abs(a)))))
     if "class" in plan.outputs and "probabilities" in reference:
         names = np.asarray(plan.classes, dtype=object)[np.argmax(reference["probabilities"], axis=1)]
         top = np.sort(reference["probabilities"], axis=1)
         clear = top[:, -1] - top[:, -2] > 1e-5 if top.shape[1] > 1 else np.ones(len(top), bool)
         have = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(got["class"])], object)
         if np.any((have != names) & clear):
-            return math.inf
-    return diff
+            return math.inf, math.inf
+    return diff, scaled
 
 
 def _into_place(tmp: Path, out: Path) -> None:
