@@ -179,7 +179,8 @@ def show_export(result, as_json: bool) -> None:
         return
     print(f"exported {result.format} to {result.model_path}")
     print(f"inputs: {', '.join(i['name'] for i in result.inputs)}; outputs: {', '.join(result.outputs)}")
-    scaled = f" ({result.max_scaled_diff:.3g} of the values' size)" if result.max_scaled_diff != result.max_abs_diff else ""
+    scaled = "" if result.max_scaled_diff == result.max_abs_diff else \
+        f" ({result.max_scaled_diff:.3g} of the values' size)"
     print(f"checked on {result.rows_compared} {result.split} rows: max difference {result.max_abs_diff:.3g}{scaled}")
     for line in result.notes:
         note(line)

@@ -441,7 +441,8 @@ def record(run_dir: Path, result: ExportResult, written_at: str) -> None:
     except ValueError:
         shown = str(result.path.resolve())
     entries.append({"format": result.format, "path": shown, "max_abs_diff": result.max_abs_diff,
-                    "rows_compared": result.rows_compared, "written_at": written_at})
+                    "max_scaled_diff": result.max_scaled_diff, "rows_compared": result.rows_compared,
+                    "written_at": written_at})
     atomic.write_json(path, entries)
 
 
