@@ -441,8 +441,7 @@ def record(run_dir: Path, result: ExportResult, written_at: str) -> None:
     except ValueError:
         shown = str(result.path.resolve())
     entries.append({"format": result.format, "path": shown, "max_abs_diff": result.max_abs_diff,
-                    "max_scaled_diff": result.max_scaled_diff, "rows_compared": result.rows_compared,
-                    "written_at": written_at})
+                    "rows_compared": result.rows_compared, "written_at": written_at})
     atomic.write_json(path, entries)
 
 
