@@ -180,6 +180,38 @@ def test_predict_inputs(tmp_path):
         listed_files(tmp_path / "x.csv")
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "CMYK", "L", "1"])
+def test_every_common_image_mode_decodes_to_its_pixels(tmp_path, mode):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((10, 12, 3)) * 255).astype(np.uint8)
+    path = tmp_path / f"x.{'jpg' if mode == 'CMYK' else 'png'}"
+    Image.fromarray(pixels).convert(mode).save(path)
+    for color, channels in (("rgb", 3), ("grayscale", 1)):
+        x = decode(path, ImageSpec((10, 12), color))
+        assert x.shape == (10, 12, channels) and x.dtype == np.uint8
+        if mode == "RGB":
+            grey = np.asarray(Image.fromarray(pixels).convert("L"))[..., None]
+            assert np.array_equal(x, pixels if color == "rgb" else grey)
+        assert 30 < x.mean() < 220  # (not saturated)
+
+
+def test_a_16_bit_grey_png_is_scaled_to_8_bits_not_clipped(tmp_path):
+    """Pillow opens a 16-bit grey PNG (medical and scientific images) in mode I;16, and its conversion
+    to L or RGB clipped every value above 255: a ramp from black to white came out nearly all white.
+    It is scaled to 8 bits (value / 257), as TensorFlow's decode_png does."""
+    from PIL import Image
+
+    ramp = np.linspace(0, 65535, 20 * 30).reshape(20, 30).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    want = np.round(ramp / 257).astype(np.uint8)
+    for color in ("grayscale", "rgb"):
+        x = decode(tmp_path / "ramp.png", ImageSpec((20, 30), color))
+        assert np.array_equal(x[..., 0], want) and np.array_equal(x[..., -1], want)
+    assert x.min() == 0 and x.max() == 255
+
+
 def test_an_image_model_is_known_by_its_input_when_its_folder_is_gone(tmp_path):
     from types import SimpleNamespace
 

@@ -147,6 +147,10 @@ def decode(path: Path, spec: ImageSpec) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()  # a truncated file fails here, not at open
+            if im.mode.startswith("I"):  # 16-bit grey (I;16, or I holding it): scaled to 8 bits, as
+                # TensorFlow's decode_png does; Pillow's own conversion clips it (nearly all white)
+                wide = np.asarray(im, dtype=np.float64)
+                im = Image.fromarray(np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8), "L")
             im = im.convert("RGB" if spec.color == "rgb" else "L")
             if im.size != (spec.size[1], spec.size[0]):
                 im = im.resize((spec.size[1], spec.size[0]), Image.Resampling.BILINEAR)
