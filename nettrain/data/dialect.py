@@ -48,7 +48,7 @@ def dialect(path: str | os.PathLike) -> Dialect:
     import csv
 
     try:
-        head = _head_text(p)
+        head = head_text(p)
     except Exception:  # noqa: BLE001 - unreadable: the reader says why
         return Dialect()
     lines = head.splitlines()
@@ -77,7 +77,7 @@ def said(path: str | os.PathLike) -> str:
     return f"read as separated by semicolons, with decimal {'commas' if form.decimal_comma else 'points'}"
 
 
-def _head_text(p: Path) -> str:
+def head_text(p: Path) -> str:
     """The first SNIFF_BYTES of a file as text (gzip/bz2 opened as pyarrow opens them)."""
     import bz2
     import gzip

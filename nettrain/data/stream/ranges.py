@@ -31,10 +31,11 @@ _LINE_ENDS = (ord("\n"), ord("\r"))
 _QUOTE = ord('"')
 
 
-def range_bytes() -> int:
+def range_bytes(block: int | None = None) -> int:
+    """The bytes of a range: RANGE_BLOCKS of the serial reader's blocks (`block`, default chunks.BLOCK_BYTES)."""
     from nettrain.data import chunks as C
 
-    return RANGE_BLOCKS * C.BLOCK_BYTES
+    return RANGE_BLOCKS * (block or C.BLOCK_BYTES)
 
 
 def workers() -> int:
@@ -47,7 +48,7 @@ def workers() -> int:
 
 
 def range_batches(path: Path, delimiter: str, options: dict, serial: Callable[[], Iterator],
-                  ahead: int) -> Iterator | None:
+                  ahead: int, block: int | None = None) -> Iterator | None:
     """The record batches of a plain (uncompressed) CSV/TSV, parsed in ranges by `workers()` threads,
     `ahead` blocks' bytes ahead of the range handed on (at least a range a thread): what `serial()`
     (the serial reader's batches) gives, row for row. `options`: the serial reader's keywords but its
@@ -69,7 +70,7 @@ def range_batches(path: Path, delimiter: str, options: dict, serial: Callable[[]
         return None  # (the serial reader says why)
     try:
         size = os.fstat(fd).st_size
-        start_names = _header(fd, delimiter, options) if size >= 2 * range_bytes() else None
+        start_names = _header(fd, delimiter, options) if size >= 2 * range_bytes(block) else None
     except Exception:  # noqa: BLE001 - whatever the header holds, the serial reader reads it
         start_names = None
     finally:
@@ -77,7 +78,8 @@ def range_batches(path: Path, delimiter: str, options: dict, serial: Callable[[]
     if start_names is None:
         return None
     start, names = start_names
-    return _batches(path, size, start, names, delimiter, options, serial, max(workers(), ahead // RANGE_BLOCKS))
+    return _batches(path, size, start, names, delimiter, options, serial, max(workers(), ahead // RANGE_BLOCKS),
+                    range_bytes(block))
 
 
 def _header(fd: int, delimiter: str, options: dict) -> tuple[int, list[str]] | None:
@@ -99,9 +101,9 @@ def _header(fd: int, delimiter: str, options: dict) -> tuple[int, list[str]] | N
     return end + 1, unnamed(table.column_names)
 
 
-def _cuts(fd: int, size: int, start: int) -> Iterator[tuple[int, int]]:
-    """(first byte, end) of each range: `range_bytes()` from its start to the next line end ('\\n')."""
-    a, length = start, range_bytes()
+def _cuts(fd: int, size: int, start: int, length: int) -> Iterator[tuple[int, int]]:
+    """(first byte, end) of each range: `length` bytes from its start to the next line end ('\\n')."""
+    a = start
     while a < size:
         b = a + length
         while b < size:
@@ -119,11 +121,11 @@ def _cuts(fd: int, size: int, start: int) -> Iterator[tuple[int, int]]:
 
 
 def _batches(path: Path, size: int, start: int, names: list[str], delimiter: str, options: dict,
-             serial: Callable[[], Iterator], ahead: int) -> Iterator:
+             serial: Callable[[], Iterator], ahead: int, length: int) -> Iterator:
     import pyarrow as pa
     import pyarrow.csv as pc
 
-    read = pc.ReadOptions(column_names=names, use_threads=False, block_size=2 * range_bytes())  # (one block)
+    read = pc.ReadOptions(column_names=names, use_threads=False, block_size=2 * length)  # (one block)
     fd = os.open(path, os.O_RDONLY)
 
     def parse(a: int, b: int):
@@ -136,7 +138,7 @@ def _batches(path: Path, size: int, start: int, names: list[str], delimiter: str
     given, pending, failed = 0, [], False  # (given: rows handed on)
     pool = ThreadPoolExecutor(workers(), thread_name_prefix="nettrain-parse")
     try:
-        cuts = _cuts(fd, size, start)
+        cuts = _cuts(fd, size, start, length)
         while True:
             while len(pending) <= ahead:
                 cut = next(cuts, None)
