@@ -214,12 +214,21 @@ def config(d: Draw, i: int) -> dict:
         callbacks["gradient_stats"] = {"every": 1}
     cfg = {"name": f"c{i}", "seed": d.r.randint(0, 99), "data": data, "preprocessing": pre, "model": model,
            "training": training, "callbacks": callbacks, "output": {"dir": "runs"}}
-    if d.maybe(0.15):
+    if d.maybe(0.25):
         params: dict = {"training.optimizer.learning_rate": {"log_uniform": [1e-3, 1e-1]},
                         "training.batch_size": {"choice": [16, 64]}}
         if layers and layers[0]["type"] == "Dense":
             params["model.layers.0.units"] = {"int": [4, 16], "step": 4}
-        cfg["sweep"] = {"trials": 2, "sampler": d.pick("tpe", "random"), "params": params}
+        sampler = d.pick("tpe", "random", "grid", "cmaes")
+        if sampler == "grid":  # (a grid needs every param to be a choice)
+            params = {"training.batch_size": {"choice": [16, 64]},
+                      "training.optimizer.learning_rate": {"choice": [0.001, 0.01]}}
+        cfg["sweep"] = {"trials": 2, "sampler": sampler, "params": params}
+        if d.maybe():
+            cfg["sweep"]["pruner"] = d.pick("none", "median", "hyperband", {"median": {"warmup_epochs": 1}})
+        if d.maybe(0.3):
+            cfg["sweep"]["metric"] = "loss" if task == "regression" else d.pick("loss", "accuracy")
+            cfg["sweep"]["direction"] = d.pick("auto", "minimize" if cfg["sweep"]["metric"] == "loss" else "maximize")
     if d.maybe(0.15):
         cfg["runtime"] = {"deterministic": d.pick(True, False)}
     elif d.maybe(0.1):
