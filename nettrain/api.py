@@ -90,7 +90,9 @@ def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool =
     With `print_config` (or `origins`) the report is the resolved config as YAML (the run's
     config.yaml), with `origins` each value's source beside it (FILE:LINE, --set or default)."""
     if (print_config or origins) and build:
-        raise UsageError("--print-config and --build: give one of them")
+        given = "--print-config" if print_config else "--origins (which prints the config)"
+        raise UsageError(f"{given} and --build: give one of them (--build loads the data and builds the model, "
+                         "--print-config prints the resolved config)")
     cfg = load_config(config, overrides)
     if print_config or origins:
         from nettrain.config.printed import config_yaml

@@ -86,7 +86,9 @@ def test_origins_alone_prints_the_config_and_build_does_not_mix(team):
     result = runner.invoke(app, ["validate", str(team / "exp" / "child.yaml"), "--origins"])
     assert result.exit_code == 0 and "  # " in result.stdout
     result = runner.invoke(app, ["validate", str(team / "exp" / "child.yaml"), "--print-config", "--build"])
-    assert result.exit_code == 2 and "--print-config" in result.output
+    assert result.exit_code == 2 and "--print-config and --build: give one of them" in result.output
+    result = runner.invoke(app, ["validate", str(team / "exp" / "child.yaml"), "--origins", "--build"])
+    assert result.exit_code == 2 and "--origins (which prints the config) and --build" in result.output
 
 
 def test_a_config_error_is_still_exit_2(team):
