@@ -385,6 +385,41 @@ def test_columns_named_as_no_runtime_names_an_input_train_and_export(tmp_path, f
     np.testing.assert_allclose(got[["proba_no", "proba_yes"]], want[["proba_no", "proba_yes"]], atol=1e-5)
 
 
+def test_input_names_that_differ_only_in_case_are_made_unique():
+    """A SavedModel signature takes its argument names in lower case: columns `x` and `X` made two
+    arguments named `x`, and the savedmodel export failed. The lower-case one keeps its name."""
+    from nettrain.lifecycle.export import case_safe, serving_name
+
+    names = case_safe(["x", "X", "Price", "price", "km/h", "KM/H", "solo"])
+    assert set(names) == {"X", "Price"}  # (km/h and KM/H: names of their own hashes already)
+    assert names["X"].startswith("X_") and names["Price"].startswith("Price_")
+    every = [names.get(c) or serving_name(c) for c in ["x", "X", "Price", "price", "km/h", "KM/H", "solo"]]
+    assert len({n.lower() for n in every}) == len(every)
+    assert case_safe(["X", "Y"]) == {} and case_safe(["Sale_Price"]) == {}
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
+def test_columns_named_alike_but_for_case_export(tmp_path, fmt):
+    rng = np.random.default_rng(4)
+    n = 120
+    df = pd.DataFrame({"x": rng.normal(size=n), "X": rng.normal(size=n), "Color": rng.choice(["u", "v"], n),
+                       "color": rng.choice(["u", "w"], n)})
+    df["y"] = np.where(df["x"] - df["X"] > 0, "a", "b")
+    df.to_csv(tmp_path / "d.csv", index=False)
+    run = _fit(tmp_path, f"""
+        data: {{source: {tmp_path / 'd.csv'}, target: y}}
+        model: {{layers: [{{type: Dense, units: 4, activation: relu}}]}}
+        training: {{epochs: 1}}
+        output: {{plots: false}}
+    """)
+    out = _export(run, "--format", fmt)
+    assert [i["column"] for i in out["inputs"]] == ["x", "X", "Color", "color"]
+    assert len({i["name"].lower() for i in out["inputs"]}) == 4
+    want = _predict(run, tmp_path / "d.csv", "--proba")
+    got = _predict(Path(out["path"]), tmp_path / "d.csv", "--proba")
+    np.testing.assert_allclose(got[["proba_a", "proba_b"]], want[["proba_a", "proba_b"]], atol=1e-5)
+
+
 @pytest.mark.slow
 def test_a_yes_no_column_is_read_inside_the_exported_model_in_any_case(tmp_path):
     """A yes/no column reaches the network as 1/0 (`data.typing`); savedmodel and keras exports take its

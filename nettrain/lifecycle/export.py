@@ -53,7 +53,7 @@ from nettrain.lifecycle.rawinputs import date_parts, servable_date  # noqa: F401
 from nettrain.lifecycle.target import Target, resolve_target
 from nettrain.lifecycle.writers import FILES, STRINGS, VERSION, served_model, serving_name, write
 from nettrain.store import atomic, rundir
-from nettrain.words import first_line, list_names
+from nettrain.words import ascii_name, first_line, list_names
 
 FORMATS = ("savedmodel", "onnx", "litert", "keras")
 INFO = "export.json"
@@ -115,6 +115,12 @@ class Plan:
     dates: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     # an image folder's model: its images' `size` [height, width] and `color`; `image` is (h, w, channels)
     pixels: dict[str, Any] | None = None
+    # the input name of each column where `serving_name` alone would give two that differ only in case
+    names: dict[str, str] = field(default_factory=dict)
+
+    def serving(self, column: str) -> str:
+        """The exported model's input name of a column (`serving_name`, made unique regardless of case)."""
+        return self.names.get(column) or serving_name(column)
 
     @property
     def outputs(self) -> list[str]:
@@ -131,17 +137,17 @@ class Plan:
         numbers: list[dict[str, Any]] = []
         for c in self.numeric:
             if c in self.words:
-                numbers.append({"name": serving_name(self.words[c][0]), "column": self.words[c][0], "dtype": "string",
+                numbers.append({"name": self.serving(self.words[c][0]), "column": self.words[c][0], "dtype": "string",
                                 "shape": [None], "kind": "yes/no", "words": list(self.words[c][1:]), "numeric": c})
             elif c in self.dates:  # one string input per date column, at its first part; its parts in order
                 raw, fmt, _ = self.dates[c]
                 if not any(i.get("kind") == "date" and i["column"] == raw for i in numbers):
-                    numbers.append({"name": serving_name(raw), "column": raw, "dtype": "string", "shape": [None],
+                    numbers.append({"name": self.serving(raw), "column": raw, "dtype": "string", "shape": [None],
                                     "kind": "date", "format": fmt,
                                     "parts": {d: part for d, (r, _, part) in self.dates.items() if r == raw}})
             else:
-                numbers.append({"name": serving_name(c), "column": c, "dtype": "float32", "shape": [None]})
-        return numbers + [{"name": serving_name(c), "column": c, "dtype": "string", "shape": [None], "kind": k}
+                numbers.append({"name": self.serving(c), "column": c, "dtype": "float32", "shape": [None]})
+        return numbers + [{"name": self.serving(c), "column": c, "dtype": "string", "shape": [None], "kind": k}
                           for c, k in self.strings]
 
 
@@ -203,8 +209,25 @@ def plan_for(target: Target, fmt: str) -> Plan:
         if fill is not None:
             imputation[name] = float(fill)
     mode = target.label_mode
+    names = case_safe([*numeric, *(raw for raw, _, _ in words.values()), *(raw for raw, _, _ in dates.values()),
+                       *(name for name, _ in strings)])
     return Plan(format=fmt, numeric=numeric, strings=strings, image=image, imputation=imputation, mode=mode,
-                threshold=target.threshold, classes=classes, words=words, dates=dates)
+                threshold=target.threshold, classes=classes, words=words, dates=dates, names=names)
+
+
+def case_safe(columns: list[str]) -> dict[str, str]:
+    """{column: input name} for the columns whose `serving_name`s differ only in case (`x` and `X`): a
+    SavedModel's signature takes its argument names in lower case, and refused two named `x`. The one
+    written in lower case (else the first in order) keeps its name; each other gets the hash tag of its
+    column, as `serving_name` gives it to names it changes (`X_<6 hex digits>`)."""
+    groups: dict[str, list[str]] = {}
+    for column in dict.fromkeys(columns):
+        groups.setdefault(serving_name(column).lower(), []).append(column)
+    out: dict[str, str] = {}
+    for group in (g for g in groups.values() if len(g) > 1):
+        keep = min(group, key=lambda c: (serving_name(c) != serving_name(c).lower(), c))
+        out.update({c: f"{serving_name(c)}_{ascii_name(c)[1]}" for c in group if c != keep})
+    return out
 
 
 def _image_shape(target: Target, numeric: list[str]) -> tuple[int, ...] | None:

@@ -61,19 +61,19 @@ def served_model(model, plan: Plan):
         for name in plan.numeric:
             if name in plan.words:  # the words as a string input, their 1/0 looked up inside the model
                 raw, yes, no = plan.words[name]
-                x = keras.Input(shape=(), name=serving_name(raw), dtype="string")
-                inputs[serving_name(raw)] = x
-                x = yes_no_values(x, yes, no, serving_name(name))
+                x = keras.Input(shape=(), name=plan.serving(raw), dtype="string")
+                inputs[plan.serving(raw)] = x
+                x = yes_no_values(x, yes, no, plan.serving(name))
             else:
-                x = keras.Input(shape=(), name=serving_name(name), dtype="float32")
-                inputs[serving_name(name)] = x
+                x = keras.Input(shape=(), name=plan.serving(name), dtype="float32")
+                inputs[plan.serving(name)] = x
             if name in plan.imputation:  # a missing number (NaN) gets the training rows' fill value
                 x = ops.where(ops.isnan(x), plan.imputation[name], x)
             columns.append(x)
         feed[NUMERIC_INPUT] = ops.stack(columns, axis=-1)
     for name, kind in plan.strings:
-        x = keras.Input(shape=(), name=serving_name(name), dtype="string")
-        inputs[serving_name(name)] = x
+        x = keras.Input(shape=(), name=plan.serving(name), dtype="string")
+        inputs[plan.serving(name)] = x
         feed[input_name(name)] = ops.expand_dims(x, -1) if kind == "categorical" else x
     raw = model(feed, training=False)  # (augmentation layers, RandomFlip..., augment unless told not to)
     if plan.mode == "regression":
@@ -137,7 +137,7 @@ def _dated_savedmodel(wrapper, plan: Plan, path: Path, sample: dict[str, np.ndar
         feed = {k: v for k, v in inputs.items() if k not in {i["name"] for i in dated}}
         for spec in dated:
             parts = date_parts(inputs[spec["name"]], spec["format"])
-            feed.update({serving_name(column): parts[part] for column, part in spec["parts"].items()})
+            feed.update({plan.serving(column): parts[part] for column, part in spec["parts"].items()})
         return wrapper(feed)
 
     serve({k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in sample.items()})
