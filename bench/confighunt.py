@@ -27,11 +27,12 @@ alternates the two.
 Then, in this process (2 epochs): `fit`, `evaluate RUN`, `predict`, `retrain` (1 epoch),
 `export` (savedmodel, keras or onnx), `inspect`, `evaluate --split train`, `baseline`, `lr-find`,
 `plot`, `compare`, and for a config with a `sweep` section (2 trials over the learning rate, the
-batch size and the first layer's units) `sweep` and `sweep-status`; then four drawn among the commands
-again with the options the docs give them (validate --build/--print-config --origins, evaluate
---fail-under (exit 3 is an answer), runs --sort/--last/--filter/--json, plot -m of two runs, inspect
---batch --json, baseline --json, export --force, lr-find --min --max, fit --resume of the finished
-run, clean, predict --proba to parquet, evaluate --data --strict). Each step ends ok, refused (exit 2 with a
+batch size and the first layer's units) `sweep` and `sweep-status`; then four drawn among the
+commands again with the options the docs give them (validate --build/--print-config --origins, inspect
+and baseline of the config, evaluate --fail-under (exit 3 is an answer), runs --sort/--last/--filter/
+--json, plot -m of two runs, inspect --batch --json, baseline --json, export --force, lr-find --min
+--max, fit --resume of the finished run, clean, predict --proba to parquet, evaluate --data --strict).
+Each step ends ok, refused (exit 2 with a
 message: printed, to be read: a refusal of a config the docs allow is a bug too) or FAILED (any
 other exit; the traceback printed). After a refused fit the config stops; after another refused
 step the next step runs. Exit status 1 when anything failed.
@@ -274,7 +275,8 @@ def flags(d: Draw, cfg: dict, path: Path, folder: Path, i: int, source: Path | N
                                                     ["--filter", "status=completed"])]),
         ("plot -m", ["plot", run, model_run, "-m", metric, "-o", folder / f"plotm{i}.png"]),
         ("inspect --batch --json", ["inspect", model_run, "--batch", str(d.pick(1, 7, 64)), "--json"]),
-        ("baseline --json", ["baseline", run, "--json"]),
+        ("baseline --json", ["baseline", d.pick(run, path), "--json"]),
+        ("inspect CONFIG", ["inspect", path, "--json"]),
         ("export --force", ["export", model_run, "--format", d.pick("savedmodel", "litert"), "-o", folder / f"x{i}",
                             "--force", "--json"]),
         ("lr-find --min --max", ["lr-find", path, "--min", "1e-4", "--max", "0.5", "--steps", "12", "--json",
