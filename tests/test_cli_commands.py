@@ -45,6 +45,23 @@ def test_init_unknown_target_exits_2(tmp_path):
     assert "label" in result.stderr
 
 
+def test_init_of_an_npz_takes_its_y_and_a_bundled_set_is_named(tmp_path):
+    """An .npz holds its label as the array y (the column `target` to nettrain, the default of its
+    data.target): init asked for --target, which no name in the file answers. A bundled set
+    (`sklearn:iris`) was refused as "unknown data file type '(no extension)'"."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 3))
+    np.savez(tmp_path / "a.npz", x=x, y=(x[:, 0] > 0).astype(int))
+    result = runner.invoke(app, ["init", str(tmp_path / "a.npz"), "--output", str(tmp_path / "a.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "target 'target' (binary, 2 classes)" in result.stderr
+    fit = runner.invoke(app, ["fit", str(tmp_path / "a.yaml"), "--run-dir", str(tmp_path / "r"), "--quiet",
+                              "--set", "training.epochs=1"])
+    assert fit.exit_code == 0, fit.output
+    result = runner.invoke(app, ["init", "sklearn:iris"])
+    assert result.exit_code == 2 and "sklearn:iris is a bundled set, not a file: it needs no init" in result.stderr
+
+
 def test_init_with_a_test_file_on_stdout(tmp_path):
     mixed_csv(tmp_path / "m.csv")
     mixed_csv(tmp_path / "t.csv", n=60, seed=1)

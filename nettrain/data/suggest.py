@@ -27,7 +27,8 @@ import yaml
 from nettrain.data import typing as T
 from nettrain.data.columns import as_strings, unknown_mark
 from nettrain.data.dialect import said
-from nettrain.data.sources import SOURCE, read_parts
+from nettrain.data.kinds import table_kind
+from nettrain.data.sources import DEFAULT_TARGET, SOURCE, read_parts
 from nettrain.data.split import n_held_out
 from nettrain.errors import ConfigError, UsageError, WriteFailed
 from nettrain.words import did_you_mean, list_names, show_name
@@ -84,6 +85,11 @@ def suggest(path: Path, target: str | None, *, output: Path | None = None, test:
 
     if os.path.isdir(path):  # an image folder: a small CNN (data.imagesuggest); (never raises, as is_dir may)
         return _suggest_images(Path(path), target, output, test)
+    if str(path).startswith(("sklearn:", "keras:")):
+        raise UsageError(f"{path} is a bundled set, not a file: it needs no init; a config names it as "
+                         f"data: {{source: {path}}} (its target is its own), as configs/wine.yaml does")
+    if target is None and table_kind(path) == ".npz":
+        target = DEFAULT_TARGET   # an .npz's y array, as the config's data.target defaults to it
     if target is None:
         raise UsageError(f"{path}: give the label column with --target COLUMN")
     frames = read_parts(path)
