@@ -213,3 +213,26 @@ def test_a_k_fold_run_keeps_the_copies_its_refit_or_ensemble_model_loads(tmp_pat
     for command in (["evaluate", str(run), "--json"], ["predict", str(run), str(tmp_path / "iris.csv")]):
         result = runner.invoke(app, command)
         assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_a_keras_export_keeps_the_plugins_and_predicts_in_a_fresh_process(trained, tmp_path):
+    """A model.keras of a plugin's layer loads only once the plugin is imported: predict through a
+    keras export in a fresh process failed with an internal error ("could not be deserialized"). The
+    export keeps the run's copies in its plugins/, their sha256 in export.json, and imports them."""
+    out = tmp_path / "x"
+    result = runner.invoke(app, ["export", str(trained), "--format", "keras", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "plugins" / "iris_objects.py").read_bytes() == EXAMPLE.read_bytes()
+    info = json.loads((out / "export.json").read_text())
+    assert info["plugins"] == {"iris_objects.py": digest(EXAMPLE.read_bytes())}
+    data = trained.parent / "iris.csv"
+    proc = subprocess.run([sys.executable, "-m", "nettrain", "predict", str(out), str(data)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[0] == "prediction" and len(proc.stdout.splitlines()) == 151
+    copy = out / "plugins" / "iris_objects.py"
+    copy.write_text(copy.read_text() + "\n# edited\n")
+    proc = subprocess.run([sys.executable, "-m", "nettrain", "predict", str(out), str(data)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and "has changed since the export" in proc.stderr

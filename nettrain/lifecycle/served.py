@@ -148,6 +148,10 @@ def load(folder: Path, info: dict[str, Any]) -> Loaded:
 
         import keras
 
+        if info.get("plugins"):  # the custom objects of a plugin, from the export's own copies
+            from nettrain.store import plugins
+
+            plugins.load_kept(folder, info["plugins"])
         with warnings.catch_warnings():  # the inner model's optimizer state is not needed to predict
             warnings.simplefilter("ignore", UserWarning)
             return Loaded(fmt, keras.saving.load_model(str(path), compile=False, safe_mode=True), info)

@@ -126,20 +126,37 @@ def load_for_model(model_path: Path, config: dict[str, Any] | None) -> list[str]
         name = plugin_name(path) if isinstance(path, str) else ""
         if not name.endswith(".py") or name.startswith("."):
             raise UsageError(f"{model_path}: refused: its metadata lists a plugin {path!r} that is no .py file name")
-        copy = run / FOLDER / name
-        want = hashes.get(name)
-        if not copy.is_file() or not isinstance(want, str):
-            raise UsageError(f"{model_path}: refused: the run's copy of plugin {name} is missing ({copy}); "
-                             "nettrain loads a run's custom objects only from its own copies")
-        data = copy.read_bytes()
-        if digest(data) != want:
-            raise UsageError(f"{model_path}: refused: the run's copy of plugin {name} ({copy}) has changed since "
-                             f"the run was trained (sha256 {digest(data)[:12]}, run.json says {want[:12]})")
-        done = _loaded.get(name)
-        if done is not None and done.sha256 == want:
-            continue
-        import_plugin(copy, str(run), source=data)
-        notes.append(f"plugin {name}: imported the run's copy {copy} (sha256 {want[:12]})")
+        note = _import_copy(model_path, run, name, hashes.get(name), "run")
+        if note:
+            notes.append(note)
     for note in notes:
         warnings.warn(note)
     return notes
+
+
+def load_kept(folder: Path, hashes: dict[str, Any]) -> None:
+    """Before the model of an export folder that keeps plugin copies (`<folder>/plugins/`, their sha256
+    in export.json) is loaded: each copy checked and imported, as `load_for_model` does for a run's."""
+    for name, want in hashes.items():
+        if not isinstance(name, str) or not name.endswith(".py") or "/" in name or name.startswith("."):
+            raise UsageError(f"{folder}: refused: its export.json lists a plugin {name!r} that is no .py file name")
+        _import_copy(folder, folder, name, want, "export")
+
+
+def _import_copy(owner: Path, folder: Path, name: str, want: Any, kind: str) -> str | None:
+    """`folder`'s copy of plugin `name`, checked against its sha256 `want` and imported (a note), or None
+    when this process already imported the same code; a missing or changed copy is refused."""
+    copy = folder / FOLDER / name
+    if not copy.is_file() or not isinstance(want, str):
+        raise UsageError(f"{owner}: refused: the {kind}'s copy of plugin {name} is missing ({copy}); "
+                         f"nettrain loads a {kind}'s custom objects only from its own copies")
+    data = copy.read_bytes()
+    if digest(data) != want:
+        said, since = ("run.json", "the run was trained") if kind == "run" else ("export.json", "the export")
+        raise UsageError(f"{owner}: refused: the {kind}'s copy of plugin {name} ({copy}) has changed since "
+                         f"{since} (sha256 {digest(data)[:12]}, {said} says {want[:12]})")
+    done = _loaded.get(name)
+    if done is not None and done.sha256 == want:
+        return None
+    import_plugin(copy, str(folder), source=data)
+    return f"plugin {name}: imported the {kind}'s copy {copy} (sha256 {want[:12]})"
