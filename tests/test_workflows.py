@@ -258,6 +258,13 @@ def test_keras_checkpoints_in_the_native_format(folder):
     assert int(model.optimizer.iterations.numpy()) > 0  # optimizer state saved
     result = cli("validate", cfg, "--set", "callbacks.checkpoint.filename=e{epoch}.pt")
     assert result.exit_code == 2 and "must end in .h5 (nettrain's format) or .keras" in result.stderr
+    # nettrain's commands take .h5 files: a .keras one is named as what it is (inspect read it as a
+    # config, "not UTF-8 text"; the others called it "neither a run directory nor an .h5 model file")
+    native = run / "checkpoints" / "e02.keras"
+    for command in (["evaluate", native], ["inspect", native], ["predict", native, folder / "binary.csv"]):
+        result = cli(*command)
+        assert result.exit_code == 2 and f"{native} is a native Keras checkpoint" in result.stderr
+        assert "best.h5 and last.h5 are kept beside it" in result.stderr
 
 
 # ------------------------------------------------------------------------- output

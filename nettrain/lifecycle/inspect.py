@@ -113,9 +113,10 @@ def check_batch(batch: Any) -> int | None:
 
 
 def is_model_target(path: Path) -> bool:
-    """A run directory or an .h5 file (anything else is taken for a config)."""
+    """A run directory or an .h5 file (a native .keras checkpoint too, which `resolve_target` names;
+    anything else is taken for a config)."""
     try:
-        return path.is_dir() or path.suffix.lower() == ".h5"
+        return path.is_dir() or path.suffix.lower() in (".h5", ".keras")
     except OSError:
         return False
 

@@ -158,6 +158,11 @@ def resolve_target(target: str | Path) -> Target:
     elif path.suffix == ".h5" or is_file:
         if not exists:
             raise UsageError(f"no such file or run directory: {path}")
+        if path.suffix.lower() == ".keras" and is_file:
+            # (checkpoint.filename may write them: the native format, for other programs)
+            raise UsageError(f"{path} is a native Keras checkpoint, which nettrain's commands do not read: give "
+                             f"its run directory or an .h5 checkpoint (best.h5 and last.h5 are kept beside it); "
+                             f"other programs load it with keras.saving.load_model")
         if path.suffix != ".h5" or not is_file:
             raise UsageError(f"{path} is neither a run directory nor an .h5 model file")
         model_path = path
