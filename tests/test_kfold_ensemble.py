@@ -106,6 +106,23 @@ def test_retrain_of_the_run_retrains_every_fold_and_averages_them_again(ensemble
     assert "ensemble of the 3 fold models" in refused.output and "give the run directory" in refused.output
 
 
+def test_retrain_on_data_without_a_models_column_is_refused_before_a_run_exists(ensemble_run, tmp_path):
+    """`retrain RUN --data FILE` of an ensemble, FILE lacking a column the models take: the check ran
+    fold by fold after the new k-fold run was started, so the refusal left a failed run in --run-dir
+    (a second try needed --force), and named the columns as Python tuples."""
+    import pandas as pd
+
+    data = pd.read_csv(ensemble_run.parent / "mixed.csv")
+    dropped = next(c for c in data.columns if c not in ("label", "id"))
+    data.drop(columns=[dropped]).to_csv(tmp_path / "less.csv", index=False)
+    refused = cli("retrain", ensemble_run, "--epochs", "1", "--data", tmp_path / "less.csv", "--run-dir",
+                  tmp_path / "again")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert f"the model takes '{dropped}' (" in refused.output and "which the data lacks" in refused.output
+    assert "[(" not in refused.output
+    assert not (tmp_path / "again").exists()
+
+
 def test_a_fold_is_retrained_on_its_own_fold_rows(ensemble_run, tmp_path):
     """`retrain RUN/fold-3` trains and validates on fold 3's rows (it took the first fold's before): the
     validation metrics it ends with are what evaluate measures on fold 3's validation rows."""

@@ -186,6 +186,8 @@ def retrain_ensemble(run: str | Path, *, epochs: int | None = None, overrides: I
         raise plan.cfg.error("data.split.folds", f"the data makes {k} folds and {plan.run} has {len(plan.folds)} "
                              "fold models; retrain keeps the folds")
     monitors = F.check_monitors(plan.cfg, prep.dataset.schema, True)
+    for fold_plan in plan.folds:  # (data that does not fit the fold models: refused before a run exists)
+        RT.check_same_features(fold_plan.target, prep.dataset.schema)
     with rundir.new_run_dir(plan.cfg.output.dir, plan.cfg.name or "run", plan.run_dir) as out, guard.deferred():
         record = kfold.start_kfold_dir(prep, out)
         record.update(retrains=[plan.entry])

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 from nettrain.config import Config, load_config, parse_override
 from nettrain.config.args import MAX_EPOCHS
 from nettrain.config.callbacks import CheckpointConfig
-from nettrain.words import masked_uri
+from nettrain.words import list_names, masked_uri, show_name
 from nettrain.errors import UsageError
 from nettrain.lifecycle.target import Target, resolve_target
 from nettrain.store import atomic, h5, rundir
@@ -155,7 +155,7 @@ def plan_ensemble_retrain(run: str | Path, *, epochs: int | None = None, overrid
 
 def restore_model(plan: RetrainPlan, prep):
     """The checkpoint's model, loaded under the run's distribution strategy, with the training overrides."""
-    _check_same_features(plan.target, prep.dataset.schema)
+    check_same_features(plan.target, prep.dataset.schema)
     with prep.scope():
         model = h5.load_model(plan.target.model_path)
         _apply_training_overrides(plan.cfg, model, plan.target.config.get("training", {}), prep)
@@ -240,14 +240,25 @@ def _epochs_done(run_dir: Path) -> int:
     return rundir.RunRecord.load(run_dir).typed.epochs_done or 0
 
 
-def _check_same_features(target, schema) -> None:
+def check_same_features(target, schema) -> None:
+    """The data's feature columns and classes (`schema`) are the model's (`target`'s), or a UsageError
+    naming what differs."""
     old = [(c.name, c.kind) for c in target.schema.columns]
     new = [(c.name, c.kind) for c in schema.columns]
     if old != new:
-        raise UsageError(f"the data's feature columns {new} differ from the model's {old}")
+        kinds = dict(new)
+        lost = [f"'{show_name(n)}' ({k})" for n, k in old if n not in kinds]
+        moved = [f"'{show_name(n)}' ({k}, now {kinds[n]})" for n, k in old if n in kinds and kinds[n] != k]
+        extra = [f"'{show_name(n)}' ({k})" for n, k in new if n not in dict(old)]
+        said = "; ".join(part for part in (f"the model takes {', '.join(lost)}, which the data lacks" if lost else "",
+                                           f"typed otherwise: {', '.join(moved)}" if moved else "",
+                                           f"columns the model does not take: {', '.join(extra)}" if extra else "")
+                         if part) or "the same columns in another order"
+        raise UsageError(f"the data's feature columns differ from the model's ({said}); retrain keeps the "
+                         f"model's inputs: {', '.join(f'{show_name(n)} ({k})' for n, k in old)}")
     if (target.schema.class_names or None) != (schema.class_names or None):
-        raise UsageError(f"the data's classes {schema.class_names} differ from the model's "
-                         f"{target.schema.class_names}; retrain needs the same label set")
+        raise UsageError(f"the data's classes {list_names(schema.class_names or [])} differ from the model's "
+                         f"{list_names(target.schema.class_names or [])}; retrain needs the same label set")
 
 
 def _apply_training_overrides(cfg, model, old_training: dict, prep) -> None:
