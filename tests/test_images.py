@@ -349,6 +349,21 @@ def test_an_image_run_exports_to_every_format_with_its_pixels_as_the_input(image
         np.testing.assert_allclose(probabilities[0], a.loc[0, [c for c in numbers]].to_numpy(float), atol=1e-5)
 
 
+def test_inspect_of_an_image_config_and_gradient_stats_decode_the_images(tmp_path):
+    """`inspect CONFIG` and `callbacks.gradient_stats` measure on the first training rows: of an image
+    folder those were the files' paths, and both failed inside the model ("Cast string to float")."""
+    shapes(tmp_path / "shapes", per_class=4)
+    cfg = config(tmp_path, {"size": [8, 8]})
+    result = invoke("inspect", cfg, "--json", "--batch", "5")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["kind"] == "config" and report["rows"] == 5 and report["layers"]
+    result = invoke("fit", cfg, "--run-dir", tmp_path / "run", "--quiet", "--set", "callbacks.gradient_stats.every=1")
+    assert result.exit_code == 0, result.output
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert any(c.startswith("grad_norm") for c in header), header
+
+
 @pytest.mark.slow
 def test_fit_with_a_bad_image_stops_before_a_run(tmp_path):
     folder = shapes(tmp_path / "shapes", per_class=3)

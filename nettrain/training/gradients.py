@@ -40,8 +40,8 @@ ACTIVATION_LAYERS = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "P
 
 def first_rows(feed: Any, model: keras.Model, rows: int) -> tuple[dict[str, tf.Tensor], np.ndarray]:
     """The first `rows` rows of the training split (in the split's order: shuffled with the seed
-    unless `data.split.shuffle` is false; a stream's rows in file order) as (model inputs, encoded
-    targets): the batch `inspect` and `gradient_stats` measure on."""
+    unless `data.split.shuffle` is false; a stream's rows in file order; an image folder's images
+    decoded) as (model inputs, encoded targets): the batch `inspect` and `gradient_stats` measure on."""
     from nettrain.data.stream import StreamDataset
     from nettrain.data.types import Split
     from nettrain.model.compile import encode_targets
@@ -60,6 +60,8 @@ def first_rows(feed: Any, model: keras.Model, rows: int) -> tuple[dict[str, tf.T
         finally:
             chunks.close()
         split = Split.concat(pieces)
+    elif hasattr(dataset, "split_rows"):  # an image folder's split holds file paths: its first images decoded
+        split = Split.concat(list(dataset.split_rows(dataset.train.take(slice(0, rows)))))
     else:
         split = dataset.train
     inputs = {k: v[:rows] for k, v in split.inputs.items()}
