@@ -237,6 +237,28 @@ def test_an_onnx_export_carries_gelu_and_celu(tmp_path, activation):
     np.testing.assert_allclose(got.prediction, want.prediction, rtol=1e-5, atol=1e-4)
 
 
+def test_a_litert_export_that_needs_flex_ops_is_refused_naming_the_formats_that_can(tmp_path):
+    """A GRU over .npz sequences converts to a LiteRT file holding TensorFlow ops (Flex) that the LiteRT
+    interpreter cannot run: the check failed with an internal error (exit 1). It is refused (exit 2),
+    naming the formats that carry the model, and nothing is written."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 5, 2)).astype("float32")
+    np.savez(tmp_path / "seq.npz", x=x, y=(x[:, :, 0].mean(axis=1) > 0).astype("int64"))
+    run = _fit(tmp_path, f"""
+        data: {{source: {tmp_path / 'seq.npz'}}}
+        model: {{layers: [{{type: GRU, units: 3}}]}}
+        training: {{epochs: 1, batch_size: 16}}
+        output: {{plots: false}}
+    """)
+    result = runner.invoke(app, ["export", str(run), "--format", "litert", "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "Flex delegate" in result.output
+    assert "formats that carry every Keras layer: savedmodel, keras" in result.output
+    assert not (tmp_path / "out").exists()
+    _no_leftovers(tmp_path)
+    assert _export(run, "--format", "savedmodel")["max_abs_diff"] <= 1e-4
+
+
 def test_the_check_scales_the_difference_by_the_size_of_large_values():
     """A regression value of 2e6 in float32 is held to about 0.1 (7 digits): the savedmodel export of
     a 5-model ensemble on such a target was refused for a difference of 0.0625, one rounding apart

@@ -182,7 +182,15 @@ def _call(loaded: Loaded, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                                   for k, v in feed.items()})
         return {k: v.numpy() for k, v in out.items()}
     if fmt == "litert":
-        return {k: np.asarray(v) for k, v in loaded.runner(**feed).items()}
+        try:
+            return {k: np.asarray(v) for k, v in loaded.runner(**feed).items()}
+        except RuntimeError as e:
+            if "Flex" not in str(e) and "Select TensorFlow op" not in str(e):
+                raise
+            # (the converter kept TensorFlow ops it has no LiteRT kernel for: a GRU's or LSTM's loop)
+            raise UsageError("the litert model holds TensorFlow ops that only TensorFlow's Flex delegate runs "
+                             "(not the LiteRT interpreter): this model's layers need them; formats that carry "
+                             "every Keras layer: savedmodel, keras") from None
     import tensorflow as tf
 
     out = loaded.runner({k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in feed.items()},
