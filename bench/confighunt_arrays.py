@@ -141,9 +141,10 @@ def config(d, i: int) -> dict:
         cfg["preprocessing"] = {"labels": "one_hot"}
         cfg["training"]["loss"] = {"name": "SmoothedCrossentropy", "smoothing": 0.05}
         cfg["training"]["metrics"] = ["accuracy", "confidence"]
-    if d.maybe(0.3):
+    if d.maybe(0.4):
         cfg["callbacks"] = {"checkpoint": d.pick({"save_best_only": True}, {"filename": "m{epoch}.keras"}),
-                            **({"lr_schedule": {"type": "cosine", "decay_steps": 10}} if d.maybe() else {})}
+                            **({"lr_schedule": {"type": "cosine", "decay_steps": 10}} if d.maybe() else {}),
+                            **({"gradient_stats": {"every": 1}} if d.maybe(0.3) else {})}
     if d.maybe(0.1):
         cfg["sweep"] = {"trials": 2, "params": {"training.optimizer.learning_rate": {"log_uniform": [1e-3, 1e-1]}}}
     if d.maybe(0.1):
