@@ -25,6 +25,17 @@ def _fit(root: Path, config: str) -> Path:
     return root / "run"
 
 
+def _fit_frame(root: Path, frame: pd.DataFrame) -> Path:
+    """A run of one epoch of Dense(4) on `frame` (its target `y`), written as root/d.csv."""
+    frame.to_csv(root / "d.csv", index=False)
+    return _fit(root, f"""
+        data: {{source: {root / 'd.csv'}, target: y}}
+        model: {{layers: [{{type: Dense, units: 4, activation: relu}}]}}
+        training: {{epochs: 1}}
+        output: {{plots: false}}
+    """)
+
+
 def _mixed_text_csv(path: Path, n: int = 120) -> Path:
     rng = np.random.default_rng(0)
     x1, x2 = rng.normal(size=n), rng.normal(size=n) * 3 + 10
@@ -383,13 +394,7 @@ def test_columns_named_as_no_runtime_names_an_input_train_and_export(tmp_path, f
     for c in strings:
         df[c] = rng.choice(["u", "v", "w"], n)
     df["y"] = np.where(df["km/h"] + (df["w/o"] == "u" if strings else 0) > 0.5, "yes", "no")
-    df.to_csv(tmp_path / "d.csv", index=False)
-    run = _fit(tmp_path, f"""
-        data: {{source: {tmp_path / 'd.csv'}, target: y}}
-        model: {{layers: [{{type: Dense, units: 4, activation: relu}}]}}
-        training: {{epochs: 1}}
-        output: {{plots: false}}
-    """)
+    run = _fit_frame(tmp_path, df)
     want = _predict(run, tmp_path / "d.csv", "--proba")
     done = runner.invoke(app, ["evaluate", str(run), "--data", str(tmp_path / "d.csv")])
     assert done.exit_code == 0, done.output
@@ -427,13 +432,7 @@ def test_columns_named_alike_but_for_case_export(tmp_path, fmt):
     df = pd.DataFrame({"x": rng.normal(size=n), "X": rng.normal(size=n), "Color": rng.choice(["u", "v"], n),
                        "color": rng.choice(["u", "w"], n)})
     df["y"] = np.where(df["x"] - df["X"] > 0, "a", "b")
-    df.to_csv(tmp_path / "d.csv", index=False)
-    run = _fit(tmp_path, f"""
-        data: {{source: {tmp_path / 'd.csv'}, target: y}}
-        model: {{layers: [{{type: Dense, units: 4, activation: relu}}]}}
-        training: {{epochs: 1}}
-        output: {{plots: false}}
-    """)
+    run = _fit_frame(tmp_path, df)
     out = _export(run, "--format", fmt)
     assert [i["column"] for i in out["inputs"]] == ["x", "X", "Color", "color"]
     assert len({i["name"].lower() for i in out["inputs"]}) == 4
