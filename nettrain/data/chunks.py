@@ -163,7 +163,7 @@ def _csv_chunks(p: Path, numeric: list[str], columns: list[str] | None, rows: in
     start = 0
     while True:
         try:
-            for chunk in _csv_read(p, numeric, columns, rows, exact, ahead if not start else 0, text, start):
+            for chunk in _csv_read(p, numeric, columns, rows, exact, ahead, text, start):
                 start = chunk.start + len(chunk.frame)
                 yield chunk
             return

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from nettrain.config.loader import BUNDLED_PREFIXES
 from nettrain.data import typing as T
 from nettrain.data.columns import as_strings, unknown_mark
 from nettrain.data.dialect import said
@@ -85,7 +86,7 @@ def suggest(path: Path, target: str | None, *, output: Path | None = None, test:
 
     if os.path.isdir(path):  # an image folder: a small CNN (data.imagesuggest); (never raises, as is_dir may)
         return _suggest_images(Path(path), target, output, test)
-    if str(path).startswith(("sklearn:", "keras:")):
+    if str(path).startswith(BUNDLED_PREFIXES):
         raise UsageError(f"{path} is a bundled set, not a file: it needs no init; a config names it as "
                          f"data: {{source: {path}}} (its target is its own), as configs/wine.yaml does")
     if target is None and table_kind(path) == ".npz":

@@ -330,8 +330,12 @@ def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Pa
         if target.run_dir is not None and (target.run_dir / rundir.SIGNATURE).is_file():
             # the input contract travels with the model: predict checks new rows against it
             shutil.copyfile(target.run_dir / rundir.SIGNATURE, tmp / rundir.SIGNATURE)
-        if fmt == "keras" and (target.config or {}).get("plugins") and target.run_dir is not None:
-            info["plugins"] = _keep_plugins(target.run_dir, tmp)
+        if fmt == "keras" and (target.config or {}).get("plugins"):
+            # model.keras loads once its plugins are imported: the code `_load` imported from the run's
+            # copies goes into the export's plugins/, its sha256 into export.json (`served.load` reads them)
+            from nettrain.store import plugins
+
+            info["plugins"] = plugins.keep_copies(tmp, target.config["plugins"])
         atomic.write_json(tmp / INFO, info)
         loaded = served.load(tmp, info)
         got = served.run(loaded, served.feed_of(rows, plan))
@@ -356,18 +360,6 @@ def export(target_path: str | Path, *, fmt: str = "savedmodel", output: str | Pa
         record(target.run_dir, result, info["written_at"])
         result.notes.extend(_model_card(target.run_dir))
     return result
-
-
-def _keep_plugins(run_dir: Path, folder: Path) -> dict[str, str]:
-    """A model.keras of a plugin's objects loads only once the plugin is imported: the run's copies go
-    into the export's `plugins/`, their sha256 into export.json (`served.load` imports them first)."""
-    from nettrain.store import plugins
-
-    kept = plugins.recorded(run_dir)
-    (folder / plugins.FOLDER).mkdir()
-    for name in kept:
-        shutil.copyfile(run_dir / plugins.FOLDER / name, folder / plugins.FOLDER / name)
-    return dict(kept)
 
 
 def tolerance_for(fmt: str, target: Target) -> float:

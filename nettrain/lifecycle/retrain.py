@@ -246,10 +246,10 @@ def check_same_features(target, schema) -> None:
     old = [(c.name, c.kind) for c in target.schema.columns]
     new = [(c.name, c.kind) for c in schema.columns]
     if old != new:
-        kinds = dict(new)
+        kinds, taken = dict(new), dict(old)
         lost = [f"'{show_name(n)}' ({k})" for n, k in old if n not in kinds]
         moved = [f"'{show_name(n)}' ({k}, now {kinds[n]})" for n, k in old if n in kinds and kinds[n] != k]
-        extra = [f"'{show_name(n)}' ({k})" for n, k in new if n not in dict(old)]
+        extra = [f"'{show_name(n)}' ({k})" for n, k in new if n not in taken]
         said = "; ".join(part for part in (f"the model takes {', '.join(lost)}, which the data lacks" if lost else "",
                                            f"typed otherwise: {', '.join(moved)}" if moved else "",
                                            f"columns the model does not take: {', '.join(extra)}" if extra else "")

@@ -123,9 +123,7 @@ def load_for_model(model_path: Path, config: dict[str, Any] | None) -> list[str]
     hashes = recorded(run)
     notes = []
     for path in listed:
-        name = plugin_name(path) if isinstance(path, str) else ""
-        if not name.endswith(".py") or name.startswith("."):
-            raise UsageError(f"{model_path}: refused: its metadata lists a plugin {path!r} that is no .py file name")
+        name = plugin_name(path) if isinstance(path, str) else repr(path)
         note = _import_copy(model_path, run, name, hashes.get(name), "run")
         if note:
             notes.append(note)
@@ -138,14 +136,16 @@ def load_kept(folder: Path, hashes: dict[str, Any]) -> None:
     """Before the model of an export folder that keeps plugin copies (`<folder>/plugins/`, their sha256
     in export.json) is loaded: each copy checked and imported, as `load_for_model` does for a run's."""
     for name, want in hashes.items():
-        if not isinstance(name, str) or not name.endswith(".py") or "/" in name or name.startswith("."):
-            raise UsageError(f"{folder}: refused: its export.json lists a plugin {name!r} that is no .py file name")
         _import_copy(folder, folder, name, want, "export")
 
 
 def _import_copy(owner: Path, folder: Path, name: str, want: Any, kind: str) -> str | None:
     """`folder`'s copy of plugin `name`, checked against its sha256 `want` and imported (a note), or None
-    when this process already imported the same code; a missing or changed copy is refused."""
+    when this process already imported the same code; a name that is no .py file name, a missing or a
+    changed copy is refused."""
+    if not name.endswith(".py") or "/" in name or name.startswith("."):
+        listed = "its metadata" if kind == "run" else "its export.json"
+        raise UsageError(f"{owner}: refused: {listed} lists a plugin {name!r} that is no .py file name")
     copy = folder / FOLDER / name
     if not copy.is_file() or not isinstance(want, str):
         raise UsageError(f"{owner}: refused: the {kind}'s copy of plugin {name} is missing ({copy}); "

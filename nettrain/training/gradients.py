@@ -42,6 +42,7 @@ def first_rows(feed: Any, model: keras.Model, rows: int) -> tuple[dict[str, tf.T
     """The first `rows` rows of the training split (in the split's order: shuffled with the seed
     unless `data.split.shuffle` is false; a stream's rows in file order; an image folder's images
     decoded) as (model inputs, encoded targets): the batch `inspect` and `gradient_stats` measure on."""
+    from nettrain.data.images import ImageDataset
     from nettrain.data.stream import StreamDataset
     from nettrain.data.types import Split
     from nettrain.model.compile import encode_targets
@@ -60,7 +61,7 @@ def first_rows(feed: Any, model: keras.Model, rows: int) -> tuple[dict[str, tf.T
         finally:
             chunks.close()
         split = Split.concat(pieces)
-    elif hasattr(dataset, "split_rows"):  # an image folder's split holds file paths: its first images decoded
+    elif isinstance(dataset, ImageDataset):  # its split holds the files' paths: the first images decoded
         split = Split.concat(list(dataset.split_rows(dataset.train.take(slice(0, rows)))))
     else:
         split = dataset.train

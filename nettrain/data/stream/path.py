@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from nettrain.config.loader import BUNDLED_PREFIXES
 from nettrain.data import kinds as K
 from nettrain.data.dialect import dialect
 
@@ -77,7 +78,7 @@ def data_files(cfg) -> dict[str, str] | None:
     if data.source is None:
         return {part: getattr(data, part) for part in SPLIT_NAMES if getattr(data, part) is not None}
     src = data.source
-    if not isinstance(src, str) or src.startswith(("sklearn:", "keras:")):
+    if not isinstance(src, str) or src.startswith(BUNDLED_PREFIXES):
         return None
     return {"source": src}
 
