@@ -113,7 +113,7 @@ def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool =
 
         from nettrain.data import load_dataset
         from nettrain.data.stream import choose, load_stream
-        from nettrain.model import build_model, model_summary
+        from nettrain.model.build import build_model, model_summary
 
         path = choose(cfg)
         lines.append(path.describe())  # "data: streamed (why)" or "data: in memory (why)"

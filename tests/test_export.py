@@ -227,6 +227,29 @@ def test_predict_with_an_onnx_file_matches_the_h5(reg_run, tmp_path):
     np.testing.assert_allclose(got.prediction, want.prediction, rtol=1e-5, atol=1e-4)
 
 
+
+def test_predict_through_an_onnx_file_never_imports_tensorflow(tmp_path):
+    """onnxruntime runs the model and the classes are read from its probabilities: TensorFlow's import
+    (~5 s, and its native start-up lines on stderr) is not needed, and was made by the classes' module."""
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(90, 2))
+    run = _fit_frame(tmp_path, pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": np.where(x.sum(1) > 0, "up", "down")}))
+    model = Path(_export(run, "--format", "onnx")["model_path"])
+    want = _predict(run, tmp_path / "d.csv")
+    code = textwrap.dedent(f"""
+        import json, sys
+        from nettrain.api import predict
+        predict({str(model)!r}, {str(tmp_path / 'd.csv')!r}, output={str(tmp_path / 'p.csv')!r})
+        print(json.dumps(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert list(pd.read_csv(tmp_path / "p.csv").prediction) == list(want.prediction)
+
 @pytest.mark.parametrize("activation", ["gelu", "celu"])
 def test_an_onnx_export_carries_gelu_and_celu(tmp_path, activation):
     """Keras's `gelu` (exact: TensorFlow's Erfc) and `celu` (Expm1) went into the onnx file as ops
@@ -331,6 +354,24 @@ def test_unknown_format_is_one_line(tmp_path):
 def test_not_a_run_is_refused(tmp_path):
     result = runner.invoke(app, ["export", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "no such run directory" in result.stderr
+
+
+def test_an_export_given_where_a_run_is_needed_is_named_as_an_export(reg_run, tmp_path):
+    """evaluate, inspect, export and retrain take a run's model: an export folder (or the model file inside
+    it) is named as one, with the command that takes it, instead of 'not a run directory' or, for inspect
+    of an .onnx file, 'not UTF-8 text' (the file read as a config)."""
+    run = copy_run(reg_run, tmp_path / "run")
+    folder = Path(_export(run, "--format", "keras", "--output", tmp_path / "exp")["model_path"]).parent
+    model = next(p for p in folder.iterdir() if p.suffix == ".keras")
+    data = reg_run.parent / "reg.csv"
+    for args in (["evaluate", folder], ["evaluate", model, "--data", data], ["inspect", folder], ["inspect", model],
+                 ["export", folder], ["retrain", folder, "--run-dir", tmp_path / "r2"]):
+        result = runner.invoke(app, list(map(str, args)))
+        assert result.exit_code == 2, (args, result.output)
+        assert "is an export of" in result.stderr and "format keras" in result.stderr, (args, result.stderr)
+        assert "only `nettrain predict` takes an export" in result.stderr, \
+            (args, result.stderr)
+    assert not (tmp_path / "r2").exists()
 
 
 @pytest.mark.slow

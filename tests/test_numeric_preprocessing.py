@@ -285,7 +285,7 @@ def heavy_table(tmp_path_factory):
 def test_each_option_trains_saves_and_reloads_to_identical_predictions(heavy_table, tmp_path, mode):
     import keras
 
-    from nettrain.model import build_model
+    from nettrain.model.build import build_model
     from nettrain.store import h5
     from nettrain.training.feed import model_inputs
 

@@ -17,7 +17,8 @@ import tensorflow as tf
 from nettrain import api
 from nettrain.config.loader import load_config
 from nettrain.data import load_dataset
-from nettrain.model import build_model, compile_model
+from nettrain.model.build import build_model
+from nettrain.model.compile import compile_model
 from nettrain.training import prefix
 
 

@@ -380,7 +380,7 @@ def layer(model, kind):
 
 @pytest.mark.parametrize("numeric,mode", [("standard", "multi_hot"), ("minmax", "tf_idf"), ("standard", "count")])
 def test_the_model_built_from_statistics_is_the_one_built_from_the_arrays(mixed_dataset, numeric, mode):
-    from nettrain.model import build_model
+    from nettrain.model.build import build_model
 
     cfg, ds = mixed_dataset(numeric, mode)
     model = build_model(cfg, ds, compile=False)
@@ -416,7 +416,7 @@ def test_the_model_built_from_statistics_is_the_one_built_from_the_arrays(mixed_
 
 
 def test_balanced_class_weights_from_the_class_counts(mixed_dataset):
-    from nettrain.model import class_weights
+    from nettrain.model.compile import class_weights
 
     from types import SimpleNamespace
 

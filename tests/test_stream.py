@@ -675,7 +675,7 @@ def test_an_untrained_streamed_model_predicts_like_the_in_memory_one(tmp_path, s
     statistics and vocabularies (text bounded by max_tokens), and the models predict the same."""
     import keras
 
-    from nettrain.model import build_model
+    from nettrain.model.build import build_model
     from nettrain.training.feed import model_inputs
 
     explicit_files(tmp_path)
@@ -705,7 +705,7 @@ def test_an_untrained_streamed_regression_model_predicts_like_the_in_memory_one(
     """The regression head's target scaling comes from the first pass's target statistics."""
     import keras
 
-    from nettrain.model import build_model
+    from nettrain.model.build import build_model
     from nettrain.training.feed import model_inputs
 
     rng = np.random.default_rng(2)

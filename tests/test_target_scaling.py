@@ -63,7 +63,7 @@ def built(path, overrides=()):
     """(cfg, dataset, compiled model) as `nettrain fit` builds them, without training."""
     from nettrain.config import load_config
     from nettrain.data import load_dataset
-    from nettrain.model import build_model
+    from nettrain.model.build import build_model
 
     cfg = load_config(path, list(overrides))
     dataset = load_dataset(cfg)
@@ -127,7 +127,7 @@ def test_an_explicit_head_with_an_activation_trains_on_the_raw_target(data_dir, 
     prediction below the mean off, so such a head is left on the raw target, and a note says so."""
     from nettrain.config import load_config
     from nettrain.data import load_dataset
-    from nettrain.model import build_model
+    from nettrain.model.build import build_model
 
     cfg = load_config(price_config(data_dir, "head"), [f"model={model}"])
     notes: list[str] = []
@@ -190,7 +190,7 @@ def two_column_dataset(n=120):
 
 def test_several_target_columns_are_scaled_per_column(tmp_path):
     from nettrain.config import load_config
-    from nettrain.model import build_model
+    from nettrain.model.build import build_model
 
     (tmp_path / "x.csv").write_text("a,y\n1,2\n")  # the config needs a source; the dataset is made here
     cfg = load_config(write(tmp_path, "two", f"""

@@ -181,7 +181,7 @@ def test_high_cardinality_text_gets_an_embedding_under_one_hot(tmp_path):
     assert yaml.safe_load(text)["data"]["columns"]["state"] == {"type": "categorical",
                                                                 "embedding_dim": ct.embedding_dim}
     # the model embeds it although preprocessing.categorical is one_hot, and one-hot encodes color
-    from nettrain.model import build_model
+    from nettrain.model.build import build_model
 
     model = build_model(cfg_for(tmp_path, {"source": "d.csv", "target": "y"}), ds, compile=False)
     names = [layer.name for layer in model.layers]

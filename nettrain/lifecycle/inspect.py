@@ -113,10 +113,12 @@ def check_batch(batch: Any) -> int | None:
 
 
 def is_model_target(path: Path) -> bool:
-    """A run directory or an .h5 file (a native .keras checkpoint too, which `resolve_target` names;
-    anything else is taken for a config)."""
+    """A run directory or an .h5 file (a native .keras checkpoint or an export too, which `resolve_target`
+    names; anything else is taken for a config)."""
+    from nettrain.lifecycle import served
+
     try:
-        return path.is_dir() or path.suffix.lower() in (".h5", ".keras")
+        return path.is_dir() or path.suffix.lower() in (".h5", ".keras") or served.is_export(path)
     except OSError:
         return False
 

@@ -265,7 +265,7 @@ def _apply_training_overrides(cfg, model, old_training: dict, prep) -> None:
     """Keep the restored optimizer (its state is the point of retraining) unless the config changed it:
     a new learning rate is set on it; another optimizer or other arguments recompile from the config."""
     from nettrain.config import catalog
-    from nettrain.model import compile_model
+    from nettrain.model.compile import compile_model
 
     def spec(opt):
         return dict(opt) if isinstance(opt, dict) else {"name": opt}

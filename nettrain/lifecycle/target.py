@@ -145,6 +145,7 @@ def resolve_target(target: str | Path) -> Target:
     if is_dir:
         model_path = path / rundir.MODEL
         if not (path / rundir.RUN).is_file():
+            _refuse_export(path)
             raise UsageError(f"{path} is not a run directory (no run.json); give a run directory or an .h5 file")
         if not model_path.is_file():
             folds = _kfold_folds(path)
@@ -158,6 +159,8 @@ def resolve_target(target: str | Path) -> Target:
     elif path.suffix == ".h5" or is_file:
         if not exists:
             raise UsageError(f"no such file or run directory: {path}")
+        if path.suffix != ".h5":
+            _refuse_export(path)
         if path.suffix.lower() == ".keras" and is_file:
             # (checkpoint.filename may write them: the native format, for other programs)
             raise UsageError(f"{path} is a native Keras checkpoint, which nettrain's commands do not read: give "
@@ -184,6 +187,24 @@ def resolve_target(target: str | Path) -> Target:
     except (KeyError, TypeError, ValueError) as e:  # check_features makes this unreachable
         raise UsageError(f"{model_path}: the feature schema cannot be used: {e}") from None
     return Target(model_path=model_path, run_dir=run, meta=meta, schema=schema)
+
+
+def _refuse_export(path: Path) -> None:
+    """An exported model (`nettrain export`) given where a run's model is needed is named as such."""
+    from nettrain.lifecycle import served
+
+    folder = served.export_folder(path)
+    if folder is None:
+        return
+    try:
+        info = json.loads((folder / served.INFO).read_text(encoding="utf-8"))
+        fmt, source = info.get("format"), info.get("source")
+    except (OSError, ValueError, AttributeError):
+        fmt = source = None
+    whence = f" of {source}" if isinstance(source, str) else ""
+    how = f"nettrain export, format {fmt}" if isinstance(fmt, str) else "nettrain export"
+    raise UsageError(f"{path} is an export{whence} ({how}): only `nettrain predict` takes an export; "
+                     f"give the run directory or .h5 file it was exported from")
 
 
 def _kfold_folds(run_dir: Path) -> int | None:

@@ -1,8 +1,6 @@
-"""Keras model building: preprocessing layers, the layer stack, the head, compile by name."""
+"""Keras model building: preprocessing layers, the layer stack, the head, compile by name.
 
-from nettrain.model.build import build_model, model_summary
-from nettrain.model.compile import (class_weights, compile_model, encode_targets, initial_learning_rate,
-                                    label_mode, metric_names, output_activation_kind)
-
-__all__ = ["build_model", "model_summary", "compile_model", "encode_targets", "label_mode", "metric_names",
-           "class_weights", "initial_learning_rate", "output_activation_kind"]
+Import the modules themselves (`nettrain.model.build`, `nettrain.model.compile`): this package imports
+nothing, so that a module of it that needs no Keras (`outputs`: the classes from a served model's
+probabilities) is imported without TensorFlow.
+"""

@@ -27,8 +27,9 @@ import keras  # noqa: E402
 
 from nettrain.data import load_dataset  # noqa: E402
 from nettrain.data.types import Dataset  # noqa: E402
-from nettrain.model import (build_model, compile_model, initial_learning_rate, label_mode,  # noqa: E402
-                            metric_names, output_activation_kind)
+from nettrain.model.build import build_model  # noqa: E402
+from nettrain.model.compile import (compile_model, initial_learning_rate, label_mode, metric_names,  # noqa: E402
+                                    output_activation_kind)
 from nettrain.store import guard, h5, rundir  # noqa: E402
 from nettrain.training import callbacks as cb, prefix  # noqa: E402
 from nettrain.training.ending import (FitResult, after_result, best_epoch, best_value, finish,  # noqa: E402,F401

@@ -280,7 +280,7 @@ def start_refit(rp: F.Prepared, out: Path, record: rundir.RunRecord, monitors: d
     metrics.csv) and run.json the refit's fields; config.yaml stays the k-fold run's."""
     import keras
 
-    from nettrain.model import model_summary
+    from nettrain.model.build import model_summary
 
     keras.utils.set_random_seed(rp.cfg.seed)
     model = F.new_model(rp)
@@ -303,7 +303,8 @@ def ensemble(prep: F.Prepared, out: Path, record: rundir.RunRecord, k: int) -> F
     model.h5 as they are. Its metrics are measured as a refit model's: on all the non-test rows
     (`train`) and the test rows, with the test split's bootstrap interval. The parent gets the files
     of a run with a model (model.h5, features.json, summary.txt); its result."""
-    from nettrain.model import compile_model, model_summary
+    from nettrain.model.build import model_summary
+    from nettrain.model.compile import compile_model
     from nettrain.model.ensemble import mean_of
     from nettrain.store import h5
     from nettrain.training.ending import evaluate_splits, held_interval, held_out

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nettrain.data.types import Dataset
-from nettrain.model import model_summary
+from nettrain.model.build import model_summary
 from nettrain.store import atomic, guard, plugins, rundir
 
 if TYPE_CHECKING:
