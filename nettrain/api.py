@@ -98,6 +98,11 @@ def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool =
         from nettrain.config.printed import config_yaml
 
         return config_yaml(cfg, origins=origins).rstrip("\n")
+    from nettrain.data.kinds import config_kind_problem
+
+    wrong = config_kind_problem(cfg)
+    if wrong:
+        raise cfg.error(*wrong)
     lines = [f"{config}: valid", describe(cfg)]
     if cfg.plugins:  # which plugin provides each name (read, never imported)
         from nettrain.config.plugins import declared

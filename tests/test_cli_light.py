@@ -105,3 +105,37 @@ def test_set_json_and_debug_are_one_option_each_everywhere():
         for name, opts, default, multiple, help in seen[flag]:
             assert opts == [flag] and default is False and not multiple, (flag, name)
     assert len({h for *_, h in seen["--debug"]}) == 1
+
+
+def test_validate_names_a_data_file_no_reader_takes(write_config, tmp_path):
+    """A file type nettrain cannot read is a config mistake validate sees from the name alone (fit refused
+    it, validate said 'valid'); a file not there yet, or a name without an extension (an image folder to
+    come), is not: validate says no decision on streaming was made."""
+    (tmp_path / "book.xlsx").write_bytes(b"PK")
+    path = write_config("data: {source: book.xlsx, target: y}\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "data.source: unknown data file type '.xlsx'" in result.stderr and ".csv, .tsv, .parquet" in result.stderr
+    path = write_config("data: {train: a.csv, test: b.txt, target: y}\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and "data.test: unknown data file type '.txt'" in result.stderr, result.output
+    for source in ("later.csv", "pictures"):
+        path = write_config(f"data: {{source: {source}, target: y}}\n")
+        result = runner.invoke(app, ["validate", str(path)])
+        assert result.exit_code == 0, result.output
+    assert "no file later.csv (yet)" in runner.invoke(
+        app, ["validate", str(write_config("data: {source: later.csv, target: y}\n"))]).stdout
+
+
+def test_a_url_where_a_file_goes_is_refused_as_written(write_config, tmp_path):
+    """A URL was joined to the config's folder ('data file not found: /cfg/dir/http:/host/a.csv');
+    nothing is downloaded, and the key is named with the URL as written."""
+    path = write_config("data: {source: 'https://host.example/a.csv', target: y}\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "data.source: 'https://host.example/a.csv' is a URL; nettrain reads local files only" in result.stderr
+    result = runner.invoke(app, ["validate", str(write_config("data: {source: a.csv, target: y}\n")),
+                                 "--set", "data.test=s3://bucket/t.parquet"])
+    assert result.exit_code == 2 and "data.test: 's3://bucket/t.parquet' is a URL" in result.stderr
+    result = runner.invoke(app, ["init", "http://host.example/a.csv", "--target", "y"])
+    assert result.exit_code == 2 and "a URL? nettrain reads local files only" in result.stderr, result.output

@@ -9,6 +9,7 @@ Keras names `names.py`'s. This module puts them in order, resolves paths and che
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -28,6 +29,7 @@ from nettrain.errors import ConfigError
 # directory when given with --set). data.source is a path unless it names a bundled set.
 PATH_KEYS = (("data", "source"), ("data", "train"), ("data", "validation"), ("data", "test"), ("output", "dir"))
 BUNDLED_PREFIXES = ("sklearn:", "keras:")
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 # -------------------------------------------------------------------------------- paths
@@ -42,8 +44,8 @@ def _resolve_paths(data: dict, base, only: Iterable[tuple] | None = None, templa
         if not isinstance(section, dict):
             continue
         value = section.get(path[1])
-        if not isinstance(value, str) or not value or value.startswith(BUNDLED_PREFIXES):
-            continue
+        if not isinstance(value, str) or not value or value.startswith(BUNDLED_PREFIXES) or URL.match(value):
+            continue  # (a URL is refused by _refuse_urls, named as written)
         p = Path(os.path.expanduser(value))
         folder = base(path)
         section[path[1]] = os.path.normpath(p if p.is_absolute() else folder / p)
@@ -52,6 +54,16 @@ def _resolve_paths(data: dict, base, only: Iterable[tuple] | None = None, templa
             # a relative path keeps its anchor, also one a reference gave (`${env:DATA}` = d.csv): read
             # back from the run's config.yaml it was taken relative to the run's folder
             templates[path] = os.path.join(str(folder), written)
+
+
+def _refuse_urls(data: dict, raise_at) -> None:
+    """A URL where a path goes: nettrain reads local files only (nothing is downloaded)."""
+    for path in PATH_KEYS:
+        section = data.get(path[0])
+        value = section.get(path[1]) if isinstance(section, dict) else None
+        if isinstance(value, str) and URL.match(value):
+            raise_at(path, f"{value!r} is a URL; nettrain reads local files only: download it and give "
+                           f"the file's path")
 
 
 # ---------------------------------------------------------------------------- coherence
@@ -153,6 +165,7 @@ def load_config(path: str | os.PathLike | None, overrides: Iterable[str] = (), *
     def raise_at(loc: tuple, msg: str):
         raise error_at(loc, msg, file, lines, overridden, from_file, files)
 
+    _refuse_urls(data, raise_at)
     source = ConfigSource(file=file, lines={dotted(k): v for k, v in lines.items()},
                           overrides=tuple(dotted(o) for o, _ in overridden),
                           files={dotted(k): f for k, f in files.items() if f != file},

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nettrain.data.kinds import COMPRESSIONS, table_kind  # noqa: F401 - the one rule, also sources'
+from nettrain.data.kinds import (COMPRESSIONS, TABLE_EXTENSIONS, kind_problem,  # noqa: F401 - the one rule,
+                                 table_kind)  # also sources'
 from nettrain.data.npz import NpzReader
 from nettrain.errors import DataError
 from nettrain.words import did_you_mean, list_names, reason, show_name
 
-TABLE_EXTENSIONS = (".csv", ".tsv", ".parquet", ".jsonl", ".npz")
 # pandas reads these compressed text files transparently (data.csv.gz, data.jsonl.zst, ...)
 
 SKLEARN_SETS = {  # name -> (loader, classification)
@@ -90,10 +90,9 @@ def part_name(path, part: str) -> str:
 def _read(path: str | os.PathLike, split: bool, text: list[str] | None = None) -> dict[str, pd.DataFrame]:
     p = Path(path)
     kind = table_kind(p)
-    if kind not in TABLE_EXTENSIONS:
-        raise DataError(f"{p}: unknown data file type {kind or '(no extension)'!r}; allowed: "
-                        f"{', '.join(TABLE_EXTENSIONS)} (also .csv/.tsv/.jsonl compressed with "
-                        f"{', '.join(COMPRESSIONS)})")
+    problem = kind_problem(p)
+    if problem:
+        raise DataError(f"{p}: {problem}")
     check_file(p)
     if kind in (".csv", ".tsv", ".jsonl") and p.suffix.lower() not in COMPRESSIONS:
         sniff_text(p, kind)
@@ -479,9 +478,9 @@ def read_later(cfg, raw: RawData, text: list[str]) -> dict[str, pd.DataFrame]:
 
 def _check_path(cfg, key: str, path: str) -> Path:
     p = Path(path)
-    if table_kind(p) not in TABLE_EXTENSIONS:
-        raise cfg.error(key, f"unknown data file type {table_kind(p) or '(no extension)'!r} ({path}); "
-                        f"allowed: {', '.join(TABLE_EXTENSIONS)}, sklearn:NAME, keras:NAME or a generator")
+    problem = kind_problem(path, named=True, sets=key == "data.source")
+    if problem:
+        raise cfg.error(key, problem)
     if not p.exists():
         raise cfg.error(key, f"data file not found: {path}")
     return p
@@ -557,6 +556,9 @@ def check_file(p: Path) -> None:
     except OSError as e:  # a name too long, a folder without access
         raise DataError(f"{p}: cannot access it: {e.strerror or e}") from None
     if not exists:
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(p)):  # a URL, its // made / by Path
+            raise DataError(f"data file not found: {p} (a URL? nettrain reads local files only: download it and "
+                            f"give the file's path)")
         raise DataError(f"data file not found: {p}")
     if not is_file:
         raise DataError(f"not a file: {p}")

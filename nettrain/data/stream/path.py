@@ -258,6 +258,10 @@ def choose(cfg, recorded: bool | None = None) -> DataPath:
     if recorded is not None:
         return DataPath(bool(recorded), "data.stream: auto, as when the run started")
     names = " + ".join(Path(p).name for p in files.values())
+    missing = [Path(p).name for p in files.values() if not os.path.exists(p)]
+    if missing:  # validate of a config whose data comes later; fit refuses it, naming the key
+        return DataPath(False, f"data.stream: auto; no file {' + '.join(missing)} (yet), so the decision "
+                               "is made when it is there")
     avail = available_memory()
     cost = estimate(files)
     if cost is None:  # a file that cannot be read: the reader says what is wrong
