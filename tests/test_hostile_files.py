@@ -455,6 +455,35 @@ def test_init_with_column_names_that_are_not_strings(tmp_path):
     assert_clean_exit_2(cli("init", path, "--target", "3"), path.name, "no column '3'")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_named_pipe_as_data_is_refused_without_blocking(run, tmp_path):
+    """A FIFO named like a CSV: the stream decision's sample read it and blocked until a writer came, so
+    validate, fit, predict and evaluate --data hung. Nothing opens it now: validate says so, the others
+    refuse it (exit 2, nettrain reads a data file more than once). Each command in a process of its own,
+    with a time limit, so a regression fails instead of hanging the suite."""
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data: {{source: {fifo}, target: label}}\n")
+    commands = {"validate": ["validate", config], "fit": ["fit", config, "--run-dir", tmp_path / "r"],
+                "predict": ["predict", run, fifo], "evaluate": ["evaluate", run, "--data", fifo],
+                "stream": ["fit", config, "--run-dir", tmp_path / "r", "--set", "data.stream=true"]}
+    for name, args in commands.items():
+        proc = subprocess.run([sys.executable, "-m", "nettrain", *map(str, args)], capture_output=True,
+                              text=True, cwd=ROOT, timeout=120)
+        if name == "validate":
+            assert proc.returncode == 0 and "pipe.csv is not a regular file" in proc.stdout, proc.stdout
+        else:
+            assert proc.returncode == 2, (name, proc.stdout, proc.stderr)
+            assert "is not a regular file (a pipe or a device)" in proc.stderr, (name, proc.stderr)
+    assert not (tmp_path / "r").exists()
+    os.unlink(fifo)
+    config.unlink()
+    os.mkfifo(config)  # a config given as <(...) or a FIFO: named, not "not a file"
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2 and "c.yaml is not a regular file (a pipe or a device)" in result.stderr
+
+
 # ======================================================================= 3. model files
 
 def meta_of(path: Path) -> dict:

@@ -326,6 +326,9 @@ def read_file(file: str) -> tuple[Any, dict[tuple, int]]:
     p = Path(file)
     try:
         if not p.is_file():
+            if p.exists() and not p.is_dir():  # <(...) or a FIFO: its folder anchors nothing, and a run keeps a copy
+                raise UsageError(f"{file} is not a regular file (a pipe or a device): save the config to a file "
+                                 "and give its path")
             raise UsageError(f"config file not found: {file}" if not p.exists() else f"not a file: {file}")
         with open(p, "rb") as f:  # bounded read: st_size can lie (/proc files report 0)
             raw = f.read(MAX_BYTES + 1)

@@ -561,6 +561,9 @@ def check_file(p: Path) -> None:
                             f"give the file's path)")
         raise DataError(f"data file not found: {p}")
     if not is_file:
+        if not p.is_dir():  # a pipe (mkfifo, <(...)) or a device: a data file is read more than once
+            raise DataError(f"{p} is not a regular file (a pipe or a device); nettrain reads a data file more "
+                            f"than once: save the data to a file and give its path")
         raise DataError(f"not a file: {p}")
     if size == 0:
         raise DataError(f"{p}: the file is empty")

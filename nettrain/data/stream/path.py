@@ -155,6 +155,8 @@ def estimate(files: dict[str, str]) -> Estimate | None:
 
 
 def _estimate_file(p: Path) -> Estimate | None:
+    if not p.is_file():  # a pipe or a device would block the sample's read: the reader refuses it
+        return None
     if K.table_kind(p) == ".parquet":
         try:
             import pyarrow as pa
@@ -262,6 +264,9 @@ def choose(cfg, recorded: bool | None = None) -> DataPath:
     if missing:  # validate of a config whose data comes later; fit refuses it, naming the key
         return DataPath(False, f"data.stream: auto; no file {' + '.join(missing)} (yet), so the decision "
                                "is made when it is there")
+    odd = [Path(p).name for p in files.values() if not os.path.isfile(p)]
+    if odd:  # a pipe or a device: its sample is not read (that would block); the readers refuse it
+        return DataPath(False, f"data.stream: auto; {' + '.join(odd)} is not a regular file, which fit refuses")
     avail = available_memory()
     cost = estimate(files)
     if cost is None:  # a file that cannot be read: the reader says what is wrong
