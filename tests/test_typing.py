@@ -167,6 +167,38 @@ def test_a_row_index_is_dropped_by_init_but_kept_numeric_by_fit(tmp_path):
     assert yaml.safe_load(text)["data"]["drop"] == ["row"] and "a row index" in text
 
 
+# ------------------------------------------------------------------------ few values
+
+def test_a_column_of_a_few_values_is_left_out_by_fit_and_dropped_by_init(tmp_path):
+    """Values in 2 of 161 rows: a split or a fold often held none of them in its training rows, where fit
+    refused the run ('no values in the training rows, so no most frequent value') on the config init
+    wrote. Such a column is `sparse`: left out by fit, dropped by init, with the reason."""
+    n = 161
+    df = base(n, seed=5).assign(reason=[("OTHER", "WITHDRAWN")[i - 3] if i in (3, 4) else None for i in range(n)])
+    assert typed(df["reason"]).kind == "sparse" and "values in only 2 of 161 rows" in typed(df["reason"]).reason
+    numbers = pd.Series([1.5] * 9 + [np.nan] * 91)
+    assert T.column_type(numbers, "m").kind == "sparse"
+    assert T.column_type(pd.Series([1.5] * 10 + [np.nan] * 90), "m").kind == "numeric"   # ten values: kept
+    assert T.column_type(pd.Series([1.5, 2.5, 3.5] + [np.nan] * 17), "m").kind == "numeric"  # 15% of a small table
+    assert T.column_type(numbers, "m", sparse=False).kind == "numeric"
+    df.to_csv(tmp_path / "d.csv", index=False)
+    text = suggest_config(tmp_path / "d.csv", "y")
+    assert yaml.safe_load(text)["data"]["drop"] == ["reason"] and "too few to learn from" in text
+    (tmp_path / "c.yaml").write_text("seed: 1\ndata: {source: d.csv, target: y, split: {test: 0.2, folds: 5}}\n"
+                                     "preprocessing: {missing: median}\nmodel: {layers: [{type: Dense, units: 4}]}\n"
+                                     "training: {epochs: 1}\noutput: {plots: false}\n")
+    with pytest.warns(UserWarning, match=r"'reason' is left out \(values in only 2 of 161 rows"):
+        result = runner.invoke(app, ["fit", str(tmp_path / "c.yaml"), "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output   # seed 1: the first fold's training rows held neither value
+    features = json.loads((tmp_path / "run" / "fold-1" / "features.json").read_text())
+    assert [c["name"] for c in features["columns"]] == ["x"]
+    # named in data.features, it is a feature of the kind its values say
+    ds = load_dataset(cfg_for(tmp_path, {"source": "d.csv", "target": "y", "features": ["x", "reason"],
+                                         "split": {"test": 0.0, "validation": 0.0}},
+                              preprocessing={"missing": "most_frequent"}))
+    assert kinds(ds)["reason"] == "categorical"
+
+
 # ------------------------------------------------------------------------ categories
 
 def test_high_cardinality_text_gets_an_embedding_under_one_hot(tmp_path):

@@ -140,7 +140,10 @@ def type_columns(cfg, frame: pd.DataFrame, features: list[str], implied: dict[st
                       + (f"declare data.columns.{name}.type to use it, or name it as data.id to pass it through "
                          "predict" if ct.kind == "identifier" else "drop it with data.drop to say so"))
                 continue
-            ct = T.ColumnType("numeric", ct.reason) if ct.kind == "empty" else _categorical_type(series)
+            if ct.kind == "sparse":  # named in data.features: typed by its few values
+                ct = T.column_type(series, name, offers=False, sparse=False)
+            if not ct.feature:
+                ct = T.ColumnType("numeric", ct.reason) if ct.kind == "empty" else _categorical_type(series)
         if ct.kind in ("date", "boolean") and T.derived_origins(name, ct):
             infos += _derived(cfg, frame, name, ct, where, f"data.columns.{name}")
             continue

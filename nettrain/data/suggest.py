@@ -168,8 +168,8 @@ def _column_roles(frame: pd.DataFrame, columns: list[str], target: str) -> _Role
             continue
         series = frame[name]
         ct = T.column_type(series, name)
-        if ct.kind == "empty":
-            roles.drop[name] = "every value is missing"
+        if ct.kind in ("empty", "sparse"):
+            roles.drop[name] = ct.reason
         elif roles.id_col is None and _ID_NAME.search(name) and series.nunique(dropna=False) == n:
             roles.id_col = name
         elif ct.kind == "identifier" or ct.offer == "identifier":

@@ -6,6 +6,9 @@ booleans, text with None where a cell is missing) and returns a `ColumnType`: it
 one-line reason. The kinds and their rules, tried in this order:
 
 - `empty`: every value is missing. Left out.
+- `sparse`: fewer than `FEW_VALUES` (10) present values, in fewer than a tenth of the rows (2 values
+  in 161 rows). Left out: too few to learn from, and a split or a fold may hold none of them, where
+  no fill value can be learned.
 - `boolean`: a boolean column, text of true/false (any case), or text of exactly two words yes/no
   or y/n (any case). A number 0/1 for the model (yes/no through `derived_columns`).
 - `numeric`: numbers, also written as text, or for people ("$1,234.50", "12.5%":
@@ -50,8 +53,9 @@ import pandas as pd
 
 from nettrain.data.cells import NA_TEXT
 
-KINDS = ("numeric", "categorical", "text", "date", "boolean", "identifier", "empty")
-LEFT_OUT = ("identifier", "empty")          # kinds that are not features
+KINDS = ("numeric", "categorical", "text", "date", "boolean", "identifier", "empty", "sparse")
+LEFT_OUT = ("identifier", "empty", "sparse")   # kinds that are not features
+FEW_VALUES = 10            # fewer present values than this, in under a tenth of the rows: sparse
 
 DATE_SHARE = 0.95          # share of the present values that must parse with one date format
 ID_SHARE = 0.9             # distinct / present values of an identifier ...
@@ -100,9 +104,14 @@ class ColumnType:
         return self.kind not in LEFT_OUT
 
 
-def column_type(series: pd.Series, name: str = "", *, offers: bool = True) -> ColumnType:
+def column_type(series: pd.Series, name: str = "", *, offers: bool = True, sparse: bool = True) -> ColumnType:
     """The kind of one column (see the module docstring); `name` tells counts from codes. Without
-    `offers` a column of numbers is not looked at further (fit: what init offers does not apply)."""
+    `offers` a column of numbers is not looked at further (fit: what init offers does not apply);
+    without `sparse` a column of few values is typed by its values (one data.features names)."""
+    if sparse:
+        few = _few_values(series)
+        if few is not None:
+            return few
     dtype = series.dtype
     if pd.api.types.is_datetime64_any_dtype(dtype):
         present = series.dropna()
@@ -153,6 +162,20 @@ def column_type(series: pd.Series, name: str = "", *, offers: bool = True) -> Co
         return ColumnType("categorical", f"text values, {distinct} distinct: an embedding of {dim} instead of "
                           "one-hot", embedding_dim=dim)
     return ColumnType("categorical", f"text values, {distinct} distinct")
+
+
+def _few_values(series: pd.Series) -> ColumnType | None:
+    """A `sparse` column (see the module docstring), else None."""
+    rows = len(series)
+    if rows == 0:
+        return None
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        present = int(np.count_nonzero(~np.isnan(series.to_numpy(dtype=np.float64, na_value=np.nan))))
+    else:
+        present = len(present_values(series))
+    if 0 < present < FEW_VALUES and present < 0.1 * rows:
+        return ColumnType("sparse", f"values in only {present} of {rows:,} rows: too few to learn from")
+    return None
 
 
 def _is_bool(value) -> bool:
