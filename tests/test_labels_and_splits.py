@@ -163,6 +163,27 @@ def test_binary_minus_one_and_one_labels(tmp_path):
     np.testing.assert_allclose(pred["proba_-1"] + pred["proba_1"], 1.0, atol=1e-6)
 
 
+def test_a_target_of_mostly_different_labels_is_refused_unless_the_task_says_classes(tmp_path):
+    """An identifier given as the target (400 labels in 400 rows) trained a 400-class model that learned
+    nothing (accuracy 0.0). init, fit and a stream refuse it, naming the counts; data.task: multiclass says
+    the classes are meant."""
+    n = 400
+    x = np.random.default_rng(0).normal(size=n)
+    pd.DataFrame({"a": x, "y": [f"id{i}" for i in range(n)]}).to_csv(tmp_path / "u.csv", index=False)
+    (tmp_path / "c.yaml").write_text("data: {source: u.csv, target: y}\n")
+    want = "target 'y' has 400 different values in 400 rows: as classes, most would be seen once"
+    for args in (["init", tmp_path / "u.csv", "--target", "y"], ["validate", tmp_path / "c.yaml", "--build"],
+                 ["fit", tmp_path / "c.yaml", "--set", "data.stream=true", "--run-dir", tmp_path / "r"]):
+        result = runner.invoke(app, list(map(str, args)))
+        assert result.exit_code == 2 and want in result.stderr, (args, result.output)
+    assert not (tmp_path / "r").exists()
+    cfg = load_config(tmp_path / "c.yaml", ["data.task=multiclass"])
+    assert len(load_dataset(cfg).schema.class_names) == n
+    # half of the rows' labels different is still classes (two rows a class)
+    pd.DataFrame({"a": x, "y": [f"k{i // 2}" for i in range(n)]}).to_csv(tmp_path / "u.csv", index=False)
+    assert load_dataset(load_config(tmp_path / "c.yaml")).schema.task == "multiclass"
+
+
 @pytest.mark.parametrize("values, labels, kind", [
     ([2, 10, 1] * 20, [1, 2, 10], "int"),
     ([2.0, 10.0, np.nan] * 20, [2, 10], "int"),                   # whole floats are integers

@@ -16,6 +16,7 @@ from nettrain.data.columns import as_strings, to_numbers
 from nettrain.words import list_names
 
 MAX_INTEGER_CLASSES = 20
+ID_TARGET_ROWS = 20   # from this many rows, labels of which more than half are different are refused (task auto)
 
 
 def loss_name(loss) -> str:
@@ -65,8 +66,11 @@ def class_type(target: pd.Series) -> str:
     return "str"
 
 
-def infer_task(cfg, target: pd.Series, name: str, hint: str | None = None) -> tuple[str, list[str] | None]:
-    """(task, class names or None) for the target column's present values."""
+def infer_task(cfg, target: pd.Series, name: str, hint: str | None = None,
+               rows: int | None = None) -> tuple[str, list[str] | None]:
+    """(task, class names or None) for the target column's present values. `rows`: how many rows hold
+    a target value, where `target` holds each distinct value once (a stream's first pass); else its
+    present values are counted."""
     kind = target_kind(target)
     requested = cfg.data.task
     by_loss = loss_task(cfg.training.loss) if requested == "auto" else None
@@ -98,6 +102,11 @@ def infer_task(cfg, target: pd.Series, name: str, hint: str | None = None) -> tu
     if n < 2:
         raise cfg.error("data.target", f"target '{name}' has a single class ({list_names(names)}); "
                         "classification needs at least 2")
+    rows = int(target.notna().sum()) if rows is None else rows
+    if requested == "auto" and by_loss is None and kind == "labels" and rows >= ID_TARGET_ROWS and n > rows / 2:
+        raise cfg.error("data.target", f"target '{name}' has {n:,} different values in {rows:,} rows: as classes, "
+                        "most would be seen once and none could be learned (an identifier?); choose the column to "
+                        "predict, or set data.task: multiclass to train on these classes anyway")
     if requested == "binary" and n != 2:
         raise cfg.error("data.task", f"task binary needs 2 classes but target '{name}' has {n} "
                         f"({list_names(names, 10)}); use task: multiclass or auto")

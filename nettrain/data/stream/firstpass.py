@@ -278,8 +278,9 @@ class _FirstPass:
 
     def _infer_task(self, tally: Tally) -> None:
         cfg, schema = self.cfg, self.schema
-        values = tally.target_values()
-        schema.task, schema.class_names = infer_task(cfg, values, schema.target, None)
+        values = tally.target_values()  # each distinct value once: the rows come from the label counts
+        rows = tally.read if tally.labels is None else sum(sum(c.values()) for c in tally.labels.values())
+        schema.task, schema.class_names = infer_task(cfg, values, schema.target, None, rows=rows)
         if schema.task != "regression":
             if tally.labels is None:
                 raise DataError(f"{_where(self.parts)}: target '{schema.target}' has more than {MAX_LABELS:,} "
