@@ -16,6 +16,8 @@ import yaml
 from nettrain.config import load_config
 from nettrain.data import load_dataset, read_table
 from nettrain.errors import ConfigError, DataError, UsageError
+from nettrain.data.rows import file_rows
+from nettrain.data.types import ColumnInfo, FeatureSchema
 
 
 def make_cfg(tmp_path: Path, data: dict, **sections):
@@ -160,6 +162,24 @@ def test_empty_and_header_only_files(tmp_path):
     cfg = make_cfg(tmp_path, {"source": "header.csv", "target": "y"})
     with pytest.raises(UsageError, match="no rows"):
         load_dataset(cfg)
+
+
+@pytest.mark.parametrize("header", ["a,,y", "a,,y\n\n  \n", "a,b,y", "a,b,y\r\n"])
+def test_a_header_only_file_reads_the_same_with_or_without_a_line_end(tmp_path, header):
+    """With an empty header cell (its name given to pyarrow, the header line skipped) and no line end,
+    the chunk reader (predict, evaluate --data, a stream) said pyarrow's "Could not skip initial 1 rows
+    ... header is larger than block size"; every reader now says the file has a header but no rows."""
+    from nettrain.data.stream import load_stream
+
+    (tmp_path / "h.csv").write_text(header)
+    want = r"h.csv: the file has a header but no rows \(columns: a, (b|Unnamed: 1), y\)"
+    with pytest.raises(DataError, match=want):
+        read_table(tmp_path / "h.csv")
+    with pytest.raises(DataError, match=want):
+        load_stream(make_cfg(tmp_path, {"source": "h.csv", "target": "y", "stream": True}))
+    run_schema = FeatureSchema(task="regression", target="y", columns=[ColumnInfo(name="a", kind="numeric")])
+    with pytest.raises(DataError, match=want):
+        list(file_rows(tmp_path / "h.csv", run_schema, require_target=False))
 
 
 def test_the_dialect_of_a_file(tmp_path):

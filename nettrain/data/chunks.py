@@ -24,7 +24,7 @@ from nettrain.data.cells import FALSE_TEXT, NA_TEXT, TRUE_TEXT  # noqa: F401 - t
 from nettrain.data.dialect import DECIMAL_COMMA, dialect, head_text
 from nettrain.data.kinds import NOT_STREAMED, STREAMABLE, streamable, table_kind  # noqa: F401
 from nettrain.errors import DataError
-from nettrain.words import reason, show_name
+from nettrain.words import list_names, reason, show_name
 
 CHUNK_ROWS = 65_536
 BLOCK_BYTES = 1 << 18
@@ -408,8 +408,34 @@ def unreadable(p: Path, count: int, err: BaseException) -> DataError:
     kind = kind_of(p)
     if kind == ".parquet":
         return DataError(f"{p}: cannot read it as parquet after row {count}: {reason(err, all_lines=True)}")
+    if count == 0 and _header_only(p):  # pyarrow cannot skip a header line that has no line end
+        return DataError(f"{p}: the file has a header but no rows (columns: {list_names(header(p))})")
     return bad_line(p) or DataError(f"{p}: cannot read it as {kind[1:]} past line {count + 1} (the rows up to "
                                     f"there were read): {reason(err, all_lines=True)}")
+
+
+def _header_only(p: Path) -> bool:
+    """Whether a text file holds one line and nothing else but blank space (read on an error path only)."""
+    import pyarrow as pa
+
+    try:
+        with pa.input_stream(str(p), compression="detect") as f:
+            seen_end = False
+            while True:
+                block = f.read(1 << 20)
+                if not block:
+                    return True
+                if seen_end:
+                    if block.strip():
+                        return False
+                    continue
+                end = block.find(b"\n")
+                if end >= 0:
+                    seen_end = True
+                    if block[end + 1:].strip():
+                        return False
+    except Exception:  # noqa: BLE001 - the caller reports the read's own error
+        return False
 
 
 FIELD_LIMIT = 1 << 24  # characters in one value that `bad_line` reads (pyarrow reads none longer than a block)
