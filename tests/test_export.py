@@ -466,6 +466,36 @@ def test_input_names_that_differ_only_in_case_are_made_unique():
     assert case_safe(["X", "Y"]) == {} and case_safe(["Sale_Price"]) == {}
 
 
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras", "onnx", "litert"])
+def test_columns_named_as_keras_names_its_ops_or_as_the_run_export(tmp_path, fmt):
+    """A column named as an op Keras names itself in the served model (`stack`, `where`, `concatenate`,
+    `is_nan`) or as the run's model (the config's name): every export failed with Keras's internal error
+    'The name "stack" is used 2 times in the model'."""
+    if fmt == "onnx":
+        pytest.importorskip("tf2onnx")
+        pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(5)
+    n = 120
+    df = pd.DataFrame({c: rng.normal(size=n) for c in ("stack", "where", "concatenate", "is_nan", "clip", "runname")})
+    df.loc[3, "where"] = np.nan  # a gap: the fill step (ops.where) is in the served model
+    df["y"] = np.where(df["stack"] + df["where"].fillna(0) > 0, "yes", "no")
+    df.to_csv(tmp_path / "d.csv", index=False)
+    run = _fit(tmp_path, f"""
+        name: runname
+        data: {{source: {tmp_path / 'd.csv'}, target: y}}
+        preprocessing: {{missing: mean}}
+        model: {{layers: [{{type: Dense, units: 4, activation: relu}}]}}
+        training: {{epochs: 1}}
+        output: {{plots: false}}
+    """)
+    out = _export(run, "--format", fmt)
+    assert out["max_abs_diff"] <= 1e-5
+    assert [i["name"] for i in out["inputs"]] == ["stack", "where", "concatenate", "is_nan", "clip", "runname"]
+    want = _predict(run, tmp_path / "d.csv", "--proba")
+    got = _predict(Path(out["path"]), tmp_path / "d.csv", "--proba")
+    np.testing.assert_allclose(got[["proba_no", "proba_yes"]], want[["proba_no", "proba_yes"]], atol=1e-5)
+
+
 @pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
 def test_columns_named_alike_but_for_case_export(tmp_path, fmt):
     rng = np.random.default_rng(4)

@@ -44,37 +44,45 @@ def serving_name(column: str) -> str:
 
 def served_model(model, plan: Plan):
     """A Keras model around the run's: raw named inputs in, named outputs out (built-in layers and ops
-    only, so that every exporter and `keras.saving` carry it)."""
+    only, so that every exporter and `keras.saving` carry it).
+
+    Its inputs (the serving names) feed one nested model, `served.body`, that holds every step: a
+    model's operations need names of their own, and an input named like an op Keras names itself
+    (a column `stack`, `where`, `concatenate`) or like the run's model (a config `c.yaml`, a column
+    `c`) failed every export. Names with a dot are never serving names."""
     import keras
     from keras import ops
 
-    inputs: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}   # serving name -> the served model's input
+    inner: dict[str, Any] = {}    # serving name -> the body's input
+
+    def given(name: str, shape, dtype: str):
+        inputs[name] = keras.Input(shape=shape, name=name, dtype=dtype)
+        inner[name] = keras.Input(shape=shape, name=f"served.in.{len(inner)}", dtype=dtype)
+        return inner[name]
+
     feed: dict[str, Any] = {}
     if plan.pixels is not None:  # an image folder's model takes the pixels as they are
-        inputs["x"] = feed[IMAGE_INPUT] = keras.Input(shape=plan.image, name="x", dtype="float32")
+        feed[IMAGE_INPUT] = given("x", plan.image, "float32")
     elif plan.image is not None:
-        x = keras.Input(shape=plan.image, name="x", dtype="float32")
-        inputs["x"] = x
+        x = given("x", plan.image, "float32")
         feed[NUMERIC_INPUT] = keras.layers.Reshape((len(plan.numeric),), name="flatten_x")(x)
     elif plan.numeric:
         columns = []
         for name in plan.numeric:
             if name in plan.words:  # the words as a string input, their 1/0 looked up inside the model
                 raw, yes, no = plan.words[name]
-                x = keras.Input(shape=(), name=plan.serving(raw), dtype="string")
-                inputs[plan.serving(raw)] = x
-                x = yes_no_values(x, yes, no, plan.serving(name))
+                x = yes_no_values(given(plan.serving(raw), (), "string"), yes, no, plan.serving(name))
             else:
-                x = keras.Input(shape=(), name=plan.serving(name), dtype="float32")
-                inputs[plan.serving(name)] = x
+                x = given(plan.serving(name), (), "float32")
             if name in plan.imputation:  # a missing number (NaN) gets the training rows' fill value
                 x = ops.where(ops.isnan(x), plan.imputation[name], x)
             columns.append(x)
         feed[NUMERIC_INPUT] = ops.stack(columns, axis=-1)
     for name, kind in plan.strings:
-        x = keras.Input(shape=(), name=plan.serving(name), dtype="string")
-        inputs[plan.serving(name)] = x
+        x = given(plan.serving(name), (), "string")
         feed[input_name(name)] = ops.expand_dims(x, -1) if kind == "categorical" else x
+    model.name = "served.run"  # (its own name, the config's, may be an op's: `stack.yaml`)
     raw = model(feed, training=False)  # (augmentation layers, RandomFlip..., augment unless told not to)
     if plan.mode == "regression":
         outputs = {"value": raw}
@@ -91,7 +99,8 @@ def served_model(model, plan: Plan):
             index = ops.argmax(probabilities, axis=-1)
             outputs["class"] = keras.layers.StringLookup(vocabulary=plan.classes, invert=True, num_oov_indices=0,
                                                          name="class_name")(index)
-    return keras.Model(inputs, outputs, name="served")
+    body = keras.Model(inner, outputs, name="served.body")
+    return keras.Model(inputs, body(inputs), name="served")
 
 
 def write(wrapper, plan: Plan, folder: Path, sample: dict[str, np.ndarray]) -> None:
