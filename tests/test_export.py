@@ -172,12 +172,32 @@ def test_existing_output_needs_force_and_is_replaced_after_the_check(text_run, t
     out = tmp_path / "served"
     out.mkdir()
     (out / "old.txt").write_text("x")
+    (out / "export.json").write_text("{}")  # an earlier export
     result = runner.invoke(app, ["export", str(text_run), "--output", str(out)])
     assert result.exit_code == 2 and "--force" in result.stderr
     assert (out / "old.txt").exists()
     done = _export(text_run, "--output", out, "--force")
     assert not (out / "old.txt").exists() and (out / "1" / "saved_model.pb").is_file()
     assert done["max_abs_diff"] <= 1e-5
+    _no_leftovers(tmp_path)
+
+
+def test_force_replaces_only_an_earlier_export_never_the_run_or_other_files(text_run, tmp_path):
+    """`export RUN --output RUN --force` replaced the run directory itself by the export (model.h5,
+    checkpoints, metrics: gone), and --output RUN/checkpoints --force the checkpoints: a path inside the
+    target's own run skipped the checks. --force now replaces an earlier export only (export.json)."""
+    run = copy_run(text_run, tmp_path / "run")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    for out, said in ((run, "is a run directory"), (run / "checkpoints", "not a nettrain export"),
+                      (mine, "not a nettrain export")):
+        before = sorted(p.name for p in out.iterdir())
+        result = runner.invoke(app, ["export", str(run), "--output", str(out), "--force"])
+        assert result.exit_code == 2 and said in result.stderr, result.output
+        assert "--force replaces only an earlier export" in result.stderr
+        assert sorted(p.name for p in out.iterdir()) == before
+    assert (run / "model.h5").is_file() and (mine / "notes.txt").read_text() == "precious"
     _no_leftovers(tmp_path)
 
 

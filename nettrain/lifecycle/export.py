@@ -281,9 +281,16 @@ def check_output(target: Target, output: str | Path | None, fmt: str, force: boo
     try:
         if path.exists() and not path.is_dir():
             raise UsageError(f"{named} {path} is a file; give a folder")
-        if path.is_dir() and any(path.iterdir()) and not force:
-            raise UsageError(f"{named} {path} already exists and is not empty; choose another folder with "
-                             "--output, or replace it with --force")
+        if path.is_dir() and any(path.iterdir()):
+            shown = named if output is not None else f"{named} {path}"
+            if not force:
+                raise UsageError(f"{shown} already exists and is not empty; choose another folder with "
+                                 "--output, or replace it with --force")
+            if not (path / INFO).is_file():  # a run directory, its checkpoints, a folder of the user's files
+                what = "is a run directory" if (path / rundir.RUN).is_file() else \
+                    f"holds files that are not a nettrain export (no {INFO})"
+                raise UsageError(f"{shown} {what}; --force replaces only an earlier export: choose "
+                                 "another folder with --output")
     except OSError as e:
         raise UsageError(f"{named} {path}: cannot use this path: {e.strerror or e}") from None
     return path
