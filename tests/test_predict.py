@@ -225,3 +225,20 @@ def test_bad_output_extension_and_missing_input(run, data, tmp_path):
     assert not (tmp_path / "pred.xlsx").exists()
     assert_usage_error(cli("predict", run, tmp_path / "missing.csv"), "missing.csv")
 
+
+
+def test_predict_never_overwrites_the_data_file_of_the_models_run(run, tmp_path):
+    """`predict RUN new.csv --output train.csv` replaced the run's training file with predictions
+    (only the input itself was protected). Refused by any name of that file, before anything is read."""
+    data = run.parent / "mixed.csv"
+    before = data.read_bytes()
+    (tmp_path / "alias.csv").symlink_to(data)
+    new = tmp_path / "new.csv"
+    new.write_bytes(before)
+    for target in (run, run / "checkpoints" / "best.h5"):
+        for out in (data, tmp_path / "alias.csv"):
+            assert_usage_error(cli("predict", target, new, "--output", out),
+                               "is the data file of the model's run (data.source:", "never overwrites a run's data")
+    assert data.read_bytes() == before
+    done = cli("predict", run, new, "--output", tmp_path / "p.csv")
+    assert done.exit_code == 0, done.output

@@ -58,6 +58,21 @@ def check_output(output: str | Path | None, input_path: str | Path | None = None
     return check_output_path(path, writer="predict", wanted="a file name ending in .csv or .parquet", not_the=protect)
 
 
+def _not_the_runs_data(out_path: Path | None, config: dict) -> None:
+    """--output may not be a data file of the model's run (its data.source, train, validation or test):
+    `predict RUN new.csv -o train.csv` replaced the run's training file with predictions."""
+    from nettrain.store.paths import same_file
+
+    data = config.get("data") if isinstance(config, dict) else None
+    if out_path is None or not isinstance(data, dict):
+        return
+    for key in ("source", "train", "validation", "test"):
+        path = data.get(key)
+        if isinstance(path, str) and same_file(out_path, Path(path)):
+            raise UsageError(f"--output {out_path} is the data file of the model's run (data.{key}: {path}); predict "
+                             "never overwrites a run's data: choose another output file")
+
+
 @dataclass
 class Written:
     """What `predict` wrote: the number of rows, the file (None: a stream) and the columns."""
@@ -98,6 +113,7 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
     else:
         target = resolve_target(target_path)
         contract_dir = target.run_dir
+        _not_the_runs_data(out_path, target.config)
 
         def frames_of(rows: Rows) -> Iterator[pd.DataFrame]:
             return prediction_frames(target, load_model(target), rows, proba=proba)
