@@ -626,3 +626,41 @@ def test_a_spreadsheets_sep_line_above_the_header_is_named(tmp_path):
     assert result.exit_code == 2 and "delete that line" in result.stderr and "Traceback" not in result.output
     (tmp_path / "x.csv").write_text("a;b;y\n1,5;x;0\n2,5;z;1\n")
     assert read_table(tmp_path / "x.csv")["a"].tolist() == [1.5, 2.5]
+
+
+def test_a_word_in_a_numeric_column_of_a_later_file_is_named_not_counted_missing(tmp_path):
+    """data.validation holding 'x' in a column the training file holds numbers in: under missing: error
+    the in-memory load said "missing values in 'k' (3); preprocessing.missing is 'error'", sending the
+    user to a fill policy that would have filled the words silently. It names the value, as the stream
+    (and the load under any other policy) does."""
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame({"a": rng.normal(size=40), "k": rng.integers(0, 5, 40), "y": ["p", "q"] * 20})
+    train.to_csv(tmp_path / "t.csv", index=False)
+    later = train.iloc[:10].copy()
+    later["k"] = later["k"].astype(object)
+    later.loc[[1, 2, 5], "k"] = "x"
+    later.to_csv(tmp_path / "v.csv", index=False)
+    for policy in ("error", "median"):
+        cfg = make_cfg(tmp_path, {"train": "t.csv", "validation": "v.csv", "target": "y"},
+                       preprocessing={"missing": policy})
+        with pytest.raises(DataError, match=r"v.csv: column 'k' must be numeric but row 2 holds 'x' \(3 such"):
+            load_dataset(cfg)
+    gaps = later.copy()
+    gaps.loc[[1, 2, 5], "k"] = None
+    gaps.to_csv(tmp_path / "v.csv", index=False)
+    with pytest.raises(DataError, match=r"missing values in 'k' \(3\); preprocessing.missing is 'error'"):
+        load_dataset(make_cfg(tmp_path, {"train": "t.csv", "validation": "v.csv", "target": "y"}))
+
+
+def test_a_class_no_training_row_holds_is_said_in_memory_as_a_stream_says_it(tmp_path):
+    """A validation file with a label the training file lacks: the stream warned that its training rows
+    hold no row of that class; the in-memory load trained without a word."""
+    rng = np.random.default_rng(2)
+    train = pd.DataFrame({"a": rng.normal(size=40), "y": ["p", "q"] * 20})
+    train.to_csv(tmp_path / "t.csv", index=False)
+    later = train.iloc[:10].assign(y="maybe")
+    later.to_csv(tmp_path / "v.csv", index=False)
+    cfg = make_cfg(tmp_path, {"train": "t.csv", "validation": "v.csv", "target": "y"})
+    with pytest.warns(UserWarning, match=r"the train rows hold no row of class 'maybe', which the validation rows"):
+        ds = load_dataset(cfg)
+    assert ds.schema.class_names == ["maybe", "p", "q"] and any("'maybe'" in n for n in ds.notes)

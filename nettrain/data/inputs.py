@@ -214,8 +214,9 @@ def missing_counts(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, int]
             if n:
                 counts[column] = max(counts.get(column, 0), n)
             continue
-        if info.kind == "numeric":
-            n = int(np.isnan(to_numbers(series)[0]).sum())
+        if info.kind == "numeric":  # (a value that is no number is not missing: the numeric check names it)
+            values, bad = to_numbers(series)
+            n = int((np.isnan(values) & ~bad).sum())
         else:
             n = int(series.isna().sum())
         if n:

@@ -64,6 +64,8 @@ def load_dataset(cfg) -> Dataset:
     del unfilled
     stats = stats.with_texts(train, schema)
     held_out = prepare(test, "test")
+    if folds is None:
+        _absent_classes(schema, train, {"validation": valid, "test": held_out}, notes)
     assignment = {name: split.row_index for name, split in
                   (("train", train), ("validation", valid), ("test", held_out)) if split is not None}
     for i, (_, va) in enumerate(folds or []):
@@ -72,6 +74,24 @@ def load_dataset(cfg) -> Dataset:
                    fingerprint=fingerprint(raw.frames, assignment), source=raw.description,
                    n_rows=sum(len(f) for f in frames.values()), folds=folds, pool=pool, notes=notes,
                    official_split=raw.official is not None, stats=stats)
+
+
+def _absent_classes(schema, train: Split, others: dict[str, Split | None], notes: list[str]) -> None:
+    """A class the validation or test rows hold and no training row does (a separate file's new label, a
+    class of one row held out) is said, as a stream says it: the model cannot learn it."""
+    names = schema.class_names
+    if not names or train.y is None:
+        return
+    trained = np.bincount(train.y, minlength=len(names)) > 0
+    for part, split in others.items():
+        if split is None or split.y is None or not len(split.y):
+            continue
+        absent = [names[i] for i in np.flatnonzero(~trained & (np.bincount(split.y, minlength=len(names)) > 0))]
+        if absent:
+            note = (f"data.split: the train rows hold no row of class {list_names(absent, quote=True)}, which the "
+                    f"{part} rows hold: the model cannot learn it")
+            notes.append(note)
+            warnings.warn(note, stacklevel=3)
 
 
 def _typed_frames(cfg, raw, notes: list[str]):
