@@ -664,3 +664,21 @@ def test_a_class_no_training_row_holds_is_said_in_memory_as_a_stream_says_it(tmp
     with pytest.warns(UserWarning, match=r"the train rows hold no row of class 'maybe', which the validation rows"):
         ds = load_dataset(cfg)
     assert ds.schema.class_names == ["maybe", "p", "q"] and any("'maybe'" in n for n in ds.notes)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_later_file_lacking_a_column_is_told_alike_by_both_readers(tmp_path, stream):
+    """The stream's message lacked the in-memory one's "did you mean 'A'?" (one message now)."""
+    train = pd.DataFrame({"a": np.arange(30.0), "y": ["p", "q", "r"] * 10})
+    train.to_csv(tmp_path / "t.csv", index=False)
+    train.rename(columns={"a": "A"}).to_csv(tmp_path / "v.csv", index=False)
+    cfg = make_cfg(tmp_path, {"train": "t.csv", "validation": "v.csv", "target": "y", "stream": stream})
+    if stream:
+        from nettrain.data.stream import load_stream
+
+        load = load_stream
+    else:
+        load = load_dataset
+    with pytest.raises(ConfigError, match=r"data\.validation: .*v.csv lacks column 'a' that data.train has; did you "
+                                          r"mean 'A'\? it has: A, y"):
+        load(cfg)

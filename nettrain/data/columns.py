@@ -363,3 +363,10 @@ def _value_str(v) -> str | None:
     if isinstance(v, (int, np.integer)):
         return str(int(v))
     return str(v)
+
+
+def lacks_columns(where: str, lost: list[str], have: list[str], main: str) -> str:
+    """What a later file (data.validation, data.test) that lacks columns of the training file is told, by
+    every reader."""
+    return (f"{where} lacks column{'s' if len(lost) > 1 else ''} {list_names(lost, quote=True)} that data.{main} "
+            f"has; {did_you_mean(lost[0], have)}it has: {list_names(have)}")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.cells import cell_types, text_columns, typed_table
-from nettrain.data.columns import as_strings, select_columns, to_numbers, type_columns
+from nettrain.data.columns import as_strings, lacks_columns, select_columns, to_numbers, type_columns
 from nettrain.data.inputs import MISSING_POLICIES, missing_counts, missing_rows, prepare_inputs
 from nettrain.data.sources import read_later, read_source
 from nettrain.data.split import fingerprint, hold_out, make_folds, should_stratify, split_rows
@@ -23,7 +23,7 @@ from nettrain.data.stats import FILL_POLICIES, imputation_values, stats_of
 from nettrain.data.task import class_type, infer_task
 from nettrain.data.types import Dataset, FeatureSchema, Split
 from nettrain.errors import DataError
-from nettrain.words import did_you_mean, list_names
+from nettrain.words import list_names
 
 
 def load_dataset(cfg) -> Dataset:
@@ -178,9 +178,7 @@ def _same_columns(cfg, part: str, frame: pd.DataFrame, needed: list[str], where:
     have = [str(c) for c in frame.columns]
     lost = [c for c in needed if c not in frame.columns]
     if lost:
-        raise cfg.error(f"data.{part}", f"{where} lacks column{'s' if len(lost) > 1 else ''} "
-                        f"{list_names(lost, quote=True)} that data.train has; {did_you_mean(lost[0], have)}"
-                        f"it has: {list_names(have)}")
+        raise cfg.error(f"data.{part}", lacks_columns(where, lost, have, "train"))
 
 
 def _apply_missing_policy(cfg, frame: pd.DataFrame, schema: FeatureSchema, where: str,

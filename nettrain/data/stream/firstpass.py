@@ -14,7 +14,7 @@ import pandas as pd
 from nettrain.config.coherence import loss_task
 from nettrain.data import chunks as C
 from nettrain.data.cells import cell_types
-from nettrain.data.columns import row_label, select_columns, to_numbers, type_columns
+from nettrain.data.columns import lacks_columns, row_label, select_columns, to_numbers, type_columns
 from nettrain.data.inputs import missing_counts, missing_rows, prepare_inputs
 from nettrain.data.split import FOLD0, TEST, TRAIN, VALIDATION, HashedSplit, fold_codes
 from nettrain.data.stats import (FILL_POLICIES, MAX_VALUE_COUNTS, QUANTILE_MODES, TrainStats,
@@ -97,8 +97,7 @@ class _FirstPass:
             names = C.header(p)
             lost = [c for c in read if c not in names]
             if lost:
-                raise cfg.error(f"data.{part}", f"{p} lacks column{'s' if len(lost) > 1 else ''} "
-                                f"{list_names(lost, quote=True)} that data.{main} has; it has: {list_names(names)}")
+                raise cfg.error(f"data.{part}", lacks_columns(str(p), lost, names, main))
             text = C.kind_of(p) != ".parquet"
             self.parts.append(Part(name=part, path=p, splitter=self._splitter(part, p), fixed=_FIXED.get(part),
                                    text=text, numeric=numeric + ([target] if numeric_target and text else []),
