@@ -392,6 +392,19 @@ def test_a_sweep_on_storage_it_cannot_use_is_exit_2_before_any_trial(studies, ur
     assert _tree(root) == before  # the file left byte for byte, no sweep folder made
 
 
+def test_a_new_sweep_storage_inside_a_run_directory_is_refused(studies):
+    """--storage sqlite:///RUN/study.db created the database inside a run, where every other command's
+    output is refused (a run is written only while it trains)."""
+    root, path = studies
+    (root / "arun" / "checkpoints").mkdir(parents=True)
+    (root / "arun" / "run.json").write_text("{}")
+    before = _tree(root)
+    for url in ("sqlite:///arun/study.db", "sqlite:///arun/checkpoints/new/study.db"):
+        code, message = _cli("sweep", path, "--storage", url)
+        assert code == 2 and "is inside the run directory" in message and "never writes into a run" in message, message
+    assert _tree(root) == before
+
+
 def test_sweep_storage_without_a_file_in_the_config_names_the_key(studies):
     root, path = studies
     for url in ("sqlite:///:memory:", "sqlite://"):

@@ -153,6 +153,12 @@ def _check_sqlite_file(url: str, path: Path, mode: str) -> None:
         raise UsageError(f"sweep storage {shown(url)}: {path} is a folder, not a database file")
     if not path.exists():
         if mode == "create":
+            from nettrain.store.paths import run_dir_above
+
+            run = run_dir_above(path.parent)
+            if run is not None:  # as every command's output: a run is written only while it trains
+                raise UsageError(f"sweep storage {shown(url)}: {path} is inside the run directory {run} (it holds "
+                                 "run.json); a sweep never writes into a run: choose a file outside it")
             folder = path.parent
             if folder.exists() and not folder.is_dir():
                 raise UsageError(f"sweep storage {shown(url)}: {folder} is not a folder")
