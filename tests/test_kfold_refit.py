@@ -137,14 +137,36 @@ def test_evaluate_and_predict_use_the_refit_model(refit_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_retrain_of_the_refit_model_is_refused_not_trained_on_one_fold(refit_run, tmp_path):
+def test_retrain_of_the_refit_model_trains_a_new_run_on_every_non_test_row(refit_run, tmp_path):
+    """retrain of a refit model was refused (it would have trained on one fold's rows). It is a new run,
+    the k-fold run its parent and left as it was: one split, no validation rows, every non-test row
+    training (96), the same 24 test rows, the refit session's callbacks (no early stopping, training
+    monitors); its metrics.csv continues the refit's epochs."""
+    from nettrain.config import load_config
+    from nettrain.data import load_dataset
+
     run = copy_run(refit_run, tmp_path / "copy")
-    before = (run / "metrics.json").read_text()
-    for target in (run, run / "model.h5"):
-        result = cli("retrain", target, "--epochs", "1")
-        assert result.exit_code == 2, result.output
-        assert "refit model of the k-fold run" in result.output and "Traceback" not in result.output
-    assert (run / "metrics.json").read_text() == before
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    refit_epochs = json.loads((run / "run.json").read_text())["refit"]["epochs"]
+    for i, target in enumerate((run, run / "model.h5")):
+        out = tmp_path / f"more{i}"
+        result = cli("retrain", target, "--epochs", "2", "--run-dir", out, "--quiet")
+        assert result.exit_code == 0, result.output
+        record = json.loads((out / "run.json").read_text())
+        assert record["status"] == "completed" and record["parent"] == str(run)
+        assert record["epochs_done"] == refit_epochs + 2 and record.get("folds") is None
+        assert record["data"]["rows"] == {"train": 96, "validation": 0, "test": 24}
+        assert list(pd.read_csv(out / "metrics.csv")["epoch"]) == list(range(1, refit_epochs + 3))
+        cfg = load_config(out / "config.yaml")
+        assert cfg.data.split.folds == 1 and cfg.data.split.validation == 0 and not cfg.data.split.refit
+        assert cfg.callbacks.early_stopping is None and cfg.callbacks.checkpoint.monitor == "loss"
+        assert set(json.loads((out / "metrics.json").read_text())) >= {"train", "test"}
+    tests = [np.sort(load_dataset(load_config(d / "config.yaml")).test.row_index) for d in (run, tmp_path / "more0")]
+    np.testing.assert_array_equal(tests[0], tests[1])
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    ensemble = cli("retrain", run / "fold-1" / "model.h5", "--epochs", "1", "--run-dir", tmp_path / "f1", "--quiet")
+    assert ensemble.exit_code == 0, ensemble.output  # a fold's model still retrains on its own fold's rows
+    assert json.loads((tmp_path / "f1" / "run.json").read_text())["data"]["rows"]["validation"] > 0
 
 
 # ------------------------------------------------------------------------------ --resume

@@ -121,3 +121,20 @@ class CallbacksConfig(Section):
             return {}
         return v
 
+
+def on_training_rows(callbacks: CallbacksConfig) -> CallbacksConfig:
+    """The callbacks of a session that trains on every non-test row (a k-fold run's refit, its retrain):
+    no early stopping, and what monitored a validation quantity (there are no validation rows)
+    monitoring its training counterpart. A copy; `callbacks` is left as it is."""
+    new = callbacks.model_copy(deep=True)
+    new.early_stopping = None
+    ck = new.checkpoint
+    if ck.monitor.startswith("val_"):
+        ck.monitor = ck.monitor[len("val_"):]
+    if "val_" in ck.filename:
+        ck.filename = type(ck).model_fields["filename"].default
+    sched = new.lr_schedule
+    if getattr(sched, "type", None) == "reduce_on_plateau" and sched.monitor.startswith("val_"):
+        sched.monitor = sched.monitor[len("val_"):]
+    return new
+

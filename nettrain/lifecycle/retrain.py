@@ -62,12 +62,14 @@ def plan_retrain(checkpoint: str | Path, *, epochs: int | None = None, overrides
                  data: str | Path | None = None, run_dir: str | Path | None = None) -> RetrainPlan:
     overrides = list(overrides)
     target = resolve_target(checkpoint)
-    _refuse_kfold_refit(target)
-    return _plan(target, overrides, epochs=epochs, data=data, run_dir=run_dir)
+    refit = _refit_config(target)
+    return _plan(target, overrides, epochs=epochs, data=data, run_dir=run_dir, config=refit)
 
 
 def _plan(target: Target, overrides: list[str], *, epochs: int | None, data: str | Path | None,
-          run_dir: str | Path | None) -> RetrainPlan:
+          run_dir: str | Path | None, config: dict[str, Any] | None = None) -> RetrainPlan:
+    """`config`: the config to retrain on instead of the checkpoint's (a k-fold run's refit model:
+    `_refit_config`); such a retrain is a new run."""
     for text in overrides:
         path, _ = parse_override(text)
         for key in ARCHITECTURE_KEYS:
@@ -78,7 +80,7 @@ def _plan(target: Target, overrides: list[str], *, epochs: int | None, data: str
         raise UsageError(f"--epochs {epochs}: expected an integer in [1, {MAX_EPOCHS}]")
     if run_dir is not None:
         rundir.check_run_dir(run_dir)
-    base = _on_data(target.config, data)
+    base = _on_data(target.config if config is None else config, data)
     start = target.epoch
     probe = load_config(None, overrides, data=copy.deepcopy(base))
     more = epochs if epochs is not None else probe.training.epochs
@@ -87,7 +89,8 @@ def _plan(target: Target, overrides: list[str], *, epochs: int | None, data: str
                          f"{MAX_EPOCHS} epochs")
     cfg = load_config(None, overrides + [f"training.epochs={start + more}"], data=base, origin=target.model_path)
     _refuse_multi_worker(cfg, target, overrides)
-    in_place = target.run_dir is not None and run_dir is None and _epochs_done(target.run_dir) == start
+    in_place = (target.run_dir is not None and run_dir is None and config is None
+                and _epochs_done(target.run_dir) == start)
     entry = {"at": rundir.now(), "from": str(target.model_path), "from_epoch": start, "epochs": more,
              "overrides": [masked_uri(o) for o in overrides], "data": str(data) if data else None}
     return RetrainPlan(target, cfg, start, more, in_place, entry, Path(run_dir) if run_dir is not None else None,
@@ -215,24 +218,31 @@ def _refuse_multi_worker(cfg: Config, target: Target, overrides: list[str]) -> N
                      "one process: add --set runtime.distribute=none (or mirrored)")
 
 
-def _refuse_kfold_refit(target: Target) -> None:
-    """The model of a k-fold run (its refit) trained on every non-test row; retrain would take one
-    fold's rows and replace the run's per-fold metrics. Refused until retrain can do it right. (The
-    run of an ensemble is retrained fold by fold, `plan_ensemble_retrain`; its model.h5 named as a
-    file is refused here.)"""
+def _refit_config(target: Target) -> dict[str, Any] | None:
+    """The config a k-fold run's refit model (`data.split.refit: true`, trained on every non-test row)
+    is retrained on, else None: one split, no validation rows (the same test rows: they are held out
+    first, by the same rule), the callbacks of the refit session (`config.callbacks.on_training_rows`).
+    The retrain is a new run of that config, its parent the k-fold run, which stays as it was. The
+    model.h5 of an ensemble named as a file is refused (its run is retrained fold by fold,
+    `plan_ensemble_retrain`)."""
+    from nettrain.config.callbacks import on_training_rows
+
     run = target.run_dir
     if run is None or not (run / rundir.RUN).is_file():
-        return
+        return None
     record = rundir.RunRecord.load(run).typed
-    if record.is_kfold_parent and record.refit is not None and record.refit.members:
+    if not record.is_kfold_parent:
+        return None
+    if record.refit is not None and record.refit.members:
         raise UsageError(f"{target.model_path} is the ensemble of the {record.refit.members} fold models of the k-fold "
                          f"run {run}; give the run directory ({run}) to retrain every fold model and average them "
                          "again, or a fold's run directory (fold-<i>/) for one of them")
-    if record.is_kfold_parent:
-        raise UsageError(f"{target.model_path} is the refit model of the k-fold run {run}; retrain does not "
-                         "continue a k-fold run (it would train on one fold's rows): train more epochs with "
-                         "nettrain fit on its config with data.split.refit and a larger training.epochs, or "
-                         "retrain a fold's checkpoint (fold-<i>/)")
+    config = copy.deepcopy(target.config)
+    config["data"]["split"] = {**(config["data"].get("split") or {}), "folds": 1, "members": None, "refit": False,
+                               "validation": 0.0}
+    probe = load_config(None, data=copy.deepcopy(config), check_names=False, origin=target.model_path)
+    config["callbacks"] = on_training_rows(probe.callbacks).model_dump(mode="json")
+    return config
 
 
 def _epochs_done(run_dir: Path) -> int:

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from nettrain.config.callbacks import on_training_rows
 from nettrain.config.schema import Config
 from nettrain.data.load import fold_dataset
 from nettrain.data.split import trained_folds
@@ -226,16 +227,7 @@ def refit_config(cfg: Config, epochs: int) -> Config:
     data keys stay: `evaluate` re-creates the same folds and test rows from it."""
     new = cfg.model_copy(deep=True)
     new.training.epochs = epochs
-    cbs = new.callbacks
-    cbs.early_stopping = None
-    ck = cbs.checkpoint
-    if ck.monitor.startswith("val_"):
-        ck.monitor = ck.monitor[len("val_"):]
-    if "val_" in ck.filename:
-        ck.filename = type(ck).model_fields["filename"].default
-    sched = cbs.lr_schedule
-    if getattr(sched, "type", None) == "reduce_on_plateau" and sched.monitor.startswith("val_"):
-        sched.monitor = sched.monitor[len("val_"):]
+    new.callbacks = on_training_rows(new.callbacks)
     return new
 
 
