@@ -823,3 +823,23 @@ def test_predict_output_in_a_read_only_folder(run, data, untouched):
         assert list(locked.iterdir()) == []
     finally:
         shutil.rmtree(work)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_infinite_regression_target_is_refused_before_a_run_exists(tmp_path, stream):
+    """`inf` (or 1e400) in a regression target: every loss was NaN and fit stopped with "training
+    diverged. Try a lower learning rate", exit 1, beside numpy's "invalid value encountered in
+    remainder". It is a data error naming the row, before a run exists (a stream's first pass too)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=120)
+    y = (2 * x).astype(object)
+    y[3], y[50] = "inf", "1e400"
+    pd.DataFrame({"x": x, "y": y}).to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "c.yaml").write_text(f"data: {{source: {tmp_path / 'd.csv'}, target: y, stream: {str(stream).lower()}}}\n"
+                                     "training: {epochs: 1}\noutput: {plots: false}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = runner.invoke(app, ["fit", str(tmp_path / "c.yaml"), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert "target 'y' holds an infinite or too large value in row 4" in result.stderr, result.stderr
+    assert "warning" not in result.stderr and not (tmp_path / "run").exists()

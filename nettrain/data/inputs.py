@@ -118,7 +118,8 @@ def _numeric_matrix(frame: pd.DataFrame, columns: list[str], imputation: dict, w
     plain = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
                 and not isinstance(t, pd.CategoricalDtype) for t in block.dtypes)
     if plain:  # one conversion for the whole block (images: hundreds of columns)
-        x = block.to_numpy(dtype=np.float32, na_value=np.nan)
+        with np.errstate(over="ignore"):  # (beyond float32: inf, refused below with its row)
+            x = block.to_numpy(dtype=np.float32, na_value=np.nan)
         if not x.flags.writeable:
             x = x.copy()
     else:
@@ -132,7 +133,8 @@ def _numeric_matrix(frame: pd.DataFrame, columns: list[str], imputation: dict, w
                                 f"{row_label(series.index[pos], line_offset)} "
                                 f"holds {series.iloc[pos]!r}" + (f" ({int(bad.sum())} such values)"
                                                                  if bad.sum() > 1 else ""))
-            x[:, j] = values
+            with np.errstate(over="ignore"):
+                x[:, j] = values
     nan = np.isnan(x)
     if nan.any() and not keep_missing:
         for j in np.flatnonzero(nan.any(axis=0)):
@@ -167,6 +169,12 @@ def _shown(value) -> str:
         return repr(value)
 
 
+def encode_target_problem(where: str, name: str, row: str, value) -> str:
+    """What a regression target's infinite (or beyond float32) value is told, by every reader."""
+    return (f"{where}: target '{name}' holds an infinite or too large value in {row}: {_shown(value)}; a regression "
+            "target must be finite (at most about 3.4e38)")
+
+
 def encode_target(target: pd.Series, schema: FeatureSchema, where: str,
                   line_offset: int | None = None) -> np.ndarray:
     """Regression: float32 (n,). Classification: int64 indexes into schema.class_names."""
@@ -185,7 +193,13 @@ def encode_target(target: pd.Series, schema: FeatureSchema, where: str,
         if missing.any():
             raise DataError(f"{where}: target '{name}' is missing in {int(missing.sum())} rows "
                             f"(first: {row(int(np.argmax(missing)))})")
-        return values.astype(np.float32)
+        with np.errstate(over="ignore"):
+            y = values.astype(np.float32)
+        infinite = np.isinf(y)
+        if infinite.any():  # (else every loss is NaN, and training stops as diverged)
+            pos = int(np.argmax(infinite))
+            raise DataError(encode_target_problem(where, name, row(pos), target.iloc[pos]))
+        return y
     labels = as_strings(target)
     lookup = {c: i for i, c in enumerate(schema.class_names or [])}
     y = np.fromiter((lookup.get(v, -1) for v in labels), dtype=np.int64, count=len(labels))

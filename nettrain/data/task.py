@@ -35,7 +35,9 @@ def target_kind(target: pd.Series) -> str:
         if bad.any() or target.dropna().map(lambda v: isinstance(v, (bool, np.bool_))).any():
             return "labels"
     values = values[~np.isnan(values)]
-    if len(values) and np.all(np.mod(values, 1) == 0):
+    with np.errstate(invalid="ignore"):  # (inf: not a whole number, no warning)
+        whole = bool(len(values)) and bool(np.all(np.mod(values, 1) == 0))
+    if whole:
         return "integer"
     return "continuous"
 

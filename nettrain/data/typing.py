@@ -222,7 +222,9 @@ def _numbers(values: np.ndarray, name: str, written: str | None = None, offers: 
     distinct = np.unique(values)
     if len(distinct) <= 2 and set(distinct.tolist()) <= {0.0, 1.0}:
         return ColumnType("numeric", "a 0/1 flag")
-    if not np.all(np.mod(values, 1) == 0):
+    with np.errstate(invalid="ignore"):  # (inf: not a whole number, no warning)
+        whole = bool(np.all(np.mod(values, 1) == 0))
+    if not whole:
         return ColumnType("numeric", how)
     lo, hi, n = float(distinct[0]), float(distinct[-1]), len(values)
     if n >= INDEX_MIN_ROWS and len(distinct) == n and lo >= 0 and hi - lo + 1 <= 2 * n and lo <= 0.1 * hi:

@@ -161,7 +161,7 @@ class _FirstPass:
         requested = cfg.data.task
         by_loss = loss_task(cfg.training.loss) if requested == "auto" else None
         return Tally(stat_codes, regression=numbers and (requested == "regression" or by_loss == "regression"),
-                     settles=numbers and requested == "auto" and by_loss is None)
+                     settles=numbers and requested == "auto" and by_loss is None, target=self.schema.target)
 
     def _chunk(self, part: Part, chunk: C.Chunk, bare: FeatureSchema, tally: Tally) -> None:
         schema, frame = self.schema, chunk.frame

@@ -13,6 +13,7 @@ from nettrain.data.columns import as_strings, row_label
 from nettrain.data.stats import NumericStats, TrainStats
 from nettrain.data.stream.reader import Part
 from nettrain.data.task import target_kind
+from nettrain.errors import DataError
 
 MAX_LABELS = 100_000       # distinct target values counted; more is a regression target (or an error)
 
@@ -20,8 +21,9 @@ MAX_LABELS = 100_000       # distinct target values counted; more is a regressio
 class Tally:
     """What the first pass counts (bounded: per split code, per class, per chunk)."""
 
-    def __init__(self, stat_codes: set[int], *, regression: bool = False, settles: bool = False):
+    def __init__(self, stat_codes: set[int], *, regression: bool = False, settles: bool = False, target: str = ""):
         self.stat_codes = stat_codes
+        self.target_name = target
         # `regression`: the task is regression whatever the values (the config says so and every
         # chunk's target is read as numbers); `settles`: it becomes regression at the first value that
         # is not a whole number (task auto, no loss that says otherwise). Labels are counted only while
@@ -47,6 +49,7 @@ class Tally:
         if self._settled(target):
             numbers = target.to_numpy(dtype=np.float64)
             present = ~np.isnan(numbers)
+            self._finite(numbers, target, part)
             self._target_stats(numbers[present], codes[present])
             return
         present = target.notna().to_numpy()
@@ -76,7 +79,24 @@ class Tally:
                 pos = int(np.argmax(bad))
                 self.bad_target = (part.where, row_label(values.index[pos], part.line_offset), values.iloc[pos])
             return
+        self._finite(numbers, values, part)
         self._target_stats(numbers, codes)
+
+    def _finite(self, numbers: np.ndarray, values: pd.Series, part: Part) -> None:
+        """A regression target (the config's task, or task auto, where an infinite value is no class)
+        holding an infinite value is refused by the first pass, as `inputs.encode_target` refuses it,
+        before a run exists."""
+        if not (self.regression or self.settles):
+            return
+        with np.errstate(over="ignore"):
+            infinite = np.isinf(numbers.astype(np.float32))
+        if infinite.any():
+            from nettrain.data.inputs import encode_target_problem
+
+            pos = int(np.argmax(infinite))
+            raise DataError(encode_target_problem(part.where, self.target_name, row_label(values.index[pos],
+                                                                                          part.line_offset),
+                                                  values.iloc[pos]))
 
     def _target_stats(self, numbers: np.ndarray, codes: np.ndarray) -> None:
         y = numbers.astype(np.float32)
