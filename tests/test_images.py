@@ -180,6 +180,24 @@ def test_predict_inputs(tmp_path):
         listed_files(tmp_path / "x.csv")
 
 
+def test_hidden_folders_and_a_macos_zips_folder_are_no_data(tmp_path):
+    """A zip made on macOS unpacks a `__MACOSX/` folder beside the classes (refused as a class "holding no
+    image files"); a hidden folder inside a class (`.ipynb_checkpoints/`, `.thumbnails/`) had its images
+    read as the class's. Neither is read, by fit or predict."""
+    from nettrain.data.images import class_files
+
+    folder = shapes(tmp_path / "shapes", per_class=2)
+    rng = np.random.default_rng(0)
+    for junk in ("__MACOSX/circle", "circle/.ipynb_checkpoints", "square/.thumbnails", ".cache"):
+        (folder / junk).mkdir(parents=True)
+        make_shapes.draw("circle", rng).save(folder / junk / "x.png")
+    (folder / "__MACOSX" / "._circle-000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    files = class_files(folder)
+    assert sorted(files) == ["circle", "square", "triangle"]
+    assert {name: len(found) for name, found in files.items()} == {"circle": 2, "square": 2, "triangle": 2}
+    assert len(listed_files(folder)) == 6
+
+
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "CMYK", "L", "1"])
 def test_every_common_image_mode_decodes_to_its_pixels(tmp_path, mode):
     from PIL import Image

@@ -83,9 +83,20 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+# Folders that tools leave beside the data and that hold no data: a zip made on macOS (`__MACOSX/`, its
+# `._name` files), besides hidden folders (`.ipynb_checkpoints/`, `.thumbnails/`), which are never read.
+NOT_DATA = ("__MACOSX",)
+
+
+def _kept_folder(name: str) -> bool:
+    return not name.startswith(".") and name not in NOT_DATA
+
+
 def image_files(folder: Path) -> list[Path]:
-    """The image files under `folder`, at any depth, in sorted path order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    """The image files under `folder`, at any depth, in sorted path order; none in a hidden folder or
+    a NOT_DATA one."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p)
+                  and all(_kept_folder(part) for part in p.relative_to(folder).parts[:-1]))
 
 
 def class_files(folder: Path) -> dict[str, list[Path]]:
@@ -93,7 +104,7 @@ def class_files(folder: Path) -> dict[str, list[Path]]:
     at any depth. A folder without class sub-folders, or a class without images, is a DataError."""
     if not folder.is_dir():
         raise DataError(f"image folder not found: {folder}")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and _kept_folder(p.name))
     if not classes:
         loose = len([p for p in folder.iterdir() if p.is_file() and is_image_file(p)])
         raise DataError(f"{folder}: no class sub-folders; an image folder holds one sub-folder per class "
