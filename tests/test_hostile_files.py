@@ -835,7 +835,8 @@ def test_an_infinite_regression_target_is_refused_before_a_run_exists(tmp_path, 
     y = (2 * x).astype(object)
     y[3], y[50] = "inf", "1e400"
     pd.DataFrame({"x": x, "y": y}).to_csv(tmp_path / "d.csv", index=False)
-    (tmp_path / "c.yaml").write_text(f"data: {{source: {tmp_path / 'd.csv'}, target: y, stream: {str(stream).lower()}}}\n"
+    flag = str(stream).lower()
+    (tmp_path / "c.yaml").write_text(f"data: {{source: {tmp_path / 'd.csv'}, target: y, stream: {flag}}}\n"
                                      "training: {epochs: 1}\noutput: {plots: false}\n")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
