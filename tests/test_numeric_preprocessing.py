@@ -265,6 +265,26 @@ def test_auto_picks_quantile_for_heavy_tails_and_standard_for_the_rest():
     assert "standardized value of every numeric column" in notes[0]
 
 
+def test_auto_above_the_column_limit_is_standard_one_feature_a_column(tmp_path):
+    """A table of 20,000 numeric columns and 200 rows: auto's encoding (17 features a column) made a first
+    layer of 44M weights (fit 195 s, 7.3 GB). Above PIECEWISE_MAX_COLUMNS auto is standard; at the limit
+    it still encodes; init's comment says which."""
+    rng = np.random.default_rng(6)
+    wide = rng.lognormal(0, 1.5, size=(60, ST.PIECEWISE_MAX_COLUMNS + 1))  # heavy-tailed every one
+    stats = stats_of_matrix(wide)
+    notes: list[str] = []
+    out = preprocess("auto", stats, wide[:4], notes)
+    np.testing.assert_allclose(out, preprocess("standard", stats, wide[:4]), rtol=1e-5, atol=1e-5)
+    assert f"{ST.PIECEWISE_MAX_COLUMNS + 1} numeric columns, more than {ST.PIECEWISE_MAX_COLUMNS}" in notes[0]
+    limit = stats_of_matrix(wide[:, :ST.PIECEWISE_MAX_COLUMNS])
+    assert preprocess("auto", limit, wide[:2, :ST.PIECEWISE_MAX_COLUMNS]).shape[1] > ST.PIECEWISE_MAX_COLUMNS
+    from nettrain.data import suggest_config
+
+    frame = pd.DataFrame(wide, columns=[f"g{i}" for i in range(wide.shape[1])]).assign(y=rng.integers(0, 2, 60))
+    frame.to_csv(tmp_path / "w.csv", index=False)
+    assert "(more than 256: each standardized, as numeric: standard" in suggest_config(tmp_path / "w.csv", "y")
+
+
 # ------------------------------------------------------------------------------ round trip
 
 @pytest.fixture(scope="module")

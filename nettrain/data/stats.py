@@ -59,6 +59,10 @@ AUTO_DECADES = 3.0
 # preprocessing.numeric values whose layers are built from quantiles of the training rows (a stream
 # keeps its sample of rows only for them).
 QUANTILE_MODES = ("quantile", "piecewise", "auto")
+# preprocessing.numeric auto encodes the numeric columns piecewise-linearly (17 features a column) up to
+# this many of them; a wider table (genes, pixels, sensors) keeps one feature a column: 20,000 columns
+# encoded made a first layer of 44M weights for 200 rows (195 s and 7 GB to fit)
+PIECEWISE_MAX_COLUMNS = 256
 
 
 def sample_limit(columns: int) -> int:

@@ -31,6 +31,7 @@ from nettrain.data.dialect import said
 from nettrain.data.kinds import table_kind
 from nettrain.data.sources import DEFAULT_TARGET, SOURCE, read_parts
 from nettrain.data.split import n_held_out
+from nettrain.data.stats import PIECEWISE_MAX_COLUMNS
 from nettrain.errors import ConfigError, UsageError, WriteFailed
 from nettrain.words import did_you_mean, list_names, show_name
 
@@ -315,9 +316,11 @@ def _render(path: Path, frame: pd.DataFrame, target: str, task: str, what: str, 
     encoded = f"{n_categorical - len(roles.embedded)} categorical one-hot encoded" + \
         (f", {len(roles.embedded)} embedded" if roles.embedded else "")
     out += ["",
-            f"# preprocessing: {len(roles.numeric)} numeric column(s) by numeric: auto (each standardized and "
-            "encoded piecewise-linearly between its training quantiles; heavy-tailed ones as quantile scores: "
-            "on real tables 1-2 points better than standard)"
+            f"# preprocessing: {len(roles.numeric)} numeric column(s) by numeric: auto "
+            + ("(each standardized and encoded piecewise-linearly between its training quantiles; heavy-tailed "
+               "ones as quantile scores: on real tables 1-2 points better than standard)"
+               if len(roles.numeric) <= PIECEWISE_MAX_COLUMNS else
+               f"(more than {PIECEWISE_MAX_COLUMNS}: each standardized, as numeric: standard, one feature a column)")
             + (f" (and the parts of {len(roles.dates)} date column(s))" if roles.dates else "")
             + f", {encoded}; missing values: "
             + (", ".join(f"{_q(c)} {k}" for c, k in missing.items()) or "none in the features")

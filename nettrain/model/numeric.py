@@ -9,7 +9,7 @@ import numpy as np
 
 import keras
 
-from nettrain.data.stats import NumericStats, heavy_tailed, normal_quantile
+from nettrain.data.stats import PIECEWISE_MAX_COLUMNS, NumericStats, heavy_tailed, normal_quantile
 
 
 # preprocessing.numeric quantile: each column through its training values' distribution function,
@@ -35,7 +35,8 @@ def numeric_scaling(mode: str, numeric: NumericStats, names: list[str] | None = 
       to 2.2 on QUANTILE_BINS = 32): heavy tails and outliers cannot dominate;
     - auto: piecewise, where each heavy-tailed or skewed column (`data.stats.heavy_tailed`) is
       represented by its quantile normal score (over the same PIECEWISE_BINS bins) instead of its
-      standardized value (an outlier's z-score is unbounded; its score is not).
+      standardized value (an outlier's z-score is unbounded; its score is not); standard above
+      `data.stats.PIECEWISE_MAX_COLUMNS` numeric columns.
 
     The encoding works on the standardized values (edges standardized alike, in float32 as the
     layer computes), which keeps its float32 arithmetic accurate for large raw values.
@@ -44,6 +45,12 @@ def numeric_scaling(mode: str, numeric: NumericStats, names: list[str] | None = 
         return _normalization(mode, numeric)
     names = names or [f"column {j}" for j in range(numeric.columns)]
     notes = notes if notes is not None else []
+    if mode == "auto" and numeric.columns > PIECEWISE_MAX_COLUMNS:  # one feature a column, no (rows, columns,
+        # bins) step
+        notes.append(f"preprocessing.numeric: auto: {numeric.columns} numeric columns, more than "
+                     f"{PIECEWISE_MAX_COLUMNS}: the standardized value of each, without piecewise-linear "
+                     "encoding or quantile scores (preprocessing.numeric: standard)")
+        return _normalization("standard", numeric)
     if mode == "auto":
         heavy = heavy_tailed(numeric)
         chosen = [n for n, h in zip(names, heavy) if h]
