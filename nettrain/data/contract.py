@@ -72,11 +72,14 @@ def signature_of(schema: FeatureSchema, stats: TrainStats, ignored: Iterable[str
     def rate(n: int) -> float:
         return round(n / rows, 6) if rows else 0.0
 
+    position = {name: j for j, name in enumerate(numeric)}
+    n = stats.numeric
+    std = n.std if n is not None else None  # (a property computed for every column: once, not per column)
+
     def ranges(name: str) -> dict[str, Any]:
-        j = numeric.index(name)
-        n = stats.numeric
+        j = position[name]
         q = quantiles[j] if quantiles is not None and len(quantiles[j]) else None
-        return {"min": _num(n.min[j]), "max": _num(n.max[j]), "mean": _num(n.mean[j]), "std": _num(n.std[j]),
+        return {"min": _num(n.min[j]), "max": _num(n.max[j]), "mean": _num(n.mean[j]), "std": _num(std[j]),
                 "p01": _num(q[0]) if q is not None else None, "p99": _num(q[1]) if q is not None else None}
 
     columns: list[dict[str, Any]] = []

@@ -475,13 +475,13 @@ def imputation_values(schema: FeatureSchema, stats: TrainStats, policy: str, whe
     seeded uniform sample of that many). Either way the median of the values as the model sees
     them (float32), so both paths give the same fill value from the same rows.
     """
-    names = schema.numeric_columns
+    position = {name: j for j, name in enumerate(schema.numeric_columns)}
     fills: dict[str, object] = {}
     for info in schema.columns:
         if info.kind == "text":
             fills[info.name] = ""
         elif info.kind == "numeric":
-            j = names.index(info.name)
+            j = position[info.name]
             if stats.numeric is None or stats.numeric.count[j] == 0:
                 raise DataError(f"{where}: column '{info.name}' has no values in the training rows, so no "
                                 f"{policy} can be computed; drop it (data.drop) or fix the data")
