@@ -48,22 +48,23 @@ def feed_of(split, plan_or_info, limit: int | None = None) -> dict[str, np.ndarr
         elif i["dtype"] == "float32" or i.get("kind") == "yes/no":
             numeric_names.append(i.get("numeric") or i.get("column", i["name"]))
     matrix = split.inputs.get(NUMERIC_INPUT)
+    position = {c: j for j, c in reversed(list(enumerate(numeric_names)))}  # (the first, as list.index)
     for spec in inputs:
         name, column = spec["name"], spec.get("column", spec["name"])  # (exports before `column`: the same)
         if spec.get("kind") == "image":  # an image folder's decoded images, pixels 0..255
             feed[name] = np.ascontiguousarray(split.inputs[IMAGE_INPUT][:n], dtype=np.float32)
         elif spec.get("kind") == "date":  # the dates again, written in their format from the parts the reader made
-            parts = {part: matrix[:n, numeric_names.index(c)] for c, part in spec["parts"].items()}
+            parts = {part: matrix[:n, position[c]] for c, part in spec["parts"].items()}
             feed[name] = _dates_written(parts, spec["format"], n)
         elif spec.get("kind") == "yes/no":  # the words again, from the 1/0 the reader made of them ("": missing)
-            values = matrix[:n, numeric_names.index(spec["numeric"])]
+            values = matrix[:n, position[spec["numeric"]]]
             yes, no = spec["words"]
             feed[name] = np.where(values == 1.0, yes, np.where(values == 0.0, no, "")).astype(object)
         elif spec["dtype"] == "float32":
             if len(spec["shape"]) > 1:  # an .npz run's x in its own row shape
                 feed[name] = np.ascontiguousarray(matrix[:n].reshape(n, *spec["shape"][1:]), dtype=np.float32)
             else:
-                feed[name] = np.ascontiguousarray(matrix[:n, numeric_names.index(column)], dtype=np.float32)
+                feed[name] = np.ascontiguousarray(matrix[:n, position[column]], dtype=np.float32)
         else:
             values = np.asarray(split.inputs[column][:n]).reshape(n)
             feed[name] = np.asarray(["" if v is None else str(v) for v in values], dtype=object)
