@@ -98,9 +98,9 @@ def validate(config: str | Path, overrides: Iterable[str] = (), *, build: bool =
         from nettrain.config.printed import config_yaml
 
         return config_yaml(cfg, origins=origins).rstrip("\n")
-    from nettrain.data.kinds import config_kind_problem
+    from nettrain.data.kinds import config_kind_problem, config_name_problem
 
-    wrong = config_kind_problem(cfg)
+    wrong = config_kind_problem(cfg) or config_name_problem(cfg)
     if wrong:
         raise cfg.error(*wrong)
     lines = [f"{config}: valid", describe(cfg)]

@@ -139,3 +139,22 @@ def test_a_url_where_a_file_goes_is_refused_as_written(write_config, tmp_path):
     assert result.exit_code == 2 and "data.test: 's3://bucket/t.parquet' is a URL" in result.stderr
     result = runner.invoke(app, ["init", "http://host.example/a.csv", "--target", "y"])
     assert result.exit_code == 2 and "a URL? nettrain reads local files only" in result.stderr, result.output
+
+
+def test_validate_names_column_names_that_contradict_each_other(write_config):
+    """The target also a feature, the id or dropped; a feature also dropped or the id; a name listed twice:
+    fit refused each, validate said 'valid' (the check needs the config alone). Still without TensorFlow."""
+    cases = {"features: [a, y]": "data.features.1: 'y' is the target; it cannot also be a feature",
+             "id: y": "data.id: 'y' is the target",
+             "drop: [y]": "data.drop.0: 'y' is the target and cannot be dropped",
+             "features: [a], drop: [a]": "data.features.0: 'a' is listed in both data.features and data.drop",
+             "id: a, features: [a, c]": "data.features.0: 'a' is the id column (data.id)",
+             "drop: [a, a]": "data.drop.1: 'a' is listed twice",
+             "features: []": "data.features: an empty list leaves no feature column",
+             "columns: {y: {type: categorical}}": "data.columns.y: 'y' is the target"}
+    for extra, said in cases.items():
+        path = write_config(f"data: {{source: d.csv, target: y, {extra}}}\n")
+        result = runner.invoke(app, ["validate", str(path)])
+        assert result.exit_code == 2 and said in result.stderr, (extra, result.output)
+    proc = _probe("validate", str(write_config("data: {source: d.csv, target: y, drop: [y]}\n")))
+    assert proc.returncode == 2 and not {"tensorflow", "keras"} & set(heavy(proc)), proc.stderr

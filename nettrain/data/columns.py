@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data import typing as T
+from nettrain.data.kinds import config_name_problem
 from nettrain.data.types import ColumnInfo
 from nettrain.errors import DataError
 from nettrain.words import did_you_mean, list_names, show_name
@@ -67,35 +68,21 @@ def select_columns(cfg, frame: pd.DataFrame, where: str, default_target: str | N
     if target is None:
         raise cfg.error("data.target", f"required for data files: name the label column of {where}; "
                         f"columns: {list_names(columns)}")
+    conflict = config_name_problem(cfg, target)  # (names that contradict each other: the config alone)
+    if conflict:
+        raise cfg.error(*conflict)
     if target not in present:
         raise absent("data.target", target, "target")
-    if data.id is not None:
-        if data.id not in present:
-            raise absent("data.id", data.id, "id column")
-        if data.id == target:
-            raise cfg.error("data.id", f"'{target}' is the target; the id column must be another column")
+    if data.id is not None and data.id not in present:
+        raise absent("data.id", data.id, "id column")
     for i, name in enumerate(data.drop):
         if name not in present:
             raise absent(f"data.drop.{i}", name, "dropped column")
-        if name == target:
-            raise cfg.error(f"data.drop.{i}", f"'{name}' is the target and cannot be dropped")
-        if name in data.drop[:i]:
-            raise cfg.error(f"data.drop.{i}", f"'{name}' is listed twice")
-
     if data.features is not None:
         features = list(data.features)
         for i, name in enumerate(features):
-            key = f"data.features.{i}"
             if name not in present:
-                raise absent(key, name, "feature column")
-            if name == target:
-                raise cfg.error(key, f"'{name}' is the target; it cannot also be a feature")
-            if name == data.id:
-                raise cfg.error(key, f"'{name}' is the id column (data.id); it cannot also be a feature")
-            if name in data.drop:
-                raise cfg.error(key, f"'{name}' is listed in both data.features and data.drop; keep one")
-            if name in features[:i]:
-                raise cfg.error(key, f"'{name}' is listed twice")
+                raise absent(f"data.features.{i}", name, "feature column")
     else:
         skip = {target, data.id, *data.drop}
         features = [c for c in columns if c not in skip]
@@ -103,13 +90,9 @@ def select_columns(cfg, frame: pd.DataFrame, where: str, default_target: str | N
         raise cfg.error("data.features" if data.features is not None else "data.drop",
                         f"no feature columns left in {where} (target '{target}'"
                         + (f", dropped {list_names(data.drop)}" if data.drop else "") + ")")
-
     for name in data.columns:
         if name not in present:
             raise absent(f"data.columns.{name}", name, "configured column")
-        if name == target:
-            raise cfg.error(f"data.columns.{name}", f"'{name}' is the target; data.columns types feature "
-                            "columns. Choose classification or regression with data.task")
     return target, features, data.id
 
 

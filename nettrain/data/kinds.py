@@ -74,3 +74,37 @@ def config_kind_problem(cfg) -> tuple[str, str] | None:
             return f"data.{key}", problem
     return None
 
+
+def config_name_problem(cfg, target: str | None = None) -> tuple[str, str] | None:
+    """(key, message) of the first of the data section's column names that contradict each other (the
+    target also an id, dropped, a feature or typed; a name listed twice; a feature also dropped or the
+    id), judged from the config alone: `validate` asks it before any data is read, and the loader
+    before it looks the names up in the data. `target`: the target a bundled file implies when
+    data.target is not given."""
+    data = cfg.data
+    target = data.target or target
+    if data.id is not None and data.id == target:
+        return "data.id", f"'{target}' is the target; the id column must be another column"
+    for i, name in enumerate(data.drop):
+        if name == target:
+            return f"data.drop.{i}", f"'{name}' is the target and cannot be dropped"
+        if name in data.drop[:i]:
+            return f"data.drop.{i}", f"'{name}' is listed twice"
+    features = list(data.features) if data.features is not None else []
+    for i, name in enumerate(features):
+        key = f"data.features.{i}"
+        if name == target:
+            return key, f"'{name}' is the target; it cannot also be a feature"
+        if data.id is not None and name == data.id:
+            return key, f"'{name}' is the id column (data.id); it cannot also be a feature"
+        if name in data.drop:
+            return key, f"'{name}' is listed in both data.features and data.drop; keep one"
+        if name in features[:i]:
+            return key, f"'{name}' is listed twice"
+    if data.features is not None and not features:
+        return "data.features", "an empty list leaves no feature column; list the columns to use, or remove the key"
+    if target is not None and target in data.columns:
+        return (f"data.columns.{target}", f"'{target}' is the target; data.columns types feature columns. Choose "
+                "classification or regression with data.task")
+    return None
+
