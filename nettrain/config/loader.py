@@ -29,7 +29,9 @@ from nettrain.errors import ConfigError
 # directory when given with --set). data.source is a path unless it names a bundled set.
 PATH_KEYS = (("data", "source"), ("data", "train"), ("data", "validation"), ("data", "test"), ("output", "dir"))
 BUNDLED_PREFIXES = ("sklearn:", "keras:")
-URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# a URL (scheme://...; also as a Path writes it, scheme:/...): nettrain reads local files only. Two
+# characters at least before the colon, so that a Windows drive (C:/) is none
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")
 
 
 # -------------------------------------------------------------------------------- paths

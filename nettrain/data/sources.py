@@ -19,6 +19,7 @@ import pandas as pd
 
 from nettrain.data.kinds import (COMPRESSIONS, TABLE_EXTENSIONS, kind_problem,  # noqa: F401 - the one rule,
                                  table_kind)  # also sources'
+from nettrain.config.loader import URL
 from nettrain.data.npz import NpzReader
 from nettrain.errors import DataError
 from nettrain.words import did_you_mean, list_names, reason, show_name
@@ -556,7 +557,7 @@ def check_file(p: Path) -> None:
     except OSError as e:  # a name too long, a folder without access
         raise DataError(f"{p}: cannot access it: {e.strerror or e}") from None
     if not exists:
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", str(p)):  # a URL, its // made / by Path
+        if URL.match(str(p)):  # (its // made / by Path)
             raise DataError(f"data file not found: {p} (a URL? nettrain reads local files only: download it and "
                             f"give the file's path)")
         raise DataError(f"data file not found: {p}")

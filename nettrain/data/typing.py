@@ -108,15 +108,20 @@ def column_type(series: pd.Series, name: str = "", *, offers: bool = True, spars
     """The kind of one column (see the module docstring); `name` tells counts from codes. Without
     `offers` a column of numbers is not looked at further (fit: what init offers does not apply);
     without `sparse` a column of few values is typed by its values (one data.features names)."""
-    if sparse:
-        few = _few_values(series)
-        if few is not None:
-            return few
+    rows = len(series)
+
+    def few(present: int) -> ColumnType | None:  # `sparse` (see the module docstring), from the count made below
+        if sparse and 0 < present < FEW_VALUES and present < 0.1 * rows:
+            return ColumnType("sparse", f"values in only {present} of {rows:,} rows: too few to learn from")
+        return None
+
     dtype = series.dtype
     if pd.api.types.is_datetime64_any_dtype(dtype):
         present = series.dropna()
         if len(present) == 0:
             return ColumnType("empty", "every value is missing")
+        if (left := few(len(present))) is not None:
+            return left
         stamps = pd.DatetimeIndex(present)
         time = bool((stamps != stamps.normalize()).any())
         return ColumnType("date", "a date/time column" + (" (with times)" if time else ""), time=time)
@@ -127,10 +132,13 @@ def column_type(series: pd.Series, name: str = "", *, offers: bool = True, spars
         series = series.astype(object)
     elif pd.api.types.is_numeric_dtype(dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        return _numbers(values[~np.isnan(values)], name, offers=offers)
+        values = values[~np.isnan(values)]
+        return few(len(values)) or _numbers(values, name, offers=offers)
     present = present_values(series)
     if len(present) == 0:
         return ColumnType("empty", "every value is missing")
+    if (left := few(len(present))) is not None:
+        return left
     if not categories and _is_bool(present.iloc[0]) and present.map(_is_bool).all():  # (one value first)
         return ColumnType("boolean", "true/false: 1/0")
     from nettrain.data.columns import to_numbers
@@ -162,20 +170,6 @@ def column_type(series: pd.Series, name: str = "", *, offers: bool = True, spars
         return ColumnType("categorical", f"text values, {distinct} distinct: an embedding of {dim} instead of "
                           "one-hot", embedding_dim=dim)
     return ColumnType("categorical", f"text values, {distinct} distinct")
-
-
-def _few_values(series: pd.Series) -> ColumnType | None:
-    """A `sparse` column (see the module docstring), else None."""
-    rows = len(series)
-    if rows == 0:
-        return None
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        present = int(np.count_nonzero(~np.isnan(series.to_numpy(dtype=np.float64, na_value=np.nan))))
-    else:
-        present = len(present_values(series))
-    if 0 < present < FEW_VALUES and present < 0.1 * rows:
-        return ColumnType("sparse", f"values in only {present} of {rows:,} rows: too few to learn from")
-    return None
 
 
 def _is_bool(value) -> bool:

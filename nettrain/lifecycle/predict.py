@@ -42,9 +42,12 @@ from nettrain.words import first_line
 OUTPUT_KINDS = (".csv", ".parquet")
 
 
-def check_output(output: str | Path | None, input_path: str | Path | None = None) -> Path | None:
+def check_output(output: str | Path | None, input_path: str | Path | None = None,
+                 config: dict | None = None) -> Path | None:
     """The --output path if predictions may be written there (see the module docstring), else
-    UsageError. The path rules are the one output-path policy, `nettrain.store.paths.check_output_path`."""
+    UsageError. The path rules are the one output-path policy, `nettrain.store.paths.check_output_path`;
+    the files it may not be are the input and the data files of the model's run (`config`, its saved
+    config: `predict RUN new.csv -o train.csv` replaced the run's training file with predictions)."""
     from nettrain.store.paths import check_output_path
 
     if output is None:
@@ -55,22 +58,13 @@ def check_output(output: str | Path | None, input_path: str | Path | None = None
                          f"allowed: {', '.join(OUTPUT_KINDS)}")
     protect = [] if input_path is None else [
         (input_path, f"the input file {input_path}; predict never overwrites its input: choose another output file")]
-    return check_output_path(path, writer="predict", wanted="a file name ending in .csv or .parquet", not_the=protect)
-
-
-def _not_the_runs_data(out_path: Path | None, config: dict) -> None:
-    """--output may not be a data file of the model's run (its data.source, train, validation or test):
-    `predict RUN new.csv -o train.csv` replaced the run's training file with predictions."""
-    from nettrain.store.paths import same_file
-
     data = config.get("data") if isinstance(config, dict) else None
-    if out_path is None or not isinstance(data, dict):
-        return
     for key in ("source", "train", "validation", "test"):
-        path = data.get(key)
-        if isinstance(path, str) and same_file(out_path, Path(path)):
-            raise UsageError(f"--output {out_path} is the data file of the model's run (data.{key}: {path}); predict "
-                             "never overwrites a run's data: choose another output file")
+        file = data.get(key) if isinstance(data, dict) else None
+        if isinstance(file, str):
+            protect.append((file, f"the data file of the model's run (data.{key}: {file}); predict never "
+                                  "overwrites a run's data: choose another output file"))
+    return check_output_path(path, writer="predict", wanted="a file name ending in .csv or .parquet", not_the=protect)
 
 
 @dataclass
@@ -101,19 +95,19 @@ def predict(target_path: str | Path, input_path: str | Path, *, output: str | Pa
     """
     if output is not None and to is not None:
         raise UsageError("predict: give either an output file or a stream to write to, not both")
-    out_path = check_output(output, input_path)
     from nettrain.lifecycle import served
 
     if served.is_export(target_path):  # an exported SavedModel folder or .onnx file (nettrain export)
         target = served.served_target(target_path)
         contract_dir = target.model_path.parent  # the export keeps a copy of the run's signature.json
+        out_path = check_output(output, input_path)
 
         def frames_of(rows: Rows) -> Iterator[pd.DataFrame]:
             return served.prediction_frames(target, rows, proba=proba)
     else:
         target = resolve_target(target_path)
         contract_dir = target.run_dir
-        _not_the_runs_data(out_path, target.config)
+        out_path = check_output(output, input_path, target.config)
 
         def frames_of(rows: Rows) -> Iterator[pd.DataFrame]:
             return prediction_frames(target, load_model(target), rows, proba=proba)

@@ -197,9 +197,9 @@ def _refuse_export(path: Path) -> None:
     if folder is None:
         return
     try:
-        info = json.loads((folder / served.INFO).read_text(encoding="utf-8"))
+        info = served.read_export(folder)[0]
         fmt, source = info.get("format"), info.get("source")
-    except (OSError, ValueError, AttributeError):
+    except UsageError:  # (an export that cannot be read is still named as one)
         fmt = source = None
     whence = f" of {source}" if isinstance(source, str) else ""
     how = f"nettrain export, format {fmt}" if isinstance(fmt, str) else "nettrain export"

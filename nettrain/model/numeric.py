@@ -45,8 +45,7 @@ def numeric_scaling(mode: str, numeric: NumericStats, names: list[str] | None = 
         return _normalization(mode, numeric)
     names = names or [f"column {j}" for j in range(numeric.columns)]
     notes = notes if notes is not None else []
-    if mode == "auto" and numeric.columns > PIECEWISE_MAX_COLUMNS:  # one feature a column, no (rows, columns,
-        # bins) step
+    if mode == "auto" and numeric.columns > PIECEWISE_MAX_COLUMNS:  # one feature a column, no (rows, columns, bins)
         notes.append(f"preprocessing.numeric: auto: {numeric.columns} numeric columns, more than "
                      f"{PIECEWISE_MAX_COLUMNS}: the standardized value of each, without piecewise-linear "
                      "encoding or quantile scores (preprocessing.numeric: standard)")

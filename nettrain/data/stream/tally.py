@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from nettrain.data.columns import as_strings, row_label
+from nettrain.data.inputs import encode_target_problem
 from nettrain.data.stats import NumericStats, TrainStats
 from nettrain.data.stream.reader import Part
 from nettrain.data.task import target_kind
@@ -91,8 +92,6 @@ class Tally:
         with np.errstate(over="ignore"):
             infinite = np.isinf(numbers.astype(np.float32))
         if infinite.any():
-            from nettrain.data.inputs import encode_target_problem
-
             pos = int(np.argmax(infinite))
             raise DataError(encode_target_problem(part.where, self.target_name, row_label(values.index[pos],
                                                                                           part.line_offset),
